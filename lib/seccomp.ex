@@ -1,0 +1,101 @@
+defmodule Seccomp do
+  @moduledoc """
+  seccomp for the BEAM: restrict what a process may call.
+
+  A process carries layers of policy (`Seccomp.Policy`). Every call made
+  through a mediated entry point — `apply/3`, the spawn family, the
+  `Seccomp.Eval` sandbox, rpc — must be allowed by every layer. Layers are
+  added, never removed, and children spawned through these functions inherit
+  them, like Linux seccomp filters.
+
+      policy = Seccomp.Policy.new!(allow: [Enum, String])
+      :ok = Seccomp.restrict(policy)
+      Seccomp.apply(String, :upcase, ["ok"])   #=> "OK"
+      Seccomp.apply(File, :read!, ["/etc/passwd"])
+      #=> ** (ErlangError) {:seccomp_violation, {File, :read!, 1}}
+  """
+
+  @type policy :: Seccomp.Policy.t() | :seccomp_policy.t() | keyword() | map()
+  @type verdict :: :allow | {:deny, Seccomp.Policy.action()}
+
+  @doc "Add a layer to the calling process. There is no way back."
+  @spec restrict(policy()) :: :ok | {:error, term()}
+  def restrict(policy), do: with_native(policy, &:seccomp.restrict/1)
+
+  @doc "Add a layer to another local process; only an unrestricted caller may (`{:error, :not_permitted}`)."
+  @spec restrict(pid(), policy()) :: :ok | {:error, term()}
+  def restrict(pid, policy), do: with_native(policy, &:seccomp.restrict(pid, &1))
+
+  defp with_native(policy, fun) do
+    with {:ok, native} <- Seccomp.Policy.native(policy), do: fun.(native)
+  end
+
+  @doc "What the calling process's layers say about `{module, function, arity}`."
+  @spec check(mfa()) :: verdict()
+  defdelegate check(mfa), to: :seccomp
+
+  @doc "What `pid`'s layers say about `{module, function, arity}`."
+  @spec check(pid(), mfa()) :: verdict()
+  defdelegate check(pid, mfa), to: :seccomp
+
+  @doc """
+  Apply `module.function(args...)` if the caller's policy allows it.
+
+  On a violation, the action decides: `:error` raises
+  `ErlangError` with `{:seccomp_violation, {m, f, arity}}`, `:kill` kills the
+  caller, `:log` records and proceeds, `{:trap, broker}` asks the broker.
+  """
+  @spec apply(module(), atom(), [term()]) :: term()
+  defdelegate apply(module, function, args), to: :seccomp
+
+  @doc "`Kernel.spawn/1` that honours `no_spawn` and passes the caller's layers on."
+  @spec spawn((() -> term())) :: pid()
+  defdelegate spawn(fun), to: :seccomp
+
+  @doc "`Kernel.spawn/3`, checked as a call of `module.function/length(args)` and as a spawn."
+  @spec spawn(module(), atom(), [term()]) :: pid()
+  defdelegate spawn(module, function, args), to: :seccomp
+
+  @doc "Like `spawn/1`, linked."
+  @spec spawn_link((() -> term())) :: pid()
+  defdelegate spawn_link(fun), to: :seccomp
+
+  @doc "Like `spawn/3`, linked."
+  @spec spawn_link(module(), atom(), [term()]) :: pid()
+  defdelegate spawn_link(module, function, args), to: :seccomp
+
+  @doc "Like `spawn/1`, monitored."
+  @spec spawn_monitor((() -> term())) :: {pid(), reference()}
+  defdelegate spawn_monitor(fun), to: :seccomp
+
+  @doc "Like `spawn/3`, monitored."
+  @spec spawn_monitor(module(), atom(), [term()]) :: {pid(), reference()}
+  defdelegate spawn_monitor(module, function, args), to: :seccomp
+
+  @doc "Like `:erlang.spawn_opt/2`, inheriting."
+  @spec spawn_opt((() -> term()), list()) :: pid() | {pid(), reference()}
+  defdelegate spawn_opt(fun, opts), to: :seccomp
+
+  @doc """
+  The restriction state of a local process: `:mode` (`:disabled` or
+  `:filter`), `:layers`, `:no_spawn`, `:inherit`, `:checks` and `:denials`.
+  """
+  @spec status(pid()) :: map() | {:error, term()}
+  defdelegate status(pid), to: :seccomp
+
+  @doc "How many processes are restricted."
+  @spec table_size() :: non_neg_integer()
+  defdelegate table_size(), to: :seccomp
+
+  @doc "Receive `{:seccomp_event, event}` for every violation on this node."
+  @spec subscribe() :: :ok | {:error, :not_started}
+  defdelegate subscribe(), to: :seccomp
+
+  @doc "Stop receiving events."
+  @spec unsubscribe() :: :ok | {:error, :not_started}
+  defdelegate unsubscribe(), to: :seccomp
+
+  @doc "Answer a `{:seccomp_trap, ref, pid, mfa}` question as a broker."
+  @spec trap_reply(reference(), :allow | :deny) :: :ok
+  defdelegate trap_reply(ref, answer), to: :seccomp
+end

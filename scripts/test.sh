@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run every suite (cargo test, EUnit, Common Test, ExUnit) and print one summary line.
+# Every suite runs even when an earlier one fails; the exit status is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp -d)
+declare -a summary
+failed=0
+
+run() {  # run NAME COUNT-REGEX COMMAND...
+  local name=$1 pattern=$2; shift 2
+  echo "=== $name: $*"
+  if "$@" 2>&1 | tee "$log/$name.txt"; then status=ok; else status=FAILED; failed=1; fi
+  local count
+  count=$(grep -oE "$pattern" "$log/$name.txt" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  summary+=("$name: $count $status")
+}
+
+run cargo 'test result: ok\. [0-9]+ passed' cargo test --quiet
+run eunit 'All [0-9]+ tests passed|Passed: [0-9]+' rebar3 eunit
+run ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok' rebar3 ct
+run exunit '[0-9]+ tests?, 0 failures' mix test
+
+IFS=';'; line="${summary[*]}"; unset IFS
+if ((failed)); then
+  echo "SUMMARY: FAILED —${line//;/;}"
+  exit 1
+fi
+echo "SUMMARY: all suites passed — ${line//;/; }"

@@ -1,0 +1,10 @@
+%% @private
+-module(beam_seccomp_sup).
+-behaviour(supervisor).
+-export([start_link/0, init/1]).
+
+start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+init([]) ->
+    Events = #{id => seccomp_events, start => {seccomp_events, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Events]}}.

@@ -1,0 +1,199 @@
+%% @doc seccomp for the BEAM: the public Erlang API.
+%%
+%% A process carries layers of policy. Every call made through a mediated
+%% entry point ({@link apply/3}, the spawn family, the sandbox, rpc) must be
+%% allowed by every layer. Layers are added, never removed, and children
+%% spawned through these functions inherit them.
+-module(seccomp).
+
+-export([policy/1, restrict/1, restrict/2, check/1, check/2, apply/3,
+         spawn/1, spawn/3, spawn_link/1, spawn_link/3, spawn_monitor/1, spawn_monitor/3,
+         spawn_opt/2, spawn_opt/4, status/1, table_size/0, is_restricted/1,
+         subscribe/0, unsubscribe/0, trap_reply/2,
+         policy_to_file/2, policy_from_file/1, policy_to_json/1, policy_from_json/1]).
+
+-export_type([policy/0, verdict/0, status/0]).
+
+-type policy() :: seccomp_policy:t().
+-type verdict() :: allow | {deny, seccomp_policy:action()}.
+-type status() :: #{mode := disabled | filter, layers := [seccomp_policy:spec()],
+                    no_spawn := boolean(), inherit := boolean(),
+                    checks := non_neg_integer(), denials := non_neg_integer()}.
+
+%% @doc Validate and compile a policy.
+%%
+%% Keys: `mode' (`whitelist', the default, or `blacklist'), `rules' (a list of
+%% `Module', `{M, F, Arity}' with `'_'' for F or Arity, or
+%% `#{match => Pattern, action => Action}'), `no_spawn' (default false),
+%% `inherit' (default true) and `default_action' (`error', the default,
+%% `kill', `log' or `{trap, Broker}').
+-spec policy(map()) -> {ok, policy()} | {error, {invalid_policy, term()}}.
+policy(Map) -> seccomp_policy:new(Map).
+
+%% @doc Add a layer to the calling process. There is no way back.
+-spec restrict(policy() | map()) -> ok | {error, {invalid_policy, term()}}.
+restrict(Policy) ->
+    with_policy(Policy, fun(P) -> seccomp_nif:restrict_self(seccomp_policy:native(P)) end).
+
+%% @doc Add a layer to another local process. Only an unrestricted caller may.
+-spec restrict(pid(), policy() | map()) ->
+          ok | {error, not_permitted | noproc | {invalid_policy, term()} | {badarg, term()}}.
+restrict(Pid, Policy) when is_pid(Pid), node(Pid) =:= node() ->
+    with_policy(Policy, fun(P) -> seccomp_nif:restrict(Pid, seccomp_policy:native(P)) end);
+restrict(Pid, _Policy) ->
+    {error, {badarg, Pid}}.
+
+with_policy(Policy, Fun) ->
+    case seccomp_policy:new(Policy) of
+        {ok, P} -> Fun(P);
+        {error, _} = E -> E
+    end.
+
+%% @doc What the calling process's layers say about a call.
+-spec check(mfa()) -> verdict().
+check({M, F, A}) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< 255 ->
+    seccomp_nif:check(M, F, A);
+check(Other) ->
+    erlang:error({badarg, Other}).
+
+%% @doc What `Pid''s layers say about a call.
+-spec check(pid(), mfa()) -> verdict().
+check(Pid, {M, F, A}) when is_pid(Pid), node(Pid) =:= node(), is_atom(M), is_atom(F),
+                           is_integer(A), A >= 0, A =< 255 ->
+    seccomp_nif:check_pid(Pid, M, F, A);
+check(Pid, MFA) ->
+    erlang:error({badarg, {Pid, MFA}}).
+
+%% @doc Apply `M:F(Args...)' if the caller's policy allows it.
+%%
+%% A violation with action `error' raises `error:{seccomp_violation, {M, F, Arity}}';
+%% `kill' kills the caller; `log' records and proceeds; `{trap, Broker}' asks the broker.
+-spec apply(module(), atom(), [term()]) -> term().
+apply(M, F, Args) when is_atom(M), is_atom(F), is_list(Args) ->
+    Arity = length(Args),
+    case seccomp_nif:check(M, F, Arity) of
+        allow -> erlang:apply(M, F, Args);
+        {deny, Action} -> seccomp_violation:handle(Action, {M, F, Arity}, fun() -> erlang:apply(M, F, Args) end)
+    end;
+apply(M, F, Args) ->
+    erlang:error({badarg, {M, F, Args}}).
+
+%%% Spawning ----------------------------------------------------------------
+
+%% @doc `erlang:spawn/1' that honours `no_spawn' and passes the caller's layers on.
+-spec spawn(fun(() -> term())) -> pid().
+spawn(Fun) when is_function(Fun, 0) -> erlang:spawn(inheriting(Fun, {erlang, spawn, 1}));
+spawn(Fun) -> erlang:error({badarg, Fun}).
+
+%% @doc `erlang:spawn/3', checked like a call of `M:F/length(Args)' and a spawn.
+-spec spawn(module(), atom(), [term()]) -> pid().
+spawn(M, F, Args) -> erlang:spawn(inheriting(M, F, Args, {erlang, spawn, 3})).
+
+-spec spawn_link(fun(() -> term())) -> pid().
+spawn_link(Fun) when is_function(Fun, 0) -> erlang:spawn_link(inheriting(Fun, {erlang, spawn_link, 1}));
+spawn_link(Fun) -> erlang:error({badarg, Fun}).
+
+-spec spawn_link(module(), atom(), [term()]) -> pid().
+spawn_link(M, F, Args) -> erlang:spawn_link(inheriting(M, F, Args, {erlang, spawn_link, 3})).
+
+-spec spawn_monitor(fun(() -> term())) -> {pid(), reference()}.
+spawn_monitor(Fun) when is_function(Fun, 0) ->
+    erlang:spawn_monitor(inheriting(Fun, {erlang, spawn_monitor, 1}));
+spawn_monitor(Fun) -> erlang:error({badarg, Fun}).
+
+-spec spawn_monitor(module(), atom(), [term()]) -> {pid(), reference()}.
+spawn_monitor(M, F, Args) -> erlang:spawn_monitor(inheriting(M, F, Args, {erlang, spawn_monitor, 3})).
+
+-spec spawn_opt(fun(() -> term()), [term()]) -> pid() | {pid(), reference()}.
+spawn_opt(Fun, Opts) when is_function(Fun, 0), is_list(Opts) ->
+    erlang:spawn_opt(inheriting(Fun, {erlang, spawn_opt, 2}), Opts);
+spawn_opt(Fun, Opts) -> erlang:error({badarg, {Fun, Opts}}).
+
+-spec spawn_opt(module(), atom(), [term()], [term()]) -> pid() | {pid(), reference()}.
+spawn_opt(M, F, Args, Opts) when is_list(Opts) ->
+    erlang:spawn_opt(inheriting(M, F, Args, {erlang, spawn_opt, 4}), Opts);
+spawn_opt(M, F, Args, Opts) -> erlang:error({badarg, {M, F, Args, Opts}}).
+
+%% The child's entry function: it takes on the inherited layers, then runs Fun.
+inheriting(Fun, SpawnMFA) ->
+    case seccomp_nif:spawn_ticket() of
+        none ->
+            Fun;
+        {allow, Ticket} ->
+            with_ticket(Ticket, Fun);
+        {{deny, Action}, Ticket} ->
+            seccomp_violation:handle(Action, SpawnMFA, fun() -> with_ticket(Ticket, Fun) end)
+    end.
+
+inheriting(M, F, Args, SpawnMFA) when is_atom(M), is_atom(F), is_list(Args) ->
+    Arity = length(Args),
+    Call = fun() -> erlang:apply(M, F, Args) end,
+    case seccomp_nif:check(M, F, Arity) of
+        allow -> inheriting(Call, SpawnMFA);
+        {deny, Action} ->
+            seccomp_violation:handle(Action, {M, F, Arity}, fun() -> inheriting(Call, SpawnMFA) end)
+    end;
+inheriting(M, F, Args, _SpawnMFA) ->
+    erlang:error({badarg, {M, F, Args}}).
+
+with_ticket(none, Fun) -> Fun;
+with_ticket(Ticket, Fun) -> fun() -> ok = seccomp_nif:adopt(Ticket), Fun() end.
+
+%%% Observing ----------------------------------------------------------------
+
+%% @doc The restriction state of a local process, like the `Seccomp:' line of
+%% `/proc/PID/status'.
+-spec status(pid()) -> status() | {error, noproc | {badarg, term()}}.
+status(Pid) when is_pid(Pid), node(Pid) =:= node() ->
+    case is_process_alive(Pid) andalso seccomp_nif:status(Pid) of
+        false ->
+            {error, noproc};
+        undefined ->
+            #{mode => disabled, layers => [], no_spawn => false, inherit => false,
+              checks => 0, denials => 0};
+        {Bins, Checks, Denials} ->
+            Layers = [seccomp_policy:from_spec_binary(B) || B <- Bins],
+            #{mode => filter, layers => Layers,
+              no_spawn => lists:any(fun(#{no_spawn := S}) -> S end, Layers),
+              inherit => lists:any(fun(#{inherit := I}) -> I end, Layers),
+              checks => Checks, denials => Denials}
+    end;
+status(Other) ->
+    {error, {badarg, Other}}.
+
+%% @doc Whether a local process carries at least one layer.
+-spec is_restricted(pid()) -> boolean().
+is_restricted(Pid) when is_pid(Pid), node(Pid) =:= node() -> seccomp_nif:status(Pid) =/= undefined;
+is_restricted(Other) -> erlang:error({badarg, Other}).
+
+%% @doc How many processes the table holds.
+-spec table_size() -> non_neg_integer().
+table_size() -> seccomp_nif:table_size().
+
+%% @doc Receive `{seccomp_event, Event}' for every violation on this node.
+-spec subscribe() -> ok | {error, not_started}.
+subscribe() -> seccomp_events:subscribe(self()).
+
+-spec unsubscribe() -> ok | {error, not_started}.
+unsubscribe() -> seccomp_events:unsubscribe(self()).
+
+%% @doc Answer a `{seccomp_trap, Ref, Pid, MFA}' question as a broker.
+-spec trap_reply(reference(), allow | deny) -> ok.
+trap_reply(Ref, Answer) when is_reference(Ref), (Answer =:= allow orelse Answer =:= deny) ->
+    Ref ! {seccomp_trap_reply, Ref, Answer},
+    ok.
+
+%%% Files ---------------------------------------------------------------------
+
+%% @doc Write a policy as JSON (`*.json') or Erlang terms (any other name).
+-spec policy_to_file(policy(), file:name_all()) -> ok | {error, term()}.
+policy_to_file(Policy, Path) -> seccomp_policy:to_file(Policy, Path).
+
+-spec policy_from_file(file:name_all()) -> {ok, policy()} | {error, term()}.
+policy_from_file(Path) -> seccomp_policy:from_file(Path).
+
+-spec policy_to_json(policy()) -> {ok, binary()} | {error, term()}.
+policy_to_json(Policy) -> seccomp_policy:to_json(Policy).
+
+-spec policy_from_json(iodata()) -> {ok, policy()} | {error, term()}.
+policy_from_json(Json) -> seccomp_policy:from_json(Json).

@@ -1,0 +1,81 @@
+%% @doc The native policy table. Internal: use {@link seccomp}.
+%%
+%% The library is loaded from `-on_load'. When it is missing or fails to load
+%% the module still loads, and every function raises
+%% `{seccomp_nif_not_loaded, Reason, Hint}', so callers fail closed with an
+%% error that says what to do instead of `undef'.
+-module(seccomp_nif).
+
+-export([noop/0, compile/2, restrict_self/1, restrict/2, check/3, check_pid/4,
+         spawn_ticket/0, adopt/1, status/1, policy_spec/1, table_size/0,
+         spec_to_json/1, spec_from_json/1, load_error/0]).
+
+-on_load(load/0).
+
+-define(HINT, "build the native library with `mix compile`, `rebar3 compile` or `make build`; "
+              "it must end up in priv/native/libseccomp_nif.so").
+
+load() ->
+    Path = filename:join([priv_dir(), "native", "libseccomp_nif"]),
+    case erlang:load_nif(Path, seccomp_guard:native_spec()) of
+        ok ->
+            ok;
+        {error, Reason} ->
+            persistent_term:put({?MODULE, load_error}, {Path, Reason}),
+            logger:error("beam_seccomp: cannot load ~ts: ~p; ~s", [Path, Reason, ?HINT]),
+            ok
+    end.
+
+priv_dir() ->
+    case code:priv_dir(beam_seccomp) of
+        {error, bad_name} ->
+            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+        Dir ->
+            Dir
+    end.
+
+%% @doc Why the native library is not loaded, or `none'.
+-spec load_error() -> none | {file:filename(), term()}.
+load_error() -> persistent_term:get({?MODULE, load_error}, none).
+
+-spec not_loaded() -> no_return().
+not_loaded() -> erlang:nif_error({seccomp_nif_not_loaded, load_error(), ?HINT}).
+
+-spec noop() -> ok.
+noop() -> not_loaded().
+
+-spec compile(tuple(), binary()) -> {ok, reference()}.
+compile(_Spec, _Source) -> not_loaded().
+
+-spec restrict_self(reference()) -> ok.
+restrict_self(_Policy) -> not_loaded().
+
+-spec restrict(pid(), reference()) -> ok | {error, not_permitted | noproc}.
+restrict(_Pid, _Policy) -> not_loaded().
+
+-spec check(atom(), atom(), non_neg_integer()) -> allow | {deny, term()}.
+check(_M, _F, _A) -> not_loaded().
+
+-spec check_pid(pid(), atom(), atom(), non_neg_integer()) -> allow | {deny, term()}.
+check_pid(_Pid, _M, _F, _A) -> not_loaded().
+
+-spec spawn_ticket() -> none | {allow | {deny, term()}, none | reference()}.
+spawn_ticket() -> not_loaded().
+
+-spec adopt(reference()) -> ok.
+adopt(_Ticket) -> not_loaded().
+
+-spec status(pid()) -> undefined | error | {[binary()], non_neg_integer(), non_neg_integer()}.
+status(_Pid) -> not_loaded().
+
+-spec policy_spec(reference()) -> binary().
+policy_spec(_Policy) -> not_loaded().
+
+-spec table_size() -> non_neg_integer().
+table_size() -> not_loaded().
+
+-spec spec_to_json(tuple()) -> {ok, binary()} | {error, term()}.
+spec_to_json(_Spec) -> not_loaded().
+
+-spec spec_from_json(binary()) -> {ok, tuple()} | {error, {invalid_json, binary()}}.
+spec_from_json(_Json) -> not_loaded().

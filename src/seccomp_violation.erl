@@ -1,0 +1,62 @@
+%% @doc What happens when a check says `{deny, Action}'.
+-module(seccomp_violation).
+
+-export([handle/3, ask_broker/3]).
+
+%% @doc Carry out `Action' for a denied `MFA'. `Proceed' runs the call when the
+%% action lets it through (`log', or a broker that answers `allow').
+-spec handle(seccomp_policy:action(), mfa(), fun(() -> Result)) -> Result.
+handle(log, MFA, Proceed) ->
+    record(log, MFA, allowed),
+    Proceed();
+handle(error, MFA, _Proceed) ->
+    record(error, MFA, denied),
+    erlang:error({seccomp_violation, MFA});
+handle(kill, MFA, _Proceed) ->
+    record(kill, MFA, killed),
+    %% Untrappable, like SECCOMP_RET_KILL: the reason is in the event and the log.
+    exit(self(), kill),
+    receive after infinity -> ok end;
+handle({trap, Broker} = Action, MFA, Proceed) ->
+    case ask_broker(Broker, MFA, trap_timeout()) of
+        allow ->
+            record(Action, MFA, allowed),
+            Proceed();
+        deny ->
+            record(Action, MFA, denied),
+            erlang:error({seccomp_violation, MFA})
+    end.
+
+%% @doc Ask a broker about a call: it gets `{seccomp_trap, Ref, Pid, MFA}' and
+%% answers with {@link seccomp:trap_reply/3}. Silence, death or garbage is `deny'.
+-spec ask_broker(pid() | atom(), mfa(), timeout()) -> allow | deny.
+ask_broker(Broker, MFA, Timeout) ->
+    case whereis_broker(Broker) of
+        undefined ->
+            deny;
+        Pid ->
+            Ref = monitor(process, Pid, [{alias, reply_demonitor}]),
+            Pid ! {seccomp_trap, Ref, self(), MFA},
+            receive
+                {seccomp_trap_reply, Ref, Answer} ->
+                    demonitor(Ref, [flush]),
+                    case Answer of
+                        allow -> allow;
+                        _ -> deny
+                    end;
+                {'DOWN', Ref, process, _, _} ->
+                    deny
+            after Timeout ->
+                demonitor(Ref, [flush]),
+                deny
+            end
+    end.
+
+whereis_broker(Pid) when is_pid(Pid) -> Pid;
+whereis_broker(Name) when is_atom(Name) -> whereis(Name).
+
+trap_timeout() -> application:get_env(beam_seccomp, trap_timeout, 5000).
+
+record(Action, MFA, Outcome) ->
+    seccomp_events:notify(#{pid => self(), mfa => MFA, action => Action, outcome => Outcome,
+                            node => node(), time => erlang:system_time(microsecond)}).
