@@ -1,0 +1,54 @@
+%% @doc A group leader that keeps what sandboxed code prints (up to a cap)
+%% instead of letting it reach the host's console.
+-module(seccomp_capture).
+
+-export([start/1, take/1]).
+
+%% @doc Start a capture process that keeps at most `Max' bytes.
+-spec start(non_neg_integer()) -> pid().
+start(Max) -> spawn(fun() -> loop(Max, [], 0) end).
+
+%% @doc Stop the capture and return what was printed.
+-spec take(pid()) -> binary().
+take(Pid) ->
+    Ref = monitor(process, Pid),
+    Pid ! {take, self(), Ref},
+    receive
+        {Ref, Output} -> demonitor(Ref, [flush]), Output;
+        {'DOWN', Ref, _, _, _} -> <<>>
+    end.
+
+loop(Max, Acc, Size) ->
+    receive
+        {io_request, From, ReplyAs, Request} ->
+            {Reply, Acc1, Size1} = request(Request, Max, Acc, Size),
+            From ! {io_reply, ReplyAs, Reply},
+            loop(Max, Acc1, Size1);
+        {take, From, Ref} ->
+            From ! {Ref, iolist_to_binary(lists:reverse(Acc))};
+        _ ->
+            loop(Max, Acc, Size)
+    end.
+
+request({put_chars, Encoding, Chars}, Max, Acc, Size) ->
+    keep(unicode:characters_to_binary(Chars, Encoding), Max, Acc, Size);
+request({put_chars, Encoding, io_lib, F, Args}, Max, Acc, Size) when is_list(Args) ->
+    try unicode:characters_to_binary(apply(io_lib, F, Args), Encoding) of
+        Bin -> keep(Bin, Max, Acc, Size)
+    catch _:_ -> {{error, format}, Acc, Size}
+    end;
+request({requests, Rs}, Max, Acc, Size) ->
+    lists:foldl(fun(R, {_, A, S}) -> request(R, Max, A, S) end, {ok, Acc, Size}, Rs);
+request({get_opts}, _Max, Acc, Size) -> {[{binary, false}, {encoding, unicode}], Acc, Size};
+request({getopts}, _Max, Acc, Size) -> {[{binary, false}, {encoding, unicode}], Acc, Size};
+request({setopts, _}, _Max, Acc, Size) -> {ok, Acc, Size};
+request(get_geometry, _Max, Acc, Size) -> {{error, enotsup}, Acc, Size};
+request({get_geometry, _}, _Max, Acc, Size) -> {{error, enotsup}, Acc, Size};
+request(_Other, _Max, Acc, Size) -> {eof, Acc, Size}.
+
+keep(Bin, Max, Acc, Size) when is_binary(Bin) ->
+    Room = max(0, Max - Size),
+    Kept = binary:part(Bin, 0, min(Room, byte_size(Bin))),
+    {ok, [Kept | Acc], Size + byte_size(Kept)};
+keep(_Error, _Max, Acc, Size) ->
+    {{error, encoding}, Acc, Size}.

@@ -1,0 +1,101 @@
+%% @doc Elixir in the sandbox: a check of the quoted form before macro
+%% expansion (expansion runs macros, which are compiled code), then the
+%% translation to Erlang abstract expressions the sandbox evaluates.
+%%
+%% Built on Elixir's own evaluation path (`elixir:eval_forms/3' in Elixir
+%% 1.14), minus its call to `erl_eval' so that the mediation pass and our
+%% handler come in between.
+-module(seccomp_elixir).
+
+-export([check_quoted/1, to_erl/2, dump_bindings/2]).
+
+%% Kernel macros that define code, load modules or run other modules' macros.
+-define(REFUSED, [use, require, import, defmodule, defprotocol, defimpl, defmacro, defmacrop,
+                  def, defp, defdelegate, defstruct, defexception, defoverridable, defguard,
+                  defguardp, '@', dbg]).
+-define(IMPORTABLE, ['Elixir.Bitwise', 'Elixir.Integer', 'Elixir.Kernel']).
+
+%% @doc Refuse forms whose expansion would run code outside the policy.
+-spec check_quoted(term()) -> ok | {error, {seccomp_violation, mfa()}}.
+check_quoted(Quoted) ->
+    try walk([Quoted]) of
+        ok -> ok
+    catch
+        throw:{refused, MFA} -> {error, {seccomp_violation, MFA}}
+    end.
+
+walk([]) -> ok;
+walk([{'%', _, [{'__aliases__', _, Segs}, _]} = Node | Rest]) ->
+    struct_allowed(Segs),
+    walk(tuple_to_list(Node) ++ Rest);
+walk([{Name, _Meta, Args} = Node | Rest]) when is_atom(Name), is_list(Args) ->
+    refused(Name, Args),
+    walk(tuple_to_list(Node) ++ Rest);
+walk([T | Rest]) when is_tuple(T) -> walk(tuple_to_list(T) ++ Rest);
+walk([L | Rest]) when is_list(L) -> walk(improper_to_list(L) ++ Rest);
+walk([_ | Rest]) -> walk(Rest).
+
+improper_to_list([H | T]) -> [H | improper_to_list(T)];
+improper_to_list([]) -> [];
+improper_to_list(Tail) -> [Tail].
+
+refused(Name, Args) when Name =:= import; Name =:= require ->
+    case Args of
+        [{'__aliases__', _, Segs} | _] ->
+            lists:member(alias_module(Segs), ?IMPORTABLE) orelse throw({refused, kernel_mfa(Name, Args)});
+        _ ->
+            throw({refused, kernel_mfa(Name, Args)})
+    end;
+refused(Name, Args) ->
+    lists:member(Name, ?REFUSED) andalso throw({refused, kernel_mfa(Name, Args)}).
+
+kernel_mfa(Name, Args) -> {'Elixir.Kernel', Name, length(Args)}.
+
+%% A struct literal makes the expander call `Module.__struct__/0': only for
+%% modules whose structs the policy allows.
+struct_allowed(Segs) ->
+    M = alias_module(Segs),
+    M =/= undefined andalso seccomp_nif:check(M, '__struct__', 0) =:= allow
+        orelse throw({refused, {M, '__struct__', 0}}).
+
+alias_module(Segs) ->
+    case lists:all(fun is_atom/1, Segs) of
+        true ->
+            Name = iolist_to_binary(["Elixir" | [[$., atom_to_binary(S)] || S <- Segs]]),
+            try binary_to_existing_atom(Name) catch error:badarg -> undefined end;
+        false ->
+            undefined
+    end.
+
+%% @doc Expand and translate a quoted form with the given bindings (a
+%% keyword list). Returns the expressions, the Erlang bindings, and the
+%% state `dump_bindings/2' needs.
+-spec to_erl(term(), [{atom(), term()}]) ->
+          {ok, [erl_parse:abstract_expr()], term(), term()} | {error, {compile_error, pos_integer(), binary()}}.
+to_erl(Quoted, Bindings) ->
+    try
+        Env = elixir:env_for_eval([{file, <<"nofile">>}]),
+        {ExVars, ErlVars, ErlBinding} = elixir_erl_var:load_binding(Bindings),
+        E = elixir_env:with_vars(Env, ExVars),
+        S = elixir_erl_var:from_env(E, ErlVars),
+        {Expanded, ExS, _E1} = elixir_expand:expand(Quoted, elixir_env:env_to_ex(E), E),
+        {Erl, ErlS} = elixir_erl_pass:translate(Expanded, erl_anno:new(1), S),
+        Exprs = case Erl of
+                    {block, _, Block} -> Block;
+                    _ -> [Erl]
+                end,
+        {ok, Exprs, ErlBinding, {ExS, ErlS}}
+    catch
+        error:#{'__struct__' := Struct} = Exception:_ when Struct =:= 'Elixir.CompileError';
+                                                           Struct =:= 'Elixir.SyntaxError';
+                                                           Struct =:= 'Elixir.TokenMissingError';
+                                                           Struct =:= 'Elixir.ArgumentError';
+                                                           Struct =:= 'Elixir.KeyError';
+                                                           Struct =:= 'Elixir.UndefinedFunctionError' ->
+            {error, {compile_error, maps:get(line, Exception, 1), 'Elixir.Exception':message(Exception)}}
+    end.
+
+%% @doc Erlang bindings back to an Elixir keyword list.
+-spec dump_bindings(term(), term()) -> [{atom(), term()}].
+dump_bindings(ErlBindings, {ExS, ErlS}) ->
+    lists:sort(elixir_erl_var:dump_binding(maps:from_list(erl_eval:bindings(ErlBindings)), ExS, ErlS)).

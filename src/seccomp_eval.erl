@@ -1,0 +1,267 @@
+%% @doc Sandboxed evaluation of Erlang and Elixir expressions.
+%%
+%% Each evaluation runs in fresh processes that carry the caller's layers
+%% plus the sandbox policy, under resource limits. A keeper process watches
+%% the limits, and when the evaluation ends (value, error, timeout or limit)
+%% kills every process the sandbox started, whether our handler or compiled
+%% library code started it.
+-module(seccomp_eval).
+
+-export([eval/2, options/1]).
+
+-export_type([result/0, reason/0, options/0]).
+
+-type reason() :: {seccomp_violation, mfa()} | timeout | memory_limit | reduction_limit
+                | process_limit | atom_limit | {syntax_error, pos_integer(), binary()}
+                | {compile_error, pos_integer(), binary()}
+                | {unsafe_form, pos_integer(), string()}
+                | {exception, error | exit | throw, term(), binary()}
+                | {invalid_option, term()} | {invalid_policy, term()}.
+-type result() :: {ok, term(), list()} | {ok, term(), list(), binary()} | {error, reason()}.
+-type options() :: #{policy := seccomp_policy:t(), language := erlang | elixir,
+                     bindings := list(), atom() => term()}.
+
+-define(DEFAULTS, #{policy => pure, language => erlang, bindings => [], timeout => 5000,
+                    max_heap_size => 4000000, max_binary => 16000000,
+                    max_reductions => 200000000, max_processes => 100, max_atoms => 100,
+                    max_output => 65536, output => discard, send_to => [], allow => [],
+                    deny => []}).
+-define(POLL_MS, 5).
+
+%% @doc Evaluate `Code' under a policy and limits.
+%%
+%% Options: `policy' (a policy, a policy map, or a profile: `pure' (default)
+%% or `processes'), `allow' and `deny' (patterns that extend or narrow it),
+%% `language' (`erlang' or `elixir'), `bindings', `timeout' (ms),
+%% `max_heap_size' (words, per process), `max_binary' (bytes),
+%% `max_reductions', `max_processes', `max_atoms', `output' (`discard',
+%% `capture': the result gets the printed text as a fourth element, or a pid
+%% that receives `{seccomp_output, Binary}'), `max_output' (bytes) and
+%% `send_to' (registered names or pids the code may send to).
+-spec eval(iodata() | term(), map() | list()) -> result().
+eval(Code, Opts) ->
+    case options(Opts) of
+        {ok, O} -> run(Code, O);
+        {error, _} = E -> E
+    end.
+
+%%% Options -------------------------------------------------------------------
+
+%% @doc Validate options and fill in the defaults.
+-spec options(map() | list()) -> {ok, options()} | {error, reason()}.
+options(Opts) when is_list(Opts) ->
+    try maps:from_list(Opts) of M -> options(M)
+    catch error:badarg -> {error, {invalid_option, Opts}}
+    end;
+options(Opts) when is_map(Opts) ->
+    case maps:keys(maps:without(maps:keys(?DEFAULTS), Opts)) of
+        [K | _] ->
+            {error, {invalid_option, K}};
+        [] ->
+            O = maps:merge(?DEFAULTS, Opts),
+            try
+                [valid(K, maps:get(K, O)) || K <- maps:keys(O)],
+                {ok, O#{policy := sandbox_policy(O)}}
+            catch
+                throw:{invalid, Why} -> {error, Why}
+            end
+    end;
+options(Other) ->
+    {error, {invalid_option, Other}}.
+
+valid(K, V) when K =:= timeout; K =:= max_heap_size; K =:= max_binary; K =:= max_reductions;
+                 K =:= max_processes; K =:= max_atoms; K =:= max_output ->
+    is_integer(V) andalso V >= 0 orelse throw({invalid, {invalid_option, {K, V}}});
+valid(language, V) ->
+    V =:= erlang orelse V =:= elixir orelse throw({invalid, {invalid_option, {language, V}}});
+valid(output, V) ->
+    V =:= discard orelse V =:= capture orelse is_pid(V)
+        orelse throw({invalid, {invalid_option, {output, V}}});
+valid(bindings, V) ->
+    is_map(V) orelse (is_list(V) andalso lists:all(fun({N, _}) -> is_atom(N); (_) -> false end, V))
+        orelse throw({invalid, {invalid_option, {bindings, V}}});
+valid(K, V) when K =:= send_to; K =:= allow; K =:= deny ->
+    is_list(V) orelse throw({invalid, {invalid_option, {K, V}}});
+valid(policy, _) ->
+    ok.
+
+%% The sandbox's own layer: the chosen policy, extended by `allow' and
+%% narrowed by `deny', always passed on to the sandbox's children.
+sandbox_policy(#{policy := P, allow := Allow, deny := Deny}) ->
+    Spec = case P of
+               Name when is_atom(Name) ->
+                   case seccomp_profiles:profile(Name) of
+                       {ok, Map} -> Map;
+                       {error, Why} -> throw({invalid, Why})
+                   end;
+               _ ->
+                   case seccomp_policy:new(P) of
+                       {ok, Policy} -> seccomp_policy:spec(Policy);
+                       {error, Why} -> throw({invalid, Why})
+                   end
+           end,
+    Rules = maps:get(rules, Spec, []) ++ Allow ++ [#{match => D, action => error} || D <- Deny],
+    case seccomp_policy:new(Spec#{rules => Rules, inherit => true}) of
+        {ok, Policy1} -> Policy1;
+        {error, Why1} -> throw({invalid, Why1})
+    end.
+
+%%% Running -----------------------------------------------------------------------
+
+run(Code, #{timeout := Timeout} = O) ->
+    Ticket = caller_ticket(),
+    Caller = self(),
+    {Keeper, Ref} = erlang:spawn_monitor(fun() -> keeper(Caller, Code, O, Ticket) end),
+    receive
+        {seccomp_eval_result, Keeper, Result} ->
+            demonitor(Ref, [flush]),
+            Result;
+        {'DOWN', Ref, process, Keeper, Why} ->
+            {error, {exception, exit, Why, <<"the sandbox keeper failed">>}}
+    after Timeout + 5000 ->
+        exit(Keeper, kill),
+        {error, timeout}
+    end.
+
+%% The caller's inheritable layers, which the sandbox carries under its own.
+caller_ticket() ->
+    case seccomp_nif:spawn_ticket() of
+        none -> none;
+        {allow, T} -> T;
+        {{deny, Action}, T} ->
+            seccomp_violation:handle(Action, {seccomp_eval, eval, 2}, fun() -> T end)
+    end.
+
+keeper(Caller, Code, O, CallerTicket) ->
+    CallerRef = monitor(process, Caller),
+    CallerTicket =:= none orelse seccomp_nif:adopt(CallerTicket),
+    ok = seccomp_nif:restrict_self(seccomp_policy:native(maps:get(policy, O))),
+    {_, Ticket} = seccomp_nif:spawn_ticket(),
+    Keeper = self(),
+    Ctx = seccomp_sandbox:new(O#{keeper => Keeper, ticket => Ticket}),
+    Capture = case maps:get(output, O) of
+                  discard -> undefined;
+                  _ -> seccomp_capture:start(maps:get(max_output, O))
+              end,
+    Heap = maps:get(max_heap_size, O),
+    {Root, RootRef} =
+        erlang:spawn_opt(fun() -> root(Keeper, Ctx, Code, O, Capture) end,
+                         [monitor, {max_heap_size, #{size => Heap, kill => true, error_logger => false}}]),
+    Deadline = erlang:monotonic_time(millisecond) + maps:get(timeout, O),
+    State = #{ctx => Ctx, root => Root, root_ref => RootRef, caller_ref => CallerRef,
+              deadline => Deadline, violation => none, opts => O},
+    Result = watch(State),
+    seccomp_sandbox:close(Ctx),
+    Caller ! {seccomp_eval_result, self(), with_output(Result, Capture, O)}.
+
+with_output(Result, undefined, _O) ->
+    Result;
+with_output(Result, Capture, #{output := Output}) ->
+    Text = seccomp_capture:take(Capture),
+    exit(Capture, kill),
+    case {Output, Result} of
+        {capture, {ok, V, Bs}} -> {ok, V, Bs, Text};
+        {Pid, _} when is_pid(Pid) -> Pid ! {seccomp_output, Text}, Result;
+        _ -> Result
+    end.
+
+watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
+        deadline := Deadline, violation := Violation} = S) ->
+    Id = seccomp_sandbox:id(Ctx),
+    Wait = max(0, min(?POLL_MS, Deadline - erlang:monotonic_time(millisecond))),
+    receive
+        {seccomp_result, Id, Result} ->
+            demonitor(RootRef, [flush]),
+            sticky(Violation, Result);
+        {seccomp_violation, Id, MFA} when Violation =:= none ->
+            watch(S#{violation := {seccomp_violation, MFA}});
+        {seccomp_limit, Id, Limit} ->
+            {error, Limit};
+        {'DOWN', RootRef, process, Root, killed} ->
+            {error, memory_limit};
+        {'DOWN', RootRef, process, Root, Why} ->
+            sticky(Violation, {error, {exception, exit, Why, format(erlang, exit, Why)}});
+        {'DOWN', CallerRef, process, _, _} ->
+            seccomp_sandbox:close(Ctx),
+            exit(normal)
+    after Wait ->
+        case erlang:monotonic_time(millisecond) >= Deadline of
+            true -> {error, timeout};
+            false ->
+                case over_limit(Ctx, S) of
+                    ok -> watch(S);
+                    Limit -> {error, Limit}
+                end
+        end
+    end.
+
+sticky(none, Result) -> Result;
+sticky(Violation, _Result) -> {error, Violation}.
+
+%% Reductions and off-heap binaries are not covered by max_heap_size.
+over_limit(Ctx, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) ->
+    {Reds, Bin} = lists:foldl(
+                    fun(P, {R, B}) ->
+                            case erlang:process_info(P, [reductions, binary]) of
+                                [{reductions, R1}, {binary, Bins}] ->
+                                    {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
+                                undefined -> {R, B}
+                            end
+                    end, {0, 0}, seccomp_sandbox:members(Ctx)),
+    if
+        Reds > MaxReds -> reduction_limit;
+        Bin > MaxBin -> memory_limit;
+        true -> ok
+    end.
+
+%%% Inside the sandbox -------------------------------------------------------------
+
+root(Keeper, Ctx, Code, O, Capture) ->
+    seccomp_sandbox:join(Ctx),
+    Capture =:= undefined orelse group_leader(Capture, self()),
+    Keeper ! {seccomp_result, seccomp_sandbox:id(Ctx), evaluate(Code, O, Ctx)}.
+
+evaluate(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O, Ctx) ->
+    try
+        {ok, Parsed, NewAtoms} = ok_or_throw(seccomp_source:parse(Lang, Code, MaxAtoms)),
+        seccomp_sandbox:spend_atoms(Ctx, NewAtoms),
+        {ok, Exprs, Bindings, Dump} = ok_or_throw(translate(Parsed, O)),
+        Markers = seccomp_profiles:spawns(seccomp_policy:spec(Policy)),
+        {ok, Safe} = ok_or_throw(seccomp_rewrite:exprs(Exprs, #{enter_markers => Markers})),
+        {value, Value, NewBindings} = erl_eval:exprs(Safe, Bindings, none, seccomp_sandbox:handler(Ctx)),
+        {ok, Value, Dump(NewBindings)}
+    catch
+        throw:{seccomp_eval_error, Reason} -> {error, Reason};
+        error:{seccomp_violation, MFA} -> {error, {seccomp_violation, MFA}};
+        error:Limit when Limit =:= atom_limit; Limit =:= memory_limit; Limit =:= process_limit ->
+            {error, Limit};
+        Class:Reason -> {error, {exception, Class, Reason, format(Lang, Class, Reason)}}
+    end.
+
+ok_or_throw({error, Reason}) -> throw({seccomp_eval_error, Reason});
+ok_or_throw(Ok) -> Ok.
+
+translate({erlang, Exprs}, #{bindings := Bs}) ->
+    Bindings = lists:foldl(fun({K, V}, Acc) -> erl_eval:add_binding(K, V, Acc) end,
+                           erl_eval:new_bindings(), binding_list(Bs)),
+    {ok, Exprs, Bindings, fun(B) -> lists:sort(erl_eval:bindings(B)) end};
+translate({elixir, Quoted}, #{bindings := Bs}) ->
+    case seccomp_elixir:check_quoted(Quoted) of
+        ok ->
+            case seccomp_elixir:to_erl(Quoted, binding_list(Bs)) of
+                {ok, Exprs, Bindings, State} ->
+                    {ok, Exprs, Bindings, fun(B) -> seccomp_elixir:dump_bindings(B, State) end};
+                {error, _} = E -> E
+            end;
+        {error, _} = E -> E
+    end.
+
+binding_list(Bs) when is_map(Bs) -> maps:to_list(Bs);
+binding_list(Bs) -> Bs.
+
+format(Lang, Class, Reason) ->
+    Text = case Lang of
+               elixir -> 'Elixir.Exception':format_banner(Class, Reason, []);
+               erlang -> erl_error:format_exception(Class, Reason, [])
+           end,
+    unicode:characters_to_binary(Text).

@@ -1,0 +1,177 @@
+%% @doc Built-in sandbox profiles, and the calls the sandbox handler treats
+%% specially.
+%%
+%% `pure' is the analogue of seccomp strict mode: data functions only, no
+%% processes, no I/O, no process dictionary, ETS, code, ports or system
+%% access. `processes' adds spawning, messages and exit signals among the
+%% sandbox's own processes.
+-module(seccomp_profiles).
+
+-export([profile/1, names/0, kind/3, spawns/1]).
+
+-export_type([name/0, kind/0]).
+
+-type name() :: pure | processes.
+-type kind() :: plain | atom | dispatch | spawner
+              | {spawn_fun, pos_integer()} | {spawn_mfa, pos_integer()}
+              | {send, pos_integer()} | {signal, pos_integer()}
+              | {amplifier, pos_integer(), pos_integer() | none}.
+
+-spec names() -> [name()].
+names() -> [pure, processes].
+
+%% @doc The policy map of a profile.
+-spec profile(name()) -> {ok, map()} | {error, {unknown_profile, term()}}.
+profile(pure) ->
+    {ok, #{mode => whitelist, no_spawn => true, rules => pure_rules()}};
+profile(processes) ->
+    {ok, #{mode => whitelist, rules => pure_rules() ++ process_rules()}};
+profile(Other) ->
+    {error, {unknown_profile, Other}}.
+
+%% @doc Whether a policy map lets code start processes (then fun bodies get
+%% join markers, see {@link seccomp_rewrite}).
+-spec spawns(seccomp_policy:spec()) -> boolean().
+spawns(#{no_spawn := true}) -> false;
+spawns(#{mode := blacklist}) -> true;
+spawns(#{rules := Rules}) ->
+    lists:any(fun(R) -> spawning_rule(R) end, Rules).
+
+spawning_rule(#{match := P, action := Action}) -> Action =/= error andalso Action =/= kill
+                                                      andalso spawning_rule(P);
+spawning_rule({M, F, _}) ->
+    lists:member(M, ['Elixir.Task', 'Elixir.Agent', proc_lib])
+        orelse (lists:member(M, [erlang, 'Elixir.Kernel', 'Elixir.Process'])
+                andalso (F =:= '_' orelse lists:prefix("spawn", atom_to_list(F)))).
+
+%%% The pure profile ----------------------------------------------------------
+
+-define(DATA_MODULES,
+        ['Elixir.Enum', 'Elixir.Stream', 'Elixir.List', 'Elixir.Map', 'Elixir.MapSet',
+         'Elixir.Keyword', 'Elixir.Integer', 'Elixir.Float', 'Elixir.Tuple', 'Elixir.Range',
+         'Elixir.Regex', 'Elixir.Access', 'Elixir.String', 'Elixir.Base', 'Elixir.Bitwise',
+         'Elixir.Date', 'Elixir.Time', 'Elixir.NaiveDateTime', 'Elixir.DateTime',
+         'Elixir.Calendar.ISO', 'Elixir.Version', 'Elixir.URI', 'Elixir.Function',
+         'Elixir.Kernel', 'Elixir.String.Chars', 'Elixir.List.Chars', 'Elixir.Inspect',
+         'Elixir.Inspect.Algebra', 'Elixir.Inspect.Opts', 'Elixir.Collectable',
+         'Elixir.Enumerable', 'Elixir.Exception', 'Elixir.Stream.Reducers',
+         lists, maps, math, string, binary, unicode, sets, ordsets, gb_sets, gb_trees, queue,
+         dict, orddict, proplists, base64, array, re, calendar, io_lib]).
+
+-define(EXCEPTIONS,
+        ['Elixir.ArgumentError', 'Elixir.ArithmeticError', 'Elixir.RuntimeError',
+         'Elixir.KeyError', 'Elixir.MatchError', 'Elixir.CaseClauseError',
+         'Elixir.CondClauseError', 'Elixir.FunctionClauseError', 'Elixir.WithClauseError',
+         'Elixir.TryClauseError', 'Elixir.BadArityError', 'Elixir.BadFunctionError',
+         'Elixir.BadMapError', 'Elixir.BadBooleanError', 'Elixir.BadStructError',
+         'Elixir.Enum.EmptyError', 'Elixir.Enum.OutOfBoundsError', 'Elixir.SystemLimitError',
+         'Elixir.Protocol.UndefinedError', 'Elixir.ErlangError',
+         'Elixir.UnicodeConversionError', 'Elixir.UndefinedFunctionError', 'Elixir.Regex.CompileError']).
+
+%% Functions of otherwise allowed modules that reach outside pure data.
+-define(CARVED_OUT,
+        [{'Elixir.Kernel', spawn, '_'}, {'Elixir.Kernel', spawn_link, '_'},
+         {'Elixir.Kernel', spawn_monitor, '_'}, {'Elixir.Kernel', send, '_'},
+         {'Elixir.Kernel', struct, '_'}, {'Elixir.Kernel', 'struct!', '_'},
+         {'Elixir.Kernel', 'macro_exported?', '_'},
+         {'Elixir.String', to_existing_atom, '_'}, {'Elixir.List', to_existing_atom, '_'},
+         {'Elixir.URI', default_port, 2}, {'Elixir.Exception', blame, '_'},
+         {'Elixir.Exception', blame_mfa, '_'}, {string, to_atom, '_'}]).
+
+-define(ERLANG_BIFS,
+        ['+', '-', '*', '/', 'div', 'rem', 'band', 'bor', 'bxor', 'bsl', 'bsr', 'bnot', 'not',
+         'and', 'or', 'xor', '==', '/=', '=<', '<', '>=', '>', '=:=', '=/=', '++', '--',
+         is_atom, is_binary, is_bitstring, is_boolean, is_float, is_function, is_integer,
+         is_list, is_map, is_map_key, is_number, is_pid, is_port, is_record, is_reference,
+         is_tuple, abs, adler32, append_element, atom_to_binary, atom_to_list, binary_part,
+         binary_to_float, binary_to_integer, binary_to_list, bit_size, bitstring_to_list,
+         byte_size, ceil, crc32, delete_element, element, float, float_to_binary, float_to_list,
+         floor, hd, insert_element, integer_to_binary, integer_to_list, iolist_size,
+         iolist_to_binary, length, list_to_binary, list_to_bitstring, list_to_float,
+         list_to_integer, list_to_tuple, make_tuple, map_get, map_size, max, min, phash2,
+         round, setelement, size, split_binary, tl, trunc, tuple_size, tuple_to_list, make_ref,
+         self, node, error, throw, exit, raise, binary_to_atom, list_to_atom,
+         binary_to_existing_atom, list_to_existing_atom, apply, make_fun, unique_integer,
+         monotonic_time, system_time, convert_time_unit, date, time, localtime, universaltime,
+         term_to_binary, external_size, fun_to_list, pid_to_list, ref_to_list, get_stacktrace,
+         nif_error]).
+
+pure_rules() ->
+    ?DATA_MODULES ++ ?EXCEPTIONS
+        ++ [#{match => P, action => error} || P <- ?CARVED_OUT]
+        ++ [{erlang, F, '_'} || F <- ?ERLANG_BIFS]
+        %% exit/2 is a signal to another process: only in `processes'
+        ++ [#{match => {erlang, exit, 2}, action => error}]
+        ++ [{'Elixir.Calendar', strftime, '_'}, {'Elixir.Process', sleep, 1}, {timer, sleep, 1}].
+
+%% Local spawns only (no node argument, no spawn options: `min_heap_size' or
+%% `max_heap_size' there would sidestep the limits), no registered names.
+process_rules() ->
+    Spawns = [{F, A} || F <- [spawn, spawn_link, spawn_monitor], A <- [1, 3]],
+    [{M, F, A} || M <- [erlang, 'Elixir.Kernel'], {F, A} <- Spawns]
+        ++ [{erlang, F, '_'} || F <- ['!', send, link, unlink, monitor, demonitor]]
+        ++ [#{match => {erlang, exit, 2}, action => allow}, {'Elixir.Kernel', send, 2}]
+        ++ [{'Elixir.Process', F, '_'}
+            || F <- [send, exit, link, unlink, monitor, demonitor, 'alive?']]
+        ++ [{'Elixir.Task', F, '_'} || F <- [await, await_many, yield, yield_many, shutdown]]
+        ++ [{'Elixir.Task', F, A} || F <- [async, start], A <- [1, 3]]
+        ++ [{'Elixir.Agent', F, '_'} || F <- [get, update, get_and_update, cast, stop]]
+        ++ [{'Elixir.Agent', F, 1} || F <- [start, start_link]].
+
+%%% Calls the handler treats specially ----------------------------------------
+
+%% @doc How the sandbox handler carries out an allowed call.
+-spec kind(module(), atom(), arity()) -> kind().
+kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
+kind(erlang, list_to_atom, 1) -> atom;
+kind('Elixir.String', to_atom, 1) -> atom;
+kind('Elixir.List', to_atom, 1) -> atom;
+kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
+    process_kind(M, F, A);
+kind('Elixir.Task', F, A) -> task_kind(F, A);
+kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+kind(binary, copy, 2) -> {amplifier, 2, 1};
+kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
+kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
+    {amplifier, 2, none};
+kind(lists, duplicate, 2) -> {amplifier, 1, none};
+kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
+kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
+kind(M, _F, _A) ->
+    case dispatching(M) of
+        true -> dispatch;
+        false -> plain
+    end.
+
+process_kind(_M, F, 1) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> {spawn_fun, 1};
+process_kind(erlang, spawn_opt, 2) -> {spawn_fun, 1};
+process_kind('Elixir.Process', spawn, 2) -> {spawn_fun, 1};
+process_kind(proc_lib, spawn_opt, 2) -> {spawn_fun, 1};
+process_kind(_M, F, 3) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> {spawn_mfa, 1};
+process_kind(erlang, spawn_opt, 4) -> {spawn_mfa, 1};
+process_kind(proc_lib, spawn_opt, 4) -> {spawn_mfa, 1};
+process_kind('Elixir.Process', spawn, 4) -> {spawn_mfa, 1};
+process_kind(erlang, '!', 2) -> {send, 1};
+process_kind(_M, send, A) when A =:= 2; A =:= 3 -> {send, 1};
+process_kind(_M, exit, 2) -> {signal, 1};
+process_kind(_M, F, 1) when F =:= link; F =:= unlink -> {signal, 1};
+process_kind('Elixir.Process', monitor, 1) -> {signal, 1};
+process_kind(erlang, monitor, A) when A =:= 2; A =:= 3 -> {signal, 2};
+process_kind('Elixir.Kernel', _F, _A) -> dispatch;
+process_kind(erlang, make_tuple, _A) -> {amplifier, 1, none};
+process_kind(_M, _F, _A) -> plain.
+
+task_kind(F, 1) when F =:= async; F =:= start -> {spawn_fun, 1};
+task_kind(F, 3) when F =:= async; F =:= start -> {spawn_mfa, 1};
+task_kind(_F, _A) -> spawner.
+
+agent_kind(F, 1) when F =:= start; F =:= start_link -> {spawn_fun, 1};
+agent_kind(F, 3) when F =:= start; F =:= start_link -> {spawn_mfa, 1};
+agent_kind(_F, _A) -> {signal, 1}.
+
+%% Modules whose functions dispatch protocols (or Access) on their arguments.
+dispatching(M) ->
+    lists:member(M, ['Elixir.Enum', 'Elixir.Stream', 'Elixir.Access', 'Elixir.String.Chars',
+                     'Elixir.List.Chars', 'Elixir.Inspect', 'Elixir.Inspect.Algebra',
+                     'Elixir.Collectable', 'Elixir.Enumerable', 'Elixir.IO', 'Elixir.MapSet',
+                     'Elixir.Keyword', 'Elixir.Map', 'Elixir.List', 'Elixir.Range']).

@@ -1,0 +1,345 @@
+%% @doc The function handler of the eval sandbox: every call that sandboxed
+%% code makes arrives here, is checked against the calling process's layers,
+%% and is then carried out, with extra care for the calls that could reach
+%% outside (apply, funs, spawns, sends, exit signals, atoms, amplifiers,
+%% protocol dispatch on forged structs).
+%%
+%% A process runs sandboxed code only inside `erl_eval' with this handler, or
+%% inside funs made by {@link wrap_fun/4}. The first time a process does so it
+%% joins the sandbox: it takes on the sandbox's layers, counts against
+%% `max_processes', gets the heap limit and is killed when the sandbox ends.
+-module(seccomp_sandbox).
+
+-export([new/1, handler/1, call/3, wrap_fun/4, join/1, close/1, members/1, id/1, spend_atoms/2]).
+
+-export_type([ctx/0]).
+
+-record(ctx, {id :: reference(),
+              tab :: ets:tid(),
+              keeper :: pid(),
+              ticket :: reference() | none,
+              max_processes :: non_neg_integer(),
+              max_heap_size :: non_neg_integer(),
+              max_binary :: non_neg_integer(),
+              max_atoms :: non_neg_integer(),
+              send_to :: [atom() | pid()]}).
+
+-opaque ctx() :: #ctx{}.
+
+-define(JOINED, '$seccomp_sandbox').
+-define(MAX_WRAPPED_ARITY, 12).
+
+%% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
+-spec new(map()) -> ctx().
+new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_size := Heap,
+      max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+    Tab = ets:new(seccomp_sandbox, [public, set, {write_concurrency, true}]),
+    ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
+    #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, max_processes = MaxProcs,
+         max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms, send_to = SendTo}.
+
+%% @doc Count atoms the source itself created against `max_atoms'.
+-spec spend_atoms(ctx(), non_neg_integer()) -> ok.
+spend_atoms(#ctx{tab = Tab}, N) ->
+    _ = ets:update_counter(Tab, '$atoms', N),
+    ok.
+
+-spec id(ctx()) -> reference().
+id(#ctx{id = Id}) -> Id.
+
+%% @doc The non-local function handler for `erl_eval'.
+-spec handler(ctx()) -> {value, fun((term(), [term()]) -> term())}.
+handler(Ctx) -> {value, fun(FunSpec, Args) -> call(FunSpec, Args, Ctx) end}.
+
+%% @doc Processes that joined the sandbox (alive or not).
+-spec members(ctx()) -> [pid()].
+members(#ctx{tab = Tab}) ->
+    try ets:select(Tab, [{{'$1'}, [{is_pid, '$1'}], ['$1']}])
+    catch error:badarg -> []
+    end.
+
+%% @doc End the sandbox: refuse new members, kill every member, drop the table.
+-spec close(ctx()) -> ok.
+close(#ctx{tab = Tab} = Ctx) ->
+    try ets:insert(Tab, {'$closed'}) catch error:badarg -> ok end,
+    Me = self(),
+    [exit(P, kill) || P <- members(Ctx), P =/= Me],
+    try ets:delete(Tab) catch error:badarg -> ok end,
+    ok.
+
+%% @doc Make the calling process a member of the sandbox (once).
+-spec join(ctx()) -> ok.
+join(#ctx{id = Id} = Ctx) ->
+    case get(?JOINED) of
+        Id -> ok;
+        _ -> enrol(Ctx)
+    end.
+
+enrol(#ctx{id = Id, tab = Tab, ticket = Ticket, max_heap_size = Heap} = Ctx) ->
+    %% Register first, then look for the closed mark: close/1 does the opposite,
+    %% so a process either sees the mark or is seen (and killed) by close/1.
+    try
+        register_member(self(), Ctx),
+        [] =:= ets:lookup(Tab, '$closed') orelse exit(sandbox_closed)
+    catch
+        error:badarg -> erlang:error(sandbox_closed)
+    end,
+    Ticket =:= none orelse seccomp_nif:adopt(Ticket),
+    _ = process_flag(max_heap_size, #{size => Heap, kill => true, error_logger => false}),
+    put(?JOINED, Id),
+    ok.
+
+%% Count a process once, whether its parent registered it or it joined itself.
+register_member(Pid, #ctx{tab = Tab, max_processes = Max} = Ctx) ->
+    case ets:insert_new(Tab, {Pid}) of
+        false -> ok;
+        true ->
+            case ets:update_counter(Tab, '$count', 1) of
+                N when N > Max -> limit(process_limit, Ctx);
+                _ -> ok
+            end
+    end.
+
+limit(Limit, #ctx{keeper = Keeper, id = Id}) ->
+    Keeper ! {seccomp_limit, Id, Limit},
+    erlang:error(Limit).
+
+%%% The handler ---------------------------------------------------------------
+
+%% @doc Carry out one call from sandboxed code.
+-spec call(term(), [term()], ctx()) -> term().
+call({'$seccomp', enter}, [], Ctx) ->
+    join(Ctx);
+call({'$seccomp', size}, [Size, Unit], Ctx) ->
+    join(Ctx),
+    bounded_size(Size, Unit, Ctx);
+call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
+    join(Ctx),
+    wrap_fun(M, F, A, Ctx);
+call({M, F}, Args, Ctx) when is_atom(M), is_atom(F) ->
+    join(Ctx),
+    checked(M, F, Args, Ctx);
+call(Fun, Args, Ctx) when is_function(Fun), is_list(Args) ->
+    join(Ctx),
+    call_fun(Fun, Args, Ctx);
+call(Other, Args, _Ctx) ->
+    erlang:error({badfun, Other}, [Args]).
+
+call_fun(Fun, Args, Ctx) ->
+    case erlang:fun_info(Fun, module) of
+        %% Interpreted funs and our own wrappers check their own calls.
+        {module, M} when M =:= erl_eval; M =:= ?MODULE -> erlang:apply(Fun, Args);
+        {module, M} ->
+            case erlang:fun_info(Fun, type) of
+                {type, external} ->
+                    {name, F} = erlang:fun_info(Fun, name),
+                    checked(M, F, Args, Ctx);
+                {type, local} ->
+                    %% A closure of compiled module M: a call into M.
+                    {name, F} = erlang:fun_info(Fun, name),
+                    guarded(M, F, length(Args), fun() -> erlang:apply(Fun, Args) end, Ctx)
+            end
+    end.
+
+checked(M, F, Args, Ctx) ->
+    guarded(M, F, length(Args), fun() -> special(M, F, Args, Ctx) end, Ctx).
+
+guarded(M, F, Arity, Proceed, Ctx) ->
+    case seccomp_nif:check(M, F, Arity) of
+        allow -> Proceed();
+        {deny, Action} -> violation(Action, {M, F, Arity}, Proceed, Ctx)
+    end.
+
+violation(Action, MFA, Proceed, #ctx{id = Id, keeper = Keeper}) ->
+    %% Sticky: the eval reports the violation even if the code catches it.
+    Action =:= log orelse (Keeper ! {seccomp_violation, Id, MFA}),
+    seccomp_violation:handle(Action, MFA, Proceed).
+
+deny(MFA, Ctx) -> violation(error, MFA, fun() -> ok end, Ctx).
+
+%%% Calls that need more than a policy check -----------------------------------
+
+special(erlang, apply, [M, F, As], Ctx) -> apply3(M, F, As, Ctx);
+special('Elixir.Kernel', apply, [M, F, As], Ctx) -> apply3(M, F, As, Ctx);
+special(erlang, apply, [Fun, As], Ctx) -> call(Fun, As, Ctx);
+special('Elixir.Kernel', apply, [Fun, As], Ctx) -> call(Fun, As, Ctx);
+special(erlang, make_fun, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
+special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
+special(M, F, Args, Ctx) ->
+    case seccomp_profiles:kind(M, F, length(Args)) of
+        plain -> erlang:apply(M, F, Args);
+        Kind -> special_kind(Kind, M, F, Args, Ctx)
+    end.
+
+apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
+apply3(M, F, As, _Ctx) -> erlang:error(badarg, [M, F, As]).
+
+special_kind(atom, M, F, Args, Ctx) ->
+    new_atom(M, F, Args, Ctx);
+special_kind({spawn_fun, FunPos}, M, F, Args, Ctx) ->
+    spawn_checked(M, F, set_nth(FunPos, Args, joining(lists:nth(FunPos, Args), Ctx)), Ctx);
+special_kind({spawn_mfa, ModPos}, M, F, Args, Ctx) ->
+    [Mod, Fun, As | _] = lists:nthtail(ModPos - 1, Args),
+    is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
+    %% The child's first call is itself checked: spawn a joining fun instead.
+    Start = joining(fun() -> call({Mod, Fun}, As, Ctx) end, Ctx),
+    Rest = lists:nthtail(ModPos + 2, Args),
+    Before = lists:sublist(Args, ModPos - 1),
+    %% Every spawner with an `M, F, A' form also has a fun form of the same name.
+    spawn_checked(M, F, Before ++ [Start | Rest], Ctx);
+special_kind(spawner, M, F, Args, Ctx) ->
+    %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
+    below_process_limit(Ctx),
+    erlang:apply(M, F, Args);
+special_kind({send, DestPos}, M, F, Args, Ctx) ->
+    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
+    erlang:apply(M, F, Args);
+special_kind({signal, DestPos}, M, F, Args, Ctx) ->
+    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),
+    erlang:apply(M, F, Args);
+special_kind({amplifier, CountPos, UnitPos}, M, F, Args, Ctx) ->
+    Unit = case UnitPos of
+               none -> 8;
+               _ -> unit_size(lists:nth(UnitPos, Args))
+           end,
+    bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
+    erlang:apply(M, F, Args);
+special_kind(dispatch, M, F, Args, Ctx) ->
+    no_forged_structs(Args, Ctx),
+    erlang:apply(M, F, Args).
+
+set_nth(1, [_ | T], X) -> [X | T];
+set_nth(N, [H | T], X) -> [H | set_nth(N - 1, T, X)].
+
+joining(Fun, Ctx) when is_function(Fun, 0) -> fun() -> join(Ctx), Fun() end;
+joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
+
+%% The child is a member from birth, so the parent may message it at once.
+spawn_checked(M, F, Args, Ctx) ->
+    below_process_limit(Ctx),
+    Started = erlang:apply(M, F, Args),
+    case started_pid(Started) of
+        undefined -> ok;
+        Pid -> register_member(Pid, Ctx)
+    end,
+    Started.
+
+started_pid(Pid) when is_pid(Pid) -> Pid;
+started_pid({Pid, Ref}) when is_pid(Pid), is_reference(Ref) -> Pid;
+started_pid({ok, Pid}) when is_pid(Pid) -> Pid;
+started_pid(#{pid := Pid}) when is_pid(Pid) -> Pid;
+started_pid(_) -> undefined.
+
+below_process_limit(#ctx{tab = Tab, max_processes = Max} = Ctx) ->
+    case ets:lookup(Tab, '$count') of
+        [{_, N}] when N < Max -> ok;
+        _ -> limit(process_limit, Ctx)
+    end.
+
+%% Messages and exit signals may only reach the sandbox's own processes, and
+%% the registered names the caller listed in `send_to'.
+may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
+    Allowed = case Dest of
+                  Pid when is_pid(Pid) ->
+                      Pid =:= self() orelse ets:member(Tab, Pid)
+                          orelse (Kind =:= send andalso lists:member(Pid, SendTo));
+                  Name when is_atom(Name), Kind =:= send -> lists:member(Name, SendTo);
+                  _ -> false
+              end,
+    Allowed orelse deny(MFA, Ctx).
+
+%%% Atoms, sizes and amplifiers ---------------------------------------------------
+
+new_atom(M, F, Args, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+    Text = case Args of
+               [B | _] when is_binary(B) -> B;
+               [L | _] when is_list(L) -> L;
+               _ -> erlang:error(badarg, Args)
+           end,
+    Existing = try existing_atom(Text) catch error:badarg -> none end,
+    case Existing of
+        none ->
+            case ets:update_counter(Tab, '$atoms', 1) of
+                N when N > Max -> limit(atom_limit, Ctx);
+                _ -> erlang:apply(M, F, Args)
+            end;
+        Atom ->
+            Atom
+    end.
+
+existing_atom(B) when is_binary(B) -> binary_to_existing_atom(B, utf8);
+existing_atom(L) -> list_to_existing_atom(L).
+
+bounded_size(Size, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Size), is_integer(Unit) ->
+    case Size * Unit =< Max * 8 of
+        true -> Size;
+        false -> memory_limit(Ctx)
+    end;
+bounded_size(Size, _Unit, _Ctx) ->
+    Size.
+
+%% `Count' copies of something of `Unit' bytes (a word, for terms).
+bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->
+    memory_limit(Ctx);
+bounded_bytes(_Count, _Unit, _Ctx) ->
+    ok.
+
+unit_size(B) when is_binary(B) -> max(1, byte_size(B));
+unit_size(L) when is_list(L) -> max(1, iolist_size_or_one(L));
+unit_size(_) -> 8.
+
+iolist_size_or_one(L) -> try iolist_size(L) catch error:badarg -> 1 end.
+
+memory_limit(Ctx) -> limit(memory_limit, Ctx).
+
+%% A map with a `__struct__' key makes protocols dispatch to that module: only
+%% structs of modules the policy names may be handed to dispatching code.
+no_forged_structs(Args, Ctx) -> scan([Args], Ctx).
+
+scan([], _Ctx) -> ok;
+scan([T | Rest], Ctx) when is_list(T) -> scan(list_items(T, Rest), Ctx);
+scan([T | Rest], Ctx) when is_tuple(T) -> scan(tuple_to_list(T) ++ Rest, Ctx);
+scan([T | Rest], Ctx) when is_map(T) ->
+    case T of
+        #{'__struct__' := S} when is_atom(S) ->
+            case seccomp_nif:check(S, '__struct__', 0) of
+                allow -> ok;
+                {deny, _} -> deny({S, '__struct__', 0}, Ctx)
+            end;
+        _ -> ok
+    end,
+    scan(maps:values(T) ++ maps:keys(T) ++ Rest, Ctx);
+scan([_ | Rest], Ctx) -> scan(Rest, Ctx).
+
+%% Items of a possibly improper list, pushed onto the work list.
+list_items([H | T], Acc) -> list_items(T, [H | Acc]);
+list_items([], Acc) -> Acc;
+list_items(Tail, Acc) -> [Tail | Acc].
+
+%%% Funs -----------------------------------------------------------------------
+
+%% @doc A fun of arity `A' that performs `M:F' through the sandbox's checks,
+%% whoever calls it (compiled code included).
+-spec wrap_fun(atom(), atom(), arity(), ctx()) -> function().
+wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?MAX_WRAPPED_ARITY ->
+    H = fun(Args) -> call({M, F}, Args, C) end,
+    case A of
+        0 -> fun() -> H([]) end;
+        1 -> fun(X1) -> H([X1]) end;
+        2 -> fun(X1, X2) -> H([X1, X2]) end;
+        3 -> fun(X1, X2, X3) -> H([X1, X2, X3]) end;
+        4 -> fun(X1, X2, X3, X4) -> H([X1, X2, X3, X4]) end;
+        5 -> fun(X1, X2, X3, X4, X5) -> H([X1, X2, X3, X4, X5]) end;
+        6 -> fun(X1, X2, X3, X4, X5, X6) -> H([X1, X2, X3, X4, X5, X6]) end;
+        7 -> fun(X1, X2, X3, X4, X5, X6, X7) -> H([X1, X2, X3, X4, X5, X6, X7]) end;
+        8 -> fun(X1, X2, X3, X4, X5, X6, X7, X8) -> H([X1, X2, X3, X4, X5, X6, X7, X8]) end;
+        9 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9) -> H([X1, X2, X3, X4, X5, X6, X7, X8, X9]) end;
+        10 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10) ->
+                      H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10]) end;
+        11 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11) ->
+                      H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11]) end;
+        12 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12) ->
+                      H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12]) end
+    end;
+wrap_fun(M, F, A, _C) ->
+    erlang:error(badarg, [M, F, A]).

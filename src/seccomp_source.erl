@@ -1,0 +1,163 @@
+%% @doc Turning user source into Erlang abstract expressions, without letting
+%% the source fill the atom table: the atoms a text would create are counted
+%% before any of them is created.
+-module(seccomp_source).
+
+-export([parse/3, new_atoms_erlang/1]).
+
+-type language() :: erlang | elixir.
+-type error() :: atom_limit | {syntax_error, pos_integer(), binary()}
+               | {compile_error, pos_integer(), binary()}.
+-export_type([language/0, error/0]).
+
+%% @doc Parse `Code' (a string, a binary, or for Elixir a quoted form).
+%% Returns Erlang-source expressions, or an Elixir quoted form.
+-spec parse(language(), iodata() | term(), non_neg_integer()) ->
+          {ok, {erlang, [erl_parse:abstract_expr()]} | {elixir, term()}, non_neg_integer()}
+          | {error, error()}.
+parse(erlang, Code, MaxAtoms) ->
+    Text = to_list(Code),
+    case new_atoms_erlang(Text) of
+        N when N > MaxAtoms -> {error, atom_limit};
+        N -> erlang_exprs(Text, N)
+    end;
+parse(elixir, Code, MaxAtoms) when is_binary(Code); is_list(Code) ->
+    elixir_quoted(unicode:characters_to_binary(Code), MaxAtoms);
+parse(elixir, Quoted, _MaxAtoms) ->
+    {ok, {elixir, Quoted}, 0}.
+
+to_list(B) when is_binary(B) -> unicode:characters_to_list(B);
+to_list(L) -> unicode:characters_to_list(L).
+
+erlang_exprs(Text, NewAtoms) ->
+    case erl_scan:string(Text, 1) of
+        {ok, Tokens, End} ->
+            Terminated = case lists:reverse(Tokens) of
+                             [{dot, _} | _] -> Tokens;
+                             _ -> Tokens ++ [{dot, End}]
+                         end,
+            case erl_parse:parse_exprs(Terminated) of
+                {ok, Exprs} -> {ok, {erlang, Exprs}, NewAtoms};
+                {error, {Loc, Mod, Desc}} -> {error, {syntax_error, loc_line(Loc), message(Mod, Desc)}}
+            end;
+        {error, {Loc, Mod, Desc}, _} ->
+            {error, {syntax_error, loc_line(Loc), message(Mod, Desc)}}
+    end.
+
+loc_line({L, _}) -> L;
+loc_line(L) when is_integer(L) -> L.
+
+message(Mod, Desc) -> unicode:characters_to_binary(Mod:format_error(Desc)).
+
+%%% Counting the atoms Erlang source would create ------------------------------
+
+%% @doc How many atoms that do not exist yet scanning `Text' would create
+%% (an upper bound: every unquoted word and quoted atom, variables included).
+-spec new_atoms_erlang(string()) -> non_neg_integer().
+new_atoms_erlang(Text) -> count_new(words(Text, [])).
+
+count_new(Words) ->
+    length([W || W <- lists:usort(Words), not exists(W)]).
+
+exists(W) ->
+    try list_to_existing_atom(W) of _ -> true
+    catch error:badarg -> false
+    end.
+
+words([], Acc) -> Acc;
+words([$% | T], Acc) -> words(skip_line(T), Acc);
+words([$" | T], Acc) -> words(skip_quoted($", T), Acc);
+words([$$, $\\, _ | T], Acc) -> words(T, Acc);
+words([$$, _ | T], Acc) -> words(T, Acc);
+words([$' | T], Acc) ->
+    {Atom, Rest} = quoted($', T, []),
+    words(Rest, [Atom | Acc]);
+words([C | T], Acc) when C >= $0, C =< $9 ->
+    {_, Rest} = lists:splitwith(fun word_char/1, T),
+    words(Rest, Acc);
+words([C | _] = L, Acc) when C >= $a, C =< $z; C >= $A, C =< $Z; C =:= $_; C >= 16#C0 ->
+    {Word, Rest} = lists:splitwith(fun word_char/1, L),
+    words(Rest, [Word | Acc]);
+words([_ | T], Acc) -> words(T, Acc).
+
+word_char(C) ->
+    (C >= $a andalso C =< $z) orelse (C >= $A andalso C =< $Z) orelse (C >= $0 andalso C =< $9)
+        orelse C =:= $_ orelse C =:= $@ orelse C >= 16#C0.
+
+skip_line([$\n | T]) -> T;
+skip_line([_ | T]) -> skip_line(T);
+skip_line([]) -> [].
+
+skip_quoted(Q, L) -> element(2, quoted(Q, L, [])).
+
+quoted(_Q, [], Acc) -> {lists:reverse(Acc), []};
+quoted(Q, [$\\, C | T], Acc) -> quoted(Q, T, [C, $\\ | Acc]);
+quoted(Q, [Q | T], Acc) -> {lists:reverse(Acc), T};
+quoted(Q, [C | T], Acc) -> quoted(Q, T, [C | Acc]).
+
+%%% Elixir ------------------------------------------------------------------------
+
+%% Parse once with an encoder that creates no atom and records the unknown
+%% ones; only when they fit the budget is the text parsed for real.
+elixir_quoted(Text, MaxAtoms) ->
+    Key = {?MODULE, new_atoms},
+    put(Key, #{}),
+    Encoder = fun(Name, _Meta) ->
+                  try {ok, binary_to_existing_atom(Name, utf8)}
+                  catch error:badarg ->
+                          put(Key, maps:put(Name, true, get(Key))),
+                          {ok, {'$new_atom', Name}}
+                  end
+              end,
+    Probe = 'Elixir.Code':string_to_quoted(Text, [{static_atoms_encoder, Encoder}, {file, <<"nofile">>}]),
+    New = map_size(erase(Key)),
+    case Probe of
+        {ok, Quoted} ->
+            Total = New + new_aliases(Quoted),
+            if
+                Total > MaxAtoms -> {error, atom_limit};
+                New =:= 0 -> {ok, {elixir, Quoted}, Total};
+                true -> reparse(Text, Total)
+            end;
+        {error, Error} ->
+            {error, elixir_syntax_error(Error)}
+    end.
+
+reparse(Text, Total) ->
+    case 'Elixir.Code':string_to_quoted(Text, [{file, <<"nofile">>}]) of
+        {ok, Quoted} -> {ok, {elixir, Quoted}, Total};
+        {error, Error} -> {error, elixir_syntax_error(Error)}
+    end.
+
+%% `Foo.Bar' becomes the atom 'Elixir.Foo.Bar' during expansion.
+new_aliases(Quoted) ->
+    Aliases = collect_aliases([Quoted], []),
+    count_new([A || A <- lists:usort(Aliases)]).
+
+collect_aliases([], Acc) -> Acc;
+collect_aliases([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->
+    Names = [seg_name(S) || S <- Segs],
+    Acc1 = case lists:all(fun is_list/1, Names) of
+               true -> ["Elixir." ++ lists:join(".", Names) | Acc];
+               false -> Acc
+           end,
+    collect_aliases(Rest, Acc1);
+collect_aliases([T | Rest], Acc) when is_tuple(T) -> collect_aliases(tuple_to_list(T) ++ Rest, Acc);
+collect_aliases([L | Rest], Acc) when is_list(L) -> collect_aliases(L ++ Rest, Acc);
+collect_aliases([_ | Rest], Acc) -> collect_aliases(Rest, Acc).
+
+seg_name(A) when is_atom(A) -> atom_to_list(A);
+seg_name({'$new_atom', B}) -> unicode:characters_to_list(B);
+seg_name(_) -> dynamic.
+
+elixir_syntax_error({Meta, Message, Token}) ->
+    Line = case Meta of
+               L when is_integer(L) -> L;
+               _ when is_list(Meta) -> proplists:get_value(line, Meta, 1)
+           end,
+    {syntax_error, Line, iolist_to_binary([message_part(Message), message_part(Token)])}.
+
+message_part({Prefix, Suffix}) -> [message_part(Prefix), message_part(Suffix)];
+message_part(B) when is_binary(B) -> B;
+message_part(L) when is_list(L) -> unicode:characters_to_binary(L);
+message_part(Other) -> io_lib:format("~p", [Other]).
