@@ -235,8 +235,14 @@ evaluate(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O,
         error:{seccomp_violation, MFA} -> {error, {seccomp_violation, MFA}};
         error:Limit when Limit =:= atom_limit; Limit =:= memory_limit; Limit =:= process_limit ->
             {error, Limit};
-        Class:Reason -> {error, {exception, Class, Reason, format(Lang, Class, Reason)}}
+        Class:Reason:Stack ->
+            Normal = normalise(Lang, Class, Reason, Stack),
+            {error, {exception, Class, Normal, format(Lang, Class, Normal)}}
     end.
+
+%% Elixir users expect exception structs (`%ArithmeticError{}`, not `badarith`).
+normalise(elixir, error, Reason, Stack) -> 'Elixir.Exception':normalize(error, Reason, Stack);
+normalise(_Lang, _Class, Reason, _Stack) -> Reason.
 
 ok_or_throw({error, Reason}) -> throw({seccomp_eval_error, Reason});
 ok_or_throw(Ok) -> Ok.

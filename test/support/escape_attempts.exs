@@ -1,0 +1,209 @@
+defmodule Seccomp.Test.EscapeAttempts do
+  @moduledoc false
+  # The escape suite's attempts, as {name, code, profile}. Every payload below
+  # would change a sentinel (see Seccomp.Test.Sentinels) if it ran.
+
+  @file_path "/tmp/seccomp_pwned"
+
+  # Calls that would change something outside the sandbox: {module, function, args source}.
+  @payloads [
+    {"File", "write!", [~s("#{@file_path}"), ~s("x")]},
+    {"System", "put_env", [~s("SECCOMP_PWNED"), ~s("1")]},
+    {":persistent_term", "put", [":seccomp_pwned", "1"]},
+    {"Application", "put_env", [":beam_seccomp", ":pwned", "true"]},
+    {":os", "putenv", ["'SECCOMP_PWNED'", "'1'"]},
+    {":file", "write_file", ["'#{@file_path}'", ~s("x")]},
+    {":erlang", "send", [":seccomp_canary", ":pwned"]},
+    {"Process", "send", [":seccomp_canary", ":pwned", "[]"]},
+    {":os", "cmd", ["'touch #{@file_path}'"]},
+    {"Code", "eval_string", [~S|"File.write!(\"/tmp/seccomp_pwned\", \"x\")"|]},
+    {":erpc", "call", ["node()", "File", ":write!", ~s(["#{@file_path}", "x"])]},
+    {":rpc", "call", ["node()", ":os", ":putenv", "['SECCOMP_PWNED', '1']"]},
+    {"Module", "create", ["Pwned", "nil", "__ENV__"]},
+    {":erlang", "open_port", [~s({:spawn, 'touch #{@file_path}'}), "[]"]}
+  ]
+
+  defp args(a), do: Enum.join(a, ", ")
+
+  # Ways of making the call: directly, dynamically, through funs handed to compiled code...
+  defp vectors({m, f, a}) do
+    n = length(a)
+    call = "#{m}.#{f}(#{args(a)})"
+
+    [
+      {:direct, call},
+      {:apply, "apply(#{m}, :#{f}, [#{args(a)}])"},
+      {:kernel_apply, "Kernel.apply(#{m}, :#{f}, [#{args(a)}])"},
+      {:erlang_apply, ":erlang.apply(#{m}, :#{f}, [#{args(a)}])"},
+      {:nested_apply, "apply(:erlang, :apply, [#{m}, :#{f}, [#{args(a)}]])"},
+      {:variable_module, "m = #{m}; m.#{f}(#{args(a)})"},
+      {:variable_function, "f = :#{f}; apply(#{m}, f, [#{args(a)}])"},
+      {:capture, "g = &#{m}.#{f}/#{n}; g.(#{args(a)})"},
+      {:function_capture, "Function.capture(#{m}, :#{f}, #{n}) |> apply([#{args(a)}])"},
+      {:make_fun, ":erlang.make_fun(#{m}, :#{f}, #{n}) |> :erlang.apply([#{args(a)}])"},
+      {:zipwith3_apply, ":lists.zipwith3(&:erlang.apply/3, [#{m}], [:#{f}], [[#{args(a)}]])"},
+      {:capture_to_compiled, to_compiled(m, f, a)},
+      {:caught_then_ok, "try do #{call} rescue _ -> :ok catch _, _ -> :ok end"},
+      {:in_anonymous_fn, "(fn -> #{call} end).()"},
+      {:spawned, spawned(call), :processes},
+      {:task, "Task.async(fn -> #{call} end) |> Task.await()", :processes}
+    ]
+  end
+
+  defp to_compiled(m, f, [a]), do: "Enum.map([#{a}], &#{m}.#{f}/1)"
+  defp to_compiled(m, f, [a, b]), do: "Enum.zip_with([#{a}], [#{b}], &#{m}.#{f}/2)"
+
+  defp to_compiled(m, f, [a, b, c]),
+    do: ":lists.zipwith3(&#{m}.#{f}/3, [#{a}], [#{b}], [#{c}])"
+
+  defp to_compiled(m, f, a),
+    do: "Enum.map([[#{args(a)}]], fn a -> apply(&#{m}.#{f}/#{length(a)}, a) end)"
+
+  defp spawned(call) do
+    "{pid, ref} = spawn_monitor(fn -> #{call} end); receive do {:DOWN, ^ref, _, _, r} -> r end"
+  end
+
+  # Attempts that are not a payload through a vector.
+  @elixir_singles [
+    {:defmodule, "defmodule Pwned do end"},
+    {:module_create_quote,
+     "Module.create(Pwned, quote(do: def(x, do: 1)), Macro.Env.location(__ENV__))"},
+    {:require, "require Logger; Logger.error(\"x\")"},
+    {:use, "use GenServer"},
+    {:import_file, "import File; write!(\"#{@file_path}\", \"x\")"},
+    {:alias_then_call, "alias File, as: F; F.write!(\"#{@file_path}\", \"x\")"},
+    {:quote_eval, "Code.eval_quoted(quote(do: File.write!(\"#{@file_path}\", \"x\")))"},
+    {:elixir_module_compile, ":elixir_module.compile(Pwned, nil, [], __ENV__)"},
+    {:erl_eval, ":erl_eval.exprs([], [])"},
+    {:compile_forms, ":compile.forms([])"},
+    {:code_load, ":code.load_binary(Pwned, 'pwned.beam', <<>>)"},
+    {:load_nif, ":erlang.load_nif('/tmp/pwned', 0)"},
+    {:file_stream_struct, "%File.Stream{path: \"#{@file_path}\"}"},
+    {:io_stream_struct, "%IO.Stream{device: :standard_io, raw: true, line_or_bytes: :line}"},
+    {:forged_struct_into,
+     "Enum.into([\"x\"], %{__struct__: File.Stream, path: \"#{@file_path}\", modes: [:write], line_or_bytes: :line, raw: true})"},
+    {:forged_struct_interpolation,
+     "\"\#{%{__struct__: File.Stream, path: \"#{@file_path}\", modes: [], line_or_bytes: :line, raw: true}}\""},
+    {:forged_struct_access, "%{__struct__: File, x: 1}[:x]"},
+    {:forged_struct_put_in, "put_in(%{__struct__: File, x: 1}[:x], 2)"},
+    {:forged_struct_to_string, "to_string(%{__struct__: File.Stream, path: \"x\"})"},
+    {:forged_struct_inspect, "inspect(%{__struct__: File.Stream, path: \"x\"})"},
+    {:forged_struct_via_map_put,
+     "Map.put(%{path: \"#{@file_path}\", modes: [:write], line_or_bytes: :line, raw: true}, :__struct__, File.Stream) |> then(&Enum.into([\"x\"], &1))"},
+    {:kernel_struct, "struct(File.Stream, path: \"#{@file_path}\")"},
+    {:binary_to_term_fun, ":erlang.binary_to_term(#{inspect(:erlang.term_to_binary(&:os.cmd/1))})"},
+    {:process_dictionary, "Process.put(:pwned, true)"},
+    {:trap_exit, "Process.flag(:trap_exit, true)"},
+    {:max_heap_flag, ":erlang.process_flag(:max_heap_size, 0)"},
+    {:ets_table, ":ets.new(:pwned, [:named_table, :public])"},
+    {:whereis, "Process.whereis(:init)"},
+    {:registered, "Process.registered()"},
+    {:halt, ":erlang.halt()"},
+    {:system_halt, "System.halt()"},
+    {:system_cmd, "System.cmd(\"touch\", [\"#{@file_path}\"])"},
+    {:node_spawn, "Node.spawn(node(), fn -> :ok end)"},
+    {:node_connect, "Node.connect(:\"pwned@localhost\")"},
+    {:trace, ":erlang.trace(:all, true, [:call])"},
+    {:send_to_file_server,
+     "send(:file_server_2, {:\"$gen_call\", {self(), make_ref()}, {:write_file, '#{@file_path}', \"x\"}})"},
+    {:send_to_init, "send(:init, {:stop, :stop})"},
+    {:genserver_call, "GenServer.call(:application_controller, :which_applications)"},
+    {:exit_canary, "Process.exit(canary, :kill)", :processes},
+    {:link_canary, "Process.link(canary)", :processes},
+    {:monitor_canary, "Process.monitor(canary)", :processes},
+    {:send_canary_pid, "send(canary, :pwned)", :processes},
+    {:agent_on_canary, "Agent.get(canary, fn _ -> :ok end)", :processes},
+    {:spawn_mfa, "spawn(File, :write!, [\"#{@file_path}\", \"x\"]); Process.sleep(100)",
+     :processes},
+    {:spawn_opt, ":erlang.spawn_opt(fn -> :ok end, [{:min_heap_size, 100_000_000}])", :processes},
+    {:remote_spawn, ":erlang.spawn(node(), fn -> :ok end)", :processes},
+    {:send_after, "Process.send_after(self(), :x, 10)", :processes},
+    {:group_leader, ":erlang.group_leader(self(), self())", :processes},
+    {:dbg, "dbg(1)"},
+    {:macro_exported, "macro_exported?(Pwned, :x, 1)"},
+    {:string_to_atom_flood, "for i <- 1..1000, do: String.to_atom(\"pwn_a_\#{i}\")"},
+    {:interpolated_atom_flood, "for i <- 1..1000, do: :\"pwn_b_\#{i}\""},
+    {:list_to_atom_flood, "for i <- 1..1000, do: List.to_atom('pwn_c_\#{i}')"},
+    {:source_atom_flood, Enum.map_join(1..200, "; ", &":pwn_d_#{&1}")},
+    {:source_alias_flood, Enum.map_join(1..200, "; ", &"PwnAlias#{&1}")},
+    {:apply_in_guard_like_position,
+     "case 1 do x when x > 0 -> File.write!(\"#{@file_path}\", \"x\") end"},
+    {:stream_resource,
+     "Stream.resource(fn -> File.write!(\"#{@file_path}\", \"x\") end, fn s -> {:halt, s} end, fn _ -> :ok end) |> Enum.to_list()"},
+    {:reduce_with_capture, "Enum.reduce([\"#{@file_path}\"], \"x\", &File.write!/2)"},
+    {:sort_by_capture, "Enum.sort_by([\"SECCOMP_PWNED\"], &System.get_env/1)"},
+    {:kernel_then, "then(\"#{@file_path}\", &File.touch!/1)"},
+    {:pipe_into_capture, "\"#{@file_path}\" |> File.touch!()"}
+  ]
+
+  @erlang_attempts [
+    {:os_cmd, ~S|os:cmd("touch /tmp/seccomp_pwned").|},
+    {:write_file, ~S|file:write_file("/tmp/seccomp_pwned", <<"x">>).|},
+    {:erlang_apply, ~S|erlang:apply(file, write_file, ["/tmp/seccomp_pwned", <<"x">>]).|},
+    {:local_apply, ~S|apply(file, write_file, ["/tmp/seccomp_pwned", <<"x">>]).|},
+    {:variable_module, ~S|M = file, M:write_file("/tmp/seccomp_pwned", <<"x">>).|},
+    {:variable_function, ~S|F = write_file, file:F("/tmp/seccomp_pwned", <<"x">>).|},
+    {:fun_value, ~S|F = fun file:write_file/2, F("/tmp/seccomp_pwned", <<"x">>).|},
+    {:fun_to_lists_map, ~S|lists:map(fun os:cmd/1, ["touch /tmp/seccomp_pwned"]).|},
+    {:fun_to_foldl, ~S|lists:foldl(fun file:write_file/2, <<"x">>, ["/tmp/seccomp_pwned"]).|},
+    {:zipwith3_apply,
+     ~S|lists:zipwith3(fun erlang:apply/3, [file], [write_file], [["/tmp/seccomp_pwned", <<"x">>]]).|},
+    {:dynamic_fun, ~S|{M, F, A} = {os, cmd, 1}, G = fun M:F/A, G("touch /tmp/seccomp_pwned").|},
+    {:make_fun, ~S|(erlang:make_fun(os, cmd, 1))("touch /tmp/seccomp_pwned").|},
+    {:apply_fun, ~S|erlang:apply(fun os:cmd/1, ["touch /tmp/seccomp_pwned"]).|},
+    {:map_key_pattern, ~S|#{os:cmd("touch /tmp/seccomp_pwned") := V} = #{}.|},
+    {:map_key_pattern_in_case,
+     ~S|case #{} of #{os:putenv("SECCOMP_PWNED", "1") := V} -> V; _ -> ok end.|},
+    {:map_key_in_fun_head,
+     ~S|F = fun(#{os:cmd("touch /tmp/seccomp_pwned") := _}) -> ok end, F(#{}).|},
+    {:guard_call,
+     ~S|case 1 of X when os:cmd("touch /tmp/seccomp_pwned") =:= [] -> X; _ -> ok end.|},
+    {:binary_size_expr, ~S|<<0:(length(os:cmd("touch /tmp/seccomp_pwned")))>>.|},
+    {:catch_then_ok, ~S|catch os:cmd("touch /tmp/seccomp_pwned"), ok.|},
+    {:try_then_ok, ~S|try file:write_file("/tmp/seccomp_pwned", <<"x">>) catch _:_ -> ok end.|},
+    {:persistent_term, ~S|persistent_term:put(seccomp_pwned, 1).|},
+    {:app_env, ~S|application:set_env(beam_seccomp, pwned, true).|},
+    {:putenv, ~S|os:putenv("SECCOMP_PWNED", "1").|},
+    {:open_port, ~S|erlang:open_port({spawn, "touch /tmp/seccomp_pwned"}, []).|},
+    {:load_module, ~S|erlang:load_module('Elixir.Pwned', <<>>).|},
+    {:code_server, ~S|code:load_binary('Elixir.Pwned', "x", <<>>).|},
+    {:erl_eval, ~S|erl_eval:exprs([], []).|},
+    {:rpc_call, ~S|rpc:call(node(), os, cmd, ["touch /tmp/seccomp_pwned"]).|},
+    {:erpc_cast, ~S|erpc:cast(node(), os, cmd, ["touch /tmp/seccomp_pwned"]).|},
+    {:send_registered, ~S|seccomp_canary ! pwned.|},
+    {:erlang_send, ~S|erlang:send(seccomp_canary, pwned).|},
+    {:halt, ~S|halt().|},
+    {:erlang_halt, ~S|erlang:halt(0).|},
+    {:ets_new, ~S|ets:new(pwned, [named_table, public]).|},
+    {:whereis, ~S|whereis(init).|},
+    {:list_to_atom_flood,
+     ~S|[list_to_atom("pwn_e_" ++ integer_to_list(I)) \|\| I <- lists:seq(1, 1000)].|},
+    {:source_atom_flood, Enum.map_join(1..200, ", ", &"pwn_f_#{&1}") <> "."},
+    {:spawn_fun,
+     ~S|spawn(fun() -> os:cmd("touch /tmp/seccomp_pwned") end), receive after 100 -> ok end.|,
+     :processes},
+    {:spawn_mfa, ~S|spawn(os, cmd, ["touch /tmp/seccomp_pwned"]), receive after 100 -> ok end.|,
+     :processes},
+    {:proc_lib_spawn, ~S|proc_lib:spawn(os, cmd, ["touch /tmp/seccomp_pwned"]).|, :processes},
+    {:exit_canary, ~S|exit(Canary, kill).|, :processes},
+    {:send_canary, ~S|Canary ! pwned.|, :processes},
+    {:record, ~S|#file_info{}.|},
+    {:local_fun_ref, ~S|F = fun helper/1, F(1).|}
+  ]
+
+  def elixir do
+    for_payloads =
+      for payload <- @payloads, vector <- vectors(payload) do
+        {m, f, _} = payload
+        {name, code, profile} = with_profile(vector)
+        {"#{m}.#{f} via #{name}", code, profile}
+      end
+
+    for_payloads ++ Enum.map(@elixir_singles, &with_profile/1)
+  end
+
+  def erlang, do: Enum.map(@erlang_attempts, &with_profile/1)
+
+  defp with_profile({name, code}), do: {"#{name}", code, :pure}
+  defp with_profile({name, code, profile}), do: {"#{name}", code, profile}
+end
