@@ -10,7 +10,8 @@ failed=0
 run() {  # run NAME COUNT-REGEX COMMAND...
   local name=$1 pattern=$2; shift 2
   echo "=== $name: $*"
-  if "$@" 2>&1 | tee "$log/$name.txt"; then status=ok; else status=FAILED; failed=1; fi
+  # A hard cap per suite: a wedged VM must fail the run, not hang it.
+  if timeout -s KILL 1200 "$@" 2>&1 | tee "$log/$name.txt"; then status=ok; else status=FAILED; failed=1; fi
   local count
   count=$(grep -oE "$pattern" "$log/$name.txt" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
   summary+=("$name: $count $status")

@@ -139,8 +139,9 @@ keeper(Caller, Code, O, CallerTicket) ->
     {_, Ticket} = seccomp_nif:spawn_ticket(),
     Keeper = self(),
     Ctx = seccomp_sandbox:new(O#{keeper => Keeper, ticket => Ticket}),
+    %% Even discarded output (and compiler warnings) must not reach the host's console.
     Capture = case maps:get(output, O) of
-                  discard -> undefined;
+                  discard -> seccomp_capture:start(0);
                   _ -> seccomp_capture:start(maps:get(max_output, O))
               end,
     Heap = maps:get(max_heap_size, O),
@@ -154,8 +155,6 @@ keeper(Caller, Code, O, CallerTicket) ->
     seccomp_sandbox:close(Ctx),
     Caller ! {seccomp_eval_result, self(), with_output(Result, Capture, O)}.
 
-with_output(Result, undefined, _O) ->
-    Result;
 with_output(Result, Capture, #{output := Output}) ->
     Text = seccomp_capture:take(Capture),
     exit(Capture, kill),
@@ -198,27 +197,44 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
 sticky(none, Result) -> Result;
 sticky(Violation, _Result) -> {error, Violation}.
 
-%% Reductions and off-heap binaries are not covered by max_heap_size.
+%% Reductions and off-heap binaries are not covered by max_heap_size. The
+%% sampling runs in its own process: process_info/2 waits for a process busy
+%% in a long BIF, and the keeper must stay free to enforce the timeout.
 over_limit(Ctx, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) ->
-    {Reds, Bin} = lists:foldl(
-                    fun(P, {R, B}) ->
-                            case erlang:process_info(P, [reductions, binary]) of
-                                [{reductions, R1}, {binary, Bins}] ->
-                                    {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
-                                undefined -> {R, B}
-                            end
-                    end, {0, 0}, seccomp_sandbox:members(Ctx)),
-    if
-        Reds > MaxReds -> reduction_limit;
-        Bin > MaxBin -> memory_limit;
-        true -> ok
+    Keeper = self(),
+    Ref = make_ref(),
+    {Sampler, MRef} = spawn_monitor(fun() -> Keeper ! {Ref, usage(seccomp_sandbox:members(Ctx))} end),
+    receive
+        {Ref, {Reds, Bin}} ->
+            demonitor(MRef, [flush]),
+            if
+                Reds > MaxReds -> reduction_limit;
+                Bin > MaxBin -> memory_limit;
+                true -> ok
+            end;
+        {'DOWN', MRef, process, Sampler, _} ->
+            ok
+    after ?POLL_MS * 4 ->
+        exit(Sampler, kill),
+        demonitor(MRef, [flush]),
+        ok
     end.
+
+usage(Pids) ->
+    lists:foldl(fun(P, {R, B}) ->
+                        case erlang:process_info(P, [reductions, binary]) of
+                            [{reductions, R1}, {binary, Bins}] ->
+                                {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
+                            undefined ->
+                                {R, B}
+                        end
+                end, {0, 0}, Pids).
 
 %%% Inside the sandbox -------------------------------------------------------------
 
 root(Keeper, Ctx, Code, O, Capture) ->
     seccomp_sandbox:join(Ctx),
-    Capture =:= undefined orelse group_leader(Capture, self()),
+    group_leader(Capture, self()),
     Keeper ! {seccomp_result, seccomp_sandbox:id(Ctx), evaluate(Code, O, Ctx)}.
 
 evaluate(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O, Ctx) ->

@@ -15,7 +15,8 @@
 -type kind() :: plain | atom | dispatch | spawner
               | {spawn_fun, pos_integer()} | {spawn_mfa, pos_integer()}
               | {send, pos_integer()} | {signal, pos_integer()}
-              | {amplifier, pos_integer(), pos_integer() | none}.
+              | {amplifier, pos_integer(), pos_integer() | none}
+              | {bignum, '*' | 'bsl' | pow}.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -122,6 +123,9 @@ process_rules() ->
 
 %% @doc How the sandbox handler carries out an allowed call.
 -spec kind(module(), atom(), arity()) -> kind().
+kind(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> {bignum, Op};
+kind('Elixir.Integer', pow, 2) -> {bignum, pow};
+kind('Elixir.Kernel', '**', 2) -> {bignum, pow};
 kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
 kind(erlang, list_to_atom, 1) -> atom;
 kind('Elixir.String', to_atom, 1) -> atom;

@@ -28,6 +28,8 @@
 
 -define(JOINED, '$seccomp_sandbox').
 -define(MAX_WRAPPED_ARITY, 12).
+%% 64 KiB integers: printing or multiplying one stays in the millisecond range.
+-define(MAX_INTEGER_BITS, 524288).
 
 %% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
 -spec new(map()) -> ctx().
@@ -204,6 +206,9 @@ special_kind({amplifier, CountPos, UnitPos}, M, F, Args, Ctx) ->
            end,
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
     erlang:apply(M, F, Args);
+special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
+    bounded_integer(Op, X, Y, Ctx),
+    erlang:apply(M, F, Args);
 special_kind(dispatch, M, F, Args, Ctx) ->
     no_forged_structs(Args, Ctx),
     erlang:apply(M, F, Args).
@@ -277,6 +282,22 @@ bounded_size(Size, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Size), is
     end;
 bounded_size(Size, _Unit, _Ctx) ->
     Size.
+
+%% Bignum arithmetic runs inside one BIF call that neither yields nor lets the
+%% process be killed: the operands' sizes decide how long, so they are capped.
+bounded_integer(Op, X, Y, Ctx) when is_integer(X), is_integer(Y) ->
+    Bits = case Op of
+               '*' -> bits(X) + bits(Y);
+               'bsl' -> bits(X) + max(0, Y);
+               pow when Y >= 0 -> bits(X) * Y;
+               pow -> 0
+           end,
+    Bits =< ?MAX_INTEGER_BITS orelse memory_limit(Ctx);
+bounded_integer(_Op, _X, _Y, _Ctx) ->
+    true.
+
+bits(N) when N >= -(1 bsl 59), N < 1 bsl 59 -> 60;
+bits(N) -> 8 * byte_size(binary:encode_unsigned(abs(N))).
 
 %% `Count' copies of something of `Unit' bytes (a word, for terms).
 bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->
