@@ -98,4 +98,52 @@ defmodule Seccomp do
   @doc "Answer a `{:seccomp_trap, ref, pid, mfa}` question as a broker."
   @spec trap_reply(reference(), :allow | :deny) :: :ok
   defdelegate trap_reply(ref, answer), to: :seccomp
+
+  @doc """
+  A child spec whose child starts, and restarts, restricted by `policy`.
+
+  Accepts what `Supervisor.child_spec/2` accepts (`MyWorker`, `{MyWorker, arg}`,
+  maps). `policy` is a `Seccomp.Policy`, a policy keyword list, or
+  `{:app_env, app, key}` / `{:file, path}`, read at every start.
+  """
+  @spec child_spec(Supervisor.child_spec() | module() | {module(), term()}, term()) ::
+          Supervisor.child_spec()
+  def child_spec(spec, policy) do
+    spec |> Supervisor.child_spec([]) |> :seccomp.child_spec(policy_source(policy))
+  end
+
+  defp policy_source({:app_env, _, _} = source), do: source
+  defp policy_source({:file, _} = source), do: source
+
+  defp policy_source(policy) do
+    case Seccomp.Policy.native(policy) do
+      {:ok, native} -> native
+      {:error, reason} -> raise ArgumentError, "invalid policy: #{inspect(reason)}"
+    end
+  end
+
+  @doc """
+  Start a child under a `Supervisor` or `DynamicSupervisor`; when the caller is
+  restricted, the child carries at least the caller's layers.
+  """
+  @spec start_child(Supervisor.supervisor(), term()) :: DynamicSupervisor.on_start_child()
+  def start_child(sup, spec) when is_list(spec), do: :seccomp.start_child(sup, spec)
+  def start_child(sup, spec), do: :seccomp.start_child(sup, Supervisor.child_spec(spec, []))
+
+  @doc "`Task.Supervisor.start_child/2` with the caller's layers on the task."
+  @spec task_start_child(Supervisor.supervisor(), (() -> term())) ::
+          DynamicSupervisor.on_start_child()
+  def task_start_child(sup, fun), do: :seccomp_supervisor.task(sup, fun, :start_child)
+
+  @doc "`Task.Supervisor.async/2` with the caller's layers on the task."
+  @spec task_async(Supervisor.supervisor(), (() -> term())) :: Task.t()
+  def task_async(sup, fun), do: :seccomp_supervisor.task(sup, fun, :async)
+
+  @doc "Every local process with its restriction state."
+  @spec ps() :: [map()]
+  defdelegate ps(), to: :seccomp
+
+  @doc "A supervision tree with each child's restriction state."
+  @spec tree(Supervisor.supervisor()) :: [map()]
+  defdelegate tree(sup), to: :seccomp_supervisor
 end

@@ -9,7 +9,7 @@
 -export([policy/1, restrict/1, restrict/2, check/1, check/2, apply/3,
          spawn/1, spawn/3, spawn_link/1, spawn_link/3, spawn_monitor/1, spawn_monitor/3,
          spawn_opt/2, spawn_opt/4, status/1, table_size/0, is_restricted/1,
-         subscribe/0, unsubscribe/0, trap_reply/2,
+         subscribe/0, unsubscribe/0, trap_reply/2, child_spec/2, start_child/2, ps/0,
          policy_to_file/2, policy_from_file/1, policy_to_json/1, policy_from_json/1]).
 
 -export_type([policy/0, verdict/0, status/0]).
@@ -72,8 +72,8 @@ check(Pid, MFA) ->
 apply(M, F, Args) when is_atom(M), is_atom(F), is_list(Args) ->
     Arity = length(Args),
     case seccomp_nif:check(M, F, Arity) of
-        allow -> erlang:apply(M, F, Args);
-        {deny, Action} -> seccomp_violation:handle(Action, {M, F, Arity}, fun() -> erlang:apply(M, F, Args) end)
+        allow -> seccomp_route:call(M, F, Args);
+        {deny, Action} -> seccomp_violation:handle(Action, {M, F, Arity}, fun() -> seccomp_route:call(M, F, Args) end)
     end;
 apply(M, F, Args) ->
     erlang:error({badarg, {M, F, Args}}).
@@ -182,6 +182,21 @@ unsubscribe() -> seccomp_events:unsubscribe(self()).
 trap_reply(Ref, Answer) when is_reference(Ref), (Answer =:= allow orelse Answer =:= deny) ->
     Ref ! {seccomp_trap_reply, Ref, Answer},
     ok.
+
+%%% Supervision trees -------------------------------------------------------------
+
+%% @doc A child spec whose child starts, and restarts, restricted by `Policy'
+%% (a policy, a policy map, `{app_env, App, Key}' or `{file, Path}').
+-spec child_spec(supervisor:child_spec(), seccomp_supervisor:policy_source()) -> supervisor:child_spec().
+child_spec(Spec, Policy) -> seccomp_supervisor:child_spec(Spec, Policy).
+
+%% @doc `supervisor:start_child/2' that gives the child at least the caller's layers.
+-spec start_child(supervisor:sup_ref(), supervisor:child_spec() | [term()]) -> term().
+start_child(Sup, Spec) -> seccomp_supervisor:start_child(Sup, Spec).
+
+%% @doc Every local process with its restriction state.
+-spec ps() -> [map()].
+ps() -> seccomp_supervisor:ps().
 
 %%% Files ---------------------------------------------------------------------
 

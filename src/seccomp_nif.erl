@@ -7,7 +7,7 @@
 -module(seccomp_nif).
 
 -export([noop/0, compile/2, restrict_self/1, restrict/2, check/3, check_pid/4,
-         spawn_ticket/0, adopt/1, status/1, policy_spec/1, table_size/0,
+         spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
          spec_to_json/1, spec_from_json/1, load_error/0]).
 
 -on_load(load/0).
@@ -64,6 +64,12 @@ spawn_ticket() -> not_loaded().
 
 -spec adopt(reference()) -> ok.
 adopt(_Ticket) -> not_loaded().
+
+-spec adopt_pid(pid(), reference()) -> ok | {error, not_permitted | noproc}.
+adopt_pid(_Pid, _Ticket) -> not_loaded().
+
+-spec policy_ticket(reference()) -> reference().
+policy_ticket(_Policy) -> not_loaded().
 
 -spec status(pid()) -> undefined | error | {[binary()], non_neg_integer(), non_neg_integer()}.
 status(_Pid) -> not_loaded().

@@ -12,7 +12,7 @@
 -export_type([name/0, kind/0]).
 
 -type name() :: pure | processes.
--type kind() :: plain | atom | dispatch | spawner
+-type kind() :: plain | atom | dispatch | spawner | routed
               | {spawn_fun, pos_integer()} | {spawn_mfa, pos_integer()}
               | {send, pos_integer()} | {signal, pos_integer()}
               | {amplifier, pos_integer(), pos_integer() | none}
@@ -130,6 +130,10 @@ kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
 kind(erlang, list_to_atom, 1) -> atom;
 kind('Elixir.String', to_atom, 1) -> atom;
 kind('Elixir.List', to_atom, 1) -> atom;
+kind(supervisor, start_child, 2) -> routed;
+kind('Elixir.Supervisor', start_child, 2) -> routed;
+kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
+kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
 kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
     process_kind(M, F, A);
 kind('Elixir.Task', F, A) -> task_kind(F, A);

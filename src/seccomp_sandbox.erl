@@ -176,6 +176,8 @@ special(M, F, Args, Ctx) ->
 apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
 apply3(M, F, As, _Ctx) -> erlang:error(badarg, [M, F, As]).
 
+special_kind(routed, M, F, Args, _Ctx) ->
+    seccomp_route:call(M, F, Args);
 special_kind(atom, M, F, Args, Ctx) ->
     new_atom(M, F, Args, Ctx);
 special_kind({spawn_fun, FunPos}, M, F, Args, Ctx) ->

@@ -148,6 +148,28 @@ fn spawn_ticket(env: Env) -> Term {
     (verdict, ticket).encode(env)
 }
 
+/// Give another process a ticket's layers; only an unrestricted caller may
+/// (a supervisor restricting the child it just started for a restricted caller).
+#[rustler::nif]
+fn adopt_pid<'a>(env: Env<'a>, pid: LocalPid, ticket: ResourceArc<Ticket>) -> Term<'a> {
+    if TABLE.is_restricted(pid_key(&env.pid())) {
+        return (atoms::error(), atoms::not_permitted()).encode(env);
+    }
+    let added = TABLE.adopt(pid_key(&pid), &ticket.layers);
+    if watch(env, &pid, added) {
+        atoms::ok().encode(env)
+    } else {
+        (atoms::error(), atoms::noproc()).encode(env)
+    }
+}
+
+/// A ticket holding exactly one policy, for restricting a child by spec.
+#[rustler::nif]
+fn policy_ticket(policy: ResourceArc<PolicyResource>) -> ResourceArc<Ticket> {
+    let layers = Arc::new(Layers { policies: vec![Arc::clone(&policy.compiled)] });
+    ResourceArc::new(Ticket { layers })
+}
+
 #[rustler::nif]
 fn adopt(env: Env, ticket: ResourceArc<Ticket>) -> Atom {
     let me = env.pid();
