@@ -146,4 +146,32 @@ defmodule Seccomp do
   @doc "A supervision tree with each child's restriction state."
   @spec tree(Supervisor.supervisor()) :: [map()]
   defdelegate tree(sup), to: :seccomp_supervisor
+
+  @doc "`:rpc.call/4` that checks the caller's policy and runs under it on `node`."
+  @spec rpc_call(node(), module(), atom(), [term()]) :: term()
+  defdelegate rpc_call(node, module, function, args), to: :seccomp
+
+  @doc "`:rpc.call/5` that checks the caller's policy and runs under it on `node`."
+  @spec rpc_call(node(), module(), atom(), [term()], timeout()) :: term()
+  defdelegate rpc_call(node, module, function, args, timeout), to: :seccomp
+
+  @doc "`:rpc.cast/4` that checks the caller's policy and runs under it on `node`."
+  @spec rpc_cast(node(), module(), atom(), [term()]) :: true
+  defdelegate rpc_cast(node, module, function, args), to: :seccomp
+
+  @doc "`:erpc.call/4` that checks the caller's policy and runs under it on `node`."
+  @spec erpc_call(node(), module(), atom(), [term()]) :: term()
+  defdelegate erpc_call(node, module, function, args), to: :seccomp
+
+  @doc "`:erpc.call/5` that checks the caller's policy and runs under it on `node`."
+  @spec erpc_call(node(), module(), atom(), [term()], timeout()) :: term()
+  defdelegate erpc_call(node, module, function, args, timeout), to: :seccomp
+
+  @doc "`Node.spawn/2`, the child restricted by the caller's layers."
+  @spec spawn_on(node(), (() -> term())) :: pid()
+  def spawn_on(node, fun), do: :seccomp.spawn(node, fun)
+
+  @doc "`Node.spawn/4`, the child restricted by the caller's layers."
+  @spec spawn_on(node(), module(), atom(), [term()]) :: pid()
+  def spawn_on(node, module, function, args), do: :seccomp.spawn(node, module, function, args)
 end

@@ -10,6 +10,7 @@
          spawn/1, spawn/3, spawn_link/1, spawn_link/3, spawn_monitor/1, spawn_monitor/3,
          spawn_opt/2, spawn_opt/4, status/1, table_size/0, is_restricted/1,
          subscribe/0, unsubscribe/0, trap_reply/2, child_spec/2, start_child/2, ps/0,
+         rpc_call/4, rpc_call/5, rpc_cast/4, erpc_call/4, erpc_call/5, spawn/2, spawn/4,
          policy_to_file/2, policy_from_file/1, policy_to_json/1, policy_from_json/1]).
 
 -export_type([policy/0, verdict/0, status/0]).
@@ -182,6 +183,42 @@ unsubscribe() -> seccomp_events:unsubscribe(self()).
 trap_reply(Ref, Answer) when is_reference(Ref), (Answer =:= allow orelse Answer =:= deny) ->
     Ref ! {seccomp_trap_reply, Ref, Answer},
     ok.
+
+%%% Remote calls ------------------------------------------------------------------
+
+%% @doc `rpc:call/4' that checks the caller's policy and runs under it on `Node'.
+%% Returns `{badrpc, Reason}' like `rpc:call/4' on failure.
+-spec rpc_call(node(), module(), atom(), [term()]) -> term().
+rpc_call(Node, M, F, A) -> rpc_call(Node, M, F, A, infinity).
+
+-spec rpc_call(node(), module(), atom(), [term()], timeout()) -> term().
+rpc_call(Node, M, F, A, Timeout) ->
+    try seccomp_rpc:call(Node, M, F, A, Timeout)
+    catch
+        error:{seccomp_violation, _} = V -> erlang:error(V);
+        error:{erpc, Reason} -> {badrpc, Reason};
+        Class:Reason -> {badrpc, {'EXIT', {Class, Reason}}}
+    end.
+
+%% @doc `rpc:cast/4' that checks the caller's policy and runs under it on `Node'.
+-spec rpc_cast(node(), module(), atom(), [term()]) -> true.
+rpc_cast(Node, M, F, A) -> ok = seccomp_rpc:cast(Node, M, F, A), true.
+
+%% @doc `erpc:call/4' that checks the caller's policy and runs under it on `Node'.
+-spec erpc_call(node(), module(), atom(), [term()]) -> term().
+erpc_call(Node, M, F, A) -> seccomp_rpc:call(Node, M, F, A, infinity).
+
+-spec erpc_call(node(), module(), atom(), [term()], timeout()) -> term().
+erpc_call(Node, M, F, A, Timeout) -> seccomp_rpc:call(Node, M, F, A, Timeout).
+
+%% @doc `erlang:spawn/2' on another node, the child restricted by the caller's layers.
+-spec spawn(node(), fun(() -> term())) -> pid().
+spawn(Node, Fun) when is_function(Fun, 0) -> seccomp_rpc:spawn(Node, erlang, apply, [Fun, []]);
+spawn(Node, Fun) -> erlang:error({badarg, {Node, Fun}}).
+
+%% @doc `erlang:spawn/4', the child restricted by the caller's layers.
+-spec spawn(node(), module(), atom(), [term()]) -> pid().
+spawn(Node, M, F, A) -> seccomp_rpc:spawn(Node, M, F, A).
 
 %%% Supervision trees -------------------------------------------------------------
 

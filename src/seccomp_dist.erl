@@ -298,6 +298,9 @@ sender(Socket, DHandle) ->
         tick ->
             send_or_die(Socket, <<>>),
             sender(Socket, DHandle);
+        {inject, Packet} ->
+            send_or_die(Socket, Packet),
+            sender(Socket, DHandle);
         {seccomp_dist_req, From, Ref, Req} ->
             From ! {Ref, socket_request(Socket, Req)},
             sender(Socket, DHandle);
@@ -320,9 +323,23 @@ send_or_die(Socket, Data) ->
 %% The filter: every packet is checked before the VM sees it.
 receiver(Ctrl, Socket, Node, DHandle) ->
     link(Ctrl),
+    put(seccomp_dist_ctrl, Ctrl),
     receive go -> ok end,
     ok = inet:setopts(Socket, [{active, 10}]),
     receive_loop(Socket, Node, DHandle).
+
+%% A dropped spawn request would leave the requester waiting forever
+%% (`spawn/4', `rpc:call/4' without a timeout): answer it with a failed
+%% spawn reply instead, as the VM does for a spawn it cannot perform.
+refuse_spawn(<<_, Rest/binary>>) ->
+    try binary_to_term(Rest, [safe]) of
+        Ctl when element(1, Ctl) =:= 29; element(1, Ctl) =:= 30 ->
+            Reply = term_to_binary({31, element(2, Ctl), element(3, Ctl), 0, notsup}),
+            get(seccomp_dist_ctrl) ! {inject, <<112, Reply/binary>>};
+        _ -> ok
+    catch
+        error:badarg -> ok
+    end.
 
 receive_loop(Socket, Node, DHandle) ->
     receive
@@ -335,6 +352,7 @@ receive_loop(Socket, Node, DHandle) ->
                 {refuse, Kind, Why} ->
                     count(Node, Kind, refused),
                     catch ets:insert(?STATS, {{Node, last_refused}, {Kind, Why}}),
+                    Kind =:= spawn_request andalso refuse_spawn(Packet),
                     logger:warning("seccomp_dist: refused ~p from ~p: ~p", [Kind, Node, Why],
                                    #{domain => [beam_seccomp, dist]}),
                     maps:get(on_violation, Rules) =:= disconnect andalso exit({seccomp_dist_refused, Why});

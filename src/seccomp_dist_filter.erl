@@ -3,9 +3,10 @@
 %%
 %% The carrier refuses the atom-cache and fragment flags during the
 %% handshake, so every packet after it is a tick (empty) or
-%% `<<112, Control/term-with-131, [Payload/term-with-131]>>'. Terms are decoded
-%% with `safe': a packet naming atoms this node has never seen is refused
-%% rather than allowed to grow the atom table.
+%% `<<112, Control/term-with-131, [Payload/term-with-131]>>'. The control
+%% term is decoded with `safe': a control message naming atoms this node has
+%% never seen (a registered name, a module) is refused rather than allowed to
+%% grow the atom table.
 -module(seccomp_dist_filter).
 
 -export([decide/3, normalise/1, default/0, rules_for/2]).
@@ -212,8 +213,11 @@ door(_Dest, _Msg) -> none.
 arity(A) when is_list(A) -> length(A);
 arity(_) -> -1.
 
+%% Payloads of messages whose destination is allowed are decoded without
+%% `safe': they may name cluster members this node has not met yet, and the
+%% VM creates those atoms anyway when it delivers the message.
 with_payload(Payload, Fun) ->
-    try binary_to_term(Payload, [safe]) of
+    try binary_to_term(Payload) of
         Term -> Fun(Term)
     catch
         error:badarg -> {refuse, payload, unknown_atoms_or_garbage}

@@ -130,6 +130,7 @@ kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
 kind(erlang, list_to_atom, 1) -> atom;
 kind('Elixir.String', to_atom, 1) -> atom;
 kind('Elixir.List', to_atom, 1) -> atom;
+kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
 kind(supervisor, start_child, 2) -> routed;
 kind('Elixir.Supervisor', start_child, 2) -> routed;
 kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;

@@ -26,6 +26,17 @@ call(erlang, F, [Dest, Msg]) when F =:= send; F =:= '!' ->
         _ ->
             erlang:send(Dest, Msg)
     end;
+%% apply/3 is checked like the call it makes.
+call(M, apply, [M2, F2, A2]) when M =:= erlang; M =:= 'Elixir.Kernel' -> seccomp:apply(M2, F2, A2);
+%% Remote calls made through checked entry points carry the caller's layers.
+call(rpc, call, [Node, M, F, A]) -> seccomp:rpc_call(Node, M, F, A);
+call(rpc, call, [Node, M, F, A, T]) -> seccomp:rpc_call(Node, M, F, A, T);
+call(rpc, cast, [Node, M, F, A]) -> seccomp:rpc_cast(Node, M, F, A);
+call(erpc, call, [Node, M, F, A]) -> seccomp:erpc_call(Node, M, F, A);
+call(erpc, call, [Node, M, F, A, T]) -> seccomp:erpc_call(Node, M, F, A, T);
+call(erpc, cast, [Node, M, F, A]) -> seccomp_rpc:cast(Node, M, F, A);
+call('Elixir.Node', spawn, [Node, Fun]) -> seccomp:spawn(Node, Fun);
+call('Elixir.Node', spawn, [Node, M, F, A]) -> seccomp:spawn(Node, M, F, A);
 call(M, F, Args) ->
     erlang:apply(M, F, Args).
 
