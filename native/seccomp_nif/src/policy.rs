@@ -9,7 +9,42 @@ use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
-type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHasher>>;
+
+/// A multiply-rotate hasher for keys made of machine words (atom and pid term
+/// words). Those are not attacker-chosen, so speed wins over DoS resistance;
+/// the multiply spreads the tag bits that term words share.
+#[derive(Default, Clone, Copy)]
+pub struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
 
 /// Whether unmatched calls are denied (`Whitelist`) or allowed (`Blacklist`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::policy::{Action, Compiled};
+use crate::policy::{Action, Compiled, WordHasher};
 
 /// The stack of policies of one process; a call must pass every one.
 #[derive(Debug)]
@@ -70,12 +70,12 @@ pub enum Added {
 }
 
 pub struct Table<K: Eq + Hash, B> {
-    map: DashMap<u64, Entry<K, B>, ahash::RandomState>,
+    map: DashMap<u64, Entry<K, B>, std::hash::BuildHasherDefault<WordHasher>>,
 }
 
 impl<K: Copy + Eq + Hash, B: Clone> Default for Table<K, B> {
     fn default() -> Self {
-        Table { map: DashMap::with_hasher(ahash::RandomState::new()) }
+        Table { map: DashMap::with_hasher(Default::default()) }
     }
 }
 
