@@ -3,22 +3,58 @@ defmodule Bench.Loop do
   @moduledoc false
   # Compiled loops, so the loop itself costs the same for every subject.
   def run(0, _fun), do: :ok
-  def run(n, fun), do: (fun.(); run(n - 1, fun))
+
+  def run(n, fun),
+    do:
+      (
+        fun.()
+        run(n - 1, fun)
+      )
 
   def nif(0), do: :ok
-  def nif(n), do: (:seccomp_nif.noop(); nif(n - 1))
+
+  def nif(n),
+    do:
+      (
+        :seccomp_nif.noop()
+        nif(n - 1)
+      )
 
   def apply3(0, _m, _f, _a), do: :ok
-  def apply3(n, m, f, a), do: (apply(m, f, a); apply3(n - 1, m, f, a))
+
+  def apply3(n, m, f, a),
+    do:
+      (
+        apply(m, f, a)
+        apply3(n - 1, m, f, a)
+      )
 
   def check(0, _mfa), do: :ok
-  def check(n, {m, f, a} = mfa), do: (:seccomp_nif.check(m, f, a); check(n - 1, mfa))
+
+  def check(n, {m, f, a} = mfa),
+    do:
+      (
+        :seccomp_nif.check(m, f, a)
+        check(n - 1, mfa)
+      )
 
   def sapply(0, _m, _f, _a), do: :ok
-  def sapply(n, m, f, a), do: (:seccomp.apply(m, f, a); sapply(n - 1, m, f, a))
+
+  def sapply(n, m, f, a),
+    do:
+      (
+        :seccomp.apply(m, f, a)
+        sapply(n - 1, m, f, a)
+      )
 
   def ets(0, _t, _k), do: :ok
-  def ets(n, t, k), do: (:ets.member(t, k); ets(n - 1, t, k))
+
+  def ets(n, t, k),
+    do:
+      (
+        :ets.member(t, k)
+        ets(n - 1, t, k)
+      )
 end
 
 defmodule Bench do
@@ -26,20 +62,34 @@ defmodule Bench do
 
   # Best of three, in ns per operation.
   def ns(fun, n \\ @n) do
-    for(_ <- 1..3, do: elem(:timer.tc(fn -> fun.(n) end), 0)) |> Enum.min() |> Kernel.*(1000) |> Kernel./(n)
+    for(_ <- 1..3, do: elem(:timer.tc(fn -> fun.(n) end), 0))
+    |> Enum.min()
+    |> Kernel.*(1000)
+    |> Kernel./(n)
   end
 
   def in_restricted(policy, fun) do
-    Task.async(fn -> :ok = :seccomp.restrict(policy); fun.() end) |> Task.await(:infinity)
+    Task.async(fn ->
+      :ok = :seccomp.restrict(policy)
+      fun.()
+    end)
+    |> Task.await(:infinity)
   end
 
   def row(name, value, base, base_name),
-    do: IO.puts(String.pad_trailing(name, 52) <> to_string(:io_lib.format("~9.1f ns  ~5.2fx ~s", [value * 1.0, value / base, base_name])))
+    do:
+      IO.puts(
+        String.pad_trailing(name, 52) <>
+          to_string(:io_lib.format("~9.1f ns  ~5.2fx ~s", [value * 1.0, value / base, base_name]))
+      )
 
   def plain(name, value, unit), do: IO.puts(String.pad_trailing(name, 52) <> "#{value} #{unit}")
 
   def rss_kb do
-    File.read!("/proc/self/status") |> then(&Regex.run(~r/VmRSS:\s+(\d+)/, &1)) |> Enum.at(1) |> String.to_integer()
+    File.read!("/proc/self/status")
+    |> then(&Regex.run(~r/VmRSS:\s+(\d+)/, &1))
+    |> Enum.at(1)
+    |> String.to_integer()
   end
 end
 
@@ -47,7 +97,10 @@ Logger.configure(level: :error)
 Application.ensure_all_started(:beam_seccomp)
 {:ok, cpu} = File.read("/proc/cpuinfo")
 model = Regex.run(~r/model name\s*:\s*(.*)/, cpu) |> Enum.at(1)
-IO.puts("beam_seccomp bench — #{Date.utc_today()} — #{model}, #{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, Elixir #{System.version()}\n")
+
+IO.puts(
+  "beam_seccomp bench — #{Date.utc_today()} — #{model}, #{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, Elixir #{System.version()}\n"
+)
 
 IO.puts("== checks (1 restricted process)")
 floor_nif = Bench.ns(&Bench.Loop.nif/1)
@@ -63,7 +116,12 @@ results =
     {:ok, policy} = :seccomp.policy(%{rules: for(f <- funs, do: {:bench_mod, f, 1})})
     :ets.insert(table, for(f <- funs, do: {{self(), :bench_mod, f, 1}}))
     hit = {:bench_mod, :f1, 1}
-    {h, m} = Bench.in_restricted(policy, fn -> {Bench.ns(&Bench.Loop.check(&1, hit)), Bench.ns(&Bench.Loop.check(&1, {:other, :f, 1}))} end)
+
+    {h, m} =
+      Bench.in_restricted(policy, fn ->
+        {Bench.ns(&Bench.Loop.check(&1, hit)), Bench.ns(&Bench.Loop.check(&1, {:other, :f, 1}))}
+      end)
+
     Bench.row("seccomp:check hit, #{rules} rules", h, floor_nif, "empty NIF")
     Bench.row("seccomp:check miss, #{rules} rules", m, floor_nif, "empty NIF")
     {rules, policy, h}
@@ -75,7 +133,10 @@ Bench.row("ETS check (read_concurrency), hit", ets_hit, floor_nif, "empty NIF")
 Bench.row("seccomp:check hit vs the ETS check", check_1k, ets_hit, "ETS check")
 
 {:ok, lists_policy} = :seccomp.policy(%{rules: [:erlang]})
-sapply = Bench.in_restricted(lists_policy, fn -> Bench.ns(&Bench.Loop.sapply(&1, :erlang, :abs, [-1])) end)
+
+sapply =
+  Bench.in_restricted(lists_policy, fn -> Bench.ns(&Bench.Loop.sapply(&1, :erlang, :abs, [-1])) end)
+
 Bench.row("seccomp:apply vs plain apply", sapply, floor_apply, "plain apply")
 
 IO.puts("\n== 1,000,000 restricted processes in the table")
@@ -90,22 +151,45 @@ Enum.each(sleepers, &(:ok = :seccomp.restrict(&1, policy_1k)))
 rss2 = Bench.rss_kb()
 mem2 = :erlang.memory(:total)
 Bench.plain("table size", :seccomp.table_size(), "processes")
-per_proc = ((rss2 - rss1) * 1024 + max(0, (mem2 - mem1) - max(0, (rss2 - rss1) * 1024))) / 1_000_000
-Bench.plain("memory per restricted process (RSS delta)", Float.round((rss2 - rss1) * 1024 / 1_000_000, 1), "bytes")
+per_proc = ((rss2 - rss1) * 1024 + max(0, mem2 - mem1 - max(0, (rss2 - rss1) * 1024))) / 1_000_000
+
+Bench.plain(
+  "memory per restricted process (RSS delta)",
+  Float.round((rss2 - rss1) * 1024 / 1_000_000, 1),
+  "bytes"
+)
+
 Bench.plain("  of which BEAM (monitor) memory", Float.round((mem2 - mem1) / 1_000_000, 1), "bytes")
 _ = {rss0, mem0, per_proc}
-h_1m = Bench.in_restricted(policy_1k, fn -> Bench.ns(&Bench.Loop.check(&1, {:bench_mod, :f1, 1})) end)
+
+h_1m =
+  Bench.in_restricted(policy_1k, fn -> Bench.ns(&Bench.Loop.check(&1, {:bench_mod, :f1, 1})) end)
+
 Bench.row("seccomp:check hit, 1,000 rules, 1M in table", h_1m, check_1k, "same check, 1 in table")
 Enum.each(sleepers, &send(&1, :stop))
 
 IO.puts("\n== eval sandbox")
-corpus = ["1 + 2", "Enum.map([1, 2, 3], &(&1 * 2)) |> Enum.sum()", "String.upcase(\"hello \#{42}\")",
-          "%{a: 1, b: 2} |> Map.put(:c, 3) |> Map.keys() |> length()", "for x <- 1..20, rem(x, 3) == 0, do: x * x",
-          "case {:ok, 5} do {:ok, n} when n > 3 -> n * 2; _ -> 0 end"]
+
+corpus = [
+  "1 + 2",
+  "Enum.map([1, 2, 3], &(&1 * 2)) |> Enum.sum()",
+  "String.upcase(\"hello \#{42}\")",
+  "%{a: 1, b: 2} |> Map.put(:c, 3) |> Map.keys() |> length()",
+  "for x <- 1..20, rem(x, 3) == 0, do: x * x",
+  "case {:ok, 5} do {:ok, n} when n > 3 -> n * 2; _ -> 0 end"
+]
+
 per = fn fun -> Bench.ns(fn n -> Bench.Loop.run(n, fun) end, 300) end
 plain_eval = per.(fn -> Enum.each(corpus, &Code.eval_string/1) end) / length(corpus)
 sandbox_eval = per.(fn -> Enum.each(corpus, &Seccomp.Eval.eval/1) end) / length(corpus)
-Bench.row("eval, corpus of #{length(corpus)} expressions (per eval)", sandbox_eval, plain_eval, "Code.eval_string")
+
+Bench.row(
+  "eval, corpus of #{length(corpus)} expressions (per eval)",
+  sandbox_eval,
+  plain_eval,
+  "Code.eval_string"
+)
+
 start = per.(fn -> Seccomp.Eval.eval(quote(do: 1)) end)
 Bench.plain("sandbox start + teardown (quoted `1`)", Float.round(start / 1000, 1), "µs")
 hof = "Enum.reduce(1..100_000, 0, fn x, acc -> x + acc end)"
@@ -118,6 +202,7 @@ lib_box = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(lib) end) e
 Bench.row("library does the work: #{lib}", lib_box, lib_plain, "Code.eval_string")
 
 IO.puts("\n== supervision")
+
 defmodule Bench.Worker do
   use GenServer
   def start_link(_), do: GenServer.start_link(__MODULE__, nil)
@@ -128,10 +213,26 @@ end
 {:ok, strings} = Seccomp.Policy.new(allow: [String])
 plain_spec = Supervisor.child_spec({Bench.Worker, nil}, restart: :temporary)
 restricted_spec = Seccomp.child_spec(plain_spec, strings)
-start_child = fn spec -> fn n -> for _ <- 1..n, do: ({:ok, p} = DynamicSupervisor.start_child(dyn, spec); DynamicSupervisor.terminate_child(dyn, p)) end end
+
+start_child = fn spec ->
+  fn n ->
+    for _ <- 1..n,
+        do:
+          (
+            {:ok, p} = DynamicSupervisor.start_child(dyn, spec)
+            DynamicSupervisor.terminate_child(dyn, p)
+          )
+  end
+end
+
 plain_start = Bench.ns(start_child.(plain_spec), 5_000)
 restricted_start = Bench.ns(start_child.(restricted_spec), 5_000)
 Bench.row("start (and stop) a restricted child", restricted_start, plain_start, "plain child")
 spawn_plain = Bench.ns(fn n -> for _ <- 1..n, do: spawn(fn -> :ok end) end, 100_000)
-spawn_inherit = Bench.in_restricted(strings, fn -> Bench.ns(fn n -> for _ <- 1..n, do: :seccomp.spawn(fn -> :ok end) end, 100_000) end)
+
+spawn_inherit =
+  Bench.in_restricted(strings, fn ->
+    Bench.ns(fn n -> for _ <- 1..n, do: :seccomp.spawn(fn -> :ok end) end, 100_000)
+  end)
+
 Bench.row("seccomp:spawn with inheritance", spawn_inherit, spawn_plain, "plain spawn")

@@ -79,4 +79,15 @@ defmodule Seccomp.EvalUsabilityTest do
     assert {:error, {:unknown_profile, :nope}} = Seccomp.Eval.eval("1", policy: :nope)
     assert {:error, {:invalid_option, {:timeout, -1}}} = Seccomp.Eval.eval("1", timeout: -1)
   end
+
+  test "the restricted shell keeps bindings from line to line and refuses escapes" do
+    opts = %{language: :elixir, policy: :pure}
+    {text, b1} = :seccomp_shell.eval_line("x = 40", [], opts)
+    assert IO.iodata_to_binary(text) == "40"
+    {text, b2} = :seccomp_shell.eval_line("x + 2", b1, opts)
+    assert IO.iodata_to_binary(text) == "42"
+    {text, b3} = :seccomp_shell.eval_line("File.rm(\"/tmp/x\")", b2, opts)
+    assert IO.iodata_to_binary(text) =~ "refused"
+    assert b3 == b2
+  end
 end

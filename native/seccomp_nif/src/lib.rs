@@ -11,7 +11,9 @@ mod terms;
 use std::sync::Arc;
 
 use once_cell::sync::{Lazy, OnceCell};
-use rustler::{Atom, Binary, Encoder, Env, LocalPid, Monitor, NifResult, Resource, ResourceArc, Term};
+use rustler::{
+    Atom, Binary, Encoder, Env, LocalPid, Monitor, NifResult, Resource, ResourceArc, Term,
+};
 
 use policy::{Action, Compiled};
 use table::{Added, Layers, Table};
@@ -69,7 +71,13 @@ fn watch(env: Env, pid: &LocalPid, added: Added) -> bool {
 }
 
 /// Encode a table decision; restricted processes also face the guard.
-fn verdict<'a>(env: Env<'a>, action: Option<Action<Broker>>, m: Key, f: Key, arity: u32) -> Term<'a> {
+fn verdict<'a>(
+    env: Env<'a>,
+    action: Option<Action<Broker>>,
+    m: Key,
+    f: Key,
+    arity: u32,
+) -> Term<'a> {
     let Some(action) = action else {
         return atoms::allow().encode(env);
     };
@@ -85,7 +93,9 @@ fn noop() -> Atom {
 #[rustler::nif]
 fn compile<'a>(env: Env<'a>, spec: Term<'a>, spec_etf: Binary<'a>) -> NifResult<Term<'a>> {
     let compiled = terms::compile_spec(spec, spec_etf.as_slice().to_vec())?;
-    let resource = PolicyResource { compiled: Arc::new(compiled) };
+    let resource = PolicyResource {
+        compiled: Arc::new(compiled),
+    };
     Ok((atoms::ok(), ResourceArc::new(resource)).encode(env))
 }
 
@@ -116,7 +126,13 @@ fn restrict<'a>(env: Env<'a>, pid: LocalPid, policy: ResourceArc<PolicyResource>
 #[rustler::nif]
 fn check<'a>(env: Env<'a>, m: Atom, f: Atom, arity: u32) -> Term<'a> {
     let (m, f) = (Key::of(m), Key::of(f));
-    verdict(env, TABLE.check(pid_key(&env.pid()), m, f, arity), m, f, arity)
+    verdict(
+        env,
+        TABLE.check(pid_key(&env.pid()), m, f, arity),
+        m,
+        f,
+        arity,
+    )
 }
 
 #[rustler::nif]
@@ -130,7 +146,9 @@ fn check_pid<'a>(env: Env<'a>, pid: LocalPid, m: Atom, f: Atom, arity: u32) -> T
 #[rustler::nif]
 fn spawn_ticket(env: Env) -> Term {
     let key = pid_key(&env.pid());
-    let found = TABLE.with_entry(key, |e| (e.layers.spawn_denial().cloned(), e.layers.inherited()));
+    let found = TABLE.with_entry(key, |e| {
+        (e.layers.spawn_denial().cloned(), e.layers.inherited())
+    });
     let Some((denial, inherited)) = found else {
         return atoms::none().encode(env);
     };
@@ -166,7 +184,9 @@ fn adopt_pid<'a>(env: Env<'a>, pid: LocalPid, ticket: ResourceArc<Ticket>) -> Te
 /// A ticket holding exactly one policy, for restricting a child by spec.
 #[rustler::nif]
 fn policy_ticket(policy: ResourceArc<PolicyResource>) -> ResourceArc<Ticket> {
-    let layers = Arc::new(Layers { policies: vec![Arc::clone(&policy.compiled)] });
+    let layers = Arc::new(Layers {
+        policies: vec![Arc::clone(&policy.compiled)],
+    });
     ResourceArc::new(Ticket { layers })
 }
 
@@ -183,13 +203,20 @@ fn adopt(env: Env, ticket: ResourceArc<Ticket>) -> Atom {
 fn status(env: Env, pid: LocalPid) -> Term {
     use std::sync::atomic::Ordering::Relaxed;
     let found = TABLE.with_entry(pid_key(&pid), |e| {
-        (Arc::clone(&e.layers), e.checks.load(Relaxed), e.denials.load(Relaxed))
+        (
+            Arc::clone(&e.layers),
+            e.checks.load(Relaxed),
+            e.denials.load(Relaxed),
+        )
     });
     match found {
         None => atoms::undefined().encode(env),
         Some((layers, checks, denials)) => {
-            let specs: NifResult<Vec<Term>> =
-                layers.policies.iter().map(|p| terms::binary(env, &p.source)).collect();
+            let specs: NifResult<Vec<Term>> = layers
+                .policies
+                .iter()
+                .map(|p| terms::binary(env, &p.source))
+                .collect();
             let Ok(specs) = specs else {
                 return atoms::error().encode(env);
             };

@@ -260,17 +260,35 @@ mod tests {
 
     type S = Spec<&'static str, &'static str>;
 
-    fn rule(m: &'static str, f: Option<&'static str>, a: Option<u32>) -> Rule<&'static str, &'static str> {
-        Rule { module: m, function: f, arity: a, action: None }
+    fn rule(
+        m: &'static str,
+        f: Option<&'static str>,
+        a: Option<u32>,
+    ) -> Rule<&'static str, &'static str> {
+        Rule {
+            module: m,
+            function: f,
+            arity: a,
+            action: None,
+        }
     }
 
     fn spec(mode: Mode, rules: Vec<Rule<&'static str, &'static str>>) -> S {
-        Spec { mode, no_spawn: false, inherit: true, default_action: Action::Error, rules }
+        Spec {
+            mode,
+            no_spawn: false,
+            inherit: true,
+            default_action: Action::Error,
+            rules,
+        }
     }
 
     #[test]
     fn whitelist_allows_only_listed_calls() {
-        let c = Compiled::new_test(&spec(Mode::Whitelist, vec![rule("lists", Some("map"), Some(2))]));
+        let c = Compiled::new_test(&spec(
+            Mode::Whitelist,
+            vec![rule("lists", Some("map"), Some(2))],
+        ));
         assert_eq!(c.decide("lists", "map", 2), &Action::Allow);
         assert_eq!(c.decide("lists", "map", 3), &Action::Error);
         assert_eq!(c.decide("os", "cmd", 1), &Action::Error);
@@ -287,7 +305,11 @@ mod tests {
     fn wildcards_match_at_each_level() {
         let c = Compiled::new_test(&spec(
             Mode::Whitelist,
-            vec![rule("a", None, None), rule("b", Some("f"), None), rule("c", None, Some(1))],
+            vec![
+                rule("a", None, None),
+                rule("b", Some("f"), None),
+                rule("c", None, Some(1)),
+            ],
         ));
         assert!(c.decide("a", "anything", 7).is_allow());
         assert!(c.decide("b", "f", 0).is_allow());
@@ -302,7 +324,10 @@ mod tests {
     fn most_specific_rule_wins() {
         let mut deny_exact = rule("file", Some("delete"), Some(1));
         deny_exact.action = Some(Action::Kill);
-        let c = Compiled::new_test(&spec(Mode::Whitelist, vec![rule("file", None, None), deny_exact]));
+        let c = Compiled::new_test(&spec(
+            Mode::Whitelist,
+            vec![rule("file", None, None), deny_exact],
+        ));
         assert_eq!(c.decide("file", "read_file", 1), &Action::Allow);
         assert_eq!(c.decide("file", "delete", 1), &Action::Kill);
     }
@@ -313,7 +338,10 @@ mod tests {
         logged.action = Some(Action::Log);
         let mut trapped = rule("file", Some("open"), Some(2));
         trapped.action = Some(Action::Trap("broker"));
-        let c = Compiled::new_test(&spec(Mode::Blacklist, vec![logged, trapped, rule("os", None, None)]));
+        let c = Compiled::new_test(&spec(
+            Mode::Blacklist,
+            vec![logged, trapped, rule("os", None, None)],
+        ));
         assert_eq!(c.decide("io", "format", 2), &Action::Log);
         assert_eq!(c.decide("file", "open", 2), &Action::Trap("broker"));
         assert_eq!(c.decide("os", "cmd", 1), &Action::Error);
@@ -332,7 +360,13 @@ mod tests {
 
     #[test]
     fn severity_order_is_seccomp_like() {
-        let all: [Action<u8>; 5] = [Action::Allow, Action::Log, Action::Trap(0), Action::Error, Action::Kill];
+        let all: [Action<u8>; 5] = [
+            Action::Allow,
+            Action::Log,
+            Action::Trap(0),
+            Action::Error,
+            Action::Kill,
+        ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i..] {
                 assert_eq!(a.strictest(b), b);
@@ -346,8 +380,9 @@ mod tests {
         let mut r = rule("file", Some("open"), Some(2));
         r.action = Some(Action::Trap("broker"));
         let s = spec(Mode::Blacklist, vec![r, rule("os", None, None)]);
-        let owned: Spec<String, String> =
-            s.try_map(|a| Ok::<_, ()>(a.to_string()), |b| Ok(b.to_string())).unwrap();
+        let owned: Spec<String, String> = s
+            .try_map(|a| Ok::<_, ()>(a.to_string()), |b| Ok(b.to_string()))
+            .unwrap();
         let text = serde_json::to_string(&owned).unwrap();
         let back: Spec<String, String> = serde_json::from_str(&text).unwrap();
         assert_eq!(owned, back);

@@ -43,7 +43,12 @@ impl<K: Copy + Eq + Hash, B: Clone> Layers<K, B> {
 
     /// The layers a child inherits (those with the inherit bit), if any.
     pub fn inherited(&self) -> Option<Arc<Layers<K, B>>> {
-        let policies: Vec<_> = self.policies.iter().filter(|p| p.inherit).cloned().collect();
+        let policies: Vec<_> = self
+            .policies
+            .iter()
+            .filter(|p| p.inherit)
+            .cloned()
+            .collect();
         (!policies.is_empty()).then(|| Arc::new(Layers { policies }))
     }
 
@@ -75,7 +80,9 @@ pub struct Table<K: Eq + Hash, B> {
 
 impl<K: Copy + Eq + Hash, B: Clone> Default for Table<K, B> {
     fn default() -> Self {
-        Table { map: DashMap::with_hasher(Default::default()) }
+        Table {
+            map: DashMap::with_hasher(Default::default()),
+        }
     }
 }
 
@@ -90,7 +97,9 @@ impl<K: Copy + Eq + Hash, B: Clone> Table<K, B> {
             }
             dashmap::Entry::Vacant(v) => {
                 v.insert(Entry {
-                    layers: Arc::new(Layers { policies: more.to_vec() }),
+                    layers: Arc::new(Layers {
+                        policies: more.to_vec(),
+                    }),
                     checks: AtomicU64::new(0),
                     denials: AtomicU64::new(0),
                 });
@@ -160,12 +169,31 @@ mod tests {
     use super::*;
     use crate::policy::{Mode, Rule, Spec};
 
-    fn policy(mode: Mode, rules: &[(&'static str, Option<&'static str>)], no_spawn: bool, inherit: bool) -> Arc<Compiled<&'static str, ()>> {
+    fn policy(
+        mode: Mode,
+        rules: &[(&'static str, Option<&'static str>)],
+        no_spawn: bool,
+        inherit: bool,
+    ) -> Arc<Compiled<&'static str, ()>> {
         let rules = rules
             .iter()
-            .map(|(m, f)| Rule { module: *m, function: *f, arity: None, action: None })
+            .map(|(m, f)| Rule {
+                module: *m,
+                function: *f,
+                arity: None,
+                action: None,
+            })
             .collect();
-        Arc::new(Compiled::new(&Spec { mode, no_spawn, inherit, default_action: Action::Error, rules }, Vec::new()))
+        Arc::new(Compiled::new(
+            &Spec {
+                mode,
+                no_spawn,
+                inherit,
+                default_action: Action::Error,
+                rules,
+            },
+            Vec::new(),
+        ))
     }
 
     #[test]
@@ -178,7 +206,12 @@ mod tests {
     #[test]
     fn stacking_requires_every_layer_to_allow() {
         let t = Table::default();
-        let lists_and_maps = policy(Mode::Whitelist, &[("lists", None), ("maps", None)], false, true);
+        let lists_and_maps = policy(
+            Mode::Whitelist,
+            &[("lists", None), ("maps", None)],
+            false,
+            true,
+        );
         let no_maps = policy(Mode::Blacklist, &[("maps", None)], false, true);
         assert_eq!(t.add_layers(7, &[lists_and_maps]), Added::NewEntry);
         assert_eq!(t.check(7, "maps", "get", 2), Some(Action::Allow));
@@ -187,7 +220,12 @@ mod tests {
         assert_eq!(t.check(7, "lists", "map", 2), Some(Action::Allow));
         assert_eq!(t.check(7, "os", "cmd", 1), Some(Action::Error));
         let (checks, denials) = t
-            .with_entry(7, |e| (e.checks.load(Ordering::Relaxed), e.denials.load(Ordering::Relaxed)))
+            .with_entry(7, |e| {
+                (
+                    e.checks.load(Ordering::Relaxed),
+                    e.denials.load(Ordering::Relaxed),
+                )
+            })
             .unwrap();
         assert_eq!((checks, denials), (4, 2));
     }
@@ -196,7 +234,10 @@ mod tests {
     fn children_inherit_only_inheritable_layers() {
         let t = Table::default();
         t.add_layers(1, &[policy(Mode::Blacklist, &[("os", None)], false, true)]);
-        t.add_layers(1, &[policy(Mode::Blacklist, &[("file", None)], true, false)]);
+        t.add_layers(
+            1,
+            &[policy(Mode::Blacklist, &[("file", None)], true, false)],
+        );
         let parent = t.with_entry(1, |e| Arc::clone(&e.layers)).unwrap();
         assert!(parent.spawn_denial().is_some());
         let child = parent.inherited().unwrap();

@@ -34,7 +34,8 @@ impl Key {
 #[inline]
 pub fn pid_key(pid: &LocalPid) -> u64 {
     // `ErlNifPid` is `#[repr(C)]` around a single term word.
-    const _: () = assert!(std::mem::size_of::<rustler::sys::ErlNifPid>() == std::mem::size_of::<usize>());
+    const _: () =
+        assert!(std::mem::size_of::<rustler::sys::ErlNifPid>() == std::mem::size_of::<usize>());
     let word = unsafe { *(pid.as_c_arg() as *const rustler::sys::ErlNifPid as *const usize) };
     word as u64
 }
@@ -128,10 +129,21 @@ pub fn decode_spec(t: Term) -> NifResult<Spec<Atom, Broker>> {
             } else {
                 Some(decode_action(action)?)
             };
-            Ok(Rule { module, function: wildcard_or(function)?, arity: wildcard_or(arity)?, action })
+            Ok(Rule {
+                module,
+                function: wildcard_or(function)?,
+                arity: wildcard_or(arity)?,
+                action,
+            })
         })
         .collect::<NifResult<Vec<_>>>()?;
-    Ok(Spec { mode, no_spawn, inherit, default_action: decode_action(default_action)?, rules })
+    Ok(Spec {
+        mode,
+        no_spawn,
+        inherit,
+        default_action: decode_action(default_action)?,
+        rules,
+    })
 }
 
 fn encode_spec<'a>(env: Env<'a>, spec: &Spec<Atom, Broker>) -> Term<'a> {
@@ -142,7 +154,10 @@ fn encode_spec<'a>(env: Env<'a>, spec: &Spec<Atom, Broker>) -> Term<'a> {
         .map(|r| {
             let function = r.function.map_or(wildcard, |f| f.encode(env));
             let arity = r.arity.map_or(wildcard, |a| a.encode(env));
-            let action = r.action.as_ref().map_or(atoms::default().encode(env), |a| encode_action(env, a));
+            let action = r
+                .action
+                .as_ref()
+                .map_or(atoms::default().encode(env), |a| encode_action(env, a));
             (r.module, function, arity, action).encode(env)
         })
         .collect();
@@ -150,7 +165,14 @@ fn encode_spec<'a>(env: Env<'a>, spec: &Spec<Atom, Broker>) -> Term<'a> {
         Mode::Whitelist => atoms::whitelist(),
         Mode::Blacklist => atoms::blacklist(),
     };
-    (mode, spec.no_spawn, spec.inherit, encode_action(env, &spec.default_action), rules).encode(env)
+    (
+        mode,
+        spec.no_spawn,
+        spec.inherit,
+        encode_action(env, &spec.default_action),
+        rules,
+    )
+        .encode(env)
 }
 
 pub fn compile_spec(t: Term, source: Vec<u8>) -> NifResult<Compiled<Key, Broker>> {
@@ -167,7 +189,11 @@ pub fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> NifResult<Term<'a>> {
 
 /// The spec as JSON text; a trap broker given as a pid has no written form.
 pub fn spec_to_json<'a>(env: Env<'a>, spec: &Spec<Atom, Broker>) -> Result<String, Term<'a>> {
-    let name = |a: &Atom| a.to_term(env).atom_to_string().map_err(|_| atoms::error().encode(env));
+    let name = |a: &Atom| {
+        a.to_term(env)
+            .atom_to_string()
+            .map_err(|_| atoms::error().encode(env))
+    };
     let text = spec.try_map(name, |b| match b {
         Broker::Name(a) => name(a),
         Broker::Pid(p) => Err((atoms::unserialisable_broker(), *p).encode(env)),

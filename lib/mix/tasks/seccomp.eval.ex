@@ -1,0 +1,24 @@
+defmodule Mix.Tasks.Seccomp.Eval do
+  @shortdoc "Evaluates an expression in the beam_seccomp sandbox"
+  @moduledoc """
+  Prints the value of an Elixir expression, or why it was refused.
+
+      mix seccomp.eval "Enum.sum(1..10)" [--policy FILE] [--profile pure|processes] [--timeout MS] [--erlang]
+  """
+  use Mix.Task
+
+  @impl true
+  def run(args) do
+    {opts, [code | _], _} =
+      OptionParser.parse(args,
+        strict: [policy: :string, profile: :string, timeout: :integer, erlang: :boolean]
+      )
+
+    Mix.Task.run("app.start")
+
+    case Seccomp.Eval.eval(code, Mix.Tasks.Seccomp.Shell.eval_options(opts)) do
+      {:ok, value, _bindings} -> IO.puts(inspect(value))
+      {:error, reason} -> Mix.raise("refused: #{inspect(reason)}")
+    end
+  end
+end
