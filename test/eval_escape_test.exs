@@ -40,19 +40,13 @@ defmodule Seccomp.EvalEscapeTest do
     {result, changes}
   end
 
-  for {name, code, profile} <- EscapeAttempts.elixir() do
-    test "elixir escape refused: #{name} (#{profile})", %{canary: canary} do
-      {result, changes} = attempt(:elixir, unquote(code), unquote(profile), canary)
-      assert refusal?(result), "not refused: #{inspect(result)}\n  code: #{unquote(code)}"
-      assert changes == [], "side effects #{inspect(changes)} from #{unquote(code)}"
-    end
-  end
-
-  for {name, code, profile} <- EscapeAttempts.erlang() do
-    test "erlang escape refused: #{name} (#{profile})", %{canary: canary} do
-      {result, changes} = attempt(:erlang, unquote(code), unquote(profile), canary)
-      assert refusal?(result), "not refused: #{inspect(result)}\n  code: #{unquote(code)}"
-      assert changes == [], "side effects #{inspect(changes)} from #{unquote(code)}"
+  for {language, attempts} <- [elixir: EscapeAttempts.elixir(), erlang: EscapeAttempts.erlang()],
+      {name, code, profile} <- attempts do
+    test "#{language} escape refused: #{name} (#{profile})", %{canary: canary} do
+      code = unquote(code)
+      {result, changes} = attempt(unquote(language), code, unquote(profile), canary)
+      assert refusal?(result), "not refused: #{inspect(result)}\n  code: #{code}"
+      assert changes == [], "side effects #{inspect(changes)} from #{code}"
     end
   end
 

@@ -72,7 +72,7 @@ defmodule Seccomp.EvalLimitsTest do
                max_processes: 50
              )
 
-    assert eventually(fn -> length(Process.list()) <= before end)
+    assert Seccomp.Test.Wait.eventually(fn -> length(Process.list()) <= before end)
   end
 
   test "a Task flood counts too" do
@@ -107,7 +107,7 @@ defmodule Seccomp.EvalLimitsTest do
 
     pids = collect_spawned([])
     assert length(pids) == 6
-    assert eventually(fn -> Enum.all?(pids, &(not Process.alive?(&1))) end)
+    assert Seccomp.Test.Wait.eventually(fn -> Enum.all?(pids, &(not Process.alive?(&1))) end)
     assert length(:ets.all()) == tables
   end
 
@@ -126,7 +126,7 @@ defmodule Seccomp.EvalLimitsTest do
 
     assert_receive {:root, root}, 2000
     Process.exit(caller, :kill)
-    assert eventually(fn -> not Process.alive?(root) end)
+    assert Seccomp.Test.Wait.eventually(fn -> not Process.alive?(root) end)
   end
 
   test "host memory is back to normal after the bombs" do
@@ -138,7 +138,7 @@ defmodule Seccomp.EvalLimitsTest do
     end
 
     :erlang.garbage_collect()
-    assert eventually(fn -> :erlang.memory(:total) - before < 50_000_000 end)
+    assert Seccomp.Test.Wait.eventually(fn -> :erlang.memory(:total) - before < 50_000_000 end)
   end
 
   defp collect_spawned(acc) do
@@ -146,14 +146,6 @@ defmodule Seccomp.EvalLimitsTest do
       {:spawned, pid} -> collect_spawned([pid | acc])
     after
       200 -> acc
-    end
-  end
-
-  defp eventually(fun, tries \\ 200) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(10) && eventually(fun, tries - 1)
     end
   end
 end

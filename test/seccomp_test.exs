@@ -186,15 +186,7 @@ defmodule SeccompTest do
       end)
       |> Task.await_many(600_000)
 
-      assert wait_until(fn -> Seccomp.table_size() == before end)
-    end
-  end
-
-  defp wait_until(fun, tries \\ 500) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(10) && wait_until(fun, tries - 1)
+      assert Seccomp.Test.Wait.eventually(fn -> Seccomp.table_size() == before end)
     end
   end
 end
