@@ -236,3 +236,88 @@ spawn_inherit =
   end)
 
 Bench.row("seccomp:spawn with inheritance", spawn_inherit, spawn_plain, "plain spawn")
+
+IO.puts("\n== distribution (loopback; a plain client node sends to a server node)")
+tmp = Path.join(System.tmp_dir!(), "seccomp_bench_#{System.os_time()}")
+File.mkdir_p!(tmp)
+{:ok, :dist_bench} = :compile.file(~c"bench/dist_bench.erl", outdir: String.to_charlist(tmp))
+ebin = :code.lib_dir(:beam_seccomp, :ebin)
+policy = ~C"#{default => #{rpc => [{erlang, node, 0}, {dist_bench, start_sink, 0}]}}"
+
+peer = fn name, extra ->
+  {:ok, p, n} =
+    :peer.start(%{
+      name: :peer.random_name(name),
+      connection: :standard_io,
+      args: [~c"-setcookie", ~c"bench", ~c"-pa", ebin, ~c"-pa", String.to_charlist(tmp) | extra]
+    })
+
+  {p, n}
+end
+
+carriers = [
+  {"inet_tcp_dist", []},
+  {"seccomp carrier, unfiltered",
+   [~c"-proto_dist", ~c"seccomp", ~c"-beam_seccomp", ~c"dist_policy", ~c"unfiltered_for_benchmarks"]},
+  {"seccomp_dist (filtering)",
+   [~c"-proto_dist", ~c"seccomp", ~c"-beam_seccomp", ~c"dist_policy", policy]}
+]
+
+measured =
+  for {label, args} <- carriers do
+    {server, server_node} = peer.(:server, args)
+    {client, _} = peer.(:client, [])
+    call = fn f, a -> :peer.call(client, :dist_bench, f, [server_node | a], 120_000) end
+
+    row = %{
+      m64: call.(:throughput, [64, 100_000]),
+      m4k: call.(:throughput, [4096, 20_000]),
+      m1m: call.(:throughput, [1_048_576, 100]),
+      lat: call.(:latency, [64, 2000]),
+      rpc: call.(:rpc_rate, [3000])
+    }
+
+    :peer.stop(client)
+    :peer.stop(server)
+    {label, row}
+  end
+
+{_, base} = hd(measured)
+
+for {label, r} <- measured do
+  IO.puts(
+    (String.pad_trailing(label, 30) <>
+       :io_lib.format(
+         "64 B ~8.0f msg/s (~.2fx)  4 KiB ~7.0f msg/s (~.2fx)  1 MiB ~5.0f msg/s (~.2fx)  rtt ~5.1f µs  rpc ~6.0f/s (~.2fx)",
+         [
+           r.m64,
+           r.m64 / base.m64,
+           r.m4k,
+           r.m4k / base.m4k,
+           r.m1m,
+           r.m1m / base.m1m,
+           r.lat,
+           r.rpc,
+           r.rpc / base.rpc
+         ]
+       ))
+    |> to_string()
+  )
+end
+
+{:ok, dpolicy} = :seccomp_dist_filter.normalise(%{})
+rules = :seccomp_dist_filter.rules_for(:a@b, dpolicy)
+
+for size <- [64, 4096, 1_048_576] do
+  packet =
+    <<112, :erlang.term_to_binary({2, :"", self()})::binary,
+      :erlang.term_to_binary({:msg, :binary.copy(<<0>>, size)})::binary>>
+
+  cost =
+    Bench.ns(
+      fn n -> Bench.Loop.run(n, fn -> :seccomp_dist_filter.decide(packet, :a@b, rules) end) end,
+      20_000
+    )
+
+  Bench.plain("filter cost per #{size} B message packet", Float.round(cost, 0), "ns")
+end

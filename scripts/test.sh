@@ -22,9 +22,9 @@ run eunit 'All [0-9]+ tests passed|Passed: [0-9]+' rebar3 eunit
 run ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok' rebar3 ct
 run exunit '[0-9]+ tests?, 0 failures' mix test
 
-IFS=';'; line="${summary[*]}"; unset IFS
+line=$(printf '%s; ' "${summary[@]}")
 if ((failed)); then
-  echo "SUMMARY: FAILED —${line//;/;}"
+  echo "SUMMARY: FAILED — ${line%; }"
   exit 1
 fi
-echo "SUMMARY: all suites passed — ${line//;/; }"
+echo "SUMMARY: all suites passed — ${line%; }"

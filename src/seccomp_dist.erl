@@ -32,13 +32,15 @@
 %%% Policy and statistics ----------------------------------------------------------
 
 %% @doc Replace the policy (see {@link seccomp_dist_filter:normalise/1}).
--spec set_policy(map() | {file, file:name_all()}) -> ok | {error, term()}.
+-spec set_policy(map() | {file, file:name_all()} | unfiltered_for_benchmarks) -> ok | {error, term()}.
 set_policy({file, Path}) ->
     case file:consult(Path) of
         {ok, [Map]} -> set_policy(Map);
         {ok, _} -> {error, {invalid_dist_policy_file, Path}};
         {error, Why} -> {error, {file, Path, Why}}
     end;
+set_policy(unfiltered_for_benchmarks) ->
+    persistent_term:put(?POLICY_KEY, unfiltered);
 set_policy(Map) ->
     case seccomp_dist_filter:normalise(Map) of
         {ok, P} -> persistent_term:put(?POLICY_KEY, P);
@@ -46,7 +48,7 @@ set_policy(Map) ->
     end.
 
 %% @doc The policy in force.
--spec policy() -> seccomp_dist_filter:policy().
+-spec policy() -> seccomp_dist_filter:policy() | unfiltered.
 policy() -> persistent_term:get(?POLICY_KEY, seccomp_dist_filter:default()).
 
 %% @doc Per node, how many packets of each kind were accepted and refused.
@@ -328,6 +330,10 @@ receiver(Ctrl, Socket, Node, DHandle) ->
     ok = inet:setopts(Socket, [{active, 10}]),
     receive_loop(Socket, Node, DHandle).
 
+%% `unfiltered' exists only to measure the filter's own cost (make bench).
+decide(_Packet, _Node, unfiltered) -> {accept, unfiltered};
+decide(Packet, Node, Rules) -> seccomp_dist_filter:decide(Packet, Node, Rules).
+
 %% A dropped spawn request would leave the requester waiting forever
 %% (`spawn/4', `rpc:call/4' without a timeout): answer it with a failed
 %% spawn reply instead, as the VM does for a spawn it cannot perform.
@@ -344,8 +350,11 @@ refuse_spawn(<<_, Rest/binary>>) ->
 receive_loop(Socket, Node, DHandle) ->
     receive
         {tcp, Socket, Packet} ->
-            Rules = seccomp_dist_filter:rules_for(Node, policy()),
-            case seccomp_dist_filter:decide(Packet, Node, Rules) of
+            Rules = case policy() of
+                        unfiltered -> unfiltered;
+                        P -> seccomp_dist_filter:rules_for(Node, P)
+                    end,
+            case decide(Packet, Node, Rules) of
                 {accept, Kind} ->
                     count(Node, Kind, accepted),
                     erlang:dist_ctrl_put_data(DHandle, Packet);
@@ -355,7 +364,7 @@ receive_loop(Socket, Node, DHandle) ->
                     Kind =:= spawn_request andalso refuse_spawn(Packet),
                     logger:warning("seccomp_dist: refused ~p from ~p: ~p", [Kind, Node, Why],
                                    #{domain => [beam_seccomp, dist]}),
-                    maps:get(on_violation, Rules) =:= disconnect andalso exit({seccomp_dist_refused, Why});
+                    maps:get(on_violation, Rules, drop) =:= disconnect andalso exit({seccomp_dist_refused, Why});
                 {malformed, Why} ->
                     count(Node, malformed, refused),
                     logger:warning("seccomp_dist: malformed packet from ~p (~p), disconnecting",

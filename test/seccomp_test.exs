@@ -168,25 +168,5 @@ defmodule SeccompTest do
 
       assert Enum.all?(Task.await_many(tasks, 60_000))
     end
-
-    @tag timeout: 600_000
-    test "1,000,000 spawn-restrict-exit cycles leave the table where it started" do
-      policy = Seccomp.Policy.new!(allow: [String])
-      before = Seccomp.table_size()
-      workers = System.schedulers_online() * 2
-
-      1..workers
-      |> Enum.map(fn _ ->
-        Task.async(fn ->
-          for _ <- 1..div(1_000_000, workers) do
-            {pid, ref} = spawn_monitor(fn -> :ok = Seccomp.restrict(policy) end)
-            receive do: ({:DOWN, ^ref, :process, ^pid, :normal} -> :ok)
-          end
-        end)
-      end)
-      |> Task.await_many(600_000)
-
-      assert Seccomp.Test.Wait.eventually(fn -> Seccomp.table_size() == before end)
-    end
   end
 end
