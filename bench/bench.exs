@@ -288,7 +288,7 @@ for {label, r} <- measured do
   IO.puts(
     (String.pad_trailing(label, 30) <>
        :io_lib.format(
-         "64 B ~8.0f msg/s (~.2fx)  4 KiB ~7.0f msg/s (~.2fx)  1 MiB ~5.0f msg/s (~.2fx)  rtt ~5.1f µs  rpc ~6.0f/s (~.2fx)",
+         "64 B ~8.0f msg/s (~.2fx)  4 KiB ~7.0f msg/s (~.2fx)  1 MiB ~5.0f msg/s (~.2fx)  rtt ~5.1f us  rpc ~6.0f/s (~.2fx)",
          [
            r.m64,
            r.m64 / base.m64,

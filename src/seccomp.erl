@@ -228,7 +228,7 @@ spawn(Node, M, F, A) -> seccomp_rpc:spawn(Node, M, F, A).
 child_spec(Spec, Policy) -> seccomp_supervisor:child_spec(Spec, Policy).
 
 %% @doc `supervisor:start_child/2' that gives the child at least the caller's layers.
--spec start_child(supervisor:sup_ref(), supervisor:child_spec() | [term()]) -> term().
+-spec start_child(seccomp_supervisor:sup_ref(), supervisor:child_spec() | [term()]) -> term().
 start_child(Sup, Spec) -> seccomp_supervisor:start_child(Sup, Spec).
 
 %% @doc Every local process with its restriction state.

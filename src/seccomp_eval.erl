@@ -19,7 +19,7 @@
                 | {invalid_option, term()} | {invalid_policy, term()}.
 -type result() :: {ok, term(), list()} | {ok, term(), list(), binary()} | {error, reason()}.
 -type options() :: #{policy := seccomp_policy:t(), language := erlang | elixir,
-                     bindings := list(), atom() => term()}.
+                     bindings := list() | map(), atom() => term()}.
 
 -define(DEFAULTS, #{policy => pure, language => erlang, bindings => [], timeout => 5000,
                     max_heap_size => 4000000, max_binary => 16000000,

@@ -13,7 +13,7 @@
 
 -type name() :: pure | processes.
 -type kind() :: plain | atom | dispatch | spawner | routed
-              | {spawn_fun, pos_integer()} | {spawn_mfa, pos_integer()}
+              | spawn_fun | spawn_mfa
               | {send, pos_integer()} | {signal, pos_integer()}
               | {amplifier, pos_integer(), pos_integer() | none}
               | {bignum, '*' | 'bsl' | pow}.
@@ -152,14 +152,14 @@ kind(M, _F, _A) ->
         false -> plain
     end.
 
-process_kind(_M, F, 1) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> {spawn_fun, 1};
-process_kind(erlang, spawn_opt, 2) -> {spawn_fun, 1};
-process_kind('Elixir.Process', spawn, 2) -> {spawn_fun, 1};
-process_kind(proc_lib, spawn_opt, 2) -> {spawn_fun, 1};
-process_kind(_M, F, 3) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> {spawn_mfa, 1};
-process_kind(erlang, spawn_opt, 4) -> {spawn_mfa, 1};
-process_kind(proc_lib, spawn_opt, 4) -> {spawn_mfa, 1};
-process_kind('Elixir.Process', spawn, 4) -> {spawn_mfa, 1};
+process_kind(_M, F, 1) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> spawn_fun;
+process_kind(erlang, spawn_opt, 2) -> spawn_fun;
+process_kind('Elixir.Process', spawn, 2) -> spawn_fun;
+process_kind(proc_lib, spawn_opt, 2) -> spawn_fun;
+process_kind(_M, F, 3) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> spawn_mfa;
+process_kind(erlang, spawn_opt, 4) -> spawn_mfa;
+process_kind(proc_lib, spawn_opt, 4) -> spawn_mfa;
+process_kind('Elixir.Process', spawn, 4) -> spawn_mfa;
 process_kind(erlang, '!', 2) -> {send, 1};
 process_kind(_M, send, A) when A =:= 2; A =:= 3 -> {send, 1};
 process_kind(_M, exit, 2) -> {signal, 1};
@@ -170,12 +170,12 @@ process_kind('Elixir.Kernel', _F, _A) -> dispatch;
 process_kind(erlang, make_tuple, _A) -> {amplifier, 1, none};
 process_kind(_M, _F, _A) -> plain.
 
-task_kind(F, 1) when F =:= async; F =:= start -> {spawn_fun, 1};
-task_kind(F, 3) when F =:= async; F =:= start -> {spawn_mfa, 1};
+task_kind(F, 1) when F =:= async; F =:= start -> spawn_fun;
+task_kind(F, 3) when F =:= async; F =:= start -> spawn_mfa;
 task_kind(_F, _A) -> spawner.
 
-agent_kind(F, 1) when F =:= start; F =:= start_link -> {spawn_fun, 1};
-agent_kind(F, 3) when F =:= start; F =:= start_link -> {spawn_mfa, 1};
+agent_kind(F, 1) when F =:= start; F =:= start_link -> spawn_fun;
+agent_kind(F, 3) when F =:= start; F =:= start_link -> spawn_mfa;
 agent_kind(_F, _A) -> {signal, 1}.
 
 %% Modules whose functions dispatch protocols (or Access) on their arguments.

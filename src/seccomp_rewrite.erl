@@ -114,10 +114,10 @@ fun_clause(C, O) ->
 %% Guards: erl_eval only accepts guard tests, and evaluates them with the
 %% handler; we refuse anything else up front with a clear message.
 guard_seq(Tests) ->
-    [case erl_lint:is_guard_test(T) of
-         true -> T;
-         false -> throw({unsafe, element(2, T), "only guard expressions are allowed in guards"})
-     end || T <- Tests],
+    lists:foreach(fun(T) ->
+                          erl_lint:is_guard_test(T)
+                              orelse throw({unsafe, element(2, T), "only guard expressions are allowed in guards"})
+                  end, Tests),
     Tests.
 
 bin_element({bin_element, A, Value, default, Type}, O) ->

@@ -20,7 +20,7 @@ call(erlang, F, [Dest, Msg]) when F =:= send; F =:= '!' ->
     case Msg of
         {'$gen_call', _, {start_child, _}} ->
             case seccomp:is_restricted(self()) of
-                true -> seccomp_violation:handle(error, {supervisor, start_child, 2}, fun() -> ok end);
+                true -> seccomp_violation:refuse({supervisor, start_child, 2});
                 false -> erlang:send(Dest, Msg)
             end;
         _ ->

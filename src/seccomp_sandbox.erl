@@ -102,6 +102,7 @@ register_member(Pid, #ctx{tab = Tab, max_processes = Max} = Ctx) ->
             end
     end.
 
+-spec limit(atom(), ctx()) -> no_return().
 limit(Limit, #ctx{keeper = Keeper, id = Id}) ->
     Keeper ! {seccomp_limit, Id, Limit},
     erlang:error(Limit).
@@ -157,7 +158,10 @@ violation(Action, MFA, Proceed, #ctx{id = Id, keeper = Keeper}) ->
     Action =:= log orelse (Keeper ! {seccomp_violation, Id, MFA}),
     seccomp_violation:handle(Action, MFA, Proceed).
 
-deny(MFA, Ctx) -> violation(error, MFA, fun() -> ok end, Ctx).
+-spec deny(mfa(), ctx()) -> no_return().
+deny(MFA, #ctx{id = Id, keeper = Keeper}) ->
+    Keeper ! {seccomp_violation, Id, MFA},
+    seccomp_violation:refuse(MFA).
 
 %%% Calls that need more than a policy check -----------------------------------
 
@@ -180,17 +184,14 @@ special_kind(routed, M, F, Args, _Ctx) ->
     seccomp_route:call(M, F, Args);
 special_kind(atom, M, F, Args, Ctx) ->
     new_atom(M, F, Args, Ctx);
-special_kind({spawn_fun, FunPos}, M, F, Args, Ctx) ->
-    spawn_checked(M, F, set_nth(FunPos, Args, joining(lists:nth(FunPos, Args), Ctx)), Ctx);
-special_kind({spawn_mfa, ModPos}, M, F, Args, Ctx) ->
-    [Mod, Fun, As | _] = lists:nthtail(ModPos - 1, Args),
+special_kind(spawn_fun, M, F, [Fun | Rest], Ctx) ->
+    spawn_checked(M, F, [joining(Fun, Ctx) | Rest], Ctx);
+special_kind(spawn_mfa, M, F, [Mod, Fun, As | Rest] = Args, Ctx) ->
     is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
     %% The child's first call is itself checked: spawn a joining fun instead.
-    Start = joining(fun() -> call({Mod, Fun}, As, Ctx) end, Ctx),
-    Rest = lists:nthtail(ModPos + 2, Args),
-    Before = lists:sublist(Args, ModPos - 1),
     %% Every spawner with an `M, F, A' form also has a fun form of the same name.
-    spawn_checked(M, F, Before ++ [Start | Rest], Ctx);
+    Start = joining(fun() -> call({Mod, Fun}, As, Ctx) end, Ctx),
+    spawn_checked(M, F, [Start | Rest], Ctx);
 special_kind(spawner, M, F, Args, Ctx) ->
     %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
     below_process_limit(Ctx),
@@ -214,9 +215,6 @@ special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
 special_kind(dispatch, M, F, Args, Ctx) ->
     no_forged_structs(Args, Ctx),
     erlang:apply(M, F, Args).
-
-set_nth(1, [_ | T], X) -> [X | T];
-set_nth(N, [H | T], X) -> [H | set_nth(N - 1, T, X)].
 
 joining(Fun, Ctx) when is_function(Fun, 0) -> fun() -> join(Ctx), Fun() end;
 joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
@@ -313,6 +311,7 @@ unit_size(_) -> 8.
 
 iolist_size_or_one(L) -> try iolist_size(L) catch error:badarg -> 1 end.
 
+-spec memory_limit(ctx()) -> no_return().
 memory_limit(Ctx) -> limit(memory_limit, Ctx).
 
 %% A map with a `__struct__' key makes protocols dispatch to that module: only

@@ -16,11 +16,12 @@
          start_restricted/5, start_child/2, start_dynamic_child/2, task/3,
          ps/0, print_ps/0, tree/1]).
 
--export_type([policy_source/0, restriction/0]).
+-export_type([policy_source/0, restriction/0, sup_ref/0]).
 
 -type policy_source() :: seccomp_policy:t() | map() | {app_env, atom(), atom()}
                        | {file, file:name_all()}.
 -type restriction() :: {policy, policy_source()} | {ticket, reference()}.
+-type sup_ref() :: pid() | atom() | {atom(), node()} | {global, term()} | {via, module(), term()}.
 
 %% @doc A child spec whose child starts (and restarts) restricted by `Policy'.
 %% `Policy' may name application env (`{app_env, App, Key}') or a file
@@ -58,8 +59,8 @@ start_with({M, F, A}, Restrictions, Extra) ->
         {ok, Tickets} ->
             Args = A ++ Extra,
             case fun_start(M, F, Args) of
-                {FunPos, Fun} ->
-                    erlang:apply(M, F, set_nth(FunPos, Args, adopting(Tickets, Fun)));
+                {Fun, Rebuild} ->
+                    erlang:apply(M, F, Rebuild(adopting(Tickets, Fun)));
                 none ->
                     Started = erlang:apply(M, F, Args),
                     restrict_started(Started, Tickets)
@@ -89,13 +90,13 @@ resolve(Policy) ->
     seccomp_policy:new(Policy).
 
 %% Starts that take the child's function: we can restrict before it runs.
-fun_start('Elixir.Task', start_link, [Fun]) when is_function(Fun, 0) -> {1, Fun};
-fun_start('Elixir.Task', start_link, [M, F, A]) -> {1, fun() -> erlang:apply(M, F, A) end};
-fun_start('Elixir.Agent', start_link, [Fun | _]) when is_function(Fun, 0) -> {1, Fun};
+fun_start('Elixir.Task', start_link, [Fun]) when is_function(Fun, 0) ->
+    {Fun, fun(Wrapped) -> [Wrapped] end};
+fun_start('Elixir.Task', start_link, [M, F, A]) when is_atom(M), is_atom(F), is_list(A) ->
+    {fun() -> erlang:apply(M, F, A) end, fun(Wrapped) -> [Wrapped] end};
+fun_start('Elixir.Agent', start_link, [Fun | Opts]) when is_function(Fun, 0) ->
+    {Fun, fun(Wrapped) -> [Wrapped | Opts] end};
 fun_start(_M, _F, _A) -> none.
-
-set_nth(1, [_ | T], X) -> [X | T];
-set_nth(N, [H | T], X) -> [H | set_nth(N - 1, T, X)].
 
 adopting(Tickets, Fun) ->
     fun() ->
@@ -123,7 +124,7 @@ apply_tickets(Pid, Tickets, Result) ->
 
 %% @doc `supervisor:start_child/2' for any caller: when the caller is
 %% restricted, the child carries at least the caller's layers.
--spec start_child(supervisor:sup_ref(), supervisor:child_spec() | [term()]) -> term().
+-spec start_child(sup_ref(), supervisor:child_spec() | [term()]) -> term().
 start_child(Sup, SpecOrArgs) when is_map(SpecOrArgs) ->
     case is_dynamic(Sup) of
         true -> start_dynamic_child(Sup, SpecOrArgs);
@@ -174,12 +175,13 @@ on_behalf(Start, MFA) ->
         none ->
             Start(none);
         T ->
+            Caller = self(),
             {Pid, Ref} = spawn_monitor(fun() ->
                                                Result = Start({ticket, T}),
-                                               exit({result, ensure_restricted(Result, T)})
+                                               Caller ! {self(), ensure_restricted(Result, T)}
                                        end),
             receive
-                {'DOWN', Ref, process, Pid, {result, Result}} -> Result;
+                {Pid, Result} -> demonitor(Ref, [flush]), Result;
                 {'DOWN', Ref, process, Pid, Why} -> {error, Why}
             end
     end.
@@ -238,7 +240,7 @@ print_ps() ->
     io:format("~b restricted of ~b processes~n", [length(Rows), length(processes())]).
 
 %% @doc A supervision tree with each child's restriction state.
--spec tree(supervisor:sup_ref()) -> [map()].
+-spec tree(sup_ref()) -> [map()].
 tree(Sup) ->
     [begin
          Node = #{id => Id, pid => Pid, type => Type,

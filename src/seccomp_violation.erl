@@ -1,7 +1,7 @@
 %% @doc What happens when a check says `{deny, Action}'.
 -module(seccomp_violation).
 
--export([handle/3, ask_broker/3]).
+-export([handle/3, refuse/1, ask_broker/3]).
 
 %% @doc Carry out `Action' for a denied `MFA'. `Proceed' runs the call when the
 %% action lets it through (`log', or a broker that answers `allow').
@@ -10,8 +10,7 @@ handle(log, MFA, Proceed) ->
     record(log, MFA, allowed),
     Proceed();
 handle(error, MFA, _Proceed) ->
-    record(error, MFA, denied),
-    erlang:error({seccomp_violation, MFA});
+    refuse(MFA);
 handle(kill, MFA, _Proceed) ->
     record(kill, MFA, killed),
     %% Untrappable, like SECCOMP_RET_KILL: the reason is in the event and the log.
@@ -26,6 +25,12 @@ handle({trap, Broker} = Action, MFA, Proceed) ->
             record(Action, MFA, denied),
             erlang:error({seccomp_violation, MFA})
     end.
+
+%% @doc Refuse a call outright (action `error').
+-spec refuse(mfa()) -> no_return().
+refuse(MFA) ->
+    record(error, MFA, denied),
+    erlang:error({seccomp_violation, MFA}).
 
 %% @doc Ask a broker about a call: it gets `{seccomp_trap, Ref, Pid, MFA}' and
 %% answers with {@link seccomp:trap_reply/3}. Silence, death or garbage is `deny'.
