@@ -284,24 +284,15 @@ measured =
 
 {_, base} = hd(measured)
 
+ratio = fn value, base -> :erlang.float_to_binary(value / base, decimals: 2) end
+
 for {label, r} <- measured do
   IO.puts(
-    (String.pad_trailing(label, 30) <>
-       :io_lib.format(
-         "64 B ~8.0f msg/s (~.2fx)  4 KiB ~7.0f msg/s (~.2fx)  1 MiB ~5.0f msg/s (~.2fx)  rtt ~5.1f us  rpc ~6.0f/s (~.2fx)",
-         [
-           r.m64,
-           r.m64 / base.m64,
-           r.m4k,
-           r.m4k / base.m4k,
-           r.m1m,
-           r.m1m / base.m1m,
-           r.lat,
-           r.rpc,
-           r.rpc / base.rpc
-         ]
-       ))
-    |> to_string()
+    String.pad_trailing(label, 30) <>
+      "64 B #{round(r.m64)} msg/s (#{ratio.(r.m64, base.m64)}x)  " <>
+      "4 KiB #{round(r.m4k)} msg/s (#{ratio.(r.m4k, base.m4k)}x)  " <>
+      "1 MiB #{round(r.m1m)} msg/s (#{ratio.(r.m1m, base.m1m)}x)  " <>
+      "rtt #{Float.round(r.lat, 1)} us (#{ratio.(r.lat, base.lat)}x)  rpc #{round(r.rpc)}/s (#{ratio.(r.rpc, base.rpc)}x)"
   )
 end
 

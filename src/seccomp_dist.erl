@@ -273,13 +273,17 @@ handshake_request(Socket, {recv, Len, Timeout}) ->
         Other -> Other
     end;
 handshake_request(Socket, nodeup_opts) ->
-    inet:setopts(Socket, [{active, false}, {packet, 4}, {nodelay, true}]);
+    inet:setopts(Socket, [{active, false}, {packet, 4}, {nodelay, true} | buffer_opts()]);
 handshake_request(Socket, {address, Node}) ->
     {ok, Address} = inet:peername(Socket),
     {ok, _Name, Host} = split_node(Node),
     #net_address{address = Address, host = Host, protocol = tcp, family = family()};
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
+
+%% The driver's default user-space buffer is small: every large packet would
+%% be reassembled in many steps.
+buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_watermark, 512 * 1024}].
 
 socket_request(Socket, getstat) ->
     case inet:getstat(Socket, [recv_cnt, send_cnt, send_pend]) of
