@@ -237,6 +237,19 @@ spawn_inherit =
 
 Bench.row("seccomp:spawn with inheritance", spawn_inherit, spawn_plain, "plain spawn")
 
+spawn_everywhere =
+  Bench.in_restricted(strings, fn ->
+    :ok = :seccomp.inherit_everywhere(self())
+    Bench.ns(fn n -> for _ <- 1..n, do: spawn(fn -> :ok end) end, 100_000)
+  end)
+
+Bench.row(
+  "plain spawn under inherit_everywhere (tracer)",
+  spawn_everywhere,
+  spawn_plain,
+  "plain spawn"
+)
+
 IO.puts("\n== distribution (loopback; a plain client node sends to a server node)")
 tmp = Path.join(System.tmp_dir!(), "seccomp_bench_#{System.os_time()}")
 File.mkdir_p!(tmp)

@@ -174,4 +174,13 @@ defmodule Seccomp do
   @doc "`Node.spawn/4`, the child restricted by the caller's layers."
   @spec spawn_on(node(), module(), atom(), [term()]) :: pid()
   def spawn_on(node, module, function, args), do: :seccomp.spawn(node, module, function, args)
+
+  @doc """
+  Opt-in: every process `pid` spawns — also from compiled code such as `Task`,
+  `GenServer.start` or a dependency — carries `pid`'s inheritable layers
+  before it runs. Uses a tracer module on the process, so it cannot be combined
+  with `:dbg` or another tracer on the same process.
+  """
+  @spec inherit_everywhere(pid()) :: :ok | {:error, term()}
+  defdelegate inherit_everywhere(pid), to: :seccomp
 end

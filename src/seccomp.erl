@@ -10,7 +10,7 @@
          spawn/1, spawn/3, spawn_link/1, spawn_link/3, spawn_monitor/1, spawn_monitor/3,
          spawn_opt/2, spawn_opt/4, status/1, table_size/0, is_restricted/1,
          subscribe/0, unsubscribe/0, trap_reply/2, child_spec/2, start_child/2, ps/0,
-         rpc_call/4, rpc_call/5, rpc_cast/4, erpc_call/4, erpc_call/5, spawn/2, spawn/4,
+         inherit_everywhere/1, rpc_call/4, rpc_call/5, rpc_cast/4, erpc_call/4, erpc_call/5, spawn/2, spawn/4,
          policy_to_file/2, policy_from_file/1, policy_to_json/1, policy_from_json/1]).
 
 -export_type([policy/0, verdict/0, status/0]).
@@ -139,6 +139,27 @@ inheriting(M, F, Args, _SpawnMFA) ->
 
 with_ticket(none, Fun) -> Fun;
 with_ticket(Ticket, Fun) -> fun() -> ok = seccomp_nif:adopt(Ticket), Fun() end.
+
+%% @doc Opt-in: every process that `Pid' (and, in turn, its children) spawns
+%% carries `Pid''s inheritable layers, even when compiled code (`Task',
+%% `gen_server:start', `proc_lib', a dependency) spawns it. It uses a tracer
+%% module on the process: the child is given the layers by the parent while
+%% it spawns, before the child runs. A process has one tracer, so this cannot
+%% be combined with `dbg' or other tracers on the same process. Only an
+%% unrestricted caller may enable it for another process.
+-spec inherit_everywhere(pid()) -> ok | {error, not_permitted | noproc | {badarg, term()}}.
+inherit_everywhere(Pid) when is_pid(Pid), node(Pid) =:= node() ->
+    case Pid =:= self() orelse not is_restricted(self()) of
+        false ->
+            {error, not_permitted};
+        true ->
+            try erlang:trace(Pid, true, [procs, set_on_spawn, {tracer, seccomp_nif, []}]) of
+                _ -> ok
+            catch error:badarg -> {error, noproc}
+            end
+    end;
+inherit_everywhere(Other) ->
+    {error, {badarg, Other}}.
 
 %%% Observing ----------------------------------------------------------------
 

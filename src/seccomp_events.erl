@@ -55,6 +55,10 @@ handle_cast({event, Event}, Subs) ->
     maps:foreach(fun(Pid, _) -> Pid ! {seccomp_event, Event} end, Subs),
     {noreply, Subs}.
 
+handle_info({seccomp_watch, Pid}, Subs) ->
+    %% See seccomp:inherit_everywhere/1: a child restricted by the tracer.
+    ok = seccomp_nif:watch_pid(Pid),
+    {noreply, Subs};
 handle_info({'DOWN', _Ref, process, Pid, _}, Subs) ->
     {noreply, maps:remove(Pid, Subs)};
 handle_info(_Other, Subs) ->

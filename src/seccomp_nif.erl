@@ -8,7 +8,8 @@
 
 -export([noop/0, compile/2, restrict_self/1, restrict/2, check/3, check_pid/4,
          spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
-         spec_to_json/1, spec_from_json/1, load_error/0]).
+         spec_to_json/1, spec_from_json/1, load_error/0,
+         enabled/3, trace/5, watch_pid/1]).
 
 -on_load(load/0).
 
@@ -79,6 +80,19 @@ policy_spec(_Policy) -> ?NOT_LOADED.
 
 -spec table_size() -> non_neg_integer().
 table_size() -> ?NOT_LOADED.
+
+%% @doc erl_tracer callback: which trace events to build (spawn only).
+-spec enabled(atom(), term(), term()) -> trace | discard.
+enabled(_Tag, _State, _Tracee) -> ?NOT_LOADED.
+
+%% @doc erl_tracer callback: a traced restricted process spawned a child,
+%% which gets the parent's inheritable layers before the spawn returns.
+-spec trace(atom(), term(), term(), term(), term()) -> ok.
+trace(_Tag, _State, _Tracee, _Child, _Opts) -> ?NOT_LOADED.
+
+%% @doc Monitor a process whose entry a tracer callback created.
+-spec watch_pid(pid()) -> ok.
+watch_pid(_Pid) -> ?NOT_LOADED.
 
 -spec spec_to_json(tuple()) -> {ok, binary()} | {error, term()}.
 spec_to_json(_Spec) -> ?NOT_LOADED.

@@ -252,6 +252,50 @@ fn spec_from_json<'a>(env: Env<'a>, text: Binary<'a>) -> Term<'a> {
     }
 }
 
+/// Tracer-module callback (erl_tracer): only spawn events of traced processes
+/// are of interest; everything else is discarded before it is built.
+#[rustler::nif]
+fn enabled(tag: Atom, _state: Term, _tracee: Term) -> Atom {
+    if tag == atoms::spawn() || tag == atoms::trace_status() {
+        atoms::trace()
+    } else {
+        atoms::discard()
+    }
+}
+
+/// Tracer-module callback, run in the parent while it spawns: the child gets
+/// the parent's inheritable layers before spawn returns to the parent.
+#[rustler::nif]
+fn trace(env: Env, tag: Atom, _state: Term, tracee: Term, child: Term, _opts: Term) -> Atom {
+    if tag != atoms::spawn() {
+        return atoms::ok();
+    }
+    let (Ok(parent), Ok(child)) = (tracee.decode::<LocalPid>(), child.decode::<LocalPid>()) else {
+        return atoms::ok();
+    };
+    let inherited = TABLE
+        .with_entry(pid_key(&parent), |e| e.layers.inherited())
+        .flatten();
+    if let Some(layers) = inherited {
+        // This environment belongs to no process, so it cannot monitor: the
+        // events server does it (`watch_pid/1`). Without it the entry stays
+        // (fail closed) until the VM stops.
+        if TABLE.adopt(pid_key(&child), &layers) == Added::NewEntry {
+            if let Some(server) = env.whereis_pid(atoms::seccomp_events()) {
+                let _ = env.send(&server, (atoms::seccomp_watch(), child));
+            }
+        }
+    }
+    atoms::ok()
+}
+
+/// Monitor a process that got its entry from a tracer callback.
+#[rustler::nif]
+fn watch_pid(env: Env, pid: LocalPid) -> Atom {
+    watch(env, &pid, Added::NewEntry);
+    atoms::ok()
+}
+
 /// `load_info` is the guard spec: what no restricted process may call.
 fn load(_env: Env, load_info: Term) -> bool {
     let Ok(guard) = terms::compile_spec(load_info, Vec::new()) else {

@@ -14,7 +14,8 @@ pub mod atoms {
     rustler::atoms! {
         ok, error, allow, deny, log, trap, kill, none, undefined, default,
         whitelist, blacklist, not_permitted, noproc, invalid_json,
-        unserialisable_broker,
+        unserialisable_broker, spawn, trace_status, discard, trace,
+        seccomp_events, seccomp_watch,
         wildcard = "_",
     }
 }
