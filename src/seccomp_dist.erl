@@ -93,7 +93,7 @@ address() ->
     #net_address{host = Host, protocol = tcp, family = family()}.
 
 family() ->
-    case init:get_argument(proto_dist_inet6) of
+    case init:get_argument(seccomp_dist_inet6) of
         {ok, _} -> inet6;
         error -> inet
     end.
