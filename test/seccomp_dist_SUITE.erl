@@ -4,12 +4,12 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
--export([doors_are_refused/1, allowed_rpc_works/1, cluster_housekeeping_works/1,
+-export([doors_are_refused/1, allowed_rpc_works/1, ipv6_works/1, cluster_housekeeping_works/1,
          outgoing_rpc_carries_the_policy/1, garbage_disconnects_only_that_node/1,
          filter_never_crashes_and_never_lets_refused_through/1]).
 
 all() ->
-    [doors_are_refused, allowed_rpc_works, cluster_housekeeping_works,
+    [doors_are_refused, allowed_rpc_works, ipv6_works, cluster_housekeeping_works,
      outgoing_rpc_carries_the_policy, garbage_disconnects_only_that_node,
      filter_never_crashes_and_never_lets_refused_through].
 
@@ -94,6 +94,26 @@ allowed_rpc_works(Config) ->
     {Att, _} = start(client, plain, Config),
     ?assertEqual(ProtNode, on(Att, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
     ?assertEqual(ProtNode, on(Att, fun() -> erpc:call(ProtNode, erlang, node, [], 2000) end)).
+
+%% IPv6 loopback: the carrier with -seccomp_dist_inet6, a plain inet6_tcp client.
+ipv6_works(Config) ->
+    Ebin = ?config(ebin, Config),
+    Common = ["-setcookie", ?COOKIE, "-pa", Ebin, "-pa", filename:dirname(code:which(?MODULE))],
+    {ok, Prot, ProtNode} =
+        peer:start(#{name => peer:random_name(p6), host => "::1", longnames => true,
+                     connection => standard_io,
+                     args => Common ++ ["-proto_dist", "seccomp", "-seccomp_dist_inet6",
+                                        "-beam_seccomp", "dist_policy", ?POLICY]}),
+    {ok, Client, _} =
+        peer:start(#{name => peer:random_name(c6), host => "::1", longnames => true,
+                     connection => standard_io, args => Common ++ ["-proto_dist", "inet6_tcp"]}),
+    try
+        ?assertEqual(ProtNode, peer:call(Client, rpc, call, [ProtNode, erlang, node, [], 2000])),
+        ?assertEqual({badrpc, notsup}, peer:call(Client, rpc, call, [ProtNode, os, getpid, [], 2000]))
+    after
+        peer:stop(Client),
+        peer:stop(Prot)
+    end.
 
 cluster_housekeeping_works(Config) ->
     Nodes = [start(list_to_atom("member" ++ integer_to_list(I)), seccomp, Config) || I <- [1, 2, 3]],
