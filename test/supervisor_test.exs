@@ -9,6 +9,26 @@ defmodule Seccomp.SupervisorTest do
     def handle_call(:check_os, _from, s), do: {:reply, Seccomp.check({:os, :cmd, 1}), s}
   end
 
+  defmodule Machine do
+    @behaviour :gen_statem
+    def start_link(arg), do: :gen_statem.start_link(__MODULE__, arg, [])
+    def callback_mode, do: :handle_event_function
+    def init(arg), do: {:ok, :idle, arg}
+
+    def handle_event({:call, from}, :check_os, _state, data),
+      do: {:keep_state, data, [{:reply, from, Seccomp.check({:os, :cmd, 1})}]}
+  end
+
+  defmodule SofoSup do
+    @behaviour :supervisor
+    def start_link(policy), do: :supervisor.start_link(__MODULE__, policy)
+
+    def init(policy) do
+      template = %{id: :w, start: {Seccomp.SupervisorTest.Worker, :start_link, []}}
+      {:ok, {%{strategy: :simple_one_for_one}, [:seccomp.child_spec(template, policy)]}}
+    end
+  end
+
   # Policies hold a native resource: build them at run time, not as attributes.
   @no_os [deny: [:os]]
   @strings_only [allow: [String]]
@@ -59,6 +79,25 @@ defmodule Seccomp.SupervisorTest do
     {:ok, dyn} = DynamicSupervisor.start_link(strategy: :one_for_one)
     {:ok, pid} = Seccomp.start_child(dyn, Seccomp.child_spec({Worker, 1}, @no_os))
     assert restricted?(pid)
+  end
+
+  test "simple_one_for_one templates and gen_statem and gen_event children" do
+    {:ok, policy} = :seccomp.policy(%{mode: :blacklist, rules: [:os]})
+    {:ok, sofo} = SofoSup.start_link(policy)
+    {:ok, w1} = :supervisor.start_child(sofo, [:one])
+    {:ok, w2} = :supervisor.start_child(sofo, [:two])
+    assert GenServer.call(w1, :check_os) == {:deny, :error}
+    assert GenServer.call(w2, :check_os) == {:deny, :error}
+
+    children = [
+      Seccomp.child_spec(%{id: :m, start: {Machine, :start_link, [nil]}}, @no_os),
+      Seccomp.child_spec(%{id: :e, start: {:gen_event, :start_link, []}}, @no_os)
+    ]
+
+    {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one)
+    ids = Map.new(Supervisor.which_children(sup), fn {id, pid, _, _} -> {id, pid} end)
+    assert :gen_statem.call(ids.m, :check_os) == {:deny, :error}
+    assert restricted?(ids.e)
   end
 
   test "policies from application env are read at every start" do
