@@ -86,8 +86,31 @@ valid(policy, _) ->
     ok.
 
 %% The sandbox's own layer: the chosen policy, extended by `allow' and
-%% narrowed by `deny', always passed on to the sandbox's children.
-sandbox_policy(#{policy := P, allow := Allow, deny := Deny}) ->
+%% narrowed by `deny', always passed on to the sandbox's children. Compiling a
+%% profile is most of an evaluation's fixed cost, so plain profiles are
+%% compiled once per VM.
+sandbox_policy(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
+    Key = {?MODULE, profile, Name},
+    case persistent_term:get(Key, undefined) of
+        undefined ->
+            Policy = build_policy(#{policy => Name, allow => [], deny => []}),
+            persistent_term:put(Key, Policy),
+            Policy;
+        Policy ->
+            Policy
+    end;
+sandbox_policy(O) ->
+    case O of
+        #{policy := P, allow := [], deny := []} ->
+            case seccomp_policy:is_policy(P) andalso maps:get(inherit, seccomp_policy:spec(P)) of
+                true -> P;
+                false -> build_policy(O)
+            end;
+        _ ->
+            build_policy(O)
+    end.
+
+build_policy(#{policy := P, allow := Allow, deny := Deny}) ->
     Spec = case P of
                Name when is_atom(Name) ->
                    case seccomp_profiles:profile(Name) of

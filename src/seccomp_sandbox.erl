@@ -35,7 +35,7 @@
 -spec new(map()) -> ctx().
 new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_size := Heap,
       max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
-    Tab = ets:new(seccomp_sandbox, [public, set, {write_concurrency, true}]),
+    Tab = ets:new(seccomp_sandbox, [public, set]),
     ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
     #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, max_processes = MaxProcs,
          max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms, send_to = SendTo}.
