@@ -123,22 +123,37 @@ fn restrict<'a>(env: Env<'a>, pid: LocalPid, policy: ResourceArc<PolicyResource>
     }
 }
 
-#[rustler::nif]
-fn check<'a>(env: Env<'a>, m: Atom, f: Atom, arity: u32) -> Term<'a> {
-    let (m, f) = (Key::of(m), Key::of(f));
-    verdict(
-        env,
-        TABLE.check(pid_key(&env.pid()), m, f, arity),
-        m,
-        f,
-        arity,
-    )
+/// The decoded `{M, F, Arity}` of a check, or `badarg`.
+#[inline]
+fn mfa(m: Term, f: Term, arity: Term) -> NifResult<(Key, Key, u32)> {
+    match (terms::atom_key(m), terms::atom_key(f), terms::arity(arity)) {
+        (Some(m), Some(f), Some(a)) => Ok((m, f, a)),
+        _ => Err(rustler::Error::BadArg),
+    }
 }
 
 #[rustler::nif]
-fn check_pid<'a>(env: Env<'a>, pid: LocalPid, m: Atom, f: Atom, arity: u32) -> Term<'a> {
-    let (m, f) = (Key::of(m), Key::of(f));
-    verdict(env, TABLE.check(pid_key(&pid), m, f, arity), m, f, arity)
+fn check<'a>(env: Env<'a>, m: Term<'a>, f: Term<'a>, arity: Term<'a>) -> NifResult<Term<'a>> {
+    let (m, f, a) = mfa(m, f, arity)?;
+    Ok(verdict(
+        env,
+        TABLE.check(pid_key(&env.pid()), m, f, a),
+        m,
+        f,
+        a,
+    ))
+}
+
+#[rustler::nif]
+fn check_pid<'a>(
+    env: Env<'a>,
+    pid: LocalPid,
+    m: Term<'a>,
+    f: Term<'a>,
+    arity: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let (m, f, a) = mfa(m, f, arity)?;
+    Ok(verdict(env, TABLE.check(pid_key(&pid), m, f, a), m, f, a))
 }
 
 /// `none` for an unrestricted caller, else `{Verdict, Ticket | none}`: whether

@@ -31,6 +31,36 @@ impl Key {
     }
 }
 
+/// The key of an atom term, or `None` for any other term. Checks run on
+/// every mediated call, so the common case reads the tag bits of the term
+/// word (an immediate atom is tagged `0b00_1011` on every 64- and 32-bit
+/// BEAM) and only other words ask the VM.
+#[inline]
+pub fn atom_key(term: Term) -> Option<Key> {
+    const ATOM_TAG_MASK: usize = 0x3F;
+    const ATOM_TAG: usize = 0x0B;
+    let word = term.as_c_arg();
+    if word & ATOM_TAG_MASK == ATOM_TAG || term.is_atom() {
+        Some(Key(word))
+    } else {
+        None
+    }
+}
+
+/// An arity: a small non-negative integer below 256.
+#[inline]
+pub fn arity(term: Term) -> Option<u32> {
+    const SMALL_TAG_MASK: usize = 0xF;
+    const SMALL_TAG: usize = 0xF;
+    let word = term.as_c_arg();
+    if word & SMALL_TAG_MASK == SMALL_TAG {
+        let value = (word as isize) >> 4;
+        (0..256).contains(&value).then_some(value as u32)
+    } else {
+        None
+    }
+}
+
 /// A local pid's identity: its term word.
 #[inline]
 pub fn pid_key(pid: &LocalPid) -> u64 {
