@@ -117,14 +117,7 @@ spawn_opt(M, F, Args, Opts) -> erlang:error({badarg, {M, F, Args, Opts}}).
 
 %% The child's entry function: it takes on the inherited layers, then runs Fun.
 inheriting(Fun, SpawnMFA) ->
-    case seccomp_nif:spawn_ticket() of
-        none ->
-            Fun;
-        {allow, Ticket} ->
-            with_ticket(Ticket, Fun);
-        {{deny, Action}, Ticket} ->
-            seccomp_violation:handle(Action, SpawnMFA, fun() -> with_ticket(Ticket, Fun) end)
-    end.
+    with_ticket(seccomp_violation:spawn_ticket(SpawnMFA), Fun).
 
 inheriting(M, F, Args, SpawnMFA) when is_atom(M), is_atom(F), is_list(Args) ->
     Arity = length(Args),

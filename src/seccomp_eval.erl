@@ -132,7 +132,7 @@ build_policy(#{policy := P, allow := Allow, deny := Deny}) ->
 %%% Running -----------------------------------------------------------------------
 
 run(Code, #{timeout := Timeout} = O) ->
-    Ticket = caller_ticket(),
+    Ticket = seccomp_violation:spawn_ticket({seccomp_eval, eval, 2}),
     Caller = self(),
     {Keeper, Ref} = erlang:spawn_monitor(fun() -> keeper(Caller, Code, O, Ticket) end),
     receive
@@ -144,15 +144,6 @@ run(Code, #{timeout := Timeout} = O) ->
     after Timeout + 5000 ->
         exit(Keeper, kill),
         {error, timeout}
-    end.
-
-%% The caller's inheritable layers, which the sandbox carries under its own.
-caller_ticket() ->
-    case seccomp_nif:spawn_ticket() of
-        none -> none;
-        {allow, T} -> T;
-        {{deny, Action}, T} ->
-            seccomp_violation:handle(Action, {seccomp_eval, eval, 2}, fun() -> T end)
     end.
 
 keeper(Caller, Code, O, CallerTicket) ->

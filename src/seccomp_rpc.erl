@@ -6,9 +6,7 @@
 %% must run beam_seccomp; if it does not, the call fails (closed).
 -module(seccomp_rpc).
 
--export([call/5, cast/4, spawn/4, run/4, start/4]).
-
--define(CALL_TIMEOUT, 15000).
+-export([call/5, cast/4, spawn/4, run/4]).
 
 %% @doc Like `erpc:call/5', under the caller's layers on both nodes.
 -spec call(node(), module(), atom(), [term()], timeout()) -> term().
@@ -26,21 +24,16 @@ cast(Node, M, F, A) ->
 -spec spawn(node(), module(), atom(), [term()]) -> pid().
 spawn(Node, M, F, A) ->
     allowed({erlang, spawn, 4}, M, F, A),
-    case seccomp_nif:spawn_ticket() of
-        {{deny, Action}, _} -> seccomp_violation:handle(Action, {erlang, spawn, 4}, fun() -> ok end);
-        _ -> ok
-    end,
-    erlang:spawn(Node, ?MODULE, start, [layers(), M, F, A]).
+    %% Only the no_spawn check: the layers travel as data, not as a ticket.
+    _ = seccomp_violation:spawn_ticket({erlang, spawn, 4}),
+    erlang:spawn(Node, ?MODULE, run, [layers(), M, F, A]).
 
-%% @doc Runs on the other node: restrict, then apply through the checks.
+%% @doc Runs on the other node (in the erpc process, or as the spawned
+%% process's entry point): restrict, then apply through the checks.
 -spec run([seccomp_policy:spec()], module(), atom(), [term()]) -> term().
 run(Layers, M, F, A) ->
     [ok = seccomp:restrict(Spec) || Spec <- Layers],
     seccomp:apply(M, F, A).
-
-%% @doc Entry point of a process spawned by {@link spawn/4}.
--spec start([seccomp_policy:spec()], module(), atom(), [term()]) -> term().
-start(Layers, M, F, A) -> run(Layers, M, F, A).
 
 %% The remote call is a capability of its own, and so is its target.
 allowed(Door, M, F, A) when is_atom(M), is_atom(F), is_list(A) ->

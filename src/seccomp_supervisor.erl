@@ -148,7 +148,7 @@ start_dynamic_child(Sup, Spec) ->
 %% caller's layers on the task before it runs.
 -spec task(pid() | atom(), fun(() -> term()), start_child | async | async_nolink) -> term().
 task(Sup, Fun, Kind) when is_function(Fun, 0) ->
-    Wrapped = case caller_ticket({'Elixir.Task.Supervisor', Kind, 2}) of
+    Wrapped = case seccomp_violation:spawn_ticket({'Elixir.Task.Supervisor', Kind, 2}) of
                   none -> Fun;
                   T -> adopting([T], Fun)
               end,
@@ -171,7 +171,7 @@ with_restriction(ExtraArgs, _R) when is_list(ExtraArgs) -> ExtraArgs.
 %% The start runs in a helper that is not restricted, so it may restrict the
 %% child even when the supervisor's template is not one of ours.
 on_behalf(Start, MFA) ->
-    case caller_ticket(MFA) of
+    case seccomp_violation:spawn_ticket(MFA) of
         none ->
             Start(none);
         T ->
@@ -194,13 +194,6 @@ restrict_if_free(Pid, T) ->
     case seccomp:is_restricted(Pid) of
         true -> ok;
         false -> _ = seccomp_nif:adopt_pid(Pid, T), ok
-    end.
-
-caller_ticket(MFA) ->
-    case seccomp_nif:spawn_ticket() of
-        none -> none;
-        {allow, T} -> T;
-        {{deny, Action}, T} -> seccomp_violation:handle(Action, MFA, fun() -> T end)
     end.
 
 %%% Seeing the tree --------------------------------------------------------------------

@@ -1,7 +1,7 @@
 %% @doc What happens when a check says `{deny, Action}'.
 -module(seccomp_violation).
 
--export([handle/3, refuse/1, ask_broker/3]).
+-export([handle/3, refuse/1, spawn_ticket/1, ask_broker/3]).
 
 %% @doc Carry out `Action' for a denied `MFA'. `Proceed' runs the call when the
 %% action lets it through (`log', or a broker that answers `allow').
@@ -31,6 +31,17 @@ handle({trap, Broker} = Action, MFA, Proceed) ->
 refuse(MFA) ->
     record(error, MFA, denied),
     erlang:error({seccomp_violation, MFA}).
+
+%% @doc The caller's inheritable layers as a ticket for a process it starts
+%% (`none' when it has none), after checking `no_spawn': a violation is
+%% reported as `MFA' and handled by its action.
+-spec spawn_ticket(mfa()) -> none | reference().
+spawn_ticket(MFA) ->
+    case seccomp_nif:spawn_ticket() of
+        none -> none;
+        {allow, T} -> T;
+        {{deny, Action}, T} -> handle(Action, MFA, fun() -> T end)
+    end.
 
 %% @doc Ask a broker about a call: it gets `{seccomp_trap, Ref, Pid, MFA}' and
 %% answers with {@link seccomp:trap_reply/3}. Silence, death or garbage is `deny'.
