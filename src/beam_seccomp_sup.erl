@@ -7,4 +7,5 @@ start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
 init([]) ->
     Events = #{id => seccomp_events, start => {seccomp_events, start_link, []}},
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Events]}}.
+    Prepared = #{id => seccomp_prepared, start => {seccomp_prepared, start_link, []}},
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [Events, Prepared]}}.

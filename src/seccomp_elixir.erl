@@ -68,10 +68,11 @@ alias_module(Segs) ->
     end.
 
 %% @doc Expand and translate a quoted form with the given bindings (a
-%% keyword list). Returns the expressions, the Erlang bindings, and the
-%% state `dump_bindings/2' needs.
+%% keyword list). Returns the expressions, the Erlang bindings, the state
+%% `dump_bindings/2' needs, and the Erlang name of each binding.
 -spec to_erl(term(), [{atom(), term()}]) ->
-          {ok, [erl_parse:abstract_expr()], term(), term()} | {error, {compile_error, pos_integer(), binary()}}.
+          {ok, [erl_parse:abstract_expr()], term(), {term(), term()}, [{atom(), atom()}]}
+          | {error, {compile_error, pos_integer(), binary()}}.
 to_erl(Quoted, Bindings) ->
     try
         Env = elixir:env_for_eval([{file, <<"nofile">>}]),
@@ -84,7 +85,8 @@ to_erl(Quoted, Bindings) ->
                     {block, _, Block} -> Block;
                     _ -> [Erl]
                 end,
-        {ok, Exprs, ErlBinding, {ExS, ErlS}}
+        Names = [{Name, maps:get(Version, ErlVars)} || {{Name, nil}, Version} <- maps:to_list(ExVars)],
+        {ok, Exprs, ErlBinding, {ExS, ErlS}, Names}
     catch
         error:#{'__struct__' := Struct} = Exception:_ when Struct =:= 'Elixir.CompileError';
                                                            Struct =:= 'Elixir.SyntaxError';
@@ -95,7 +97,7 @@ to_erl(Quoted, Bindings) ->
             {error, {compile_error, maps:get(line, Exception, 1), 'Elixir.Exception':message(Exception)}}
     end.
 
-%% @doc Erlang bindings back to an Elixir keyword list.
--spec dump_bindings(term(), term()) -> [{atom(), term()}].
-dump_bindings(ErlBindings, {ExS, ErlS}) ->
-    lists:sort(elixir_erl_var:dump_binding(maps:from_list(erl_eval:bindings(ErlBindings)), ExS, ErlS)).
+%% @doc Erlang variables (a map) back to an Elixir keyword list.
+-spec dump_bindings(#{atom() => term()}, {term(), term()}) -> [{atom(), term()}].
+dump_bindings(Vars, {ExS, ErlS}) ->
+    lists:sort(elixir_erl_var:dump_binding(Vars, ExS, ErlS)).

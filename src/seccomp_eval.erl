@@ -7,9 +7,11 @@
 %% library code started it.
 -module(seccomp_eval).
 
--export([eval/2, options/1]).
+-export([eval/2, options/1, prepare/2, run/2, run/3, release/1]).
 
--export_type([result/0, reason/0, options/0]).
+-export([front/2, caught/4, bindings_out/2, sticky/2]).
+
+-export_type([result/0, reason/0, options/0, bindings_state/0]).
 
 -type reason() :: {seccomp_violation, mfa()} | timeout | memory_limit | reduction_limit
                 | process_limit | atom_limit | {syntax_error, pos_integer(), binary()}
@@ -20,6 +22,8 @@
 -type result() :: {ok, term(), list()} | {ok, term(), list(), binary()} | {error, reason()}.
 -type options() :: #{policy := seccomp_policy:t(), language := erlang | elixir,
                      bindings := list() | map(), atom() => term()}.
+%% How Erlang variables at the end of a run become the user's bindings.
+-type bindings_state() :: erlang | {elixir, term(), term()}.
 
 -define(DEFAULTS, #{policy => pure, language => erlang, bindings => [], timeout => 5000,
                     max_heap_size => 4000000, max_binary => 16000000,
@@ -41,9 +45,29 @@
 -spec eval(iodata() | term(), map() | list()) -> result().
 eval(Code, Opts) ->
     case options(Opts) of
-        {ok, O} -> run(Code, O);
+        {ok, O} -> sandboxed(Code, O);
         {error, _} = E -> E
     end.
+
+%% @doc Prepare `Code' once to run it many times: compiled after the same
+%% mediation as `eval/2', and run in a pool of warm sandbox processes or in
+%% the caller's own process. See `seccomp_prepare:prepare/2' for the options.
+-spec prepare(iodata() | term(), map() | list()) ->
+          {ok, seccomp_prepare:prepared()} | {error, seccomp_prepare:reason()}.
+prepare(Code, Opts) -> seccomp_prepare:prepare(Code, Opts).
+
+%% @doc Run prepared code with `Bindings', in the prepared value's mode.
+-spec run(seccomp_prepare:prepared(), list() | map()) -> result() | {error, seccomp_prepare:reason()}.
+run(Prepared, Bindings) -> seccomp_prepare:run(Prepared, Bindings, #{}).
+
+%% @doc Run prepared code; options `mode' (`pool' or `caller') and `timeout'.
+-spec run(seccomp_prepare:prepared(), list() | map(), map() | list()) ->
+          result() | {error, seccomp_prepare:reason()}.
+run(Prepared, Bindings, Opts) -> seccomp_prepare:run(Prepared, Bindings, Opts).
+
+%% @doc Release prepared code and its slot.
+-spec release(seccomp_prepare:prepared()) -> ok.
+release(Prepared) -> seccomp_prepare:release(Prepared).
 
 %%% Options -------------------------------------------------------------------
 
@@ -131,7 +155,7 @@ build_policy(#{policy := P, allow := Allow, deny := Deny}) ->
 
 %%% Running -----------------------------------------------------------------------
 
-run(Code, #{timeout := Timeout} = O) ->
+sandboxed(Code, #{timeout := Timeout} = O) ->
     Ticket = seccomp_violation:spawn_ticket({seccomp_eval, eval, 2}),
     Caller = self(),
     {Keeper, Ref} = erlang:spawn_monitor(fun() -> keeper(Caller, Code, O, Ticket) end),
@@ -148,11 +172,8 @@ run(Code, #{timeout := Timeout} = O) ->
 
 keeper(Caller, Code, O, CallerTicket) ->
     CallerRef = monitor(process, Caller),
-    CallerTicket =:= none orelse seccomp_nif:adopt(CallerTicket),
-    ok = seccomp_nif:restrict_self(seccomp_policy:native(maps:get(policy, O))),
-    {_, Ticket} = seccomp_nif:spawn_ticket(),
     Keeper = self(),
-    Ctx = seccomp_sandbox:new(O#{keeper => Keeper, ticket => Ticket}),
+    Ctx = seccomp_sandbox:open(CallerTicket, maps:get(policy, O), O#{keeper => Keeper}),
     %% Even discarded output (and compiler warnings) must not reach the host's console.
     Capture = case maps:get(output, O) of
                   discard -> seccomp_capture:start(0);
@@ -164,7 +185,7 @@ keeper(Caller, Code, O, CallerTicket) ->
                          [monitor, {max_heap_size, #{size => Heap, kill => true, error_logger => false}}]),
     Deadline = erlang:monotonic_time(millisecond) + maps:get(timeout, O),
     State = #{ctx => Ctx, root => Root, root_ref => RootRef, caller_ref => CallerRef,
-              deadline => Deadline, violation => none, opts => O},
+              deadline => Deadline, opts => O},
     Result = watch(State),
     seccomp_sandbox:close(Ctx),
     Caller ! {seccomp_eval_result, self(), with_output(Result, Capture, O)}.
@@ -179,21 +200,19 @@ with_output(Result, Capture, #{output := Output}) ->
     end.
 
 watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
-        deadline := Deadline, violation := Violation} = S) ->
+        deadline := Deadline} = S) ->
     Id = seccomp_sandbox:id(Ctx),
     Wait = max(0, min(?POLL_MS, Deadline - erlang:monotonic_time(millisecond))),
     receive
         {seccomp_result, Id, Result} ->
             demonitor(RootRef, [flush]),
-            sticky(Violation, Result);
-        {seccomp_violation, Id, MFA} when Violation =:= none ->
-            watch(S#{violation := {seccomp_violation, MFA}});
+            sticky(seccomp_sandbox:violation(Ctx), Result);
         {seccomp_limit, Id, Limit} ->
             {error, Limit};
         {'DOWN', RootRef, process, Root, killed} ->
             {error, memory_limit};
         {'DOWN', RootRef, process, Root, Why} ->
-            sticky(Violation, {error, {exception, exit, Why, format(erlang, exit, Why)}});
+            sticky(seccomp_sandbox:violation(Ctx), {error, {exception, exit, Why, format(erlang, exit, Why)}});
         {'DOWN', CallerRef, process, _, _} ->
             seccomp_sandbox:close(Ctx),
             exit(normal)
@@ -208,8 +227,10 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
         end
     end.
 
+%% @private A violation the code caught still decides the result.
+-spec sticky(none | mfa(), Result) -> Result | {error, {seccomp_violation, mfa()}}.
 sticky(none, Result) -> Result;
-sticky(Violation, _Result) -> {error, Violation}.
+sticky(MFA, _Result) -> {error, {seccomp_violation, MFA}}.
 
 %% Reductions and off-heap binaries are not covered by max_heap_size. The
 %% sampling runs in its own process: process_info/2 waits for a process busy
@@ -217,7 +238,7 @@ sticky(Violation, _Result) -> {error, Violation}.
 over_limit(Ctx, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) ->
     Keeper = self(),
     Ref = make_ref(),
-    {Sampler, MRef} = spawn_monitor(fun() -> Keeper ! {Ref, usage(seccomp_sandbox:members(Ctx))} end),
+    {Sampler, MRef} = spawn_monitor(fun() -> Keeper ! {Ref, seccomp_sandbox:usage(Ctx)} end),
     receive
         {Ref, {Reds, Bin}} ->
             demonitor(MRef, [flush]),
@@ -234,16 +255,6 @@ over_limit(Ctx, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) -
         ok
     end.
 
-usage(Pids) ->
-    lists:foldl(fun(P, {R, B}) ->
-                        case erlang:process_info(P, [reductions, binary]) of
-                            [{reductions, R1}, {binary, Bins}] ->
-                                {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
-                            undefined ->
-                                {R, B}
-                        end
-                end, {0, 0}, Pids).
-
 %%% Inside the sandbox -------------------------------------------------------------
 
 root(Keeper, Ctx, Code, O, Capture) ->
@@ -251,24 +262,47 @@ root(Keeper, Ctx, Code, O, Capture) ->
     group_leader(Capture, self()),
     Keeper ! {seccomp_result, seccomp_sandbox:id(Ctx), evaluate(Code, O, Ctx)}.
 
-evaluate(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O, Ctx) ->
+evaluate(Code, #{language := Lang} = O, Ctx) ->
     try
-        {ok, Parsed, NewAtoms} = ok_or_throw(seccomp_source:parse(Lang, Code, MaxAtoms)),
+        #{exprs := Safe, bindings := Bindings, state := State, new_atoms := NewAtoms} = front(Code, O),
         seccomp_sandbox:spend_atoms(Ctx, NewAtoms),
-        {ok, Exprs, Bindings, Dump} = ok_or_throw(translate(Parsed, O)),
-        Markers = seccomp_profiles:spawns(seccomp_policy:spec(Policy)),
-        {ok, Safe} = ok_or_throw(seccomp_rewrite:exprs(Exprs, #{enter_markers => Markers})),
         {value, Value, NewBindings} = erl_eval:exprs(Safe, Bindings, none, seccomp_sandbox:handler(Ctx)),
-        {ok, Value, Dump(NewBindings)}
+        {ok, Value, bindings_out(State, maps:from_list(erl_eval:bindings(NewBindings)))}
     catch
-        throw:{seccomp_eval_error, Reason} -> {error, Reason};
-        error:{seccomp_violation, MFA} -> {error, {seccomp_violation, MFA}};
-        error:Limit when Limit =:= atom_limit; Limit =:= memory_limit; Limit =:= process_limit ->
-            {error, Limit};
-        Class:Reason:Stack ->
-            Normal = normalise(Lang, Class, Reason, Stack),
-            {error, {exception, Class, Normal, format(Lang, Class, Normal)}}
+        Class:Reason:Stack -> caught(Lang, Class, Reason, Stack)
     end.
+
+%% @private The front end both back ends share (this interpreter and the
+%% compiler of prepared code): parse within the atom budget, refuse what
+%% cannot be mediated, translate Elixir, and run the mediation pass. Throws
+%% `{seccomp_eval_error, Reason}'.
+-spec front(iodata() | term(), options()) ->
+          #{exprs := [erl_parse:abstract_expr()], bindings := erl_eval:binding_struct(),
+            state := bindings_state(), names := [{atom(), atom()}], new_atoms := non_neg_integer()}.
+front(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O) ->
+    {ok, Parsed, NewAtoms} = ok_or_throw(seccomp_source:parse(Lang, Code, MaxAtoms)),
+    {ok, Exprs, Bindings, State, Names} = ok_or_throw(translate(Parsed, O)),
+    Markers = seccomp_profiles:spawns(seccomp_policy:spec(Policy)),
+    {ok, Safe} = ok_or_throw(seccomp_rewrite:exprs(Exprs, #{enter_markers => Markers})),
+    #{exprs => Safe, bindings => Bindings, state => State, names => Names, new_atoms => NewAtoms}.
+
+%% @private An exception from running sandboxed code, as an error result.
+-spec caught(seccomp_source:language(), error | exit | throw, term(), list()) -> {error, reason()}.
+caught(_Lang, throw, {seccomp_eval_error, Reason}, _Stack) ->
+    {error, Reason};
+caught(_Lang, error, {seccomp_violation, MFA}, _Stack) ->
+    {error, {seccomp_violation, MFA}};
+caught(_Lang, error, Limit, _Stack)
+  when Limit =:= atom_limit; Limit =:= memory_limit; Limit =:= process_limit ->
+    {error, Limit};
+caught(Lang, Class, Reason, Stack) ->
+    Normal = normalise(Lang, Class, Reason, Stack),
+    {error, {exception, Class, Normal, format(Lang, Class, Normal)}}.
+
+%% @private The user's bindings from the Erlang variables at the end of a run.
+-spec bindings_out(bindings_state(), #{atom() => term()}) -> [{atom(), term()}].
+bindings_out(erlang, Vars) -> lists:sort(maps:to_list(Vars));
+bindings_out({elixir, ExS, ErlS}, Vars) -> seccomp_elixir:dump_bindings(Vars, {ExS, ErlS}).
 
 %% Elixir users expect exception structs (`%ArithmeticError{}`, not `badarith`).
 normalise(elixir, error, Reason, Stack) -> 'Elixir.Exception':normalize(error, Reason, Stack);
@@ -277,16 +311,18 @@ normalise(_Lang, _Class, Reason, _Stack) -> Reason.
 ok_or_throw({error, Reason}) -> throw({seccomp_eval_error, Reason});
 ok_or_throw(Ok) -> Ok.
 
+%% Also returns how the user's variable names map to Erlang's.
 translate({erlang, Exprs}, #{bindings := Bs}) ->
+    List = binding_list(Bs),
     Bindings = lists:foldl(fun({K, V}, Acc) -> erl_eval:add_binding(K, V, Acc) end,
-                           erl_eval:new_bindings(), binding_list(Bs)),
-    {ok, Exprs, Bindings, fun(B) -> lists:sort(erl_eval:bindings(B)) end};
+                           erl_eval:new_bindings(), List),
+    {ok, Exprs, Bindings, erlang, [{K, K} || {K, _} <- List]};
 translate({elixir, Quoted}, #{bindings := Bs}) ->
     case seccomp_elixir:check_quoted(Quoted) of
         ok ->
             case seccomp_elixir:to_erl(Quoted, binding_list(Bs)) of
-                {ok, Exprs, Bindings, State} ->
-                    {ok, Exprs, Bindings, fun(B) -> seccomp_elixir:dump_bindings(B, State) end};
+                {ok, Exprs, Bindings, {ExS, ErlS}, Names} ->
+                    {ok, Exprs, Bindings, {elixir, ExS, ErlS}, Names};
                 {error, _} = E -> E
             end;
         {error, _} = E -> E

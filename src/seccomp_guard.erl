@@ -11,7 +11,8 @@ modules() ->
     [%% our own control surface
      seccomp, seccomp_nif, seccomp_policy, seccomp_guard, seccomp_violation,
      seccomp_events, seccomp_eval, seccomp_rewrite, seccomp_profiles, seccomp_sup,
-     seccomp_shell, seccomp_rpc, seccomp_dist,
+     seccomp_shell, seccomp_rpc, seccomp_dist, seccomp_sandbox, seccomp_source, seccomp_elixir,
+     seccomp_capture, seccomp_compile, seccomp_prepare, seccomp_prepared, seccomp_pool,
      'Elixir.Seccomp', 'Elixir.Seccomp.Policy', 'Elixir.Seccomp.Eval',
      'Elixir.Seccomp.Supervisor',
      %% code loading and evaluation that would bypass the checks

@@ -6,7 +6,7 @@
 %% error that says what to do instead of `undef'.
 -module(seccomp_nif).
 
--export([noop/0, compile/2, restrict_self/1, restrict/2, check/3, check_pid/4,
+-export([noop/0, compile/2, restrict_self/1, restrict/2, check/3, check_pid/4, check_with/4,
          spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
          spec_to_json/1, spec_from_json/1, load_error/0,
          enabled/3, trace/5, watch_pid/1]).
@@ -56,6 +56,9 @@ restrict(_Pid, _Policy) -> ?NOT_LOADED.
 
 -spec check(atom(), atom(), non_neg_integer()) -> allow | {deny, term()}.
 check(_M, _F, _A) -> ?NOT_LOADED.
+
+-spec check_with(reference(), atom(), atom(), non_neg_integer()) -> allow | {deny, term()}.
+check_with(_Policy, _M, _F, _A) -> ?NOT_LOADED.
 
 -spec check_pid(pid(), atom(), atom(), non_neg_integer()) -> allow | {deny, term()}.
 check_pid(_Pid, _M, _F, _A) -> ?NOT_LOADED.

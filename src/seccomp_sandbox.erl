@@ -4,20 +4,29 @@
 %% outside (apply, funs, spawns, sends, exit signals, atoms, amplifiers,
 %% protocol dispatch on forged structs).
 %%
-%% A process runs sandboxed code only inside `erl_eval' with this handler, or
-%% inside funs made by {@link wrap_fun/4}. The first time a process does so it
-%% joins the sandbox: it takes on the sandbox's layers, counts against
-%% `max_processes', gets the heap limit and is killed when the sandbox ends.
+%% A process runs sandboxed code only inside `erl_eval' with this handler,
+%% inside funs made by {@link wrap_fun/4}, or inside prepared code (see
+%% `seccomp_compile'). The first time a process does so it joins the
+%% sandbox: it takes on the sandbox's layers, counts against `max_processes',
+%% gets the heap limit and is killed when the sandbox ends.
+%%
+%% A caller context ({@link caller/2}) serves prepared code run in the
+%% caller's own process: calls are checked against the prepared policy (and
+%% the caller's own layers), and whatever would change the caller's process
+%% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
--export([new/1, handler/1, call/3, wrap_fun/4, join/1, close/1, members/1, id/1, spend_atoms/2]).
+-export([open/3, new/1, caller/2, usage/1, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
+         id/1, spend_atoms/2, violation/1, direct/3, begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
 
 -record(ctx, {id :: reference(),
-              tab :: ets:tid(),
-              keeper :: pid(),
+              tab :: ets:tid() | caller,
+              keeper :: pid() | none,
               ticket :: reference() | none,
+              %% `none': check the process's own layers; else this policy too.
+              policy :: reference() | none,
               max_processes :: non_neg_integer(),
               max_heap_size :: non_neg_integer(),
               max_binary :: non_neg_integer(),
@@ -27,9 +36,33 @@
 -opaque ctx() :: #ctx{}.
 
 -define(JOINED, '$seccomp_sandbox').
+%% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
+-define(CALLER_RUN, '$seccomp_caller_run').
 -define(MAX_WRAPPED_ARITY, 12).
 %% 64 KiB integers: printing or multiplying one stays in the millisecond range.
 -define(MAX_INTEGER_BITS, 524288).
+
+%% @doc Restrict the calling process (a sandbox's keeper) with the caller's
+%% ticket and `Policy', and open a sandbox whose members carry both.
+-spec open(reference() | none, seccomp_policy:t() | reference(), map()) -> ctx().
+open(CallerTicket, Policy, Opts) ->
+    CallerTicket =:= none orelse seccomp_nif:adopt(CallerTicket),
+    ok = seccomp_nif:restrict_self(seccomp_policy:native(Policy)),
+    {_, Ticket} = seccomp_nif:spawn_ticket(),
+    new(Opts#{ticket => Ticket}).
+
+%% @doc Reductions and off-heap binary bytes of the sandbox's members: what
+%% `max_heap_size' does not cover.
+-spec usage(ctx()) -> {non_neg_integer(), non_neg_integer()}.
+usage(Ctx) ->
+    lists:foldl(fun(P, {R, B}) ->
+                        case erlang:process_info(P, [reductions, binary]) of
+                            [{reductions, R1}, {binary, Bins}] ->
+                                {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
+                            undefined ->
+                                {R, B}
+                        end
+                end, {0, 0}, members(Ctx)).
 
 %% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
 -spec new(map()) -> ctx().
@@ -37,8 +70,93 @@ new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_si
       max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
     Tab = ets:new(seccomp_sandbox, [public, set]),
     ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
-    #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, max_processes = MaxProcs,
-         max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms, send_to = SendTo}.
+    #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, policy = none,
+         max_processes = MaxProcs, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
+         send_to = SendTo}.
+
+%% @doc A context for running prepared code in the caller's own process,
+%% checked against `Policy' (a native policy) on top of the caller's layers.
+-spec caller(reference(), map()) -> ctx().
+caller(Policy, #{max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+    #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
+         max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
+         send_to = SendTo}.
+
+%% @doc Start a caller-mode run in the calling process.
+-spec begin_caller_run() -> ok.
+begin_caller_run() ->
+    put(?CALLER_RUN, {none, 0}),
+    ok.
+
+%% @doc End a caller-mode run: the first violation it caused, or `none'.
+-spec end_caller_run() -> none | mfa().
+end_caller_run() ->
+    case erase(?CALLER_RUN) of
+        {Violation, _Atoms} -> Violation;
+        undefined -> none
+    end.
+
+%% @doc The first violation any member caused since the last reset, or `none'.
+-spec violation(ctx()) -> none | mfa().
+violation(#ctx{tab = Tab}) ->
+    try ets:lookup(Tab, '$violation') of
+        [{_, MFA}] -> MFA;
+        [] -> none
+    catch
+        error:badarg -> none
+    end.
+
+%% @doc Make a sandbox ready for its next run (prepared code in a warm
+%% process): kill every member but the caller, and clear the counters, the
+%% recorded violation and the caller's dictionary.
+-spec reset(ctx()) -> ok.
+reset(#ctx{tab = Tab} = Ctx) ->
+    Me = self(),
+    Member = ets:member(Tab, Me),
+    Count = case Member of true -> 1; false -> 0 end,
+    case ets:lookup(Tab, '$count') of
+        [{_, Count}] -> ok;
+        _ ->
+            [begin exit(P, kill), ets:delete(Tab, P) end || P <- members(Ctx), P =/= Me],
+            ets:insert(Tab, {'$count', Count})
+    end,
+    ets:insert(Tab, {'$atoms', 0}),
+    ets:delete(Tab, '$violation'),
+    Member andalso clear_dictionary(),
+    ok.
+
+clear_dictionary() ->
+    case get() of
+        [{?JOINED, _}] -> true;
+        _ ->
+            Id = get(?JOINED),
+            _ = erase(),
+            put(?JOINED, Id),
+            true
+    end.
+
+%% @doc Whether compiled code may call `M:F/A' directly once the policy
+%% allows it: true when the handler would do nothing but call it.
+-spec direct(module(), atom(), arity()) -> boolean().
+direct(M, F, A) ->
+    not special_call(M, F, A) andalso not caller_forbidden(M, F, A)
+        andalso not seccomp_prepared:is_slot(M)
+        andalso seccomp_profiles:kind(M, F, A) =:= plain.
+
+special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
+special_call(erlang, make_fun, 3) -> true;
+special_call('Elixir.Function', capture, 3) -> true;
+special_call(_M, _F, _A) -> false.
+
+%% What would change the process that runs caller-mode code.
+caller_forbidden(erlang, F, _A) ->
+    lists:member(F, [get, put, erase, get_keys, process_flag, link, unlink, monitor, demonitor,
+                     register, unregister, group_leader, spawn_link, spawn_monitor, spawn_opt,
+                     send_after, start_timer, cancel_timer, process_info, garbage_collect,
+                     hibernate, suspend_process, resume_process, exit]);
+caller_forbidden('Elixir.Process', _F, _A) -> true;
+caller_forbidden('Elixir.Kernel', F, _A) -> lists:member(F, [spawn_link, spawn_monitor, exit]);
+caller_forbidden(_M, _F, _A) -> false.
 
 %% @doc Count atoms the source itself created against `max_atoms'.
 -spec spend_atoms(ctx(), non_neg_integer()) -> ok.
@@ -71,6 +189,8 @@ close(#ctx{tab = Tab} = Ctx) ->
 
 %% @doc Make the calling process a member of the sandbox (once).
 -spec join(ctx()) -> ok.
+join(#ctx{tab = caller}) ->
+    ok;
 join(#ctx{id = Id} = Ctx) ->
     case get(?JOINED) of
         Id -> ok;
@@ -103,6 +223,8 @@ register_member(Pid, #ctx{tab = Tab, max_processes = Max} = Ctx) ->
     end.
 
 -spec limit(atom(), ctx()) -> no_return().
+limit(Limit, #ctx{keeper = none}) ->
+    erlang:error(Limit);
 limit(Limit, #ctx{keeper = Keeper, id = Id}) ->
     Keeper ! {seccomp_limit, Id, Limit},
     erlang:error(Limit).
@@ -129,10 +251,11 @@ call(Other, Args, _Ctx) ->
     erlang:error({badfun, Other}, [Args]).
 
 call_fun(Fun, Args, Ctx) ->
-    case erlang:fun_info(Fun, module) of
-        %% Interpreted funs and our own wrappers check their own calls.
-        {module, M} when M =:= erl_eval; M =:= ?MODULE -> erlang:apply(Fun, Args);
-        {module, M} ->
+    {module, M} = erlang:fun_info(Fun, module),
+    case M =:= erl_eval orelse M =:= ?MODULE orelse seccomp_prepared:is_slot(M) of
+        %% Interpreted funs, our own wrappers and prepared code check their own calls.
+        true -> erlang:apply(Fun, Args);
+        false ->
             case erlang:fun_info(Fun, type) of
                 {type, external} ->
                     {name, F} = erlang:fun_info(Fun, name),
@@ -145,23 +268,40 @@ call_fun(Fun, Args, Ctx) ->
     end.
 
 checked(M, F, Args, Ctx) ->
-    guarded(M, F, length(Args), fun() -> special(M, F, Args, Ctx) end, Ctx).
+    Arity = length(Args),
+    refused_here(M, F, Arity, Ctx) andalso deny({M, F, Arity}, Ctx),
+    guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx).
+
+%% Prepared code must not be entered with a forged context, whatever the policy.
+refused_here(M, F, A, #ctx{tab = caller}) -> caller_forbidden(M, F, A) orelse seccomp_prepared:is_slot(M);
+refused_here(M, _F, _A, _Ctx) -> seccomp_prepared:is_slot(M).
 
 guarded(M, F, Arity, Proceed, Ctx) ->
-    case seccomp_nif:check(M, F, Arity) of
+    case allowed(M, F, Arity, Ctx) of
         allow -> Proceed();
         {deny, Action} -> violation(Action, {M, F, Arity}, Proceed, Ctx)
     end.
 
-violation(Action, MFA, Proceed, #ctx{id = Id, keeper = Keeper}) ->
-    %% Sticky: the eval reports the violation even if the code catches it.
-    Action =:= log orelse (Keeper ! {seccomp_violation, Id, MFA}),
+allowed(M, F, Arity, #ctx{policy = none}) -> seccomp_nif:check(M, F, Arity);
+allowed(M, F, Arity, #ctx{policy = Policy}) -> seccomp_nif:check_with(Policy, M, F, Arity).
+
+violation(Action, MFA, Proceed, Ctx) ->
+    %% Sticky: the run reports the violation even if the code catches it.
+    Action =:= log orelse record_violation(MFA, Ctx),
     seccomp_violation:handle(Action, MFA, Proceed).
 
 -spec deny(mfa(), ctx()) -> no_return().
-deny(MFA, #ctx{id = Id, keeper = Keeper}) ->
-    Keeper ! {seccomp_violation, Id, MFA},
+deny(MFA, Ctx) ->
+    record_violation(MFA, Ctx),
     seccomp_violation:refuse(MFA).
+
+record_violation(MFA, #ctx{tab = caller}) ->
+    case get(?CALLER_RUN) of
+        {none, Atoms} -> put(?CALLER_RUN, {MFA, Atoms});
+        _ -> ok
+    end;
+record_violation(MFA, #ctx{tab = Tab}) ->
+    try ets:insert_new(Tab, {'$violation', MFA}) catch error:badarg -> false end.
 
 %%% Calls that need more than a policy check -----------------------------------
 
@@ -180,6 +320,11 @@ special(M, F, Args, Ctx) ->
 apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
 apply3(M, F, As, _Ctx) -> erlang:error(badarg, [M, F, As]).
 
+special_kind(Kind, M, F, Args, #ctx{tab = caller} = Ctx)
+  when Kind =:= routed; Kind =:= spawn_fun; Kind =:= spawn_mfa; Kind =:= spawner ->
+    %% Caller mode has no sandbox to hold processes, and routed calls would
+    %% run under the caller's layers alone.
+    deny({M, F, length(Args)}, Ctx);
 special_kind(routed, M, F, Args, _Ctx) ->
     seccomp_route:call(M, F, Args);
 special_kind(atom, M, F, Args, Ctx) ->
@@ -243,6 +388,8 @@ below_process_limit(#ctx{tab = Tab, max_processes = Max} = Ctx) ->
 
 %% Messages and exit signals may only reach the sandbox's own processes, and
 %% the registered names the caller listed in `send_to'.
+may_signal(Dest, MFA, Kind, #ctx{tab = caller, send_to = SendTo} = Ctx) ->
+    Kind =:= send andalso lists:member(Dest, SendTo) orelse deny(MFA, Ctx);
 may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
     Allowed = case Dest of
                   Pid when is_pid(Pid) ->
@@ -255,7 +402,7 @@ may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
 
 %%% Atoms, sizes and amplifiers ---------------------------------------------------
 
-new_atom(M, F, Args, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+new_atom(M, F, Args, Ctx) ->
     Text = case Args of
                [B | _] when is_binary(B) -> B;
                [L | _] when is_list(L) -> L;
@@ -264,12 +411,21 @@ new_atom(M, F, Args, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
     Existing = try existing_atom(Text) catch error:badarg -> none end,
     case Existing of
         none ->
-            case ets:update_counter(Tab, '$atoms', 1) of
-                N when N > Max -> limit(atom_limit, Ctx);
-                _ -> erlang:apply(M, F, Args)
-            end;
+            spend_atom(Ctx),
+            erlang:apply(M, F, Args);
         Atom ->
             Atom
+    end.
+
+spend_atom(#ctx{tab = caller, max_atoms = Max} = Ctx) ->
+    case get(?CALLER_RUN) of
+        {Violation, N} when N < Max -> put(?CALLER_RUN, {Violation, N + 1});
+        _ -> limit(atom_limit, Ctx)
+    end;
+spend_atom(#ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+    case ets:update_counter(Tab, '$atoms', 1) of
+        N when N > Max -> limit(atom_limit, Ctx);
+        _ -> ok
     end.
 
 existing_atom(B) when is_binary(B) -> binary_to_existing_atom(B, utf8);
@@ -324,7 +480,7 @@ scan([T | Rest], Ctx) when is_tuple(T) -> scan(tuple_to_list(T) ++ Rest, Ctx);
 scan([T | Rest], Ctx) when is_map(T) ->
     case T of
         #{'__struct__' := S} when is_atom(S) ->
-            case seccomp_nif:check(S, '__struct__', 0) of
+            case allowed(S, '__struct__', 0, Ctx) of
                 allow -> ok;
                 {deny, _} -> deny({S, '__struct__', 0}, Ctx)
             end;

@@ -144,6 +144,25 @@ fn check<'a>(env: Env<'a>, m: Term<'a>, f: Term<'a>, arity: Term<'a>) -> NifResu
     ))
 }
 
+/// A check against a given policy and the caller's own layers together: the
+/// caller-mode runs of prepared code, which stay in an unrestricted process.
+#[rustler::nif]
+fn check_with<'a>(
+    env: Env<'a>,
+    policy: ResourceArc<PolicyResource>,
+    m: Term<'a>,
+    f: Term<'a>,
+    arity: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let (m, f, a) = mfa(m, f, arity)?;
+    let given = policy.compiled.decide(m, f, a);
+    let action = match TABLE.check(pid_key(&env.pid()), m, f, a) {
+        Some(own) => own.strictest(given).clone(),
+        None => given.clone(),
+    };
+    Ok(verdict(env, Some(action), m, f, a))
+}
+
 #[rustler::nif]
 fn check_pid<'a>(
     env: Env<'a>,

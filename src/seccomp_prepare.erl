@@ -1,0 +1,244 @@
+%% @doc Prepared sandboxed code: the source goes through the same front end
+%% and mediation pass as `seccomp_eval:eval/2' once, is compiled into a
+%% module slot, and can then be run many times, either in a pool of warm
+%% sandbox processes (every limit of `eval') or in the caller's own process
+%% (policy-checked, no resource limits).
+%%
+%% Use {@link seccomp_eval:prepare/2}, {@link seccomp_eval:run/3} and
+%% {@link seccomp_eval:release/1}.
+-module(seccomp_prepare).
+
+-export([prepare/2, run/3, release/1, execute/5]).
+
+-record(prepared, {slot :: seccomp_prepared:slot(),
+                   generation :: pos_integer(),
+                   module :: module(),
+                   language :: seccomp_source:language(),
+                   %% The caller-mode context: the prepared policy and limits.
+                   ctx :: seccomp_sandbox:ctx(),
+                   %% {user's name, Erlang variable} for each input.
+                   names :: [{atom(), atom()}],
+                   state :: seccomp_eval:bindings_state(),
+                   receives :: boolean(),
+                   mode :: mode(),
+                   pool_size :: non_neg_integer(),
+                   timeout :: non_neg_integer()}).
+
+-opaque prepared() :: #prepared{}.
+-type mode() :: pool | caller.
+-type reason() :: seccomp_eval:reason() | released | no_pool
+                | {prepare_limit, count | size, pos_integer()}.
+-export_type([prepared/0, mode/0, reason/0]).
+
+-define(PREPARE_KEYS, [mode, pool_size, max_source]).
+-define(DEFAULT_MAX_SOURCE, 65536).
+
+%% @doc Prepare `Code' with the options of `seccomp_eval:eval/2' plus `mode'
+%% (`pool', the default, or `caller'), `pool_size' (warm processes; default
+%% the number of schedulers in pool mode, 0 in caller mode) and `max_source'
+%% (bytes, default 65536). `bindings' names the variables runs will pass
+%% (the values are ignored); for Erlang, unbound variables are inputs anyway.
+-spec prepare(iodata() | term(), map() | list()) -> {ok, prepared()} | {error, reason()}.
+prepare(Code, Opts) when is_list(Opts) ->
+    try maps:from_list(Opts) of M -> prepare(Code, M)
+    catch error:badarg -> {error, {invalid_option, Opts}}
+    end;
+prepare(Code, Opts) when is_map(Opts) ->
+    case prepare_options(Opts) of
+        {ok, O, P} -> within_size(Code, O, P);
+        {error, _} = E -> E
+    end;
+prepare(_Code, Opts) ->
+    {error, {invalid_option, Opts}}.
+
+prepare_options(Opts) ->
+    Mode = maps:get(mode, Opts, pool),
+    Size = maps:get(pool_size, Opts, case Mode of pool -> erlang:system_info(schedulers_online); _ -> 0 end),
+    MaxSource = maps:get(max_source, Opts, ?DEFAULT_MAX_SOURCE),
+    Bindings = names_as_bindings(maps:get(bindings, Opts, [])),
+    if
+        Mode =/= pool, Mode =/= caller -> {error, {invalid_option, {mode, Mode}}};
+        not is_integer(Size); Size < 0; Mode =:= pool, Size =:= 0 ->
+            {error, {invalid_option, {pool_size, Size}}};
+        not is_integer(MaxSource); MaxSource < 0 -> {error, {invalid_option, {max_source, MaxSource}}};
+        true ->
+            case seccomp_eval:options(maps:without(?PREPARE_KEYS, Opts#{bindings => Bindings})) of
+                {ok, O} -> {ok, O, #{mode => Mode, pool_size => Size, max_source => MaxSource}};
+                {error, _} = E -> E
+            end
+    end.
+
+%% A list of names declares inputs without sample values.
+names_as_bindings(Bs) when is_list(Bs) -> [case B of N when is_atom(N) -> {N, nil}; _ -> B end || B <- Bs];
+names_as_bindings(Bs) -> Bs.
+
+within_size(Code, O, #{max_source := Max} = P) ->
+    Size = try iolist_size(Code) catch error:badarg -> erlang:external_size(Code) end,
+    case Size =< Max of
+        true -> reserve(Code, O, P);
+        false -> {error, {prepare_limit, size, Max}}
+    end.
+
+reserve(Code, O, P) ->
+    Ticket = seccomp_violation:spawn_ticket({seccomp_eval, prepare, 2}),
+    case seccomp_prepared:reserve(self()) of
+        {ok, Slot, Mod, Gen} ->
+            case install(Code, O, P, Ticket, {Slot, Mod, Gen}) of
+                {ok, _} = Ok -> Ok;
+                {error, _} = E -> seccomp_prepared:release(Slot, Gen), E
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+install(Code, #{policy := Policy, language := Lang, timeout := Timeout} = O, P, Ticket, {Slot, Mod, Gen}) ->
+    Native = seccomp_policy:native(Policy),
+    case build(Code, O, Ticket, Mod, Gen, Native) of
+        {ok, Bin, #{receives := Receives}, State, Names} ->
+            case seccomp_prepared:load(Slot, Gen, Bin) of
+                ok ->
+                    #{mode := Mode, pool_size := Size} = P,
+                    Pool = #{generation => Gen, module => Mod, size => Size, policy => Policy,
+                             ticket => Ticket, language => Lang, opts => O},
+                    case start_pool(Size, Slot, Pool) of
+                        ok ->
+                            {ok, #prepared{slot = Slot, generation = Gen, module = Mod,
+                                           language = Lang, ctx = seccomp_sandbox:caller(Native, O),
+                                           names = Names, state = State, receives = Receives,
+                                           mode = Mode, pool_size = Size, timeout = Timeout}};
+                        {error, _} = E ->
+                            E
+                    end;
+                {error, _} = E ->
+                    E
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+start_pool(0, _Slot, _Spec) ->
+    ok;
+start_pool(_Size, Slot, #{generation := Gen} = Spec) ->
+    case seccomp_pool:start(Spec) of
+        {ok, Keepers} -> seccomp_prepared:attach(Slot, Gen, Keepers);
+        {error, _} = E -> E
+    end.
+
+%% The front end and the compiler run in a process that carries the policy,
+%% as `eval' does: Elixir's expansion checks structs against it.
+build(Code, #{language := Lang, timeout := Timeout} = O, Ticket, Mod, Gen, Native) ->
+    Me = self(),
+    Tag = make_ref(),
+    {Pid, Ref} =
+        spawn_monitor(fun() ->
+                              Ticket =:= none orelse seccomp_nif:adopt(Ticket),
+                              ok = seccomp_nif:restrict_self(Native),
+                              Me ! {Tag, compile(Code, O, Mod, Gen, Native, Lang)}
+                      end),
+    receive
+        {Tag, Result} -> demonitor(Ref, [flush]), Result;
+        {'DOWN', Ref, process, Pid, Why} -> {error, {exception, exit, Why, <<"preparing failed">>}}
+    after Timeout ->
+        exit(Pid, kill),
+        demonitor(Ref, [flush]),
+        {error, timeout}
+    end.
+
+compile(Code, O, Mod, Gen, Native, Lang) ->
+    try
+        #{exprs := Exprs, state := State, names := Names} = seccomp_eval:front(Code, O),
+        Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Exprs), [])),
+        {free, Free} = lists:keyfind(free, 1, Ann),
+        {bound, Bound} = lists:keyfind(bound, 1, Ann),
+        %% Erlang code reads unbound variables from the bindings; Elixir code
+        %% only the declared ones (anything else does not expand).
+        Names1 = case State of
+                     erlang -> [{V, V} || V <- Free];
+                     _ -> Names
+                 end,
+        Spec = #{module => Mod, generation => Gen, exprs => Exprs, policy => Native,
+                 inputs => [E || {_, E} <- Names1], outputs => Bound},
+        case seccomp_compile:module(Spec) of
+            {ok, Bin, Info} -> {ok, Bin, Info, State, Names1};
+            {error, _} = E -> E
+        end
+    catch
+        Class:Reason:Stack -> seccomp_eval:caught(Lang, Class, Reason, Stack)
+    end.
+
+%% @doc Run prepared code with `Bindings'. Options: `mode' (`pool' or
+%% `caller', default: the prepared value's) and `timeout' (ms, pool mode).
+-spec run(prepared(), list() | map(), map() | list()) -> seccomp_eval:result() | {error, reason()}.
+run(#prepared{} = P, Bindings, Opts) when is_list(Opts) ->
+    run(P, Bindings, maps:from_list(Opts));
+run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts) when is_map(Opts) ->
+    Mode = maps:get(mode, Opts, DefaultMode),
+    Timeout = maps:get(timeout, Opts, DefaultTimeout),
+    case bindings_map(Bindings) of
+        {ok, User} when Mode =:= caller; Mode =:= pool ->
+            finish(P, User, Bindings, run_mode(Mode, P, inputs(P, User), Timeout));
+        {ok, _} ->
+            {error, {invalid_option, {mode, Mode}}};
+        error ->
+            {error, {invalid_option, {bindings, Bindings}}}
+    end;
+run(Other, _Bindings, _Opts) ->
+    {error, {invalid_option, {prepared, Other}}}.
+
+bindings_map(Bs) when is_map(Bs) -> {ok, Bs};
+bindings_map(Bs) when is_list(Bs) ->
+    try maps:from_list(Bs) of M -> {ok, M}
+    catch error:badarg -> error
+    end;
+bindings_map(_) -> error.
+
+%% The values of the inputs, under their Erlang names.
+inputs(#prepared{language = erlang}, User) -> User;
+inputs(#prepared{names = Names}, User) ->
+    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {ok, V} <- [maps:find(Name, User)]]).
+
+run_mode(caller, #prepared{receives = true}, _Inputs, _Timeout) ->
+    {error, {unsafe_form, 1, <<"receive is not available in caller mode">>}};
+run_mode(caller, #prepared{module = Mod, generation = Gen, ctx = Ctx, language = Lang}, Inputs, _Timeout) ->
+    seccomp_sandbox:begin_caller_run(),
+    Result = execute(Mod, Gen, Inputs, Ctx, Lang),
+    seccomp_eval:sticky(seccomp_sandbox:end_caller_run(), Result);
+run_mode(pool, #prepared{pool_size = 0}, _Inputs, _Timeout) ->
+    {error, no_pool};
+run_mode(pool, #prepared{generation = Gen, pool_size = Size}, Inputs, Timeout) ->
+    seccomp_pool:run(Gen, Size, Inputs, Timeout).
+
+%% @private Run the prepared module in the calling process.
+-spec execute(module(), pos_integer(), map(), seccomp_sandbox:ctx(), seccomp_source:language()) ->
+          {ok, term(), map()} | {error, reason()}.
+execute(Mod, Gen, Inputs, Ctx, Lang) ->
+    try Mod:run(Gen, Inputs, Ctx) of
+        {Value, Bound} -> {ok, Value, Bound};
+        released -> {error, released}
+    catch
+        Class:Reason:Stack -> unloaded(Mod, Class, Reason, Stack, Lang)
+    end.
+
+%% The slot's code was deleted between the lookup and the call.
+unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang) -> {error, released};
+unloaded(_Mod, Class, Reason, Stack, Lang) -> seccomp_eval:caught(Lang, Class, Reason, Stack).
+
+%% The user's bindings after a run: theirs, updated with what the code bound.
+finish(_P, _User, Given, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->
+    {ok, Value, Given};
+finish(#prepared{language = erlang}, User, _Given, {ok, Value, Bound}) ->
+    {ok, Value, seccomp_eval:bindings_out(erlang, maps:merge(User, Bound))};
+finish(#prepared{state = State, names = Names} = P, User, _Given, {ok, Value, Bound}) ->
+    Declared = maps:from_list(Names),
+    Undeclared = [KV || {K, _} = KV <- maps:to_list(User), not is_map_key(K, Declared)],
+    Out = seccomp_eval:bindings_out(State, maps:merge(inputs(P, User), Bound)),
+    {ok, Value, lists:ukeysort(1, Out ++ Undeclared)};
+finish(_P, _User, _Given, {error, _} = E) ->
+    E.
+
+%% @doc Release prepared code: its pool stops (runs in flight end with
+%% `{error, released}'), its slot is freed, and later runs return
+%% `{error, released}'.
+-spec release(prepared()) -> ok.
+release(#prepared{slot = Slot, generation = Gen}) ->
+    seccomp_prepared:release(Slot, Gen).

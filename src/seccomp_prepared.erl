@@ -1,0 +1,162 @@
+%% @doc The module slots of prepared code.
+%%
+%% Prepared code is compiled into modules named `'$seccomp_prepared_N''
+%% for N up to `max_prepared' (application environment, default 1000), so
+%% preparing and releasing never grows the atom table or the loaded-module
+%% count past that bound. A slot holds one generation of code at a time; the
+%% generation is compiled into the code, so a stale prepared value never runs
+%% whatever a slot holds next.
+%%
+%% A slot is freed on release or when the process that prepared it dies: its
+%% pool is stopped and its code deleted and purged. Code still running in
+%% some process (a caller-mode run in flight) is never killed: the slot
+%% drains and is purged once that run is over.
+-module(seccomp_prepared).
+-behaviour(gen_server).
+
+-export([start_link/0, is_slot/1, reserve/1, load/3, attach/3, release/2, in_use/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-define(SERVER, ?MODULE).
+-define(DEFAULT_MAX, 1000).
+-define(DRAIN_MS, 200).
+
+-type slot() :: pos_integer().
+-export_type([slot/0]).
+
+%% @private
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() -> gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
+
+%% @doc Whether `Module' is a slot of prepared code.
+-spec is_slot(atom()) -> boolean().
+is_slot(Module) -> persistent_term:get({?MODULE, Module}, false).
+
+%% @doc Take a free slot for code prepared by `Owner'.
+-spec reserve(pid()) -> {ok, slot(), module(), pos_integer()} | {error, {prepare_limit, count, pos_integer()}}.
+reserve(Owner) -> gen_server:call(?SERVER, {reserve, Owner}, infinity).
+
+%% @doc Load compiled code into a reserved slot.
+-spec load(slot(), pos_integer(), binary()) -> ok | {error, term()}.
+load(Slot, Gen, Binary) -> gen_server:call(?SERVER, {load, Slot, Gen, Binary}, infinity).
+
+%% @doc Tell the slot which pool processes to stop when it is released.
+-spec attach(slot(), pos_integer(), [pid()]) -> ok.
+attach(Slot, Gen, Pids) -> gen_server:call(?SERVER, {attach, Slot, Gen, Pids}, infinity).
+
+%% @doc Free a slot (a no-op when that generation is already gone).
+-spec release(slot(), pos_integer()) -> ok.
+release(Slot, Gen) -> gen_server:call(?SERVER, {release, Slot, Gen}, infinity).
+
+%% @doc How many slots hold live prepared code, and how many are draining.
+-spec in_use() -> #{live := non_neg_integer(), draining := non_neg_integer(), max := pos_integer()}.
+in_use() -> gen_server:call(?SERVER, in_use, infinity).
+
+%%% Server ------------------------------------------------------------------------
+
+%% @private
+init([]) ->
+    seccomp_pool:init_table(),
+    Max = application:get_env(beam_seccomp, max_prepared, ?DEFAULT_MAX),
+    {ok, #{max => Max, next => 1, free => [], used => #{}, owners => #{}, draining => []}}.
+
+%% @private
+handle_call({reserve, Owner}, _From, #{max := Max} = S) ->
+    case take_slot(drain(S)) of
+        {ok, Slot, S1} ->
+            Gen = erlang:unique_integer([positive]),
+            Mon = monitor(process, Owner),
+            S2 = S1#{used := maps:put(Slot, #{gen => Gen, mon => Mon, pool => []}, maps:get(used, S1)),
+                     owners := maps:put(Mon, Slot, maps:get(owners, S1))},
+            {reply, {ok, Slot, module_name(Slot), Gen}, S2};
+        none ->
+            {reply, {error, {prepare_limit, count, Max}}, S}
+    end;
+handle_call({load, Slot, Gen, Binary}, _From, S) ->
+    case current(Slot, Gen, S) of
+        {ok, _} ->
+            Mod = module_name(Slot),
+            case code:load_binary(Mod, "prepared", Binary) of
+                {module, Mod} -> {reply, ok, S};
+                {error, Why} -> {reply, {error, {load_failed, Why}}, free_slot(Slot, S)}
+            end;
+        error ->
+            {reply, {error, released}, S}
+    end;
+handle_call({attach, Slot, Gen, Pids}, _From, S) ->
+    case current(Slot, Gen, S) of
+        {ok, Entry} ->
+            {reply, ok, S#{used := maps:put(Slot, Entry#{pool := Pids}, maps:get(used, S))}};
+        error ->
+            seccomp_pool:stop(Pids),
+            {reply, ok, S}
+    end;
+handle_call({release, Slot, Gen}, _From, S) ->
+    case current(Slot, Gen, S) of
+        {ok, _} -> {reply, ok, free_slot(Slot, S)};
+        error -> {reply, ok, S}
+    end;
+handle_call(in_use, _From, #{used := Used, draining := Draining, max := Max} = S) ->
+    {reply, #{live => map_size(Used), draining => length(Draining), max => Max}, S}.
+
+%% @private
+handle_cast(_Msg, S) -> {noreply, S}.
+
+%% @private
+handle_info({'DOWN', Mon, process, _, _}, #{owners := Owners} = S) ->
+    case maps:take(Mon, Owners) of
+        {Slot, Owners1} -> {noreply, free_slot(Slot, S#{owners := Owners1})};
+        error -> {noreply, S}
+    end;
+handle_info(drain, S) ->
+    {noreply, drain(S)};
+handle_info(_Other, S) ->
+    {noreply, S}.
+
+%%% Slots -------------------------------------------------------------------------
+
+module_name(Slot) ->
+    Mod = list_to_atom("$seccomp_prepared_" ++ integer_to_list(Slot)),
+    %% Written once per slot, never erased: no global garbage collection.
+    case persistent_term:get({?MODULE, Mod}, false) of
+        true -> ok;
+        false -> persistent_term:put({?MODULE, Mod}, true)
+    end,
+    Mod.
+
+current(Slot, Gen, #{used := Used}) ->
+    case Used of
+        #{Slot := #{gen := Gen} = Entry} -> {ok, Entry};
+        _ -> error
+    end.
+
+take_slot(#{free := [Slot | Rest]} = S) -> {ok, Slot, S#{free := Rest}};
+take_slot(#{next := Next, max := Max} = S) when Next =< Max -> {ok, Next, S#{next := Next + 1}};
+take_slot(_S) -> none.
+
+%% Stop the pool, delete the code and purge it when nothing runs it any more.
+free_slot(Slot, #{used := Used, owners := Owners} = S) ->
+    #{mon := Mon, pool := Pool} = maps:get(Slot, Used),
+    demonitor(Mon, [flush]),
+    seccomp_pool:stop(Pool),
+    Mod = module_name(Slot),
+    _ = code:delete(Mod),
+    S1 = S#{used := maps:remove(Slot, Used), owners := maps:remove(Mon, Owners)},
+    case code:soft_purge(Mod) of
+        true -> S1#{free := [Slot | maps:get(free, S1)]};
+        false -> schedule_drain(S1#{draining := [Slot | maps:get(draining, S1)]})
+    end.
+
+drain(#{draining := []} = S) ->
+    S;
+drain(#{draining := Draining, free := Free} = S) ->
+    {Purged, Still} = lists:partition(fun(Slot) -> code:soft_purge(module_name(Slot)) end, Draining),
+    S1 = S#{draining := Still, free := Purged ++ Free},
+    case Still of
+        [] -> S1;
+        _ -> schedule_drain(S1)
+    end.
+
+schedule_drain(S) ->
+    _ = erlang:send_after(?DRAIN_MS, self(), drain),
+    S.
