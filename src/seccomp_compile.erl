@@ -26,9 +26,9 @@
 -export([module/1, unbound/2]).
 
 -type spec() :: #{module := module(), generation := integer(),
-                  exprs := [erl_parse:abstract_expr()], inputs := [atom()],
-                  outputs := [atom()], policy := reference()}.
--type info() :: #{receives := boolean(), outputs := [atom()]}.
+                  exprs := [erl_parse:abstract_expr()], inputs := [atom()] | unbound,
+                  outputs := [atom()], policy := reference(), optimize := boolean()}.
+-type info() :: #{receives := boolean(), inputs := [atom()], outputs := [atom()]}.
 -export_type([spec/0, info/0]).
 
 -define(CTX, 'seccomp ctx').
@@ -39,13 +39,15 @@
 %% bounded by the length of the source.
 -define(SMALL, (1 bsl 32)).
 
-%% @doc Compile prepared code. `outputs' are the variables the code may bind
-%% at the top level; those the compiler finds unsafe are dropped.
+%% @doc Compile prepared code. `inputs' are the variables runs pass in, or
+%% `unbound' for every variable the code reads without binding it (Erlang);
+%% `outputs' are the variables the code may bind at the top level, less
+%% those the compiler finds unsafe.
 -spec module(spec()) -> {ok, binary(), info()} | {error, seccomp_eval:reason()}.
 module(#{exprs := Exprs, policy := Policy} = Spec) ->
     try
         Body = [tx(E, Policy) || E <- Exprs],
-        compile_forms(Spec#{exprs := Body}, receives(Body))
+        compile_forms(with_inputs(Spec#{exprs := Body}), receives(Body))
     catch
         throw:{unsafe, Anno, What} -> {error, {unsafe_form, line(Anno), What}};
         throw:{undefined, Anno, F, A} ->
@@ -59,12 +61,25 @@ unbound(Bindings, Inputs) ->
     [Missing | _] = [V || V <- Inputs, not is_map_key(V, Bindings)],
     erlang:error({unbound_var, Missing}).
 
-compile_forms(#{outputs := Outputs} = Spec, Receives) ->
+%% The linter knows exactly which variables are unbound.
+with_inputs(#{inputs := unbound} = Spec) ->
+    {_, Errors, _} = erl_lint:module(forms(Spec#{inputs := []}), "prepared", [return_errors]),
+    Spec#{inputs := lists:usort([V || {_File, Es} <- Errors, {_Loc, erl_lint, {unbound_var, V}} <- Es])};
+with_inputs(Spec) ->
+    Spec.
+
+compile_forms(#{inputs := Inputs, outputs := Outputs, optimize := Optimize} = Spec, Receives) ->
     Forms = forms(Spec),
-    case compile:forms(Forms, [binary, return_errors, no_spawn_compiler_process,
-                               nowarn_unused_vars, {source, "prepared"}]) of
+    %% The SSA optimisations are two thirds of the compile time of typical
+    %% rules, and gain little on code that mostly calls library functions.
+    Passes = case Optimize of
+                 true -> [];
+                 false -> [no_ssa_opt]
+             end,
+    case compile:forms(Forms, [binary, return_errors, no_spawn_compiler_process, nowarn_unused_vars,
+                               {source, "prepared"} | Passes]) of
         {ok, _Mod, Bin} ->
-            {ok, Bin, #{receives => Receives, outputs => Outputs}};
+            {ok, Bin, #{receives => Receives, inputs => Inputs, outputs => Outputs}};
         {error, Errors, _Warnings} ->
             case unsafe_outputs(Errors) of
                 [] -> {error, first_error(Errors)};

@@ -27,7 +27,6 @@
 -define(ABORT, 3).
 -define(AWAKE, 4).
 -define(RUN_ID, 5).
--define(RETRIES, 3).
 
 -type spec() :: #{generation := pos_integer(), module := module(), size := pos_integer(),
                   policy := seccomp_policy:t(), ticket := reference() | none,
@@ -66,9 +65,9 @@ stop(Keepers) ->
 run(Gen, Size, Bindings, Timeout) ->
     I = erlang:system_info(scheduler_id) rem Size + 1,
     Deadline = erlang:monotonic_time(millisecond) + Timeout,
-    request(Gen, I, Bindings, Deadline, Timeout, ?RETRIES).
+    request(Gen, I, Bindings, Deadline, Timeout).
 
-request(Gen, I, Bindings, Deadline, Timeout, Retries) ->
+request(Gen, I, Bindings, Deadline, Timeout) ->
     case ets:lookup(?TAB, {Gen, I}) of
         [] ->
             {error, released};
@@ -84,11 +83,15 @@ request(Gen, I, Bindings, Deadline, Timeout, Retries) ->
                     case {Ours, Why} of
                         {true, killed} -> {error, abort_reason(atomics:get(A, ?ABORT))};
                         {true, _} -> {error, {exception, exit, Why, <<"the sandbox runner failed">>}};
-                        %% The runner died before our request ran: try its successor.
-                        {false, _} when Retries > 0 ->
-                            erlang:yield(),
-                            request(Gen, I, Bindings, Deadline, Timeout, Retries - 1);
-                        {false, _} -> {error, released}
+                        %% The runner died before our request ran: wait for its successor.
+                        {false, _} ->
+                            case erlang:monotonic_time(millisecond) < Deadline of
+                                true ->
+                                    receive after 1 -> ok end,
+                                    request(Gen, I, Bindings, Deadline, Timeout);
+                                false ->
+                                    {error, timeout}
+                            end
                     end
             after Timeout + 2000 ->
                 %% The keeper enforces the deadline; this only guards against a stuck keeper.
@@ -205,7 +208,12 @@ spawn_runner(#{index := I, spec := Spec, ctx := Ctx, capture := Capture, awake :
 %%% Runner ------------------------------------------------------------------------
 
 runner(Keeper, Ctx, A, Capture, Spec) ->
-    seccomp_sandbox:join(Ctx),
+    %% A crashing linked child (a Task) must end the run with an exception the
+    %% run reports, not end the runner; the keeper's own exit still does.
+    process_flag(trap_exit, true),
+    try seccomp_sandbox:join(Ctx)
+    catch _:sandbox_closed -> exit(normal)  % the pool stopped as this runner started
+    end,
     group_leader(Capture, self()),
     runner_loop(Keeper, Ctx, A, Spec).
 
@@ -228,7 +236,9 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
                     %% The caller has given up on this request.
                     ok
             end,
-            runner_loop(Keeper, Ctx, A, Spec)
+            runner_loop(Keeper, Ctx, A, Spec);
+        {'EXIT', Keeper, Why} ->
+            exit(Why)
     end.
 
 wake(Keeper, A) ->

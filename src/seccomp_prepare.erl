@@ -30,13 +30,14 @@
                 | {prepare_limit, count | size, pos_integer()}.
 -export_type([prepared/0, mode/0, reason/0]).
 
--define(PREPARE_KEYS, [mode, pool_size, max_source]).
+-define(PREPARE_KEYS, [mode, pool_size, max_source, optimize]).
 -define(DEFAULT_MAX_SOURCE, 65536).
 
 %% @doc Prepare `Code' with the options of `seccomp_eval:eval/2' plus `mode'
 %% (`pool', the default, or `caller'), `pool_size' (warm processes; default
-%% the number of schedulers in pool mode, 0 in caller mode) and `max_source'
-%% (bytes, default 65536). `bindings' names the variables runs will pass
+%% the number of schedulers in pool mode, 0 in caller mode), `max_source'
+%% (bytes, default 65536) and `optimize' (`false' by default: the compiler's
+%% SSA optimisations triple the time `prepare' takes). `bindings' names the variables runs will pass
 %% (the values are ignored); for Erlang, unbound variables are inputs anyway.
 -spec prepare(iodata() | term(), map() | list()) -> {ok, prepared()} | {error, reason()}.
 prepare(Code, Opts) when is_list(Opts) ->
@@ -55,15 +56,19 @@ prepare_options(Opts) ->
     Mode = maps:get(mode, Opts, pool),
     Size = maps:get(pool_size, Opts, case Mode of pool -> erlang:system_info(schedulers_online); _ -> 0 end),
     MaxSource = maps:get(max_source, Opts, ?DEFAULT_MAX_SOURCE),
+    Optimize = maps:get(optimize, Opts, false),
     Bindings = names_as_bindings(maps:get(bindings, Opts, [])),
     if
         Mode =/= pool, Mode =/= caller -> {error, {invalid_option, {mode, Mode}}};
         not is_integer(Size); Size < 0; Mode =:= pool, Size =:= 0 ->
             {error, {invalid_option, {pool_size, Size}}};
         not is_integer(MaxSource); MaxSource < 0 -> {error, {invalid_option, {max_source, MaxSource}}};
+        not is_boolean(Optimize) -> {error, {invalid_option, {optimize, Optimize}}};
         true ->
             case seccomp_eval:options(maps:without(?PREPARE_KEYS, Opts#{bindings => Bindings})) of
-                {ok, O} -> {ok, O, #{mode => Mode, pool_size => Size, max_source => MaxSource}};
+                {ok, O} ->
+                    {ok, O#{optimize => Optimize},
+                     #{mode => Mode, pool_size => Size, max_source => MaxSource}};
                 {error, _} = E -> E
             end
     end.
@@ -144,22 +149,22 @@ build(Code, #{language := Lang, timeout := Timeout} = O, Ticket, Mod, Gen, Nativ
         {error, timeout}
     end.
 
-compile(Code, O, Mod, Gen, Native, Lang) ->
+compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
     try
         #{exprs := Exprs, state := State, names := Names} = seccomp_eval:front(Code, O),
         Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Exprs), [])),
-        {free, Free} = lists:keyfind(free, 1, Ann),
         {bound, Bound} = lists:keyfind(bound, 1, Ann),
         %% Erlang code reads unbound variables from the bindings; Elixir code
         %% only the declared ones (anything else does not expand).
-        Names1 = case State of
-                     erlang -> [{V, V} || V <- Free];
-                     _ -> Names
+        Inputs = case State of
+                     erlang -> unbound;
+                     _ -> [E || {_, E} <- Names]
                  end,
         Spec = #{module => Mod, generation => Gen, exprs => Exprs, policy => Native,
-                 inputs => [E || {_, E} <- Names1], outputs => Bound},
+                 inputs => Inputs, outputs => Bound, optimize => Optimize},
         case seccomp_compile:module(Spec) of
-            {ok, Bin, Info} -> {ok, Bin, Info, State, Names1};
+            {ok, Bin, #{inputs := In} = Info} when State =:= erlang -> {ok, Bin, Info, State, [{V, V} || V <- In]};
+            {ok, Bin, Info} -> {ok, Bin, Info, State, Names};
             {error, _} = E -> E
         end
     catch

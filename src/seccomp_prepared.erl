@@ -8,9 +8,10 @@
 %% whatever a slot holds next.
 %%
 %% A slot is freed on release or when the process that prepared it dies: its
-%% pool is stopped and its code deleted and purged. Code still running in
-%% some process (a caller-mode run in flight) is never killed: the slot
-%% drains and is purged once that run is over.
+%% pool is stopped and its code deleted at once, so no new run can start.
+%% Purging checks every process in the VM, so it happens in the background,
+%% one slot at a time, and never kills anything: a slot whose old code some
+%% process still runs (a caller-mode run in flight) waits for that run to end.
 -module(seccomp_prepared).
 -behaviour(gen_server).
 
@@ -19,7 +20,7 @@
 
 -define(SERVER, ?MODULE).
 -define(DEFAULT_MAX, 1000).
--define(DRAIN_MS, 200).
+-define(RETRY_MS, 200).
 
 -type slot() :: pos_integer().
 -export_type([slot/0]).
@@ -57,12 +58,14 @@ in_use() -> gen_server:call(?SERVER, in_use, infinity).
 %% @private
 init([]) ->
     seccomp_pool:init_table(),
-    Max = application:get_env(beam_seccomp, max_prepared, ?DEFAULT_MAX),
-    {ok, #{max => Max, next => 1, free => [], used => #{}, owners => #{}, draining => []}}.
+    {ok, #{max => max_prepared(), next => 1, free => [], used => #{}, owners => #{}, draining => [],
+           draining_soon => false}}.
 
 %% @private
-handle_call({reserve, Owner}, _From, #{max := Max} = S) ->
-    case take_slot(drain(S)) of
+handle_call({reserve, Owner}, _From, S0) ->
+    Max = max_prepared(),
+    S = S0#{max := Max},
+    case take_slot(S) of
         {ok, Slot, S1} ->
             Gen = erlang:unique_integer([positive]),
             Mon = monitor(process, Owner),
@@ -109,11 +112,13 @@ handle_info({'DOWN', Mon, process, _, _}, #{owners := Owners} = S) ->
         error -> {noreply, S}
     end;
 handle_info(drain, S) ->
-    {noreply, drain(S)};
+    {noreply, drain_one(S#{draining_soon := false})};
 handle_info(_Other, S) ->
     {noreply, S}.
 
 %%% Slots -------------------------------------------------------------------------
+
+max_prepared() -> application:get_env(beam_seccomp, max_prepared, ?DEFAULT_MAX).
 
 module_name(Slot) ->
     Mod = list_to_atom("$seccomp_prepared_" ++ integer_to_list(Slot)),
@@ -130,9 +135,25 @@ current(Slot, Gen, #{used := Used}) ->
         _ -> error
     end.
 
-take_slot(#{free := [Slot | Rest]} = S) -> {ok, Slot, S#{free := Rest}};
-take_slot(#{next := Next, max := Max} = S) when Next =< Max -> {ok, Next, S#{next := Next + 1}};
-take_slot(_S) -> none.
+%% A purged slot, else a draining one purged now, else a new one below the
+%% cap: slots (and their atoms) grow only with the number in use at once.
+take_slot(#{used := Used, max := Max}) when map_size(Used) >= Max ->
+    none;
+take_slot(#{free := [Slot | Rest]} = S) ->
+    {ok, Slot, S#{free := Rest}};
+take_slot(#{draining := [_ | _]} = S) ->
+    case drain_all(S) of
+        #{free := [Slot | Rest]} = S1 -> {ok, Slot, S1#{free := Rest}};
+        S1 -> new_slot(S1)
+    end;
+take_slot(S) ->
+    new_slot(S).
+
+new_slot(#{next := Next, used := Used, draining := Draining, max := Max} = S) ->
+    case map_size(Used) + length(Draining) < Max of
+        true -> {ok, Next, S#{next := Next + 1}};
+        false -> none
+    end.
 
 %% Stop the pool, delete the code and purge it when nothing runs it any more.
 free_slot(Slot, #{used := Used, owners := Owners} = S) ->
@@ -142,21 +163,24 @@ free_slot(Slot, #{used := Used, owners := Owners} = S) ->
     Mod = module_name(Slot),
     _ = code:delete(Mod),
     S1 = S#{used := maps:remove(Slot, Used), owners := maps:remove(Mon, Owners)},
-    case code:soft_purge(Mod) of
-        true -> S1#{free := [Slot | maps:get(free, S1)]};
-        false -> schedule_drain(S1#{draining := [Slot | maps:get(draining, S1)]})
-    end.
+    schedule_drain(0, S1#{draining := maps:get(draining, S1) ++ [Slot]}).
 
-drain(#{draining := []} = S) ->
+%% Purge the oldest draining slot; a slot still in use goes to the back.
+drain_one(#{draining := []} = S) ->
     S;
-drain(#{draining := Draining, free := Free} = S) ->
-    {Purged, Still} = lists:partition(fun(Slot) -> code:soft_purge(module_name(Slot)) end, Draining),
-    S1 = S#{draining := Still, free := Purged ++ Free},
-    case Still of
-        [] -> S1;
-        _ -> schedule_drain(S1)
+drain_one(#{draining := [Slot | Rest], free := Free} = S) ->
+    case code:soft_purge(module_name(Slot)) of
+        true when Rest =:= [] -> S#{draining := [], free := [Slot | Free]};
+        true -> schedule_drain(0, S#{draining := Rest, free := [Slot | Free]});
+        false -> schedule_drain(?RETRY_MS, S#{draining := Rest ++ [Slot]})
     end.
 
-schedule_drain(S) ->
-    _ = erlang:send_after(?DRAIN_MS, self(), drain),
-    S.
+drain_all(#{draining := Draining, free := Free} = S) ->
+    {Purged, Still} = lists:partition(fun(Slot) -> code:soft_purge(module_name(Slot)) end, Draining),
+    S#{draining := Still, free := Purged ++ Free}.
+
+schedule_drain(_Ms, #{draining_soon := true} = S) ->
+    S;
+schedule_drain(Ms, S) ->
+    _ = erlang:send_after(Ms, self(), drain),
+    S#{draining_soon := true}.

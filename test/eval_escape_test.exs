@@ -1,10 +1,12 @@
 defmodule Seccomp.EvalEscapeTest do
-  # Every attempt must be refused AND leave no trace (see Sentinels).
+  # Every attempt must be refused AND leave no trace (see Sentinels), whether
+  # the code is evaluated or prepared and run in a pool or in the caller.
   use ExUnit.Case, async: false
   @moduletag :capture_log
   alias Seccomp.Test.Sentinels
 
   alias Seccomp.Test.EscapeAttempts
+  alias Seccomp.Test.Backends
 
   setup_all do
     canary = Sentinels.start_canary()
@@ -26,9 +28,9 @@ defmodule Seccomp.EvalEscapeTest do
   defp refusal?({:error, {:compile_error, _, msg}}), do: msg =~ ~r/undefined|not available|record/
   defp refusal?(_), do: false
 
-  defp attempt(language, code, profile, canary) do
+  defp attempt(backend, language, code, profile, canary) do
     result =
-      :seccomp_eval.eval(code, %{
+      Backends.run(backend, code, %{
         language: language,
         policy: profile,
         bindings: if(language == :elixir, do: [canary: canary], else: [{:Canary, canary}]),
@@ -40,11 +42,15 @@ defmodule Seccomp.EvalEscapeTest do
     {result, changes}
   end
 
-  for {language, attempts} <- [elixir: EscapeAttempts.elixir(), erlang: EscapeAttempts.erlang()],
+  for backend <- Backends.all(),
+      {language, attempts} <- [elixir: EscapeAttempts.elixir(), erlang: EscapeAttempts.erlang()],
       {name, code, profile} <- attempts do
-    test "#{language} escape refused: #{name} (#{profile})", %{canary: canary} do
+    test "#{backend}: #{language} escape refused: #{name} (#{profile})", %{canary: canary} do
       code = unquote(code)
-      {result, changes} = attempt(unquote(language), code, unquote(profile), canary)
+
+      {result, changes} =
+        attempt(unquote(backend), unquote(language), code, unquote(profile), canary)
+
       assert refusal?(result), "not refused: #{inspect(result)}\n  code: #{code}"
       assert changes == [], "side effects #{inspect(changes)} from #{code}"
     end
@@ -55,6 +61,6 @@ defmodule Seccomp.EvalEscapeTest do
       __MODULE__.__info__(:functions)
       |> Enum.count(fn {name, _} -> String.contains?(Atom.to_string(name), "escape refused") end)
 
-    assert count >= 150
+    assert count >= 150 * length(Backends.all())
   end
 end

@@ -1,7 +1,9 @@
 defmodule Seccomp.EvalUsabilityTest do
-  # What users write must just work under `pure`, with the values plain evaluation gives.
+  # What users write must just work under `pure`, with the values plain evaluation
+  # gives, whether evaluated or prepared and run in a pool or in the caller.
   use ExUnit.Case, async: true
   alias Seccomp.Test.UsabilityCorpus
+  alias Seccomp.Test.Backends
 
   defp plain(:elixir, code), do: code |> Code.eval_string() |> elem(0)
 
@@ -13,14 +15,15 @@ defmodule Seccomp.EvalUsabilityTest do
   end
 
   # Random and time-dependent values are compared by shape only.
-  for {language, corpus} <- [elixir: UsabilityCorpus.elixir(), erlang: UsabilityCorpus.erlang()],
+  for backend <- Backends.all(),
+      {language, corpus} <- [elixir: UsabilityCorpus.elixir(), erlang: UsabilityCorpus.erlang()],
       {code, index} <- Enum.with_index(corpus) do
-    test "#{language} ##{index}: #{code}" do
+    test "#{backend}: #{language} ##{index}: #{code}" do
       language = unquote(language)
       code = unquote(code)
+      opts = %{language: language, policy: :pure, max_atoms: 10}
 
-      assert {:ok, value, _bindings} =
-               :seccomp_eval.eval(code, %{language: language, policy: :pure, max_atoms: 10})
+      assert {:ok, value, _bindings} = Backends.run(unquote(backend), code, opts)
 
       assert value == plain(language, code)
     end

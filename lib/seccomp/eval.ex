@@ -38,6 +38,9 @@ defmodule Seccomp.Eval do
   `{:unsafe_form, line, message}` and `{:exception, kind, reason, message}`.
   """
 
+  @typedoc "Prepared code (see `prepare/2`)."
+  @type prepared :: :seccomp_prepare.prepared()
+
   @type result ::
           {:ok, term(), keyword()} | {:ok, term(), keyword(), binary()} | {:error, term()}
 
@@ -46,6 +49,53 @@ defmodule Seccomp.Eval do
   def eval(code, opts \\ []) do
     with {:ok, opts} <- erlang_options(opts), do: :seccomp_eval.eval(code, opts)
   end
+
+  @doc """
+  Prepare `code` once to run it many times.
+
+  The source goes through the same checks and mediation as `eval/2`, and is
+  then compiled: calls the policy allows stay direct calls, everything that
+  can only be decided at run time (variable modules, `apply`, funs, sends,
+  spawns) is checked when it happens. Takes the options of `eval/2` plus:
+
+    * `:mode` — `:pool` (default): runs go to warm sandbox processes with
+      every limit of `eval/2`; `:caller`: runs stay in the caller's process,
+      checked but without resource limits (see `run/3`).
+    * `:pool_size` — warm processes (default: one per scheduler in pool mode,
+      none in caller mode).
+    * `:max_source` — the largest source accepted, in bytes (default 65,536).
+
+  `:bindings` names the variables runs will pass (a keyword list, whose
+  values are ignored, or a list of names). The prepared value is released
+  when the process that prepared it exits, or by `release/1`. At most
+  `max_prepared` (application environment, default 1000) exist at a time.
+
+      iex> {:ok, rule} = Seccomp.Eval.prepare("price * qty", bindings: [:price, :qty])
+      iex> Seccomp.Eval.run(rule, price: 3, qty: 4)
+      {:ok, 12, [price: 3, qty: 4]}
+  """
+  @spec prepare(String.t() | Macro.t(), keyword()) :: {:ok, prepared()} | {:error, term()}
+  def prepare(code, opts \\ []) do
+    with {:ok, opts} <- erlang_options(opts), do: :seccomp_eval.prepare(code, opts)
+  end
+
+  @doc """
+  Run prepared code with `bindings`; returns what `eval/2` would.
+
+  Options: `:mode` (`:pool` or `:caller`, default: the prepared value's) and
+  `:timeout` (ms, pool mode). In caller mode the code shares the caller's
+  process: it may not receive messages, touch the process dictionary, trap
+  exits, link, change process flags or start processes, and nothing limits
+  its time or memory.
+  """
+  @spec run(prepared(), keyword(), keyword()) :: result()
+  def run(prepared, bindings, opts \\ []) when is_list(opts) do
+    :seccomp_eval.run(prepared, bindings, Map.new(opts))
+  end
+
+  @doc "Release prepared code: later runs return `{:error, :released}`."
+  @spec release(prepared()) :: :ok
+  def release(prepared), do: :seccomp_eval.release(prepared)
 
   @doc false
   def erlang_options(opts) when is_list(opts) do
