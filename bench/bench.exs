@@ -201,6 +201,8 @@ lib_plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(lib) end) 
 lib_box = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(lib) end) end, 5)
 Bench.row("library does the work: #{lib}", lib_box, lib_plain, "Code.eval_string")
 
+Code.require_file("prepare_bench.exs", __DIR__)
+
 IO.puts("\n== supervision")
 
 defmodule Bench.Worker do

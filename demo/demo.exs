@@ -93,7 +93,41 @@ pids = for _ <- 1..3, do: receive(do: ({:spawned, p} -> p))
 Process.sleep(50)
 IO.puts("  processes it spawned still alive afterwards: #{Enum.count(pids, &Process.alive?/1)}")
 
-Demo.section("3. A cluster that fears a leaked cookie")
+Demo.section("3. A pricing rule prepared once, run a million times")
+
+rule_src = "subtotal = price * qty\nsubtotal - subtotal * discount / 100"
+IO.puts("  rule: #{inspect(rule_src)}")
+{:ok, rule} = Seccomp.Eval.prepare(rule_src, bindings: [:price, :qty, :discount], mode: :caller)
+bindings = [price: 12.5, qty: 3, discount: 10]
+Demo.show("run(rule, #{inspect(bindings)})", Seccomp.Eval.run(rule, bindings))
+{:ok, sneaky} = Seccomp.Eval.prepare(~S|m = String.to_existing_atom("Elixir.File"); m.read!("/etc/passwd")|)
+Demo.show("a prepared rule that reaches for File.read!", Seccomp.Eval.run(sneaky, []))
+
+Code.compile_string("""
+defmodule Demo.NativeRule do
+  def run(price, qty, discount) do
+#{rule_src}
+  end
+  def loop(0, _), do: :ok
+  def loop(n, fun), do: (fun.(); loop(n - 1, fun))
+end
+""")
+
+rate = fn n, fun ->
+  {us, :ok} = :timer.tc(fn -> Demo.NativeRule.loop(n, fun) end)
+  n / us * 1_000_000
+end
+
+native = rate.(1_000_000, fn -> Demo.NativeRule.run(12.5, 3, 10) end)
+caller = rate.(1_000_000, fn -> Seccomp.Eval.run(rule, bindings) end)
+pool = rate.(100_000, fn -> Seccomp.Eval.run(rule, bindings, mode: :pool) end)
+per_sec = fn r -> "#{r |> round() |> Integer.to_string() |> String.replace(~r/(\d)(?=(\d{3})+$)/, "\\1,")} runs/s" end
+IO.puts("  native module:        #{per_sec.(native)}")
+IO.puts("  prepared, caller mode: #{per_sec.(caller)} (#{Float.round(native / caller, 2)}x native's time per run)")
+IO.puts("  prepared, warm pool:  #{per_sec.(pool)} (every eval limit enforced)")
+:ok = Seccomp.Eval.release(rule)
+
+Demo.section("4. A cluster that fears a leaked cookie")
 
 ebin = :code.lib_dir(:beam_seccomp, :ebin)
 cookie = ~c"leaked_cookie"
@@ -144,7 +178,7 @@ IO.puts("  protected node stats: #{inspect(:peer.call(prot, :seccomp_dist, :stat
 :peer.stop(att)
 :peer.stop(prot)
 
-Demo.section("4. A supervision tree with per-worker capabilities")
+Demo.section("5. A supervision tree with per-worker capabilities")
 
 defmodule Demo.Worker do
   use GenServer

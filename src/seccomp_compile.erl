@@ -63,7 +63,10 @@ unbound(Bindings, Inputs) ->
 
 %% The linter knows exactly which variables are unbound.
 with_inputs(#{inputs := unbound} = Spec) ->
-    {_, Errors, _} = erl_lint:module(forms(Spec#{inputs := []}), "prepared", [return_errors]),
+    Errors = case erl_lint:module(forms(Spec#{inputs := []}), "prepared", [return_errors]) of
+                 {ok, _Warnings} -> [];
+                 {error, Es, _Warnings} -> Es
+             end,
     Spec#{inputs := lists:usort([V || {_File, Es} <- Errors, {_Loc, erl_lint, {unbound_var, V}} <- Es])};
 with_inputs(Spec) ->
     Spec.

@@ -1,0 +1,107 @@
+# Prepared code, against the same rules compiled natively in a plain module.
+# Loaded by bench/bench.exs, which defines Bench and Bench.Loop.
+defmodule Bench.Rules do
+  @moduledoc false
+  # Typical rule and transform expressions: {name, code, bindings}.
+  def all do
+    [
+      {"arithmetic on maps",
+       """
+       subtotal = order.price * order.qty
+       subtotal - subtotal * order.discount / 100 + Map.get(order, :shipping, 0)
+       """, [order: %{price: 12.5, qty: 3, discount: 10, shipping: 4}]},
+      {"Enum pipeline over 100 elements",
+       "list |> Enum.filter(&(rem(&1, 3) == 0)) |> Enum.map(&(&1 * &1)) |> Enum.sum()",
+       [list: Enum.to_list(1..100)]},
+      {"string formatting",
+       ~S|"#{String.upcase(name)}: #{Float.round(total / count, 2)} (#{count} items)"|,
+       [name: "alice", total: 42, count: 3]},
+      {"nested case/with",
+       """
+       with {:ok, age} <- Map.fetch(user, :age), true <- age >= 18 do
+         case user.country do
+           "FR" -> :eu
+           "DE" -> :eu
+           "US" -> :us
+           _ -> :other
+         end
+       else
+         _ -> :minor
+       end
+       """, [user: %{age: 30, country: "DE"}]}
+    ]
+  end
+
+  # A 50-line pricing rule, for the time `prepare` takes.
+  def fifty_lines do
+    steps =
+      for i <- 1..48 do
+        "v#{i} = #{if i == 1, do: "order.price", else: "v#{i - 1}"} * #{1 + rem(i, 3)} + order.qty - #{i}"
+      end
+
+    Enum.join(steps ++ ["total = v48 + Map.get(order, :shipping, 0)", "Float.round(total / 1000, 2)"], "\n")
+  end
+
+  # The same code, compiled as plain functions of the bindings.
+  def compile_native do
+    defs =
+      for {{_, code, bindings}, i} <- Enum.with_index(all()) do
+        args = bindings |> Keyword.keys() |> Enum.join(", ")
+        "def r#{i}(#{args}) do\n#{code}\nend"
+      end
+
+    Code.compile_string("defmodule Bench.Native do\n#{Enum.join(defs, "\n")}\nend")
+  end
+end
+
+defmodule Bench.Echo do
+  @moduledoc false
+  use GenServer
+  def init(s), do: {:ok, s}
+  def handle_call(msg, _from, s), do: {:reply, msg, s}
+end
+
+IO.puts("\n== prepared code (Seccomp.Eval.prepare/run) vs the same code compiled natively")
+Bench.Rules.compile_native()
+{:ok, echo} = GenServer.start_link(Bench.Echo, nil)
+call_ns = Bench.ns(fn n -> Bench.Loop.run(n, fn -> GenServer.call(echo, :ping) end) end, 200_000)
+Bench.plain("GenServer.call round trip (pool baseline)", Float.round(call_ns / 1000, 2), "µs")
+
+for {{name, code, bindings}, i} <- Enum.with_index(Bench.Rules.all()) do
+  args = Keyword.values(bindings)
+  fun = :"r#{i}"
+  {:ok, prepared} = Seccomp.Eval.prepare(code, bindings: bindings)
+  {:ok, value, _} = Seccomp.Eval.run(prepared, bindings, mode: :caller)
+  ^value = apply(Bench.Native, fun, args)
+  n = 100_000
+  native = Bench.ns(fn n -> Bench.Loop.run(n, fn -> apply(Bench.Native, fun, args) end) end, n)
+  caller = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.run(prepared, bindings, mode: :caller) end) end, n)
+  pool = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.run(prepared, bindings) end) end, div(n, 4))
+  eval = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(code, bindings: bindings) end) end, 300)
+  plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(code, bindings) end) end, 300)
+  :ok = Seccomp.Eval.release(prepared)
+
+  IO.puts("#{name}:")
+  Bench.row("  native (plain module)", native, native, "native")
+  Bench.row("  run, caller mode", caller, native, "native")
+  Bench.row("  run, warm pool", pool, call_ns + native, "GenServer.call + native")
+  Bench.row("  eval", eval, native, "native")
+  Bench.row("  Code.eval_string", plain, native, "native")
+end
+
+fifty = Bench.Rules.fifty_lines()
+
+for optimize <- [false, true] do
+  ns =
+    Bench.ns(
+      fn n ->
+        Bench.Loop.run(n, fn ->
+          {:ok, p} = Seccomp.Eval.prepare(fifty, bindings: [:order], mode: :caller, optimize: optimize)
+          Seccomp.Eval.release(p)
+        end)
+      end,
+      50
+    )
+
+  Bench.plain("prepare + release, 50-line rule (optimize: #{optimize})", Float.round(ns / 1_000_000, 2), "ms")
+end
