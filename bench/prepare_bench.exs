@@ -39,7 +39,10 @@ defmodule Bench.Rules do
         "v#{i} = #{if i == 1, do: "order.price", else: "v#{i - 1}"} * #{1 + rem(i, 3)} + order.qty - #{i}"
       end
 
-    Enum.join(steps ++ ["total = v48 + Map.get(order, :shipping, 0)", "Float.round(total / 1000, 2)"], "\n")
+    Enum.join(
+      steps ++ ["total = v48 + Map.get(order, :shipping, 0)", "Float.round(total / 1000, 2)"],
+      "\n"
+    )
   end
 
   # The same code, compiled as plain functions of the bindings.
@@ -75,9 +78,25 @@ for {{name, code, bindings}, i} <- Enum.with_index(Bench.Rules.all()) do
   ^value = apply(Bench.Native, fun, args)
   n = 100_000
   native = Bench.ns(fn n -> Bench.Loop.run(n, fn -> apply(Bench.Native, fun, args) end) end, n)
-  caller = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.run(prepared, bindings, mode: :caller) end) end, n)
-  pool = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.run(prepared, bindings) end) end, div(n, 4))
-  eval = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(code, bindings: bindings) end) end, 300)
+
+  caller =
+    Bench.ns(
+      fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.run(prepared, bindings, mode: :caller) end) end,
+      n
+    )
+
+  pool =
+    Bench.ns(
+      fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.run(prepared, bindings) end) end,
+      div(n, 4)
+    )
+
+  eval =
+    Bench.ns(
+      fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(code, bindings: bindings) end) end,
+      300
+    )
+
   plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(code, bindings) end) end, 300)
   :ok = Seccomp.Eval.release(prepared)
 
@@ -96,12 +115,18 @@ for optimize <- [false, true] do
     Bench.ns(
       fn n ->
         Bench.Loop.run(n, fn ->
-          {:ok, p} = Seccomp.Eval.prepare(fifty, bindings: [:order], mode: :caller, optimize: optimize)
+          {:ok, p} =
+            Seccomp.Eval.prepare(fifty, bindings: [:order], mode: :caller, optimize: optimize)
+
           Seccomp.Eval.release(p)
         end)
       end,
       50
     )
 
-  Bench.plain("prepare + release, 50-line rule (optimize: #{optimize})", Float.round(ns / 1_000_000, 2), "ms")
+  Bench.plain(
+    "prepare + release, 50-line rule (optimize: #{optimize})",
+    Float.round(ns / 1_000_000, 2),
+    "ms"
+  )
 end

@@ -100,7 +100,10 @@ IO.puts("  rule: #{inspect(rule_src)}")
 {:ok, rule} = Seccomp.Eval.prepare(rule_src, bindings: [:price, :qty, :discount], mode: :caller)
 bindings = [price: 12.5, qty: 3, discount: 10]
 Demo.show("run(rule, #{inspect(bindings)})", Seccomp.Eval.run(rule, bindings))
-{:ok, sneaky} = Seccomp.Eval.prepare(~S|m = String.to_existing_atom("Elixir.File"); m.read!("/etc/passwd")|)
+
+{:ok, sneaky} =
+  Seccomp.Eval.prepare(~S|m = String.to_existing_atom("Elixir.File"); m.read!("/etc/passwd")|)
+
 Demo.show("a prepared rule that reaches for File.read!", Seccomp.Eval.run(sneaky, []))
 
 Code.compile_string("""
@@ -121,9 +124,17 @@ end
 native = rate.(1_000_000, fn -> Demo.NativeRule.run(12.5, 3, 10) end)
 caller = rate.(1_000_000, fn -> Seccomp.Eval.run(rule, bindings) end)
 pool = rate.(100_000, fn -> Seccomp.Eval.run(rule, bindings, mode: :pool) end)
-per_sec = fn r -> "#{r |> round() |> Integer.to_string() |> String.replace(~r/(\d)(?=(\d{3})+$)/, "\\1,")} runs/s" end
+
+per_sec = fn r ->
+  "#{r |> round() |> Integer.to_string() |> String.replace(~r/(\d)(?=(\d{3})+$)/, "\\1,")} runs/s"
+end
+
 IO.puts("  native module:        #{per_sec.(native)}")
-IO.puts("  prepared, caller mode: #{per_sec.(caller)} (#{Float.round(native / caller, 2)}x native's time per run)")
+
+IO.puts(
+  "  prepared, caller mode: #{per_sec.(caller)} (#{Float.round(native / caller, 2)}x native's time per run)"
+)
+
 IO.puts("  prepared, warm pool:  #{per_sec.(pool)} (every eval limit enforced)")
 :ok = Seccomp.Eval.release(rule)
 

@@ -230,7 +230,8 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
                     Result = seccomp_prepare:execute(Mod, Gen, Bindings, Ctx, Lang),
                     atomics:put(A, ?DEADLINE, 0),
                     From ! {Ref, seccomp_eval:sticky(seccomp_sandbox:violation(Ctx), Result)},
-                    seccomp_sandbox:reset(Ctx),
+                    %% The table is gone when the pool stopped during the run.
+                    try seccomp_sandbox:reset(Ctx) catch error:badarg -> exit(normal) end,
                     flush();
                 false ->
                     %% The caller has given up on this request.

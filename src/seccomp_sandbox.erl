@@ -153,9 +153,9 @@ caller_forbidden(erlang, F, _A) ->
     lists:member(F, [get, put, erase, get_keys, process_flag, link, unlink, monitor, demonitor,
                      register, unregister, group_leader, spawn_link, spawn_monitor, spawn_opt,
                      send_after, start_timer, cancel_timer, process_info, garbage_collect,
-                     hibernate, suspend_process, resume_process, exit]);
+                     hibernate, suspend_process, resume_process]);
 caller_forbidden('Elixir.Process', _F, _A) -> true;
-caller_forbidden('Elixir.Kernel', F, _A) -> lists:member(F, [spawn_link, spawn_monitor, exit]);
+caller_forbidden('Elixir.Kernel', F, _A) -> lists:member(F, [spawn_link, spawn_monitor]);
 caller_forbidden(_M, _F, _A) -> false.
 
 %% @doc Count atoms the source itself created against `max_atoms'.
