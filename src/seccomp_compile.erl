@@ -145,9 +145,10 @@ tx({call, A, FunExpr, Args}, P) ->
 tx({op, A, Op, L, R}, P) when Op =:= 'andalso'; Op =:= 'orelse' ->
     {op, A, Op, tx(L, P), tx(R, P)};
 tx({op, A, Op, L, R}, P) ->
-    case direct_op(Op, L, R) andalso static(erlang, Op, 2, P) of
-        true -> {op, A, Op, tx(L, P), tx(R, P)};
-        false -> handler(A, {tuple, A, [{atom, A, erlang}, {atom, A, Op}]}, [L, R], P)
+    case {direct_op(Op, L, R), static(erlang, Op, 2, P), bignum(Op, P)} of
+        {true, true, _} -> {op, A, Op, tx(L, P), tx(R, P)};
+        {_, _, true} -> call(A, seccomp_sandbox, arith, [{atom, A, Op}, tx(L, P), tx(R, P), {var, A, ?CTX}]);
+        _ -> handler(A, {tuple, A, [{atom, A, erlang}, {atom, A, Op}]}, [L, R], P)
     end;
 tx({op, A, Op, X}, P) ->
     case static(erlang, Op, 1, P) of
@@ -179,11 +180,18 @@ txs(Es, P) -> [tx(E, P) || E <- Es].
 %% `seccomp_sandbox:call(Callee, [Args], Ctx)'.
 handler(A, Callee, Args, P) ->
     ArgList = lists:foldr(fun(X, Acc) -> {cons, A, tx(X, P), Acc} end, {nil, A}, Args),
-    {call, A, {remote, A, {atom, A, seccomp_sandbox}, {atom, A, call}},
-     [Callee, ArgList, {var, A, ?CTX}]}.
+    call(A, seccomp_sandbox, call, [Callee, ArgList, {var, A, ?CTX}]).
+
+call(A, M, F, Args) ->
+    {call, A, {remote, A, {atom, A, M}, {atom, A, F}}, Args}.
 
 static(M, F, Arity, Policy) ->
-    seccomp_sandbox:direct(M, F, Arity) andalso seccomp_nif:check_with(Policy, M, F, Arity) =:= allow.
+    seccomp_sandbox:direct(M, F, Arity) andalso allows(Policy, M, F, Arity).
+
+allows(Policy, M, F, Arity) -> seccomp_nif:check_with(Policy, M, F, Arity) =:= allow.
+
+%% An allowed operator whose only special handling is the bignum bound.
+bignum(Op, Policy) -> (Op =:= '*' orelse Op =:= 'bsl') andalso allows(Policy, erlang, Op, 2).
 
 %% `!' checks its destination; `*' and `bsl' check their operands' sizes,
 %% unless a small literal keeps the result bounded.

@@ -152,10 +152,10 @@ build(Code, #{language := Lang, timeout := Timeout} = O, Ticket, Mod, Gen, Nativ
 compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
     try
         #{exprs := Exprs, state := State, names := Names} = seccomp_eval:front(Code, O),
-        Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Exprs), [])),
-        {bound, Bound} = lists:keyfind(bound, 1, Ann),
         %% Erlang code reads unbound variables from the bindings; Elixir code
         %% only the declared ones (anything else does not expand).
+        Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Exprs), [])),
+        {bound, Bound} = lists:keyfind(bound, 1, Ann),
         Inputs = case State of
                      erlang -> unbound;
                      _ -> [E || {_, E} <- Names]
@@ -164,12 +164,19 @@ compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
                  inputs => Inputs, outputs => Bound, optimize => Optimize},
         case seccomp_compile:module(Spec) of
             {ok, Bin, #{inputs := In} = Info} when State =:= erlang -> {ok, Bin, Info, State, [{V, V} || V <- In]};
-            {ok, Bin, Info} -> {ok, Bin, Info, State, Names};
+            {ok, Bin, #{inputs := In, outputs := Out} = Info} ->
+                {ok, Bin, Info, elixir_names(State, In ++ Out), Names};
             {error, _} = E -> E
         end
     catch
         Class:Reason:Stack -> seccomp_eval:caught(Lang, Class, Reason, Stack)
     end.
+
+%% Which Erlang variable holds each Elixir variable at the end of a run,
+%% worked out once (the translation's state says it for any set of values).
+elixir_names({elixir, ExS, ErlS}, ErlVars) ->
+    Identity = maps:from_list([{V, V} || V <- ErlVars]),
+    {elixir_names, seccomp_elixir:dump_bindings(Identity, {ExS, ErlS})}.
 
 %% @doc Run prepared code with `Bindings'. Options: `mode' (`pool' or
 %% `caller', default: the prepared value's) and `timeout' (ms, pool mode).

@@ -17,7 +17,7 @@
 -module(seccomp_sandbox).
 
 -export([open/3, new/1, caller/2, usage/1, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
-         id/1, spend_atoms/2, violation/1, direct/3, begin_caller_run/0, end_caller_run/0]).
+         id/1, spend_atoms/2, violation/1, direct/3, arith/4, begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
 
@@ -41,6 +41,8 @@
 -define(MAX_WRAPPED_ARITY, 12).
 %% 64 KiB integers: printing or multiplying one stays in the millisecond range.
 -define(MAX_INTEGER_BITS, 524288).
+%% Integers below this multiply without a size check.
+-define(SMALL, (1 bsl 32)).
 
 %% @doc Restrict the calling process (a sandbox's keeper) with the caller's
 %% ticket and `Policy', and open a sandbox whose members carry both.
@@ -439,6 +441,16 @@ bounded_size(Size, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Size), is
 bounded_size(Size, _Unit, _Ctx) ->
     Size.
 
+%% @doc `*' and `bsl' in prepared code whose policy allows them: floats and
+%% small integers directly, larger integers within the bignum bound.
+-spec arith('*' | 'bsl', number(), number(), ctx()) -> number().
+arith('*', X, Y, _Ctx) when is_float(X); is_float(Y) -> X * Y;
+arith('*', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, abs(Y) < ?SMALL -> X * Y;
+arith('bsl', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, Y =< 64 -> X bsl Y;
+arith(Op, X, Y, Ctx) ->
+    bounded_integer(Op, X, Y, Ctx),
+    erlang:Op(X, Y).
+
 %% Bignum arithmetic runs inside one BIF call that neither yields nor lets the
 %% process be killed: the operands' sizes decide how long, so they are capped.
 bounded_integer(Op, X, Y, Ctx) when is_integer(X), is_integer(Y) ->
@@ -475,8 +487,8 @@ memory_limit(Ctx) -> limit(memory_limit, Ctx).
 no_forged_structs(Args, Ctx) -> scan([Args], Ctx).
 
 scan([], _Ctx) -> ok;
-scan([T | Rest], Ctx) when is_list(T) -> scan(list_items(T, Rest), Ctx);
-scan([T | Rest], Ctx) when is_tuple(T) -> scan(tuple_to_list(T) ++ Rest, Ctx);
+scan([T | Rest], Ctx) when is_list(T) -> scan_list(T, Rest, Ctx);
+scan([T | Rest], Ctx) when is_tuple(T) -> scan_list(tuple_to_list(T), Rest, Ctx);
 scan([T | Rest], Ctx) when is_map(T) ->
     case T of
         #{'__struct__' := S} when is_atom(S) ->
@@ -486,13 +498,15 @@ scan([T | Rest], Ctx) when is_map(T) ->
             end;
         _ -> ok
     end,
-    scan(maps:values(T) ++ maps:keys(T) ++ Rest, Ctx);
+    scan_list(maps:keys(T), [maps:values(T) | Rest], Ctx);
 scan([_ | Rest], Ctx) -> scan(Rest, Ctx).
 
-%% Items of a possibly improper list, pushed onto the work list.
-list_items([H | T], Acc) -> list_items(T, [H | Acc]);
-list_items([], Acc) -> Acc;
-list_items(Tail, Acc) -> [Tail | Acc].
+%% Walk a (possibly improper) list, pushing onto the work list only the items
+%% that can hold a map: a list of numbers or a string costs one test per item.
+scan_list([H | T], Rest, Ctx) when is_list(H); is_tuple(H); is_map(H) -> scan_list(T, [H | Rest], Ctx);
+scan_list([_ | T], Rest, Ctx) -> scan_list(T, Rest, Ctx);
+scan_list([], Rest, Ctx) -> scan(Rest, Ctx);
+scan_list(Tail, Rest, Ctx) -> scan([Tail | Rest], Ctx).
 
 %%% Funs -----------------------------------------------------------------------
 
