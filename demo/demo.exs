@@ -97,7 +97,10 @@ Demo.section("3. A pricing rule prepared once, run a million times")
 
 rule_src = "subtotal = price * qty\nsubtotal - subtotal * discount / 100"
 IO.puts("  rule: #{inspect(rule_src)}")
-{:ok, rule} = Seccomp.Eval.prepare(rule_src, bindings: [:price, :qty, :discount], mode: :caller)
+
+{:ok, rule} =
+  Seccomp.Eval.prepare(rule_src, bindings: [:price, :qty, :discount], mode: :caller, pool_size: 2)
+
 bindings = [price: 12.5, qty: 3, discount: 10]
 Demo.show("run(rule, #{inspect(bindings)})", Seccomp.Eval.run(rule, bindings))
 
@@ -122,8 +125,8 @@ rate = fn n, fun ->
 end
 
 native = rate.(1_000_000, fn -> Demo.NativeRule.run(12.5, 3, 10) end)
-caller = rate.(1_000_000, fn -> Seccomp.Eval.run(rule, bindings) end)
-pool = rate.(100_000, fn -> Seccomp.Eval.run(rule, bindings, mode: :pool) end)
+caller = rate.(1_000_000, fn -> {:ok, 33.75, _} = Seccomp.Eval.run(rule, bindings) end)
+pool = rate.(100_000, fn -> {:ok, 33.75, _} = Seccomp.Eval.run(rule, bindings, mode: :pool) end)
 
 per_sec = fn r ->
   "#{r |> round() |> Integer.to_string() |> String.replace(~r/(\d)(?=(\d{3})+$)/, "\\1,")} runs/s"

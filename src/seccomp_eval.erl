@@ -23,6 +23,7 @@
 -type options() :: #{policy := seccomp_policy:t(), language := erlang | elixir,
                      bindings := list() | map(), atom() => term()}.
 %% How Erlang variables at the end of a run become the user's bindings.
+%% (`elixir_names': each Elixir variable's final Erlang name, sorted by name.)
 -type bindings_state() :: erlang | {elixir, term(), term()} | {elixir_names, [{atom(), atom() | nil}]}.
 
 -define(DEFAULTS, #{policy => pure, language => erlang, bindings => [], timeout => 5000,
@@ -303,7 +304,7 @@ caught(Lang, Class, Reason, Stack) ->
 -spec bindings_out(bindings_state(), #{atom() => term()}) -> [{atom(), term()}].
 bindings_out(erlang, Vars) -> lists:sort(maps:to_list(Vars));
 bindings_out({elixir, ExS, ErlS}, Vars) -> seccomp_elixir:dump_bindings(Vars, {ExS, ErlS});
-bindings_out({elixir_names, Names}, Vars) -> lists:sort([{Ex, maps:get(Erl, Vars, nil)} || {Ex, Erl} <- Names]).
+bindings_out({elixir_names, Names}, Vars) -> [{Ex, maps:get(Erl, Vars, nil)} || {Ex, Erl} <- Names].
 
 %% Elixir users expect exception structs (`%ArithmeticError{}`, not `badarith`).
 normalise(elixir, error, Reason, Stack) -> 'Elixir.Exception':normalize(error, Reason, Stack);

@@ -188,7 +188,8 @@ run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts)
     Timeout = maps:get(timeout, Opts, DefaultTimeout),
     case bindings_map(Bindings) of
         {ok, User} when Mode =:= caller; Mode =:= pool ->
-            finish(P, User, Bindings, run_mode(Mode, P, inputs(P, User), Timeout));
+            Inputs = inputs(P, User),
+            finish(P, User, Inputs, Bindings, run_mode(Mode, P, Inputs, Timeout));
         {ok, _} ->
             {error, {invalid_option, {mode, Mode}}};
         error ->
@@ -236,16 +237,22 @@ unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang) -> {error, released};
 unloaded(_Mod, Class, Reason, Stack, Lang) -> seccomp_eval:caught(Lang, Class, Reason, Stack).
 
 %% The user's bindings after a run: theirs, updated with what the code bound.
-finish(_P, _User, Given, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->
+finish(_P, _User, _Inputs, Given, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->
     {ok, Value, Given};
-finish(#prepared{language = erlang}, User, _Given, {ok, Value, Bound}) ->
+finish(#prepared{language = erlang}, User, _Inputs, _Given, {ok, Value, Bound}) ->
     {ok, Value, seccomp_eval:bindings_out(erlang, maps:merge(User, Bound))};
-finish(#prepared{state = State, names = Names} = P, User, _Given, {ok, Value, Bound}) ->
-    Declared = maps:from_list(Names),
-    Undeclared = [KV || {K, _} = KV <- maps:to_list(User), not is_map_key(K, Declared)],
-    Out = seccomp_eval:bindings_out(State, maps:merge(inputs(P, User), Bound)),
-    {ok, Value, lists:ukeysort(1, Out ++ Undeclared)};
-finish(_P, _User, _Given, {error, _} = E) ->
+finish(#prepared{state = State, names = Names}, User, Inputs, _Given, {ok, Value, Bound}) ->
+    Out = seccomp_eval:bindings_out(State, maps:merge(Inputs, Bound)),
+    case map_size(User) > length(Names) of
+        false ->
+            {ok, Value, Out};
+        true ->
+            %% Bindings the code was not prepared for pass through unchanged.
+            Declared = maps:from_list(Names),
+            Undeclared = [KV || {K, _} = KV <- maps:to_list(User), not is_map_key(K, Declared)],
+            {ok, Value, lists:ukeysort(1, Out ++ Undeclared)}
+    end;
+finish(_P, _User, _Inputs, _Given, {error, _} = E) ->
     E.
 
 %% @doc Release prepared code: its pool stops (runs in flight end with

@@ -89,9 +89,11 @@ defmodule Seccomp.Eval do
   its time or memory.
   """
   @spec run(prepared(), keyword(), keyword()) :: result()
-  def run(prepared, bindings, opts \\ []) when is_list(opts) do
-    :seccomp_eval.run(prepared, bindings, Map.new(opts))
-  end
+  def run(prepared, bindings, opts \\ [])
+  def run(prepared, bindings, []), do: :seccomp_eval.run(prepared, bindings)
+
+  def run(prepared, bindings, opts) when is_list(opts),
+    do: :seccomp_eval.run(prepared, bindings, Map.new(opts))
 
   @doc "Release prepared code: later runs return `{:error, :released}`."
   @spec release(prepared()) :: :ok
