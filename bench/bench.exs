@@ -80,7 +80,7 @@ defmodule Bench do
     do:
       IO.puts(
         String.pad_trailing(name, 52) <>
-          to_string(:io_lib.format("~9.1f ns  ~5.2fx ~s", [value * 1.0, value / base, base_name]))
+          to_string(:io_lib.format("~12.1f ns ~8.2fx ~s", [value * 1.0, value / base, base_name]))
       )
 
   def plain(name, value, unit), do: IO.puts(String.pad_trailing(name, 52) <> "#{value} #{unit}")

@@ -27,7 +27,7 @@
 
 -type spec() :: #{module := module(), generation := integer(),
                   exprs := [erl_parse:abstract_expr()], inputs := [atom()] | unbound,
-                  outputs := [atom()], policy := reference(), optimize := boolean()}.
+                  policy := reference(), optimize := boolean()}.
 -type info() :: #{receives := boolean(), inputs := [atom()], outputs := [atom()]}.
 -export_type([spec/0, info/0]).
 
@@ -40,14 +40,16 @@
 -define(SMALL, (1 bsl 32)).
 
 %% @doc Compile prepared code. `inputs' are the variables runs pass in, or
-%% `unbound' for every variable the code reads without binding it (Erlang);
-%% `outputs' are the variables the code may bind at the top level, less
-%% those the compiler finds unsafe.
+%% `unbound' for every variable the code reads without binding it (Erlang).
+%% The outputs are the variables the code binds at the top level, less those
+%% the compiler finds unsafe.
 -spec module(spec()) -> {ok, binary(), info()} | {error, seccomp_eval:reason()}.
 module(#{exprs := Exprs, policy := Policy} = Spec) ->
     try
         Body = [tx(E, Policy) || E <- Exprs],
-        compile_forms(with_inputs(Spec#{exprs := Body}), receives(Body))
+        Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Body), [])),
+        {bound, Bound} = lists:keyfind(bound, 1, Ann),
+        compile_forms(with_inputs(Spec#{exprs := Body, outputs => Bound}), receives(Body))
     catch
         throw:{unsafe, Anno, What} -> {error, {unsafe_form, line(Anno), What}};
         throw:{undefined, Anno, F, A} ->
@@ -142,6 +144,11 @@ tx({call, A, {atom, AA, F}, Args}, P) ->
     end;
 tx({call, A, FunExpr, Args}, P) ->
     handler(A, tx(FunExpr, P), Args, P);
+tx({'case', A, Subject, [_, _, _] = Clauses} = Case, P) ->
+    case field_access(Clauses) of
+        {ok, Field} -> call(A, seccomp_sandbox, field, [tx(Subject, P), {atom, A, Field}, {var, A, ?CTX}]);
+        error -> generic(Case, P)
+    end;
 tx({op, A, Op, L, R}, P) when Op =:= 'andalso'; Op =:= 'orelse' ->
     {op, A, Op, tx(L, P), tx(R, P)};
 tx({op, A, Op, L, R}, P) ->
@@ -167,9 +174,24 @@ tx({'receive', A, Cs, T, After}, P) ->
 tx({Gen, A, Pattern, E}, P) when Gen =:= generate; Gen =:= b_generate; Gen =:= m_generate ->
     {Gen, A, Pattern, tx(E, P)};
 tx(T, P) when is_tuple(T), tuple_size(T) >= 2 ->
-    list_to_tuple([element(1, T) | [sub(X, P) || X <- tl(tuple_to_list(T))]]);
+    generic(T, P);
 tx(Other, _P) ->
     Other.
+
+generic(T, P) ->
+    list_to_tuple([element(1, T) | [sub(X, P) || X <- tl(tuple_to_list(T))]]).
+
+%% Elixir's `var.field': a map's field, else a call of the module the
+%% variable names, else `badkey'. One helper call instead of three clauses
+%% (one a checked dynamic call) keeps long rules quick to compile.
+field_access([{clause, _, [{map, _, [{map_field_exact, _, {atom, _, F}, {var, _, V}}]}], [], [{var, _, V}]},
+              {clause, _, [{var, _, M}], [_], [{call, _, {remote, _, {var, _, M}, {atom, _, F}}, []}]},
+              {clause, _, [{var, _, E}], [],
+               [{call, _, {remote, _, {atom, _, erlang}, {atom, _, error}},
+                 [{tuple, _, [{atom, _, badkey}, {atom, _, F}, {var, _, E}]}]}]}]) ->
+    {ok, F};
+field_access(_) ->
+    error.
 
 sub(L, P) when is_list(L) -> [sub(X, P) || X <- L];
 sub(T, P) when is_tuple(T), tuple_size(T) >= 2 -> tx(T, P);

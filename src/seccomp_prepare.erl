@@ -154,14 +154,12 @@ compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
         #{exprs := Exprs, state := State, names := Names} = seccomp_eval:front(Code, O),
         %% Erlang code reads unbound variables from the bindings; Elixir code
         %% only the declared ones (anything else does not expand).
-        Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Exprs), [])),
-        {bound, Bound} = lists:keyfind(bound, 1, Ann),
         Inputs = case State of
                      erlang -> unbound;
                      _ -> [E || {_, E} <- Names]
                  end,
         Spec = #{module => Mod, generation => Gen, exprs => Exprs, policy => Native,
-                 inputs => Inputs, outputs => Bound, optimize => Optimize},
+                 inputs => Inputs, optimize => Optimize},
         case seccomp_compile:module(Spec) of
             {ok, Bin, #{inputs := In} = Info} when State =:= erlang -> {ok, Bin, Info, State, [{V, V} || V <- In]};
             {ok, Bin, #{inputs := In, outputs := Out} = Info} ->

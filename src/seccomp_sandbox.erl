@@ -17,7 +17,7 @@
 -module(seccomp_sandbox).
 
 -export([open/3, new/1, caller/2, usage/1, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
-         id/1, spend_atoms/2, violation/1, direct/3, arith/4, begin_caller_run/0, end_caller_run/0]).
+         id/1, spend_atoms/2, violation/1, direct/3, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
 
@@ -440,6 +440,19 @@ bounded_size(Size, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Size), is
     end;
 bounded_size(Size, _Unit, _Ctx) ->
     Size.
+
+%% @doc Elixir's `var.field' in prepared code: the field of a map, or a
+%% checked zero-arity call of the module an atom names.
+-spec field(term(), atom(), ctx()) -> term().
+field(#{} = Map, F, _Ctx) ->
+    case Map of
+        #{F := V} -> V;
+        _ -> erlang:error({badkey, F, Map})
+    end;
+field(M, F, Ctx) when is_atom(M), M =/= nil, M =/= true, M =/= false ->
+    call({M, F}, [], Ctx);
+field(X, F, _Ctx) ->
+    erlang:error({badkey, F, X}).
 
 %% @doc `*' and `bsl' in prepared code whose policy allows them: floats and
 %% small integers directly, larger integers within the bignum bound.
