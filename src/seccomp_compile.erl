@@ -133,7 +133,11 @@ tx({call, A, {remote, _, {atom, _, '$seccomp'}, {atom, _, Name}}, Args}, P) ->
 tx({call, A, {remote, RA, {atom, _, M} = ME, {atom, _, F} = FE}, Args}, P) ->
     case static(M, F, length(Args), P) of
         true -> {call, A, {remote, RA, ME, FE}, txs(Args, P)};
-        false -> handler(A, {tuple, A, [ME, FE]}, Args, P)
+        false ->
+            case dispatching(M, F, length(Args), P) of
+                true -> call(A, seccomp_sandbox, dispatch, [ME, FE, list(A, Args, P), {var, A, ?CTX}]);
+                false -> handler(A, {tuple, A, [ME, FE]}, Args, P)
+            end
     end;
 tx({call, A, {remote, _, ME, FE}, Args}, P) ->
     handler(A, {tuple, A, [tx(ME, P), tx(FE, P)]}, Args, P);
@@ -201,8 +205,10 @@ txs(Es, P) -> [tx(E, P) || E <- Es].
 
 %% `seccomp_sandbox:call(Callee, [Args], Ctx)'.
 handler(A, Callee, Args, P) ->
-    ArgList = lists:foldr(fun(X, Acc) -> {cons, A, tx(X, P), Acc} end, {nil, A}, Args),
-    call(A, seccomp_sandbox, call, [Callee, ArgList, {var, A, ?CTX}]).
+    call(A, seccomp_sandbox, call, [Callee, list(A, Args, P), {var, A, ?CTX}]).
+
+list(A, Args, P) ->
+    lists:foldr(fun(X, Acc) -> {cons, A, tx(X, P), Acc} end, {nil, A}, Args).
 
 call(A, M, F, Args) ->
     {call, A, {remote, A, {atom, A, M}, {atom, A, F}}, Args}.
@@ -211,6 +217,11 @@ static(M, F, Arity, Policy) ->
     seccomp_sandbox:direct(M, F, Arity) andalso allows(Policy, M, F, Arity).
 
 allows(Policy, M, F, Arity) -> seccomp_nif:check_with(Policy, M, F, Arity) =:= allow.
+
+%% An allowed call whose only special handling is the forged-struct scan
+%% (`Enum', `Map' and other protocol-dispatching modules).
+dispatching(M, F, Arity, Policy) ->
+    seccomp_sandbox:direct_but_dispatch(M, F, Arity) andalso allows(Policy, M, F, Arity).
 
 %% An allowed operator whose only special handling is the bignum bound.
 bignum(Op, Policy) -> (Op =:= '*' orelse Op =:= 'bsl') andalso allows(Policy, erlang, Op, 2).

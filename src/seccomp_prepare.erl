@@ -184,29 +184,30 @@ run(#prepared{} = P, Bindings, Opts) when is_list(Opts) ->
 run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts) when is_map(Opts) ->
     Mode = maps:get(mode, Opts, DefaultMode),
     Timeout = maps:get(timeout, Opts, DefaultTimeout),
-    case bindings_map(Bindings) of
-        {ok, User} when Mode =:= caller; Mode =:= pool ->
-            Inputs = inputs(P, User),
-            finish(P, User, Inputs, Bindings, run_mode(Mode, P, Inputs, Timeout));
-        {ok, _} ->
-            {error, {invalid_option, {mode, Mode}}};
-        error ->
-            {error, {invalid_option, {bindings, Bindings}}}
+    try inputs(P, Bindings) of
+        Inputs when Mode =:= caller; Mode =:= pool ->
+            finish(P, Bindings, Inputs, run_mode(Mode, P, Inputs, Timeout));
+        _ ->
+            {error, {invalid_option, {mode, Mode}}}
+    catch
+        error:_ -> {error, {invalid_option, {bindings, Bindings}}}
     end;
 run(Other, _Bindings, _Opts) ->
     {error, {invalid_option, {prepared, Other}}}.
 
-bindings_map(Bs) when is_map(Bs) -> {ok, Bs};
-bindings_map(Bs) when is_list(Bs) ->
-    try maps:from_list(Bs) of M -> {ok, M}
-    catch error:badarg -> error
-    end;
-bindings_map(_) -> error.
+%% The values of the inputs, under their Erlang names; raises on bindings
+%% that are not a map or a list of pairs.
+inputs(#prepared{language = erlang}, Bs) when is_map(Bs) -> Bs;
+inputs(#prepared{language = erlang}, Bs) -> maps:from_list(Bs);
+inputs(#prepared{names = Names}, Bs) when is_map(Bs) ->
+    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {ok, V} <- [maps:find(Name, Bs)]]);
+inputs(#prepared{names = Names}, Bs) ->
+    %% A keyword list is read in place, as short lists usually are.
+    true = lists:all(fun is_pair/1, Bs),
+    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {_, V} <- [lists:keyfind(Name, 1, Bs)]]).
 
-%% The values of the inputs, under their Erlang names.
-inputs(#prepared{language = erlang}, User) -> User;
-inputs(#prepared{names = Names}, User) ->
-    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {ok, V} <- [maps:find(Name, User)]]).
+is_pair({_, _}) -> true;
+is_pair(_) -> false.
 
 run_mode(caller, #prepared{receives = true}, _Inputs, _Timeout) ->
     {error, {unsafe_form, 1, <<"receive is not available in caller mode">>}};
@@ -235,22 +236,25 @@ unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang) -> {error, released};
 unloaded(_Mod, Class, Reason, Stack, Lang) -> seccomp_eval:caught(Lang, Class, Reason, Stack).
 
 %% The user's bindings after a run: theirs, updated with what the code bound.
-finish(_P, _User, _Inputs, Given, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->
+finish(_P, Given, _Inputs, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->
     {ok, Value, Given};
-finish(#prepared{language = erlang}, User, _Inputs, _Given, {ok, Value, Bound}) ->
-    {ok, Value, seccomp_eval:bindings_out(erlang, maps:merge(User, Bound))};
-finish(#prepared{state = State, names = Names}, User, Inputs, _Given, {ok, Value, Bound}) ->
+finish(#prepared{language = erlang}, _Given, Inputs, {ok, Value, Bound}) ->
+    {ok, Value, seccomp_eval:bindings_out(erlang, maps:merge(Inputs, Bound))};
+finish(#prepared{state = State, names = Names}, Given, Inputs, {ok, Value, Bound}) ->
     Out = seccomp_eval:bindings_out(State, maps:merge(Inputs, Bound)),
-    case map_size(User) > length(Names) of
+    User = case Given of
+               #{} -> maps:to_list(Given);
+               _ -> Given
+           end,
+    case length(User) > length(Names) of
         false ->
             {ok, Value, Out};
         true ->
             %% Bindings the code was not prepared for pass through unchanged.
-            Declared = maps:from_list(Names),
-            Undeclared = [KV || {K, _} = KV <- maps:to_list(User), not is_map_key(K, Declared)],
+            Undeclared = [KV || {K, _} = KV <- User, not lists:keymember(K, 1, Names)],
             {ok, Value, lists:ukeysort(1, Out ++ Undeclared)}
     end;
-finish(_P, _User, _Inputs, _Given, {error, _} = E) ->
+finish(_P, _Given, _Inputs, {error, _} = E) ->
     E.
 
 %% @doc Release prepared code: its pool stops (runs in flight end with

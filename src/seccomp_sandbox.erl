@@ -17,7 +17,7 @@
 -module(seccomp_sandbox).
 
 -export([open/3, new/1, caller/2, usage/1, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
-         id/1, spend_atoms/2, violation/1, direct/3, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
+         id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
 
@@ -141,9 +141,24 @@ clear_dictionary() ->
 %% allows it: true when the handler would do nothing but call it.
 -spec direct(module(), atom(), arity()) -> boolean().
 direct(M, F, A) ->
+    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain.
+
+%% @doc Whether the handler's only work for `M:F/A', once allowed, is the
+%% forged-struct scan of {@link dispatch/4}.
+-spec direct_but_dispatch(module(), atom(), arity()) -> boolean().
+direct_but_dispatch(M, F, A) ->
+    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= dispatch.
+
+ordinary(M, F, A) ->
     not special_call(M, F, A) andalso not caller_forbidden(M, F, A)
-        andalso not seccomp_prepared:is_slot(M)
-        andalso seccomp_profiles:kind(M, F, A) =:= plain.
+        andalso not seccomp_prepared:is_slot(M).
+
+%% @doc A protocol-dispatching call that prepared code may make: its
+%% arguments hold no struct of a module the policy does not allow.
+-spec dispatch(module(), atom(), list(), ctx()) -> term().
+dispatch(M, F, Args, Ctx) ->
+    no_forged_structs(Args, Ctx),
+    erlang:apply(M, F, Args).
 
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
