@@ -58,8 +58,11 @@ prepare_options(Opts) ->
     MaxSource = maps:get(max_source, Opts, ?DEFAULT_MAX_SOURCE),
     Optimize = maps:get(optimize, Opts, false),
     Bindings = names_as_bindings(maps:get(bindings, Opts, [])),
+    Output = maps:get(output, Opts, discard),
     if
         Mode =/= pool, Mode =/= caller -> {error, {invalid_option, {mode, Mode}}};
+        %% Runs return no printed text: pool runs discard it.
+        Output =/= discard -> {error, {invalid_option, {output, Output}}};
         not is_integer(Size); Size < 0; Mode =:= pool, Size =:= 0 ->
             {error, {invalid_option, {pool_size, Size}}};
         not is_integer(MaxSource); MaxSource < 0 -> {error, {invalid_option, {max_source, MaxSource}}};
@@ -184,11 +187,16 @@ run(#prepared{} = P, Bindings, Opts) when is_list(Opts) ->
 run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts) when is_map(Opts) ->
     Mode = maps:get(mode, Opts, DefaultMode),
     Timeout = maps:get(timeout, Opts, DefaultTimeout),
+    Unknown = maps:keys(maps:without([mode, timeout], Opts)),
     try inputs(P, Bindings) of
-        Inputs when Mode =:= caller; Mode =:= pool ->
-            finish(P, Bindings, Inputs, run_mode(Mode, P, Inputs, Timeout));
-        _ ->
-            {error, {invalid_option, {mode, Mode}}}
+        _ when Unknown =/= [] ->
+            {error, {invalid_option, hd(Unknown)}};
+        _ when Mode =/= caller, Mode =/= pool ->
+            {error, {invalid_option, {mode, Mode}}};
+        _ when not is_integer(Timeout); Timeout < 0 ->
+            {error, {invalid_option, {timeout, Timeout}}};
+        Inputs ->
+            finish(P, Bindings, Inputs, run_mode(Mode, P, Inputs, Timeout))
     catch
         error:_ -> {error, {invalid_option, {bindings, Bindings}}}
     end;

@@ -56,6 +56,13 @@ defmodule Seccomp.PrepareTest do
       assert {:error, {:invalid_option, :colour}} = Eval.prepare("1", colour: :red)
       assert {:error, {:invalid_option, {:mode, :fast}}} = Eval.prepare("1", mode: :fast)
       assert {:error, {:unknown_profile, :nope}} = Eval.prepare("1", policy: :nope)
+      assert {:error, {:invalid_option, {:output, :capture}}} = Eval.prepare("1", output: :capture)
+      one = prepare!("1", mode: :caller)
+      assert {:error, {:invalid_option, :colour}} = Eval.run(one, [], colour: :red)
+      assert {:error, {:invalid_option, {:timeout, -1}}} = Eval.run(one, [], timeout: -1)
+      assert {:error, {:invalid_option, {:mode, :fast}}} = Eval.run(one, [], mode: :fast)
+      assert {:error, {:invalid_option, {:bindings, :nope}}} = Eval.run(one, :nope)
+      assert {:error, :no_pool} = Eval.run(one, [], mode: :pool)
       rule = prepare!("1 / x", bindings: [:x])
 
       both(fn mode ->
