@@ -385,17 +385,12 @@ joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
 spawn_checked(M, F, Args, Ctx) ->
     below_process_limit(Ctx),
     Started = erlang:apply(M, F, Args),
-    case started_pid(Started) of
+    case seccomp_supervisor:started_pid(Started) of
         undefined -> ok;
         Pid -> register_member(Pid, Ctx)
     end,
     Started.
 
-started_pid(Pid) when is_pid(Pid) -> Pid;
-started_pid({Pid, Ref}) when is_pid(Pid), is_reference(Ref) -> Pid;
-started_pid({ok, Pid}) when is_pid(Pid) -> Pid;
-started_pid(#{pid := Pid}) when is_pid(Pid) -> Pid;
-started_pid(_) -> undefined.
 
 below_process_limit(#ctx{tab = Tab, max_processes = Max} = Ctx) ->
     case ets:lookup(Tab, '$count') of

@@ -14,7 +14,7 @@
 
 -export([child_spec/2, start_restricted/2, start_restricted/3, start_restricted/4,
          start_restricted/5, start_child/2, start_dynamic_child/2, task/3,
-         ps/0, print_ps/0, tree/1]).
+         ps/0, print_ps/0, tree/1, started_pid/1]).
 
 -export_type([policy_source/0, restriction/0, sup_ref/0]).
 
@@ -104,9 +104,22 @@ adopting(Tickets, Fun) ->
             Fun()
     end.
 
-restrict_started({ok, Pid} = Result, Tickets) when is_pid(Pid) -> apply_tickets(Pid, Tickets, Result);
-restrict_started({ok, Pid, _} = Result, Tickets) when is_pid(Pid) -> apply_tickets(Pid, Tickets, Result);
-restrict_started(Other, _Tickets) -> Other.
+restrict_started(Result, Tickets) ->
+    case started_pid(Result) of
+        undefined -> Result;
+        Pid -> apply_tickets(Pid, Tickets, Result)
+    end.
+
+%% @private The process a start function or a spawn returned, in any of the
+%% usual shapes (`Pid', `{Pid, MonitorRef}', `{ok, Pid}', `{ok, Pid, Info}',
+%% a `Task'), or `undefined'.
+-spec started_pid(term()) -> pid() | undefined.
+started_pid(Pid) when is_pid(Pid) -> Pid;
+started_pid({Pid, Ref}) when is_pid(Pid), is_reference(Ref) -> Pid;
+started_pid({ok, Pid}) when is_pid(Pid) -> Pid;
+started_pid({ok, Pid, _Info}) when is_pid(Pid) -> Pid;
+started_pid(#{pid := Pid}) when is_pid(Pid) -> Pid;
+started_pid(_) -> undefined.
 
 apply_tickets(Pid, Tickets, Result) ->
     Outcomes = [seccomp_nif:adopt_pid(Pid, T) || T <- Tickets],
@@ -186,9 +199,11 @@ on_behalf(Start, MFA) ->
             end
     end.
 
-ensure_restricted({ok, Pid} = R, T) when is_pid(Pid) -> restrict_if_free(Pid, T), R;
-ensure_restricted({ok, Pid, _} = R, T) when is_pid(Pid) -> restrict_if_free(Pid, T), R;
-ensure_restricted(R, _T) -> R.
+ensure_restricted(R, T) ->
+    case started_pid(R) of
+        undefined -> R;
+        Pid -> restrict_if_free(Pid, T), R
+    end.
 
 restrict_if_free(Pid, T) ->
     case seccomp:is_restricted(Pid) of
