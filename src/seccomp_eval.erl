@@ -214,17 +214,18 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
             {error, memory_limit};
         {'DOWN', RootRef, process, Root, Why} ->
             sticky(seccomp_sandbox:violation(Ctx), {error, {exception, exit, Why, format(erlang, exit, Why)}});
+        {seccomp_usage, Id, Usage} ->
+            case over_limit(Usage, S) of
+                ok -> watch(S);
+                Limit -> {error, Limit}
+            end;
         {'DOWN', CallerRef, process, _, _} ->
             seccomp_sandbox:close(Ctx),
             exit(normal)
     after Wait ->
         case erlang:monotonic_time(millisecond) >= Deadline of
             true -> {error, timeout};
-            false ->
-                case over_limit(Ctx, S) of
-                    ok -> watch(S);
-                    Limit -> {error, Limit}
-                end
+            false -> watch(with_sampler(S))
         end
     end.
 
@@ -233,27 +234,30 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
 sticky(none, Result) -> Result;
 sticky(MFA, _Result) -> {error, {seccomp_violation, MFA}}.
 
-%% Reductions and off-heap binaries are not covered by max_heap_size. The
-%% sampling runs in its own process: process_info/2 waits for a process busy
-%% in a long BIF, and the keeper must stay free to enforce the timeout.
-over_limit(Ctx, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) ->
+over_limit({Reds, Bin}, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) ->
+    if
+        Reds > MaxReds -> reduction_limit;
+        Bin > MaxBin -> memory_limit;
+        true -> ok
+    end.
+
+%% Reductions and off-heap binaries are not covered by max_heap_size: a
+%% sampler reports them every few milliseconds. It is its own process because
+%% process_info/2 waits for a process busy in a long BIF, and the keeper must
+%% stay free to enforce the timeout. Started once the eval outlasts a poll
+%% interval, so short evaluations spawn none; it ends with the keeper.
+with_sampler(#{sampler := _} = S) ->
+    S;
+with_sampler(#{ctx := Ctx} = S) ->
     Keeper = self(),
-    Ref = make_ref(),
-    {Sampler, MRef} = spawn_monitor(fun() -> Keeper ! {Ref, seccomp_sandbox:usage(Ctx)} end),
+    S#{sampler => spawn(fun() -> sample(Keeper, monitor(process, Keeper), Ctx) end)}.
+
+sample(Keeper, Ref, Ctx) ->
     receive
-        {Ref, {Reds, Bin}} ->
-            demonitor(MRef, [flush]),
-            if
-                Reds > MaxReds -> reduction_limit;
-                Bin > MaxBin -> memory_limit;
-                true -> ok
-            end;
-        {'DOWN', MRef, process, Sampler, _} ->
-            ok
-    after ?POLL_MS * 4 ->
-        exit(Sampler, kill),
-        demonitor(MRef, [flush]),
-        ok
+        {'DOWN', Ref, process, Keeper, _} -> ok
+    after ?POLL_MS ->
+        Keeper ! {seccomp_usage, seccomp_sandbox:id(Ctx), seccomp_sandbox:usage(Ctx)},
+        sample(Keeper, Ref, Ctx)
     end.
 
 %%% Inside the sandbox -------------------------------------------------------------
