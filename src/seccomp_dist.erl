@@ -332,7 +332,7 @@ receiver(Ctrl, Socket, Node, DHandle) ->
     put(seccomp_dist_ctrl, Ctrl),
     receive go -> ok end,
     ok = inet:setopts(Socket, [{active, 10}]),
-    receive_loop(Socket, Node, DHandle).
+    receive_loop(Socket, Node, DHandle, {none, none}).
 
 %% `unfiltered' exists only to measure the filter's own cost (make bench).
 decide(_Packet, _Node, unfiltered) -> {accept, unfiltered};
@@ -351,13 +351,21 @@ refuse_spawn(<<_, Rest/binary>>) ->
         error:badarg -> ok
     end.
 
-receive_loop(Socket, Node, DHandle) ->
+%% The node's rules are worked out again only when `set_policy/1' changed
+%% the policy (persistent_term hands back the very same term until then).
+rules(Node, {Policy, Rules} = Cache) ->
+    case policy() of
+        Policy -> {Rules, Cache};
+        unfiltered -> {unfiltered, {unfiltered, unfiltered}};
+        New ->
+            NewRules = seccomp_dist_filter:rules_for(Node, New),
+            {NewRules, {New, NewRules}}
+    end.
+
+receive_loop(Socket, Node, DHandle, Cache) ->
     receive
         {tcp, Socket, Packet} ->
-            Rules = case policy() of
-                        unfiltered -> unfiltered;
-                        P -> seccomp_dist_filter:rules_for(Node, P)
-                    end,
+            {Rules, Cache1} = rules(Node, Cache),
             case decide(Packet, Node, Rules) of
                 {accept, Kind} ->
                     count(Node, Kind, accepted),
@@ -375,12 +383,12 @@ receive_loop(Socket, Node, DHandle) ->
                                    [Node, Why], #{domain => [beam_seccomp, dist]}),
                     exit({seccomp_dist_malformed, Why})
             end,
-            receive_loop(Socket, Node, DHandle);
+            receive_loop(Socket, Node, DHandle, Cache1);
         {tcp_passive, Socket} ->
             ok = inet:setopts(Socket, [{active, 10}]),
-            receive_loop(Socket, Node, DHandle);
+            receive_loop(Socket, Node, DHandle, Cache);
         {tcp_closed, Socket} ->
             exit(connection_closed);
         _ ->
-            receive_loop(Socket, Node, DHandle)
+            receive_loop(Socket, Node, DHandle, Cache)
     end.
