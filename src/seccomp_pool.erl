@@ -73,7 +73,7 @@ request(Gen, I, Bindings, Deadline, Timeout) ->
             {error, released};
         [{_, Runner, A}] ->
             Ref = monitor(process, Runner),
-            Runner ! {?RUN, self(), Ref, Deadline, Bindings},
+            Runner ! {?RUN, A, self(), Ref, Deadline, Bindings},
             receive
                 {Ref, Result} ->
                     demonitor(Ref, [flush]),
@@ -219,7 +219,7 @@ runner(Keeper, Ctx, A, Capture, Spec) ->
 
 runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang} = Spec) ->
     receive
-        {?RUN, From, Ref, Deadline, Bindings} ->
+        {?RUN, A, From, Ref, Deadline, Bindings} ->
             case erlang:monotonic_time(millisecond) < Deadline of
                 true ->
                     atomics:put(A, ?RUN_ID, erlang:phash2(Ref)),
@@ -232,7 +232,7 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
                     From ! {Ref, seccomp_eval:sticky(seccomp_sandbox:violation(Ctx), Result)},
                     %% The table is gone when the pool stopped during the run.
                     try seccomp_sandbox:reset(Ctx) catch error:badarg -> exit(normal) end,
-                    flush();
+                    flush(A);
                 false ->
                     %% The caller has given up on this request.
                     ok
@@ -248,15 +248,18 @@ wake(Keeper, A) ->
         _ -> ok
     end.
 
-%% Drop what the run left in the mailbox, keeping queued requests.
-flush() ->
+%% Drop what the run left in the mailbox, keeping queued requests. Only a
+%% message that carries this runner's atomics (which sandboxed code never
+%% sees) is a request: the code may send itself lookalikes.
+flush(A) ->
     case process_info(self(), message_queue_len) of
         {message_queue_len, 0} -> ok;
-        _ -> flush_stray()
+        _ -> flush_stray(A)
     end.
 
-flush_stray() ->
+flush_stray(A) ->
     receive
-        M when not is_tuple(M); tuple_size(M) =:= 0; element(1, M) =/= ?RUN -> flush_stray()
+        M when not is_tuple(M); tuple_size(M) =/= 6; element(1, M) =/= ?RUN; element(2, M) =/= A ->
+            flush_stray(A)
     after 0 -> ok
     end.

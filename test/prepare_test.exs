@@ -144,6 +144,30 @@ defmodule Seccomp.PrepareTest do
       for task <- tasks, do: assert({:ok, :nothing, _} = Task.await(task))
       refute_received _, "#{inspect(parent)} got a stray message"
     end
+
+    test "a run cannot queue a forged request that would run without the caller's deadline" do
+      {:ok, rule} =
+        :seccomp_eval.prepare(
+          """
+          case First of
+            true ->
+              Forged = \#{'First' => false},
+              self() ! {'$seccomp_run', make_ref(), self(), make_ref(), 4611686018427387903, Forged},
+              self() ! {'$seccomp_run', self(), make_ref(), 4611686018427387903, Forged},
+              sent;
+            false ->
+              Loop = fun L(N) -> L(N + 1) end,
+              Loop(0)
+          end.
+          """,
+          %{policy: :processes, allow: [{:erlang, :make_ref, 0}], pool_size: 1}
+        )
+
+      on_exit(fn -> :seccomp_eval.release(rule) end)
+      assert {:ok, :sent, _} = :seccomp_eval.run(rule, %{First: true})
+      # Had a lookalike run, it would hold the only runner far past this timeout.
+      assert {:ok, :sent, _} = :seccomp_eval.run(rule, %{First: true}, %{timeout: 1000})
+    end
   end
 
   describe "pool limits and isolation" do
