@@ -1,4 +1,5 @@
-%% @doc Sandboxed evaluation of Erlang and Elixir expressions.
+%% @doc Sandboxed evaluation of Erlang and Elixir expressions, and the entry
+%% points of prepared code ({@link prepare/2}, {@link run/3}, {@link release/1}).
 %%
 %% Each evaluation runs in fresh processes that carry the caller's layers
 %% plus the sandbox policy, under resource limits. A keeper process watches

@@ -13,6 +13,10 @@ defmodule Seccomp.Eval do
   processes. Processes run with heap, binary, reduction, process, atom and
   time limits, and everything the evaluation started is killed when it ends.
 
+  Code that runs again and again (a pricing rule, a transform) is better
+  prepared once with `prepare/2` and run with `run/3`: the same checks and
+  mediation, compiled, in warm sandbox processes or in the caller's own.
+
   ## Options
 
     * `:policy` — `:pure` (default: data functions only), `:processes` (pure
