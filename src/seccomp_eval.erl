@@ -68,7 +68,7 @@ run(Prepared, Bindings) -> seccomp_prepare:run(Prepared, Bindings, #{}).
 run(Prepared, Bindings, Opts) -> seccomp_prepare:run(Prepared, Bindings, Opts).
 
 %% @doc Release prepared code and its slot.
--spec release(seccomp_prepare:prepared()) -> ok.
+-spec release(seccomp_prepare:prepared()) -> ok | {error, {invalid_option, {prepared, term()}}}.
 release(Prepared) -> seccomp_prepare:release(Prepared).
 
 %%% Options -------------------------------------------------------------------

@@ -268,6 +268,8 @@ finish(_P, _Given, _Inputs, {error, _} = E) ->
 %% @doc Release prepared code: its pool stops (runs in flight end with
 %% `{error, released}'), its slot is freed, and later runs return
 %% `{error, released}'.
--spec release(prepared()) -> ok.
+-spec release(prepared()) -> ok | {error, {invalid_option, {prepared, term()}}}.
 release(#prepared{slot = Slot, generation = Gen}) ->
-    seccomp_prepared:release(Slot, Gen).
+    seccomp_prepared:release(Slot, Gen);
+release(Other) ->
+    {error, {invalid_option, {prepared, Other}}}.

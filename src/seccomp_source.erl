@@ -16,18 +16,33 @@
           {ok, {erlang, [erl_parse:abstract_expr()]} | {elixir, term()}, non_neg_integer()}
           | {error, error()}.
 parse(erlang, Code, MaxAtoms) ->
-    Text = to_list(Code),
-    case new_atoms_erlang(Text) of
-        N when N > MaxAtoms -> {error, atom_limit};
-        N -> erlang_exprs(Text, N)
+    case text(Code) of
+        {ok, Text} ->
+            case new_atoms_erlang(Text) of
+                N when N > MaxAtoms -> {error, atom_limit};
+                N -> erlang_exprs(Text, N)
+            end;
+        error ->
+            not_text()
     end;
 parse(elixir, Code, MaxAtoms) when is_binary(Code); is_list(Code) ->
-    elixir_quoted(unicode:characters_to_binary(Code), MaxAtoms);
+    case text(Code) of
+        {ok, Text} -> elixir_quoted(unicode:characters_to_binary(Text), MaxAtoms);
+        error -> not_text()
+    end;
 parse(elixir, Quoted, _MaxAtoms) ->
     {ok, {elixir, Quoted}, 0}.
 
-to_list(B) when is_binary(B) -> unicode:characters_to_list(B);
-to_list(L) -> unicode:characters_to_list(L).
+%% The code as a list of characters, if it is Unicode text at all.
+text(Code) ->
+    try unicode:characters_to_list(Code) of
+        L when is_list(L) -> {ok, L};
+        _ -> error
+    catch
+        error:_ -> error
+    end.
+
+not_text() -> {error, {syntax_error, 1, <<"the code is not Unicode text">>}}.
 
 erlang_exprs(Text, NewAtoms) ->
     case erl_scan:string(Text, 1) of

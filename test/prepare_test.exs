@@ -63,6 +63,11 @@ defmodule Seccomp.PrepareTest do
       assert {:error, {:invalid_option, {:mode, :fast}}} = Eval.run(one, [], mode: :fast)
       assert {:error, {:invalid_option, {:bindings, :nope}}} = Eval.run(one, :nope)
       assert {:error, :no_pool} = Eval.run(one, [], mode: :pool)
+      assert {:error, {:invalid_option, {:prepared, :junk}}} = Eval.run(:junk, [])
+      assert {:error, {:invalid_option, {:prepared, :junk}}} = Eval.release(:junk)
+      assert {:error, {:syntax_error, 1, _}} = Eval.prepare(<<255, 254>>)
+      assert {:error, {:syntax_error, 1, _}} = :seccomp_eval.prepare(<<255>>, %{})
+      assert {:error, {:syntax_error, 1, _}} = :seccomp_eval.eval([1, 2, :a], %{})
       rule = prepare!("1 / x", bindings: [:x])
 
       both(fn mode ->

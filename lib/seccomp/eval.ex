@@ -100,7 +100,7 @@ defmodule Seccomp.Eval do
     do: :seccomp_eval.run(prepared, bindings, Map.new(opts))
 
   @doc "Release prepared code: later runs return `{:error, :released}`."
-  @spec release(prepared()) :: :ok
+  @spec release(prepared()) :: :ok | {:error, {:invalid_option, {:prepared, term()}}}
   def release(prepared), do: :seccomp_eval.release(prepared)
 
   @doc false
