@@ -187,7 +187,10 @@ run(#prepared{} = P, Bindings, Opts) when is_list(Opts) ->
 run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts) when is_map(Opts) ->
     Mode = maps:get(mode, Opts, DefaultMode),
     Timeout = maps:get(timeout, Opts, DefaultTimeout),
-    Unknown = maps:keys(maps:without([mode, timeout], Opts)),
+    Unknown = case map_size(Opts) of
+                  0 -> [];
+                  _ -> maps:keys(maps:without([mode, timeout], Opts))
+              end,
     try inputs(P, Bindings) of
         _ when Unknown =/= [] ->
             {error, {invalid_option, hd(Unknown)}};
