@@ -37,8 +37,10 @@
 %% (`pool', the default, or `caller'), `pool_size' (warm processes; default
 %% the number of schedulers in pool mode, 0 in caller mode), `max_source'
 %% (bytes, default 65536) and `optimize' (`false' by default: the compiler's
-%% SSA optimisations triple the time `prepare' takes). `bindings' names the variables runs will pass
-%% (the values are ignored); for Erlang, unbound variables are inputs anyway.
+%% SSA optimisations make `prepare' slower). `bindings' names the variables
+%% runs will pass (the values are ignored); for Erlang, unbound variables are
+%% inputs anyway. A run may pick the other mode when the prepared value has a
+%% pool (`pool_size' above 0).
 -spec prepare(iodata() | term(), map() | list()) -> {ok, prepared()} | {error, reason()}.
 prepare(Code, Opts) when is_list(Opts) ->
     try maps:from_list(Opts) of M -> prepare(Code, M)
@@ -164,7 +166,8 @@ compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
         Spec = #{module => Mod, generation => Gen, exprs => Exprs, policy => Native,
                  inputs => Inputs, optimize => Optimize},
         case seccomp_compile:module(Spec) of
-            {ok, Bin, #{inputs := In} = Info} when State =:= erlang -> {ok, Bin, Info, State, [{V, V} || V <- In]};
+            {ok, Bin, #{inputs := In} = Info} when State =:= erlang ->
+                {ok, Bin, Info, State, [{V, V} || V <- In]};
             {ok, Bin, #{inputs := In, outputs := Out} = Info} ->
                 {ok, Bin, Info, elixir_names(State, In ++ Out), Names};
             {error, _} = E -> E
@@ -183,7 +186,9 @@ elixir_names({elixir, ExS, ErlS}, ErlVars) ->
 %% `caller', default: the prepared value's) and `timeout' (ms, pool mode).
 -spec run(prepared(), list() | map(), map() | list()) -> seccomp_eval:result() | {error, reason()}.
 run(#prepared{} = P, Bindings, Opts) when is_list(Opts) ->
-    run(P, Bindings, maps:from_list(Opts));
+    try maps:from_list(Opts) of M -> run(P, Bindings, M)
+    catch error:badarg -> {error, {invalid_option, Opts}}
+    end;
 run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts) when is_map(Opts) ->
     Mode = maps:get(mode, Opts, DefaultMode),
     Timeout = maps:get(timeout, Opts, DefaultTimeout),
