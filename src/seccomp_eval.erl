@@ -209,7 +209,7 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
         {seccomp_result, Id, Result} ->
             demonitor(RootRef, [flush]),
             sticky(seccomp_sandbox:violation(Ctx), Result);
-        {seccomp_limit, Id, Limit} ->
+        {seccomp_limit, Id, Limit, _Member} ->
             {error, Limit};
         {'DOWN', RootRef, process, Root, killed} ->
             {error, memory_limit};

@@ -140,10 +140,15 @@ handle(wake, #{atomics := A} = S) ->
     S#{awake := true, idle := 0};
 handle({'EXIT', Runner, _}, #{runner := Runner} = S) ->
     spawn_runner(S);
-handle({seccomp_limit, _Id, Limit}, #{atomics := A} = S) ->
-    case atomics:get(A, ?DEADLINE) of
-        0 -> S;
-        _ -> abort(Limit, S)
+handle({seccomp_limit, _Id, _Limit, Runner}, #{runner := Runner} = S) ->
+    %% The runner's own limit errors end its run with that error already.
+    S;
+handle({seccomp_limit, _Id, Limit, Member}, #{atomics := A, ctx := Ctx} = S) ->
+    %% A process of the current run: those of earlier runs left the member
+    %% table when their run ended.
+    case atomics:get(A, ?DEADLINE) =/= 0 andalso seccomp_sandbox:is_member(Ctx, Member) of
+        true -> abort(Limit, S);
+        false -> S
     end;
 handle(seccomp_pool_stop, S) ->
     shut(S);

@@ -16,7 +16,7 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
--export([open/3, new/1, caller/2, usage/1, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
+-export([open/3, new/1, caller/2, usage/1, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
          id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
@@ -188,6 +188,11 @@ id(#ctx{id = Id}) -> Id.
 -spec handler(ctx()) -> {value, fun((term(), [term()]) -> term())}.
 handler(Ctx) -> {value, fun(FunSpec, Args) -> call(FunSpec, Args, Ctx) end}.
 
+%% @doc Whether `Pid' joined the sandbox since its last reset.
+-spec is_member(ctx(), pid()) -> boolean().
+is_member(#ctx{tab = Tab}, Pid) ->
+    try ets:member(Tab, Pid) catch error:badarg -> false end.
+
 %% @doc Processes that joined the sandbox (alive or not).
 -spec members(ctx()) -> [pid()].
 members(#ctx{tab = Tab}) ->
@@ -243,7 +248,7 @@ register_member(Pid, #ctx{tab = Tab, max_processes = Max} = Ctx) ->
 limit(Limit, #ctx{keeper = none}) ->
     erlang:error(Limit);
 limit(Limit, #ctx{keeper = Keeper, id = Id}) ->
-    Keeper ! {seccomp_limit, Id, Limit},
+    Keeper ! {seccomp_limit, Id, Limit, self()},
     erlang:error(Limit).
 
 %%% The handler ---------------------------------------------------------------

@@ -195,6 +195,30 @@ defmodule Seccomp.PrepareTest do
       end
     end
 
+    test "a limit a child of the run reaches ends the run at once" do
+      rule =
+        prepare!(
+          """
+          parent = self()
+          spawn(fn ->
+            for i <- 1..20, do: String.to_atom("seccomp_child_atom_\#{i}")
+            send(parent, :done)
+          end)
+          receive do
+            :done -> :finished
+          after
+            3000 -> :waited
+          end
+          """,
+          policy: :processes,
+          max_atoms: 5,
+          pool_size: 1
+        )
+
+      assert {:error, :atom_limit} = Eval.run(rule, [])
+      assert {:error, :atom_limit} = Eval.run(rule, [])
+    end
+
     test "a run sees nothing another run left: dictionary, mailbox, processes, counters" do
       rule =
         prepare!(
