@@ -31,12 +31,18 @@ defmodule Seccomp.PrepareTest do
       :ok = :seccomp_eval.release(erl)
     end
 
-    test "one prepared value serves many runs with different bindings" do
-      rule = prepare!("Enum.map(items, &(&1 * k)) |> Enum.sum()", bindings: [:items, :k])
+    test "one prepared value serves many runs with different bindings, optimised or not" do
+      for optimize <- [false, true] do
+        rule =
+          prepare!("Enum.map(items, &(&1 * k)) |> Enum.sum()",
+            bindings: [:items, :k],
+            optimize: optimize
+          )
 
-      for k <- 1..200 do
-        assert {:ok, value, _} = Eval.run(rule, items: Enum.to_list(1..10), k: k)
-        assert value == 55 * k
+        for k <- 1..200 do
+          assert {:ok, value, _} = Eval.run(rule, items: Enum.to_list(1..10), k: k)
+          assert value == 55 * k
+        end
       end
     end
 
