@@ -216,7 +216,7 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
         {'DOWN', RootRef, process, Root, Why} ->
             sticky(seccomp_sandbox:violation(Ctx), {error, {exception, exit, Why, format(erlang, exit, Why)}});
         {seccomp_usage, Id, Usage} ->
-            case over_limit(Usage, S) of
+            case seccomp_sandbox:over_limit(Usage, maps:get(opts, S)) of
                 ok -> watch(S);
                 Limit -> {error, Limit}
             end;
@@ -234,13 +234,6 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
 -spec sticky(none | mfa(), Result) -> Result | {error, {seccomp_violation, mfa()}}.
 sticky(none, Result) -> Result;
 sticky(MFA, _Result) -> {error, {seccomp_violation, MFA}}.
-
-over_limit({Reds, Bin}, #{opts := #{max_reductions := MaxReds, max_binary := MaxBin}}) ->
-    if
-        Reds > MaxReds -> reduction_limit;
-        Bin > MaxBin -> memory_limit;
-        true -> ok
-    end.
 
 %% Reductions and off-heap binaries are not covered by max_heap_size: a
 %% sampler reports them every few milliseconds. It is its own process because

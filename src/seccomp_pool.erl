@@ -184,13 +184,10 @@ poll(#{atomics := A, idle := Idle} = S) ->
     end.
 
 check_usage(#{ctx := Ctx, atomics := A, spec := #{opts := O}} = S) ->
-    #{max_reductions := MaxReds, max_binary := MaxBin} = O,
     {Reds, Bin} = seccomp_sandbox:usage(Ctx),
-    Used = Reds - atomics:get(A, ?REDS),
-    if
-        Used > MaxReds -> abort(reduction_limit, S);
-        Bin > MaxBin -> abort(memory_limit, S);
-        true -> S
+    case seccomp_sandbox:over_limit({Reds - atomics:get(A, ?REDS), Bin}, O) of
+        ok -> S;
+        Limit -> abort(Limit, S)
     end.
 
 %% Kill the runner and everything the run started; the runner's exit brings a new one.

@@ -16,7 +16,7 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
--export([open/3, new/1, caller/2, usage/1, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
+-export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
          id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
@@ -65,6 +65,16 @@ usage(Ctx) ->
                                 {R, B}
                         end
                 end, {0, 0}, members(Ctx)).
+
+%% @doc Which limit a {@link usage/1} sample exceeds, if any (reductions
+%% counted from the start of the run).
+-spec over_limit({integer(), non_neg_integer()}, map()) -> ok | reduction_limit | memory_limit.
+over_limit({Reds, Bin}, #{max_reductions := MaxReds, max_binary := MaxBin}) ->
+    if
+        Reds > MaxReds -> reduction_limit;
+        Bin > MaxBin -> memory_limit;
+        true -> ok
+    end.
 
 %% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
 -spec new(map()) -> ctx().
@@ -380,8 +390,7 @@ special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
     bounded_integer(Op, X, Y, Ctx),
     erlang:apply(M, F, Args);
 special_kind(dispatch, M, F, Args, Ctx) ->
-    no_forged_structs(Args, Ctx),
-    erlang:apply(M, F, Args).
+    dispatch(M, F, Args, Ctx).
 
 joining(Fun, Ctx) when is_function(Fun, 0) -> fun() -> join(Ctx), Fun() end;
 joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
@@ -395,7 +404,6 @@ spawn_checked(M, F, Args, Ctx) ->
         Pid -> register_member(Pid, Ctx)
     end,
     Started.
-
 
 below_process_limit(#ctx{tab = Tab, max_processes = Max} = Ctx) ->
     case ets:lookup(Tab, '$count') of
