@@ -142,9 +142,9 @@ take_slot(#{used := Used, max := Max}) when map_size(Used) >= Max ->
 take_slot(#{free := [Slot | Rest]} = S) ->
     {ok, Slot, S#{free := Rest}};
 take_slot(#{draining := [_ | _]} = S) ->
-    case drain_all(S) of
-        #{free := [Slot | Rest]} = S1 -> {ok, Slot, S1#{free := Rest}};
-        S1 -> new_slot(S1)
+    case purge_first(S) of
+        {ok, _Slot, _S1} = Taken -> Taken;
+        none -> new_slot(S)
     end;
 take_slot(S) ->
     new_slot(S).
@@ -175,9 +175,13 @@ drain_one(#{draining := [Slot | Rest], free := Free} = S) ->
         false -> schedule_drain(?RETRY_MS, S#{draining := Rest ++ [Slot]})
     end.
 
-drain_all(#{draining := Draining, free := Free} = S) ->
-    {Purged, Still} = lists:partition(fun(Slot) -> code:soft_purge(module_name(Slot)) end, Draining),
-    S#{draining := Still, free := Purged ++ Free}.
+%% The first draining slot that purges (each purge checks every process, so
+%% no more than needed are tried).
+purge_first(#{draining := Draining} = S) ->
+    case lists:splitwith(fun(Slot) -> not code:soft_purge(module_name(Slot)) end, Draining) of
+        {Busy, [Slot | Rest]} -> {ok, Slot, S#{draining := Busy ++ Rest}};
+        {_, []} -> none
+    end.
 
 schedule_drain(_Ms, #{draining_soon := true} = S) ->
     S;
