@@ -16,7 +16,7 @@
           {ok, {erlang, [erl_parse:abstract_expr()]} | {elixir, term()}, non_neg_integer()}
           | {error, error()}.
 parse(erlang, Code, MaxAtoms) ->
-    case text(Code) of
+    case text(Code, fun unicode:characters_to_list/1) of
         {ok, Text} ->
             case new_atoms_erlang(Text) of
                 N when N > MaxAtoms -> {error, atom_limit};
@@ -26,17 +26,18 @@ parse(erlang, Code, MaxAtoms) ->
             not_text()
     end;
 parse(elixir, Code, MaxAtoms) when is_binary(Code); is_list(Code) ->
-    case text(Code) of
-        {ok, Text} -> elixir_quoted(unicode:characters_to_binary(Text), MaxAtoms);
+    case text(Code, fun unicode:characters_to_binary/1) of
+        {ok, Text} -> elixir_quoted(Text, MaxAtoms);
         error -> not_text()
     end;
 parse(elixir, Quoted, _MaxAtoms) ->
     {ok, {elixir, Quoted}, 0}.
 
-%% The code as a list of characters, if it is Unicode text at all.
-text(Code) ->
-    try unicode:characters_to_list(Code) of
-        L when is_list(L) -> {ok, L};
+%% The code converted to the form the parser wants (characters or UTF-8),
+%% if it is Unicode text at all.
+text(Code, Convert) ->
+    try Convert(Code) of
+        Text when is_list(Text); is_binary(Text) -> {ok, Text};
         _ -> error
     catch
         error:_ -> error
