@@ -151,6 +151,11 @@ signal(Kind, From, To, Payload, #{node := Node, rules := R} = C) ->
                 false -> refuse(Kind, From, To, not_allowed);
                 true ->
                     case reach(To, C) of
+                        given when Flag =/= monitor, Flag =/= send, is_pid(To) ->
+                            case seccomp_dist_system:is_system(To) of
+                                false -> with_reason(Kind, Payload, C);
+                                true -> refuse(Kind, From, To, system_process)
+                            end;
                         given -> with_reason(Kind, Payload, C);
                         {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
                         {name, Name} -> refuse(Kind, From, To, {named_process, Name});
@@ -192,13 +197,19 @@ reply(Ctl) -> <<?PASS_THROUGH, (term_to_binary(Ctl))/binary>>.
 
 %% How the peer may reach the local process or alias `To': `given' (it holds
 %% it), `{name, Name}' (a registered process, judged by its name), else why not.
-reach(To, #{caps := Caps}) when is_pid(To) ->
+reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
     case node(To) =:= node() of
         false -> not_local;
         true ->
             case erlang:process_info(To, registered_name) of
                 undefined -> no_process;
-                {registered_name, Name} -> {name, Name};
+                {registered_name, Name} ->
+                    %% Registered processes the policy does not name are
+                    %% system processes: never reachable, whoever was shown them.
+                    case lists:member(Name, Names) of
+                        true -> {name, Name};
+                        false -> {system_process, Name}
+                    end;
                 [] ->
                     case seccomp_dist_caps:holds(Caps, To) of
                         true -> given;
