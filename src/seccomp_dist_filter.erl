@@ -59,14 +59,14 @@ decide(<<?PASS_THROUGH, Rest/binary>>, #{atoms_left := Left} = C) ->
         {ok, #{funs := 0, size := Size, new_atoms := New}} ->
             <<CtlBin:Size/binary, Payload/binary>> = Rest,
             N = length(New),
-            try decode(CtlBin) of
-                Ctl when is_tuple(Ctl), tuple_size(Ctl) >= 1, is_integer(element(1, Ctl)) ->
-                    case control(Ctl, Payload, C#{atoms_left := Left - N}) of
-                        {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};
-                        Other -> {Other, N}
-                    end;
-                _ ->
-                    {{malformed, bad_control}, N}
+            try
+                Ctl = decode(CtlBin),
+                is_tuple(Ctl) andalso tuple_size(Ctl) >= 1 andalso is_integer(element(1, Ctl))
+                    orelse throw({malformed, bad_control}),
+                control(Ctl, Payload, C#{atoms_left := Left - N})
+            of
+                {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};
+                Other -> {Other, N}
             catch
                 throw:{malformed, _} = M -> {M, N}
             end;
