@@ -81,8 +81,21 @@ pg({join, From, _Group, Pids}, Peer) when is_pid(From) -> own(From, Peer, all_ow
 pg({leave, From, Pids, Groups}, Peer) when is_pid(From), is_list(Groups) -> own(From, Peer, all_own(Pids, Peer));
 pg({'$gen_cast', {sync, From, Groups}}, Peer) when is_pid(From), is_list(Groups) ->
     own(From, Peer, all_own(lists:append([Pids || {_, Pids} <- Groups]), Peer));
+%% OTP 29's pg (data_publisher): versioned discovery, full local data, updates.
+pg({discover, From, Version}, Peer) when is_pid(From), is_integer(Version) -> own(From, Peer, ok);
+pg({local_data, From, Version, Groups}, Peer) when is_pid(From), is_integer(Version), is_map(Groups) ->
+    own(From, Peer, all_own(lists:append([to_list(Pids) || Pids <- maps:values(Groups)]), Peer));
+pg({update, From, Update}, Peer) when is_pid(From), is_list(Update) ->
+    Pids = [to_list(Add) ++ to_list(Remove) || {_Group, Add, Remove} <- Update],
+    case length(Pids) =:= length(Update) of
+        true -> own(From, Peer, all_own(lists:append(Pids), Peer));
+        false -> {refused, {pg, bad_update}}
+    end;
 pg(Msg, _Peer) ->
     {refused, {pg, tag(Msg)}}.
+
+to_list(L) when is_list(L) -> L;
+to_list(X) -> [X].
 
 all_own(Pid, Peer) when is_pid(Pid) -> own(Pid, Peer, ok);
 all_own(Pids, Peer) when is_list(Pids) ->

@@ -62,7 +62,11 @@ start(Name, Kind, Extra) ->
     {ok, _} = peer:call(Peer, application, ensure_all_started, [beam_seccomp]),
     {Peer, Node}.
 
-stop(Peers) -> [catch peer:stop(P) || P <- Peers], ok.
+stop(Peers) -> [attempt(fun() -> peer:stop(P) end) || P <- Peers], ok.
+
+%% The outcome of an attempt that may fail.
+attempt(F) ->
+    try F() catch Class:Why -> {Class, Why} end.
 
 on(Peer, Fun) -> on(Peer, Fun, 30000).
 on(Peer, Fun, Timeout) -> peer:call(Peer, erlang, apply, [Fun, []], Timeout).
@@ -138,12 +142,12 @@ doors_are_refused(Config) ->
     Attacks = attacks(File),
     Results = on(Att, fun() ->
                               true = net_kernel:connect_node(ProtNode),
-                              Calls = [{rpc_call, catch rpc:call(ProtNode, os, cmd, [Touch], 500)},
+                              Calls = [{rpc_call, attempt(fun() -> rpc:call(ProtNode, os, cmd, [Touch], 500) end)},
                                        {rpc_cast, rpc:cast(ProtNode, os, cmd, [Touch])},
-                                       {erpc_call, catch erpc:call(ProtNode, os, cmd, [Touch], 500)},
+                                       {erpc_call, attempt(fun() -> erpc:call(ProtNode, os, cmd, [Touch], 500) end)},
                                        {spawn_mfa, spawn(ProtNode, os, cmd, [Touch])},
                                        {spawn_fun, spawn(ProtNode, fun() -> os:cmd(Touch) end)},
-                                       {exit2_init, catch exit(rpc:call(ProtNode, erlang, whereis, [init], 500), kill)}],
+                                       {exit2_init, attempt(fun() -> exit(rpc:call(ProtNode, erlang, whereis, [init], 500), kill) end)}],
                               Sends = [{Name, To, Msg} || {Name, Msg} <- Attacks, To <- ?SYSTEM,
                                                           _ <- [{To, ProtNode} ! Msg]],
                               {Calls, length(Sends)}
@@ -234,7 +238,7 @@ request_shapes_are_enforced(Config) ->
     File = filename:join(?config(dir, Config), "pwned"),
     pong = on(Other, fun() -> net_adm:ping(ProtNode) end),
     Before = snapshot(Prot),
-    Call = fun(Name, Req) -> catch gen_server:call({Name, ProtNode}, Req, 300) end,
+    Call = fun(Name, Req) -> attempt(fun() -> gen_server:call({Name, ProtNode}, Req, 300) end) end,
     Results = on(Att, fun() ->
                               pong = net_adm:ping(ProtNode),
                               [{Req, Call(net_kernel, Req)} ||
@@ -372,7 +376,7 @@ outgoing_rpc_carries_the_policy(_Config) ->
                            Self = self(),
                            spawn(fun() ->
                                          ok = seccomp:restrict(#{mode => blacklist, rules => [os]}),
-                                         Local = (catch seccomp:rpc_call(NodeB, os, getpid, [])),
+                                         Local = attempt(fun() -> seccomp:rpc_call(NodeB, os, getpid, []) end),
                                          Remote = seccomp:rpc_call(NodeB, erlang, apply, [os, getpid, []], 5000),
                                          Allowed = seccomp:rpc_call(NodeB, erlang, node, [], 5000),
                                          Self ! {done, Local, Remote, Allowed}
@@ -380,7 +384,7 @@ outgoing_rpc_carries_the_policy(_Config) ->
                            receive {done, L, R, Al} -> {L, R, Al} after 15000 -> timeout end
                    end),
     ct:log("~p~nstats on B: ~p", [Result, peer:call(B, seccomp_dist, stats, [])]),
-    {{'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}}, {badrpc, _}, NodeB} = Result,
+    {{error, {seccomp_violation, {os, getpid, 0}}}, {badrpc, _}, NodeB} = Result,
     ?assertEqual(NodeB, on(A, fun() -> seccomp:rpc_call(NodeB, erlang, node, [], 5000) end)),
     stop([A, B]).
 
