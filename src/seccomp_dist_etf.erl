@@ -126,11 +126,24 @@ funs(#acc{funs = F} = A) -> A#acc{funs = F + 1}.
 %% Our own outgoing data (`node' set) names only existing atoms.
 atom(_Tag, _Name, #acc{node = Node} = A) when is_binary(Node) -> A;
 atom(Tag, Name, #acc{new = New, budget = Budget} = A) ->
-    Enc = case Tag of 100 -> latin1; 115 -> latin1; _ -> utf8 end,
-    try binary_to_existing_atom(Name, Enc) of
+    try binary_to_existing_atom(Name, encoding(Tag, Name)) of
         _ -> A
     catch
         error:badarg when is_map_key(Name, New) -> A;
         error:badarg when map_size(New) < Budget -> A#acc{new = New#{Name => true}};
         error:badarg -> throw(atom_budget)
     end.
+
+%% An ASCII name is the same in both encodings, and the runtime looks up
+%% latin-1 names much faster than UTF-8 ones.
+encoding(100, _Name) -> latin1;
+encoding(115, _Name) -> latin1;
+encoding(_Tag, Name) ->
+    case ascii(Name) of
+        true -> latin1;
+        false -> utf8
+    end.
+
+ascii(<<C, Rest/binary>>) when C < 128 -> ascii(Rest);
+ascii(<<>>) -> true;
+ascii(_) -> false.
