@@ -62,7 +62,7 @@ policy() -> persistent_term:get(?POLICY_KEY, seccomp_dist_policy:default()).
 stats() -> seccomp_dist_stats:stats().
 
 %% The policy is loaded before the first connection: no connection is ever
-%% unfiltered, and a bad policy stops distribution from starting.
+%% unchecked, and a bad policy stops distribution from starting.
 load_policy() ->
     _ = application:load(beam_seccomp),
     case application:get_env(beam_seccomp, dist_policy) of
