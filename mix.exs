@@ -43,6 +43,6 @@ defmodule BeamSeccomp.MixProject do
   end
 
   def application do
-    [mod: {:beam_seccomp_app, []}, env: [trap_timeout: 5000], extra_applications: [:logger]]
+    [mod: {:beam_seccomp_app, []}, env: [trap_timeout: 5000], extra_applications: [:logger, :compiler, :syntax_tools]]
   end
 end

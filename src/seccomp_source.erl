@@ -113,6 +113,10 @@ quoted(Q, [C | T], Acc) -> quoted(Q, T, [C | Acc]).
 
 %%% Elixir ------------------------------------------------------------------------
 
+%% The tokenizer's warnings about the user's code (deprecated syntax) are not
+%% the host's business: they would go to its standard error.
+-define(PARSE_OPTS, [{file, <<"nofile">>}, {emit_warnings, false}]).
+
 %% Parse once with an encoder that creates no atom and records the unknown
 %% ones; only when they fit the budget is the text parsed for real.
 elixir_quoted(Text, MaxAtoms) ->
@@ -125,7 +129,7 @@ elixir_quoted(Text, MaxAtoms) ->
                           {ok, {'$new_atom', Name}}
                   end
               end,
-    Probe = 'Elixir.Code':string_to_quoted(Text, [{static_atoms_encoder, Encoder}, {file, <<"nofile">>}]),
+    Probe = 'Elixir.Code':string_to_quoted(Text, [{static_atoms_encoder, Encoder} | ?PARSE_OPTS]),
     New = map_size(erase(Key)),
     case Probe of
         {ok, Quoted} ->
@@ -140,7 +144,7 @@ elixir_quoted(Text, MaxAtoms) ->
     end.
 
 reparse(Text, Total) ->
-    case 'Elixir.Code':string_to_quoted(Text, [{file, <<"nofile">>}]) of
+    case 'Elixir.Code':string_to_quoted(Text, ?PARSE_OPTS) of
         {ok, Quoted} -> {ok, {elixir, Quoted}, Total};
         {error, Error} -> {error, elixir_syntax_error(Error)}
     end.
