@@ -3,7 +3,8 @@
 # dependency (a file:// URL to a clone of this repository's HEAD, no Hex) and
 # one with it as a path dependency. On the FIRST `mix compile` of each, eval
 # and prepare must work; then a `mix release` of the git consumer must run
-# them too. Everything happens in a temporary directory that is removed.
+# them too. The checks run with --no-compile: a later `mix compile` would
+# hide a NIF missing after the first. Everything happens in a temporary directory that is removed.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -11,6 +12,8 @@ trap 'rm -rf "$work"' EXIT
 unset MIX_ENV MIX_BUILD_PATH MIX_DEPS_PATH
 
 git clone --quiet "file://$repo" "$work/beam_seccomp"
+# A branch for the consumer's clone to follow, even when HEAD here is detached.
+git -C "$work/beam_seccomp" checkout --quiet -B consumer-test
 
 check='
 {:ok, _} = Application.ensure_all_started(:beam_seccomp)
@@ -50,11 +53,12 @@ consumer "$work/git_app" "git: \"file://$work/beam_seccomp\""
 consumer "$work/path_app" "path: \"$work/beam_seccomp\""
 
 (cd "$work/path_app" && mix compile >/dev/null 2>&1)
-expect_ok "path dependency, first compile" bash -c "cd '$work/path_app' && mix run -e '$check'"
+expect_ok "path dependency, first compile" \
+  bash -c "cd '$work/path_app' && mix run --no-compile --no-deps-check -e '$check'"
 
 cd "$work/git_app"
 MIX_ENV=prod mix deps.get >/dev/null
 MIX_ENV=prod mix compile >/dev/null 2>&1
-expect_ok "git dependency, first compile" env MIX_ENV=prod mix run -e "$check"
+expect_ok "git dependency, first compile" env MIX_ENV=prod mix run --no-compile --no-deps-check -e "$check"
 MIX_ENV=prod mix release --quiet >/dev/null 2>&1
 expect_ok "release of the git consumer" _build/prod/rel/consumer/bin/consumer eval "$check"

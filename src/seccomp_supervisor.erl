@@ -218,7 +218,7 @@ restrict_if_free(Pid, T) ->
                  layers := non_neg_integer(), checks := non_neg_integer(),
                  denials := non_neg_integer()}].
 ps() ->
-    [row(P, S) || P <- processes(), is_map(S = seccomp:status(P))].
+    [row(P, S) || P <- processes(), S <- [seccomp:status(P)], is_map(S)].
 
 row(Pid, #{mode := Mode, layers := Layers, checks := C, denials := D}) ->
     Name = case process_info(Pid, registered_name) of
