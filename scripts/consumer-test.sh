@@ -39,6 +39,7 @@ end
 MIX
 }
 
+passed=0
 expect_ok() {  # expect_ok WHAT COMMAND...
   local out
   if ! out=$("${@:2}" 2>&1) || ! grep -q "consumer ok: eval and prepare" <<<"$out"; then
@@ -47,6 +48,7 @@ expect_ok() {  # expect_ok WHAT COMMAND...
     exit 1
   fi
   echo "consumer-test: $1: ok"
+  passed=$((passed + 1))
 }
 
 consumer "$work/git_app" "git: \"file://$work/beam_seccomp\""
@@ -62,3 +64,4 @@ MIX_ENV=prod mix compile >/dev/null 2>&1
 expect_ok "git dependency, first compile" env MIX_ENV=prod mix run --no-compile --no-deps-check -e "$check"
 MIX_ENV=prod mix release --quiet >/dev/null 2>&1
 expect_ok "release of the git consumer" _build/prod/rel/consumer/bin/consumer eval "$check"
+echo "consumer-test: $passed checks passed"
