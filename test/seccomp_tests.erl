@@ -226,6 +226,9 @@ status_and_table() ->
 files_round_trip() ->
     Dir = filename:join(["/tmp", "seccomp_eunit_" ++ os:getpid()]),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    try files_round_trip(Dir) after ok = file:del_dir_r(Dir) end.
+
+files_round_trip(Dir) ->
     P = policy(#{mode => blacklist, no_spawn => true, default_action => {trap, my_broker},
                  rules => [os, {file, delete, 1}, #{match => {io, '_', '_'}, action => log}]}),
     lists:foreach(fun(Name) ->
