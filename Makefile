@@ -19,6 +19,11 @@ test: setup
 soak: setup
 	@SECCOMP_SOAK=1 mix test test/prepare_cycles_test.exs test/churn_test.exs
 
+# Every suite on the Debian toolchain, OTP 27.3/Elixir 1.18 and OTP 29.1/Elixir 1.20
+# (SECCOMP_TOOLCHAINS: a directory of prebuilt bundles; built from source otherwise).
+test-matrix: setup
+	@scripts/test-matrix.sh
+
 # A consumer app with this library as a git dependency, and its release.
 consumer-test: setup
 	@scripts/consumer-test.sh
