@@ -3,7 +3,7 @@
 %% before any of them is created.
 -module(seccomp_source).
 
--export([parse/3, new_atoms_erlang/1]).
+-export([parse/3, new_atoms_erlang/1, within_size/2]).
 
 -type language() :: erlang | elixir.
 -type error() :: atom_limit | {syntax_error, pos_integer(), binary()}
@@ -32,6 +32,17 @@ parse(elixir, Code, MaxAtoms) when is_binary(Code); is_list(Code) ->
     end;
 parse(elixir, Quoted, _MaxAtoms) ->
     {ok, {elixir, Quoted}, 0}.
+
+%% @doc Whether source text (iodata) or a quoted form (its external format)
+%% is at most `Max' bytes. The walk stops at the limit: the code is the
+%% caller's data, but may still share subterms.
+-spec within_size(iodata() | term(), non_neg_integer()) -> boolean().
+within_size(Code, Max) ->
+    %% A charlist costs two per character in the bounded walk (cell and byte).
+    try seccomp_size:within(Code, 2 * Max + 1, iodata) andalso iolist_size(Code) =< Max
+    catch error:badarg ->
+            seccomp_size:within(Code, 8 * Max, term) andalso erlang:external_size(Code) =< Max
+    end.
 
 %% The code converted to the form the parser wants (characters or UTF-8),
 %% if it is Unicode text at all.
