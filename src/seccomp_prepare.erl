@@ -27,7 +27,7 @@
 -opaque prepared() :: #prepared{}.
 -type mode() :: pool | caller.
 -type reason() :: seccomp_eval:reason() | released | no_pool
-                | {prepare_limit, count | size, pos_integer()}.
+                | {prepare_limit, count | size | owner, pos_integer()}.
 -export_type([prepared/0, mode/0, reason/0]).
 
 -define(PREPARE_KEYS, [mode, pool_size, max_source, optimize]).
