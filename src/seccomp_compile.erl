@@ -175,15 +175,46 @@ tx({'receive', A, Cs}, P) ->
     {'receive', A, [receive_clause(C, P) || C <- Cs]};
 tx({'receive', A, Cs, T, After}, P) ->
     {'receive', A, [receive_clause(C, P) || C <- Cs], tx(T, P), txs(After, P)};
-tx({Gen, A, Pattern, E}, P) when Gen =:= generate; Gen =:= b_generate; Gen =:= m_generate ->
+tx({Gen, A, Pattern, E}, P) when Gen =:= generate; Gen =:= generate_strict;
+                                 Gen =:= b_generate; Gen =:= b_generate_strict;
+                                 Gen =:= m_generate; Gen =:= m_generate_strict ->
     {Gen, A, Pattern, tx(E, P)};
-tx(T, P) when is_tuple(T), tuple_size(T) >= 2 ->
-    generic(T, P);
-tx(Other, _P) ->
-    Other.
+tx({zip, A, Gens}, P) when is_list(Gens) ->
+    {zip, A, txs(Gens, P)};
+tx({Leaf, _A, _Value} = E, _P) when Leaf =:= atom; Leaf =:= char; Leaf =:= float;
+                                    Leaf =:= integer; Leaf =:= string; Leaf =:= var ->
+    E;
+tx({nil, _A} = E, _P) ->
+    E;
+tx({'fun', A, {clauses, Cs}}, P) when is_list(Cs) ->
+    {'fun', A, {clauses, txs(Cs, P)}};
+tx({bin_element, A, Value, Size, Type}, P) ->
+    {bin_element, A, tx(Value, P), case Size of default -> default; _ -> tx(Size, P) end, Type};
+tx({Tag, _A, _, _} = E, P) when Tag =:= cons; Tag =:= named_fun; Tag =:= 'case';
+                                Tag =:= map_field_assoc; Tag =:= map_field_exact;
+                                Tag =:= lc; Tag =:= bc; Tag =:= mc ->
+    generic(E, P);
+tx({Tag, _A, _} = E, P) when Tag =:= tuple; Tag =:= map; Tag =:= bin; Tag =:= block;
+                             Tag =:= 'if'; Tag =:= 'catch' ->
+    generic(E, P);
+tx({'try', _A, _, _, _, _} = E, P) ->
+    generic(E, P);
+tx({map, _A, _Base, _Fields} = E, P) ->
+    generic(E, P);
+tx(Form, _P) ->
+    %% Default deny: what this pass does not know stays out of compiled code.
+    throw({unsafe, anno(Form), "this syntax is not available in prepared code"}).
+
+anno(Form) when is_tuple(Form), tuple_size(Form) >= 2 ->
+    case erl_anno:is_anno(element(2, Form)) of
+        true -> element(2, Form);
+        false -> erl_anno:new(1)
+    end;
+anno(_Form) ->
+    erl_anno:new(1).
 
 generic(T, P) ->
-    list_to_tuple([element(1, T) | [sub(X, P) || X <- tl(tuple_to_list(T))]]).
+    list_to_tuple([element(1, T), element(2, T) | [sub(X, P) || X <- tl(tl(tuple_to_list(T)))]]).
 
 %% Elixir's `var.field': a map's field, else a call of the module the
 %% variable names, else `badkey'. One helper call instead of three clauses
