@@ -70,8 +70,11 @@ elixir_code_modules() ->
     Prefixes = ["Elixir.Code", "Elixir.Module", "Elixir.Kernel.ParallelCompiler",
                 "Elixir.Kernel.ErrorHandler", "Elixir.Kernel.LexicalTracker", "elixir_compiler",
                 "elixir_module", "elixir_def", "elixir_lexical"],
-    [elixir | [M || M <- app_keys(elixir),
-                    lists:any(fun(P) -> lists:prefix(P, atom_to_list(M)) end, Prefixes)]].
+    %% The entry points are named too: Elixir may reach the code path only
+    %% after this list is made.
+    [elixir, 'Elixir.Code', 'Elixir.Module', 'Elixir.Kernel.ErrorHandler', elixir_compiler,
+     elixir_module, elixir_def
+     | [M || M <- app_keys(elixir), lists:any(fun(P) -> lists:prefix(P, atom_to_list(M)) end, Prefixes)]].
 
 %% @doc Single BIFs that load code, trace, or change the runtime.
 -spec functions() -> [mfa()].

@@ -152,8 +152,11 @@ fn wildcard_or<'a, T: rustler::Decoder<'a>>(t: Term<'a>) -> NifResult<Option<T>>
 }
 
 pub fn decode_spec(t: Term) -> NifResult<Spec<Atom, Broker>> {
-    let (mode, no_spawn, inherit, default_action, rules): (Atom, bool, bool, Term, Vec<Term>) =
+    let (mode, no_spawn, inherit, default_action, rules): (Atom, bool, bool, Term, Term) =
         t.decode()?;
+    // An improper list is `badarg`: rustler's list decoding would panic on it.
+    rules.list_length()?;
+    let rules: Vec<Term> = rules.decode()?;
     let mode = match mode {
         m if m == atoms::whitelist() => Mode::Whitelist,
         m if m == atoms::blacklist() => Mode::Blacklist,
