@@ -37,7 +37,7 @@ init_per_suite(Config) ->
 end_per_suite(_Config) -> ok.
 
 init_per_testcase(Case, Config) ->
-    Dir = filename:join("/tmp", "seccomp_ct_" ++ atom_to_list(Case) ++ "_" ++ os:getpid()),
+    Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_path(Dir),
     [{dir, Dir} | Config].
 
