@@ -223,7 +223,7 @@ defmodule Seccomp.SupervisorTest do
           end
         end)
 
-      assert %ErlangError{original: {:seccomp_violation, {:supervisor, :start_child, 2}}} = result
+      assert %Seccomp.ViolationError{mfa: {:supervisor, :start_child, 2}} = result
       refute Enum.any?(Supervisor.which_children(sup), fn {id, _, _, _} -> id == :raw end)
     end
   end
