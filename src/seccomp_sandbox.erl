@@ -188,13 +188,14 @@ ordinary(M, F, A) ->
     not special_call(M, F, A) andalso not caller_forbidden(M, F, A)
         andalso not seccomp_prepared:is_slot(M).
 
-%% @doc A protocol-dispatching call that prepared code may make: its
-%% arguments hold no struct of a module the policy does not allow.
+%% @doc An allowed call into code that may run what its arguments name:
+%% carried out once the arguments name nothing outside the policy (see
+%% {@link no_foreign_code/3}).
 -spec dispatch(module(), atom(), list(), ctx()) -> term().
 dispatch(M, F, Args, Ctx) ->
-    %% First: the struct scan walks the arguments flattened.
+    %% First: the scan for foreign code walks the arguments flattened.
     flattener_args(M, F, Args, Ctx),
-    no_forged_structs(Args, Ctx),
+    no_foreign_code({M, F, length(Args)}, Args, Ctx),
     erlang:apply(M, F, Args).
 
 %% A call that may flatten or walk its arguments in one uninterruptible
@@ -415,16 +416,30 @@ special_kind(spawn_mfa, M, F, [Mod, Fun, As | Rest] = Args, Ctx) ->
     %% Every spawner with an `M, F, A' form also has a fun form of the same name.
     Start = joining(fun() -> call({Mod, Fun}, As, Ctx) end, Ctx),
     spawn_checked(M, F, [Start | Rest], Ctx);
+special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
+    is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
+    may_signal(Agent, {M, F, length(Args)}, signal, Ctx),
+    %% The agent applies `Mod:Fun' to its state: through the handler, so the
+    %% state is checked like any other argument.
+    erlang:apply(M, F, [Agent, fun(State) -> call({Mod, Fun}, [State | As], Ctx) end | Rest]);
+special_kind(refused, M, F, Args, Ctx) ->
+    deny({M, F, length(Args)}, Ctx);
+special_kind(decode, M, F, Args, Ctx) ->
+    %% A decoded fun would run its code unchecked wherever it is called.
+    Term = erlang:apply(M, F, Args),
+    holds_fun([Term]) andalso deny({M, F, length(Args)}, Ctx),
+    Term;
 special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     Unit = case UnitPos of
                none -> 8;
                _ -> unit_size(lists:nth(UnitPos, Args), Max)
            end,
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
-    erlang:apply(M, F, Args);
+    carry_out(M, F, Args, Ctx);
 special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
     bounded_integer(Op, X, Y, Ctx),
-    erlang:apply(M, F, Args);
+    carry_out(M, F, Args, Ctx);
 special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
     %% A comparison stops at the smaller operand's end.
     copyable(X, Ctx) orelse copyable(Y, Ctx) orelse memory_limit(Ctx),
@@ -438,13 +453,21 @@ copying_kind(routed, M, F, Args, _Ctx) ->
 copying_kind(spawner, M, F, Args, Ctx) ->
     %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
     below_process_limit(Ctx),
-    erlang:apply(M, F, Args);
+    dispatch(M, F, Args, Ctx);
 copying_kind({send, DestPos}, M, F, Args, Ctx) ->
     may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
-    erlang:apply(M, F, Args);
+    carry_out(M, F, Args, Ctx);
 copying_kind({signal, DestPos}, M, F, Args, Ctx) ->
     may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),
-    erlang:apply(M, F, Args).
+    carry_out(M, F, Args, Ctx).
+
+%% The last step of a special kind: modules that may apply data get their
+%% arguments checked too.
+carry_out(M, F, Args, Ctx) ->
+    case M =:= erlang orelse seccomp_profiles:applies_no_data(M) of
+        true -> erlang:apply(M, F, Args);
+        false -> dispatch(M, F, Args, Ctx)
+    end.
 
 %% The child's exit reason is copied to every process linked to or
 %% monitoring it: one too large to copy becomes `memory_limit'.
@@ -585,31 +608,115 @@ unit_size(_, _Max) -> 8.
 -spec memory_limit(ctx()) -> no_return().
 memory_limit(Ctx) -> limit(memory_limit, Ctx).
 
-%% A map with a `__struct__' key makes protocols dispatch to that module: only
-%% structs of modules the policy names may be handed to dispatching code.
-no_forged_structs(Args, Ctx) -> scan([Args], Ctx).
+%% Library code applies what data names: a struct's module (protocols,
+%% Access), a module handed over as a callback (`Enum.sort(L, Mod)'), a
+%% struct's module-valued field (`calendar'), `{M, F, A}' tuples, and it
+%% messages the processes data names. Before such code runs:
+%% <ul>
+%% <li>a struct's module must be allowed;</li>
+%% <li>an atom that names a module, as an argument, in a tuple (but for the
+%%     key of a pair) or as a struct's field, must name one whose every
+%%     function the policy allows and the handler would merely call;</li>
+%% <li>a registered name as an argument must be one the code may send to,
+%%     and every pid a member of the sandbox (or in `send_to'); no ports.</li>
+%% </ul>
+-spec no_foreign_code(mfa(), list(), ctx()) -> ok.
+no_foreign_code(MFA, Args, Ctx) ->
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx);
+                     (_) -> ok
+                  end, Args),
+    scan([Args], MFA, Ctx).
 
-scan([], _Ctx) -> ok;
-scan([T | Rest], Ctx) when is_list(T) -> scan_list(T, Rest, Ctx);
-scan([T | Rest], Ctx) when is_tuple(T) -> scan_list(tuple_to_list(T), Rest, Ctx);
-scan([T | Rest], Ctx) when is_map(T) ->
+scan([], _MFA, _Ctx) -> ok;
+scan([T | Rest], MFA, Ctx) when is_list(T) -> scan_list(T, Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
+    Items = case T of
+                {Key, Value} when is_atom(Key) -> [Value];
+                _ -> tuple_to_list(T)
+            end,
+    [named(A, MFA, Ctx) || A <- Items, is_atom(A)],
+    scan_list(tuple_to_list(T), Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_map(T) ->
     case T of
         #{'__struct__' := S} when is_atom(S) ->
             case allowed(S, '__struct__', 0, Ctx) of
                 allow -> ok;
                 {deny, _} -> deny({S, '__struct__', 0}, Ctx)
-            end;
+            end,
+            [named(A, MFA, Ctx) || A <- maps:values(T), is_atom(A), A =/= S];
         _ -> ok
     end,
-    scan_list(maps:keys(T), [maps:values(T) | Rest], Ctx);
-scan([_ | Rest], Ctx) -> scan(Rest, Ctx).
+    scan_list(maps:keys(T), [maps:values(T) | Rest], MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
+    member_process(T, MFA, Ctx),
+    scan(Rest, MFA, Ctx);
+scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
-%% that can hold a map: a list of numbers or a string costs one test per item.
-scan_list([H | T], Rest, Ctx) when is_list(H); is_tuple(H); is_map(H) -> scan_list(T, [H | Rest], Ctx);
-scan_list([_ | T], Rest, Ctx) -> scan_list(T, Rest, Ctx);
-scan_list([], Rest, Ctx) -> scan(Rest, Ctx);
-scan_list(Tail, Rest, Ctx) -> scan([Tail | Rest], Ctx).
+%% that can hold a map or a process: a list of numbers or a string costs one
+%% test per item.
+scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H) ->
+    scan_list(T, [H | Rest], MFA, Ctx);
+scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
+scan_list([], Rest, MFA, Ctx) -> scan(Rest, MFA, Ctx);
+scan_list(Tail, Rest, MFA, Ctx) -> scan([Tail | Rest], MFA, Ctx).
+
+member_process(Pid, MFA, #ctx{tab = Tab, send_to = SendTo} = Ctx) when is_pid(Pid) ->
+    Pid =:= self() andalso Tab =/= caller
+        orelse (Tab =/= caller andalso is_member(Ctx, Pid))
+        orelse lists:member(Pid, SendTo)
+        orelse deny(MFA, Ctx);
+member_process(_Port, MFA, Ctx) ->
+    deny(MFA, Ctx).
+
+registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
+    erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse deny(MFA, Ctx).
+
+%% An atom that names a module (loaded or on the code path) may be handed to
+%% library code only if every function of that module is allowed and plain.
+named(A, _MFA, _Ctx) when A =:= true; A =:= false; A =:= nil; A =:= undefined; A =:= ok; A =:= error ->
+    ok;
+named(A, _MFA, Ctx) ->
+    case erlang:module_loaded(A) of
+        true ->
+            case [MFA || {F, Ar} <- A:module_info(exports), MFA <- [{A, F, Ar}], not nameable(MFA, Ctx)] of
+                [] -> ok;
+                [First | _] -> deny(First, Ctx)
+            end;
+        false ->
+            on_code_path(A) andalso deny({A, module_info, 0}, Ctx),
+            ok
+    end.
+
+nameable({M, F, A}, Ctx) ->
+    ordinary(M, F, A) andalso allowed(M, F, A, Ctx) =:= allow
+        andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch]).
+
+%% Module names on the code path, read once per VM: a module that is not
+%% loaded would be loaded by the first call that names it.
+on_code_path(A) ->
+    Key = {?MODULE, code_path_modules},
+    Names = case persistent_term:get(Key, undefined) of
+                undefined ->
+                    Set = maps:from_list([{unicode:characters_to_binary(N), true} || {N, _, _} <- code:all_available()]),
+                    persistent_term:put(Key, Set),
+                    Set;
+                Set ->
+                    Set
+            end,
+    is_map_key(atom_to_binary(A, utf8), Names).
+
+%% Whether a decoded term holds a fun.
+holds_fun([]) -> false;
+holds_fun([T | _Rest]) when is_function(T) -> true;
+holds_fun([T | Rest]) when is_list(T) -> holds_fun(improper_items(T, Rest));
+holds_fun([T | Rest]) when is_tuple(T) -> holds_fun(tuple_to_list(T) ++ Rest);
+holds_fun([T | Rest]) when is_map(T) -> holds_fun(maps:keys(T) ++ maps:values(T) ++ Rest);
+holds_fun([_ | Rest]) -> holds_fun(Rest).
+
+improper_items([H | T], Rest) -> [H | improper_items(T, Rest)];
+improper_items([], Rest) -> Rest;
+improper_items(Tail, Rest) -> [Tail | Rest].
 
 %%% Funs -----------------------------------------------------------------------
 
