@@ -2,7 +2,9 @@ defmodule Mix.Tasks.Seccomp.Ps do
   @shortdoc "Lists the restricted processes of a running node"
   @moduledoc """
   Prints every restricted process of a running node with its layer count and
-  check/denial counters, like the `Seccomp:` line of `/proc/PID/status`.
+  check/denial counters, like the `Seccomp:` line of `/proc/PID/status`, then
+  for each distinct policy the escape-capable classes it leaves open
+  (`Seccomp.Policy.capabilities/1`).
 
       mix seccomp.ps --node NAME [--cookie COOKIE]
 
@@ -26,6 +28,7 @@ defmodule Mix.Tasks.Seccomp.Ps do
   defp ps(nil, nil) do
     Mix.Task.run("app.start")
     :seccomp_supervisor.print_ps()
+    :seccomp_supervisor.print_capabilities()
   end
 
   defp ps(nil, _cookie), do: Mix.raise("--cookie needs --node\nusage: #{@usage}")
