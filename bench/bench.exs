@@ -93,8 +93,9 @@ defmodule Bench do
   end
 end
 
+{:ok, _} = Application.ensure_all_started(:logger)
 Logger.configure(level: :error)
-Application.ensure_all_started(:beam_seccomp)
+{:ok, _} = Application.ensure_all_started(:beam_seccomp)
 {:ok, cpu} = File.read("/proc/cpuinfo")
 model = Regex.run(~r/model name\s*:\s*(.*)/, cpu) |> Enum.at(1)
 
