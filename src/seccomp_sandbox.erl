@@ -31,7 +31,9 @@
               max_heap_size :: non_neg_integer(),
               max_binary :: non_neg_integer(),
               max_atoms :: non_neg_integer(),
-              send_to :: [atom() | pid()]}).
+              send_to :: [atom() | pid()],
+              %% The sandbox policy is a denylist: see namespace_denied/3.
+              denylist = false :: boolean()}).
 
 -opaque ctx() :: #ctx{}.
 
@@ -79,20 +81,25 @@ over_limit({Reds, Bin}, #{max_reductions := MaxReds, max_binary := MaxBin}) ->
 %% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
 -spec new(map()) -> ctx().
 new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_size := Heap,
-      max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+      max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     Tab = ets:new(seccomp_sandbox, [public, set]),
     ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
     #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, policy = none,
          max_processes = MaxProcs, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
-         send_to = SendTo}.
+         send_to = SendTo, denylist = denylist(Opts)}.
 
 %% @doc A context for running prepared code in the caller's own process,
 %% checked against `Policy' (a native policy) on top of the caller's layers.
 -spec caller(reference(), map()) -> ctx().
-caller(Policy, #{max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+caller(Policy, #{max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
          max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
-         send_to = SendTo}.
+         send_to = SendTo, denylist = denylist(Opts)}.
+
+denylist(#{policy := P}) ->
+    seccomp_policy:is_policy(P) andalso maps:get(mode, seccomp_policy:spec(P), whitelist) =:= blacklist;
+denylist(_Opts) ->
+    false.
 
 %% @doc Start a caller-mode run in the calling process.
 -spec begin_caller_run() -> ok.
@@ -572,7 +579,7 @@ scan([T | Rest], MFA, Ctx) when is_map(T) ->
     case T of
         #{'__struct__' := S} when is_atom(S) ->
             case allowed(S, '__struct__', 0, Ctx) of
-                allow -> ok;
+                allow -> namespace_denied(S, Ctx) andalso deny({S, '__struct__', 0}, Ctx);
                 {deny, _} -> deny({S, '__struct__', 0}, Ctx)
             end,
             [named(A, MFA, Ctx) || A <- maps:values(T), is_atom(A), A =/= S];
@@ -583,6 +590,30 @@ scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
     member_process(T, MFA, Ctx),
     scan(Rest, MFA, Ctx);
 scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
+
+%% Under a denylist, denying a module denies its namespace's structs too:
+%% `File.Stream''s protocol implementations are `File''s code, called
+%% directly. (Under an allowlist the struct's module itself had to be named.)
+namespace_denied(_S, #ctx{denylist = false}) ->
+    false;
+namespace_denied(S, Ctx) ->
+    case binary:split(atom_to_binary(S, utf8), <<".">>, [global]) of
+        [<<"Elixir">> | Segments] when length(Segments) > 1 ->
+            Parents = tl(lists:foldl(fun(Seg, [])  -> [[<<"Elixir.">>, Seg]];
+                                                    (Seg, [P | _] = Acc) -> [[P, $., Seg] | Acc]
+                                                 end, [], Segments)),
+            lists:any(fun(P) ->
+                              case catch_existing(iolist_to_binary(P)) of
+                                  none -> false;
+                                  M -> allowed(M, '__info__', 1, Ctx) =/= allow
+                              end
+                      end, Parents);
+        _ ->
+            false
+    end.
+
+catch_existing(Name) ->
+    try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
 %% that can hold a map or a process: a list of numbers or a string costs one
