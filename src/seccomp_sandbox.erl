@@ -16,6 +16,7 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
+-export([elixir_internal/1, elixir_helpers/0]).
 -export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
          id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
 
@@ -168,7 +169,7 @@ direct_but_dispatch(M, F, A) ->
 
 ordinary(M, F, A) ->
     not special_call(M, F, A) andalso not caller_forbidden(M, F, A)
-        andalso not seccomp_prepared:is_slot(M).
+        andalso not seccomp_prepared:is_slot(M) andalso not elixir_internal(M).
 
 %% @doc An allowed call into code that may run what its arguments name:
 %% carried out once the arguments name nothing outside the policy (see
@@ -310,7 +311,56 @@ call_fun(Fun, Args, Ctx) ->
 checked(M, F, Args, Ctx) ->
     Arity = length(Args),
     refused_here(M, F, Arity, Ctx) andalso deny({M, F, Arity}, Ctx),
-    guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx).
+    case elixir_internal(M) of
+        true -> elixir_helper(M, F, Args, Ctx);
+        false -> guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx)
+    end.
+
+%%% Runtime helpers of the Elixir compiler ------------------------------------
+
+%% @doc Whether `M' is one of the Elixir compiler's own modules (`elixir',
+%% `elixir_*': the `elixir' application's modules outside the `Elixir.'
+%% namespace). Newer Elixir compiles some user code to calls of them.
+-spec elixir_internal(module()) -> boolean().
+elixir_internal(M) ->
+    Key = {?MODULE, elixir_internal},
+    Internal = case persistent_term:get(Key, undefined) of
+                   undefined ->
+                       _ = application:load(elixir),
+                       Mods = case application:get_key(elixir, modules) of
+                                  {ok, Ms} -> Ms;
+                                  undefined -> []
+                              end,
+                       Set = maps:from_list([{X, true} || X <- Mods,
+                                                          not lists:prefix("Elixir.", atom_to_list(X))]),
+                       persistent_term:put(Key, Set),
+                       Set;
+                   Set ->
+                       Set
+               end,
+    is_map_key(M, Internal).
+
+%% @doc The compiler helpers the handler carries out itself. A call of any
+%% other function of the compiler's modules is refused, whatever the policy:
+%% they run code (`apply') on their own.
+-spec elixir_helpers() -> [mfa()].
+elixir_helpers() ->
+    [{elixir_erl_pass, no_parens_remote, 2}, {elixir_erl_pass, parens_map_field, 2}].
+
+%% `m.f' without parentheses (Elixir 1.17+), when `m' is not a map: a
+%% checked call of `m:f()'.
+elixir_helper(elixir_erl_pass, no_parens_remote, [M, F], Ctx) when is_atom(M), is_atom(F) ->
+    case M =:= nil orelse M =:= true orelse M =:= false of
+        true -> error;
+        false -> {ok, call({M, F}, [], Ctx)}
+    end;
+elixir_helper(elixir_erl_pass, no_parens_remote, [_Other, _F], _Ctx) ->
+    error;
+%% `map.field()' with parentheses: the field's value (Elixir only warns).
+elixir_helper(elixir_erl_pass, parens_map_field, [_Key, Value], _Ctx) ->
+    Value;
+elixir_helper(M, F, Args, Ctx) ->
+    deny({M, F, length(Args)}, Ctx).
 
 %% Prepared code must not be entered with a forged context, whatever the policy.
 refused_here(M, F, A, #ctx{tab = caller}) -> caller_forbidden(M, F, A) orelse seccomp_prepared:is_slot(M);
