@@ -297,6 +297,7 @@ measured =
     {label, row}
   end
 
+File.rm_rf!(tmp)
 {_, base} = hd(measured)
 
 ratio = fn value, base -> :erlang.float_to_binary(value / base, decimals: 2) end

@@ -11,7 +11,8 @@
          spawn_opt/2, spawn_opt/4, status/1, table_size/0, is_restricted/1,
          subscribe/0, unsubscribe/0, trap_reply/2, child_spec/2, start_child/2, ps/0,
          inherit_everywhere/1, rpc_call/4, rpc_call/5, rpc_cast/4, erpc_call/4, erpc_call/5, spawn/2, spawn/4,
-         policy_to_file/2, policy_from_file/1, policy_to_json/1, policy_from_json/1]).
+         policy_to_file/2, policy_from_file/1, policy_to_json/1, policy_from_json/1,
+         capabilities/1]).
 
 -export_type([policy/0, verdict/0, status/0]).
 
@@ -19,7 +20,8 @@
 -type verdict() :: allow | {deny, seccomp_policy:action()}.
 -type status() :: #{mode := disabled | filter, layers := [seccomp_policy:spec()],
                     no_spawn := boolean(), inherit := boolean(),
-                    checks := non_neg_integer(), denials := non_neg_integer()}.
+                    checks := non_neg_integer(), denials := non_neg_integer(),
+                    tracer := seccomp_process:tracer()}.
 
 %% @doc Validate and compile a policy.
 %%
@@ -34,13 +36,13 @@ policy(Map) -> seccomp_policy:new(Map).
 %% @doc Add a layer to the calling process. There is no way back.
 -spec restrict(policy() | map()) -> ok | {error, {invalid_policy, term()}}.
 restrict(Policy) ->
-    with_policy(Policy, fun(P) -> seccomp_nif:restrict_self(seccomp_policy:native(P)) end).
+    with_policy(Policy, fun(P) -> seccomp_process:restrict_self(seccomp_policy:native(P)) end).
 
 %% @doc Add a layer to another local process. Only an unrestricted caller may.
 -spec restrict(pid(), policy() | map()) ->
           ok | {error, not_permitted | noproc | {invalid_policy, term()} | {badarg, term()}}.
 restrict(Pid, Policy) when is_pid(Pid), node(Pid) =:= node() ->
-    with_policy(Policy, fun(P) -> seccomp_nif:restrict(Pid, seccomp_policy:native(P)) end);
+    with_policy(Policy, fun(P) -> seccomp_process:restrict(Pid, seccomp_policy:native(P)) end);
 restrict(Pid, _Policy) ->
     {error, {badarg, Pid}}.
 
@@ -69,15 +71,14 @@ check(Pid, MFA) ->
 %%
 %% A violation with action `error' raises `error:{seccomp_violation, {M, F, Arity}}';
 %% `kill' kills the caller; `log' records and proceeds; `{trap, Broker}' asks the broker.
+%%
+%% Whatever the function, a process it starts in the caller carries the
+%% caller's inheritable layers before it runs (see {@link status/1}'s
+%% `tracer'), funs among the arguments are checked like the calls they make,
+%% and a call that would have another process act for the caller (a
+%% supervisor, a timer, another node) carries the layers there or is refused.
 -spec apply(module(), atom(), [term()]) -> term().
-apply(M, F, Args) when is_atom(M), is_atom(F), is_list(Args) ->
-    Arity = length(Args),
-    case seccomp_nif:check(M, F, Arity) of
-        allow -> seccomp_route:call(M, F, Args);
-        {deny, Action} -> seccomp_violation:handle(Action, {M, F, Arity}, fun() -> seccomp_route:call(M, F, Args) end)
-    end;
-apply(M, F, Args) ->
-    erlang:error({badarg, {M, F, Args}}).
+apply(M, F, Args) -> seccomp_route:apply(M, F, Args).
 
 %%% Spawning ----------------------------------------------------------------
 
@@ -131,25 +132,22 @@ inheriting(M, F, Args, _SpawnMFA) ->
     erlang:error({badarg, {M, F, Args}}).
 
 with_ticket(none, Fun) -> Fun;
-with_ticket(Ticket, Fun) -> fun() -> ok = seccomp_nif:adopt(Ticket), Fun() end.
+with_ticket(Ticket, Fun) -> fun() -> ok = seccomp_process:adopt(Ticket), Fun() end.
 
-%% @doc Opt-in: every process that `Pid' (and, in turn, its children) spawns
+%% @doc Every process that `Pid' (and, in turn, its children) spawns
 %% carries `Pid''s inheritable layers, even when compiled code (`Task',
-%% `gen_server:start', `proc_lib', a dependency) spawns it. It uses a tracer
-%% module on the process: the child is given the layers by the parent while
-%% it spawns, before the child runs. A process has one tracer, so this cannot
-%% be combined with `dbg' or other tracers on the same process. Only an
-%% unrestricted caller may enable it for another process.
--spec inherit_everywhere(pid()) -> ok | {error, not_permitted | noproc | {badarg, term()}}.
+%% `gen_server:start', `proc_lib', a dependency) spawns it: a tracer module
+%% on the process gives the child the layers while the parent spawns it,
+%% before the child runs. Every restricted process has it from the moment it
+%% is restricted; this turns it on again (after `dbg' cleared it, say). A
+%% process has one tracer: `{error, {tracer_in_use, Tracer}}' when another
+%% holds it. Only an unrestricted caller may enable it for another process.
+-spec inherit_everywhere(pid()) ->
+          ok | {error, not_permitted | noproc | {tracer_in_use, term()} | {badarg, term()}}.
 inherit_everywhere(Pid) when is_pid(Pid), node(Pid) =:= node() ->
     case Pid =:= self() orelse not is_restricted(self()) of
-        false ->
-            {error, not_permitted};
-        true ->
-            try erlang:trace(Pid, true, [procs, set_on_spawn, {tracer, seccomp_nif, []}]) of
-                _ -> ok
-            catch error:badarg -> {error, noproc}
-            end
+        false -> {error, not_permitted};
+        true -> seccomp_process:trace(Pid)
     end;
 inherit_everywhere(Other) ->
     {error, {badarg, Other}}.
@@ -158,27 +156,17 @@ inherit_everywhere(Other) ->
 
 %% @doc The restriction state of a local process, like the `Seccomp:' line of
 %% `/proc/PID/status'.
+%% `tracer' is `on' while children inherit by construction, `off' when the
+%% trace flags were cleared (`dbg' does it) and `{other, Tracer}' when another
+%% tracer holds the process: checked calls of a restricted process turn it
+%% back on, or are refused while another tracer holds it.
 -spec status(pid()) -> status() | {error, noproc | {badarg, term()}}.
-status(Pid) when is_pid(Pid), node(Pid) =:= node() ->
-    case is_process_alive(Pid) andalso seccomp_nif:status(Pid) of
-        false ->
-            {error, noproc};
-        undefined ->
-            #{mode => disabled, layers => [], no_spawn => false, inherit => false,
-              checks => 0, denials => 0};
-        {Bins, Checks, Denials} ->
-            Layers = [seccomp_policy:from_spec_binary(B) || B <- Bins],
-            #{mode => filter, layers => Layers,
-              no_spawn => lists:any(fun(#{no_spawn := S}) -> S end, Layers),
-              inherit => lists:any(fun(#{inherit := I}) -> I end, Layers),
-              checks => Checks, denials => Denials}
-    end;
-status(Other) ->
-    {error, {badarg, Other}}.
+status(Pid) when is_pid(Pid), node(Pid) =:= node() -> seccomp_process:status(Pid);
+status(Other) -> {error, {badarg, Other}}.
 
 %% @doc Whether a local process carries at least one layer.
 -spec is_restricted(pid()) -> boolean().
-is_restricted(Pid) when is_pid(Pid), node(Pid) =:= node() -> seccomp_nif:status(Pid) =/= undefined;
+is_restricted(Pid) when is_pid(Pid), node(Pid) =:= node() -> seccomp_process:is_restricted(Pid);
 is_restricted(Other) -> erlang:error({badarg, Other}).
 
 %% @doc How many processes the table holds.
@@ -206,13 +194,7 @@ trap_reply(Ref, Answer) when is_reference(Ref), (Answer =:= allow orelse Answer 
 rpc_call(Node, M, F, A) -> rpc_call(Node, M, F, A, infinity).
 
 -spec rpc_call(node(), module(), atom(), [term()], timeout()) -> term().
-rpc_call(Node, M, F, A, Timeout) ->
-    try seccomp_rpc:call(Node, M, F, A, Timeout)
-    catch
-        error:{seccomp_violation, _} = V -> erlang:error(V);
-        error:{erpc, Reason} -> {badrpc, Reason};
-        Class:Reason -> {badrpc, {'EXIT', {Class, Reason}}}
-    end.
+rpc_call(Node, M, F, A, Timeout) -> seccomp_rpc:rpc_call(Node, M, F, A, Timeout).
 
 %% @doc `rpc:cast/4' that checks the caller's policy and runs under it on `Node'.
 -spec rpc_cast(node(), module(), atom(), [term()]) -> true.
@@ -263,3 +245,13 @@ policy_to_json(Policy) -> seccomp_policy:to_json(Policy).
 
 -spec policy_from_json(iodata()) -> {ok, policy()} | {error, term()}.
 policy_from_json(Json) -> seccomp_policy:from_json(Json).
+
+%%% What a policy leaves open ------------------------------------------------------
+
+%% @doc Which escape-capable classes a policy grants: for each class the
+%% functions of it that the policy (and the guard) allow, `[]' when it is
+%% closed. See `seccomp_capabilities'.
+-spec capabilities(policy() | map()) ->
+          {ok, #{seccomp_capabilities:class() => [mfa()]}} | {error, {invalid_policy, term()}}.
+capabilities(Policy) ->
+    with_policy(Policy, fun(P) -> {ok, seccomp_capabilities:granted(P)} end).

@@ -158,7 +158,8 @@ tx({'case', A, Subject, [_, _, _] = Clauses} = Case, P) ->
 tx({op, A, Op, L, R}, P) when Op =:= 'andalso'; Op =:= 'orelse' ->
     {op, A, Op, tx(L, P), tx(R, P)};
 tx({op, A, Op, L, R}, P) ->
-    case {direct_op(Op, L, R), static(erlang, Op, 2, P), bignum(Op, P)} of
+    case {direct_op(Op, L, R), static(erlang, Op, 2, P) orelse literal_comparison(Op, L, R, P),
+          bignum(Op, P)} of
         {true, true, _} -> {op, A, Op, tx(L, P), tx(R, P)};
         {_, _, true} -> call(A, seccomp_sandbox, arith, [{atom, A, Op}, tx(L, P), tx(R, P), {var, A, ?CTX}]);
         _ -> handler(A, {tuple, A, [{atom, A, erlang}, {atom, A, Op}]}, [L, R], P)
@@ -284,6 +285,16 @@ dispatching(M, F, Arity, Policy) ->
 
 %% An allowed operator whose only special handling is the bignum bound.
 bignum(Op, Policy) -> (Op =:= '*' orelse Op =:= 'bsl') andalso allows(Policy, erlang, Op, 2).
+
+%% A comparison with a literal stops within the literal's size: no bound needed.
+literal_comparison(Op, L, R, P) ->
+    seccomp_profiles:is_comparison(Op) andalso (literal(L) orelse literal(R))
+        andalso allows(P, erlang, Op, 2).
+
+literal(E) ->
+    try erl_parse:normalise(E) of _ -> true
+    catch _:_ -> false
+    end.
 
 %% `!' checks its destination; `*' and `bsl' check their operands' sizes,
 %% unless a small literal keeps the result bounded.

@@ -15,7 +15,7 @@
 -spec start_link() -> {ok, pid()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
--spec subscribe(pid()) -> ok | {error, not_started}.
+-spec subscribe(pid()) -> ok | {error, not_started | not_permitted}.
 subscribe(Pid) -> call({subscribe, Pid}).
 
 -spec unsubscribe(pid()) -> ok | {error, not_started}.
@@ -38,26 +38,38 @@ report(#{pid := Pid, mfa := {M, F, A}, action := Action, outcome := Outcome}) ->
     {"seccomp violation: ~p called ~p:~p/~p, action ~p, ~p",
      [Pid, M, F, A, Action, Outcome]}.
 
-init([]) -> {ok, #{}}.
+init([]) ->
+    %% Entries the tracer made while this server was down are watched now.
+    ok = seccomp_nif:watch_pending(),
+    {ok, #{}}.
 
-handle_call({subscribe, Pid}, _From, Subs) ->
-    case Subs of
-        #{Pid := _} -> {reply, ok, Subs};
-        _ -> {reply, ok, Subs#{Pid => monitor(process, Pid)}}
+%% Only unrestricted processes may watch violations (events name other
+%% processes and their calls); anything else gets an error, never a crash.
+handle_call({subscribe, Pid}, {Caller, _}, Subs) when is_pid(Pid), node(Pid) =:= node() ->
+    case may_watch(Caller) andalso may_watch(Pid) of
+        false -> {reply, {error, not_permitted}, Subs};
+        true when is_map_key(Pid, Subs) -> {reply, ok, Subs};
+        true -> {reply, ok, Subs#{Pid => monitor(process, Pid)}}
     end;
-handle_call({unsubscribe, Pid}, _From, Subs) ->
+handle_call({unsubscribe, Pid}, _From, Subs) when is_pid(Pid) ->
     case maps:take(Pid, Subs) of
         {Ref, Rest} -> demonitor(Ref, [flush]), {reply, ok, Rest};
         error -> {reply, ok, Subs}
-    end.
+    end;
+handle_call(_Other, _From, Subs) ->
+    {reply, {error, badarg}, Subs}.
 
-handle_cast({event, Event}, Subs) ->
+may_watch(Pid) -> is_pid(Pid) andalso node(Pid) =:= node() andalso not seccomp_nif:is_restricted(Pid).
+
+handle_cast({event, #{pid := _, mfa := _} = Event}, Subs) ->
     maps:foreach(fun(Pid, _) -> Pid ! {seccomp_event, Event} end, Subs),
+    {noreply, Subs};
+handle_cast(_Other, Subs) ->
     {noreply, Subs}.
 
-handle_info({seccomp_watch, Pid}, Subs) ->
-    %% See seccomp:inherit_everywhere/1: a child restricted by the tracer.
-    ok = seccomp_nif:watch_pid(Pid),
+handle_info(seccomp_watch, Subs) ->
+    %% A child restricted by the tracer callback, which cannot monitor.
+    ok = seccomp_nif:watch_pending(),
     {noreply, Subs};
 handle_info({'DOWN', _Ref, process, Pid, _}, Subs) ->
     {noreply, maps:remove(Pid, Subs)};

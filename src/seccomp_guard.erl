@@ -1,36 +1,96 @@
 %% @doc What no restricted process may reach through a mediated entry point,
-%% whatever its own policy says: the library's control surface, and anything
-%% that loads code or evaluates code without our handlers.
+%% whatever its own policy says: every module of this application, and
+%% whatever loads code, evaluates code or traces.
+%%
+%% The sets are derived, not typed: the application's modules are read from
+%% its `.app' file and its code directory, and the code loading, evaluation
+%% and tracing tools from the `.app' files of the OTP applications that hold
+%% them, so a module added to any of them is covered without an edit here.
 -module(seccomp_guard).
 
--export([modules/0, functions/0, native_spec/0]).
+-export([modules/0, app_modules/0, app_registered/0, functions/0, native_spec/0]).
+
+%% OTP applications that load, compile, evaluate or trace code as a whole.
+-define(TOOL_APPS, [compiler, runtime_tools, tools, debugger, observer, et, parsetools]).
 
 %% @doc Modules that are refused as a whole.
 -spec modules() -> [module()].
 modules() ->
-    [%% our own control surface
-     seccomp, seccomp_nif, seccomp_policy, seccomp_guard, seccomp_violation,
-     seccomp_events, seccomp_eval, seccomp_rewrite, seccomp_profiles, seccomp_sup,
-     seccomp_shell, seccomp_rpc, seccomp_dist, seccomp_sandbox, seccomp_source, seccomp_elixir,
-     seccomp_capture, seccomp_compile, seccomp_prepare, seccomp_prepared, seccomp_pool,
-     'Elixir.Seccomp', 'Elixir.Seccomp.Policy', 'Elixir.Seccomp.Eval',
-     'Elixir.Seccomp.Supervisor',
-     %% code loading and evaluation that would bypass the checks
-     code, code_server, erl_prim_loader, erl_ddll, erts_code_purger, compile,
-     erl_eval, erl_lint, elixir, elixir_compiler, elixir_module, elixir_def,
-     'Elixir.Code', 'Elixir.Module', 'Elixir.Kernel.ErrorHandler',
-     %% ways to change what other processes or the runtime do
-     erts_internal, erl_tracer, dbg, sys, persistent_term].
+    lists:usort(app_modules() ++ tool_modules() ++ elixir_code_modules() ++
+                [%% code loading and evaluation outside the tool applications
+                 code, code_server, erl_prim_loader, erl_ddll, erts_code_purger, error_handler,
+                 erl_eval, erl_lint, erl_expand_records, erl_parse, epp, shell,
+                 %% tracing and changing what other processes or the runtime do
+                 erts_internal, erl_tracer, seq_trace, sys, persistent_term, prim_file,
+                 erts_debug]).
 
-%% @doc Single BIFs that load code or NIFs.
+%% @doc Every module of beam_seccomp: its `.app' file and the code next to this module.
+-spec app_modules() -> [module()].
+app_modules() ->
+    Ebin = filename:dirname(code:which(?MODULE)),
+    Beams = [list_to_atom(filename:rootname(F)) || F <- filelib:wildcard("*.beam", Ebin)],
+    lists:usort([?MODULE | app_key(modules) ++ Beams]).
+
+%% @doc The names beam_seccomp's own processes register (its `.app' file).
+-spec app_registered() -> [atom()].
+app_registered() -> app_key(registered).
+
+%% Read once per VM (the routes and the sends of restricted processes ask).
+app_key(Key) ->
+    case persistent_term:get({?MODULE, Key}, undefined) of
+        undefined ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            Value = case file:consult(filename:join(Ebin, "beam_seccomp.app")) of
+                        {ok, [{application, beam_seccomp, Keys}]} -> proplists:get_value(Key, Keys, []);
+                        _ -> []
+                    end,
+            persistent_term:put({?MODULE, Key}, Value),
+            Value;
+        Value ->
+            Value
+    end.
+
+tool_modules() ->
+    lists:append([app_keys(App) || App <- ?TOOL_APPS]).
+
+%% The `modules' of an installed application, read from its `.app' file.
+app_keys(App) ->
+    case code:lib_dir(App, ebin) of
+        {error, _} ->
+            [];
+        Ebin ->
+            case file:consult(filename:join(Ebin, atom_to_list(App) ++ ".app")) of
+                {ok, [{application, App, Keys}]} -> proplists:get_value(modules, Keys, []);
+                _ -> []
+            end
+    end.
+
+%% Elixir's compiler entry points: `Code', `Module' and what they drive.
+elixir_code_modules() ->
+    Prefixes = ["Elixir.Code", "Elixir.Module", "Elixir.Kernel.ParallelCompiler",
+                "Elixir.Kernel.ErrorHandler", "Elixir.Kernel.LexicalTracker", "elixir_compiler",
+                "elixir_module", "elixir_def", "elixir_lexical"],
+    %% The entry points are named too: Elixir may reach the code path only
+    %% after this list is made.
+    [elixir, 'Elixir.Code', 'Elixir.Module', 'Elixir.Kernel.ErrorHandler', elixir_compiler,
+     elixir_module, elixir_def
+     | [M || M <- app_keys(elixir), lists:any(fun(P) -> lists:prefix(P, atom_to_list(M)) end, Prefixes)]].
+
+%% @doc Single BIFs that load code, trace, or change the runtime.
 -spec functions() -> [mfa()].
 functions() ->
     [{erlang, load_nif, 2}, {erlang, load_module, 2}, {erlang, purge_module, 1},
      {erlang, delete_module, 1}, {erlang, prepare_loading, 2}, {erlang, finish_loading, 1},
      {erlang, check_process_code, 2}, {erlang, check_process_code, 3},
-     {erlang, trace, 3}, {erlang, trace_pattern, 2}, {erlang, trace_pattern, 3},
-     {erlang, system_flag, 2}, {erlang, set_cookie, 2}, {erlang, halt, 0}, {erlang, halt, 1},
-     {erlang, halt, 2}].
+     {erlang, trace, 3}, {erlang, trace, 4}, {erlang, trace_pattern, 2}, {erlang, trace_pattern, 3},
+     {erlang, trace_pattern, 4}, {erlang, trace_info, 2}, {erlang, trace_info, 3},
+     {erlang, trace_delivered, 1}, {erlang, seq_trace, 2}, {erlang, seq_trace_info, 1},
+     {erlang, seq_trace_print, 1}, {erlang, seq_trace_print, 2},
+     {erlang, system_monitor, 0}, {erlang, system_monitor, 1}, {erlang, system_monitor, 2},
+     {erlang, system_profile, 0}, {erlang, system_profile, 2},
+     {erlang, suspend_process, 1}, {erlang, suspend_process, 2}, {erlang, resume_process, 1},
+     {erlang, system_flag, 2}, {erlang, set_cookie, 1}, {erlang, set_cookie, 2},
+     {erlang, halt, 0}, {erlang, halt, 1}, {erlang, halt, 2}].
 
 %% @doc The guard in the native wire form (a blacklist that raises).
 -spec native_spec() -> tuple().

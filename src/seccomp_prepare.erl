@@ -27,7 +27,7 @@
 -opaque prepared() :: #prepared{}.
 -type mode() :: pool | caller.
 -type reason() :: seccomp_eval:reason() | released | no_pool
-                | {prepare_limit, count | size, pos_integer()}.
+                | {prepare_limit, count | size | owner, pos_integer()}.
 -export_type([prepared/0, mode/0, reason/0]).
 
 -define(PREPARE_KEYS, [mode, pool_size, max_source, optimize]).
@@ -83,8 +83,7 @@ names_as_bindings(Bs) when is_list(Bs) -> [case B of N when is_atom(N) -> {N, ni
 names_as_bindings(Bs) -> Bs.
 
 within_size(Code, O, #{max_source := Max} = P) ->
-    Size = try iolist_size(Code) catch error:badarg -> erlang:external_size(Code) end,
-    case Size =< Max of
+    case seccomp_source:within_size(Code, Max) of
         true -> reserve(Code, O, P);
         false -> {error, {prepare_limit, size, Max}}
     end.
@@ -241,15 +240,15 @@ run_mode(pool, #prepared{generation = Gen, pool_size = Size}, Inputs, Timeout) -
           {ok, term(), map()} | {error, reason()}.
 execute(Mod, Gen, Inputs, Ctx, Lang) ->
     try Mod:run(Gen, Inputs, Ctx) of
-        {Value, Bound} -> {ok, Value, Bound};
+        {Value, Bound} -> seccomp_sandbox:bounded_result({ok, Value, Bound}, Ctx);
         released -> {error, released}
     catch
-        Class:Reason:Stack -> unloaded(Mod, Class, Reason, Stack, Lang)
+        Class:Reason:Stack -> unloaded(Mod, Class, Reason, Stack, Lang, Ctx)
     end.
 
 %% The slot's code was deleted between the lookup and the call.
-unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang) -> {error, released};
-unloaded(_Mod, Class, Reason, Stack, Lang) -> seccomp_eval:caught(Lang, Class, Reason, Stack).
+unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang, _Ctx) -> {error, released};
+unloaded(_Mod, Class, Reason, Stack, Lang, Ctx) -> seccomp_eval:caught(Lang, Class, Reason, Stack, Ctx).
 
 %% The user's bindings after a run: theirs, updated with what the code bound.
 finish(_P, Given, _Inputs, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->

@@ -7,7 +7,7 @@
 %% sandbox's own processes.
 -module(seccomp_profiles).
 
--export([profile/1, names/0, kind/3, spawns/1, applies_no_data/1]).
+-export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1]).
 
 -export_type([name/0, kind/0]).
 
@@ -16,7 +16,7 @@
               | spawn_fun | spawn_mfa | agent_mfa | decode
               | {send, pos_integer()} | {signal, pos_integer()}
               | {amplifier, pos_integer(), pos_integer() | none}
-              | {bignum, '*' | 'bsl' | pow}.
+              | {bignum, '*' | 'bsl' | pow} | compare | {iodata, pos_integer()}.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -123,30 +123,47 @@ process_rules() ->
 
 %% @doc How the sandbox handler carries out an allowed call.
 -spec kind(module(), atom(), arity()) -> kind().
-kind(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> {bignum, Op};
-kind('Elixir.Integer', pow, 2) -> {bignum, pow};
-kind('Elixir.Kernel', '**', 2) -> {bignum, pow};
-kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
-kind(erlang, list_to_atom, 1) -> atom;
-kind('Elixir.String', to_atom, 1) -> atom;
-kind('Elixir.List', to_atom, 1) -> atom;
-kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
-kind(supervisor, start_child, 2) -> routed;
-kind('Elixir.Supervisor', start_child, 2) -> routed;
-kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
-kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
-kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
+kind(M, Op, 2) when M =:= erlang; M =:= 'Elixir.Kernel' ->
+    case is_comparison(Op) of
+        true -> compare;
+        false -> data_kind(M, Op, 2)
+    end;
+kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
+    case lists:member({M, F, A}, seccomp_flatteners:iodata_sinks()) of
+        true -> {iodata, 1};
+        false -> data_kind(M, F, A)
+    end;
+kind(M, F, A) -> data_kind(M, F, A).
+
+%% @doc Whether `erlang:Op/2' compares whole terms (in one uninterruptible
+%% call: the handler bounds its operands).
+-spec is_comparison(atom()) -> boolean().
+is_comparison(Op) -> lists:member(Op, ['==', '/=', '=:=', '=/=', '<', '>', '=<', '>=', max, min]).
+
+data_kind(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> {bignum, Op};
+data_kind('Elixir.Integer', pow, 2) -> {bignum, pow};
+data_kind('Elixir.Kernel', '**', 2) -> {bignum, pow};
+data_kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
+data_kind(erlang, list_to_atom, 1) -> atom;
+data_kind('Elixir.String', to_atom, 1) -> atom;
+data_kind('Elixir.List', to_atom, 1) -> atom;
+data_kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
+data_kind(supervisor, start_child, 2) -> routed;
+data_kind('Elixir.Supervisor', start_child, 2) -> routed;
+data_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
+data_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
+data_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
     process_kind(M, F, A);
-kind('Elixir.Task', F, A) -> task_kind(F, A);
-kind('Elixir.Agent', F, A) -> agent_kind(F, A);
-kind(binary, copy, 2) -> {amplifier, 2, 1};
-kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
-kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
+data_kind('Elixir.Task', F, A) -> task_kind(F, A);
+data_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+data_kind(binary, copy, 2) -> {amplifier, 2, 1};
+data_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
+data_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
     {amplifier, 2, none};
-kind(lists, duplicate, 2) -> {amplifier, 1, none};
-kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
-kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
-kind(M, _F, _A) ->
+data_kind(lists, duplicate, 2) -> {amplifier, 1, none};
+data_kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
+data_kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
+data_kind(M, _F, _A) ->
     case applies_no_data(M) of
         true -> plain;
         false -> dispatch

@@ -11,8 +11,9 @@
 %%     `Enum.map') calls them;</li>
 %% <li>map keys in patterns are evaluated by `erl_eval' without the handler,
 %%     so only guard expressions are accepted there;</li>
-%% <li>binary sizes in constructions go through `'$seccomp':size/1', so a
-%%     single expression cannot allocate more than the binary limit;</li>
+%% <li>binary sizes in constructions, literal ones above 64 included, go
+%%     through `'$seccomp':size/2', so a single expression cannot allocate
+%%     more than the binary limit;</li>
 %% <li>when the policy lets the code spawn, each fun body starts with
 %%     `'$seccomp':enter()', so a process that compiled code starts on the
 %%     sandbox's behalf joins the sandbox before it runs user code.</li>
@@ -187,7 +188,7 @@ guard_seq(Other) ->
 
 bin_element({bin_element, A, Value, default, Type}, O) ->
     {bin_element, A, expr(Value, O), default, Type};
-bin_element({bin_element, A, Value, {integer, _, _} = Size, Type}, O) ->
+bin_element({bin_element, A, Value, {integer, _, N} = Size, Type}, O) when N =< 64 ->
     {bin_element, A, expr(Value, O), Size, Type};
 bin_element({bin_element, A, Value, Size, Type}, O) ->
     {bin_element, A, expr(Value, O), marker(A, size, [expr(Size, O), unit(Type)]), Type};

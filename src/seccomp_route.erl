@@ -1,44 +1,136 @@
-%% @doc Calls that a checked apply (and the sandbox) carry out through our own
-%% wrappers, so that going through OTP cannot shed restrictions: a
-%% supervisor asked for a child by a restricted process starts it restricted.
+%% @doc The one check: every mediated call of a process passes here.
+%%
+%% {@link apply/3} checks a call against the caller's layers and the guard,
+%% makes sure the caller's children will inherit (the tracer, see
+%% `seccomp_process'), checks every fun the call carries, and performs it
+%% with {@link call/3}. Calls that would have another process act for the
+%% caller (a supervisor starting a child, a remote node, a timer) are routed
+%% by the enforcement point that declares them: a module of this
+%% application with `-seccomp_routes([{M, F | '_', Arity | '_'}])' and a
+%% `route(M, F, Args)' function. The table is built from the modules'
+%% attributes, so the core knows no enforcement point by name.
 -module(seccomp_route).
 
--export([call/3]).
+-export([apply/3, call/3, check/1, routes/0]).
+-compile({no_auto_import, [apply/3]}).
 
-%% @doc Perform an allowed call.
--spec call(module(), atom(), [term()]) -> term().
-call(supervisor, start_child, [Sup, Spec]) ->
-    seccomp_supervisor:start_child(Sup, Spec);
-call('Elixir.Supervisor', start_child, [Sup, Spec]) ->
-    seccomp_supervisor:start_child(Sup, elixir_spec(Spec));
-call('Elixir.DynamicSupervisor', start_child, [Sup, Spec]) ->
-    seccomp_supervisor:start_dynamic_child(Sup, elixir_spec(Spec));
-call('Elixir.Task.Supervisor', Kind, [Sup, Fun]) when is_function(Fun, 0) ->
-    seccomp_supervisor:task(Sup, Fun, Kind);
-call(erlang, F, [Dest, Msg]) when F =:= send; F =:= '!' ->
-    %% A raw start_child request would have the supervisor start a free child.
-    case Msg of
-        {'$gen_call', _, {start_child, _}} ->
-            case seccomp:is_restricted(self()) of
-                true -> seccomp_violation:refuse({supervisor, start_child, 2});
-                false -> erlang:send(Dest, Msg)
-            end;
-        _ ->
-            erlang:send(Dest, Msg)
+-define(ROUTES, {?MODULE, routes}).
+
+%% @doc Apply `M:F(Args...)' if the caller's layers allow it (see {@link seccomp:apply/3}).
+-spec apply(module(), atom(), [term()]) -> term().
+apply(M, F, Args) when is_atom(M), is_atom(F), is_list(Args) ->
+    Arity = arity(M, F, Args),
+    case seccomp_nif:check(M, F, Arity) of
+        allow -> checked(M, F, Args);
+        {deny, Action} ->
+            seccomp_violation:handle(Action, {M, F, Arity}, fun() -> checked(M, F, Args) end)
     end;
-%% apply/3 is checked like the call it makes.
-call(M, apply, [M2, F2, A2]) when M =:= erlang; M =:= 'Elixir.Kernel' -> seccomp:apply(M2, F2, A2);
-%% Remote calls made through checked entry points carry the caller's layers.
-call(rpc, call, [Node, M, F, A]) -> seccomp:rpc_call(Node, M, F, A);
-call(rpc, call, [Node, M, F, A, T]) -> seccomp:rpc_call(Node, M, F, A, T);
-call(rpc, cast, [Node, M, F, A]) -> seccomp:rpc_cast(Node, M, F, A);
-call(erpc, call, [Node, M, F, A]) -> seccomp:erpc_call(Node, M, F, A);
-call(erpc, call, [Node, M, F, A, T]) -> seccomp:erpc_call(Node, M, F, A, T);
-call(erpc, cast, [Node, M, F, A]) -> seccomp_rpc:cast(Node, M, F, A);
-call('Elixir.Node', spawn, [Node, Fun]) -> seccomp:spawn(Node, Fun);
-call('Elixir.Node', spawn, [Node, M, F, A]) -> seccomp:spawn(Node, M, F, A);
-call(M, F, Args) ->
-    erlang:apply(M, F, Args).
+apply(M, F, Args) ->
+    erlang:error({badarg, {M, F, Args}}).
 
-elixir_spec(Spec) when is_list(Spec) -> Spec;
-elixir_spec(Spec) -> 'Elixir.Supervisor':child_spec(Spec, []).
+%% A proper list of at most 255 arguments (what the VM can call).
+arity(M, F, Args) ->
+    try length(Args) of
+        N when N =< 255 -> N;
+        _ -> erlang:error({badarg, {M, F, Args}})
+    catch
+        error:badarg -> erlang:error({badarg, {M, F, Args}})
+    end.
+
+checked(M, F, Args) ->
+    case seccomp_nif:is_restricted(self()) of
+        true ->
+            ok = seccomp_process:ensure_traced(),
+            ok = funs(Args);
+        false ->
+            ok
+    end,
+    call(M, F, Args).
+
+%% @doc Check an `{M, F, Arity}' as a call of the caller: `ok', or the
+%% violation's action is carried out.
+-spec check(mfa()) -> ok.
+check({M, F, A} = MFA) ->
+    case seccomp_nif:check(M, F, A) of
+        allow -> ok;
+        {deny, Action} -> seccomp_violation:handle(Action, MFA, fun() -> ok end)
+    end.
+
+%% Every fun in the arguments (at any depth) may end up called: an external
+%% fun is checked as the call it names, a local fun against the guard (its
+%% module's code runs when it is called).
+funs(T) when is_function(T) -> check_fun(T);
+funs([H | Tl]) -> ok = funs(H), funs(Tl);
+funs(T) when is_tuple(T) -> funs(tuple_to_list(T));
+funs(T) when is_map(T) -> funs(maps:to_list(T));
+funs(_) -> ok.
+
+check_fun(Fun) ->
+    {module, M} = erlang:fun_info(Fun, module),
+    {name, F} = erlang:fun_info(Fun, name),
+    {arity, A} = erlang:fun_info(Fun, arity),
+    case erlang:fun_info(Fun, type) of
+        {type, external} -> check({M, F, A});
+        {type, local} ->
+            case seccomp_nif:check_guard(M, F, A) of
+                allow -> ok;
+                {deny, Action} -> seccomp_violation:handle(Action, {M, F, A}, fun() -> ok end)
+            end
+    end.
+
+%% @doc Perform an allowed call: `apply' is checked like the call it makes,
+%% routed calls go to their enforcement point, the rest run as they are.
+-spec call(module(), atom(), [term()]) -> term().
+call(M, apply, [Fun, Args]) when M =:= erlang; M =:= 'Elixir.Kernel' ->
+    apply_fun(Fun, Args);
+call(M, apply, [M2, F2, A2]) when M =:= erlang; M =:= 'Elixir.Kernel' ->
+    apply(M2, F2, A2);
+call(M, F, Args) ->
+    case route(M, F, length(Args)) of
+        none -> erlang:apply(M, F, Args);
+        Point -> Point:route(M, F, Args)
+    end.
+
+apply_fun(Fun, Args) when is_function(Fun), is_list(Args) ->
+    case erlang:fun_info(Fun, type) of
+        {type, external} ->
+            {module, M} = erlang:fun_info(Fun, module),
+            {name, F} = erlang:fun_info(Fun, name),
+            apply(M, F, Args);
+        {type, local} ->
+            ok = case seccomp_nif:is_restricted(self()) of
+                     true -> check_fun(Fun);
+                     false -> ok
+                 end,
+            erlang:apply(Fun, Args)
+    end;
+apply_fun(Fun, Args) ->
+    erlang:apply(Fun, Args).
+
+route(M, F, A) ->
+    case routes() of
+        #{{M, F, A} := Point} -> Point;
+        #{{M, F, '_'} := Point} -> Point;
+        #{{M, '_', '_'} := Point} -> Point;
+        _ -> none
+    end.
+
+%% @doc The routed calls and their enforcement points, from the attributes
+%% of the application's modules.
+-spec routes() -> #{{module(), atom(), arity() | '_'} => module()}.
+routes() ->
+    case persistent_term:get(?ROUTES, undefined) of
+        undefined ->
+            Routes = maps:from_list([{Pattern, Mod} || Mod <- seccomp_guard:app_modules(),
+                                                       Pattern <- declared(Mod)]),
+            persistent_term:put(?ROUTES, Routes),
+            Routes;
+        Routes ->
+            Routes
+    end.
+
+declared(Mod) ->
+    case code:ensure_loaded(Mod) of
+        {module, Mod} -> lists:append(proplists:get_all_values(seccomp_routes, Mod:module_info(attributes)));
+        _ -> []
+    end.

@@ -18,7 +18,8 @@
 
 -export([elixir_internal/1, elixir_helpers/0]).
 -export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
-         id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
+         id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0,
+         copyable/2, bounded_result/2]).
 
 -export_type([ctx/0]).
 
@@ -32,8 +33,11 @@
               max_heap_size :: non_neg_integer(),
               max_binary :: non_neg_integer(),
               max_atoms :: non_neg_integer(),
+              %% Bytes (words times eight plus binary bytes) a term that
+              %% leaves a member or is walked in one call may flatten to.
+              max_copy :: non_neg_integer(),
               send_to :: [atom() | pid()],
-              %% The sandbox policy is a denylist: see namespace_denied/3.
+              %% The sandbox policy is a denylist: see namespace_denied/2.
               denylist = false :: boolean()}).
 
 -opaque ctx() :: #ctx{}.
@@ -87,20 +91,40 @@ new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_si
     ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
     #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, policy = none,
          max_processes = MaxProcs, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
-         send_to = SendTo, denylist = denylist(Opts)}.
+         max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
+
+%% A term no larger than one member's heap and the binary limit, unshared.
+max_copy(Heap, Bin) -> 8 * Heap + Bin.
 
 %% @doc A context for running prepared code in the caller's own process,
 %% checked against `Policy' (a native policy) on top of the caller's layers.
 -spec caller(reference(), map()) -> ctx().
-caller(Policy, #{max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
+caller(Policy, #{max_heap_size := Heap, max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
          max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
-         send_to = SendTo, denylist = denylist(Opts)}.
+         max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
 
 denylist(#{policy := P}) ->
     seccomp_policy:is_policy(P) andalso maps:get(mode, seccomp_policy:spec(P), whitelist) =:= blacklist;
 denylist(_Opts) ->
     false.
+
+%% @doc Whether a term from sandboxed code may leave it (be copied to another
+%% process, or walked by one uninterruptible call): its flattened cost,
+%% shared subterms counted each time, is within the sandbox's bound.
+-spec copyable(term(), ctx()) -> boolean().
+copyable(Term, #ctx{max_copy = Max}) -> seccomp_size:within(Term, Max, term).
+
+%% @doc A run's result as it may leave the sandbox: unchanged, or
+%% `{error, memory_limit}' when its value, bindings or exception would
+%% flatten beyond the bound.
+-spec bounded_result(Result, ctx()) -> Result | {error, memory_limit}.
+bounded_result({error, Reason} = E, _Ctx) when is_atom(Reason) -> E;
+bounded_result(Result, Ctx) ->
+    case copyable(Result, Ctx) of
+        true -> Result;
+        false -> {error, memory_limit}
+    end.
 
 %% @doc Start a caller-mode run in the calling process.
 -spec begin_caller_run() -> ok.
@@ -159,7 +183,8 @@ clear_dictionary() ->
 %% allows it: true when the handler would do nothing but call it.
 -spec direct(module(), atom(), arity()) -> boolean().
 direct(M, F, A) ->
-    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain.
+    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain
+        andalso not seccomp_flatteners:member(M, F, A).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
 %% forged-struct scan of {@link dispatch/4}.
@@ -176,8 +201,18 @@ ordinary(M, F, A) ->
 %% {@link no_foreign_code/3}).
 -spec dispatch(module(), atom(), list(), ctx()) -> term().
 dispatch(M, F, Args, Ctx) ->
+    %% First: the scan for foreign code walks the arguments flattened.
+    flattener_args(M, F, Args, Ctx),
     no_foreign_code({M, F, length(Args)}, Args, Ctx),
     erlang:apply(M, F, Args).
+
+%% A call that may flatten or walk its arguments in one uninterruptible
+%% step gets only arguments within the copy bound.
+flattener_args(M, F, Args, Ctx) ->
+    seccomp_flatteners:member(M, F, length(Args)) andalso bounded_args(Args, Ctx).
+
+bounded_args(Args, Ctx) ->
+    copyable(Args, Ctx) orelse memory_limit(Ctx).
 
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
@@ -403,8 +438,14 @@ special(erlang, make_fun, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
-        plain -> erlang:apply(M, F, Args);
-        Kind -> special_kind(Kind, M, F, Args, Ctx)
+        plain ->
+            flattener_args(M, F, Args, Ctx),
+            erlang:apply(M, F, Args);
+        dispatch ->
+            dispatch(M, F, Args, Ctx);
+        Kind ->
+            flattener_args(M, F, Args, Ctx),
+            special_kind(Kind, M, F, Args, Ctx)
     end.
 
 apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
@@ -415,23 +456,25 @@ special_kind(Kind, M, F, Args, #ctx{tab = caller} = Ctx)
     %% Caller mode has no sandbox to hold processes, and routed calls would
     %% run under the caller's layers alone.
     deny({M, F, length(Args)}, Ctx);
-special_kind(routed, M, F, Args, _Ctx) ->
-    seccomp_route:call(M, F, Args);
 special_kind(atom, M, F, Args, Ctx) ->
     new_atom(M, F, Args, Ctx);
-special_kind(spawn_fun, M, F, [Fun | Rest], Ctx) ->
+special_kind(Kind, M, F, Args, Ctx) when Kind =:= routed; Kind =:= spawner; element(1, Kind) =:= send;
+                                        element(1, Kind) =:= signal ->
+    %% Each of these copies its arguments to another process.
+    bounded_args(Args, Ctx),
+    copying_kind(Kind, M, F, Args, Ctx);
+special_kind(spawn_fun, M, F, [Fun | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
     spawn_checked(M, F, [joining(Fun, Ctx) | Rest], Ctx);
 special_kind(spawn_mfa, M, F, [Mod, Fun, As | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
     is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
     %% The child's first call is itself checked: spawn a joining fun instead.
     %% Every spawner with an `M, F, A' form also has a fun form of the same name.
     Start = joining(fun() -> call({Mod, Fun}, As, Ctx) end, Ctx),
     spawn_checked(M, F, [Start | Rest], Ctx);
-special_kind(spawner, M, F, Args, Ctx) ->
-    %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
-    below_process_limit(Ctx),
-    dispatch(M, F, Args, Ctx);
 special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
     is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
     may_signal(Agent, {M, F, length(Args)}, signal, Ctx),
     %% The agent applies `Mod:Fun' to its state: through the handler, so the
@@ -444,24 +487,36 @@ special_kind(decode, M, F, Args, Ctx) ->
     Term = erlang:apply(M, F, Args),
     holds_fun([Term]) andalso deny({M, F, length(Args)}, Ctx),
     Term;
-special_kind({send, DestPos}, M, F, Args, Ctx) ->
-    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
-    carry_out(M, F, Args, Ctx);
-special_kind({signal, DestPos}, M, F, Args, Ctx) ->
-    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),
-    carry_out(M, F, Args, Ctx);
-special_kind({amplifier, CountPos, UnitPos}, M, F, Args, Ctx) ->
+special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     Unit = case UnitPos of
                none -> 8;
-               _ -> unit_size(lists:nth(UnitPos, Args))
+               _ -> unit_size(lists:nth(UnitPos, Args), Max)
            end,
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
     carry_out(M, F, Args, Ctx);
 special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
     bounded_integer(Op, X, Y, Ctx),
     carry_out(M, F, Args, Ctx);
-special_kind(dispatch, M, F, Args, Ctx) ->
-    dispatch(M, F, Args, Ctx).
+special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
+    %% A comparison stops at the smaller operand's end.
+    copyable(X, Ctx) orelse copyable(Y, Ctx) orelse memory_limit(Ctx),
+    erlang:apply(M, F, Args);
+special_kind({iodata, Pos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
+    seccomp_size:within(lists:nth(Pos, Args), Max, iodata) orelse memory_limit(Ctx),
+    erlang:apply(M, F, Args).
+
+copying_kind(routed, M, F, Args, _Ctx) ->
+    seccomp_route:call(M, F, Args);
+copying_kind(spawner, M, F, Args, Ctx) ->
+    %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
+    below_process_limit(Ctx),
+    dispatch(M, F, Args, Ctx);
+copying_kind({send, DestPos}, M, F, Args, Ctx) ->
+    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
+    carry_out(M, F, Args, Ctx);
+copying_kind({signal, DestPos}, M, F, Args, Ctx) ->
+    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),
+    carry_out(M, F, Args, Ctx).
 
 %% The last step of a special kind: modules that may apply data get their
 %% arguments checked too.
@@ -471,7 +526,17 @@ carry_out(M, F, Args, Ctx) ->
         false -> dispatch(M, F, Args, Ctx)
     end.
 
-joining(Fun, Ctx) when is_function(Fun, 0) -> fun() -> join(Ctx), Fun() end;
+%% The child's exit reason is copied to every process linked to or
+%% monitoring it: one too large to copy becomes `memory_limit'.
+joining(Fun, Ctx) when is_function(Fun, 0) ->
+    fun() ->
+            join(Ctx),
+            try Fun()
+            catch Class:Reason:Stack ->
+                    copyable(Reason, Ctx) orelse exit(memory_limit),
+                    erlang:raise(Class, Reason, Stack)
+            end
+    end;
 joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
 
 %% The child is a member from birth, so the parent may message it at once.
@@ -588,11 +653,14 @@ bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count),
 bounded_bytes(_Count, _Unit, _Ctx) ->
     ok.
 
-unit_size(B) when is_binary(B) -> max(1, byte_size(B));
-unit_size(L) when is_list(L) -> max(1, iolist_size_or_one(L));
-unit_size(_) -> 8.
-
-iolist_size_or_one(L) -> try iolist_size(L) catch error:badarg -> 1 end.
+unit_size(B, _Max) when is_binary(B) -> max(1, byte_size(B));
+unit_size(L, Max) when is_list(L) ->
+    %% Past `Max' the exact size does not matter: the walk stops there.
+    case seccomp_size:cost(L, Max, iodata) of
+        over -> Max + 1;
+        N -> max(1, N)
+    end;
+unit_size(_, _Max) -> 8.
 
 -spec memory_limit(ctx()) -> no_return().
 memory_limit(Ctx) -> limit(memory_limit, Ctx).

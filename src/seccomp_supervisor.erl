@@ -1,20 +1,27 @@
 %% @doc Restrictions in OTP supervision trees.
 %%
 %% A restricted child spec starts its child through {@link start_restricted/2},
-%% so every start and every restart applies the policy. Processes started by
-%% a fun (`Task', `Agent', `proc_lib') carry it before their first
-%% instruction; behaviour processes (`gen_server', `gen_statem', `gen_event',
-%% `Supervisor'...) get it as soon as their start function returns, before
-%% the supervisor learns of them: their `init/1' runs unrestricted.
+%% which runs in the supervisor: it arms the supervisor (see
+%% `seccomp_nif:arm/1') and turns the inheriting tracer on for the start, so
+%% every process the start function spawns, the child included, carries the
+%% policy before it runs its first instruction (`init/1' of a behaviour as
+%% much as a `Task' fun). Every start and every restart, of static,
+%% dynamic and `simple_one_for_one' children alike.
 %%
-%% {@link start_child/2} closes the first bypass of a naive design: a
-%% restricted process asking a supervisor for a worker gets one that carries
-%% at least its own layers.
+%% Restricted callers: {@link start_child/2} (and every routed start, see
+%% `-seccomp_routes' below) passes the caller's layers to the child the same
+%% way; a start that cannot carry them (a `simple_one_for_one' template
+%% that is not restricted, a restart of a child spec that is not) is refused.
 -module(seccomp_supervisor).
 
+-seccomp_routes([{supervisor, start_child, 2}, {supervisor, restart_child, 2},
+                 {'Elixir.Supervisor', start_child, 2}, {'Elixir.Supervisor', restart_child, 2},
+                 {'Elixir.DynamicSupervisor', start_child, 2},
+                 {'Elixir.Task.Supervisor', '_', '_'}]).
+
 -export([child_spec/2, start_restricted/2, start_restricted/3, start_restricted/4,
-         start_restricted/5, start_child/2, start_dynamic_child/2, task/3,
-         ps/0, print_ps/0, tree/1, started_pid/1]).
+         start_restricted/5, start_restricted/6, start_child/2, start_dynamic_child/2, task/3,
+         task/4, route/3, ps/0, print_ps/0, print_capabilities/0, tree/1, started_pid/1]).
 
 -export_type([policy_source/0, restriction/0, sup_ref/0]).
 
@@ -23,12 +30,23 @@
 -type restriction() :: {policy, policy_source()} | {ticket, reference()}.
 -type sup_ref() :: pid() | atom() | {atom(), node()} | {global, term()} | {via, module(), term()}.
 
+%% The extra argument by which a restricted caller hands its layers to a
+%% restricted `simple_one_for_one' template.
+-define(TICKET_ARG(T), {'$seccomp_ticket', T}).
+
 %% @doc A child spec whose child starts (and restarts) restricted by `Policy'.
 %% `Policy' may name application env (`{app_env, App, Key}') or a file
 %% (`{file, Path}'): it is read at every start, so operators can tighten it
-%% without code changes.
+%% without code changes. A literal policy is validated at once: an invalid one
+%% raises `error:{invalid_policy, Why}' here, not when the child starts.
 -spec child_spec(supervisor:child_spec(), policy_source()) -> supervisor:child_spec().
-child_spec(Spec, Policy) -> restrict_spec(Spec, {policy, Policy}).
+child_spec(Spec, {app_env, _, _} = Source) -> restrict_spec(Spec, {policy, Source});
+child_spec(Spec, {file, _} = Source) -> restrict_spec(Spec, {policy, Source});
+child_spec(Spec, Policy) ->
+    case seccomp_policy:new(Policy) of
+        {ok, P} -> restrict_spec(Spec, {policy, P});
+        {error, {invalid_policy, Why}} -> erlang:error({invalid_policy, Why})
+    end.
 
 restrict_spec(#{start := Start} = Spec, Restriction) ->
     Spec#{start := wrap_start(Start, Restriction)};
@@ -40,7 +58,9 @@ restrict_spec(Other, _Restriction) ->
 wrap_start({?MODULE, start_restricted, [Start, Restrictions]}, Restriction) ->
     {?MODULE, start_restricted, [Start, Restrictions ++ [Restriction]]};
 wrap_start({M, F, A} = Start, Restriction) when is_atom(M), is_atom(F), is_list(A) ->
-    {?MODULE, start_restricted, [Start, [Restriction]]}.
+    {?MODULE, start_restricted, [Start, [Restriction]]};
+wrap_start(Other, _Restriction) ->
+    erlang:error({badarg, Other}).
 
 %% @doc The start function of restricted children (do not call directly).
 -spec start_restricted(mfa() | {module(), atom(), list()}, [restriction()]) -> term().
@@ -53,21 +73,23 @@ start_restricted(Start, Restrictions, X1) -> start_with(Start, Restrictions, [X1
 start_restricted(Start, Restrictions, X1, X2) -> start_with(Start, Restrictions, [X1, X2]).
 -spec start_restricted({module(), atom(), list()}, [restriction()], term(), term(), term()) -> term().
 start_restricted(Start, Restrictions, X1, X2, X3) -> start_with(Start, Restrictions, [X1, X2, X3]).
+-spec start_restricted({module(), atom(), list()}, [restriction()], term(), term(), term(), term()) ->
+          term().
+start_restricted(Start, Restrictions, X1, X2, X3, X4) ->
+    start_with(Start, Restrictions, [X1, X2, X3, X4]).
 
-start_with({M, F, A}, Restrictions, Extra) ->
+start_with({M, F, A}, Restrictions, Extra0) ->
+    {Extra, Handed} = lists:partition(fun(X) -> not is_ticket_arg(X) end, Extra0),
     case tickets(Restrictions, []) of
         {ok, Tickets} ->
-            Args = A ++ Extra,
-            case fun_start(M, F, Args) of
-                {Fun, Rebuild} ->
-                    erlang:apply(M, F, Rebuild(adopting(Tickets, Fun)));
-                none ->
-                    Started = erlang:apply(M, F, Args),
-                    restrict_started(Started, Tickets)
-            end;
+            All = Tickets ++ [T || ?TICKET_ARG(T) <- Handed],
+            armed(All, fun() -> erlang:apply(M, F, A ++ Extra) end);
         {error, _} = Error ->
             Error
     end.
+
+is_ticket_arg(?TICKET_ARG(T)) -> is_reference(T);
+is_ticket_arg(_) -> false.
 
 tickets([], Acc) ->
     {ok, lists:reverse(Acc)};
@@ -89,25 +111,33 @@ resolve({file, Path}) ->
 resolve(Policy) ->
     seccomp_policy:new(Policy).
 
-%% Starts that take the child's function: we can restrict before it runs.
-fun_start('Elixir.Task', start_link, [Fun]) when is_function(Fun, 0) ->
-    {Fun, fun(Wrapped) -> [Wrapped] end};
-fun_start('Elixir.Task', start_link, [M, F, A]) when is_atom(M), is_atom(F), is_list(A) ->
-    {fun() -> erlang:apply(M, F, A) end, fun(Wrapped) -> [Wrapped] end};
-fun_start('Elixir.Agent', start_link, [Fun | Opts]) when is_function(Fun, 0) ->
-    {Fun, fun(Wrapped) -> [Wrapped | Opts] end};
-fun_start(_M, _F, _A) -> none.
-
-adopting(Tickets, Fun) ->
-    fun() ->
-            [ok = seccomp_nif:adopt(T) || T <- Tickets],
-            Fun()
+%% Run a start with the supervisor armed: what it spawns meanwhile takes the
+%% tickets' layers before it runs (the tracer callback), on top of any the
+%% supervisor passes on itself.
+armed(Tickets, Start) ->
+    case seccomp_process:tracer(self()) of
+        {other, T} ->
+            {error, {seccomp, {tracer_in_use, T}}};
+        Was ->
+            [ok = seccomp_nif:arm(T) || T <- Tickets],
+            ok = case Was of
+                     on -> ok;
+                     _ -> seccomp_process:trace(self())
+                 end,
+            try
+                restrict_started(Start(), Tickets)
+            after
+                ok = seccomp_nif:disarm(),
+                Was =:= on orelse erlang:trace(self(), false, [procs, set_on_spawn])
+            end
     end.
 
+%% A start function may return a process it did not spawn (an existing one):
+%% it gets the layers now, or is not handed out.
 restrict_started(Result, Tickets) ->
     case started_pid(Result) of
         undefined -> Result;
-        Pid -> apply_tickets(Pid, Tickets, Result)
+        Pid -> ensure_restricted(Pid, Tickets, Result)
     end.
 
 %% @private The process a start function or a spawn returned, in any of the
@@ -121,8 +151,11 @@ started_pid({ok, Pid, _Info}) when is_pid(Pid) -> Pid;
 started_pid(#{pid := Pid}) when is_pid(Pid) -> Pid;
 started_pid(_) -> undefined.
 
-apply_tickets(Pid, Tickets, Result) ->
-    Outcomes = [seccomp_nif:adopt_pid(Pid, T) || T <- Tickets],
+ensure_restricted(Pid, Tickets, Result) ->
+    Outcomes = [case seccomp_process:is_restricted(Pid) of
+                    true -> ok;
+                    false -> seccomp_process:adopt_pid(Pid, T)
+                end || T <- Tickets],
     case [E || {error, not_permitted} = E <- Outcomes] of
         [] ->
             Result;
@@ -133,7 +166,42 @@ apply_tickets(Pid, Tickets, Result) ->
             {error, {seccomp, not_permitted}}
     end.
 
-%%% Bypass 1: restricted callers -------------------------------------------------
+%%% Restricted callers -------------------------------------------------------------
+
+%% @private Enforcement point (see `seccomp_route').
+-spec route(module(), atom(), [term()]) -> term().
+route(supervisor, start_child, [Sup, Spec]) -> start_child(Sup, Spec);
+route('Elixir.Supervisor', start_child, [Sup, Spec]) -> start_child(Sup, elixir_spec(Spec));
+route('Elixir.DynamicSupervisor', start_child, [Sup, Spec]) ->
+    start_dynamic_child(Sup, elixir_spec(Spec));
+route(Mod, restart_child, [Sup, Id]) ->
+    case seccomp_process:is_restricted(self()) andalso not restricted_spec(Sup, Id) of
+        true -> seccomp_violation:refuse({Mod, restart_child, 2});
+        false -> supervisor:restart_child(Sup, Id)
+    end;
+route('Elixir.Task.Supervisor', F, [Sup, Fun | Opts])
+  when is_function(Fun, 0), (F =:= start_child orelse F =:= async orelse F =:= async_nolink) ->
+    task(Sup, Fun, F, Opts);
+route('Elixir.Task.Supervisor', F, [Sup, M, Fn, A | Opts])
+  when is_atom(M), is_atom(Fn), is_list(A),
+       (F =:= start_child orelse F =:= async orelse F =:= async_nolink) ->
+    %% The task's call is itself checked, in the task.
+    task(Sup, fun() -> seccomp_route:apply(M, Fn, A) end, F, Opts);
+route(Mod, F, Args) ->
+    %% Every other start (`async_stream'...) carries a fun or an MFA.
+    case seccomp_process:is_restricted(self()) andalso seccomp_delegate:carries_code(Args) of
+        true -> seccomp_violation:refuse({Mod, F, length(Args)});
+        false -> erlang:apply(Mod, F, Args)
+    end.
+
+elixir_spec(Spec) when is_list(Spec) -> Spec;
+elixir_spec(Spec) -> 'Elixir.Supervisor':child_spec(Spec, []).
+
+restricted_spec(Sup, Id) ->
+    case supervisor:get_childspec(Sup, Id) of
+        {ok, #{start := {?MODULE, start_restricted, _}}} -> true;
+        _ -> false
+    end.
 
 %% @doc `supervisor:start_child/2' for any caller: when the caller is
 %% restricted, the child carries at least the caller's layers.
@@ -147,25 +215,29 @@ start_child(Sup, SpecOrArgs) ->
     start_supervisor_child(Sup, SpecOrArgs).
 
 start_supervisor_child(Sup, SpecOrArgs) ->
-    on_behalf(fun(Restriction) -> supervisor:start_child(Sup, with_restriction(SpecOrArgs, Restriction)) end,
-              {supervisor, start_child, 2}).
+    on_behalf(Sup, fun(Restriction) -> supervisor:start_child(Sup, with_restriction(SpecOrArgs, Restriction)) end,
+              SpecOrArgs, {supervisor, start_child, 2}).
 
 %% @doc `DynamicSupervisor.start_child/2' for a child spec map, like {@link start_child/2}.
 -spec start_dynamic_child(pid() | atom(), map()) -> term().
 start_dynamic_child(Sup, Spec) ->
-    on_behalf(fun(Restriction) ->
-                      'Elixir.DynamicSupervisor':start_child(Sup, with_restriction(Spec, Restriction))
-              end, {'Elixir.DynamicSupervisor', start_child, 2}).
+    on_behalf(Sup, fun(Restriction) ->
+                           'Elixir.DynamicSupervisor':start_child(Sup, with_restriction(Spec, Restriction))
+                   end, Spec, {'Elixir.DynamicSupervisor', start_child, 2}).
 
 %% @doc `Task.Supervisor' `start_child', `async' or `async_nolink' with the
 %% caller's layers on the task before it runs.
 -spec task(pid() | atom(), fun(() -> term()), start_child | async | async_nolink) -> term().
-task(Sup, Fun, Kind) when is_function(Fun, 0) ->
-    Wrapped = case seccomp_violation:spawn_ticket({'Elixir.Task.Supervisor', Kind, 2}) of
+task(Sup, Fun, Kind) -> task(Sup, Fun, Kind, []).
+
+%% @doc Like {@link task/3}, with the options of the `/3' forms.
+-spec task(pid() | atom(), fun(() -> term()), start_child | async | async_nolink, [list()]) -> term().
+task(Sup, Fun, Kind, Opts) when is_function(Fun, 0) ->
+    Wrapped = case seccomp_violation:spawn_ticket({'Elixir.Task.Supervisor', Kind, 2 + length(Opts)}) of
                   none -> Fun;
-                  T -> adopting([T], Fun)
+                  T -> fun() -> ok = seccomp_process:adopt(T), Fun() end
               end,
-    'Elixir.Task.Supervisor':Kind(Sup, Wrapped).
+    erlang:apply('Elixir.Task.Supervisor', Kind, [Sup, Wrapped | Opts]).
 
 %% Elixir's DynamicSupervisor speaks its own protocol (and names itself a
 %% `supervisor' in `$initial_call'): only its state tells them apart.
@@ -178,38 +250,48 @@ is_dynamic(Sup) ->
     end.
 
 with_restriction(Spec, none) -> Spec;
-with_restriction(Spec, R) when is_map(Spec); is_tuple(Spec) -> restrict_spec(Spec, R);
-with_restriction(ExtraArgs, _R) when is_list(ExtraArgs) -> ExtraArgs.
+with_restriction(Spec, {ticket, _} = R) when is_map(Spec); is_tuple(Spec) -> restrict_spec(Spec, R);
+with_restriction(ExtraArgs, {ticket, T}) when is_list(ExtraArgs) -> ExtraArgs ++ [?TICKET_ARG(T)].
 
-%% The start runs in a helper that is not restricted, so it may restrict the
-%% child even when the supervisor's template is not one of ours.
-on_behalf(Start, MFA) ->
+%% The supervisor starts the child armed with the caller's ticket. Extra
+%% arguments for a `simple_one_for_one' template only reach our start
+%% function when the template is restricted: otherwise the start is refused.
+on_behalf(Sup, Start, SpecOrArgs, MFA) ->
     case seccomp_violation:spawn_ticket(MFA) of
         none ->
             Start(none);
+        T when is_list(SpecOrArgs) ->
+            case template_is_restricted(Sup) of
+                true -> restricted_result(Start({ticket, T}), MFA);
+                false -> seccomp_violation:refuse(MFA)
+            end;
         T ->
-            Caller = self(),
-            {Pid, Ref} = spawn_monitor(fun() ->
-                                               Result = Start({ticket, T}),
-                                               Caller ! {self(), ensure_restricted(Result, T)}
-                                       end),
-            receive
-                {Pid, Result} -> demonitor(Ref, [flush]), Result;
-                {'DOWN', Ref, process, Pid, Why} -> {error, Why}
+            restricted_result(Start({ticket, T}), MFA)
+    end.
+
+%% What a restricted caller gets back is restricted, or it is not started at all.
+restricted_result(Result, MFA) ->
+    case started_pid(Result) of
+        undefined -> Result;
+        Pid ->
+            case seccomp_process:is_restricted(Pid) of
+                true -> Result;
+                false -> exit(Pid, kill), seccomp_violation:refuse(MFA)
             end
     end.
 
-ensure_restricted(R, T) ->
-    case started_pid(R) of
-        undefined -> R;
-        Pid -> restrict_if_free(Pid, T), R
+template_is_restricted(Sup) ->
+    try sys:get_state(Sup, 5000) of
+        State -> holds_restricted_start(State)
+    catch
+        exit:_ -> false
     end.
 
-restrict_if_free(Pid, T) ->
-    case seccomp:is_restricted(Pid) of
-        true -> ok;
-        false -> _ = seccomp_nif:adopt_pid(Pid, T), ok
-    end.
+holds_restricted_start({?MODULE, start_restricted, [_, _]}) -> true;
+holds_restricted_start(T) when is_tuple(T) -> holds_restricted_start(tuple_to_list(T));
+holds_restricted_start([H | Tl]) -> holds_restricted_start(H) orelse holds_restricted_start(Tl);
+holds_restricted_start(M) when is_map(M) -> holds_restricted_start(maps:to_list(M));
+holds_restricted_start(_) -> false.
 
 %%% Seeing the tree --------------------------------------------------------------------
 
@@ -218,7 +300,7 @@ restrict_if_free(Pid, T) ->
                  layers := non_neg_integer(), checks := non_neg_integer(),
                  denials := non_neg_integer()}].
 ps() ->
-    [row(P, S) || P <- processes(), is_map(S = seccomp:status(P))].
+    [row(P, S) || P <- processes(), S <- [seccomp_process:status(P)], is_map(S)].
 
 row(Pid, #{mode := Mode, layers := Layers, checks := C, denials := D}) ->
     Name = case process_info(Pid, registered_name) of
@@ -247,13 +329,33 @@ print_ps() ->
      || #{pid := P, name := N, layers := L, checks := C, denials := D} <- Rows],
     io:format("~b restricted of ~b processes~n", [length(Rows), length(processes())]).
 
+%% @doc For each distinct layer of the restricted processes, the
+%% escape-capable classes it leaves open and how many of their functions.
+-spec print_capabilities() -> ok.
+print_capabilities() ->
+    Layers = lists:usort([L || P <- processes(), #{mode := filter, layers := Ls} <- [seccomp_process:status(P)],
+                               L <- Ls]),
+    lists:foreach(fun print_capabilities/1, Layers).
+
+print_capabilities(Spec) ->
+    {ok, P} = seccomp_policy:new(Spec),
+    Caps = seccomp_capabilities:granted(P),
+    io:format("~nlayer ~ts (~b rules) leaves open:~n",
+              [maps:get(mode, Spec), length(maps:get(rules, Spec))]),
+    [io:format("  ~-16s ~s~n", [C, case maps:get(C, Caps) of
+                                        [] -> "closed";
+                                        Open -> io_lib:format("~b functions, e.g. ~0p", [length(Open), hd(Open)])
+                                    end])
+     || C <- seccomp_capabilities:classes()],
+    ok.
+
 %% @doc A supervision tree with each child's restriction state.
 -spec tree(sup_ref()) -> [map()].
 tree(Sup) ->
     [begin
          Node = #{id => Id, pid => Pid, type => Type,
                   seccomp => case is_pid(Pid) of
-                                 true -> seccomp:status(Pid);
+                                 true -> seccomp_process:status(Pid);
                                  false -> not_running
                              end},
          case Type =:= supervisor andalso is_pid(Pid) of

@@ -8,6 +8,8 @@
          outgoing_rpc_carries_the_policy/1, garbage_disconnects_only_that_node/1,
          filter_never_crashes_and_never_lets_refused_through/1]).
 
+-include("caught.hrl").
+
 all() ->
     [doors_are_refused, allowed_rpc_works, ipv6_works, cluster_housekeeping_works,
      outgoing_rpc_carries_the_policy, garbage_disconnects_only_that_node,
@@ -23,12 +25,12 @@ init_per_suite(Config) ->
 end_per_suite(_Config) -> ok.
 
 init_per_testcase(Case, Config) ->
-    Dir = filename:join("/tmp", "seccomp_ct_" ++ atom_to_list(Case)),
+    Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_path(Dir),
     [{dir, Dir} | Config].
 
 end_per_testcase(_Case, Config) ->
-    [catch peer:stop(P) || {peer, P} <- proplists:get_all_values(peers, Config)],
+    [caught(fun() -> peer:stop(P) end) || {peer, P} <- proplists:get_all_values(peers, Config)],
     ok.
 
 %% A node; `seccomp' nodes use the carrier and the suite's policy.
@@ -58,25 +60,25 @@ doors_are_refused(Config) ->
     Attempts =
         [{rpc_call, fun() -> rpc:call(ProtNode, os, cmd, [Touch], 500) end},
          {rpc_cast, fun() -> rpc:cast(ProtNode, os, cmd, [Touch]) end},
-         {erpc_call, fun() -> catch erpc:call(ProtNode, os, cmd, [Touch], 500) end},
+         {erpc_call, fun() -> erpc:call(ProtNode, os, cmd, [Touch], 500) end},
          {erpc_cast, fun() -> erpc:cast(ProtNode, os, cmd, [Touch]) end},
          {spawn_mfa, fun() -> spawn(ProtNode, os, cmd, [Touch]) end},
          {spawn_fun, fun() -> spawn(ProtNode, fun() -> os:cmd(Touch) end) end},
-         {rex_call, fun() -> catch gen_server:call({rex, ProtNode}, {call, os, cmd, [Touch], self()}, 500) end},
-         {rex_block_call, fun() -> catch gen_server:call({rex, ProtNode}, {block_call, os, cmd, [Touch], self()}, 500) end},
+         {rex_call, fun() -> gen_server:call({rex, ProtNode}, {call, os, cmd, [Touch], self()}, 500) end},
+         {rex_block_call, fun() -> gen_server:call({rex, ProtNode}, {block_call, os, cmd, [Touch], self()}, 500) end},
          {rex_cast, fun() -> gen_server:cast({rex, ProtNode}, {cast, os, cmd, [Touch], self()}) end},
-         {net_kernel_spawn, fun() -> catch gen_server:call({net_kernel, ProtNode}, {spawn, os, cmd, [Touch], self()}, 500) end},
-         {supervisor_start_child, fun() -> catch gen_server:call({kernel_sup, ProtNode}, {start_child, Spec}, 500) end},
+         {net_kernel_spawn, fun() -> gen_server:call({net_kernel, ProtNode}, {spawn, os, cmd, [Touch], self()}, 500) end},
+         {supervisor_start_child, fun() -> gen_server:call({kernel_sup, ProtNode}, {start_child, Spec}, 500) end},
          {app_controller, fun() -> {application_controller, ProtNode} ! {'$gen_call', {self(), make_ref()}, {set_env, kernel, pwned, true, []}} end},
          {init_stop, fun() -> {init, ProtNode} ! {stop, stop} end},
          {code_server, fun() -> {code_server, ProtNode} ! {code_call, self(), {load_binary, pwned, "pwned", <<>>}} end},
          {global_registrar, fun() -> {global_name_server, ProtNode} ! {'$gen_call', {self(), make_ref()}, {registrar, fun() -> os:cmd(Touch) end}} end},
-         {sys_replace_state, fun() -> catch sys:replace_state({global_name_server, ProtNode}, fun(S) -> os:cmd(Touch), S end, 500) end},
+         {sys_replace_state, fun() -> sys:replace_state({global_name_server, ProtNode}, fun(S) -> os:cmd(Touch), S end, 500) end},
          {exit2_to_system, fun() -> exit(rpc:call(ProtNode, erlang, whereis, [init], 500), kill) end},
          {fun_to_pid, fun() -> {global_name_server, ProtNode} ! {pwned, fun() -> ok end} end}],
     Results = on(Att, fun() ->
                               true = net_kernel:connect_node(ProtNode),
-                              [{Name, catch F()} || {Name, F} <- Attempts]
+                              [{Name, caught(F)} || {Name, F} <- Attempts]
                       end),
     ct:log("attempts: ~p", [Results]),
     timer:sleep(500),
@@ -152,7 +154,7 @@ outgoing_rpc_carries_the_policy(Config) ->
                            Self = self(),
                            spawn(fun() ->
                                          ok = seccomp:restrict(#{mode => blacklist, rules => [os]}),
-                                         Local = (catch seccomp:rpc_call(NodeB, os, getpid, [])),
+                                         Local = caught(fun() -> seccomp:rpc_call(NodeB, os, getpid, []) end),
                                          Remote = seccomp:rpc_call(NodeB, erlang, apply, [os, getpid, []], 5000),
                                          Allowed = seccomp:rpc_call(NodeB, erlang, node, [], 5000),
                                          Self ! {done, Local, Remote, Allowed}

@@ -127,12 +127,23 @@ defmodule Seccomp.SupervisorTest do
     assert reason == {:seccomp_policy, {:no_policy_in_app_env, :beam_seccomp, :missing_policy}}
 
     {:ok, dyn} = DynamicSupervisor.start_link(strategy: :one_for_one)
-    bad = :seccomp.child_spec(Supervisor.child_spec({Worker, 1}, []), %{mode: :grey})
-
-    assert {:error, {:seccomp_policy, {:invalid_policy, {:mode, :grey}}}} =
-             Seccomp.start_child(dyn, bad)
-
+    bad = :seccomp.child_spec(Supervisor.child_spec({Worker, 1}, []), {:file, "/nonexistent.json"})
+    assert {:error, {:seccomp_policy, {:file, "/nonexistent.json", :enoent}}} = Seccomp.start_child(dyn, bad)
     assert Process.alive?(dyn)
+  end
+
+  test "a literal policy is validated when the child spec is made, in Erlang as in Elixir" do
+    spec = Supervisor.child_spec({Worker, 1}, [])
+
+    assert_raise ErlangError, ~r/invalid_policy.*grey/, fn ->
+      :seccomp.child_spec(spec, %{mode: :grey})
+    end
+
+    assert_raise ErlangError, ~r/invalid_policy.*not_a_list/, fn ->
+      :seccomp.child_spec(spec, %{rules: :not_a_list})
+    end
+
+    assert_raise ArgumentError, fn -> Seccomp.child_spec(spec, mode: :grey) end
   end
 
   describe "bypass 1: a restricted process asks a supervisor for a worker" do
@@ -223,7 +234,7 @@ defmodule Seccomp.SupervisorTest do
           end
         end)
 
-      assert %ErlangError{original: {:seccomp_violation, {:supervisor, :start_child, 2}}} = result
+      assert %ErlangError{original: {:seccomp_violation, {:erlang, :send, 2}}} = result
       refute Enum.any?(Supervisor.which_children(sup), fn {id, _, _, _} -> id == :raw end)
     end
   end

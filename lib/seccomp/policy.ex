@@ -98,6 +98,17 @@ defmodule Seccomp.Policy do
     with {:ok, native} <- :seccomp.policy_from_json(json), do: {:ok, from_native(native)}
   end
 
+  @doc """
+  Which escape-capable classes the policy grants: for each class
+  (`:start_processes`, `:send_anywhere`, `:apply_data`, `:files`, `:os_commands`,
+  `:ports`, `:code_loading`, `:ets`, `:atoms`, `:distribution`) the installed
+  functions of it that the policy lets through, `[]` when the class is closed.
+  """
+  @spec capabilities(t() | keyword() | map()) :: {:ok, %{atom() => [mfa()]}} | {:error, term()}
+  def capabilities(policy) do
+    with {:ok, native} <- native(policy), do: :seccomp.capabilities(native)
+  end
+
   @doc false
   @spec native(t() | :seccomp_policy.t() | keyword() | map()) ::
           {:ok, :seccomp_policy.t()} | {:error, term()}

@@ -5,10 +5,11 @@
 //! refuse malformed terms with `badarg` rather than trusting their caller.
 
 pub mod policy;
+mod size;
 pub mod table;
 mod terms;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use once_cell::sync::{Lazy, OnceCell};
 use rustler::{
@@ -28,6 +29,13 @@ static TABLE: Lazy<Table<Key, Broker>> = Lazy::new(Table::default);
 static WATCHER: OnceCell<ResourceArc<Watcher>> = OnceCell::new();
 /// Calls no restricted process may make, whatever its own layers say.
 static GUARD: OnceCell<Policy> = OnceCell::new();
+/// Entries made by the tracer callback, which runs where no monitor can be
+/// set: the next call from a process (any restrict, adopt or `watch_pending`)
+/// monitors them, or forgets those already gone, so none outlives its process.
+static UNWATCHED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// Unrestricted processes (supervisors) that are starting a restricted child:
+/// whatever they spawn meanwhile adopts these layers (see `arm`).
+static ARMED: Lazy<dashmap::DashMap<u64, Arc<Layers<Key, Broker>>>> = Lazy::new(Default::default);
 
 /// A compiled policy, shared by every process that carries it. Its `source` is
 /// the validated policy as the Erlang side wrote it (external term format).
@@ -59,6 +67,7 @@ impl Resource for Watcher {
 
 /// Start watching a process that just got its first entry; forget it at once if it is already dead.
 fn watch(env: Env, pid: &LocalPid, added: Added) -> bool {
+    watch_unwatched(env);
     if added == Added::Stacked {
         return true;
     }
@@ -90,7 +99,9 @@ fn noop() -> Atom {
     atoms::ok()
 }
 
-#[rustler::nif]
+// Work proportional to a policy's size (up to a million rules) runs on dirty
+// schedulers, so a large policy never blocks a normal scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
 fn compile<'a>(env: Env<'a>, spec: Term<'a>, spec_etf: Binary<'a>) -> NifResult<Term<'a>> {
     let compiled = terms::compile_spec(spec, spec_etf.as_slice().to_vec())?;
     let resource = PolicyResource {
@@ -142,6 +153,14 @@ fn check<'a>(env: Env<'a>, m: Term<'a>, f: Term<'a>, arity: Term<'a>) -> NifResu
         f,
         a,
     ))
+}
+
+/// The guard alone: for a restricted caller, what no layer may allow.
+#[rustler::nif]
+fn check_guard<'a>(env: Env<'a>, m: Term<'a>, f: Term<'a>, arity: Term<'a>) -> NifResult<Term<'a>> {
+    let (m, f, a) = mfa(m, f, arity)?;
+    let restricted = TABLE.is_restricted(pid_key(&env.pid()));
+    Ok(verdict(env, restricted.then_some(Action::Allow), m, f, a))
 }
 
 /// A check against a given policy and the caller's own layers together: the
@@ -233,7 +252,7 @@ fn adopt(env: Env, ticket: ResourceArc<Ticket>) -> Atom {
 }
 
 /// `undefined` for an unrestricted process, else `{Layers, Checks, Denials}`.
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn status(env: Env, pid: LocalPid) -> Term {
     use std::sync::atomic::Ordering::Relaxed;
     let found = TABLE.with_entry(pid_key(&pid), |e| {
@@ -259,7 +278,7 @@ fn status(env: Env, pid: LocalPid) -> Term {
     }
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn policy_spec(env: Env, policy: ResourceArc<PolicyResource>) -> NifResult<Term> {
     terms::binary(env, &policy.compiled.source)
 }
@@ -269,7 +288,13 @@ fn table_size() -> usize {
     TABLE.len()
 }
 
+/// Whether a process carries layers, without copying them out (see `status`).
 #[rustler::nif]
+fn is_restricted(pid: LocalPid) -> bool {
+    TABLE.is_restricted(pid_key(&pid))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
 fn spec_to_json<'a>(env: Env<'a>, spec: Term<'a>) -> NifResult<Term<'a>> {
     let spec = terms::decode_spec(spec)?;
     Ok(match terms::spec_to_json(env, &spec) {
@@ -278,7 +303,7 @@ fn spec_to_json<'a>(env: Env<'a>, spec: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn spec_from_json<'a>(env: Env<'a>, text: Binary<'a>) -> Term<'a> {
     match terms::spec_from_json(env, text.as_slice()) {
         Ok(spec) => (atoms::ok(), spec).encode(env),
@@ -310,24 +335,66 @@ fn trace(env: Env, tag: Atom, _state: Term, tracee: Term, child: Term, _opts: Te
     let inherited = TABLE
         .with_entry(pid_key(&parent), |e| e.layers.inherited())
         .flatten();
+    let armed = ARMED.get(&pid_key(&parent)).map(|l| Arc::clone(&l));
+    let inherited = match (inherited, armed) {
+        (Some(own), Some(armed)) => Some(own.stacked(&armed.policies)),
+        (own, armed) => own.or(armed),
+    };
     if let Some(layers) = inherited {
-        // This environment belongs to no process, so it cannot monitor: the
-        // events server does it (`watch_pid/1`). Without it the entry stays
-        // (fail closed) until the VM stops.
+        // This environment cannot monitor: the key waits in UNWATCHED and the
+        // events server is asked to drain it now (any later call would too).
         if TABLE.adopt(pid_key(&child), &layers) == Added::NewEntry {
+            if let Ok(mut keys) = UNWATCHED.lock() {
+                keys.push(pid_key(&child));
+            }
             if let Some(server) = env.whereis_pid(atoms::seccomp_events()) {
-                let _ = env.send(&server, (atoms::seccomp_watch(), child));
+                let _ = env.send(&server, atoms::seccomp_watch());
             }
         }
     }
     atoms::ok()
 }
 
-/// Monitor a process that got its entry from a tracer callback.
+/// Until `disarm`, every process the (traced) caller spawns adopts the
+/// ticket's layers, on top of any it inherits, through the tracer callback
+/// before it runs. Arming again stacks. It only ever adds restrictions to
+/// children, so any caller may.
 #[rustler::nif]
-fn watch_pid(env: Env, pid: LocalPid) -> Atom {
-    watch(env, &pid, Added::NewEntry);
+fn arm(env: Env, ticket: ResourceArc<Ticket>) -> Atom {
+    let me = pid_key(&env.pid());
+    let layers = match ARMED.get(&me).map(|l| Arc::clone(&l)) {
+        Some(armed) => armed.stacked(&ticket.layers.policies),
+        None => Arc::clone(&ticket.layers),
+    };
+    ARMED.insert(me, layers);
     atoms::ok()
+}
+
+#[rustler::nif]
+fn disarm(env: Env) -> Atom {
+    ARMED.remove(&pid_key(&env.pid()));
+    atoms::ok()
+}
+
+/// Monitor the processes whose entries tracer callbacks made since the last call.
+#[rustler::nif]
+fn watch_pending(env: Env) -> Atom {
+    watch_unwatched(env);
+    atoms::ok()
+}
+
+fn watch_unwatched(env: Env) {
+    let pending = match UNWATCHED.lock() {
+        Ok(mut keys) if !keys.is_empty() => std::mem::take(&mut *keys),
+        _ => return,
+    };
+    let watcher = WATCHER.get_or_init(|| ResourceArc::new(Watcher));
+    for key in pending {
+        let pid = terms::local_pid(key);
+        if env.monitor(watcher, &pid).is_none() {
+            TABLE.forget(key);
+        }
+    }
 }
 
 /// `load_info` is the guard spec: what no restricted process may call.

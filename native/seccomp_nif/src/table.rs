@@ -52,7 +52,7 @@ impl<K: Copy + Eq + Hash, B: Clone> Layers<K, B> {
         (!policies.is_empty()).then(|| Arc::new(Layers { policies }))
     }
 
-    fn stacked(&self, more: &[Arc<Compiled<K, B>>]) -> Arc<Layers<K, B>> {
+    pub fn stacked(&self, more: &[Arc<Compiled<K, B>>]) -> Arc<Layers<K, B>> {
         let mut policies = self.policies.clone();
         policies.extend(more.iter().cloned());
         Arc::new(Layers { policies })
@@ -88,33 +88,49 @@ impl<K: Copy + Eq + Hash, B: Clone> Default for Table<K, B> {
 
 impl<K: Copy + Eq + Hash, B: Clone> Table<K, B> {
     /// Stack more layers on a process; layers are never removed while it lives.
+    ///
+    /// Like every method here, it works on the entry it holds and never calls
+    /// back into the map while holding it: a DashMap shard lock is not reentrant.
     pub fn add_layers(&self, key: u64, more: &[Arc<Compiled<K, B>>]) -> Added {
+        self.stack_or_insert(key, more, false, || {
+            Arc::new(Layers {
+                policies: more.to_vec(),
+            })
+        })
+    }
+
+    /// Give a process the layers its parent passed on: shared, not copied, when
+    /// it has none yet; else those it does not carry yet are stacked on its own
+    /// (a child given its parent's layers twice, by the tracer and by a ticket,
+    /// carries them once).
+    pub fn adopt(&self, key: u64, layers: &Arc<Layers<K, B>>) -> Added {
+        self.stack_or_insert(key, &layers.policies, true, || Arc::clone(layers))
+    }
+
+    fn stack_or_insert(
+        &self,
+        key: u64,
+        more: &[Arc<Compiled<K, B>>],
+        skip_carried: bool,
+        fresh: impl FnOnce() -> Arc<Layers<K, B>>,
+    ) -> Added {
         match self.map.entry(key) {
             dashmap::Entry::Occupied(mut e) => {
-                let stacked = e.get().layers.stacked(more);
-                e.get_mut().layers = stacked;
+                let carried = &e.get().layers.policies;
+                let new: Vec<_> = more
+                    .iter()
+                    .filter(|p| !skip_carried || !carried.iter().any(|c| Arc::ptr_eq(c, p)))
+                    .cloned()
+                    .collect();
+                if !new.is_empty() {
+                    let stacked = e.get().layers.stacked(&new);
+                    e.get_mut().layers = stacked;
+                }
                 Added::Stacked
             }
             dashmap::Entry::Vacant(v) => {
                 v.insert(Entry {
-                    layers: Arc::new(Layers {
-                        policies: more.to_vec(),
-                    }),
-                    checks: AtomicU64::new(0),
-                    denials: AtomicU64::new(0),
-                });
-                Added::NewEntry
-            }
-        }
-    }
-
-    /// Give a new process exactly the layers its parent passed on (shared, not copied).
-    pub fn adopt(&self, key: u64, layers: &Arc<Layers<K, B>>) -> Added {
-        match self.map.entry(key) {
-            dashmap::Entry::Occupied(_) => self.add_layers(key, &layers.policies),
-            dashmap::Entry::Vacant(v) => {
-                v.insert(Entry {
-                    layers: Arc::clone(layers),
+                    layers: fresh(),
                     checks: AtomicU64::new(0),
                     denials: AtomicU64::new(0),
                 });
@@ -246,6 +262,23 @@ mod tests {
         t.adopt(2, &child);
         assert_eq!(t.check(2, "os", "cmd", 1), Some(Action::Error));
         assert_eq!(t.check(2, "file", "read_file", 1), Some(Action::Allow));
+    }
+
+    #[test]
+    fn adopting_onto_an_entry_stacks_without_relocking() {
+        let t = Table::default();
+        let layers = Arc::new(Layers {
+            policies: vec![policy(Mode::Blacklist, &[("os", None)], false, true)],
+        });
+        assert_eq!(t.adopt(3, &layers), Added::NewEntry);
+        assert_eq!(t.adopt(3, &layers), Added::Stacked);
+        t.add_layers(
+            3,
+            &[policy(Mode::Blacklist, &[("file", None)], false, true)],
+        );
+        assert_eq!(t.adopt(3, &layers), Added::Stacked);
+        assert_eq!(t.with_entry(3, |e| e.layers.policies.len()), Some(2));
+        assert_eq!(t.check(3, "file", "read_file", 1), Some(Action::Error));
     }
 
     #[test]

@@ -71,6 +71,14 @@ pub fn pid_key(pid: &LocalPid) -> u64 {
     word as u64
 }
 
+/// The local pid whose key is `key` (the inverse of `pid_key`).
+pub fn local_pid(key: u64) -> LocalPid {
+    const _: () = assert!(std::mem::size_of::<LocalPid>() == std::mem::size_of::<usize>());
+    // SAFETY: `LocalPid` is `ErlNifPid`, a `#[repr(C)]` single term word (see
+    // `pid_key`); a stale key only names a dead process, which monitoring reports.
+    unsafe { std::mem::transmute::<usize, LocalPid>(key as usize) }
+}
+
 /// Who answers a `trap`: a pid, or a registered name (the only form a file can hold).
 #[derive(Clone, Copy)]
 pub enum Broker {
@@ -144,8 +152,11 @@ fn wildcard_or<'a, T: rustler::Decoder<'a>>(t: Term<'a>) -> NifResult<Option<T>>
 }
 
 pub fn decode_spec(t: Term) -> NifResult<Spec<Atom, Broker>> {
-    let (mode, no_spawn, inherit, default_action, rules): (Atom, bool, bool, Term, Vec<Term>) =
+    let (mode, no_spawn, inherit, default_action, rules): (Atom, bool, bool, Term, Term) =
         t.decode()?;
+    // An improper list is `badarg`: rustler's list decoding would panic on it.
+    rules.list_length()?;
+    let rules: Vec<Term> = rules.decode()?;
     let mode = match mode {
         m if m == atoms::whitelist() => Mode::Whitelist,
         m if m == atoms::blacklist() => Mode::Blacklist,
@@ -232,9 +243,48 @@ pub fn spec_to_json<'a>(env: Env<'a>, spec: &Spec<Atom, Broker>) -> Result<Strin
     serde_json::to_string_pretty(&text).map_err(|e| e.to_string().encode(env))
 }
 
+/// How many atoms one JSON policy may add to the VM's atom table: names that
+/// do not exist yet (a blacklist may name a module not loaded yet) are
+/// counted before any is created.
+pub const MAX_NEW_ATOMS: usize = 10_000;
+/// The longest atom the VM accepts, in characters.
+const MAX_ATOM_CHARS: usize = 255;
+/// The largest rule list a policy may have (as `seccomp_policy`).
+const MAX_RULES: usize = 1_000_000;
+
 pub fn spec_from_json<'a>(env: Env<'a>, text: &[u8]) -> Result<Term<'a>, String> {
     let parsed: Spec<String, String> = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    if parsed.rules.len() > MAX_RULES {
+        return Err(format!("more than {MAX_RULES} rules"));
+    }
+    // Every name the spec holds (modules, functions, brokers), checked before any is created.
+    let names = std::cell::RefCell::new(Vec::new());
+    let collect = |s: &String| {
+        names.borrow_mut().push(s.clone());
+        Ok::<_, ()>(())
+    };
+    let _ = parsed.try_map(collect, collect);
+    let mut unknown = std::collections::HashSet::new();
+    for name in names.into_inner() {
+        count_new_atom(env, &name, &mut unknown)?;
+    }
     let atom = |s: &String| Atom::from_str(env, s).map_err(|_| format!("not an atom: {s:?}"));
     let spec = parsed.try_map(atom, |b| atom(b).map(Broker::Name))?;
     Ok(encode_spec(env, &spec))
+}
+
+/// Refuse a name no atom can hold, and count it when it would be a new atom.
+fn count_new_atom(
+    env: Env,
+    name: &str,
+    unknown: &mut std::collections::HashSet<String>,
+) -> Result<(), String> {
+    if name.chars().count() > MAX_ATOM_CHARS {
+        return Err(format!("name longer than {MAX_ATOM_CHARS} characters"));
+    }
+    let exists = matches!(Atom::try_from_bytes(env, name.as_bytes()), Ok(Some(_)));
+    if !exists && unknown.insert(name.to_owned()) && unknown.len() > MAX_NEW_ATOMS {
+        return Err(format!("more than {MAX_NEW_ATOMS} new atoms"));
+    }
+    Ok(())
 }

@@ -1,0 +1,90 @@
+%% @doc Calls that ask another process to act: messages and timers.
+%%
+%% A restricted process must not have another, unrestricted process run
+%% code for it. Whatever the send path (`send/2,3', `send_after',
+%% `start_timer', `gen:call', `gen_server:call/cast', `gen_statem:call',
+%% aliases...), what decides is the message, so the message is judged by
+%% class: a message that carries code (a fun, or an `{M, F, Args}' naming an
+%% exported function), that asks a behaviour to start, restart or replace a
+%% child or to install a handler, or that is a `sys' request, is refused,
+%% and so is any message or exit signal to this library's own processes.
+%% Timers that apply an `{M, F, A}' later are routed: the process the timer
+%% server spawns takes on the caller's layers before the call, which is
+%% checked again.
+-module(seccomp_delegate).
+
+-seccomp_routes([{erlang, send, '_'}, {erlang, '!', 2}, {erlang, send_nosuspend, '_'},
+                 {erlang, send_after, '_'}, {erlang, start_timer, '_'}, {erlang, exit, 2},
+                 {'Elixir.Kernel', send, 2}, {'Elixir.Process', send, 3},
+                 {'Elixir.Process', send_after, '_'}, {'Elixir.Process', exit, 2},
+                 {gen, '_', '_'}, {gen_server, '_', '_'}, {gen_statem, '_', '_'},
+                 {gen_event, '_', '_'}, {'Elixir.GenServer', '_', '_'},
+                 {timer, apply_after, 4}, {timer, apply_interval, 4}, {timer, apply_repeatedly, 4}]).
+
+-export([route/3, carries_code/1, run_adopted/4]).
+
+%% Request tags by which a behaviour process starts, replaces or runs something.
+-define(ACTING_TAGS, [start_child, restart_child, terminate_child, delete_child,
+                      add_handler, add_sup_handler, swap_handler, swap_sup_handler,
+                      replace_state, replace_status, change_code, install, system]).
+
+%% @private Enforcement point (see `seccomp_route').
+-spec route(module(), atom(), [term()]) -> term().
+route(timer, F, [Time, M, Fun, Args]) ->
+    case seccomp_nif:is_restricted(self()) of
+        false ->
+            timer:F(Time, M, Fun, Args);
+        true ->
+            is_atom(M) andalso is_atom(Fun) andalso is_list(Args)
+                orelse erlang:error({badarg, {M, Fun, Args}}),
+            ok = seccomp_route:check({M, Fun, length(Args)}),
+            Ticket = seccomp_violation:spawn_ticket({timer, F, 4}),
+            timer:F(Time, ?MODULE, run_adopted, [Ticket, M, Fun, Args])
+    end;
+route(M, F, Args) ->
+    case seccomp_nif:is_restricted(self()) andalso offending(Args) of
+        false -> erlang:apply(M, F, Args);
+        _Why -> seccomp_violation:refuse({M, F, length(Args)})
+    end.
+
+%% @private The start of a process a timer spawns for a restricted caller.
+-spec run_adopted(none | reference(), module(), atom(), [term()]) -> term().
+run_adopted(none, M, F, Args) ->
+    erlang:apply(M, F, Args);
+run_adopted(Ticket, M, F, Args) ->
+    ok = seccomp_process:adopt(Ticket),
+    seccomp_route:apply(M, F, Args).
+
+offending(Args) ->
+    case carries_code(Args) of
+        true -> code;
+        false -> lists:any(fun is_library_process/1, Args) andalso library_process
+    end.
+
+%% @doc Whether a term carries code another process could run, or a request
+%% that has a behaviour process act (see the module doc).
+-spec carries_code(term()) -> boolean().
+carries_code(T) when is_function(T) -> true;
+carries_code({M, F, A} = T) when is_atom(M), is_atom(F), is_list(A) ->
+    names_function(M, F, A) orelse carries_code(tuple_to_list(T));
+carries_code(T) when is_tuple(T), tuple_size(T) > 0 ->
+    lists:member(element(1, T), ?ACTING_TAGS) orelse carries_code(tuple_to_list(T));
+carries_code([H | Tl]) -> carries_code(H) orelse carries_code(Tl);
+carries_code(T) when is_map(T) -> carries_code(maps:to_list(T));
+carries_code(_) -> false.
+
+names_function(M, F, A) ->
+    case length_or_none(A) of
+        none -> false;
+        N -> erlang:function_exported(M, F, N) orelse code:which(M) =/= non_existing
+    end.
+
+length_or_none(L) ->
+    try length(L) catch error:badarg -> none end.
+
+%% The processes of this application (the names its .app file registers).
+is_library_process(Dest) when is_atom(Dest) -> lists:member(Dest, seccomp_guard:app_registered());
+is_library_process(Dest) when is_pid(Dest) ->
+    lists:any(fun(Name) -> whereis(Name) =:= Dest end, seccomp_guard:app_registered());
+is_library_process({Name, Node}) when is_atom(Name), Node =:= node() -> is_library_process(Name);
+is_library_process(_) -> false.
