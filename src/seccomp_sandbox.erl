@@ -802,9 +802,19 @@ improper_items(Tail, Rest) -> [Tail | Rest].
 %%% Funs -----------------------------------------------------------------------
 
 %% @doc A fun of arity `A' that performs `M:F' through the sandbox's checks,
-%% whoever calls it (compiled code included).
+%% whoever calls it (compiled code included). When the policy allows `M:F/A'
+%% and the handler would merely call it, that is the plain `fun M:F/A':
+%% captures of allowed functions cost what they cost outside the sandbox.
 -spec wrap_fun(atom(), atom(), arity(), ctx()) -> function().
 wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?MAX_WRAPPED_ARITY ->
+    case direct(M, F, A) andalso allowed(M, F, A, C) =:= allow of
+        true -> erlang:make_fun(M, F, A);
+        false -> checking_fun(M, F, A, C)
+    end;
+wrap_fun(M, F, A, _C) ->
+    erlang:error(badarg, [M, F, A]).
+
+checking_fun(M, F, A, C) ->
     H = fun(Args) -> call({M, F}, Args, C) end,
     case A of
         0 -> fun() -> H([]) end;
@@ -823,6 +833,4 @@ wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?M
                       H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11]) end;
         12 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12) ->
                       H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12]) end
-    end;
-wrap_fun(M, F, A, _C) ->
-    erlang:error(badarg, [M, F, A]).
+    end.
