@@ -10,7 +10,7 @@
 
 -export([eval/2, options/1, prepare/2, run/2, run/3, release/1]).
 
--export([front/2, caught/5, bindings_out/2, sticky/2]).
+-export([front/2, caught/4, caught/5, bindings_out/2, sticky/2]).
 
 -export_type([result/0, reason/0, options/0, bindings_state/0]).
 
@@ -92,7 +92,6 @@ options(Opts) when is_map(Opts) ->
         [K | _] ->
             {error, {invalid_option, K}};
         [] ->
-            seccomp_flatteners:ensure(),
             O = maps:merge(?DEFAULTS, Opts),
             try
                 [valid(K, maps:get(K, O)) || K <- maps:keys(O)],
