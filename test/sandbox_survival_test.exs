@@ -28,6 +28,7 @@ defmodule Seccomp.SandboxSurvivalTest do
   # the issue's own example keeps the default limits.
   @limits [max_heap_size: 200_000, max_binary: 2_000_000]
   @default_limits [:large_elements]
+  @denylist [policy: %{mode: :blacklist, rules: []}]
 
   @elixir [
     literal_bit_size: "<<0::123456789123456789>>",
@@ -171,14 +172,43 @@ defmodule Seccomp.SandboxSurvivalTest do
     end
   end
 
+  # Every built-in sink, called through `apply` on a tower under a denylist
+  # policy that allows it, so only the bound stands between the call and the
+  # VM: iodata sinks on the iodata tower, the others on the tuple tower.
+  # Extra arguments are ones the function accepts.
+  defp sink_cases do
+    iodata = :seccomp_flatteners.iodata_sinks()
+
+    for {m, f, a} <- :seccomp_flatteners.sinks() do
+      {tower, first} = if {m, f, a} in iodata, do: {@io_tower, "t"}, else: {@tuple_tower, "t"}
+      args = Enum.join([first | Enum.take(sink_extra_args(m, f), a - 1)], ", ")
+      {:"sink_#{m}_#{f}_#{a}", "#{tower}; apply(#{inspect(m)}, #{inspect(f)}, [#{args}])"}
+    end
+  end
+
+  defp sink_extra_args(:unicode, _), do: [":unicode", ":unicode"]
+  defp sink_extra_args(:binary, :copy), do: ["2"]
+  defp sink_extra_args(:erlang, f) when f in [:phash, :phash2], do: ["1000"]
+  defp sink_extra_args(_m, _f), do: ["[]"]
+
   defp cases do
     modes = [:eval, :pool, :caller]
 
-    for({label, code} <- @elixir, mode <- modes, do: {label, code, :elixir, mode, limits(label)}) ++
-      for({label, code} <- @erlang, mode <- modes, do: {label, code, :erlang, mode, limits(label)}) ++
-      for {label, code} <- @processes, mode <- modes do
-        {label, code, :elixir, mode, [policy: :processes] ++ limits(label)}
-      end
+    [
+      for({label, code} <- @elixir, mode <- modes, do: {label, code, :elixir, mode, limits(label)}),
+      for({label, code} <- @erlang, mode <- modes, do: {label, code, :erlang, mode, limits(label)}),
+      for(
+        {label, code} <- sink_cases(),
+        mode <- modes,
+        do: {label, code, :elixir, mode, @denylist ++ @limits}
+      ),
+      for(
+        {label, code} <- @processes,
+        mode <- modes,
+        do: {label, code, :elixir, mode, [policy: :processes] ++ @limits}
+      )
+    ]
+    |> Enum.concat()
   end
 
   defp limits(label), do: if(label in @default_limits, do: [], else: @limits)
@@ -212,5 +242,25 @@ defmodule Seccomp.SandboxSurvivalTest do
       end)
 
     assert others == []
+  end
+
+  test "every function that can reach a sink is mediated, never a direct call" do
+    :ok = :seccomp_flatteners.ensure()
+    {:ok, derived} = :seccomp_flatteners.derive()
+    # The set is derived from the installed code; it holds the known paths.
+    for mfa <- [
+          {Enum, :join, 2},
+          {List, :to_string, 1},
+          {IO, :iodata_to_binary, 1},
+          {String.Chars, :to_string, 1}
+        ] do
+      assert mfa in derived
+    end
+
+    assert :seccomp_flatteners.sinks() -- derived == []
+
+    direct = for {m, f, a} <- derived, :seccomp_sandbox.direct(m, f, a), do: {m, f, a}
+    assert direct == []
+    assert Enum.all?(derived, fn {m, f, a} -> :seccomp_flatteners.member(m, f, a) end)
   end
 end
