@@ -204,19 +204,18 @@ reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
     case node(To) =:= node() of
         false -> not_local;
         true ->
-            case erlang:process_info(To, registered_name) of
-                undefined -> no_process;
-                {registered_name, Name} ->
+            case seccomp_dist_system:registered_name(To) of
+                none ->
+                    case seccomp_dist_caps:holds(Caps, To) of
+                        true -> given;
+                        false -> not_given
+                    end;
+                Name ->
                     %% Registered processes the policy does not name are
                     %% system processes: never reachable, whoever was shown them.
                     case lists:member(Name, Names) of
                         true -> {name, Name};
                         false -> {system_process, Name}
-                    end;
-                [] ->
-                    case seccomp_dist_caps:holds(Caps, To) of
-                        true -> given;
-                        false -> not_given
                     end
             end
     end;
