@@ -15,6 +15,12 @@ defmodule Mix.Tasks.Compile.SeccompNif do
         # Mix links priv/ into _build before the compilers run; on the first
         # build of a clone or a dependency it did not exist yet.
         Mix.Project.build_structure()
+        # The .app is made from the .app.src, which Mix does not watch.
+        app = Path.join(Mix.Project.compile_path(), "beam_seccomp.app")
+
+        if Mix.Utils.stale?([Path.join(__DIR__, "src/beam_seccomp.app.src")], [app]),
+          do: File.rm(app)
+
         {:ok, []}
 
       {output, status} ->

@@ -93,8 +93,9 @@ defmodule Bench do
   end
 end
 
+{:ok, _} = Application.ensure_all_started(:logger)
 Logger.configure(level: :error)
-Application.ensure_all_started(:beam_seccomp)
+{:ok, _} = Application.ensure_all_started(:beam_seccomp)
 {:ok, cpu} = File.read("/proc/cpuinfo")
 model = Regex.run(~r/model name\s*:\s*(.*)/, cpu) |> Enum.at(1)
 
@@ -200,6 +201,16 @@ lib = "Enum.sum(1..1_000_000) + length(Enum.to_list(1..200_000))"
 lib_plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(lib) end) end, 5)
 lib_box = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(lib) end) end, 5)
 Bench.row("library does the work: #{lib}", lib_box, lib_plain, "Code.eval_string")
+capture = "Enum.reduce(1..100_000, 0, &+/2)"
+capture_plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(capture) end) end, 20)
+capture_box = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(capture) end) end, 20)
+
+Bench.row(
+  "capture of an allowed function: #{capture}",
+  capture_box,
+  capture_plain,
+  "Code.eval_string"
+)
 
 Code.require_file("prepare_bench.exs", __DIR__)
 

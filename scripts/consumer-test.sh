@@ -9,7 +9,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-unset MIX_ENV MIX_BUILD_PATH MIX_DEPS_PATH
+unset MIX_ENV MIX_BUILD_PATH MIX_BUILD_ROOT MIX_DEPS_PATH REBAR_BASE_DIR
 
 git clone --quiet "file://$repo" "$work/beam_seccomp"
 # A branch for the consumer's clone to follow, even when HEAD here is detached.

@@ -27,6 +27,7 @@ for name in $matrix; do
     lines+=("$name: toolchain unavailable FAILED"); failed=1; continue
   fi
   out=$(mktemp)
+  trap 'rm -f "$out"' EXIT
   (
     eval "$setup"
     export MIX_BUILD_ROOT=_build/matrix/$name/mix REBAR_BASE_DIR=_build/matrix/$name/rebar3

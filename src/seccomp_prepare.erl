@@ -205,6 +205,7 @@ run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts)
         Inputs ->
             finish(P, Bindings, Inputs, run_mode(Mode, P, Inputs, Timeout))
     catch
+        throw:{missing_binding, _} = Missing -> {error, Missing};
         error:_ -> {error, {invalid_option, {bindings, Bindings}}}
     end;
 run(Other, _Bindings, _Opts) ->
@@ -215,11 +216,15 @@ run(Other, _Bindings, _Opts) ->
 inputs(#prepared{language = erlang}, Bs) when is_map(Bs) -> Bs;
 inputs(#prepared{language = erlang}, Bs) -> maps:from_list(Bs);
 inputs(#prepared{names = Names}, Bs) when is_map(Bs) ->
-    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {ok, V} <- [maps:find(Name, Bs)]]);
+    maps:from_list([{Erl, binding(maps:find(Name, Bs), Name)} || {Name, Erl} <- Names]);
 inputs(#prepared{names = Names}, Bs) ->
     %% A keyword list is read in place, as short lists usually are.
     true = lists:all(fun is_pair/1, Bs),
-    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {_, V} <- [lists:keyfind(Name, 1, Bs)]]).
+    maps:from_list([{Erl, binding(lists:keyfind(Name, 1, Bs), Name)} || {Name, Erl} <- Names]).
+
+%% A declared Elixir binding the run does not pass is named as the user wrote it.
+binding({_, V}, _Name) -> V;
+binding(_Missing, Name) -> throw({missing_binding, Name}).
 
 is_pair({_, _}) -> true;
 is_pair(_) -> false.

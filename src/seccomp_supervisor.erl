@@ -108,6 +108,12 @@ resolve({app_env, App, Key}) ->
     end;
 resolve({file, Path}) ->
     seccomp_policy:from_file(Path);
+resolve(Policy) when is_list(Policy) ->
+    %% The Elixir API's keyword form (`allow: [...]'), e.g. from config.exs.
+    case code:ensure_loaded('Elixir.Seccomp.Policy') of
+        {module, Mod} -> Mod:native(Policy);
+        {error, _} -> seccomp_policy:new(Policy)
+    end;
 resolve(Policy) ->
     seccomp_policy:new(Policy).
 
