@@ -46,3 +46,10 @@ format:
 
 clean:
 	rm -rf _build target priv/native
+
+# Five minutes of a three-node cluster (two on the seccomp carrier, one plain)
+# at the default net_ticktime: no nodedown, no lost or reordered message.
+.PHONY: soak-dist
+soak-dist: setup
+	@SECCOMP_DIST_SOAK_SECONDS=300 SECCOMP_DIST_SOAK_TICKTIME=60 \
+	  rebar3 ct --suite test/seccomp_dist_SUITE --case cluster_stays_up

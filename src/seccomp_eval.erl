@@ -92,7 +92,6 @@ options(Opts) when is_map(Opts) ->
         [K | _] ->
             {error, {invalid_option, K}};
         [] ->
-            seccomp_flatteners:ensure(),
             O = maps:merge(?DEFAULTS, Opts),
             try
                 [valid(K, maps:get(K, O)) || K <- maps:keys(O)],

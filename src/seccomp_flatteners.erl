@@ -9,7 +9,7 @@
 %% information in the installed code) every call counts as a member.
 -module(seccomp_flatteners).
 
--export([member/3, ensure/0, derive/0, sinks/0, iodata_sinks/0]).
+-export([member/3, ensure/0, start/0, derive/0, sinks/0, iodata_sinks/0]).
 
 -define(KEY, {?MODULE, set}).
 %% Apps whose modules sandboxed code may reach.
@@ -46,24 +46,41 @@ sinks() ->
 %% @doc Whether `M:F/A' is a sink or reaches one.
 -spec member(module(), atom(), arity()) -> boolean().
 member(M, F, A) ->
-    case persistent_term:get(?KEY, all) of
+    case persistent_term:get(?KEY, undefined) of
+        undefined -> true;
         all -> true;
         Set -> is_map_key({M, F, A}, Set)
     end.
 
-%% @doc Derive the set once per VM.
+%% @doc Derive the set in the background (at application start): it takes
+%% seconds, and until it is known every call counts as a member.
+-spec start() -> ok.
+start() ->
+    _ = spawn(fun() -> register(?MODULE, self()), store() end),
+    ok.
+
+%% @doc Wait until the set is known, deriving it here if no one else is.
 -spec ensure() -> ok.
 ensure() ->
     case persistent_term:get(?KEY, undefined) of
         undefined ->
-            persistent_term:put(?KEY, case derive() of
-                                          {ok, Set} -> maps:from_keys(Set, true);
-                                          error -> all
-                                      end),
-            ok;
+            case whereis(?MODULE) of
+                undefined ->
+                    store();
+                Pid ->
+                    Ref = monitor(process, Pid),
+                    receive {'DOWN', Ref, process, Pid, _} -> ensure() end
+            end;
         _ ->
             ok
     end.
+
+store() ->
+    %% A second store (start/0 and ensure/0 racing) writes the same set.
+    persistent_term:put(?KEY, case derive() of
+                                  {ok, Set} -> maps:from_keys(Set, true);
+                                  error -> all
+                              end).
 
 %% @doc The sinks and the exported functions that call one, directly or not.
 -spec derive() -> {ok, [mfa()]} | error.

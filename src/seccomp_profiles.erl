@@ -200,6 +200,10 @@ process_kind(erlang, make_tuple, _A) -> {amplifier, 1, none};
 %% Ports run programs and drivers outside the VM's reach: never mediated.
 process_kind(erlang, open_port, _A) -> refused;
 process_kind(erlang, F, A) when F =:= binary_to_term, A =:= 1; F =:= binary_to_term, A =:= 2 -> decode;
+process_kind(erlang, F, _A) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor; F =:= spawn_opt;
+                                F =:= spawn_request ->
+    %% The forms above are mediated; the others name a node or options.
+    refused;
 process_kind(erlang, F, _A) ->
     %% The data BIFs of the profiles; any other BIF may address a process
     %% or start one (spawn_request, send_after, suspend_process...).

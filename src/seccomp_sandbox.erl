@@ -16,6 +16,7 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
+-export([elixir_internal/1, elixir_helpers/0]).
 -export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
          id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0,
          copyable/2, bounded_result/2]).
@@ -35,7 +36,9 @@
               %% Bytes (words times eight plus binary bytes) a term that
               %% leaves a member or is walked in one call may flatten to.
               max_copy :: non_neg_integer(),
-              send_to :: [atom() | pid()]}).
+              send_to :: [atom() | pid()],
+              %% The sandbox policy is a denylist: see namespace_denied/2.
+              denylist = false :: boolean()}).
 
 -opaque ctx() :: #ctx{}.
 
@@ -83,12 +86,12 @@ over_limit({Reds, Bin}, #{max_reductions := MaxReds, max_binary := MaxBin}) ->
 %% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
 -spec new(map()) -> ctx().
 new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_size := Heap,
-      max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+      max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     Tab = ets:new(seccomp_sandbox, [public, set]),
     ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
     #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, policy = none,
          max_processes = MaxProcs, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
-         max_copy = max_copy(Heap, Bin), send_to = SendTo}.
+         max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
 
 %% A term no larger than one member's heap and the binary limit, unshared.
 max_copy(Heap, Bin) -> 8 * Heap + Bin.
@@ -96,10 +99,15 @@ max_copy(Heap, Bin) -> 8 * Heap + Bin.
 %% @doc A context for running prepared code in the caller's own process,
 %% checked against `Policy' (a native policy) on top of the caller's layers.
 -spec caller(reference(), map()) -> ctx().
-caller(Policy, #{max_heap_size := Heap, max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+caller(Policy, #{max_heap_size := Heap, max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
          max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
-         max_copy = max_copy(Heap, Bin), send_to = SendTo}.
+         max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
+
+denylist(#{policy := P}) ->
+    seccomp_policy:is_policy(P) andalso maps:get(mode, seccomp_policy:spec(P), whitelist) =:= blacklist;
+denylist(_Opts) ->
+    false.
 
 %% @doc Whether a term from sandboxed code may leave it (be copied to another
 %% process, or walked by one uninterruptible call): its flattened cost,
@@ -186,7 +194,7 @@ direct_but_dispatch(M, F, A) ->
 
 ordinary(M, F, A) ->
     not special_call(M, F, A) andalso not caller_forbidden(M, F, A)
-        andalso not seccomp_prepared:is_slot(M).
+        andalso not seccomp_prepared:is_slot(M) andalso not elixir_internal(M).
 
 %% @doc An allowed call into code that may run what its arguments name:
 %% carried out once the arguments name nothing outside the policy (see
@@ -338,7 +346,56 @@ call_fun(Fun, Args, Ctx) ->
 checked(M, F, Args, Ctx) ->
     Arity = length(Args),
     refused_here(M, F, Arity, Ctx) andalso deny({M, F, Arity}, Ctx),
-    guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx).
+    case elixir_internal(M) of
+        true -> elixir_helper(M, F, Args, Ctx);
+        false -> guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx)
+    end.
+
+%%% Runtime helpers of the Elixir compiler ------------------------------------
+
+%% @doc Whether `M' is one of the Elixir compiler's own modules (`elixir',
+%% `elixir_*': the `elixir' application's modules outside the `Elixir.'
+%% namespace). Newer Elixir compiles some user code to calls of them.
+-spec elixir_internal(module()) -> boolean().
+elixir_internal(M) ->
+    Key = {?MODULE, elixir_internal},
+    Internal = case persistent_term:get(Key, undefined) of
+                   undefined ->
+                       _ = application:load(elixir),
+                       Mods = case application:get_key(elixir, modules) of
+                                  {ok, Ms} -> Ms;
+                                  undefined -> []
+                              end,
+                       Set = maps:from_list([{X, true} || X <- Mods,
+                                                          not lists:prefix("Elixir.", atom_to_list(X))]),
+                       persistent_term:put(Key, Set),
+                       Set;
+                   Set ->
+                       Set
+               end,
+    is_map_key(M, Internal).
+
+%% @doc The compiler helpers the handler carries out itself. A call of any
+%% other function of the compiler's modules is refused, whatever the policy:
+%% they run code (`apply') on their own.
+-spec elixir_helpers() -> [mfa()].
+elixir_helpers() ->
+    [{elixir_erl_pass, no_parens_remote, 2}, {elixir_erl_pass, parens_map_field, 2}].
+
+%% `m.f' without parentheses (Elixir 1.17+), when `m' is not a map: a
+%% checked call of `m:f()'.
+elixir_helper(elixir_erl_pass, no_parens_remote, [M, F], Ctx) when is_atom(M), is_atom(F) ->
+    case M =:= nil orelse M =:= true orelse M =:= false of
+        true -> error;
+        false -> {ok, call({M, F}, [], Ctx)}
+    end;
+elixir_helper(elixir_erl_pass, no_parens_remote, [_Other, _F], _Ctx) ->
+    error;
+%% `map.field()' with parentheses: the field's value (Elixir only warns).
+elixir_helper(elixir_erl_pass, parens_map_field, [_Key, Value], _Ctx) ->
+    Value;
+elixir_helper(M, F, Args, Ctx) ->
+    deny({M, F, length(Args)}, Ctx).
 
 %% Prepared code must not be entered with a forged context, whatever the policy.
 refused_here(M, F, A, #ctx{tab = caller}) -> caller_forbidden(M, F, A) orelse seccomp_prepared:is_slot(M);
@@ -640,7 +697,7 @@ scan([T | Rest], MFA, Ctx) when is_map(T) ->
     case T of
         #{'__struct__' := S} when is_atom(S) ->
             case allowed(S, '__struct__', 0, Ctx) of
-                allow -> ok;
+                allow -> namespace_denied(S, Ctx) andalso deny({S, '__struct__', 0}, Ctx);
                 {deny, _} -> deny({S, '__struct__', 0}, Ctx)
             end,
             [named(A, MFA, Ctx) || A <- maps:values(T), is_atom(A), A =/= S];
@@ -651,6 +708,30 @@ scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
     member_process(T, MFA, Ctx),
     scan(Rest, MFA, Ctx);
 scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
+
+%% Under a denylist, denying a module denies its namespace's structs too:
+%% `File.Stream''s protocol implementations are `File''s code, called
+%% directly. (Under an allowlist the struct's module itself had to be named.)
+namespace_denied(_S, #ctx{denylist = false}) ->
+    false;
+namespace_denied(S, Ctx) ->
+    case binary:split(atom_to_binary(S, utf8), <<".">>, [global]) of
+        [<<"Elixir">> | Segments] when length(Segments) > 1 ->
+            Parents = tl(lists:foldl(fun(Seg, [])  -> [[<<"Elixir.">>, Seg]];
+                                                    (Seg, [P | _] = Acc) -> [[P, $., Seg] | Acc]
+                                                 end, [], Segments)),
+            lists:any(fun(P) ->
+                              case catch_existing(iolist_to_binary(P)) of
+                                  none -> false;
+                                  M -> allowed(M, '__info__', 1, Ctx) =/= allow
+                              end
+                      end, Parents);
+        _ ->
+            false
+    end.
+
+catch_existing(Name) ->
+    try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
 %% that can hold a map or a process: a list of numbers or a string costs one
@@ -721,9 +802,19 @@ improper_items(Tail, Rest) -> [Tail | Rest].
 %%% Funs -----------------------------------------------------------------------
 
 %% @doc A fun of arity `A' that performs `M:F' through the sandbox's checks,
-%% whoever calls it (compiled code included).
+%% whoever calls it (compiled code included). When the policy allows `M:F/A'
+%% and the handler would merely call it, that is the plain `fun M:F/A':
+%% captures of allowed functions cost what they cost outside the sandbox.
 -spec wrap_fun(atom(), atom(), arity(), ctx()) -> function().
 wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?MAX_WRAPPED_ARITY ->
+    case direct(M, F, A) andalso allowed(M, F, A, C) =:= allow of
+        true -> erlang:make_fun(M, F, A);
+        false -> checking_fun(M, F, A, C)
+    end;
+wrap_fun(M, F, A, _C) ->
+    erlang:error(badarg, [M, F, A]).
+
+checking_fun(M, F, A, C) ->
     H = fun(Args) -> call({M, F}, Args, C) end,
     case A of
         0 -> fun() -> H([]) end;
@@ -742,6 +833,4 @@ wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?M
                       H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11]) end;
         12 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12) ->
                       H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12]) end
-    end;
-wrap_fun(M, F, A, _C) ->
-    erlang:error(badarg, [M, F, A]).
+    end.
