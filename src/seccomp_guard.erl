@@ -55,11 +55,12 @@ tool_modules() ->
 
 %% The `modules' of an installed application, read from its `.app' file.
 app_keys(App) ->
-    case code:lib_dir(App, ebin) of
+    %% (code:lib_dir/2 is deprecated from OTP 27)
+    case code:lib_dir(App) of
         {error, _} ->
             [];
-        Ebin ->
-            case file:consult(filename:join(Ebin, atom_to_list(App) ++ ".app")) of
+        Dir ->
+            case file:consult(filename:join([Dir, "ebin", atom_to_list(App) ++ ".app"])) of
                 {ok, [{application, App, Keys}]} -> proplists:get_value(modules, Keys, []);
                 _ -> []
             end
