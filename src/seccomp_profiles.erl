@@ -116,6 +116,8 @@ process_rules() ->
             || F <- [send, exit, link, unlink, monitor, demonitor, 'alive?']]
         ++ [{'Elixir.Task', F, '_'} || F <- [await, await_many, yield, yield_many, shutdown]]
         ++ [{'Elixir.Task', F, A} || F <- [async, start], A <- [1, 3]]
+        %% `%Task{}' values are handed back to `await' and friends.
+        ++ [{'Elixir.Task', '__struct__', '_'}]
         ++ [{'Elixir.Agent', F, '_'} || F <- [get, update, get_and_update, cast, stop]]
         ++ [{'Elixir.Agent', F, 1} || F <- [start, start_link]].
 

@@ -689,6 +689,9 @@ scan([T | Rest], MFA, Ctx) when is_list(T) -> scan_list(T, Rest, MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
     Items = case T of
                 {Key, Value} when is_atom(Key) -> [Value];
+                %% `{M, F, Arity}' describes a function (`%Task{mfa: ...}',
+                %% stack traces); what is applied has a list of arguments.
+                {_M, _F, Arity} when is_integer(Arity) -> [];
                 _ -> tuple_to_list(T)
             end,
     [named(A, MFA, Ctx) || A <- Items, is_atom(A)],
