@@ -180,7 +180,7 @@ data_kind(M, _F, _A) ->
 %% them is in these modules.
 -spec applies_no_data(module()) -> boolean().
 applies_no_data(M) ->
-    lists:member(M, [lists, maps, binary, unicode, io_lib, calendar, re, sets, gb_sets, gb_trees,
+    lists:member(M, [lists, maps, binary, unicode, calendar, re, sets, gb_sets, gb_trees,
                      queue, proplists, array, math, base64, dict, orddict, ordsets,
                      'Elixir.Tuple', 'Elixir.Bitwise', 'Elixir.Function']).
 
