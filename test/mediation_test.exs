@@ -81,7 +81,7 @@ defmodule Seccomp.MediationTest do
       {Task.Supervisor, :start_child, [tasks, fun, []]},
       {Task.Supervisor, :async_nolink, [tasks, Probe, :first, [me]]},
       {Task.Supervisor, :async_stream, [tasks, [1], fn _ -> Probe.first(me) end]},
-      {DynamicSupervisor, :start_child, [dyn, %{id: :p, start: {Probe, :start_link, [me]}}]},
+      {DynamicSupervisor, :start_child, [dyn, %{id: :p, start: {Probe, :start_link, [me]}, restart: :temporary}]},
       {GenServer, :call, [dyn, {:start_child, {{Probe, :start_link, [me]}, :temporary, 5000, :worker, [Probe]}}]},
       {Process, :send_after, [dyn, {:"$gen_call", {me, make_ref()}, {:start_child, {{Probe, :start_link, [me]}, :temporary, 5000, :worker, [Probe]}}}, 0]},
       {Kernel, :send, [dyn, {:"$gen_cast", {:start_child, {Probe, :start_link, [me]}}}]},
