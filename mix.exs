@@ -12,6 +12,15 @@ defmodule Mix.Tasks.Compile.SeccompNif do
 
     case System.cmd("sh", [script], stderr_to_stdout: true) do
       {_, 0} ->
+        # Mix links priv/ into _build before the compilers run; on the first
+        # build of a clone or a dependency it did not exist yet.
+        Mix.Project.build_structure()
+        # The .app is made from the .app.src, which Mix does not watch.
+        app = Path.join(Mix.Project.compile_path(), "beam_seccomp.app")
+
+        if Mix.Utils.stale?([Path.join(__DIR__, "src/beam_seccomp.app.src")], [app]),
+          do: File.rm(app)
+
         {:ok, []}
 
       {output, status} ->
@@ -24,10 +33,18 @@ end
 defmodule BeamSeccomp.MixProject do
   use Mix.Project
 
+  # The application metadata has one source, the .app.src rebar3 uses as it is.
+  @app_src Path.join(__DIR__, "src/beam_seccomp.app.src")
+  @external_resource @app_src
+  {:ok, [{:application, :beam_seccomp, app}]} = :file.consult(@app_src)
+  @app app
+
   def project do
     [
       app: :beam_seccomp,
-      version: "0.1.0",
+      version: to_string(@app[:vsn]),
+      description: to_string(@app[:description]),
+      # Tested on Elixir 1.14 to 1.20 with Erlang/OTP 25 to 29.
       elixir: "~> 1.14",
       compilers: [:seccomp_nif] ++ Mix.compilers(),
       erlc_paths: ["src"],
@@ -43,6 +60,11 @@ defmodule BeamSeccomp.MixProject do
   end
 
   def application do
-    [mod: {:beam_seccomp_app, []}, env: [trap_timeout: 5000], extra_applications: [:logger]]
+    [
+      mod: @app[:mod],
+      env: @app[:env],
+      registered: @app[:registered],
+      extra_applications: @app[:applications] -- [:kernel, :stdlib]
+    ]
   end
 end

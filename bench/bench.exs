@@ -93,8 +93,9 @@ defmodule Bench do
   end
 end
 
+{:ok, _} = Application.ensure_all_started(:logger)
 Logger.configure(level: :error)
-Application.ensure_all_started(:beam_seccomp)
+{:ok, _} = Application.ensure_all_started(:beam_seccomp)
 {:ok, cpu} = File.read("/proc/cpuinfo")
 model = Regex.run(~r/model name\s*:\s*(.*)/, cpu) |> Enum.at(1)
 
@@ -200,6 +201,16 @@ lib = "Enum.sum(1..1_000_000) + length(Enum.to_list(1..200_000))"
 lib_plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(lib) end) end, 5)
 lib_box = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(lib) end) end, 5)
 Bench.row("library does the work: #{lib}", lib_box, lib_plain, "Code.eval_string")
+capture = "Enum.reduce(1..100_000, 0, &+/2)"
+capture_plain = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Code.eval_string(capture) end) end, 20)
+capture_box = Bench.ns(fn n -> Bench.Loop.run(n, fn -> Seccomp.Eval.eval(capture) end) end, 20)
+
+Bench.row(
+  "capture of an allowed function: #{capture}",
+  capture_box,
+  capture_plain,
+  "Code.eval_string"
+)
 
 Code.require_file("prepare_bench.exs", __DIR__)
 
@@ -292,73 +303,6 @@ tmp = Path.join(System.tmp_dir!(), "seccomp_bench_#{System.os_time()}")
 File.mkdir_p!(tmp)
 {:ok, :dist_bench} = :compile.file(~c"bench/dist_bench.erl", outdir: String.to_charlist(tmp))
 ebin = :code.lib_dir(:beam_seccomp, :ebin)
-policy = ~C"#{default => #{rpc => [{erlang, node, 0}, {dist_bench, start_sink, 0}]}}"
-
-peer = fn name, extra ->
-  {:ok, p, n} =
-    :peer.start(%{
-      name: :peer.random_name(name),
-      connection: :standard_io,
-      args: [~c"-setcookie", ~c"bench", ~c"-pa", ebin, ~c"-pa", String.to_charlist(tmp) | extra]
-    })
-
-  {p, n}
-end
-
-carriers = [
-  {"inet_tcp_dist", []},
-  {"seccomp carrier, unfiltered",
-   [~c"-proto_dist", ~c"seccomp", ~c"-beam_seccomp", ~c"dist_policy", ~c"unfiltered_for_benchmarks"]},
-  {"seccomp_dist (filtering)",
-   [~c"-proto_dist", ~c"seccomp", ~c"-beam_seccomp", ~c"dist_policy", policy]}
-]
-
-measured =
-  for {label, args} <- carriers do
-    {server, server_node} = peer.(:server, args)
-    {client, _} = peer.(:client, [])
-    call = fn f, a -> :peer.call(client, :dist_bench, f, [server_node | a], 120_000) end
-
-    row = %{
-      m64: call.(:throughput, [64, 100_000]),
-      m4k: call.(:throughput, [4096, 20_000]),
-      m1m: call.(:throughput, [1_048_576, 100]),
-      lat: call.(:latency, [64, 2000]),
-      rpc: call.(:rpc_rate, [3000])
-    }
-
-    :peer.stop(client)
-    :peer.stop(server)
-    {label, row}
-  end
-
-{_, base} = hd(measured)
-
-ratio = fn value, base -> :erlang.float_to_binary(value / base, decimals: 2) end
-
-for {label, r} <- measured do
-  IO.puts(
-    String.pad_trailing(label, 30) <>
-      "64 B #{round(r.m64)} msg/s (#{ratio.(r.m64, base.m64)}x)  " <>
-      "4 KiB #{round(r.m4k)} msg/s (#{ratio.(r.m4k, base.m4k)}x)  " <>
-      "1 MiB #{round(r.m1m)} msg/s (#{ratio.(r.m1m, base.m1m)}x)  " <>
-      "rtt #{Float.round(r.lat, 1)} us (#{ratio.(r.lat, base.lat)}x)  rpc #{round(r.rpc)}/s (#{ratio.(r.rpc, base.rpc)}x)"
-  )
-end
-
-{:ok, dpolicy} = :seccomp_dist_filter.normalise(%{})
-rules = :seccomp_dist_filter.rules_for(:a@b, dpolicy)
-
-for size <- [64, 4096, 1_048_576] do
-  packet =
-    <<112, :erlang.term_to_binary({2, :"", self()})::binary,
-      :erlang.term_to_binary({:msg, :binary.copy(<<0>>, size)})::binary>>
-
-  cost =
-    Bench.ns(
-      fn n -> Bench.Loop.run(n, fn -> :seccomp_dist_filter.decide(packet, :a@b, rules) end) end,
-      20_000
-    )
-
-  Bench.plain("filter cost per #{size} B message packet", Float.round(cost, 0), "ns")
-end
+true = :code.add_patha(String.to_charlist(tmp))
+:ok = :dist_bench.run(ebin, String.to_charlist(tmp))
+File.rm_rf!(tmp)

@@ -1,6 +1,72 @@
-%% Helpers the distribution benchmark loads on its peer nodes.
+%% The distribution benchmark: `seccomp_dist' against `inet_tcp_dist' in the
+%% same run (a plain client node sends to a server node on loopback), and
+%% the filter's own cost per packet. `run/2' prints the table; the other
+%% exports run on the peer nodes.
 -module(dist_bench).
--export([start_sink/0, throughput/3, latency/3, rpc_rate/2]).
+-export([run/2, start_sink/0, throughput/3, latency/3, rpc_rate/2]).
+
+-define(POLICY, "#{default => #{rpc => [{erlang, node, 0}, {dist_bench, start_sink, 0}]}}").
+
+%% @doc Benchmark both carriers. `Ebin': the library's; `BenchDir': where
+%% this module's beam is.
+run(Ebin, BenchDir) ->
+    Carriers = [{"inet_tcp_dist", []},
+                {"seccomp_dist", ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", ?POLICY]}],
+    Rows = [{Label, measure(Ebin, BenchDir, Args)} || {Label, Args} <- Carriers],
+    [{_, Base} | _] = Rows,
+    [print(Label, Row, Base) || {Label, Row} <- Rows],
+    filter_cost(),
+    ok.
+
+measure(Ebin, BenchDir, ServerArgs) ->
+    Peer = fun(Name, Extra) ->
+                   {ok, P, N} = peer:start(#{name => peer:random_name(Name), connection => standard_io,
+                                             args => ["-setcookie", "bench", "-pa", Ebin, "-pa", BenchDir | Extra]}),
+                   {P, N}
+           end,
+    {Server, ServerNode} = Peer(server, ServerArgs),
+    {Client, _} = Peer(client, []),
+    Call = fun(F, A) -> peer:call(Client, ?MODULE, F, [ServerNode | A], 300000) end,
+    Row = #{m64 => Call(throughput, [64, 100000]),
+            m4k => Call(throughput, [4096, 20000]),
+            m1m => Call(throughput, [1048576, 200]),
+            rtt => Call(latency, [64, 3000]),
+            rpc => Call(rpc_rate, [3000])},
+    peer:stop(Client),
+    peer:stop(Server),
+    Row.
+
+print(Label, R, B) ->
+    Ratio = fun(K) -> maps:get(K, R) / maps:get(K, B) end,
+    io:format("~-16s 64 B ~w msg/s (~.2fx)  4 KiB ~w msg/s (~.2fx)  1 MiB ~w msg/s (~.2fx)  "
+              "rtt ~.1f us (~.2fx)  rpc ~w/s (~.2fx)~n",
+              [Label, round(maps:get(m64, R)), Ratio(m64), round(maps:get(m4k, R)), Ratio(m4k),
+               round(maps:get(m1m, R)), Ratio(m1m), maps:get(rtt, R), Ratio(rtt),
+               round(maps:get(rpc, R)), Ratio(rpc)]).
+
+%% Nanoseconds the filter spends on one message packet to a pid the peer holds.
+filter_cost() ->
+    {ok, Policy} = seccomp_dist_policy:normalise(#{}),
+    Caps = ets:new(caps, [public]),
+    Sink = spawn(fun() -> receive stop -> ok end end),
+    true = ets:insert(Caps, {Sink, 0}),
+    Ctx = seccomp_dist_filter:context(a@b, seccomp_dist_policy:rules_for(a@b, Policy), Caps),
+    [begin
+         Packet = <<112, (term_to_binary({22, Sink, Sink}))/binary,
+                    (term_to_binary({msg, binary:copy(<<0>>, Size)}))/binary>>,
+         N = 20000,
+         T0 = erlang:monotonic_time(nanosecond),
+         loop(N, fun() -> seccomp_dist_filter:decide(Packet, Ctx) end),
+         io:format("filter cost per ~w B message packet: ~w ns~n",
+                   [Size, (erlang:monotonic_time(nanosecond) - T0) div N])
+     end || Size <- [64, 4096, 1048576]],
+    Sink ! stop,
+    ok.
+
+loop(0, _F) -> ok;
+loop(N, F) -> _ = F(), loop(N - 1, F).
+
+%%% On the peers -------------------------------------------------------------------
 
 %% A process that receives N messages, then tells whoever asked.
 start_sink() -> spawn(fun sink/0).

@@ -107,6 +107,29 @@ for {{name, code, bindings}, i} <- Enum.with_index(Bench.Rules.all()) do
   Bench.row("  Code.eval_string", plain, native, "native")
 end
 
+# Captures of allowed functions handed to library code, against the same
+# code compiled natively.
+capture = "Enum.reduce(list, 0, &+/2)"
+capture_list = Enum.to_list(1..100_000)
+{:ok, capture_rule} = Seccomp.Eval.prepare(capture, bindings: [:list])
+
+capture_native =
+  Bench.ns(fn n -> Bench.Loop.run(n, fn -> Enum.reduce(capture_list, 0, &+/2) end) end, 20)
+
+for mode <- [:caller, :pool] do
+  ns =
+    Bench.ns(
+      fn n ->
+        Bench.Loop.run(n, fn -> Seccomp.Eval.run(capture_rule, [list: capture_list], mode: mode) end)
+      end,
+      20
+    )
+
+  Bench.row("capture #{capture}, run, #{mode} mode", ns, capture_native, "native")
+end
+
+:ok = Seccomp.Eval.release(capture_rule)
+
 for {kind, field, bindings} <- [
       {"map fields", &"order.#{&1}", [:order]},
       {"plain variables", &to_string/1, [:price, :qty, :shipping]}

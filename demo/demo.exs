@@ -18,6 +18,7 @@ defmodule Demo do
       try do
         fun.()
       rescue
+        e in Seccomp.ViolationError -> {:error, Exception.message(e)}
         e in ErlangError -> {:error, e.original}
       end
     end)
@@ -25,8 +26,9 @@ defmodule Demo do
   end
 end
 
+{:ok, _} = Application.ensure_all_started(:logger)
 Logger.configure(level: :error)
-Application.ensure_all_started(:beam_seccomp)
+{:ok, _} = Application.ensure_all_started(:beam_seccomp)
 
 Demo.section("1. A process restricts itself; its children inherit")
 
@@ -38,7 +40,7 @@ Demo.in_process(fn ->
     try do
       Seccomp.apply(File, :read!, ["/etc/passwd"])
     rescue
-      e in ErlangError -> e.original
+      e in Seccomp.ViolationError -> Exception.message(e)
     end
 
   Demo.refused("Seccomp.apply(File, :read!, [\"/etc/passwd\"])", denied)
@@ -46,8 +48,11 @@ Demo.in_process(fn ->
   me = self()
   Seccomp.spawn(fn -> send(me, Seccomp.check({File, :read!, 1})) end)
 
-  receive do:
-            (v -> IO.puts("  child of the restricted process: check(File.read!/1) = #{inspect(v)}"))
+  receive do
+    v -> IO.puts("  child of the restricted process: check(File.read!/1) = #{inspect(v)}")
+  after
+    5000 -> IO.puts("  the child did not answer")
+  end
 
   IO.puts("  status: #{inspect(Map.take(Seccomp.status(self()), [:mode, :checks, :denials]))}")
 end)
@@ -89,7 +94,16 @@ Demo.show(
   Seccomp.Eval.eval(tree, policy: :processes, bindings: [test: me], send_to: [me], timeout: 300)
 )
 
-pids = for _ <- 1..3, do: receive(do: ({:spawned, p} -> p))
+pids =
+  for _ <- 1..3 do
+    receive do
+      {:spawned, p} -> p
+    after
+      5000 -> nil
+    end
+  end
+  |> Enum.reject(&is_nil/1)
+
 Process.sleep(50)
 IO.puts("  processes it spawned still alive afterwards: #{Enum.count(pids, &Process.alive?/1)}")
 

@@ -12,7 +12,13 @@ defmodule Seccomp do
       :ok = Seccomp.restrict(policy)
       Seccomp.apply(String, :upcase, ["ok"])   #=> "OK"
       Seccomp.apply(File, :read!, ["/etc/passwd"])
-      #=> ** (ErlangError) {:seccomp_violation, {File, :read!, 1}}
+      #=> ** (Seccomp.ViolationError) File.read!/1 is not allowed by the seccomp policy
+
+  Functions that can be refused raise `Seccomp.ViolationError` here; the
+  Erlang API (`:seccomp`) raises the error term `{:seccomp_violation, mfa}`.
+  Invalid arguments (a bad policy) are `{:error, reason}` results, and
+  `ArgumentError` in the functions that build something (`child_spec/2`,
+  `Seccomp.Policy.new!/1`).
   """
 
   @type policy :: Seccomp.Policy.t() | :seccomp_policy.t() | keyword() | map()
@@ -42,39 +48,42 @@ defmodule Seccomp do
   Apply `module.function(args...)` if the caller's policy allows it.
 
   On a violation, the action decides: `:error` raises
-  `ErlangError` with `{:seccomp_violation, {m, f, arity}}`, `:kill` kills the
-  caller, `:log` records and proceeds, `{:trap, broker}` asks the broker.
+  `Seccomp.ViolationError`, `:kill` kills the caller, `:log` records and
+  proceeds, `{:trap, broker}` asks the broker.
   """
   @spec apply(module(), atom(), [term()]) :: term()
-  defdelegate apply(module, function, args), to: :seccomp
+  def apply(module, function, args), do: refusing(fn -> :seccomp.apply(module, function, args) end)
 
   @doc "`Kernel.spawn/1` that honours `no_spawn` and passes the caller's layers on."
   @spec spawn((() -> term())) :: pid()
-  defdelegate spawn(fun), to: :seccomp
+  def spawn(fun), do: refusing(fn -> :seccomp.spawn(fun) end)
 
   @doc "`Kernel.spawn/3`, checked as a call of `module.function/length(args)` and as a spawn."
   @spec spawn(module(), atom(), [term()]) :: pid()
-  defdelegate spawn(module, function, args), to: :seccomp
+  def spawn(module, function, args),
+    do: refusing(fn -> :seccomp.spawn(module, function, args) end)
 
   @doc "Like `spawn/1`, linked."
   @spec spawn_link((() -> term())) :: pid()
-  defdelegate spawn_link(fun), to: :seccomp
+  def spawn_link(fun), do: refusing(fn -> :seccomp.spawn_link(fun) end)
 
   @doc "Like `spawn/3`, linked."
   @spec spawn_link(module(), atom(), [term()]) :: pid()
-  defdelegate spawn_link(module, function, args), to: :seccomp
+  def spawn_link(module, function, args),
+    do: refusing(fn -> :seccomp.spawn_link(module, function, args) end)
 
   @doc "Like `spawn/1`, monitored."
   @spec spawn_monitor((() -> term())) :: {pid(), reference()}
-  defdelegate spawn_monitor(fun), to: :seccomp
+  def spawn_monitor(fun), do: refusing(fn -> :seccomp.spawn_monitor(fun) end)
 
   @doc "Like `spawn/3`, monitored."
   @spec spawn_monitor(module(), atom(), [term()]) :: {pid(), reference()}
-  defdelegate spawn_monitor(module, function, args), to: :seccomp
+  def spawn_monitor(module, function, args),
+    do: refusing(fn -> :seccomp.spawn_monitor(module, function, args) end)
 
   @doc "Like `:erlang.spawn_opt/2`, inheriting."
   @spec spawn_opt((() -> term()), list()) :: pid() | {pid(), reference()}
-  defdelegate spawn_opt(fun, opts), to: :seccomp
+  def spawn_opt(fun, opts), do: refusing(fn -> :seccomp.spawn_opt(fun, opts) end)
 
   @doc """
   The restriction state of a local process: `:mode` (`:disabled` or
@@ -127,17 +136,21 @@ defmodule Seccomp do
   restricted, the child carries at least the caller's layers.
   """
   @spec start_child(Supervisor.supervisor(), term()) :: DynamicSupervisor.on_start_child()
-  def start_child(sup, spec) when is_list(spec), do: :seccomp.start_child(sup, spec)
-  def start_child(sup, spec), do: :seccomp.start_child(sup, Supervisor.child_spec(spec, []))
+  def start_child(sup, spec) when is_list(spec),
+    do: refusing(fn -> :seccomp.start_child(sup, spec) end)
+
+  def start_child(sup, spec),
+    do: refusing(fn -> :seccomp.start_child(sup, Supervisor.child_spec(spec, [])) end)
 
   @doc "`Task.Supervisor.start_child/2` with the caller's layers on the task."
   @spec task_start_child(Supervisor.supervisor(), (() -> term())) ::
           DynamicSupervisor.on_start_child()
-  def task_start_child(sup, fun), do: :seccomp_supervisor.task(sup, fun, :start_child)
+  def task_start_child(sup, fun),
+    do: refusing(fn -> :seccomp_supervisor.task(sup, fun, :start_child) end)
 
   @doc "`Task.Supervisor.async/2` with the caller's layers on the task."
   @spec task_async(Supervisor.supervisor(), (() -> term())) :: Task.t()
-  def task_async(sup, fun), do: :seccomp_supervisor.task(sup, fun, :async)
+  def task_async(sup, fun), do: refusing(fn -> :seccomp_supervisor.task(sup, fun, :async) end)
 
   @doc "Every local process with its restriction state."
   @spec ps() :: [map()]
@@ -149,31 +162,37 @@ defmodule Seccomp do
 
   @doc "`:rpc.call/4` that checks the caller's policy and runs under it on `node`."
   @spec rpc_call(node(), module(), atom(), [term()]) :: term()
-  defdelegate rpc_call(node, module, function, args), to: :seccomp
+  def rpc_call(node, module, function, args),
+    do: refusing(fn -> :seccomp.rpc_call(node, module, function, args) end)
 
   @doc "`:rpc.call/5` that checks the caller's policy and runs under it on `node`."
   @spec rpc_call(node(), module(), atom(), [term()], timeout()) :: term()
-  defdelegate rpc_call(node, module, function, args, timeout), to: :seccomp
+  def rpc_call(node, module, function, args, timeout),
+    do: refusing(fn -> :seccomp.rpc_call(node, module, function, args, timeout) end)
 
   @doc "`:rpc.cast/4` that checks the caller's policy and runs under it on `node`."
   @spec rpc_cast(node(), module(), atom(), [term()]) :: true
-  defdelegate rpc_cast(node, module, function, args), to: :seccomp
+  def rpc_cast(node, module, function, args),
+    do: refusing(fn -> :seccomp.rpc_cast(node, module, function, args) end)
 
   @doc "`:erpc.call/4` that checks the caller's policy and runs under it on `node`."
   @spec erpc_call(node(), module(), atom(), [term()]) :: term()
-  defdelegate erpc_call(node, module, function, args), to: :seccomp
+  def erpc_call(node, module, function, args),
+    do: refusing(fn -> :seccomp.erpc_call(node, module, function, args) end)
 
   @doc "`:erpc.call/5` that checks the caller's policy and runs under it on `node`."
   @spec erpc_call(node(), module(), atom(), [term()], timeout()) :: term()
-  defdelegate erpc_call(node, module, function, args, timeout), to: :seccomp
+  def erpc_call(node, module, function, args, timeout),
+    do: refusing(fn -> :seccomp.erpc_call(node, module, function, args, timeout) end)
 
   @doc "`Node.spawn/2`, the child restricted by the caller's layers."
   @spec spawn_on(node(), (() -> term())) :: pid()
-  def spawn_on(node, fun), do: :seccomp.spawn(node, fun)
+  def spawn_on(node, fun), do: refusing(fn -> :seccomp.spawn(node, fun) end)
 
   @doc "`Node.spawn/4`, the child restricted by the caller's layers."
   @spec spawn_on(node(), module(), atom(), [term()]) :: pid()
-  def spawn_on(node, module, function, args), do: :seccomp.spawn(node, module, function, args)
+  def spawn_on(node, module, function, args),
+    do: refusing(fn -> :seccomp.spawn(node, module, function, args) end)
 
   @doc """
   Opt-in: every process `pid` spawns — also from compiled code such as `Task`,
@@ -183,4 +202,12 @@ defmodule Seccomp do
   """
   @spec inherit_everywhere(pid()) :: :ok | {:error, term()}
   defdelegate inherit_everywhere(pid), to: :seccomp
+
+  # The Erlang API's violation term as the Elixir exception.
+  defp refusing(fun) do
+    fun.()
+  catch
+    :error, {:seccomp_violation, mfa} ->
+      reraise Seccomp.ViolationError, [mfa: mfa], __STACKTRACE__
+  end
 end

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Run every suite (cargo test, EUnit, Common Test, ExUnit) and print one summary line.
+# Run every suite (cargo test, EUnit, Common Test, ExUnit, the consumer app) and print one
+# summary line.
 # Every suite runs even when an earlier one fails; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
 declare -a summary
 failed=0
 
@@ -20,7 +22,8 @@ run() {  # run NAME COUNT-REGEX COMMAND...
 run cargo 'test result: ok\. [0-9]+ passed' cargo test --quiet
 run eunit 'All [0-9]+ tests passed|Passed: [0-9]+' rebar3 eunit
 run ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok' rebar3 ct
-run exunit '[0-9]+ tests?, 0 failures' mix test
+run exunit '[0-9]+ tests?, 0 failures|Result: [0-9]+ passed' mix test
+run consumer '[0-9]+ checks passed' scripts/consumer-test.sh
 
 line=$(printf '%s; ' "${summary[@]}")
 if ((failed)); then

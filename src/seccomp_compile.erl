@@ -52,6 +52,8 @@ module(#{exprs := Exprs, policy := Policy} = Spec) ->
         compile_forms(with_inputs(Spec#{exprs := Body, outputs => Bound}), receives(Body))
     catch
         throw:{unsafe, Anno, What} -> {error, {unsafe_form, line(Anno), What}};
+        %% A malformed tree (not what the mediation pass makes) is unknown syntax too.
+        error:_ -> {error, {unsafe_form, 1, "this syntax is not available in prepared code"}};
         throw:{undefined, Anno, F, A} ->
             {error, {compile_error, line(Anno),
                      iolist_to_binary(io_lib:format("undefined function ~ts/~b", [F, A]))}}
@@ -156,7 +158,8 @@ tx({'case', A, Subject, [_, _, _] = Clauses} = Case, P) ->
 tx({op, A, Op, L, R}, P) when Op =:= 'andalso'; Op =:= 'orelse' ->
     {op, A, Op, tx(L, P), tx(R, P)};
 tx({op, A, Op, L, R}, P) ->
-    case {direct_op(Op, L, R), static(erlang, Op, 2, P), bignum(Op, P)} of
+    case {direct_op(Op, L, R), static(erlang, Op, 2, P) orelse literal_comparison(Op, L, R, P),
+          bignum(Op, P)} of
         {true, true, _} -> {op, A, Op, tx(L, P), tx(R, P)};
         {_, _, true} -> call(A, seccomp_sandbox, arith, [{atom, A, Op}, tx(L, P), tx(R, P), {var, A, ?CTX}]);
         _ -> handler(A, {tuple, A, [{atom, A, erlang}, {atom, A, Op}]}, [L, R], P)
@@ -167,23 +170,80 @@ tx({op, A, Op, X}, P) ->
         false -> handler(A, {tuple, A, [{atom, A, erlang}, {atom, A, Op}]}, [X], P)
     end;
 tx({match, A, Pattern, E}, P) ->
-    {match, A, Pattern, tx(E, P)};
-tx({clause, A, Patterns, Guards, Body}, P) ->
+    {match, A, pattern(Pattern), tx(E, P)};
+tx({clause, A, Patterns, Guards, Body}, P) when is_list(Patterns), is_list(Guards) ->
     [safe_guard(T) || Conj <- Guards, T <- Conj],
-    {clause, A, Patterns, Guards, txs(Body, P)};
+    {clause, A, [pattern(Pt) || Pt <- Patterns], Guards, txs(Body, P)};
 tx({'receive', A, Cs}, P) ->
     {'receive', A, [receive_clause(C, P) || C <- Cs]};
 tx({'receive', A, Cs, T, After}, P) ->
     {'receive', A, [receive_clause(C, P) || C <- Cs], tx(T, P), txs(After, P)};
-tx({Gen, A, Pattern, E}, P) when Gen =:= generate; Gen =:= b_generate; Gen =:= m_generate ->
-    {Gen, A, Pattern, tx(E, P)};
-tx(T, P) when is_tuple(T), tuple_size(T) >= 2 ->
-    generic(T, P);
-tx(Other, _P) ->
-    Other.
+tx({Gen, A, Pattern, E}, P) when Gen =:= generate; Gen =:= generate_strict;
+                                 Gen =:= b_generate; Gen =:= b_generate_strict;
+                                 Gen =:= m_generate; Gen =:= m_generate_strict ->
+    {Gen, A, pattern(Pattern), tx(E, P)};
+tx({zip, A, Gens}, P) when is_list(Gens) ->
+    {zip, A, txs(Gens, P)};
+tx({Leaf, _A, _Value} = E, _P) when Leaf =:= atom; Leaf =:= char; Leaf =:= float;
+                                    Leaf =:= integer; Leaf =:= string; Leaf =:= var ->
+    E;
+tx({nil, _A} = E, _P) ->
+    E;
+tx({'fun', A, {clauses, Cs}}, P) when is_list(Cs) ->
+    {'fun', A, {clauses, txs(Cs, P)}};
+tx({bin_element, A, Value, Size, Type}, P) ->
+    {bin_element, A, tx(Value, P), case Size of default -> default; _ -> tx(Size, P) end, Type};
+tx({Tag, _A, _, _} = E, P) when Tag =:= cons; Tag =:= named_fun; Tag =:= 'case';
+                                Tag =:= map_field_assoc; Tag =:= map_field_exact;
+                                Tag =:= lc; Tag =:= bc; Tag =:= mc ->
+    generic(E, P);
+tx({Tag, _A, _} = E, P) when Tag =:= tuple; Tag =:= map; Tag =:= bin; Tag =:= block;
+                             Tag =:= 'if'; Tag =:= 'catch' ->
+    generic(E, P);
+tx({'try', _A, _, _, _, _} = E, P) ->
+    generic(E, P);
+tx({map, _A, _Base, _Fields} = E, P) ->
+    generic(E, P);
+tx(Form, _P) ->
+    unknown(Form).
+
+%% Default deny: what this pass does not know stays out of compiled code.
+-spec unknown(term()) -> no_return().
+unknown(Form) ->
+    throw({unsafe, anno(Form), "this syntax is not available in prepared code"}).
+
+%% Patterns hold no calls: the mediation pass left only these node types
+%% (map keys and binary sizes are guard expressions).
+pattern({Leaf, _A, _Value} = Pt) when Leaf =:= atom; Leaf =:= char; Leaf =:= float;
+                                      Leaf =:= integer; Leaf =:= string; Leaf =:= var ->
+    Pt;
+pattern({nil, _A} = Pt) -> Pt;
+pattern({Tag, _A, L, R} = Pt) when Tag =:= cons; Tag =:= match ->
+    pattern(L), pattern(R), Pt;
+pattern({tuple, _A, Ps} = Pt) when is_list(Ps) -> [pattern(X) || X <- Ps], Pt;
+pattern({op, _A, _Op, X} = Pt) -> pattern(X), Pt;
+pattern({op, _A, _Op, L, R} = Pt) -> pattern(L), pattern(R), Pt;
+pattern({map, _A, Fields} = Pt) when is_list(Fields) ->
+    [pattern(V) || {map_field_exact, _, _K, V} <- Fields],
+    length([F || {map_field_exact, _, _, _} = F <- Fields]) =:= length(Fields) orelse unknown(Pt),
+    Pt;
+pattern({bin, _A, Elements} = Pt) when is_list(Elements) ->
+    [pattern(V) || {bin_element, _, V, _Size, _Type} <- Elements],
+    length([E || {bin_element, _, _, _, _} = E <- Elements]) =:= length(Elements) orelse unknown(Pt),
+    Pt;
+pattern(Other) ->
+    unknown(Other).
+
+anno(Form) when is_tuple(Form), tuple_size(Form) >= 2 ->
+    case erl_anno:is_anno(element(2, Form)) of
+        true -> element(2, Form);
+        false -> erl_anno:new(1)
+    end;
+anno(_Form) ->
+    erl_anno:new(1).
 
 generic(T, P) ->
-    list_to_tuple([element(1, T) | [sub(X, P) || X <- tl(tuple_to_list(T))]]).
+    list_to_tuple([element(1, T), element(2, T) | [sub(X, P) || X <- tl(tl(tuple_to_list(T)))]]).
 
 %% Elixir's `var.field': a map's field, else a call of the module the
 %% variable names, else `badkey'. One helper call instead of three clauses
@@ -225,6 +285,16 @@ dispatching(M, F, Arity, Policy) ->
 
 %% An allowed operator whose only special handling is the bignum bound.
 bignum(Op, Policy) -> (Op =:= '*' orelse Op =:= 'bsl') andalso allows(Policy, erlang, Op, 2).
+
+%% A comparison with a literal stops within the literal's size: no bound needed.
+literal_comparison(Op, L, R, P) ->
+    seccomp_profiles:is_comparison(Op) andalso (literal(L) orelse literal(R))
+        andalso allows(P, erlang, Op, 2).
+
+literal(E) ->
+    try erl_parse:normalise(E) of _ -> true
+    catch _:_ -> false
+    end.
 
 %% `!' checks its destination; `*' and `bsl' check their operands' sizes,
 %% unless a small literal keeps the result bounded.

@@ -1,227 +1,360 @@
 %% @doc The decision of the `seccomp' distribution carrier: what an incoming
-%% packet from a given node is, and whether the node's policy lets it in.
+%% packet from a peer is, and whether the peer's rules let it in.
 %%
-%% The carrier refuses the atom-cache and fragment flags during the
-%% handshake, so every packet after it is a tick (empty) or
-%% `<<112, Control/term-with-131, [Payload/term-with-131]>>'. The control
-%% term is decoded with `safe': a control message naming atoms this node has
-%% never seen (a registered name, a module) is refused rather than allowed to
-%% grow the atom table.
+%% The carrier refuses the atom-cache and fragment flags (and every flag it
+%% does not know) during the handshake, so every packet after it is a tick
+%% (empty) or `<<112, Control/term, [Payload/term]>>'.
+%%
+%% Default deny by capability: a peer reaches a local process only if the
+%% policy names it (then by name or by pid, and only with the messages
+%% {@link seccomp_dist_shapes} lets through, and monitors), or if this node
+%% showed the peer its pid (see {@link seccomp_dist_caps}). The same holds
+%% for messages, alias messages, links, monitors, exits and group leaders.
+%% Refused signals are answered as the VM answers a signal to a process that
+%% does not exist (`noproc'), so the peer does not hang.
+%%
+%% The control term is scanned ({@link seccomp_dist_etf}) before it is
+%% decoded; the payload only once the control term is accepted, and it is
+%% decoded only when the message has to be looked into (a named
+%% destination, a spawn's arguments, a fun). Atoms either would create come
+%% out of the connection's budget.
 -module(seccomp_dist_filter).
 
--export([decide/3, normalise/1, default/0, rules_for/2]).
+-export([decide/2, context/3]).
+-export_type([context/0, decision/0]).
 
--export_type([policy/0, node_rules/0, decision/0]).
-
--type node_rules() :: #{rpc := [mfa_pattern()], names := [atom()], send := boolean(),
-                        link := boolean(), monitor := boolean(), exit := boolean(),
-                        exit2 := boolean(), group_leader := boolean(), funs := boolean(),
-                        on_violation := drop | disconnect}.
--type mfa_pattern() :: {atom(), atom() | '_', arity() | '_'} | atom().
--type policy() :: #{default := node_rules(), nodes := [{string(), node_rules()}]}.
--type decision() :: {accept, atom()} | {refuse, atom(), term()} | {malformed, term()}.
+-type context() :: #{node := node(), rules := seccomp_dist_policy:node_rules(),
+                     caps := ets:tid(), atoms_left := non_neg_integer()}.
+-type decision() :: {accept, atom(), NewAtoms :: non_neg_integer()}
+                  | {refuse, atom(), Why :: term(), Reply :: none | binary()}
+                  | {malformed, term()}.
 
 -define(PASS_THROUGH, 112).
--define(MAX_PACKET, 64 * 1024 * 1024).
+-define(NOPROC, noproc).
+%% ALTACT_SIG_SEND flags (OTP 28+).
+-define(ALTACT_PRIO, 1).
+-define(ALTACT_TOKEN, 2).
+-define(ALTACT_ALIAS, 4).
+-define(ALTACT_NAME, 8).
+-define(ALTACT_EXIT, 16).
 -define(GLOBAL_RESOLVERS, [{global, random_exit_name, 3}, {global, random_notify_name, 3},
                            {global, notify_all_name, 3}]).
+%% Spawn options a peer may ask for; anything else (heap sizes, priorities
+%% above normal, ...) is refused.
+-define(SPAWN_OPTS, [link, monitor]).
 
-%% @doc The policy used when none is configured: cluster housekeeping works,
-%% remote code execution does not.
--spec default() -> policy().
-default() -> #{default => default_rules(), nodes => []}.
+%% @doc The context a connection's receiver decides in.
+-spec context(node(), seccomp_dist_policy:node_rules(), ets:tid()) -> context().
+context(Node, Rules, Caps) ->
+    #{node => Node, rules => Rules, caps => Caps, atoms_left => maps:get(max_new_atoms, Rules)}.
 
-default_rules() ->
-    #{rpc => [], names => [net_kernel, global_name_server, global_group, pg, rex],
-      send => true, link => true, monitor => true, exit => true, exit2 => false,
-      group_leader => false, funs => false, on_violation => drop}.
-
-%% @doc Validate a user policy: `#{default => Rules, nodes => [{Pattern, Rules}]}'
-%% where `Rules' overrides keys of the default rules and `Pattern' is a node
-%% name with `*' wildcards.
--spec normalise(map()) -> {ok, policy()} | {error, {invalid_dist_policy, term()}}.
-normalise(#{} = P) ->
-    try
-        [throw({unknown_key, K}) || K <- maps:keys(P), not lists:member(K, [default, nodes])],
-        Default = rules(maps:get(default, P, #{}), default_rules()),
-        Nodes = [{pattern(Pat), rules(R, Default)} || {Pat, R} <- maps:get(nodes, P, [])],
-        {ok, #{default => Default, nodes => Nodes}}
-    catch
-        throw:Why -> {error, {invalid_dist_policy, Why}};
-        error:_ -> {error, {invalid_dist_policy, P}}
+%% @doc Classify one incoming packet and decide on it; also how many new
+%% atoms deciding and delivering it creates (the control term is decoded
+%% whatever the verdict; the payload only if it is let in).
+-spec decide(binary(), context()) -> {decision(), NewAtoms :: non_neg_integer()}.
+decide(<<>>, _C) ->
+    {{accept, tick, 0}, 0};
+decide(<<?PASS_THROUGH, Rest/binary>>, #{atoms_left := Left} = C) ->
+    case seccomp_dist_etf:scan(Rest, Left) of
+        {ok, #{funs := 0, size := Size, new_atoms := New}} ->
+            <<CtlBin:Size/binary, Payload/binary>> = Rest,
+            N = length(New),
+            try
+                Ctl = decode(CtlBin),
+                is_tuple(Ctl) andalso tuple_size(Ctl) >= 1 andalso is_integer(element(1, Ctl))
+                    orelse throw({malformed, bad_control}),
+                control(Ctl, Payload, C#{atoms_left := Left - N})
+            of
+                {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};
+                Other -> {Other, N}
+            catch
+                throw:{malformed, _} = M -> {M, N}
+            end;
+        {ok, _} -> {{malformed, fun_in_control}, 0};
+        {error, atom_budget} -> {{refuse, control, atom_budget, none}, 0};
+        {error, Why} -> {{malformed, Why}, 0}
     end;
-normalise(Other) ->
-    {error, {invalid_dist_policy, Other}}.
+decide(_Packet, _C) ->
+    {{malformed, not_pass_through}, 0}.
 
-rules(R, Base) when is_map(R) ->
-    maps:fold(fun(K, V, Acc) ->
-                      is_map_key(K, Base) orelse throw({unknown_rule, K}),
-                      valid_rule(K, V) orelse throw({K, V}),
-                      Acc#{K => V}
-              end, Base, R);
-rules(R, _Base) ->
-    throw({rules, R}).
-
-valid_rule(rpc, L) -> is_list(L) andalso lists:all(fun is_mfa_pattern/1, L);
-valid_rule(names, L) -> is_list(L) andalso lists:all(fun is_atom/1, L);
-valid_rule(on_violation, V) -> V =:= drop orelse V =:= disconnect;
-valid_rule(_, V) -> is_boolean(V).
-
-is_mfa_pattern(M) when is_atom(M) -> true;
-is_mfa_pattern({M, F, A}) -> is_atom(M) andalso is_atom(F) andalso (A =:= '_' orelse is_integer(A));
-is_mfa_pattern(_) -> false.
-
-pattern(P) when is_atom(P) -> atom_to_list(P);
-pattern(P) when is_binary(P) -> binary_to_list(P);
-pattern(P) when is_list(P) -> P.
-
-%% @doc The rules for a node: the first matching pattern, else the default.
--spec rules_for(node(), policy()) -> node_rules().
-rules_for(Node, #{default := Default, nodes := Nodes}) ->
-    Name = atom_to_list(Node),
-    case [R || {Pat, R} <- Nodes, glob(Pat, Name)] of
-        [R | _] -> R;
-        [] -> Default
+%% The scan found the term's end, but not every error (a bad float, an atom
+%% that is not UTF-8): those disconnect like any malformed packet.
+decode(Bin) ->
+    try binary_to_term(Bin)
+    catch error:badarg -> throw({malformed, undecodable})
     end.
 
-glob([], []) -> true;
-glob([$* | Rest], Name) -> glob(Rest, Name) orelse (Name =/= [] andalso glob([$* | Rest], tl(Name)));
-glob([C | Rest], [C | Name]) -> glob(Rest, Name);
-glob(_, _) -> false.
+%%% Control messages ------------------------------------------------------------------
 
-%%% Deciding -------------------------------------------------------------------------
+%% Links
+control({1, From, To}, P, C) -> signal(link, From, To, P, C);
+control({4, From, To}, P, C) -> signal(unlink, From, To, P, C);
+control({35, _Id, From, To}, P, C) -> signal(unlink, From, To, P, C);
+control({36, _Id, From, To}, P, C) -> signal(unlink, From, To, P, C);
+%% Exits through links, and exit/2
+control({3, From, To, _Reason}, P, C) -> signal(exit, From, To, P, C);
+control({13, From, To, _Token, _Reason}, P, C) -> signal(exit, From, To, P, C);
+control({24, From, To}, P, C) -> signal(exit, From, To, {reason, P}, C);
+control({25, From, To, _Token}, P, C) -> signal(exit, From, To, {reason, P}, C);
+control({8, From, To, _Reason}, P, C) -> signal(exit2, From, To, P, C);
+control({18, From, To, _Token, _Reason}, P, C) -> signal(exit2, From, To, P, C);
+control({26, From, To}, P, C) -> signal(exit2, From, To, {reason, P}, C);
+control({27, From, To, _Token}, P, C) -> signal(exit2, From, To, {reason, P}, C);
+control({7, From, To}, P, C) -> signal(group_leader, From, To, P, C);
+%% Monitors
+control({19, From, To, Ref}, P, C) -> signal({monitor, Ref}, From, To, P, C);
+control({20, From, To, _Ref}, P, C) -> signal(demonitor, From, To, P, C);
+control({21, _Proc, To, _Ref, _Reason}, P, C) -> signal(monitor_exit, none, To, P, C);
+control({28, _Proc, To, _Ref}, P, C) -> signal(monitor_exit, none, To, {reason, P}, C);
+control({5}, <<>>, _C) -> {accept, node_link, 0};
+%% Spawning
+control({31, _ReqId, To, _Flags, _Result}, P, C) -> signal(spawn_reply, none, To, P, C);
+control({32, _ReqId, To, _Flags, _Result, _Token}, P, C) -> signal(spawn_reply, none, To, P, C);
+control({29, ReqId, From, GL, MFA, Opts}, P, C) -> spawn_request(ReqId, From, GL, MFA, Opts, P, C);
+control({30, ReqId, From, GL, MFA, Opts, _Token}, P, C) -> spawn_request(ReqId, From, GL, MFA, Opts, P, C);
+%% Messages
+control({2, _Unused, To}, P, C) -> message(To, P, C);
+control({12, _Unused, To, _Token}, P, C) -> message(To, P, C);
+control({22, _From, To}, P, C) -> message(To, P, C);
+control({23, _From, To, _Token}, P, C) -> message(To, P, C);
+control({6, _From, _Unused, Name}, P, C) -> message(Name, P, C);
+control({16, _From, _Unused, Name, _Token}, P, C) -> message(Name, P, C);
+control({33, _From, Alias}, P, C) -> message(Alias, P, C);
+control({34, _From, Alias, _Token}, P, C) -> message(Alias, P, C);
+%% OTP 28+: one form for alias, named and priority messages and priority exits.
+control({37, Flags, From, To}, P, C) -> altact(Flags, From, To, P, C);
+control({37, Flags, From, To, _Token}, P, C) -> altact(Flags, From, To, P, C);
+control(Ctl, _P, _C) -> {refuse, unknown_control, element(1, Ctl), none}.
 
-%% @doc Classify one incoming packet and decide on it.
--spec decide(binary(), node(), node_rules()) -> decision().
-decide(<<>>, _Node, _Rules) ->
-    {accept, tick};
-decide(Packet, _Node, _Rules) when byte_size(Packet) > ?MAX_PACKET ->
-    {malformed, oversized};
-decide(<<?PASS_THROUGH, Rest/binary>>, _Node, Rules) ->
-    try binary_to_term(Rest, [safe, used]) of
-        {Ctl, Used} when is_tuple(Ctl), tuple_size(Ctl) >= 1, is_integer(element(1, Ctl)) ->
-            Payload = binary:part(Rest, Used, byte_size(Rest) - Used),
-            control(Ctl, Payload, Rules);
-        _ ->
-            {malformed, bad_control}
-    catch
-        error:badarg -> {refuse, undecodable, unknown_atoms_or_garbage}
-    end;
-decide(_Packet, _Node, _Rules) ->
-    {malformed, not_pass_through}.
+altact(Flags, _From, _To, _P, _C) when not is_integer(Flags); Flags >= 32 ->
+    {refuse, unknown_control, {37, Flags}, none};
+altact(Flags, From, To, P, C) when Flags band ?ALTACT_EXIT =/= 0 ->
+    signal(exit2, From, To, {reason, P}, C);
+altact(Flags, _From, To, P, C) when Flags band ?ALTACT_ALIAS =/= 0, is_reference(To);
+                                    Flags band ?ALTACT_NAME =/= 0, is_atom(To);
+                                    Flags band (?ALTACT_ALIAS bor ?ALTACT_NAME) =:= 0, is_pid(To) ->
+    message(To, P, C);
+altact(Flags, _From, To, _P, _C) ->
+    {refuse, unknown_control, {37, Flags, To}, none}.
 
-control({Op, _From, _To}, _P, R) when Op =:= 1; Op =:= 4 -> flag(link, R);
-control({Op, _From, _To, _Id}, _P, R) when Op =:= 35; Op =:= 36 -> flag(link, R);
-control({Op, _From, _To, _Ref}, _P, R) when Op =:= 19; Op =:= 20 -> flag(monitor, R);
-control({21, _From, _To, _Ref, _Reason}, _P, _R) -> {accept, monitor};
-control({28, _From, _To, _Ref}, _P, _R) -> {accept, monitor};
-control({Op, _From, _To, _Reason}, _P, R) when Op =:= 3 -> flag(exit, R);
-control({Op, _From, _To, _Token, _Reason}, _P, R) when Op =:= 13 -> flag(exit, R);
-control({Op, _From, _To}, _P, R) when Op =:= 24 -> flag(exit, R);
-control({Op, _From, _To, _Token}, _P, R) when Op =:= 25 -> flag(exit, R);
-control({Op, _From, _To, _Reason}, _P, R) when Op =:= 8 -> flag(exit2, R);
-control({Op, _From, _To, _Token, _Reason}, _P, R) when Op =:= 18 -> flag(exit2, R);
-control({Op, _From, _To}, _P, R) when Op =:= 26 -> flag(exit2, R);
-control({Op, _From, _To, _Token}, _P, R) when Op =:= 27 -> flag(exit2, R);
-control({7, _From, _To}, _P, R) -> flag(group_leader, R);
-control({5}, _P, _R) -> {accept, node_link};
-control({Op, _ReqId, _To, _Flags, _Result}, _P, _R) when Op =:= 31 -> {accept, spawn_reply};
-control({Op, _ReqId, _To, _Flags, _Result, _Token}, _P, _R) when Op =:= 32 -> {accept, spawn_reply};
-control({Op, _ReqId, _From, _GL, MFA, _Opts}, P, R) when Op =:= 29 -> spawn_requested(MFA, P, R);
-control({Op, _ReqId, _From, _GL, MFA, _Opts, _Token}, P, R) when Op =:= 30 -> spawn_requested(MFA, P, R);
-control({Op, _Unused, To}, P, R) when Op =:= 2 -> message(send, {pid, To}, P, R);
-control({Op, _Unused, To, _Token}, P, R) when Op =:= 12 -> message(send, {pid, To}, P, R);
-control({Op, _From, To}, P, R) when Op =:= 22; Op =:= 33 -> message(send, {pid, To}, P, R);
-control({Op, _From, To, _Token}, P, R) when Op =:= 23; Op =:= 34 -> message(send, {pid, To}, P, R);
-control({6, _From, _Unused, Name}, P, R) -> message(reg_send, {name, Name}, P, R);
-control({16, _From, _Unused, Name, _Token}, P, R) -> message(reg_send, {name, Name}, P, R);
-control(Ctl, _P, _R) -> {malformed, {unknown_control, element(1, Ctl)}}.
+%%% Signals ----------------------------------------------------------------------------
 
-flag(Kind, Rules) ->
-    case maps:get(Kind, Rules) of
-        true -> {accept, Kind};
-        false -> {refuse, Kind, not_allowed}
+%% A signal from the peer's process `From' (or `none' when the control message
+%% names no sender) to the local process `To'.
+signal(Kind, From, To, Payload, #{node := Node, rules := R} = C) ->
+    Flag = flag(Kind),
+    if
+        From =/= none, not is_pid(From) -> {malformed, {bad_sender, Kind}};
+        From =/= none, node(From) =/= Node -> refuse(Kind, From, To, not_own_pid);
+        true ->
+            case maps:get(Flag, R) of
+                false -> refuse(Kind, From, To, not_allowed);
+                true ->
+                    case reach(To, C) of
+                        given when Flag =/= monitor, Flag =/= send, is_pid(To) ->
+                            case seccomp_dist_system:is_system(To) of
+                                false -> with_reason(Kind, Payload, C);
+                                true -> refuse(Kind, From, To, system_process)
+                            end;
+                        given -> with_reason(Kind, Payload, C);
+                        {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
+                        {name, Name} -> refuse(Kind, From, To, {named_process, Name});
+                        Other -> refuse(Kind, From, To, Other)
+                    end
+            end
     end.
 
-%% rpc:call/erpc:call/Node.spawn arrive as spawn requests; erpc wraps the real call.
-spawn_requested({erpc, execute_call, 4}, Payload, R) ->
-    with_payload(Payload, fun([_Ref, M, F, A]) when is_list(A) -> rpc_allowed({M, F, length(A)}, R);
-                             (_) -> {refuse, spawn_request, bad_erpc_args}
-                          end);
-spawn_requested({erpc, execute_cast, 3}, Payload, R) ->
-    with_payload(Payload, fun([M, F, A]) when is_list(A) -> rpc_allowed({M, F, length(A)}, R);
-                             (_) -> {refuse, spawn_request, bad_erpc_args}
-                          end);
-spawn_requested({M, F, A}, _Payload, R) when is_atom(M), is_atom(F), is_integer(A) ->
-    rpc_allowed({M, F, A}, R);
-spawn_requested(Other, _Payload, _R) ->
-    {refuse, spawn_request, {bad_mfa, Other}}.
+flag({monitor, _}) -> monitor;
+flag(demonitor) -> monitor;
+flag(monitor_exit) -> monitor;
+flag(unlink) -> link;
+flag(spawn_reply) -> send;
+flag(Kind) -> Kind.
 
-rpc_allowed({M, F, _A} = MFA, #{rpc := Allowed}) when is_atom(M), is_atom(F) ->
-    case lists:any(fun(P) -> mfa_match(P, MFA) end, Allowed) of
-        true -> {accept, spawn_request};
-        false -> {refuse, spawn_request, {rpc_not_allowed, MFA}}
+kind({monitor, _}) -> monitor;
+kind(K) -> K.
+
+%% Signals whose reason travels as a payload: the reason is scanned like any
+%% payload, but never looked into.
+with_reason(Kind, {reason, Payload}, C) ->
+    case scan(Payload, C) of
+        {ok, Info} -> {accept, kind(Kind), length(maps:get(new_atoms, Info))};
+        Refused -> refused(kind(Kind), Refused)
     end;
-rpc_allowed(MFA, _R) ->
-    {refuse, spawn_request, {bad_mfa, MFA}}.
+with_reason(Kind, <<>>, _C) -> {accept, kind(Kind), 0};
+with_reason(Kind, _Payload, _C) -> {malformed, {payload_on, kind(Kind)}}.
+
+%% Refused links and monitors are answered as for a process that does not
+%% exist: the peer's process gets its exit signal or 'DOWN' message.
+refuse(link, From, To, Why) ->
+    {refuse, link, Why, reply({3, To, From, ?NOPROC})};
+refuse({monitor, Ref}, From, To, Why) ->
+    {refuse, monitor, Why, reply({21, To, From, Ref, ?NOPROC})};
+refuse(Kind, _From, _To, Why) ->
+    {refuse, kind(Kind), Why, none}.
+
+reply(Ctl) -> <<?PASS_THROUGH, (term_to_binary(Ctl))/binary>>.
+
+%% How the peer may reach the local process or alias `To': `given' (it holds
+%% it), `{name, Name}' (a registered process, judged by its name), else why not.
+reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
+    case node(To) =:= node() of
+        false -> not_local;
+        true ->
+            case erlang:process_info(To, registered_name) of
+                undefined -> no_process;
+                {registered_name, Name} ->
+                    %% Registered processes the policy does not name are
+                    %% system processes: never reachable, whoever was shown them.
+                    case lists:member(Name, Names) of
+                        true -> {name, Name};
+                        false -> {system_process, Name}
+                    end;
+                [] ->
+                    case seccomp_dist_caps:holds(Caps, To) of
+                        true -> given;
+                        false -> not_given
+                    end
+            end
+    end;
+reach(To, #{caps := Caps}) when is_reference(To) ->
+    case node(To) =:= node() andalso seccomp_dist_caps:holds(Caps, To) of
+        true -> given;
+        false -> not_given
+    end;
+reach(To, #{rules := #{names := Names}}) when is_atom(To) ->
+    case lists:member(To, Names) andalso whereis(To) =/= undefined of
+        true -> {name, To};
+        false -> {not_named, To}
+    end;
+reach(_To, _C) ->
+    bad_destination.
+
+%%% Messages ---------------------------------------------------------------------------
+
+message(To, Payload, #{rules := R} = C) ->
+    case reach(To, C) of
+        given when is_reference(To) -> content(send, none, Payload, C);
+        given ->
+            case maps:get(send, R) of
+                true -> content(send, none, Payload, C);
+                false -> {refuse, send, not_allowed, none}
+            end;
+        {name, Name} -> content(send, Name, Payload, C);
+        Why -> {refuse, send, {destination, Why}, none}
+    end.
+
+%% The payload of an accepted destination. Messages to a named process are
+%% decoded and judged by shape; others only when they hold funs.
+content(Kind, Name, Payload, #{rules := R} = C) ->
+    case scan(Payload, C) of
+        {ok, #{new_atoms := New, funs := Funs}} ->
+            Atoms = length(New),
+            case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R)) of
+                true -> {accept, Kind, Atoms};
+                false ->
+                    case judge(Name, decode(Payload), C) of
+                        ok -> {accept, Kind, Atoms};
+                        {refused, Why} -> {refuse, Kind, Why, none}
+                    end
+            end;
+        Refused ->
+            refused(Kind, Refused)
+    end.
+
+judge(Name, Msg, #{rules := R} = C) ->
+    case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
+        false -> {refused, carries_fun};
+        true when Name =:= none -> ok;
+        true -> shape(Name, Msg, C)
+    end.
+
+shape(Name, Msg, #{node := Node, rules := R} = C) ->
+    case seccomp_dist_shapes:check(Name, Msg, Node) of
+        ok -> ok;
+        {rpc, MFA} ->
+            case rpc_allowed(MFA, R) of
+                true -> ok;
+                false -> {refused, {rpc_not_allowed, MFA}}
+            end;
+        {relay, To, Inner} ->
+            case reach(To, C) of
+                {name, To} -> shape(To, Inner, C);
+                Why -> {refused, {relay, Why}}
+            end;
+        {refused, _} = Refused -> Refused
+    end.
+
+%% A payload must be one whole term, within the atom budget and the memory bound.
+scan(Payload, #{atoms_left := Left, rules := #{max_message_bytes := Max}}) ->
+    case seccomp_dist_etf:scan(Payload, Left) of
+        {ok, #{size := Size}} when Size =/= byte_size(Payload) -> {malformed, trailing_data};
+        {ok, #{memory := Mem}} when Mem > Max -> {too_large, Mem};
+        {ok, _} = Ok -> Ok;
+        {error, atom_budget} -> atom_budget;
+        {error, Why} -> {malformed, Why}
+    end.
+
+refused(_Kind, {malformed, Why}) -> {malformed, Why};
+refused(Kind, Why) -> {refuse, Kind, Why, none}.
+
+%%% Spawn requests ---------------------------------------------------------------------
+
+%% rpc:call/erpc:call/spawn arrive as spawn requests. The VM applies the
+%% payload's argument list, so that is what is checked; erpc wraps the real call.
+spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} = C) ->
+    Refuse = fun(Why) -> {refuse, spawn_request, Why, reply({31, ReqId, From, 0, notsup})} end,
+    if
+        not is_pid(From) -> {malformed, bad_spawn_request};
+        node(From) =/= Node -> {refuse, spawn_request, not_own_pid, none};
+        not is_pid(GL) -> Refuse(bad_group_leader);
+        true ->
+            case spawn_opts_ok(Opts) andalso (node(GL) =:= Node orelse reach(GL, C) =:= given) of
+                false -> Refuse({bad_spawn_options, Opts});
+                true ->
+                    case scan(Payload, C) of
+                        {ok, #{new_atoms := New}} ->
+                            case spawned(MFA, decode(Payload)) of
+                                {ok, Call} ->
+                                    case rpc_allowed(Call, R) of
+                                        true -> {accept, spawn_request, length(New)};
+                                        false -> Refuse({rpc_not_allowed, Call})
+                                    end;
+                                {error, Why} -> Refuse(Why)
+                            end;
+                        {malformed, _} = M -> M;
+                        Why -> Refuse(Why)
+                    end
+            end
+    end.
+
+spawn_opts_ok(Opts) when is_list(Opts) ->
+    lists:all(fun(O) -> lists:member(O, ?SPAWN_OPTS) orelse monitor_opt(O) end, Opts);
+spawn_opts_ok(_) -> false.
+
+monitor_opt({monitor, L}) -> is_list(L);
+monitor_opt(_) -> false.
+
+spawned({M, F, A}, Args) when is_atom(M), is_atom(F), is_list(Args), length(Args) =:= A ->
+    case {M, F, Args} of
+        {erpc, execute_call, [_Ref, M1, F1, A1]} when is_list(A1) -> {ok, {M1, F1, length(A1)}};
+        {erpc, execute_cast, [M1, F1, A1]} when is_list(A1) -> {ok, {M1, F1, length(A1)}};
+        {erpc, _, _} -> {error, bad_erpc_args};
+        _ -> {ok, {M, F, A}}
+    end;
+spawned(MFA, _Args) ->
+    {error, {bad_mfa, MFA}}.
+
+rpc_allowed({M, F, A} = MFA, #{rpc := Allowed}) when is_atom(M), is_atom(F), is_integer(A) ->
+    lists:any(fun(P) -> mfa_match(P, MFA) end, Allowed);
+rpc_allowed(_MFA, _R) ->
+    false.
 
 mfa_match(M, {M, _, _}) -> true;
 mfa_match({M, F, A}, {M, F2, A2}) -> (F =:= '_' orelse F =:= F2) andalso (A =:= '_' orelse A =:= A2);
 mfa_match(_, _) -> false.
 
-message(Kind, Dest, Payload, R) ->
-    case destination_allowed(Dest, R) of
-        false -> {refuse, Kind, {destination, Dest}};
-        true -> with_payload(Payload, fun(Msg) -> message_allowed(Kind, Dest, Msg, R) end)
-    end.
-
-destination_allowed({pid, _}, #{send := Send}) -> Send;
-destination_allowed({name, Name}, #{names := Names}) -> lists:member(Name, Names).
-
-%% Message shapes that are doors to code execution, whoever receives them.
-message_allowed(Kind, Dest, Msg, R) ->
-    case door(Dest, Msg) of
-        {rpc, MFA} ->
-            case rpc_allowed(MFA, R) of
-                {accept, _} -> {accept, Kind};
-                {refuse, _, Why} -> {refuse, Kind, Why}
-            end;
-        {refused, Why} ->
-            {refuse, Kind, Why};
-        none ->
-            case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
-                true -> {accept, Kind};
-                false -> {refuse, Kind, carries_fun}
-            end
-    end.
-
-door({name, rex}, {'$gen_call', _, {call, M, F, A, _GL}}) -> {rpc, {M, F, arity(A)}};
-door({name, rex}, {'$gen_call', _, {block_call, M, F, A, _GL}}) -> {rpc, {M, F, arity(A)}};
-door({name, rex}, {'$gen_cast', {cast, M, F, A, _GL}}) -> {rpc, {M, F, arity(A)}};
-door({name, rex}, {_From, features_request}) -> none;
-door({name, rex}, {features_reply, _, _}) -> none;
-door({name, rex}, _Other) -> {refused, rex_request};
-door({name, net_kernel}, {'$gen_call', _, {spawn, M, F, A, _}}) -> {rpc, {M, F, arity(A)}};
-door({name, net_kernel}, {'$gen_call', _, {spawn_link, M, F, A, _}}) -> {rpc, {M, F, arity(A)}};
-door({name, net_kernel}, {'$gen_call', _, {spawn_opt, M, F, A, _, _}}) -> {rpc, {M, F, arity(A)}};
-door(_Dest, {'$gen_call', _, {start_child, _}}) -> {refused, start_child};
-door(_Dest, {'$gen_call', _, {restart_child, _}}) -> {refused, start_child};
-door(_Dest, {system, _, _}) -> {refused, system_message};
-door(_Dest, {io_request, _, _, _}) -> {refused, io_request};
-door(_Dest, _Msg) -> none.
-
-arity(A) when is_list(A) -> length(A);
-arity(_) -> -1.
-
-%% Payloads of messages whose destination is allowed are decoded without
-%% `safe': they may name cluster members this node has not met yet, and the
-%% VM creates those atoms anyway when it delivers the message.
-with_payload(Payload, Fun) ->
-    try binary_to_term(Payload) of
-        Term -> Fun(Term)
-    catch
-        error:badarg -> {refuse, payload, unknown_atoms_or_garbage}
-    end.
+%%% Funs ---------------------------------------------------------------------------------
 
 %% A closure from another node is code to run here. External funs are only
 %% names: they are let through when the rpc rules allow them, or when they
@@ -232,8 +365,7 @@ forbidden_fun(T, R) when is_function(T) ->
             {module, M} = erlang:fun_info(T, module),
             {name, F} = erlang:fun_info(T, name),
             {arity, A} = erlang:fun_info(T, arity),
-            not (lists:member({M, F, A}, ?GLOBAL_RESOLVERS)
-                 orelse element(1, rpc_allowed({M, F, A}, R)) =:= accept);
+            not (lists:member({M, F, A}, ?GLOBAL_RESOLVERS) orelse rpc_allowed({M, F, A}, R));
         {type, local} ->
             not global_resolver(T)
     end;

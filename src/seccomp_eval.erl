@@ -10,7 +10,7 @@
 
 -export([eval/2, options/1, prepare/2, run/2, run/3, release/1]).
 
--export([front/2, caught/4, bindings_out/2, sticky/2]).
+-export([front/2, caught/4, caught/5, bindings_out/2, sticky/2]).
 
 -export_type([result/0, reason/0, options/0, bindings_state/0]).
 
@@ -19,7 +19,8 @@
                 | {compile_error, pos_integer(), binary()}
                 | {unsafe_form, pos_integer(), string()}
                 | {exception, error | exit | throw, term(), binary()}
-                | {invalid_option, term()} | {invalid_policy, term()}.
+                | {invalid_option, term()} | {invalid_policy, term()}
+                | {eval_limit, size, non_neg_integer()}.
 -type result() :: {ok, term(), list()} | {ok, term(), list(), binary()} | {error, reason()}.
 -type options() :: #{policy := seccomp_policy:t(), language := erlang | elixir,
                      bindings := list() | map(), atom() => term()}.
@@ -31,7 +32,7 @@
                     max_heap_size => 4000000, max_binary => 16000000,
                     max_reductions => 200000000, max_processes => 100, max_atoms => 100,
                     max_output => 65536, output => discard, send_to => [], allow => [],
-                    deny => []}).
+                    deny => [], max_source => 65536}).
 -define(POLL_MS, 5).
 
 %% @doc Evaluate `Code' under a policy and limits.
@@ -42,13 +43,20 @@
 %% `max_heap_size' (words, per process), `max_binary' (bytes),
 %% `max_reductions', `max_processes', `max_atoms', `output' (`discard',
 %% `capture': the result gets the printed text as a fourth element, or a pid
-%% that receives `{seccomp_output, Binary}'), `max_output' (bytes) and
-%% `send_to' (registered names or pids the code may send to).
+%% that receives `{seccomp_output, Binary}'), `max_output' (bytes),
+%% `send_to' (registered names or pids the code may send to) and
+%% `max_source' (bytes of source, or of a quoted form's external format;
+%% past it: `{error, {eval_limit, size, Max}}').
 -spec eval(iodata() | term(), map() | list()) -> result().
 eval(Code, Opts) ->
     case options(Opts) of
-        {ok, O} -> sandboxed(Code, O);
-        {error, _} = E -> E
+        {ok, #{max_source := Max} = O} ->
+            case seccomp_source:within_size(Code, Max) of
+                true -> sandboxed(Code, O);
+                false -> {error, {eval_limit, size, Max}}
+            end;
+        {error, _} = E ->
+            E
     end.
 
 %% @doc Prepare `Code' once to run it many times: compiled after the same
@@ -96,7 +104,7 @@ options(Other) ->
     {error, {invalid_option, Other}}.
 
 valid(K, V) when K =:= timeout; K =:= max_heap_size; K =:= max_binary; K =:= max_reductions;
-                 K =:= max_processes; K =:= max_atoms; K =:= max_output ->
+                 K =:= max_processes; K =:= max_atoms; K =:= max_output; K =:= max_source ->
     is_integer(V) andalso V >= 0 orelse throw({invalid, {invalid_option, {K, V}}});
 valid(language, V) ->
     V =:= erlang orelse V =:= elixir orelse throw({invalid, {invalid_option, {language, V}}});
@@ -266,9 +274,10 @@ evaluate(Code, #{language := Lang} = O, Ctx) ->
         #{exprs := Safe, bindings := Bindings, state := State, new_atoms := NewAtoms} = front(Code, O),
         seccomp_sandbox:spend_atoms(Ctx, NewAtoms),
         {value, Value, NewBindings} = erl_eval:exprs(Safe, Bindings, none, seccomp_sandbox:handler(Ctx)),
-        {ok, Value, bindings_out(State, maps:from_list(erl_eval:bindings(NewBindings)))}
+        Result = {ok, Value, bindings_out(State, maps:from_list(erl_eval:bindings(NewBindings)))},
+        seccomp_sandbox:bounded_result(Result, Ctx)
     catch
-        Class:Reason:Stack -> caught(Lang, Class, Reason, Stack)
+        Class:Reason:Stack -> caught(Lang, Class, Reason, Stack, Ctx)
     end.
 
 %% @private The front end both back ends share (this interpreter and the
@@ -285,7 +294,16 @@ front(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O) ->
     {ok, Safe} = ok_or_throw(seccomp_rewrite:exprs(Exprs, #{enter_markers => Markers})),
     #{exprs => Safe, bindings => Bindings, state => State, names => Names, new_atoms => NewAtoms}.
 
-%% @private An exception from running sandboxed code, as an error result.
+%% @private An exception from running sandboxed code, as an error result,
+%% unless it is too large to format or copy out of the sandbox.
+-spec caught(seccomp_source:language(), error | exit | throw, term(), list(), seccomp_sandbox:ctx()) ->
+          {error, reason()}.
+caught(Lang, Class, Reason, Stack, Ctx) ->
+    case seccomp_sandbox:copyable({Reason, Stack}, Ctx) of
+        true -> caught(Lang, Class, Reason, Stack);
+        false -> {error, memory_limit}
+    end.
+
 -spec caught(seccomp_source:language(), error | exit | throw, term(), list()) -> {error, reason()}.
 caught(_Lang, throw, {seccomp_eval_error, Reason}, _Stack) ->
     {error, Reason};

@@ -34,9 +34,17 @@ notify(#{pid := Pid, mfa := {M, F, A}, action := Action, outcome := Outcome} = E
                    #{report_cb => fun report/1, domain => [beam_seccomp]}),
     gen_server:cast(?MODULE, {event, Event}).
 
-report(#{pid := Pid, mfa := {M, F, A}, action := Action, outcome := Outcome}) ->
-    {"seccomp violation: ~p called ~p:~p/~p, action ~p, ~p",
-     [Pid, M, F, A, Action, Outcome]}.
+report(#{pid := Pid, mfa := MFA, action := Action, outcome := Outcome}) ->
+    {"seccomp violation: ~p called ~ts, action ~p, ~p", [Pid, mfa_text(MFA), Action, Outcome]}.
+
+%% Elixir modules' functions read as Elixir writes them (`File.read!/1').
+mfa_text({M, F, A}) ->
+    case atom_to_binary(M) of
+        <<"Elixir.", _/binary>> when is_atom(F), is_integer(A) ->
+            'Elixir.Exception':format_mfa(M, F, A);
+        _ ->
+            io_lib:format("~tw:~tw/~w", [M, F, A])
+    end.
 
 init([]) ->
     %% Entries the tracer made while this server was down are watched now.

@@ -9,7 +9,8 @@
 -export([noop/0, compile/2, restrict_self/1, restrict/2, check/3, check_pid/4, check_with/4,
          spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
          spec_to_json/1, spec_from_json/1, load_error/0,
-         enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0]).
+         enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0,
+         flat_size/4, flat_size_dirty/4]).
 
 -on_load(load/0).
 
@@ -119,3 +120,13 @@ spec_to_json(_Spec) -> ?NOT_LOADED.
 
 -spec spec_from_json(binary()) -> {ok, tuple()} | {error, {invalid_json, binary()}}.
 spec_from_json(_Json) -> ?NOT_LOADED.
+
+%% @doc The flattened cost of a term, stopping past `Limit' (see `seccomp_size').
+-spec flat_size(term(), non_neg_integer(), [{term(), non_neg_integer()}], term | iodata) ->
+          {ok, non_neg_integer()} | over | dirty | {opaque, [term()]}.
+flat_size(_Term, _Limit, _Known, _Mode) -> ?NOT_LOADED.
+
+%% @doc {@link flat_size/4} on a dirty scheduler, without a work budget.
+-spec flat_size_dirty(term(), non_neg_integer(), [{term(), non_neg_integer()}], term | iodata) ->
+          {ok, non_neg_integer()} | over | {opaque, [term()]}.
+flat_size_dirty(_Term, _Limit, _Known, _Mode) -> ?NOT_LOADED.

@@ -27,7 +27,7 @@
 -opaque prepared() :: #prepared{}.
 -type mode() :: pool | caller.
 -type reason() :: seccomp_eval:reason() | released | no_pool
-                | {prepare_limit, count | size, pos_integer()}.
+                | {prepare_limit, count | size | owner, pos_integer()}.
 -export_type([prepared/0, mode/0, reason/0]).
 
 -define(PREPARE_KEYS, [mode, pool_size, max_source, optimize]).
@@ -83,8 +83,7 @@ names_as_bindings(Bs) when is_list(Bs) -> [case B of N when is_atom(N) -> {N, ni
 names_as_bindings(Bs) -> Bs.
 
 within_size(Code, O, #{max_source := Max} = P) ->
-    Size = try iolist_size(Code) catch error:badarg -> erlang:external_size(Code) end,
-    case Size =< Max of
+    case seccomp_source:within_size(Code, Max) of
         true -> reserve(Code, O, P);
         false -> {error, {prepare_limit, size, Max}}
     end.
@@ -206,6 +205,7 @@ run(#prepared{mode = DefaultMode, timeout = DefaultTimeout} = P, Bindings, Opts)
         Inputs ->
             finish(P, Bindings, Inputs, run_mode(Mode, P, Inputs, Timeout))
     catch
+        throw:{missing_binding, _} = Missing -> {error, Missing};
         error:_ -> {error, {invalid_option, {bindings, Bindings}}}
     end;
 run(Other, _Bindings, _Opts) ->
@@ -216,11 +216,15 @@ run(Other, _Bindings, _Opts) ->
 inputs(#prepared{language = erlang}, Bs) when is_map(Bs) -> Bs;
 inputs(#prepared{language = erlang}, Bs) -> maps:from_list(Bs);
 inputs(#prepared{names = Names}, Bs) when is_map(Bs) ->
-    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {ok, V} <- [maps:find(Name, Bs)]]);
+    maps:from_list([{Erl, binding(maps:find(Name, Bs), Name)} || {Name, Erl} <- Names]);
 inputs(#prepared{names = Names}, Bs) ->
     %% A keyword list is read in place, as short lists usually are.
     true = lists:all(fun is_pair/1, Bs),
-    maps:from_list([{Erl, V} || {Name, Erl} <- Names, {_, V} <- [lists:keyfind(Name, 1, Bs)]]).
+    maps:from_list([{Erl, binding(lists:keyfind(Name, 1, Bs), Name)} || {Name, Erl} <- Names]).
+
+%% A declared Elixir binding the run does not pass is named as the user wrote it.
+binding({_, V}, _Name) -> V;
+binding(_Missing, Name) -> throw({missing_binding, Name}).
 
 is_pair({_, _}) -> true;
 is_pair(_) -> false.
@@ -241,15 +245,15 @@ run_mode(pool, #prepared{generation = Gen, pool_size = Size}, Inputs, Timeout) -
           {ok, term(), map()} | {error, reason()}.
 execute(Mod, Gen, Inputs, Ctx, Lang) ->
     try Mod:run(Gen, Inputs, Ctx) of
-        {Value, Bound} -> {ok, Value, Bound};
+        {Value, Bound} -> seccomp_sandbox:bounded_result({ok, Value, Bound}, Ctx);
         released -> {error, released}
     catch
-        Class:Reason:Stack -> unloaded(Mod, Class, Reason, Stack, Lang)
+        Class:Reason:Stack -> unloaded(Mod, Class, Reason, Stack, Lang, Ctx)
     end.
 
 %% The slot's code was deleted between the lookup and the call.
-unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang) -> {error, released};
-unloaded(_Mod, Class, Reason, Stack, Lang) -> seccomp_eval:caught(Lang, Class, Reason, Stack).
+unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang, _Ctx) -> {error, released};
+unloaded(_Mod, Class, Reason, Stack, Lang, Ctx) -> seccomp_eval:caught(Lang, Class, Reason, Stack, Ctx).
 
 %% The user's bindings after a run: theirs, updated with what the code bound.
 finish(_P, Given, _Inputs, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->

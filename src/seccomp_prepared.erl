@@ -7,6 +7,10 @@
 %% generation is compiled into the code, so a stale prepared value never runs
 %% whatever a slot holds next.
 %%
+%% One owner (the process that calls `prepare') holds at most
+%% `max_prepared_per_owner' slots (application environment, default 100), so
+%% no single caller can take every slot and deny everyone else.
+%%
 %% A slot is freed on release or when the process that prepared it dies: its
 %% pool is stopped and its code deleted at once, so no new run can start.
 %% Purging checks every process in the VM, so it happens in the background,
@@ -20,6 +24,7 @@
 
 -define(SERVER, ?MODULE).
 -define(DEFAULT_MAX, 1000).
+-define(DEFAULT_MAX_PER_OWNER, 100).
 -define(RETRY_MS, 200).
 
 -type slot() :: pos_integer().
@@ -34,7 +39,8 @@ start_link() -> gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
 is_slot(Module) -> persistent_term:get({?MODULE, Module}, false).
 
 %% @doc Take a free slot for code prepared by `Owner'.
--spec reserve(pid()) -> {ok, slot(), module(), pos_integer()} | {error, {prepare_limit, count, pos_integer()}}.
+-spec reserve(pid()) -> {ok, slot(), module(), pos_integer()}
+                        | {error, {prepare_limit, count | owner, pos_integer()}}.
 reserve(Owner) -> gen_server:call(?SERVER, {reserve, Owner}, infinity).
 
 %% @doc Load compiled code into a reserved slot.
@@ -58,19 +64,25 @@ in_use() -> gen_server:call(?SERVER, in_use, infinity).
 %% @private
 init([]) ->
     seccomp_pool:init_table(),
+    seccomp_flatteners:start(),
     {ok, #{max => max_prepared(), next => 1, free => [], used => #{}, owners => #{}, draining => [],
-           draining_soon => false}}.
+           draining_soon => false, held => #{}}}.
 
 %% @private
-handle_call({reserve, Owner}, _From, S0) ->
+handle_call({reserve, Owner}, _From, #{held := Held} = S0) ->
     Max = max_prepared(),
+    Quota = max_per_owner(),
     S = S0#{max := Max},
-    case take_slot(S) of
+    case maps:get(Owner, Held, 0) < Quota andalso take_slot(S) of
+        false ->
+            {reply, {error, {prepare_limit, owner, Quota}}, S};
         {ok, Slot, S1} ->
             Gen = erlang:unique_integer([positive]),
             Mon = monitor(process, Owner),
-            S2 = S1#{used := maps:put(Slot, #{gen => Gen, mon => Mon, pool => []}, maps:get(used, S1)),
-                     owners := maps:put(Mon, Slot, maps:get(owners, S1))},
+            Entry = #{gen => Gen, mon => Mon, pool => [], owner => Owner},
+            S2 = S1#{used := maps:put(Slot, Entry, maps:get(used, S1)),
+                     owners := maps:put(Mon, Slot, maps:get(owners, S1)),
+                     held := maps:update_with(Owner, fun(N) -> N + 1 end, 1, Held)},
             {reply, {ok, Slot, module_name(Slot), Gen}, S2};
         none ->
             {reply, {error, {prepare_limit, count, Max}}, S}
@@ -120,6 +132,8 @@ handle_info(_Other, S) ->
 
 max_prepared() -> application:get_env(beam_seccomp, max_prepared, ?DEFAULT_MAX).
 
+max_per_owner() -> application:get_env(beam_seccomp, max_prepared_per_owner, ?DEFAULT_MAX_PER_OWNER).
+
 module_name(Slot) ->
     Mod = list_to_atom("$seccomp_prepared_" ++ integer_to_list(Slot)),
     %% Written once per slot, never erased: no global garbage collection.
@@ -156,13 +170,17 @@ new_slot(#{next := Next, used := Used, draining := Draining, max := Max} = S) ->
     end.
 
 %% Stop the pool, delete the code and purge it when nothing runs it any more.
-free_slot(Slot, #{used := Used, owners := Owners} = S) ->
-    #{mon := Mon, pool := Pool} = maps:get(Slot, Used),
+free_slot(Slot, #{used := Used, owners := Owners, held := Held} = S) ->
+    #{mon := Mon, pool := Pool, owner := Owner} = maps:get(Slot, Used),
     demonitor(Mon, [flush]),
     seccomp_pool:stop(Pool),
     Mod = module_name(Slot),
     _ = code:delete(Mod),
-    S1 = S#{used := maps:remove(Slot, Used), owners := maps:remove(Mon, Owners)},
+    S1 = S#{used := maps:remove(Slot, Used), owners := maps:remove(Mon, Owners),
+            held := case maps:get(Owner, Held) of
+                        1 -> maps:remove(Owner, Held);
+                        N -> Held#{Owner := N - 1}
+                    end},
     schedule_drain(0, S1#{draining := maps:get(draining, S1) ++ [Slot]}).
 
 %% Purge the oldest draining slot; a slot still in use goes to the back.

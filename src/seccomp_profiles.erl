@@ -7,16 +7,16 @@
 %% sandbox's own processes.
 -module(seccomp_profiles).
 
--export([profile/1, names/0, kind/3, spawns/1]).
+-export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1]).
 
 -export_type([name/0, kind/0]).
 
 -type name() :: pure | processes.
--type kind() :: plain | atom | dispatch | spawner | routed
-              | spawn_fun | spawn_mfa
+-type kind() :: plain | atom | dispatch | spawner | routed | refused
+              | spawn_fun | spawn_mfa | agent_mfa | decode
               | {send, pos_integer()} | {signal, pos_integer()}
               | {amplifier, pos_integer(), pos_integer() | none}
-              | {bignum, '*' | 'bsl' | pow}.
+              | {bignum, '*' | 'bsl' | pow} | compare | {iodata, pos_integer()}.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -123,34 +123,64 @@ process_rules() ->
 
 %% @doc How the sandbox handler carries out an allowed call.
 -spec kind(module(), atom(), arity()) -> kind().
-kind(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> {bignum, Op};
-kind('Elixir.Integer', pow, 2) -> {bignum, pow};
-kind('Elixir.Kernel', '**', 2) -> {bignum, pow};
-kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
-kind(erlang, list_to_atom, 1) -> atom;
-kind('Elixir.String', to_atom, 1) -> atom;
-kind('Elixir.List', to_atom, 1) -> atom;
-kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
-kind(supervisor, start_child, 2) -> routed;
-kind('Elixir.Supervisor', start_child, 2) -> routed;
-kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
-kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
-kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
+kind(M, Op, 2) when M =:= erlang; M =:= 'Elixir.Kernel' ->
+    case is_comparison(Op) of
+        true -> compare;
+        false -> data_kind(M, Op, 2)
+    end;
+kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
+    case lists:member({M, F, A}, seccomp_flatteners:iodata_sinks()) of
+        true -> {iodata, 1};
+        false -> data_kind(M, F, A)
+    end;
+kind(M, F, A) -> data_kind(M, F, A).
+
+%% @doc Whether `erlang:Op/2' compares whole terms (in one uninterruptible
+%% call: the handler bounds its operands).
+-spec is_comparison(atom()) -> boolean().
+is_comparison(Op) -> lists:member(Op, ['==', '/=', '=:=', '=/=', '<', '>', '=<', '>=', max, min]).
+
+data_kind(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> {bignum, Op};
+data_kind('Elixir.Integer', pow, 2) -> {bignum, pow};
+data_kind('Elixir.Kernel', '**', 2) -> {bignum, pow};
+data_kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
+data_kind(erlang, list_to_atom, 1) -> atom;
+data_kind('Elixir.String', to_atom, 1) -> atom;
+data_kind('Elixir.List', to_atom, 1) -> atom;
+data_kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
+data_kind(supervisor, start_child, 2) -> routed;
+data_kind('Elixir.Supervisor', start_child, 2) -> routed;
+data_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
+data_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
+data_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
     process_kind(M, F, A);
-kind('Elixir.Task', F, A) -> task_kind(F, A);
-kind('Elixir.Agent', F, A) -> agent_kind(F, A);
-kind(binary, copy, 2) -> {amplifier, 2, 1};
-kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
-kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
+data_kind('Elixir.Task', F, A) -> task_kind(F, A);
+data_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+data_kind(binary, copy, 2) -> {amplifier, 2, 1};
+data_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
+data_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
     {amplifier, 2, none};
-kind(lists, duplicate, 2) -> {amplifier, 1, none};
-kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
-kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
-kind(M, _F, _A) ->
-    case dispatching(M) of
-        true -> dispatch;
-        false -> plain
+data_kind(lists, duplicate, 2) -> {amplifier, 1, none};
+data_kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
+data_kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
+data_kind(M, _F, _A) ->
+    case applies_no_data(M) of
+        true -> plain;
+        false -> dispatch
     end.
+
+%% @doc Whether no function of `M' can run code that its arguments name:
+%% a module (as a callback, a struct, a struct's field), an `{M, F, A}', a
+%% process to message. Every other module's calls get their arguments
+%% checked (see `seccomp_sandbox:dispatch/4'), so a module missing here is
+%% slower, never unsafe. The test suite derives from the installed OTP and
+%% Elixir (xref) the functions that can apply data and checks that none of
+%% them is in these modules.
+-spec applies_no_data(module()) -> boolean().
+applies_no_data(M) ->
+    lists:member(M, [lists, maps, binary, unicode, io_lib, calendar, re, sets, gb_sets, gb_trees,
+                     queue, proplists, array, math, base64, dict, orddict, ordsets,
+                     'Elixir.Tuple', 'Elixir.Bitwise', 'Elixir.Function']).
 
 process_kind(_M, F, 1) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -> spawn_fun;
 process_kind(erlang, spawn_opt, 2) -> spawn_fun;
@@ -166,9 +196,22 @@ process_kind(_M, exit, 2) -> {signal, 1};
 process_kind(_M, F, 1) when F =:= link; F =:= unlink -> {signal, 1};
 process_kind('Elixir.Process', monitor, 1) -> {signal, 1};
 process_kind(erlang, monitor, A) when A =:= 2; A =:= 3 -> {signal, 2};
-process_kind('Elixir.Kernel', _F, _A) -> dispatch;
 process_kind(erlang, make_tuple, _A) -> {amplifier, 1, none};
-process_kind(_M, _F, _A) -> plain.
+%% Ports run programs and drivers outside the VM's reach: never mediated.
+process_kind(erlang, open_port, _A) -> refused;
+process_kind(erlang, F, A) when F =:= binary_to_term, A =:= 1; F =:= binary_to_term, A =:= 2 -> decode;
+process_kind(erlang, F, _A) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor; F =:= spawn_opt;
+                                F =:= spawn_request ->
+    %% The forms above are mediated; the others name a node or options.
+    refused;
+process_kind(erlang, F, _A) ->
+    %% The data BIFs of the profiles; any other BIF may address a process
+    %% or start one (spawn_request, send_after, suspend_process...).
+    case lists:member(F, ?ERLANG_BIFS) of
+        true -> plain;
+        false -> dispatch
+    end;
+process_kind(_M, _F, _A) -> dispatch.
 
 task_kind(F, 1) when F =:= async; F =:= start -> spawn_fun;
 task_kind(F, 3) when F =:= async; F =:= start -> spawn_mfa;
@@ -176,11 +219,7 @@ task_kind(_F, _A) -> spawner.
 
 agent_kind(F, 1) when F =:= start; F =:= start_link -> spawn_fun;
 agent_kind(F, 3) when F =:= start; F =:= start_link -> spawn_mfa;
+%% `get(Agent, M, F, A)' and friends: the agent would apply `M:F' itself.
+agent_kind(F, A) when (F =:= get orelse F =:= update orelse F =:= get_and_update), A =:= 4 orelse A =:= 5;
+                      F =:= cast, A =:= 4 -> agent_mfa;
 agent_kind(_F, _A) -> {signal, 1}.
-
-%% Modules whose functions dispatch protocols (or Access) on their arguments.
-dispatching(M) ->
-    lists:member(M, ['Elixir.Enum', 'Elixir.Stream', 'Elixir.Access', 'Elixir.String.Chars',
-                     'Elixir.List.Chars', 'Elixir.Inspect', 'Elixir.Inspect.Algebra',
-                     'Elixir.Collectable', 'Elixir.Enumerable', 'Elixir.IO', 'Elixir.MapSet',
-                     'Elixir.Keyword', 'Elixir.Map', 'Elixir.List', 'Elixir.Range']).

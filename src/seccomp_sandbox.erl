@@ -16,8 +16,10 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
+-export([elixir_internal/1, elixir_helpers/0]).
 -export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
-         id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0]).
+         id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0,
+         copyable/2, bounded_result/2]).
 
 -export_type([ctx/0]).
 
@@ -31,7 +33,12 @@
               max_heap_size :: non_neg_integer(),
               max_binary :: non_neg_integer(),
               max_atoms :: non_neg_integer(),
-              send_to :: [atom() | pid()]}).
+              %% Bytes (words times eight plus binary bytes) a term that
+              %% leaves a member or is walked in one call may flatten to.
+              max_copy :: non_neg_integer(),
+              send_to :: [atom() | pid()],
+              %% The sandbox policy is a denylist: see namespace_denied/2.
+              denylist = false :: boolean()}).
 
 -opaque ctx() :: #ctx{}.
 
@@ -79,20 +86,45 @@ over_limit({Reds, Bin}, #{max_reductions := MaxReds, max_binary := MaxBin}) ->
 %% @doc A sandbox context. `Opts' carries the limits and the ticket of layers.
 -spec new(map()) -> ctx().
 new(#{keeper := Keeper, ticket := Ticket, max_processes := MaxProcs, max_heap_size := Heap,
-      max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+      max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     Tab = ets:new(seccomp_sandbox, [public, set]),
     ets:insert(Tab, [{'$count', 0}, {'$atoms', 0}]),
     #ctx{id = make_ref(), tab = Tab, keeper = Keeper, ticket = Ticket, policy = none,
          max_processes = MaxProcs, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
-         send_to = SendTo}.
+         max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
+
+%% A term no larger than one member's heap and the binary limit, unshared.
+max_copy(Heap, Bin) -> 8 * Heap + Bin.
 
 %% @doc A context for running prepared code in the caller's own process,
 %% checked against `Policy' (a native policy) on top of the caller's layers.
 -spec caller(reference(), map()) -> ctx().
-caller(Policy, #{max_binary := Bin, max_atoms := Atoms, send_to := SendTo}) ->
+caller(Policy, #{max_heap_size := Heap, max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
          max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
-         send_to = SendTo}.
+         max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
+
+denylist(#{policy := P}) ->
+    seccomp_policy:is_policy(P) andalso maps:get(mode, seccomp_policy:spec(P), whitelist) =:= blacklist;
+denylist(_Opts) ->
+    false.
+
+%% @doc Whether a term from sandboxed code may leave it (be copied to another
+%% process, or walked by one uninterruptible call): its flattened cost,
+%% shared subterms counted each time, is within the sandbox's bound.
+-spec copyable(term(), ctx()) -> boolean().
+copyable(Term, #ctx{max_copy = Max}) -> seccomp_size:within(Term, Max, term).
+
+%% @doc A run's result as it may leave the sandbox: unchanged, or
+%% `{error, memory_limit}' when its value, bindings or exception would
+%% flatten beyond the bound.
+-spec bounded_result(Result, ctx()) -> Result | {error, memory_limit}.
+bounded_result({error, Reason} = E, _Ctx) when is_atom(Reason) -> E;
+bounded_result(Result, Ctx) ->
+    case copyable(Result, Ctx) of
+        true -> Result;
+        false -> {error, memory_limit}
+    end.
 
 %% @doc Start a caller-mode run in the calling process.
 -spec begin_caller_run() -> ok.
@@ -151,7 +183,8 @@ clear_dictionary() ->
 %% allows it: true when the handler would do nothing but call it.
 -spec direct(module(), atom(), arity()) -> boolean().
 direct(M, F, A) ->
-    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain.
+    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain
+        andalso not seccomp_flatteners:member(M, F, A).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
 %% forged-struct scan of {@link dispatch/4}.
@@ -161,14 +194,25 @@ direct_but_dispatch(M, F, A) ->
 
 ordinary(M, F, A) ->
     not special_call(M, F, A) andalso not caller_forbidden(M, F, A)
-        andalso not seccomp_prepared:is_slot(M).
+        andalso not seccomp_prepared:is_slot(M) andalso not elixir_internal(M).
 
-%% @doc A protocol-dispatching call that prepared code may make: its
-%% arguments hold no struct of a module the policy does not allow.
+%% @doc An allowed call into code that may run what its arguments name:
+%% carried out once the arguments name nothing outside the policy (see
+%% {@link no_foreign_code/3}).
 -spec dispatch(module(), atom(), list(), ctx()) -> term().
 dispatch(M, F, Args, Ctx) ->
-    no_forged_structs(Args, Ctx),
+    %% First: the scan for foreign code walks the arguments flattened.
+    flattener_args(M, F, Args, Ctx),
+    no_foreign_code({M, F, length(Args)}, Args, Ctx),
     erlang:apply(M, F, Args).
+
+%% A call that may flatten or walk its arguments in one uninterruptible
+%% step gets only arguments within the copy bound.
+flattener_args(M, F, Args, Ctx) ->
+    seccomp_flatteners:member(M, F, length(Args)) andalso bounded_args(Args, Ctx).
+
+bounded_args(Args, Ctx) ->
+    copyable(Args, Ctx) orelse memory_limit(Ctx).
 
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
@@ -302,7 +346,56 @@ call_fun(Fun, Args, Ctx) ->
 checked(M, F, Args, Ctx) ->
     Arity = length(Args),
     refused_here(M, F, Arity, Ctx) andalso deny({M, F, Arity}, Ctx),
-    guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx).
+    case elixir_internal(M) of
+        true -> elixir_helper(M, F, Args, Ctx);
+        false -> guarded(M, F, Arity, fun() -> special(M, F, Args, Ctx) end, Ctx)
+    end.
+
+%%% Runtime helpers of the Elixir compiler ------------------------------------
+
+%% @doc Whether `M' is one of the Elixir compiler's own modules (`elixir',
+%% `elixir_*': the `elixir' application's modules outside the `Elixir.'
+%% namespace). Newer Elixir compiles some user code to calls of them.
+-spec elixir_internal(module()) -> boolean().
+elixir_internal(M) ->
+    Key = {?MODULE, elixir_internal},
+    Internal = case persistent_term:get(Key, undefined) of
+                   undefined ->
+                       _ = application:load(elixir),
+                       Mods = case application:get_key(elixir, modules) of
+                                  {ok, Ms} -> Ms;
+                                  undefined -> []
+                              end,
+                       Set = maps:from_list([{X, true} || X <- Mods,
+                                                          not lists:prefix("Elixir.", atom_to_list(X))]),
+                       persistent_term:put(Key, Set),
+                       Set;
+                   Set ->
+                       Set
+               end,
+    is_map_key(M, Internal).
+
+%% @doc The compiler helpers the handler carries out itself. A call of any
+%% other function of the compiler's modules is refused, whatever the policy:
+%% they run code (`apply') on their own.
+-spec elixir_helpers() -> [mfa()].
+elixir_helpers() ->
+    [{elixir_erl_pass, no_parens_remote, 2}, {elixir_erl_pass, parens_map_field, 2}].
+
+%% `m.f' without parentheses (Elixir 1.17+), when `m' is not a map: a
+%% checked call of `m:f()'.
+elixir_helper(elixir_erl_pass, no_parens_remote, [M, F], Ctx) when is_atom(M), is_atom(F) ->
+    case M =:= nil orelse M =:= true orelse M =:= false of
+        true -> error;
+        false -> {ok, call({M, F}, [], Ctx)}
+    end;
+elixir_helper(elixir_erl_pass, no_parens_remote, [_Other, _F], _Ctx) ->
+    error;
+%% `map.field()' with parentheses: the field's value (Elixir only warns).
+elixir_helper(elixir_erl_pass, parens_map_field, [_Key, Value], _Ctx) ->
+    Value;
+elixir_helper(M, F, Args, Ctx) ->
+    deny({M, F, length(Args)}, Ctx).
 
 %% Prepared code must not be entered with a forged context, whatever the policy.
 refused_here(M, F, A, #ctx{tab = caller}) -> caller_forbidden(M, F, A) orelse seccomp_prepared:is_slot(M);
@@ -345,8 +438,14 @@ special(erlang, make_fun, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
-        plain -> erlang:apply(M, F, Args);
-        Kind -> special_kind(Kind, M, F, Args, Ctx)
+        plain ->
+            flattener_args(M, F, Args, Ctx),
+            erlang:apply(M, F, Args);
+        dispatch ->
+            dispatch(M, F, Args, Ctx);
+        Kind ->
+            flattener_args(M, F, Args, Ctx),
+            special_kind(Kind, M, F, Args, Ctx)
     end.
 
 apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
@@ -357,42 +456,87 @@ special_kind(Kind, M, F, Args, #ctx{tab = caller} = Ctx)
     %% Caller mode has no sandbox to hold processes, and routed calls would
     %% run under the caller's layers alone.
     deny({M, F, length(Args)}, Ctx);
-special_kind(routed, M, F, Args, _Ctx) ->
-    seccomp_route:call(M, F, Args);
 special_kind(atom, M, F, Args, Ctx) ->
     new_atom(M, F, Args, Ctx);
-special_kind(spawn_fun, M, F, [Fun | Rest], Ctx) ->
+special_kind(Kind, M, F, Args, Ctx) when Kind =:= routed; Kind =:= spawner; element(1, Kind) =:= send;
+                                        element(1, Kind) =:= signal ->
+    %% Each of these copies its arguments to another process.
+    bounded_args(Args, Ctx),
+    copying_kind(Kind, M, F, Args, Ctx);
+special_kind(spawn_fun, M, F, [Fun | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
     spawn_checked(M, F, [joining(Fun, Ctx) | Rest], Ctx);
 special_kind(spawn_mfa, M, F, [Mod, Fun, As | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
     is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
     %% The child's first call is itself checked: spawn a joining fun instead.
     %% Every spawner with an `M, F, A' form also has a fun form of the same name.
     Start = joining(fun() -> call({Mod, Fun}, As, Ctx) end, Ctx),
     spawn_checked(M, F, [Start | Rest], Ctx);
-special_kind(spawner, M, F, Args, Ctx) ->
-    %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
-    below_process_limit(Ctx),
-    erlang:apply(M, F, Args);
-special_kind({send, DestPos}, M, F, Args, Ctx) ->
-    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
-    erlang:apply(M, F, Args);
-special_kind({signal, DestPos}, M, F, Args, Ctx) ->
-    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),
-    erlang:apply(M, F, Args);
-special_kind({amplifier, CountPos, UnitPos}, M, F, Args, Ctx) ->
+special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
+    bounded_args(Args, Ctx),
+    is_atom(Mod) andalso is_atom(Fun) andalso is_list(As) orelse erlang:error(badarg, Args),
+    may_signal(Agent, {M, F, length(Args)}, signal, Ctx),
+    %% The agent applies `Mod:Fun' to its state: through the handler, so the
+    %% state is checked like any other argument.
+    erlang:apply(M, F, [Agent, fun(State) -> call({Mod, Fun}, [State | As], Ctx) end | Rest]);
+special_kind(refused, M, F, Args, Ctx) ->
+    deny({M, F, length(Args)}, Ctx);
+special_kind(decode, M, F, Args, Ctx) ->
+    %% A decoded fun would run its code unchecked wherever it is called.
+    Term = erlang:apply(M, F, Args),
+    holds_fun([Term]) andalso deny({M, F, length(Args)}, Ctx),
+    Term;
+special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     Unit = case UnitPos of
                none -> 8;
-               _ -> unit_size(lists:nth(UnitPos, Args))
+               _ -> unit_size(lists:nth(UnitPos, Args), Max)
            end,
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
-    erlang:apply(M, F, Args);
+    carry_out(M, F, Args, Ctx);
 special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
     bounded_integer(Op, X, Y, Ctx),
+    carry_out(M, F, Args, Ctx);
+special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
+    %% A comparison stops at the smaller operand's end.
+    copyable(X, Ctx) orelse copyable(Y, Ctx) orelse memory_limit(Ctx),
     erlang:apply(M, F, Args);
-special_kind(dispatch, M, F, Args, Ctx) ->
-    dispatch(M, F, Args, Ctx).
+special_kind({iodata, Pos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
+    seccomp_size:within(lists:nth(Pos, Args), Max, iodata) orelse memory_limit(Ctx),
+    erlang:apply(M, F, Args).
 
-joining(Fun, Ctx) when is_function(Fun, 0) -> fun() -> join(Ctx), Fun() end;
+copying_kind(routed, M, F, Args, _Ctx) ->
+    seccomp_route:call(M, F, Args);
+copying_kind(spawner, M, F, Args, Ctx) ->
+    %% Task, Agent, proc_lib...: the child joins at its first sandboxed call.
+    below_process_limit(Ctx),
+    dispatch(M, F, Args, Ctx);
+copying_kind({send, DestPos}, M, F, Args, Ctx) ->
+    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
+    carry_out(M, F, Args, Ctx);
+copying_kind({signal, DestPos}, M, F, Args, Ctx) ->
+    may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),
+    carry_out(M, F, Args, Ctx).
+
+%% The last step of a special kind: modules that may apply data get their
+%% arguments checked too.
+carry_out(M, F, Args, Ctx) ->
+    case M =:= erlang orelse seccomp_profiles:applies_no_data(M) of
+        true -> erlang:apply(M, F, Args);
+        false -> dispatch(M, F, Args, Ctx)
+    end.
+
+%% The child's exit reason is copied to every process linked to or
+%% monitoring it: one too large to copy becomes `memory_limit'.
+joining(Fun, Ctx) when is_function(Fun, 0) ->
+    fun() ->
+            join(Ctx),
+            try Fun()
+            catch Class:Reason:Stack ->
+                    copyable(Reason, Ctx) orelse exit(memory_limit),
+                    erlang:raise(Class, Reason, Stack)
+            end
+    end;
 joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
 
 %% The child is a member from birth, so the parent may message it at once.
@@ -509,47 +653,168 @@ bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count),
 bounded_bytes(_Count, _Unit, _Ctx) ->
     ok.
 
-unit_size(B) when is_binary(B) -> max(1, byte_size(B));
-unit_size(L) when is_list(L) -> max(1, iolist_size_or_one(L));
-unit_size(_) -> 8.
-
-iolist_size_or_one(L) -> try iolist_size(L) catch error:badarg -> 1 end.
+unit_size(B, _Max) when is_binary(B) -> max(1, byte_size(B));
+unit_size(L, Max) when is_list(L) ->
+    %% Past `Max' the exact size does not matter: the walk stops there.
+    case seccomp_size:cost(L, Max, iodata) of
+        over -> Max + 1;
+        N -> max(1, N)
+    end;
+unit_size(_, _Max) -> 8.
 
 -spec memory_limit(ctx()) -> no_return().
 memory_limit(Ctx) -> limit(memory_limit, Ctx).
 
-%% A map with a `__struct__' key makes protocols dispatch to that module: only
-%% structs of modules the policy names may be handed to dispatching code.
-no_forged_structs(Args, Ctx) -> scan([Args], Ctx).
+%% Library code applies what data names: a struct's module (protocols,
+%% Access), a module handed over as a callback (`Enum.sort(L, Mod)'), a
+%% struct's module-valued field (`calendar'), `{M, F, A}' tuples, and it
+%% messages the processes data names. Before such code runs:
+%% <ul>
+%% <li>a struct's module must be allowed;</li>
+%% <li>an atom that names a module, as an argument, in a tuple (but for the
+%%     key of a pair) or as a struct's field, must name one whose every
+%%     function the policy allows and the handler would merely call;</li>
+%% <li>a registered name as an argument must be one the code may send to,
+%%     and every pid a member of the sandbox (or in `send_to'); no ports.</li>
+%% </ul>
+-spec no_foreign_code(mfa(), list(), ctx()) -> ok.
+no_foreign_code(MFA, Args, Ctx) ->
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx);
+                     (_) -> ok
+                  end, Args),
+    scan([Args], MFA, Ctx).
 
-scan([], _Ctx) -> ok;
-scan([T | Rest], Ctx) when is_list(T) -> scan_list(T, Rest, Ctx);
-scan([T | Rest], Ctx) when is_tuple(T) -> scan_list(tuple_to_list(T), Rest, Ctx);
-scan([T | Rest], Ctx) when is_map(T) ->
+scan([], _MFA, _Ctx) -> ok;
+scan([T | Rest], MFA, Ctx) when is_list(T) -> scan_list(T, Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
+    Items = case T of
+                {Key, Value} when is_atom(Key) -> [Value];
+                _ -> tuple_to_list(T)
+            end,
+    [named(A, MFA, Ctx) || A <- Items, is_atom(A)],
+    scan_list(tuple_to_list(T), Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_map(T) ->
     case T of
         #{'__struct__' := S} when is_atom(S) ->
             case allowed(S, '__struct__', 0, Ctx) of
-                allow -> ok;
+                allow -> namespace_denied(S, Ctx) andalso deny({S, '__struct__', 0}, Ctx);
                 {deny, _} -> deny({S, '__struct__', 0}, Ctx)
-            end;
+            end,
+            [named(A, MFA, Ctx) || A <- maps:values(T), is_atom(A), A =/= S];
         _ -> ok
     end,
-    scan_list(maps:keys(T), [maps:values(T) | Rest], Ctx);
-scan([_ | Rest], Ctx) -> scan(Rest, Ctx).
+    scan_list(maps:keys(T), [maps:values(T) | Rest], MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
+    member_process(T, MFA, Ctx),
+    scan(Rest, MFA, Ctx);
+scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
+
+%% Under a denylist, denying a module denies its namespace's structs too:
+%% `File.Stream''s protocol implementations are `File''s code, called
+%% directly. (Under an allowlist the struct's module itself had to be named.)
+namespace_denied(_S, #ctx{denylist = false}) ->
+    false;
+namespace_denied(S, Ctx) ->
+    case binary:split(atom_to_binary(S, utf8), <<".">>, [global]) of
+        [<<"Elixir">> | Segments] when length(Segments) > 1 ->
+            Parents = tl(lists:foldl(fun(Seg, [])  -> [[<<"Elixir.">>, Seg]];
+                                                    (Seg, [P | _] = Acc) -> [[P, $., Seg] | Acc]
+                                                 end, [], Segments)),
+            lists:any(fun(P) ->
+                              case catch_existing(iolist_to_binary(P)) of
+                                  none -> false;
+                                  M -> allowed(M, '__info__', 1, Ctx) =/= allow
+                              end
+                      end, Parents);
+        _ ->
+            false
+    end.
+
+catch_existing(Name) ->
+    try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
-%% that can hold a map: a list of numbers or a string costs one test per item.
-scan_list([H | T], Rest, Ctx) when is_list(H); is_tuple(H); is_map(H) -> scan_list(T, [H | Rest], Ctx);
-scan_list([_ | T], Rest, Ctx) -> scan_list(T, Rest, Ctx);
-scan_list([], Rest, Ctx) -> scan(Rest, Ctx);
-scan_list(Tail, Rest, Ctx) -> scan([Tail | Rest], Ctx).
+%% that can hold a map or a process: a list of numbers or a string costs one
+%% test per item.
+scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H) ->
+    scan_list(T, [H | Rest], MFA, Ctx);
+scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
+scan_list([], Rest, MFA, Ctx) -> scan(Rest, MFA, Ctx);
+scan_list(Tail, Rest, MFA, Ctx) -> scan([Tail | Rest], MFA, Ctx).
+
+member_process(Pid, MFA, #ctx{tab = Tab, send_to = SendTo} = Ctx) when is_pid(Pid) ->
+    Pid =:= self() andalso Tab =/= caller
+        orelse (Tab =/= caller andalso is_member(Ctx, Pid))
+        orelse lists:member(Pid, SendTo)
+        orelse deny(MFA, Ctx);
+member_process(_Port, MFA, Ctx) ->
+    deny(MFA, Ctx).
+
+registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
+    erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse deny(MFA, Ctx).
+
+%% An atom that names a module (loaded or on the code path) may be handed to
+%% library code only if every function of that module is allowed and plain.
+named(A, _MFA, _Ctx) when A =:= true; A =:= false; A =:= nil; A =:= undefined; A =:= ok; A =:= error ->
+    ok;
+named(A, _MFA, Ctx) ->
+    case erlang:module_loaded(A) of
+        true ->
+            case [MFA || {F, Ar} <- A:module_info(exports), MFA <- [{A, F, Ar}], not nameable(MFA, Ctx)] of
+                [] -> ok;
+                [First | _] -> deny(First, Ctx)
+            end;
+        false ->
+            on_code_path(A) andalso deny({A, module_info, 0}, Ctx),
+            ok
+    end.
+
+nameable({M, F, A}, Ctx) ->
+    ordinary(M, F, A) andalso allowed(M, F, A, Ctx) =:= allow
+        andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch]).
+
+%% Module names on the code path, read once per VM: a module that is not
+%% loaded would be loaded by the first call that names it.
+on_code_path(A) ->
+    Key = {?MODULE, code_path_modules},
+    Names = case persistent_term:get(Key, undefined) of
+                undefined ->
+                    Set = maps:from_list([{unicode:characters_to_binary(N), true} || {N, _, _} <- code:all_available()]),
+                    persistent_term:put(Key, Set),
+                    Set;
+                Set ->
+                    Set
+            end,
+    is_map_key(atom_to_binary(A, utf8), Names).
+
+%% Whether a decoded term holds a fun.
+holds_fun([]) -> false;
+holds_fun([T | _Rest]) when is_function(T) -> true;
+holds_fun([T | Rest]) when is_list(T) -> holds_fun(improper_items(T, Rest));
+holds_fun([T | Rest]) when is_tuple(T) -> holds_fun(tuple_to_list(T) ++ Rest);
+holds_fun([T | Rest]) when is_map(T) -> holds_fun(maps:keys(T) ++ maps:values(T) ++ Rest);
+holds_fun([_ | Rest]) -> holds_fun(Rest).
+
+improper_items([H | T], Rest) -> [H | improper_items(T, Rest)];
+improper_items([], Rest) -> Rest;
+improper_items(Tail, Rest) -> [Tail | Rest].
 
 %%% Funs -----------------------------------------------------------------------
 
 %% @doc A fun of arity `A' that performs `M:F' through the sandbox's checks,
-%% whoever calls it (compiled code included).
+%% whoever calls it (compiled code included). When the policy allows `M:F/A'
+%% and the handler would merely call it, that is the plain `fun M:F/A':
+%% captures of allowed functions cost what they cost outside the sandbox.
 -spec wrap_fun(atom(), atom(), arity(), ctx()) -> function().
 wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?MAX_WRAPPED_ARITY ->
+    case direct(M, F, A) andalso allowed(M, F, A, C) =:= allow of
+        true -> erlang:make_fun(M, F, A);
+        false -> checking_fun(M, F, A, C)
+    end;
+wrap_fun(M, F, A, _C) ->
+    erlang:error(badarg, [M, F, A]).
+
+checking_fun(M, F, A, C) ->
     H = fun(Args) -> call({M, F}, Args, C) end,
     case A of
         0 -> fun() -> H([]) end;
@@ -568,6 +833,4 @@ wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?M
                       H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11]) end;
         12 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12) ->
                       H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12]) end
-    end;
-wrap_fun(M, F, A, _C) ->
-    erlang:error(badarg, [M, F, A]).
+    end.

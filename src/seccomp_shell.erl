@@ -2,7 +2,7 @@
 %% same policy and limits, and bindings carry over from line to line.
 -module(seccomp_shell).
 
--export([start/0, start/1, eval_line/3]).
+-export([start/0, start/1, eval_line/3, command/1]).
 
 %% @doc Start an interactive loop on the current group leader. `Opts' are
 %% {@link seccomp_eval:eval/2} options (language defaults to `erlang').
@@ -12,24 +12,33 @@ start() -> start(#{}).
 -spec start(map()) -> ok.
 start(Opts) ->
     Lang = maps:get(language, Opts, erlang),
-    io:format("beam_seccomp restricted shell (~s, policy ~p). End with an empty line or q().~n",
+    io:format("beam_seccomp restricted shell (~s, policy ~p). Quit with q() or end of input.~n",
               [Lang, maps:get(policy, Opts, pure)]),
     loop(Opts#{language => Lang}, maps:get(bindings, Opts, []), 1).
 
 loop(Opts, Bindings, N) ->
     Prompt = io_lib:format("seccomp(~b)> ", [N]),
-    case io:get_line(Prompt) of
-        eof -> ok;
-        {error, _} -> ok;
-        Line ->
-            case string:trim(Line) of
-                "" -> ok;
-                "q()." -> ok;
-                Code ->
-                    {Text, Bindings1} = eval_line(Code, Bindings, Opts),
-                    io:put_chars([Text, $\n]),
-                    loop(Opts, Bindings1, N + 1)
-            end
+    case command(io:get_line(Prompt)) of
+        quit -> ok;
+        empty -> loop(Opts, Bindings, N);
+        {eval, Code} ->
+            {Text, Bindings1} = eval_line(Code, Bindings, Opts),
+            io:put_chars([Text, $\n]),
+            loop(Opts, Bindings1, N + 1)
+    end.
+
+%% @doc What a line read by the shell asks for. Lines are charlists or, when
+%% the group leader is in binary mode (under Mix), binaries.
+-spec command(string() | binary() | eof | {error, term()}) -> quit | empty | {eval, string()}.
+command(eof) -> quit;
+command({error, _}) -> quit;
+command(Line) ->
+    case unicode:characters_to_list(string:trim(Line)) of
+        "" -> empty;
+        "q()" -> quit;
+        "q()." -> quit;
+        Code when is_list(Code) -> {eval, Code};
+        _NotUnicode -> {eval, Line}
     end.
 
 %% @doc Evaluate one line; returns the text to print and the new bindings.

@@ -3,7 +3,7 @@
 %% before any of them is created.
 -module(seccomp_source).
 
--export([parse/3, new_atoms_erlang/1]).
+-export([parse/3, new_atoms_erlang/1, within_size/2]).
 
 -type language() :: erlang | elixir.
 -type error() :: atom_limit | {syntax_error, pos_integer(), binary()}
@@ -32,6 +32,17 @@ parse(elixir, Code, MaxAtoms) when is_binary(Code); is_list(Code) ->
     end;
 parse(elixir, Quoted, _MaxAtoms) ->
     {ok, {elixir, Quoted}, 0}.
+
+%% @doc Whether source text (iodata) or a quoted form (its external format)
+%% is at most `Max' bytes. The walk stops at the limit: the code is the
+%% caller's data, but may still share subterms.
+-spec within_size(iodata() | term(), non_neg_integer()) -> boolean().
+within_size(Code, Max) ->
+    %% A charlist costs two per character in the bounded walk (cell and byte).
+    try seccomp_size:within(Code, 2 * Max + 1, iodata) andalso iolist_size(Code) =< Max
+    catch error:badarg ->
+            seccomp_size:within(Code, 8 * Max, term) andalso erlang:external_size(Code) =< Max
+    end.
 
 %% The code converted to the form the parser wants (characters or UTF-8),
 %% if it is Unicode text at all.
@@ -113,6 +124,10 @@ quoted(Q, [C | T], Acc) -> quoted(Q, T, [C | Acc]).
 
 %%% Elixir ------------------------------------------------------------------------
 
+%% The tokenizer's warnings about the user's code (deprecated syntax) are not
+%% the host's business: they would go to its standard error.
+-define(PARSE_OPTS, [{file, <<"nofile">>}, {emit_warnings, false}]).
+
 %% Parse once with an encoder that creates no atom and records the unknown
 %% ones; only when they fit the budget is the text parsed for real.
 elixir_quoted(Text, MaxAtoms) ->
@@ -125,11 +140,11 @@ elixir_quoted(Text, MaxAtoms) ->
                           {ok, {'$new_atom', Name}}
                   end
               end,
-    Probe = 'Elixir.Code':string_to_quoted(Text, [{static_atoms_encoder, Encoder}, {file, <<"nofile">>}]),
+    Probe = 'Elixir.Code':string_to_quoted(Text, [{static_atoms_encoder, Encoder} | ?PARSE_OPTS]),
     New = map_size(erase(Key)),
     case Probe of
         {ok, Quoted} ->
-            Total = New + new_aliases(Quoted),
+            Total = New + new_expansion_atoms(Quoted),
             if
                 Total > MaxAtoms -> {error, atom_limit};
                 New =:= 0 -> {ok, {elixir, Quoted}, Total};
@@ -140,27 +155,41 @@ elixir_quoted(Text, MaxAtoms) ->
     end.
 
 reparse(Text, Total) ->
-    case 'Elixir.Code':string_to_quoted(Text, [{file, <<"nofile">>}]) of
+    case 'Elixir.Code':string_to_quoted(Text, ?PARSE_OPTS) of
         {ok, Quoted} -> {ok, {elixir, Quoted}, Total};
         {error, Error} -> {error, elixir_syntax_error(Error)}
     end.
 
-%% `Foo.Bar' becomes the atom 'Elixir.Foo.Bar' during expansion.
-new_aliases(Quoted) ->
-    Aliases = collect_aliases([Quoted], []),
-    count_new([A || A <- lists:usort(Aliases)]).
+%% Atoms that macro expansion creates from the text, before any code runs:
+%% `Foo.Bar' becomes 'Elixir.Foo.Bar', and a word list with the `a'
+%% modifier (`~w(...)a', `~W(...)a') becomes one atom per word. (Word lists
+%% with interpolation are split at run time, where the handler counts each
+%% atom.)
+new_expansion_atoms(Quoted) ->
+    count_new(lists:usort(expansion_atoms([Quoted], []))).
 
-collect_aliases([], Acc) -> Acc;
-collect_aliases([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->
+expansion_atoms([], Acc) -> Acc;
+expansion_atoms([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->
     Names = [seg_name(S) || S <- Segs],
     Acc1 = case lists:all(fun is_list/1, Names) of
                true -> ["Elixir." ++ lists:join(".", Names) | Acc];
                false -> Acc
            end,
-    collect_aliases(Rest, Acc1);
-collect_aliases([T | Rest], Acc) when is_tuple(T) -> collect_aliases(tuple_to_list(T) ++ Rest, Acc);
-collect_aliases([L | Rest], Acc) when is_list(L) -> collect_aliases(L ++ Rest, Acc);
-collect_aliases([_ | Rest], Acc) -> collect_aliases(Rest, Acc).
+    expansion_atoms(Rest, Acc1);
+expansion_atoms([{Sigil, _, [{'<<>>', _, [Text]}, Mods]} = Node | Rest], Acc)
+  when (Sigil =:= sigil_w orelse Sigil =:= sigil_W), is_binary(Text), is_list(Mods) ->
+    Words = case lists:member($a, Mods) of
+                true -> [unicode:characters_to_list(W) || W <- sigil_words(Sigil, Text)];
+                false -> []
+            end,
+    expansion_atoms(tuple_to_list(Node) ++ Rest, Words ++ Acc);
+expansion_atoms([T | Rest], Acc) when is_tuple(T) -> expansion_atoms(tuple_to_list(T) ++ Rest, Acc);
+expansion_atoms([L | Rest], Acc) when is_list(L) -> expansion_atoms(L ++ Rest, Acc);
+expansion_atoms([_ | Rest], Acc) -> expansion_atoms(Rest, Acc).
+
+%% The words of a sigil as the macro splits them (`~w' unescapes first).
+sigil_words(sigil_w, Text) -> 'Elixir.String':split('Elixir.Macro':unescape_string(Text));
+sigil_words(sigil_W, Text) -> 'Elixir.String':split(Text).
 
 seg_name(A) when is_atom(A) -> atom_to_list(A);
 seg_name({'$new_atom', B}) -> unicode:characters_to_list(B);

@@ -108,6 +108,12 @@ resolve({app_env, App, Key}) ->
     end;
 resolve({file, Path}) ->
     seccomp_policy:from_file(Path);
+resolve(Policy) when is_list(Policy) ->
+    %% The Elixir API's keyword form (`allow: [...]'), e.g. from config.exs.
+    case code:ensure_loaded('Elixir.Seccomp.Policy') of
+        {module, Mod} -> Mod:native(Policy);
+        {error, _} -> seccomp_policy:new(Policy)
+    end;
 resolve(Policy) ->
     seccomp_policy:new(Policy).
 
@@ -300,7 +306,7 @@ holds_restricted_start(_) -> false.
                  layers := non_neg_integer(), checks := non_neg_integer(),
                  denials := non_neg_integer()}].
 ps() ->
-    [row(P, S) || P <- processes(), is_map(S = seccomp_process:status(P))].
+    [row(P, S) || P <- processes(), S <- [seccomp_process:status(P)], is_map(S)].
 
 row(Pid, #{mode := Mode, layers := Layers, checks := C, denials := D}) ->
     Name = case process_info(Pid, registered_name) of

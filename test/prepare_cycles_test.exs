@@ -4,7 +4,7 @@ defmodule Seccomp.PrepareCyclesTest do
   use ExUnit.Case, async: false
   import Seccomp.Test.Wait, only: [eventually: 2]
 
-  @cycles 100_000
+  @cycles Seccomp.Test.Soak.count(100_000, 3_000)
 
   defp cycle(i) do
     {code, opts, bindings, expected} =

@@ -4,17 +4,31 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
--export([doors_are_refused/1, allowed_rpc_works/1, ipv6_works/1, cluster_housekeeping_works/1,
-         outgoing_rpc_carries_the_policy/1, garbage_disconnects_only_that_node/1,
-         filter_never_crashes_and_never_lets_refused_through/1]).
+-export([doors_are_refused/1, doors_by_guessed_pid_are_refused/1, request_shapes_are_enforced/1,
+         link_then_exit_kills_nothing/1, allowed_rpc_works/1, given_pids_are_reachable/1,
+         ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
+         garbage_disconnects_only_that_node/1, spawn_arity_is_the_payloads/1,
+         control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
+         amplification_is_bounded/1, message_sizes_both_directions/1,
+         policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
+         filter_never_crashes_and_never_lets_refused_through/1, cluster_stays_up/1]).
+%% run on peer nodes
+-export([decide_on/2, craft_pid/3, echo_loop/0]).
 
 all() ->
-    [doors_are_refused, allowed_rpc_works, ipv6_works, cluster_housekeeping_works,
-     outgoing_rpc_carries_the_policy, garbage_disconnects_only_that_node,
-     filter_never_crashes_and_never_lets_refused_through].
+    [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
+     link_then_exit_kills_nothing, allowed_rpc_works, given_pids_are_reachable, ipv6_works,
+     cluster_housekeeping_works, outgoing_rpc_carries_the_policy, garbage_disconnects_only_that_node,
+     spawn_arity_is_the_payloads, control_messages_of_every_release,
+     nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
+     policy_files_at_boot_and_cycles, no_benchmark_switch,
+     filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
 -define(POLICY, "#{default => #{rpc => [{erlang, node, 0}, {seccomp_rpc, run, 4}]}}").
+%% The system processes an attacker would go for.
+-define(SYSTEM, [rex, code_server, file_server_2, erl_prim_loader, application_controller,
+                 logger, inet_db, init, kernel_sup, net_kernel, global_name_server, user]).
 
 init_per_suite(Config) ->
     Ebin = filename:dirname(code:which(seccomp)),
@@ -23,77 +37,286 @@ init_per_suite(Config) ->
 end_per_suite(_Config) -> ok.
 
 init_per_testcase(Case, Config) ->
-    Dir = filename:join("/tmp", "seccomp_ct_" ++ atom_to_list(Case)),
+    Dir = filename:join(?config(priv_dir, Config), atom_to_list(Case)),
     ok = filelib:ensure_path(Dir),
     [{dir, Dir} | Config].
 
-end_per_testcase(_Case, Config) ->
-    [catch peer:stop(P) || {peer, P} <- proplists:get_all_values(peers, Config)],
+end_per_testcase(_Case, _Config) ->
     ok.
 
 %% A node; `seccomp' nodes use the carrier and the suite's policy.
-start(Name, Kind, Config) ->
-    Ebin = ?config(ebin, Config),
+start(Name, Kind) -> start(Name, Kind, []).
+
+start(Name, Kind, Extra) ->
+    Ebin = filename:dirname(code:which(seccomp)),
     Carrier = case Kind of
                   seccomp -> ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", ?POLICY];
+                  {seccomp, Policy} -> ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", Policy];
                   plain -> []
               end,
     {ok, Peer, Node} = peer:start(#{name => peer:random_name(Name), connection => standard_io,
                                     args => ["-setcookie", ?COOKIE, "-pa", Ebin,
-                                             "-pa", filename:dirname(code:which(?MODULE)) | Carrier]}),
+                                             "-pa", filename:dirname(code:which(?MODULE))
+                                             | Carrier ++ Extra]}),
     ok = peer:call(Peer, application, set_env, [kernel, logger_level, error]),
     {ok, _} = peer:call(Peer, application, ensure_all_started, [beam_seccomp]),
     {Peer, Node}.
 
-on(Peer, Fun) -> peer:call(Peer, erlang, apply, [Fun, []], 20000).
+stop(Peers) -> [attempt(fun() -> peer:stop(P) end) || P <- Peers], ok.
 
-doors_are_refused(Config) ->
-    {Prot, ProtNode} = start(protected, seccomp, Config),
-    {Att, _} = start(attacker, plain, Config),
-    File = filename:join(?config(dir, Config), "pwned"),
-    Before = #{registered => on(Prot, fun() -> lists:sort(registered()) end),
-               modules => on(Prot, fun() -> length(code:all_loaded()) end)},
+%% The outcome of an attempt that may fail.
+attempt(F) ->
+    try F() catch Class:Why -> {Class, Why} end.
+
+on(Peer, Fun) -> on(Peer, Fun, 30000).
+on(Peer, Fun, Timeout) -> peer:call(Peer, erlang, apply, [Fun, []], Timeout).
+
+%% What an attack could change on the protected node.
+snapshot(Prot) ->
+    on(Prot, fun() ->
+                     #{registered => lists:sort(registered()),
+                       system => [{N, whereis(N)} || N <- ?SYSTEM],
+                       modules => length(code:all_loaded()),
+                       env => application:get_env(kernel, pwned),
+                       hosts => inet_db:get_rc(),
+                       handlers => logger:get_handler_ids(),
+                       ticktime => net_kernel:get_net_ticktime()}
+             end).
+
+no_harm(Prot, ProtNode, File, Before) ->
+    ?assertNot(filelib:is_file(File)),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    After = snapshot(Prot),
+    ?assertEqual(maps:without([modules], Before), maps:without([modules], After)),
+    ?assertEqual(false, on(Prot, fun() -> code:is_loaded(pwned) end)).
+
+%% The attacker's way to the protected node's creation: any pid it gets
+%% back, here the one an allowed spawn request creates.
+creation_of(Att, ProtNode) ->
+    on(Att, fun() ->
+                    true = net_kernel:connect_node(ProtNode),
+                    ReqId = erlang:spawn_request(ProtNode, erlang, node, [], [monitor]),
+                    receive {spawn_reply, ReqId, ok, Pid} -> creation(Pid) end
+            end).
+
+creation(Pid) ->
+    case term_to_binary(Pid) of
+        <<131, 88, 100, Len:16, _:Len/binary, _:64, Creation:32>> -> Creation;
+        <<131, 88, 118, Len:16, _:Len/binary, _:64, Creation:32>> -> Creation;
+        <<131, 88, _, Len, _:Len/binary, _:64, Creation:32>> -> Creation
+    end.
+
+%% A pid of `Node' with the given number, as an attacker builds it.
+craft_pid(Node, Creation, Id) ->
+    Name = atom_to_binary(Node, utf8),
+    binary_to_term(<<131, 88, 119, (byte_size(Name)), Name/binary, Id:32, 0:32, Creation:32>>).
+
+attacks(File) ->
     Touch = "touch " ++ File,
     Spec = #{id => pwned, start => {os, cmd, [Touch]}},
-    Attempts =
-        [{rpc_call, fun() -> rpc:call(ProtNode, os, cmd, [Touch], 500) end},
-         {rpc_cast, fun() -> rpc:cast(ProtNode, os, cmd, [Touch]) end},
-         {erpc_call, fun() -> catch erpc:call(ProtNode, os, cmd, [Touch], 500) end},
-         {erpc_cast, fun() -> erpc:cast(ProtNode, os, cmd, [Touch]) end},
-         {spawn_mfa, fun() -> spawn(ProtNode, os, cmd, [Touch]) end},
-         {spawn_fun, fun() -> spawn(ProtNode, fun() -> os:cmd(Touch) end) end},
-         {rex_call, fun() -> catch gen_server:call({rex, ProtNode}, {call, os, cmd, [Touch], self()}, 500) end},
-         {rex_block_call, fun() -> catch gen_server:call({rex, ProtNode}, {block_call, os, cmd, [Touch], self()}, 500) end},
-         {rex_cast, fun() -> gen_server:cast({rex, ProtNode}, {cast, os, cmd, [Touch], self()}) end},
-         {net_kernel_spawn, fun() -> catch gen_server:call({net_kernel, ProtNode}, {spawn, os, cmd, [Touch], self()}, 500) end},
-         {supervisor_start_child, fun() -> catch gen_server:call({kernel_sup, ProtNode}, {start_child, Spec}, 500) end},
-         {app_controller, fun() -> {application_controller, ProtNode} ! {'$gen_call', {self(), make_ref()}, {set_env, kernel, pwned, true, []}} end},
-         {init_stop, fun() -> {init, ProtNode} ! {stop, stop} end},
-         {code_server, fun() -> {code_server, ProtNode} ! {code_call, self(), {load_binary, pwned, "pwned", <<>>}} end},
-         {global_registrar, fun() -> {global_name_server, ProtNode} ! {'$gen_call', {self(), make_ref()}, {registrar, fun() -> os:cmd(Touch) end}} end},
-         {sys_replace_state, fun() -> catch sys:replace_state({global_name_server, ProtNode}, fun(S) -> os:cmd(Touch), S end, 500) end},
-         {exit2_to_system, fun() -> exit(rpc:call(ProtNode, erlang, whereis, [init], 500), kill) end},
-         {fun_to_pid, fun() -> {global_name_server, ProtNode} ! {pwned, fun() -> ok end} end}],
+    Call = fun(Req) -> {'$gen_call', {self(), make_ref()}, Req} end,
+    [{rex_call, Call({call, os, cmd, [Touch], user})},
+     {rex_block_call, Call({block_call, os, cmd, [Touch], user})},
+     {rex_cast, {'$gen_cast', {cast, os, cmd, [Touch], user}}},
+     {rex_relay, {self(), {send, init, {stop, stop}}}},
+     {net_kernel_spawn, Call({spawn, os, cmd, [Touch], user})},
+     {start_child, Call({start_child, Spec})},
+     {app_controller, Call({set_env, kernel, pwned, true, []})},
+     {init_stop, {stop, stop}},
+     {code_server, {code_call, self(), {load_binary, pwned, "pwned", <<>>}}},
+     {file_server, Call({write_file, File, <<"x">>})},
+     {prim_loader, {self(), {get_file, "/etc/passwd"}}},
+     {logger, Call({add_handler, pwned, logger_std_h, #{}})},
+     {inet_db, Call({add_host, {6, 6, 6, 6}, ["pwned"]})},
+     {global_registrar, Call({registrar, fun() -> os:cmd(Touch) end})},
+     {sys_replace_state, {system, {self(), make_ref()}, {replace_state, fun(S) -> os:cmd(Touch), S end}}},
+     {fun_message, {pwned, fun() -> os:cmd(Touch) end}},
+     {io_request, {io_request, self(), make_ref(), {put_chars, unicode, "pwned"}}}].
+
+doors_are_refused(Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Att, _} = start(attacker, plain),
+    File = filename:join(?config(dir, Config), "pwned"),
+    Before = snapshot(Prot),
+    Touch = "touch " ++ File,
+    Attacks = attacks(File),
     Results = on(Att, fun() ->
                               true = net_kernel:connect_node(ProtNode),
-                              [{Name, catch F()} || {Name, F} <- Attempts]
+                              Calls = [{rpc_call, attempt(fun() -> rpc:call(ProtNode, os, cmd, [Touch], 500) end)},
+                                       {rpc_cast, rpc:cast(ProtNode, os, cmd, [Touch])},
+                                       {erpc_call, attempt(fun() -> erpc:call(ProtNode, os, cmd, [Touch], 500) end)},
+                                       {spawn_mfa, spawn(ProtNode, os, cmd, [Touch])},
+                                       {spawn_fun, spawn(ProtNode, fun() -> os:cmd(Touch) end)},
+                                       {exit2_init, attempt(fun() -> exit(rpc:call(ProtNode, erlang, whereis, [init], 500), kill) end)}],
+                              Sends = [{Name, To, Msg} || {Name, Msg} <- Attacks, To <- ?SYSTEM,
+                                                          _ <- [{To, ProtNode} ! Msg]],
+                              {Calls, length(Sends)}
                       end),
     ct:log("attempts: ~p", [Results]),
     timer:sleep(500),
-    ?assertNot(filelib:is_file(File)),
-    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
-    ?assertEqual(maps:get(registered, Before), on(Prot, fun() -> lists:sort(registered()) end)),
-    ?assertEqual(undefined, on(Prot, fun() -> application:get_env(kernel, pwned) end)),
-    ?assert(on(Prot, fun() -> length(code:all_loaded()) end) - maps:get(modules, Before) < 5),
+    no_harm(Prot, ProtNode, File, Before),
     Stats = on(Prot, fun() -> seccomp_dist:stats() end),
     ct:log("stats: ~p", [Stats]),
-    ?assert(map_size(Stats) > 0).
+    ?assert(map_size(Stats) > 0),
+    stop([Att, Prot]).
 
-allowed_rpc_works(Config) ->
-    {_Prot, ProtNode} = start(protected, seccomp, Config),
-    {Att, _} = start(client, plain, Config),
+%% Pids of system processes are the same numbers on every fresh node: an
+%% attacker builds them from the node's name and creation, and tries every
+%% door on each of the first pids, by message and by signal.
+doors_by_guessed_pid_are_refused(Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Att, _} = start(attacker, plain),
+    File = filename:join(?config(dir, Config), "pwned"),
+    Creation = creation_of(Att, ProtNode),
+    Before = snapshot(Prot),
+    SystemPids = [P || {_, P} <- maps:get(system, Before), is_pid(P)],
+    MaxId = lists:max([element(2, pid_numbers(P)) || P <- SystemPids]) + 20,
+    Attacks = attacks(File),
+    Sent = on(Att, fun() ->
+                           Pids = [?MODULE:craft_pid(ProtNode, Creation, Id) || Id <- lists:seq(0, MaxId)],
+                           [Pid ! Msg || Pid <- Pids, {_, Msg} <- Attacks],
+                           %% signals: monitors are harmless, the rest must not land
+                           [erlang:group_leader(self(), Pid) || Pid <- Pids],
+                           [erlang:monitor(process, Pid) || Pid <- Pids],
+                           length(Pids)
+                   end, 60000),
+    ct:log("guessed ~p pids (creation ~p)", [Sent, Creation]),
+    %% the guessed pids really are the system processes
+    ?assert(lists:all(fun(P) -> element(2, pid_numbers(P)) =< MaxId end, SystemPids)),
+    timer:sleep(1000),
+    no_harm(Prot, ProtNode, File, Before),
+    GLs = on(Prot, fun() -> [element(2, process_info(P, group_leader)) || P <- SystemPids] end),
+    ?assertNot(lists:any(fun(GL) -> node(GL) =/= ProtNode end, GLs)),
+    stop([Att, Prot]).
+
+pid_numbers(Pid) ->
+    [_, Id, Serial] = string:lexemes(pid_to_list(Pid), "<.>"),
+    {0, list_to_integer(Id), list_to_integer(Serial)}.
+
+%% A remote process links to guessed pids and exits with a reason (and
+%% sends exit/2 with exit2 allowed): no local process dies.
+link_then_exit_kills_nothing(_Config) ->
+    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{exit2 => true, rpc => [{erlang, node, 0}]}}"}),
+    {Att, _} = start(attacker, plain),
+    Creation = creation_of(Att, ProtNode),
+    Victim = on(Prot, fun() -> spawn(fun() -> receive never -> ok end end) end),
+    %% global's per-connection helpers come and go while it syncs
+    ok = on(Att, fun() -> global:sync() end),
+    ok = on(Prot, fun() -> global:sync() end),
+    {0, VictimId, _} = pid_numbers(Victim),
+    Procs = fun() -> on(Prot, fun() -> timer:sleep(100),
+                                       [{P, erlang:process_info(P, initial_call), erlang:process_info(P, [current_function, links, trap_exit])} || P <- processes(), P =/= self()]
+                              end) end,
+    Before = Procs(),
+    Results = on(Att, fun() ->
+                              Pids = [?MODULE:craft_pid(ProtNode, Creation, Id) || Id <- lists:seq(0, VictimId + 5)],
+                              [begin
+                                   {P, M} = spawn_monitor(fun() -> link(Pid), timer:sleep(50), exit(pwned) end),
+                                   receive {'DOWN', M, process, P, R} -> R end
+                               end || Pid <- Pids],
+                              [exit(Pid, kill) || Pid <- Pids],
+                              %% a refused link is answered as for a process that does not exist
+                              process_flag(trap_exit, true),
+                              link(hd(Pids)),
+                              receive {'EXIT', _, Why} -> Why after 5000 -> no_exit end
+                      end, 60000),
+    ct:log("link answer: ~p", [Results]),
+    ?assertEqual(noproc, Results),
+    timer:sleep(500),
+    ?assert(on(Prot, fun() -> is_process_alive(Victim) end)),
+    Alive = [P || {P, _, _} <- Procs()],
+    Died = [X || {P, _, _} = X <- Before, not lists:member(P, Alive)],
+    ct:log("died: ~p", [Died]),
+    ?assertEqual([], Died),
+    stop([Att, Prot]).
+
+%% Allowed names accept only their peers' protocol messages.
+request_shapes_are_enforced(Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Other, OtherNode} = start(bystander, plain),
+    {Att, _} = start(attacker, plain),
+    File = filename:join(?config(dir, Config), "pwned"),
+    pong = on(Other, fun() -> net_adm:ping(ProtNode) end),
+    Before = snapshot(Prot),
+    Call = fun(Name, Req) -> attempt(fun() -> gen_server:call({Name, ProtNode}, Req, 300) end) end,
+    Results = on(Att, fun() ->
+                              pong = net_adm:ping(ProtNode),
+                              [{Req, Call(net_kernel, Req)} ||
+                                  Req <- [{setopts, new, [{packet, 0}]}, {setopts, OtherNode, [{active, true}]},
+                                          {disconnect, OtherNode}, {new_ticktime, 1, 1}, {new_ticktime, 1},
+                                          {connect, normal, 'x@y'}, {allow, []}, {verbose, 9}, get_state,
+                                          {apply, os, cmd, ["touch " ++ File]}]] ++
+                              [{Req, Call(global_name_server, Req)} ||
+                                  Req <- [{registrar, fun() -> ok end}, disconnect, stop,
+                                          {sync, [OtherNode]}, high_level_trace_start]] ++
+                              [{Req, Call(global_group, Req)} ||
+                                  Req <- [{send, init, {stop, stop}}, {global_groups_changed, []}]] ++
+                              [{Msg, {global_group, ProtNode} ! Msg} || Msg <- [{disconnect_node, OtherNode}]] ++
+                              [{Msg, {pg, ProtNode} ! Msg} ||
+                                  Msg <- [{join, self(), g, [list_to_pid("<0.1.0>")]},
+                                          {'$gen_call', {self(), make_ref()}, {join_local, g, [self()]}}]] ++
+                              [{Msg, {global_name_server, ProtNode} ! Msg} ||
+                                  Msg <- [{lost_connection, OtherNode, 1, 1, ProtNode},
+                                          {'$gen_cast', {in_sync, OtherNode, true}}]] ++
+                              [{is_auth, Call(net_kernel, {is_auth, node()})}]
+                      end, 60000),
+    ct:log("~p", [Results]),
+    ?assertEqual({is_auth, yes}, lists:last(Results)),
+    timer:sleep(500),
+    no_harm(Prot, ProtNode, File, Before),
+    ?assert(on(Prot, fun() -> lists:member(OtherNode, nodes()) end)),
+    ?assertEqual(ProtNode, on(Other, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
+    stop([Att, Other, Prot]).
+
+allowed_rpc_works(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Att, _} = start(client, plain),
     ?assertEqual(ProtNode, on(Att, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
-    ?assertEqual(ProtNode, on(Att, fun() -> erpc:call(ProtNode, erlang, node, [], 2000) end)).
+    ?assertEqual(ProtNode, on(Att, fun() -> erpc:call(ProtNode, erlang, node, [], 2000) end)),
+    ?assertEqual({badrpc, notsup}, on(Att, fun() -> rpc:call(ProtNode, os, getpid, [], 2000) end)),
+    stop([Att, Prot]).
+
+%% Pids this node showed a peer are reachable by it: messages, links,
+%% monitors; gen_server replies to the peer's aliases come back.
+given_pids_are_reachable(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Cli, CliNode} = start(client, plain),
+    ok = on(Cli, fun() -> register(seccomp_ct_client, spawn(fun ?MODULE:echo_loop/0)), ok end),
+    %% the protected node shows the client one pid, and keeps another to itself
+    {Shown, Hidden} = on(Prot, fun() ->
+                                       P = spawn(fun ?MODULE:echo_loop/0),
+                                       H = spawn(fun ?MODULE:echo_loop/0),
+                                       {seccomp_ct_client, CliNode} ! {shown, P},
+                                       {P, H}
+                               end),
+    timer:sleep(200),
+    Creation = creation(Shown),
+    Result = on(Cli, fun() ->
+                             {0, Id, _} = pid_numbers(Hidden),
+                             Guessed = ?MODULE:craft_pid(ProtNode, Creation, Id),
+                             Shown ! {self(), hi},
+                             R1 = receive {echo, hi} -> echoed after 2000 -> timeout end,
+                             Guessed ! {self(), hi},
+                             R2 = receive {echo, hi} -> echoed after 1000 -> timeout end,
+                             M = erlang:monitor(process, Guessed),
+                             R3 = receive {'DOWN', M, process, _, Why} -> Why after 2000 -> no_down end,
+                             link(Shown),
+                             M2 = erlang:monitor(process, Shown),
+                             R4 = receive {'DOWN', M2, process, _, _} -> down after 500 -> monitored end,
+                             {R1, R2, R3, R4}
+                     end),
+    ?assertEqual({echoed, timeout, noproc, monitored}, Result),
+    %% replies to gen_server calls come back to the caller's alias
+    ?assertEqual(yes, on(Prot, fun() -> gen_server:call({net_kernel, CliNode}, {is_auth, node()}, 2000) end)),
+    ?assert(on(Prot, fun() -> is_process_alive(Hidden) end)),
+    stop([Cli, Prot]).
+
+echo_loop() ->
+    receive
+        {From, Msg} when is_pid(From) -> From ! {echo, Msg}, echo_loop();
+        stop -> ok;
+        _ -> echo_loop()
+    end.
 
 %% IPv6 loopback: the carrier with -seccomp_dist_inet6, a plain inet6_tcp client.
 ipv6_works(Config) ->
@@ -111,12 +334,11 @@ ipv6_works(Config) ->
         ?assertEqual(ProtNode, peer:call(Client, rpc, call, [ProtNode, erlang, node, [], 2000])),
         ?assertEqual({badrpc, notsup}, peer:call(Client, rpc, call, [ProtNode, os, getpid, [], 2000]))
     after
-        peer:stop(Client),
-        peer:stop(Prot)
+        stop([Client, Prot])
     end.
 
-cluster_housekeeping_works(Config) ->
-    Nodes = [start(list_to_atom("member" ++ integer_to_list(I)), seccomp, Config) || I <- [1, 2, 3]],
+cluster_housekeeping_works(_Config) ->
+    Nodes = [start(list_to_atom("member" ++ integer_to_list(I)), seccomp) || I <- [1, 2, 3]],
     [{A, _NodeA}, {B, NodeB}, {C, NodeC}] = Nodes,
     on(A, fun() -> pong = net_adm:ping(NodeB), pong = net_adm:ping(NodeC) end),
     %% global registration is seen everywhere
@@ -133,26 +355,28 @@ cluster_housekeeping_works(Config) ->
     on(C, fun() -> {ok, _} = pg:start(pg), ok end),
     Member = on(B, fun() -> P = spawn(fun() -> receive stop -> ok end end), ok = pg:join(g, P), P end),
     ?assert(wait(fun() -> on(C, fun() -> pg:get_members(g) end) =:= [Member] end)),
-    %% monitor_node, links and messages
-    Echo = on(B, fun() -> spawn(fun Loop() -> receive {From, M} -> From ! {echo, M}, Loop() end end) end),
+    %% a pid learnt through pg is reachable; monitor_node, links and messages
+    Echo = on(B, fun() -> P = spawn(fun ?MODULE:echo_loop/0), ok = pg:join(echo, P), P end),
+    ?assert(wait(fun() -> on(C, fun() -> pg:get_members(echo) end) =:= [Echo] end)),
     ?assertEqual({echo, hi}, on(C, fun() ->
                                            true = monitor_node(NodeB, true),
-                                           link(Echo),
-                                           Echo ! {self(), hi},
+                                           [E] = pg:get_members(echo),
+                                           link(E),
+                                           E ! {self(), hi},
                                            receive R -> R after 2000 -> timeout end
                                    end)),
     ?assert(lists:member(NodeC, on(B, fun() -> nodes() end))),
     on(A, fun() -> global:send(seccomp_ct_global, stop) end),
-    ok.
+    stop([P || {P, _} <- Nodes]).
 
-outgoing_rpc_carries_the_policy(Config) ->
-    {A, _} = start(caller, seccomp, Config),
-    {B, NodeB} = start(callee, seccomp, Config),
+outgoing_rpc_carries_the_policy(_Config) ->
+    {A, _} = start(caller, seccomp),
+    {B, NodeB} = start(callee, seccomp),
     Result = on(A, fun() ->
                            Self = self(),
                            spawn(fun() ->
                                          ok = seccomp:restrict(#{mode => blacklist, rules => [os]}),
-                                         Local = (catch seccomp:rpc_call(NodeB, os, getpid, [])),
+                                         Local = attempt(fun() -> seccomp:rpc_call(NodeB, os, getpid, []) end),
                                          Remote = seccomp:rpc_call(NodeB, erlang, apply, [os, getpid, []], 5000),
                                          Allowed = seccomp:rpc_call(NodeB, erlang, node, [], 5000),
                                          Self ! {done, Local, Remote, Allowed}
@@ -160,75 +384,396 @@ outgoing_rpc_carries_the_policy(Config) ->
                            receive {done, L, R, Al} -> {L, R, Al} after 15000 -> timeout end
                    end),
     ct:log("~p~nstats on B: ~p", [Result, peer:call(B, seccomp_dist, stats, [])]),
-    {{'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}}, {badrpc, _}, NodeB} = Result,
-    %% an unrestricted caller runs normally
-    ?assertEqual(NodeB, on(A, fun() -> seccomp:rpc_call(NodeB, erlang, node, [], 5000) end)).
+    {{error, {seccomp_violation, {os, getpid, 0}}}, {badrpc, _}, NodeB} = Result,
+    ?assertEqual(NodeB, on(A, fun() -> seccomp:rpc_call(NodeB, erlang, node, [], 5000) end)),
+    stop([A, B]).
 
-garbage_disconnects_only_that_node(Config) ->
-    {Prot, ProtNode} = start(protected, seccomp, Config),
+garbage_disconnects_only_that_node(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
     Port = on(Prot, fun() -> {ok, Names} = erl_epmd:names(), hd([P || {N, P} <- Names, lists:prefix("protected", N)]) end),
     {ok, S} = gen_tcp:connect("localhost", Port, [binary, {packet, 2}, {active, false}]),
     ok = gen_tcp:send(S, crypto:strong_rand_bytes(200)),
     _ = gen_tcp:recv(S, 0, 2000),
     gen_tcp:close(S),
-    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)).
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    stop([Prot]).
 
-%% PropEr: random and mutated packets never crash the filter, and a spawn
-%% request it accepts always names an allowed call.
+%%% The filter on packets as a peer would send them -----------------------------------
+
+context() -> context(#{}).
+context(Rules) ->
+    {ok, Policy} = seccomp_dist_policy:normalise(#{default => Rules#{rpc => [{erlang, node, 0}]}}),
+    Caps = ets:new(caps, [public]),
+    seccomp_dist_filter:context(peer@host, seccomp_dist_policy:rules_for(peer@host, Policy), Caps).
+
+%% A pid of the peer node.
+peer_pid() -> craft_pid(peer@host, 7, 42).
+
+packet(Ctl) -> <<112, (term_to_binary(Ctl))/binary>>.
+packet(Ctl, Payload) -> <<112, (term_to_binary(Ctl))/binary, (term_to_binary(Payload))/binary>>.
+
+verdict(Packet, Ctx) -> element(1, seccomp_dist_filter:decide(Packet, Ctx)).
+
+decide_on(Packet, Ctx) -> seccomp_dist_filter:decide(Packet, Ctx).
+
+%% The VM applies the payload's argument list: that is what is checked.
+spawn_arity_is_the_payloads(_Config) ->
+    Ctx = context(),
+    P = peer_pid(),
+    Spawn = fun(MFA, Args) -> verdict(packet({29, make_ref(), P, P, MFA, [monitor]}, Args), Ctx) end,
+    ?assertMatch({accept, spawn_request, _}, Spawn({erlang, node, 0}, [])),
+    ?assertMatch({refuse, spawn_request, _, <<112, _/binary>>}, Spawn({erlang, node, 0}, [x])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn({os, cmd, 1}, ["id"])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn({erlang, node, 1}, [])),
+    ?assertMatch({accept, spawn_request, _}, Spawn({erpc, execute_call, 4}, [make_ref(), erlang, node, []])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn({erpc, execute_call, 4}, [make_ref(), os, cmd, ["id"]])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn({erpc, execute_call, 4}, [make_ref(), erlang, node, [], x])),
+    %% options that would let the peer size the process
+    ?assertMatch({refuse, spawn_request, _, _},
+                 verdict(packet({29, make_ref(), P, P, {erlang, node, 0}, [{min_heap_size, 1 bsl 40}]}, []), Ctx)).
+
+%% Every control message OTP 25-29 define is filtered like its older form;
+%% an unknown one is refused without closing the connection.
+control_messages_of_every_release(_Config) ->
+    Ctx = context(),
+    P = peer_pid(),
+    Init = whereis(init),
+    Given = spawn(fun() -> receive stop -> ok end end),
+    GivenAlias = alias(),
+    true = ets:insert(maps:get(caps, Ctx), [{Given, 0}, {GivenAlias, 0}]),
+    Ref = make_ref(),
+    Msg = {hello, 1},
+    Accepted = [{2, '', Given}, {12, '', Given, token}, {22, P, Given}, {23, P, Given, token},
+                {33, P, GivenAlias}, {34, P, GivenAlias, token},
+                {37, 0, P, Given}, {37, 1, P, Given}, {37, 4, P, GivenAlias}, {37, 6, P, GivenAlias, token}],
+    [?assertMatch({accept, send, _}, verdict(packet(C, Msg), Ctx), C) || C <- Accepted],
+    Refused = [{2, '', Init}, {22, P, Init}, {33, P, make_ref()}, {37, 0, P, Init}, {37, 1, P, Init},
+               {37, 4, P, make_ref()}, {37, 8, P, init}, {37, 16, P, Given}, {37, 17, P, Init},
+               {6, P, '', init}, {16, P, '', init, token}, {37, 64, P, Given}],
+    [?assertMatch({refuse, _, _, _}, verdict(packet(C, Msg), Ctx), C) || C <- Refused],
+    %% signals to a given pid pass, to a system pid do not
+    [?assertMatch({accept, _, _}, verdict(packet(C), Ctx), C) ||
+        C <- [{1, P, Given}, {4, P, Given}, {35, 1, P, Given}, {36, 1, P, Given}, {3, P, Given, normal},
+              {19, P, Given, Ref}, {20, P, Given, Ref}, {19, P, rex, Ref}, {19, P, whereis(rex), Ref}, {5}]],
+    [?assertMatch({refuse, _, _, _}, verdict(packet(C), Ctx), C) ||
+        C <- [{1, P, Init}, {3, P, Init, kill}, {13, P, Init, t, kill}, {8, P, Given, kill},
+              {8, P, Init, kill}, {7, P, Init}, {19, P, Init, Ref}, {19, P, init, Ref},
+              {1, self(), Given}]],
+    ?assertMatch({refuse, _, _, _}, verdict(packet({24, P, Init}, kill), Ctx)),
+    ?assertMatch({refuse, _, _, _}, verdict(packet({26, P, Given}, kill), Ctx)),
+    %% unknown control messages: refused, not malformed (the connection stays)
+    [?assertMatch({refuse, unknown_control, _, none}, verdict(packet(C), Ctx), C) ||
+        C <- [{38, P, Given}, {99}, {0, a}, {1000, x, y}]],
+    %% malformed packets disconnect
+    [?assertMatch({malformed, _}, verdict(B, Ctx), B) ||
+        B <- [<<1, 2, 3>>, <<112>>, <<112, 131, 104, 3>>, <<112, 131, 82, 0>>,
+              <<112, (term_to_binary(x))/binary>>,
+              <<(packet({2, '', Given}, Msg))/binary, 0>>,
+              <<112, (term_to_binary({2, '', Given}))/binary, 131, 80, 0, 0, 1, 0, 1, 2>>]],
+    Given ! stop.
+
+%% Payloads are not even scanned when the header is refused (dead pids,
+%% refused destinations), so no atom is created for them.
+nothing_decoded_for_refused_headers(_Config) ->
+    {Prot, _} = start(protected, seccomp),
+    Result = on(Prot, fun() ->
+                              Ctx = context(),
+                              P = peer_pid(),
+                              Dead = spawn(fun() -> ok end),
+                              timer:sleep(50),
+                              Atoms = fun(Prefix, N) -> new_atoms_term(Prefix, N) end,
+                              %% loading the filter's modules creates atoms of their own
+                              _ = ?MODULE:decide_on(<<(packet({2, '', Dead}))/binary, (Atoms(<<"warm">>, 1))/binary>>, Ctx),
+                              _ = ?MODULE:decide_on(<<(packet({6, P, '', init}))/binary, (Atoms(<<"warm">>, 1))/binary>>, Ctx),
+                              Before = erlang:system_info(atom_count),
+                              V1 = ?MODULE:decide_on(<<(packet({2, '', Dead}))/binary, (Atoms(<<"dead">>, 5000))/binary>>, Ctx),
+                              V2 = ?MODULE:decide_on(<<(packet({6, P, '', init}))/binary, (Atoms(<<"init">>, 5000))/binary>>, Ctx),
+                              {V1, V2, erlang:system_info(atom_count) - Before}
+                      end),
+    ct:log("~p", [Result]),
+    ?assertMatch({{{refuse, send, _, none}, 0}, {{refuse, send, _, none}, 0}, 0}, Result),
+    stop([Prot]).
+
+%% A term naming N atoms this node has never seen (as a peer encodes them).
+new_atoms_term(Prefix, N) ->
+    Atoms = << <<119, (byte_size(A)), A/binary>> || I <- lists:seq(1, N),
+                                                   A <- [<<Prefix/binary, (integer_to_binary(I))/binary,
+                                                           (integer_to_binary(erlang:unique_integer([positive])))/binary>>] >>,
+    <<131, 108, N:32, Atoms/binary, 106>>.
+
+%% Atoms beyond the connection's budget, memory beyond the bound, and
+%% compressed terms are refused before decoding.
+amplification_is_bounded(_Config) ->
+    {Prot, _} = start(protected, seccomp),
+    Result = on(Prot, fun() ->
+                              Given = spawn(fun() -> receive stop -> ok end end),
+                              Ctx0 = context(#{max_new_atoms => 100, max_message_bytes => 1 bsl 20}),
+                              Ctx = Ctx0#{},
+                              true = ets:insert(maps:get(caps, Ctx), {Given, 0}),
+                              _ = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"warm">>, 1))/binary>>, Ctx),
+                              Before = erlang:system_info(atom_count),
+                              Over = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 101))/binary>>, Ctx),
+                              Under = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 100))/binary>>, Ctx),
+                              Spent = erlang:system_info(atom_count) - Before,
+                              %% 2 MiB of nils in a list: 32 MiB on the heap
+                              Big = <<131, 108, (2 bsl 20):32, (binary:copy(<<106>>, 2 bsl 20))/binary, 106>>,
+                              Mem = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, Big/binary>>, Ctx),
+                              Zip = term_to_binary(binary:copy(<<0>>, 20 bsl 20), [compressed]),
+                              Compressed = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, Zip/binary>>, Ctx),
+                              {Over, Under, Spent, Mem, Compressed, erlang:memory(total) < 500 bsl 20}
+                      end),
+    ct:log("~P", [Result, 12]),
+    ?assertMatch({{{refuse, send, atom_budget, none}, 0}, {{accept, send, 100}, 100}, 0,
+                  {{refuse, send, {too_large, _}, none}, 0}, {{malformed, _}, 0}, true}, Result),
+    stop([Prot]).
+
+%% Messages from 0 B to 128 MiB arrive in both directions between a
+%% carrier node and a plain node.
+message_sizes_both_directions(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Cli, CliNode} = start(client, plain),
+    Sizes = [0, 1, 64, 4096, 65536, 1 bsl 20, 16 bsl 20, 64 bsl 20, 128 bsl 20],
+    %% each side has a sink the other side was shown
+    Sink = fun() -> spawn(fun() -> sink() end) end,
+    ProtSink = on(Prot, Sink),
+    CliSink = on(Cli, Sink),
+    ok = on(Cli, fun() -> register(seccomp_ct_sink_owner, CliSink), ok end),
+    ok = on(Prot, fun() -> {seccomp_ct_sink_owner, CliNode} ! {sink, ProtSink}, ok end),
+    timer:sleep(200),
+    Send = fun(From, To, ToNode) ->
+                   on(From, fun() ->
+                                    true = net_kernel:connect_node(ToNode),
+                                    [begin
+                                         To ! {self(), size, S, binary:copy(<<7>>, S)},
+                                         receive {got, S, Got} -> {S, Got} after 120000 -> {S, timeout} end
+                                     end || S <- Sizes]
+                            end, 600000)
+           end,
+    ToProt = Send(Cli, ProtSink, ProtNode),
+    ToCli = Send(Prot, CliSink, CliNode),
+    ct:log("to carrier: ~p~nto plain: ~p", [ToProt, ToCli]),
+    ?assertEqual([{S, S} || S <- Sizes], ToProt),
+    ?assertEqual([{S, S} || S <- Sizes], ToCli),
+    stop([Cli, Prot]).
+
+sink() ->
+    receive
+        {From, size, S, Bin} -> From ! {got, S, byte_size(Bin)}, sink();
+        _ -> sink()
+    end.
+
+%% A policy file is read at boot (before the file server runs); a chain of
+%% files that comes back to itself is refused.
+policy_files_at_boot_and_cycles(Config) ->
+    Dir = ?config(dir, Config),
+    Good = filename:join(Dir, "good.policy"),
+    ok = file:write_file(Good, "#{default => #{rpc => [{erlang, node, 0}, {os, getpid, 0}]}}.\n"),
+    Chain = filename:join(Dir, "chain.policy"),
+    ok = file:write_file(Chain, io_lib:format("{file, ~p}.~n", [Good])),
+    {Prot, ProtNode} = start(protected, {seccomp, "{file, \"" ++ Chain ++ "\"}"}),
+    {Cli, _} = start(client, plain),
+    ?assert(is_list(on(Cli, fun() -> rpc:call(ProtNode, os, getpid, [], 2000) end))),
+    A = filename:join(Dir, "a.policy"),
+    B = filename:join(Dir, "b.policy"),
+    ok = file:write_file(A, io_lib:format("{file, ~p}.~n", [B])),
+    ok = file:write_file(B, io_lib:format("{file, ~p}.~n", [A])),
+    Self = filename:join(Dir, "self.policy"),
+    ok = file:write_file(Self, io_lib:format("{file, ~p}.~n", [Self])),
+    ?assertMatch({error, {cyclic_dist_policy, _}}, seccomp_dist:set_policy({file, A})),
+    ?assertMatch({error, {cyclic_dist_policy, _}}, seccomp_dist:set_policy({file, Self})),
+    ?assertMatch({error, _}, seccomp_dist:set_policy({file, filename:join(Dir, "missing")})),
+    stop([Cli, Prot]).
+
+no_benchmark_switch(_Config) ->
+    ?assertMatch({error, _}, seccomp_dist:set_policy(unfiltered_for_benchmarks)),
+    ?assertMatch({error, _}, seccomp_dist:set_policy(unfiltered)).
+
+%% PropEr: random, mutated and truncated packets never crash the filter, and
+%% a spawn request it accepts always names an allowed call.
 filter_never_crashes_and_never_lets_refused_through(_Config) ->
-    {ok, Policy} = seccomp_dist_filter:normalise(#{default => #{rpc => [{erlang, node, 0}]}}),
-    Rules = seccomp_dist_filter:rules_for(a@b, Policy),
-    Prop = proper:forall(packet(), fun(Packet) -> decision_ok(Packet, Rules) end),
-    ?assert(proper:quickcheck(Prop, [{numtests, 3000}, quiet])).
+    Ctx = context(),
+    N = list_to_integer(os:getenv("SECCOMP_DIST_PROPER_CASES", "100000")),
+    Prop = proper:forall(packet(), fun(Packet) -> decision_ok(Packet, Ctx) end),
+    T0 = erlang:monotonic_time(millisecond),
+    ?assert(proper:quickcheck(Prop, [{numtests, N}, quiet])),
+    ct:log("~p cases in ~p ms", [N, erlang:monotonic_time(millisecond) - T0]).
 
-decision_ok(Packet, Rules) ->
-    case seccomp_dist_filter:decide(Packet, a@b, Rules) of
-        {accept, spawn_request} -> spawned_mfa(Packet) =:= {erlang, node, 0};
-        {accept, _} -> true;
-        {refuse, _, _} -> true;
-        {malformed, _} -> true
+decision_ok(Packet, Ctx) ->
+    case seccomp_dist_filter:decide(Packet, Ctx) of
+        {{accept, spawn_request, _}, _} -> spawned_mfa(Packet) =:= {erlang, node, 0};
+        {{accept, send, _}, _} -> false;
+        {{accept, _, _}, _} -> true;
+        {{refuse, _, _, _}, _} -> true;
+        {{malformed, _}, _} -> true
     end.
 
 spawned_mfa(<<112, Rest/binary>>) ->
     {Ctl, Used} = binary_to_term(Rest, [used]),
+    Args = binary_to_term(binary:part(Rest, Used, byte_size(Rest) - Used)),
     case element(5, Ctl) of
-        {erpc, execute_call, 4} ->
-            [_, M, F, A] = binary_to_term(binary:part(Rest, Used, byte_size(Rest) - Used)),
-            {M, F, length(A)};
-        MFA -> MFA
+        {erpc, execute_call, 4} -> [_, M, F, A] = Args, {M, F, length(A)};
+        {M, F, _} -> {M, F, length(Args)}
     end.
 
 packet() ->
-    proper_types:oneof([proper_types:binary(), valid_packet(), mutated(valid_packet())]).
+    proper_types:oneof([proper_types:binary(), valid_packet(), mutated(valid_packet()),
+                        truncated(valid_packet())]).
 
 valid_packet() ->
+    P = peer_pid(),
+    Init = whereis(init),
     proper_types:bind(
       proper_types:oneof([
-          {proper_types:exactly(29), make_ref(), self(), self(), mfa(), proper_types:exactly([])},
-          {proper_types:exactly(6), self(), proper_types:exactly(''), proper_types:oneof([rex, net_kernel, init, pg])},
-          {proper_types:exactly(2), proper_types:exactly(''), self()},
-          {proper_types:exactly(8), self(), self(), proper_types:exactly(kill)}]),
+          {proper_types:exactly(29), make_ref(), P, P, mfa(), proper_types:exactly([])},
+          {proper_types:exactly(6), P, proper_types:exactly(''), proper_types:oneof([rex, net_kernel, init, pg])},
+          {proper_types:exactly(2), proper_types:exactly(''), proper_types:oneof([Init, self()])},
+          {proper_types:exactly(37), proper_types:integer(0, 40), P, proper_types:oneof([Init, rex, make_ref()])},
+          {proper_types:exactly(8), P, Init, proper_types:exactly(kill)}]),
       fun(Ctl) ->
               Payload = case element(1, Ctl) of
-                            29 -> term_to_binary([make_ref(), os, cmd, ["x"]]);
-                            _ -> term_to_binary({'$gen_call', {self(), make_ref()}, {call, os, cmd, ["x"], self()}})
+                            29 -> term_to_binary(hd([[make_ref(), os, cmd, ["x"]], []]));
+                            _ -> term_to_binary({'$gen_call', {P, make_ref()}, {call, os, cmd, ["x"], P}})
                         end,
               <<112, (term_to_binary(Ctl))/binary, Payload/binary>>
       end, false).
 
 mfa() ->
     proper_types:oneof([{proper_types:exactly(erpc), proper_types:exactly(execute_call), proper_types:exactly(4)},
-                        {proper_types:exactly(erlang), proper_types:exactly(node), proper_types:exactly(0)},
+                        {proper_types:exactly(erlang), proper_types:exactly(node), proper_types:integer(0, 1)},
                         {proper_types:exactly(os), proper_types:exactly(cmd), proper_types:exactly(1)}]).
 
 mutated(Gen) ->
     proper_types:bind({Gen, proper_types:non_neg_integer(), proper_types:byte()},
                       fun({Bin, Pos, Byte}) when byte_size(Bin) > 0 ->
-                              P = Pos rem byte_size(Bin),
-                              <<Pre:P/binary, _, Post/binary>> = Bin,
+                              At = Pos rem byte_size(Bin),
+                              <<Pre:At/binary, _, Post/binary>> = Bin,
                               <<Pre/binary, Byte, Post/binary>>;
                          ({Bin, _, _}) -> Bin
                       end, false).
+
+truncated(Gen) ->
+    proper_types:bind({Gen, proper_types:non_neg_integer()},
+                      fun({Bin, Cut}) -> binary:part(Bin, 0, Cut rem (byte_size(Bin) + 1)) end, false).
+
+%%% The long run ------------------------------------------------------------------------
+
+%% Three nodes (two on the carrier, one plain), short net_ticktime, 60 s of
+%% links, monitors, global, pg, numbered messages and periodic rpc: no
+%% nodedown, no lost or reordered message.
+cluster_stays_up(_Config) ->
+    Seconds = list_to_integer(os:getenv("SECCOMP_DIST_SOAK_SECONDS", "62")),
+    Tick = os:getenv("SECCOMP_DIST_SOAK_TICKTIME", "2"),
+    Extra = ["-kernel", "net_ticktime", Tick],
+    Nodes = [start(c1, seccomp, Extra), start(c2, seccomp, Extra), start(p3, plain, Extra)],
+    Names = [N || {_, N} <- Nodes],
+    [on(P, fun() -> [pong = net_adm:ping(N) || N <- Names], ok end) || {P, _} <- Nodes],
+    [on(P, fun() -> {ok, _} = pg:start(pg), ok end) || {P, _} <- Nodes],
+    %% every node: a watcher of nodedowns, a receiver in pg and global
+    [ok = on(P, fun() -> soak_setup(N) end) || {P, N} <- Nodes],
+    ?assert(wait(fun() -> lists:all(fun({P, _}) -> length(on(P, fun() -> pg:get_members(soak) end)) =:= 3 end, Nodes) end)),
+    [ok = on(P, fun() -> soak_start(Names -- [N], Seconds) end) || {P, N} <- Nodes],
+    timer:sleep(Seconds * 1000 + 3000),
+    Reports = [{N, on(P, fun soak_report/0, 60000)} || {P, N} <- Nodes],
+    ct:log("~p", [Reports]),
+    [begin
+         ?assertEqual(0, maps:get(nodedowns, R), N),
+         ?assertEqual([], maps:get(errors, R), N),
+         ?assert(maps:get(received, R) > 100, N),
+         ?assertEqual(0, maps:get(out_of_order, R), N),
+         ?assert(maps:get(rpcs, R) > 10, N),
+         ?assertEqual(0, maps:get(rpc_errors, R), N),
+         ?assertEqual(0, maps:get(link_exits, R), N)
+     end || {N, R} <- Reports],
+    %% every numbered message sent arrived
+    Sent = lists:sum([maps:get(sent, R) || {_, R} <- Reports]),
+    Received = lists:sum([maps:get(received, R) || {_, R} <- Reports]),
+    ?assertEqual(Sent, Received),
+    stop([P || {P, _} <- Nodes]).
+
+soak_setup(Node) ->
+    Stats = spawn(fun() -> soak_stats(#{nodedowns => 0, errors => [], received => 0, out_of_order => 0,
+                                        sent => 0, rpcs => 0, rpc_errors => 0, link_exits => 0, last => #{}})
+                  end),
+    register(soak_stats, Stats),
+    spawn(fun() -> ok = net_kernel:monitor_nodes(true), soak_watch() end),
+    Receiver = spawn(fun() -> process_flag(trap_exit, true), soak_receive() end),
+    ok = pg:join(soak, Receiver),
+    yes = global:register_name({soak, Node}, Receiver),
+    ok.
+
+soak_watch() ->
+    receive
+        {nodedown, N} -> soak_stats ! {bump, nodedowns}, soak_stats ! {error, {nodedown, N}}, soak_watch();
+        _ -> soak_watch()
+    end.
+
+soak_receive() ->
+    receive
+        {seq, From, N} -> soak_stats ! {seq, From, N}, soak_receive();
+        {'EXIT', _, normal} -> soak_receive();
+        {'EXIT', P, Why} -> soak_stats ! {bump, link_exits}, soak_stats ! {error, {exit, P, Why}}, soak_receive();
+        _ -> soak_receive()
+    end.
+
+soak_stats(S) ->
+    receive
+        {bump, K} -> soak_stats(maps:update_with(K, fun(V) -> V + 1 end, S));
+        {add, K, N} -> soak_stats(maps:update_with(K, fun(V) -> V + N end, S));
+        {error, E} -> soak_stats(S#{errors := [E | maps:get(errors, S)]});
+        {seq, From, N} ->
+            Last = maps:get(last, S),
+            Ooo = case maps:get(From, Last, 0) of
+                      Prev when N =:= Prev + 1 -> 0;
+                      _ -> 1
+                  end,
+            soak_stats(S#{received := maps:get(received, S) + 1, last := Last#{From => N},
+                          out_of_order := maps:get(out_of_order, S) + Ooo});
+        {report, From} -> From ! {report, maps:remove(last, S)}, soak_stats(S)
+    end.
+
+soak_report() ->
+    soak_stats ! {report, self()},
+    receive {report, R} -> R end.
+
+%% Per peer: numbered messages to its pg member, linked and monitored; a
+%% message to its global name; an rpc every half second.
+soak_start(Peers, Seconds) ->
+    Deadline = erlang:monotonic_time(millisecond) + Seconds * 1000,
+    [spawn(fun() -> soak_sender(Peer, Deadline) end) || Peer <- Peers],
+    ok.
+
+soak_sender(Peer, Deadline) ->
+    [Member] = [M || M <- pg:get_members(soak), node(M) =:= Peer],
+    link(Member),
+    process_flag(trap_exit, true),
+    Mon = erlang:monitor(process, Member),
+    Me = {node(), self()},
+    soak_send(Peer, Member, Mon, Me, Deadline, 1, erlang:monotonic_time(millisecond)).
+
+soak_send(Peer, Member, Mon, Me, Deadline, N, LastRpc) ->
+    Now = erlang:monotonic_time(millisecond),
+    receive
+        {'DOWN', Mon, _, _, Why} -> soak_stats ! {error, {down, Peer, Why}}
+    after 0 -> ok
+    end,
+    if
+        Now >= Deadline ->
+            soak_stats ! {add, sent, N - 1};
+        true ->
+            Member ! {seq, Me, N},
+            LastRpc1 = case Now - LastRpc >= 500 of
+                           true ->
+                               case rpc:call(Peer, erlang, node, [], 5000) of
+                                   Peer -> soak_stats ! {bump, rpcs};
+                                   Bad -> soak_stats ! {bump, rpc_errors}, soak_stats ! {error, {rpc, Bad}}
+                               end,
+                               global:send({soak, Peer}, {global_hello, Me}),
+                               Now;
+                           false -> LastRpc
+                       end,
+            timer:sleep(5),
+            soak_send(Peer, Member, Mon, Me, Deadline, N + 1, LastRpc1)
+    end.
 
 wait(F) -> wait(F, 100).
 wait(F, 0) -> F();

@@ -15,7 +15,7 @@ defmodule SeccompTest do
     Task.await(task, 30_000)
   end
 
-  defp violation(mfa), do: {:raised, %ErlangError{original: {:seccomp_violation, mfa}}}
+  defp violation(mfa), do: {:raised, %Seccomp.ViolationError{mfa: mfa}}
 
   describe "Seccomp.Policy" do
     test "allow: makes a whitelist and deny: a blacklist" do

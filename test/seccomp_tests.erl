@@ -1,12 +1,13 @@
 %% EUnit tests of the Erlang API of beam_seccomp.
 -module(seccomp_tests).
 -include_lib("eunit/include/eunit.hrl").
+-include("caught.hrl").
 
 setup() -> {ok, _} = application:ensure_all_started(beam_seccomp), ok.
 
 %% Run Fun in a fresh process and return its result (restrictions are per process).
 in_proc(Fun) ->
-    {Pid, Ref} = erlang:spawn_monitor(fun() -> exit({result, catch Fun()}) end),
+    {Pid, Ref} = erlang:spawn_monitor(fun() -> exit({result, caught(Fun)}) end),
     receive {'DOWN', Ref, process, Pid, {result, R}} -> R;
             {'DOWN', Ref, process, Pid, Other} -> {died, Other}
     end.
@@ -61,8 +62,8 @@ whitelist_apply() ->
             ok = seccomp:restrict(P),
             A = seccomp:apply(lists, reverse, [[1, 2, 3]]),
             B = seccomp:apply(erlang, length, [[a, b]]),
-            C = catch seccomp:apply(os, getenv, ["HOME"]),
-            D = catch seccomp:apply(erlang, length, [[a], extra]),
+            C = caught(fun() -> seccomp:apply(os, getenv, ["HOME"]) end),
+            D = caught(fun() -> seccomp:apply(erlang, length, [[a], extra]) end),
             {A, B, C, D, seccomp:check({os, cmd, 1}), seccomp:check({lists, map, 2})}
         end),
     ?assertMatch({[3, 2, 1], 2, {'EXIT', {{seccomp_violation, {os, getenv, 1}}, _}},
@@ -149,7 +150,7 @@ kill_action_is_untrappable() ->
     {Pid, Ref} = spawn_monitor(fun() ->
         process_flag(trap_exit, true),
         ok = seccomp:restrict(P),
-        catch seccomp:apply(os, getpid, []),
+        _ = caught(fun() -> seccomp:apply(os, getpid, []) end),
         exit(survived)
     end),
     receive {'DOWN', Ref, process, Pid, Why} -> ?assertEqual(killed, Why) after 2000 -> error(timeout) end,
@@ -168,7 +169,7 @@ trap_asks_the_broker() ->
     P = policy(#{rules => [], default_action => {trap, Broker}}),
     R = in_proc(fun() ->
         ok = seccomp:restrict(P),
-        {seccomp:apply(os, getpid, []) =:= os:getpid(), catch seccomp:apply(os, getenv, [])}
+        {seccomp:apply(os, getpid, []) =:= os:getpid(), caught(fun() -> seccomp:apply(os, getenv, []) end)}
     end),
     ?assertMatch({true, {'EXIT', {{seccomp_violation, {os, getenv, 0}}, _}}}, R),
     exit(Broker, kill),
@@ -177,10 +178,10 @@ trap_asks_the_broker() ->
     application:set_env(beam_seccomp, trap_timeout, 50),
     try
         Q = policy(#{rules => [], default_action => {trap, Silent}}),
-        R2 = in_proc(fun() -> ok = seccomp:restrict(Q), catch seccomp:apply(os, getpid, []) end),
+        R2 = in_proc(fun() -> ok = seccomp:restrict(Q), caught(fun() -> seccomp:apply(os, getpid, []) end) end),
         ?assertMatch({'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}}, R2),
         D = policy(#{rules => [], default_action => {trap, no_such_broker}}),
-        R3 = in_proc(fun() -> ok = seccomp:restrict(D), catch seccomp:apply(os, getpid, []) end),
+        R3 = in_proc(fun() -> ok = seccomp:restrict(D), caught(fun() -> seccomp:apply(os, getpid, []) end) end),
         ?assertMatch({'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}}, R3)
     after
         application:set_env(beam_seccomp, trap_timeout, 5000),
@@ -225,6 +226,9 @@ status_and_table() ->
 files_round_trip() ->
     Dir = filename:join(["/tmp", "seccomp_eunit_" ++ os:getpid()]),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    try files_round_trip(Dir) after ok = file:del_dir_r(Dir) end.
+
+files_round_trip(Dir) ->
     P = policy(#{mode => blacklist, no_spawn => true, default_action => {trap, my_broker},
                  rules => [os, {file, delete, 1}, #{match => {io, '_', '_'}, action => log}]}),
     lists:foreach(fun(Name) ->

@@ -234,7 +234,7 @@ defmodule Seccomp.SupervisorTest do
           end
         end)
 
-      assert %ErlangError{original: {:seccomp_violation, {:erlang, :send, 2}}} = result
+      assert %Seccomp.ViolationError{mfa: {:erlang, :send, 2}} = result
       refute Enum.any?(Supervisor.which_children(sup), fn {id, _, _, _} -> id == :raw end)
     end
   end

@@ -1,9 +1,12 @@
 Code.require_file("support/sentinels.exs", __DIR__)
 Code.require_file("support/wait.exs", __DIR__)
+Code.require_file("support/soak.exs", __DIR__)
 Code.require_file("support/escape_attempts.exs", __DIR__)
 Code.require_file("support/usability_corpus.exs", __DIR__)
 Code.require_file("support/backends.exs", __DIR__)
-Application.ensure_all_started(:beam_seccomp)
+# The library logs through OTP's logger; the tests use Elixir's Logger too.
+{:ok, _} = Application.ensure_all_started(:logger)
+{:ok, _} = Application.ensure_all_started(:beam_seccomp)
 # Violations are logged by design; keep the test output readable.
 Logger.configure(level: :error)
 ExUnit.start()

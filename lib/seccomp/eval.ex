@@ -39,7 +39,10 @@ defmodule Seccomp.Eval do
   `{:seccomp_violation, {m, f, arity}}`, `:timeout`, `:memory_limit`,
   `:reduction_limit`, `:process_limit`, `:atom_limit`,
   `{:syntax_error, line, message}`, `{:compile_error, line, message}`,
-  `{:unsafe_form, line, message}` and `{:exception, kind, reason, message}`.
+  `{:unsafe_form, line, message}` and `{:exception, kind, reason, message}`;
+  `run/3` also `{:missing_binding, name}`. The bang functions (`eval!/2`,
+  `prepare!/2`, `run!/3`) raise instead: `Seccomp.ViolationError`,
+  `Seccomp.EvalError` or the code's own exception.
   """
 
   @typedoc "Prepared code (see `prepare/2`)."
@@ -98,6 +101,39 @@ defmodule Seccomp.Eval do
 
   def run(prepared, bindings, opts) when is_list(opts),
     do: :seccomp_eval.run(prepared, bindings, Map.new(opts))
+
+  @doc """
+  Like `eval/2`, but returns the value alone and raises: `Seccomp.ViolationError`
+  for a refused call, the code's own exception as it is, `Seccomp.EvalError`
+  for the other errors.
+
+      iex> Seccomp.Eval.eval!("Enum.sum(1..10)")
+      55
+  """
+  @spec eval!(String.t() | Macro.t(), keyword()) :: term()
+  def eval!(code, opts \\ []), do: code |> eval(opts) |> value!()
+
+  @doc "Like `prepare/2`, but returns the prepared code and raises as `eval!/2` does."
+  @spec prepare!(String.t() | Macro.t(), keyword()) :: prepared()
+  def prepare!(code, opts \\ []) do
+    case prepare(code, opts) do
+      {:ok, prepared} -> prepared
+      error -> value!(error)
+    end
+  end
+
+  @doc "Like `run/3`, but returns the value alone and raises as `eval!/2` does."
+  @spec run!(prepared(), keyword(), keyword()) :: term()
+  def run!(prepared, bindings, opts \\ []), do: prepared |> run(bindings, opts) |> value!()
+
+  defp value!({:ok, value, _bindings}), do: value
+  defp value!({:ok, value, _bindings, _output}), do: value
+
+  defp value!({:error, {:seccomp_violation, mfa}}),
+    do: raise(Seccomp.ViolationError, mfa: mfa)
+
+  defp value!({:error, {:exception, kind, reason, _message}}), do: :erlang.raise(kind, reason, [])
+  defp value!({:error, reason}), do: raise(Seccomp.EvalError, reason: reason)
 
   @doc "Release prepared code: later runs return `{:error, :released}`."
   @spec release(prepared()) :: :ok | {:error, {:invalid_option, {:prepared, term()}}}

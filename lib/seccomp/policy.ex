@@ -14,7 +14,8 @@ defmodule Seccomp.Policy do
     * `:deny` — patterns that are denied; on its own, makes the policy a
       blacklist (everything else is allowed). Next to `:allow`, it carves
       exceptions out of the allowed patterns.
-    * `:mode` and `:rules` — the explicit form, as in `:seccomp.policy/1`.
+    * `:mode` and `:rules` — the explicit form, as in `:seccomp.policy/1`; it
+      does not mix with `:allow`/`:deny` (`{:conflicting_keys, keys}`).
     * `:no_spawn` (default `false`), `:inherit` (default `true`).
     * `:default_action` — `:error` (default), `:kill`, `:log` or `{:trap, broker}`.
 
@@ -42,7 +43,7 @@ defmodule Seccomp.Policy do
 
   def new(opts) when is_list(opts) do
     if Keyword.keyword?(opts) do
-      opts |> to_erlang_map() |> new()
+      with {:ok, map} <- to_erlang_map(opts), do: new(map)
     else
       {:error, {:invalid_policy, {:not_a_keyword_list, opts}}}
     end
@@ -123,26 +124,35 @@ defmodule Seccomp.Policy do
   end
 
   @sugar [:allow, :deny]
+  @explicit [:mode, :rules]
 
   defp to_erlang_map(opts) do
     {allow, deny} = {Keyword.get(opts, :allow), Keyword.get(opts, :deny)}
     base = opts |> Keyword.drop(@sugar) |> Map.new()
     default = Map.get(base, :default_action, :error)
 
+    # `allow:`/`deny:` decide the mode and the rules: an explicit one as well
+    # would be silently overridden, so the two forms do not mix.
+    sugar = Enum.filter(@sugar, &Keyword.has_key?(opts, &1))
+    explicit = Enum.filter(@explicit, &Keyword.has_key?(opts, &1))
+
     case {allow, deny} do
+      _ when sugar != [] and explicit != [] ->
+        {:error, {:invalid_policy, {:conflicting_keys, sugar ++ explicit}}}
+
       {nil, nil} ->
-        base
+        {:ok, base}
 
       {nil, deny} ->
-        Map.merge(base, %{mode: :blacklist, rules: list(deny)})
+        {:ok, Map.merge(base, %{mode: :blacklist, rules: list(deny)})}
 
       {allow, nil} ->
-        Map.merge(base, %{mode: :whitelist, rules: list(allow)})
+        {:ok, Map.merge(base, %{mode: :whitelist, rules: list(allow)})}
 
       {allow, deny} ->
         # A denied pattern inside an allowed one: an explicit per-rule action.
         exceptions = Enum.map(list(deny), &%{match: &1, action: default})
-        Map.merge(base, %{mode: :whitelist, rules: list(allow) ++ exceptions})
+        {:ok, Map.merge(base, %{mode: :whitelist, rules: list(allow) ++ exceptions})}
     end
   end
 

@@ -4,6 +4,7 @@ defmodule Seccomp.Test.EscapeAttempts do
   # would change a sentinel (see Seccomp.Test.Sentinels) if it ran.
 
   @file_path "/tmp/seccomp_pwned"
+  @agent "{:ok, a} = Agent.start(fn -> 'SECCOMP_PWNED' end)"
 
   # Calls that would change something outside the sandbox: {module, function, args source}.
   @payloads [
@@ -133,7 +134,34 @@ defmodule Seccomp.Test.EscapeAttempts do
     {:reduce_with_capture, "Enum.reduce([\"#{@file_path}\"], \"x\", &File.write!/2)"},
     {:sort_by_capture, "Enum.sort_by([\"SECCOMP_PWNED\"], &System.get_env/1)"},
     {:kernel_then, "then(\"#{@file_path}\", &File.touch!/1)"},
-    {:pipe_into_capture, "\"#{@file_path}\" |> File.touch!()"}
+    {:pipe_into_capture, "\"#{@file_path}\" |> File.touch!()"},
+    # Allowed functions that apply what their data names.
+    {:agent_get_mfa, "#{@agent}; Agent.get(a, :os, :putenv, ['1'])", :processes},
+    {:agent_update_mfa, "#{@agent}; Agent.update(a, :os, :putenv, ['1'])", :processes},
+    {:agent_get_and_update_mfa, "#{@agent}; Agent.get_and_update(a, :os, :putenv, ['1'])",
+     :processes},
+    {:agent_cast_mfa, "#{@agent}; Agent.cast(a, :os, :putenv, ['1']); Process.sleep(50)",
+     :processes},
+    {:agent_apply_state,
+     "{:ok, a} = Agent.start(fn -> :os end); Agent.get(a, :erlang, :apply, [:putenv, ['SECCOMP_PWNED', '1']])",
+     :processes},
+    {:agent_forged_struct_arg,
+     "{:ok, a} = Agent.start(fn -> [\"x\"] end); Agent.get(a, Enum, :into, [%{__struct__: File.Stream, path: \"#{@file_path}\", modes: [:write], line_or_bytes: :line, raw: true}])",
+     :processes},
+    {:task_async_stream_mfa,
+     "Task.async_stream([['SECCOMP_PWNED']], :erlang, :apply, [:os, :putenv]) |> Enum.to_list()",
+     :processes},
+    {:sort_with_module, "Enum.sort([\"#{@file_path}\", \"x\"], File)"},
+    {:calendar_field,
+     "Date.to_string(%{__struct__: Date, calendar: File, year: 2020, month: 1, day: 1})"},
+    {:exception_module,
+     "Exception.message(%{__struct__: File, __exception__: true, message: \"x\"})"},
+    {:timer_apply_after,
+     ":timer.apply_after(0, :os, :putenv, ['SECCOMP_PWNED', '1']); Process.sleep(50)"},
+    {:spawn_request, ":erlang.spawn_request(:os, :putenv, ['SECCOMP_PWNED', '1'])", :processes},
+    {:node_spawn_mfa, ":erlang.spawn(node(), :os, :putenv, ['SECCOMP_PWNED', '1'])", :processes},
+    {:variable_module_no_parens, "m = :os; m.getpid"},
+    {:variable_module_no_parens_field, "m = System; m.pid"}
   ]
 
   @erlang_attempts [
@@ -188,7 +216,13 @@ defmodule Seccomp.Test.EscapeAttempts do
     {:exit_canary, ~S|exit(Canary, kill).|, :processes},
     {:send_canary, ~S|Canary ! pwned.|, :processes},
     {:record, ~S|#file_info{}.|},
-    {:local_fun_ref, ~S|F = fun helper/1, F(1).|}
+    {:local_fun_ref, ~S|F = fun helper/1, F(1).|},
+    {:agent_get_mfa,
+     ~S|{ok, A} = 'Elixir.Agent':start(fun() -> "SECCOMP_PWNED" end), 'Elixir.Agent':get(A, os, putenv, ["1"]).|,
+     :processes},
+    {:timer_apply_after,
+     ~S|timer:apply_after(0, os, putenv, ["SECCOMP_PWNED", "1"]), receive after 50 -> ok end.|},
+    {:spawn_request, ~S|erlang:spawn_request(os, putenv, ["SECCOMP_PWNED", "1"]).|, :processes}
   ]
 
   def elixir do
@@ -203,6 +237,86 @@ defmodule Seccomp.Test.EscapeAttempts do
   end
 
   def erlang, do: Enum.map(@erlang_attempts, &with_profile/1)
+
+  # Struct literals of a namespace the denylist denies: building the value
+  # runs none of the module's code (the expander's `__struct__/0` aside), and
+  # what would run it (protocols, Access) is refused by the forged_* attempts.
+  def denylist_applies?(name), do: name not in ["file_stream_struct", "io_stream_struct"]
+
+  # What a denylist user writes: the modules and functions the payloads and
+  # attempts above call by name. Every attempt must still be refused: the
+  # sandbox's own mediation (funs, structs, what data names, processes) has
+  # to hold when everything else is allowed.
+  def denylist do
+    modules = [
+      :os,
+      File,
+      :file,
+      :prim_file,
+      System,
+      Code,
+      :code,
+      Module,
+      :persistent_term,
+      Application,
+      :application,
+      :application_controller,
+      :erpc,
+      :rpc,
+      Node,
+      :net_kernel,
+      :erl_eval,
+      :compile,
+      :elixir_module,
+      :ets,
+      :init,
+      :erl_prim_loader,
+      Port,
+      Process,
+      GenServer,
+      :gen_server,
+      :gen,
+      :proc_lib,
+      Logger,
+      IO
+    ]
+
+    bifs =
+      for f <- [
+            :halt,
+            :load_nif,
+            :load_module,
+            :open_port,
+            :trace,
+            :process_flag,
+            :group_leader,
+            :whereis,
+            :registered,
+            :put,
+            :get,
+            :erase,
+            :send_after,
+            :start_timer,
+            :spawn_opt,
+            :spawn_request,
+            :monitor_node,
+            :disconnect_node
+          ],
+          do: {:erlang, f, :_}
+
+    %{
+      mode: :blacklist,
+      rules:
+        modules ++
+          bifs ++
+          [
+            {Kernel, :struct, :_},
+            {Kernel, :struct!, :_},
+            {Kernel, :macro_exported?, :_},
+            {Kernel, :dbg, :_}
+          ]
+    }
+  end
 
   defp with_profile({name, code}), do: {"#{name}", code, :pure}
   defp with_profile({name, code, profile}), do: {"#{name}", code, profile}

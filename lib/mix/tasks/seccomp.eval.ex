@@ -7,16 +7,15 @@ defmodule Mix.Tasks.Seccomp.Eval do
   """
   use Mix.Task
 
+  @usage ~s{mix seccomp.eval CODE [--policy FILE] [--profile pure|processes] [--timeout MS] [--erlang]}
+
   @impl true
   def run(args) do
-    {opts, [code | _], _} =
-      OptionParser.parse(args,
-        strict: [policy: :string, profile: :string, timeout: :integer, erlang: :boolean]
-      )
-
+    {opts, [code]} = Mix.Tasks.Seccomp.Shell.parse!(args, 1, @usage)
+    eval_opts = Mix.Tasks.Seccomp.Shell.eval_options(opts)
     Mix.Task.run("app.start")
 
-    case Seccomp.Eval.eval(code, Mix.Tasks.Seccomp.Shell.eval_options(opts)) do
+    case Seccomp.Eval.eval(code, eval_opts) do
       {:ok, value, _bindings} -> IO.puts(inspect(value))
       {:error, reason} -> Mix.raise("refused: #{inspect(reason)}")
     end

@@ -5,6 +5,7 @@
 //! refuse malformed terms with `badarg` rather than trusting their caller.
 
 pub mod policy;
+mod size;
 pub mod table;
 mod terms;
 

@@ -1,0 +1,73 @@
+%% @doc Counters of the `seccomp' carrier's verdicts per peer and kind, the
+%% last refusal per peer, and rate-limited log lines about refused traffic.
+-module(seccomp_dist_stats).
+
+-export([init/0, accepted/2, refused/3, malformed/2, stats/0]).
+
+-define(TAB, seccomp_dist_stats).
+%% At most this many log lines per peer and second; the rest are counted.
+-define(LOGS_PER_SECOND, 10).
+-define(DOMAIN, #{domain => [beam_seccomp, dist]}).
+
+%% @doc Create the table (once; its owner is the process that listens).
+-spec init() -> ok.
+init() ->
+    _ = ets:info(?TAB) =:= undefined
+        andalso ets:new(?TAB, [named_table, public, {write_concurrency, true}]),
+    ok.
+
+%% @doc Count an accepted packet.
+-spec accepted(node(), atom()) -> ok.
+accepted(Node, Kind) -> count({Node, Kind, accepted}).
+
+%% @doc Count, remember and (rate-limited) log a refused packet.
+-spec refused(node(), atom(), term()) -> ok.
+refused(Node, Kind, Why) ->
+    count({Node, Kind, refused}),
+    _ = catch_badarg(fun() -> ets:insert(?TAB, {{Node, last_refused}, {Kind, Why}}) end),
+    log(Node, "seccomp_dist: refused ~p from ~p: ~0tP", [Kind, Node, Why, 20]).
+
+%% @doc Count and log a malformed packet (the connection is then closed).
+-spec malformed(node(), term()) -> ok.
+malformed(Node, Why) ->
+    count({Node, malformed, refused}),
+    log(Node, "seccomp_dist: malformed packet from ~p (~0tP), disconnecting", [Node, Why, 20]).
+
+%% @doc Per node, how many packets of each kind were accepted and refused,
+%% and the last refusal.
+-spec stats() -> #{node() => #{{atom(), accepted | refused} | last_refused => term()}}.
+stats() ->
+    try ets:tab2list(?TAB) of
+        Rows -> lists:foldl(fun({{Node, Kind, Verdict}, N}, Acc) -> put_stat(Node, {Kind, Verdict}, N, Acc);
+                               ({{Node, last_refused}, What}, Acc) -> put_stat(Node, last_refused, What, Acc);
+                               (_, Acc) -> Acc
+                            end, #{}, Rows)
+    catch error:badarg -> #{}
+    end.
+
+put_stat(Node, Key, Value, Acc) ->
+    maps:update_with(Node, fun(M) -> M#{Key => Value} end, #{Key => Value}, Acc).
+
+count(Key) ->
+    _ = catch_badarg(fun() -> ets:update_counter(?TAB, Key, 1, {Key, 0}) end),
+    ok.
+
+log(Node, Format, Args) ->
+    Second = erlang:monotonic_time(second),
+    Key = {Node, log},
+    N = case catch_badarg(fun() -> ets:lookup(?TAB, Key) end) of
+            [{Key, Second, Count}] -> Count + 1;
+            _ -> 1
+        end,
+    _ = catch_badarg(fun() -> ets:insert(?TAB, {Key, Second, N}) end),
+    if
+        N =< ?LOGS_PER_SECOND -> logger:warning(Format, Args, ?DOMAIN);
+        N =:= ?LOGS_PER_SECOND + 1 ->
+            logger:warning("seccomp_dist: more refusals from ~p this second, not logged (see stats/0)",
+                           [Node], ?DOMAIN);
+        true -> ok
+    end.
+
+%% The table is gone only while distribution is being stopped.
+catch_badarg(F) ->
+    try F() catch error:badarg -> undefined end.

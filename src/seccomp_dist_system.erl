@@ -1,0 +1,43 @@
+%% @doc Which local processes belong to the runtime and to OTP's own
+%% applications: a peer may never link to them, exit them or change their
+%% group leader, even when it was shown their pids (as `global' shows its
+%% helper processes to every peer).
+-module(seccomp_dist_system).
+
+-export([is_system/1]).
+
+%% @doc Whether `Pid' (a live local process) is a system process: started by
+%% the runtime (`erts_*'), by `init' (its group leader is `init'), an
+%% application master, or a process of an application installed with OTP
+%% (its group leader is that application's master).
+-spec is_system(pid()) -> boolean().
+is_system(Pid) ->
+    case erlang:process_info(Pid, [group_leader, initial_call]) of
+        [{group_leader, GL}, {initial_call, {M, _, _}}] ->
+            Init = whereis(init),
+            GL =:= Init orelse Pid =:= Init orelse runtime_module(M)
+                orelse M =:= application_master orelse otp_master(GL);
+        _ -> true
+    end.
+
+runtime_module(M) -> lists:prefix("erts_", atom_to_list(M)).
+
+otp_master(GL) ->
+    case [App || [App] <- ets:match(ac_tab, {{application_master, '$1'}, GL})] of
+        [App] -> otp_application(App);
+        _ -> false
+    end.
+
+%% Remembered per process: the answer does not change while the node runs.
+otp_application(App) ->
+    case get({?MODULE, App}) of
+        undefined ->
+            Root = code:root_dir(),
+            Otp = case code:lib_dir(App) of
+                      Dir when is_list(Dir) -> lists:prefix(filename:join(Root, "lib"), Dir);
+                      _ -> false
+                  end,
+            put({?MODULE, App}, Otp),
+            Otp;
+        Otp -> Otp
+    end.

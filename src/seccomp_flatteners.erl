@@ -1,0 +1,102 @@
+%% @doc The functions that walk or flatten a whole term in one call the VM
+%% cannot interrupt, or allocate in proportion to its flattened size: the
+%% built-in sinks, and every exported function of the installed Elixir,
+%% stdlib and kernel that can reach one of them, derived with `xref' from
+%% the code itself.
+%%
+%% The handler bounds the flattened cost of every argument of these calls
+%% (see `seccomp_size'). Where the set cannot be derived (no debug
+%% information in the installed code) every call counts as a member.
+-module(seccomp_flatteners).
+
+-export([member/3, ensure/0, start/0, derive/0, sinks/0, iodata_sinks/0]).
+
+-define(KEY, {?MODULE, set}).
+%% Apps whose modules sandboxed code may reach.
+-define(APPS, [elixir, stdlib, kernel]).
+%% Calls into these modules build their output in ordinary Erlang code, under
+%% the heap limit of the process that runs them (and truncated by default):
+%% a path to a sink through them does not flatten the caller's data.
+-define(FORMATTERS, ['Elixir.Inspect.Algebra', 'Elixir.Inspect', 'Elixir.Exception',
+                     'Elixir.IO.ANSI']).
+%% Protocol dispatch reaches every implementation, those of I/O streams
+%% included; the implementations themselves stay in the graph, reached from
+%% wherever they are called by name.
+-define(PROTOCOLS, ['Elixir.Enumerable', 'Elixir.Collectable']).
+-define(CUT, ?FORMATTERS ++ ?PROTOCOLS).
+
+%% @doc Built-ins that flatten iodata (bounded by the bytes they write).
+-spec iodata_sinks() -> [mfa()].
+iodata_sinks() ->
+    [{erlang, iolist_to_binary, 1}, {erlang, list_to_binary, 1}, {erlang, list_to_bitstring, 1},
+     {erlang, iolist_to_iovec, 1}, {erlang, iolist_size, 1}, {binary, list_to_bin, 1},
+     {unicode, characters_to_binary, 1}, {unicode, characters_to_binary, 2},
+     {unicode, characters_to_binary, 3}, {unicode, characters_to_list, 1},
+     {unicode, characters_to_list, 2}].
+
+%% @doc Every built-in sink: the iodata flatteners, and those that walk a
+%% whole term (encode, hash, size it) without yielding.
+-spec sinks() -> [mfa()].
+sinks() ->
+    iodata_sinks()
+        ++ [{erlang, term_to_binary, 1}, {erlang, term_to_binary, 2}, {erlang, term_to_iovec, 1},
+            {erlang, term_to_iovec, 2}, {erlang, external_size, 1}, {erlang, external_size, 2},
+            {erlang, phash2, 1}, {erlang, phash2, 2}, {erlang, phash, 2}, {binary, copy, 2}].
+
+%% @doc Whether `M:F/A' is a sink or reaches one.
+-spec member(module(), atom(), arity()) -> boolean().
+member(M, F, A) ->
+    case persistent_term:get(?KEY, undefined) of
+        undefined -> true;
+        all -> true;
+        Set -> is_map_key({M, F, A}, Set)
+    end.
+
+%% @doc Derive the set in the background (at application start): it takes
+%% seconds, and until it is known every call counts as a member.
+-spec start() -> ok.
+start() ->
+    _ = spawn(fun() -> register(?MODULE, self()), store() end),
+    ok.
+
+%% @doc Wait until the set is known, deriving it here if no one else is.
+-spec ensure() -> ok.
+ensure() ->
+    case persistent_term:get(?KEY, undefined) of
+        undefined ->
+            case whereis(?MODULE) of
+                undefined ->
+                    store();
+                Pid ->
+                    Ref = monitor(process, Pid),
+                    receive {'DOWN', Ref, process, Pid, _} -> ensure() end
+            end;
+        _ ->
+            ok
+    end.
+
+store() ->
+    %% A second store (start/0 and ensure/0 racing) writes the same set.
+    persistent_term:put(?KEY, case derive() of
+                                  {ok, Set} -> maps:from_keys(Set, true);
+                                  error -> all
+                              end).
+
+%% @doc The sinks and the exported functions that call one, directly or not.
+-spec derive() -> {ok, [mfa()]} | error.
+derive() ->
+    {ok, X} = xref:start([{xref_mode, functions}]),
+    try
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}]),
+        [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin")) || App <- ?APPS],
+        Formatters = lists:join(", ", [io_lib:format("~p", [M]) || M <- ?CUT]),
+        Sinks = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A]) || {M, F, A} <- sinks()]),
+        Query = lists:flatten(["domain ((closure (E - (E | (Mod) [", Formatters, "]))) || [",
+                               Sinks, "]) * X"]),
+        {ok, Callers} = xref:q(X, Query),
+        {ok, lists:usort(sinks() ++ Callers)}
+    catch
+        _:_ -> error
+    after
+        xref:stop(X)
+    end.
