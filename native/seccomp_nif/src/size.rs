@@ -142,7 +142,7 @@ fn opaque_cost<'a>(
     opaque: &mut Vec<Term<'a>>,
     seen: &mut HashMap<usize, ()>,
 ) -> u64 {
-    let key = t.as_c_arg() as usize;
+    let key = t.as_c_arg();
     match known.get(&key) {
         Some(&cost) => cost,
         None => {
@@ -167,10 +167,7 @@ fn run<'a>(
     } else {
         Measure::Term
     };
-    let known: HashMap<usize, u64> = known
-        .into_iter()
-        .map(|(t, c)| (t.as_c_arg() as usize, c))
-        .collect();
+    let known: HashMap<usize, u64> = known.into_iter().map(|(t, c)| (t.as_c_arg(), c)).collect();
     Ok(match measure(term, limit, &known, measure_kind, budget)? {
         Outcome::Size(n) => (atoms::ok(), n).encode(env),
         Outcome::Over => atoms::over().encode(env),
