@@ -6,14 +6,15 @@
 
 %% Scenarios run in a VM of their own (peer), and callbacks.
 -export([deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
-         init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
+         every_spawner/0, spawners/0, arg_lists/4, probe/2, init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
 
 -include("caught.hrl").
 
 -define(NO_OS, #{mode => blacklist, rules => [os]}).
-%% The evaluation sandbox's modules (their own structure is not the core's).
--define(SANDBOX, [seccomp_eval, seccomp_sandbox, seccomp_prepared, seccomp_pool, seccomp_prepare,
-                  seccomp_compile, seccomp_rewrite, seccomp_source, seccomp_elixir, seccomp_capture]).
+%% The core and its enforcement points.
+-define(CORE, [seccomp, seccomp_route, seccomp_process, seccomp_delegate, seccomp_supervisor,
+               seccomp_rpc, seccomp_policy, seccomp_nif, seccomp_events, seccomp_violation,
+               seccomp_guard, seccomp_capabilities, beam_seccomp_app, beam_seccomp_sup]).
 
 setup() -> {ok, _} = application:ensure_all_started(beam_seccomp), ok.
 
@@ -33,11 +34,14 @@ init({sup, Flags, Children}) -> {ok, {Flags, Children}}.
 %%% The deadlock paths, each in a VM of its own -------------------------------------
 
 %% A scenario in a fresh VM; a hang is reported as `timeout' and the VM killed.
-in_own_vm(Scenario) ->
-    Paths = lists:append([["-pa", P] || P <- code:get_path()]),
-    {ok, Peer, _} = peer:start_link(#{connection => standard_io, args => Paths}),
+in_own_vm(Scenario) -> in_own_vm(Scenario, 15000).
+
+in_own_vm(Scenario, Timeout) ->
+    Paths = lists:append([["-pa", P] || P <- code:get_path() ++ elixir_path()]),
+    %% The control connection is TCP: what the scenario prints cannot disturb it.
+    {ok, Peer, _} = peer:start_link(#{connection => 0, args => Paths}),
     OsPid = peer:call(Peer, os, getpid, []),
-    try peer:call(Peer, ?MODULE, Scenario, [], 15000)
+    try peer:call(Peer, ?MODULE, Scenario, [], Timeout)
     catch exit:{timeout, _} -> timeout
     after
         os:cmd("kill -9 " ++ OsPid),
@@ -86,6 +90,142 @@ deadlock_adopt_twice() ->
     ok = seccomp_nif:adopt(T),
     ok = seccomp_nif:adopt(T),
     {ok, length(maps:get(layers, seccomp:status(self())))}.
+
+%% A scenario in a VM started as a plain OS process (nothing the scenario
+%% does can reach this VM or a control connection); `timeout' when it hangs.
+in_os_process(Scenario, Seconds) ->
+    Out = filename:join(os:getenv("TMPDIR", "/tmp"),
+                        "seccomp_scenario_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    Paths = lists:append([[" -pa '", P, "'"] || P <- code:get_path() ++ elixir_path()]),
+    Eval = io_lib:format("R = (catch ~p:~p()), ok = file:write_file(\"~ts\", term_to_binary(R)), halt().",
+                         [?MODULE, Scenario, Out]),
+    Log = Out ++ ".log",
+    _ = os:cmd(lists:flatten(["timeout -s KILL ", integer_to_list(Seconds), " erl -noshell", Paths,
+                              " -eval '", Eval, "' >", Log, " 2>&1 </dev/null"])),
+    case file:read_file(Out) of
+        {ok, Bin} -> file:delete(Out), file:delete(Log), binary_to_term(Bin);
+        {error, _} -> {timeout, Log}
+    end.
+
+%% Elixir's code, when Elixir is installed but not on this VM's path (rebar3).
+elixir_path() ->
+    case {code:which('Elixir.Kernel'), os:find_executable("elixir")} of
+        {non_existing, false} -> [];
+        {non_existing, _} ->
+            Dir = string:trim(os:cmd("elixir -e 'IO.write(:code.lib_dir(:elixir))' 2>/dev/null")),
+            [filename:join(Dir, "ebin") || filelib:is_dir(filename:join(Dir, "ebin"))];
+        _ -> []
+    end.
+
+%%% Completeness: every installed function that can reach a spawn BIF -------------------
+
+%% xref over kernel, stdlib and Elixir finds every exported function from
+%% which a call path reaches an `erlang:spawn*' BIF. Each is called through
+%% seccomp:apply by a process restricted by a blacklist that names only
+%% `os', with argument lists that hand it a probe as a fun or as an
+%% `{M, F, A}' in every position; any process that runs the probe reports
+%% whether it was restricted at its first instruction. Functions that can
+%% reach `erlang:halt' or `init:stop' would end the VM, and those that reach
+%% ports or raw sockets would take over or close the VM's own descriptors:
+%% they are left out (derived the same way).
+every_spawner_test_() ->
+    {timeout, 600, fun() ->
+        {Candidates, Calls, Probes, Free} = in_os_process(every_spawner, 540),
+        ?assert(Candidates > 300),
+        ?assert(Calls > Candidates),
+        ?assert(Probes > 20),
+        ?assertEqual([], Free)
+    end}.
+
+every_spawner() ->
+    started_vm(),
+    logger:set_primary_config(level, none),
+    group_leader(spawn(fun sink/0), self()),
+    Candidates = spawners(),
+    {ok, Policy} = seccomp:policy(?NO_OS),
+    Me = self(),
+    Calls = [{MFA, Args} || {M, F, A} = MFA <- Candidates, Args <- arg_lists(M, F, A, Me)],
+    run_batches(Calls, Policy),
+    Reports = drain_probes([]),
+    Free = lists:usort([Tag || {Tag, false} <- Reports]),
+    {length(Candidates), length(Calls), length(Reports), Free}.
+
+%% An io server that swallows everything the called functions print or read.
+sink() ->
+    receive
+        {io_request, From, Ref, _} -> From ! {io_reply, Ref, {error, enotsup}}, sink();
+        _ -> sink()
+    end.
+
+%% The probe: report the tag and whether this process is restricted.
+probe(Report, Tag) ->
+    Report ! {probe, Tag, seccomp:is_restricted(self())}.
+
+arg_lists(M, F, A, Me) ->
+    Tag = {M, F, A},
+    Fun = fun() -> probe(Me, Tag) end,
+    Fun1 = fun(_) -> probe(Me, Tag) end,
+    MFA = [?MODULE, probe, [Me, Tag]],
+    %% A pid to hand out that is not the collector (a call may link to it, kill it...).
+    Bystander = spawn(fun() -> receive after 60000 -> ok end end),
+    Fill = [node(), 0, Bystander, []],
+    Funs = [lists:duplicate(A, Fun), lists:duplicate(A, Fun1)],
+    Placed = [lists:duplicate(I, P) ++ [Fun] ++ lists:duplicate(A - I - 1, [])
+              || I <- lists:seq(0, A - 1), P <- Fill],
+    WithMFA = [lists:duplicate(I, P) ++ MFA ++ lists:duplicate(A - I - 3, [])
+               || A >= 3, I <- lists:seq(0, A - 3), P <- Fill],
+    Tuple = [lists:duplicate(I, P) ++ [{?MODULE, probe, [Me, Tag]}] ++ lists:duplicate(A - I - 1, [])
+             || I <- lists:seq(0, A - 1), P <- Fill],
+    lists:usort(Funs ++ Placed ++ WithMFA ++ Tuple).
+
+run_batches([], _Policy) ->
+    ok;
+run_batches(Calls, Policy) ->
+    {Batch, Rest} = lists:split(min(64, length(Calls)), Calls),
+    Pids = [spawn(fun() ->
+                          ok = seccomp:restrict(Policy),
+                          catch seccomp:apply(M, F, Args)
+                  end) || {{M, F, _}, Args} <- Batch],
+    timer:sleep(150),
+    [exit(P, kill) || P <- Pids],
+    run_batches(Rest, Policy).
+
+drain_probes(Acc) ->
+    receive {probe, Tag, Restricted} -> drain_probes([{Tag, Restricted} | Acc])
+    after 1000 -> Acc
+    end.
+
+%% Exported functions of kernel, stdlib and Elixir that reach a spawn BIF,
+%% without those that reach a VM stop.
+spawners() ->
+    {ok, X} = xref:start([{xref_mode, functions}]),
+    try
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}]),
+        Dirs = [code:lib_dir(App, ebin) || App <- [kernel, stdlib]] ++
+               [filename:dirname(code:which('Elixir.Kernel')) || code:which('Elixir.Kernel') =/= non_existing],
+        [{ok, _} = xref:add_directory(X, D) || D <- Dirs],
+        {ok, Edges} = xref:q(X, "E"),
+        {ok, Exports} = xref:q(X, "X"),
+        Callers = digraph:new(),
+        [begin digraph:add_vertex(Callers, A), digraph:add_vertex(Callers, B),
+               digraph:add_edge(Callers, B, A) end || {A, B} <- Edges],
+        Reaching = fun(Pred) -> sets:from_list(digraph_utils:reachable(
+                                                 [V || V <- digraph:vertices(Callers), Pred(V)], Callers)) end,
+        Spawners = Reaching(fun({erlang, F, _}) -> lists:prefix("spawn", atom_to_list(F)); (_) -> false end),
+        Stoppers = Reaching(fun({erlang, halt, _}) -> true;
+                               ({init, F, _}) -> lists:member(F, [stop, restart, reboot]);
+                               %% Ports and raw sockets take OS descriptors: the
+                               %% VM's own terminal, or a closed descriptor,
+                               %% ends it (the `ports' class of capabilities).
+                               ({erlang, open_port, 2}) -> true;
+                               %% The VM's terminal (reached through behaviour callbacks).
+                               ({M, _, _}) when M =:= user; M =:= user_sup; M =:= user_drv -> true;
+                               ({M, _, _}) when M =:= prim_socket; M =:= socket -> true;
+                               (_) -> false end),
+        [MFA || MFA <- Exports, sets:is_element(MFA, Spawners), not sets:is_element(MFA, Stoppers)]
+    after
+        xref:stop(X)
+    end.
 
 %%% Every vector: restricted at the first instruction, or refused ----------------------
 
@@ -407,9 +547,10 @@ no_cycles_test_() ->
                  [begin digraph:add_vertex(G, A), digraph:add_vertex(G, B), digraph:add_edge(G, A, B) end
                   || {A, B} <- Mine],
                  ?assert(length(Mine) > 10),
-                 %% The core and its enforcement points, not the evaluation sandbox.
+                 %% The core and its enforcement points (the sandbox and the
+                 %% distribution carrier are structured on their own).
                  Core = [C || C <- digraph_utils:cyclic_strong_components(G),
-                              lists:any(fun(M) -> not lists:member(M, ?SANDBOX) end, C)],
+                              lists:any(fun(M) -> lists:member(M, ?CORE) end, C)],
                  ?assertEqual([], Core)
              after
                  xref:stop(seccomp_cycles)
