@@ -533,7 +533,8 @@ joining(Fun, Ctx) when is_function(Fun, 0) ->
             join(Ctx),
             try Fun()
             catch Class:Reason:Stack ->
-                    copyable(Reason, Ctx) orelse exit(memory_limit),
+                    %% An error's stack (with a clause's arguments) is part of the reason.
+                    copyable({Reason, Stack}, Ctx) orelse exit(memory_limit),
                     erlang:raise(Class, Reason, Stack)
             end
     end;
