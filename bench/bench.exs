@@ -241,6 +241,29 @@ end
 plain_start = Bench.ns(start_child.(plain_spec), 5_000)
 restricted_start = Bench.ns(start_child.(restricted_spec), 5_000)
 Bench.row("start (and stop) a restricted child", restricted_start, plain_start, "plain child")
+
+caller_start =
+  Bench.in_restricted(strings, fn ->
+    Bench.ns(
+      fn n ->
+        for _ <- 1..n,
+            do:
+              (
+                {:ok, p} = :seccomp.start_child(dyn, plain_spec)
+                DynamicSupervisor.terminate_child(dyn, p)
+              )
+      end,
+      5_000
+    )
+  end)
+
+Bench.row(
+  "a restricted caller's start_child (its layers)",
+  caller_start,
+  plain_start,
+  "plain child"
+)
+
 spawn_plain = Bench.ns(fn n -> for _ <- 1..n, do: spawn(fn -> :ok end) end, 100_000)
 
 spawn_inherit =
@@ -250,15 +273,27 @@ spawn_inherit =
 
 Bench.row("seccomp:spawn with inheritance", spawn_inherit, spawn_plain, "plain spawn")
 
-spawn_everywhere =
+# Every restricted process carries the inheriting tracer: any spawn inherits.
+spawn_traced =
   Bench.in_restricted(strings, fn ->
-    :ok = :seccomp.inherit_everywhere(self())
     Bench.ns(fn n -> for _ <- 1..n, do: spawn(fn -> :ok end) end, 100_000)
   end)
 
+Bench.row("plain spawn in a restricted process (tracer)", spawn_traced, spawn_plain, "plain spawn")
+
+{:ok, no_os} = Seccomp.Policy.new(deny: [:os])
+
+spawn_applied =
+  Bench.in_restricted(no_os, fn ->
+    Bench.ns(
+      fn n -> for _ <- 1..n, do: :seccomp.apply(:erlang, :spawn, [fn -> :ok end]) end,
+      100_000
+    )
+  end)
+
 Bench.row(
-  "plain spawn under inherit_everywhere (tracer)",
-  spawn_everywhere,
+  "seccomp:apply(erlang, spawn, [Fun]), blacklist",
+  spawn_applied,
   spawn_plain,
   "plain spawn"
 )

@@ -8,7 +8,7 @@
 %% them, so a module added to any of them is covered without an edit here.
 -module(seccomp_guard).
 
--export([modules/0, app_modules/0, app_registered/0, functions/0, native_spec/0]).
+-export([modules/0, app_modules/0, functions/0, native_spec/0]).
 
 %% OTP applications that load, compile, evaluate or trace code as a whole.
 -define(TOOL_APPS, [compiler, runtime_tools, tools, debugger, observer, et, parsetools]).
@@ -27,27 +27,15 @@ modules() ->
 %% @doc Every module of beam_seccomp: its `.app' file and the code next to this module.
 -spec app_modules() -> [module()].
 app_modules() ->
-    Ebin = filename:dirname(code:which(?MODULE)),
-    Beams = [list_to_atom(filename:rootname(F)) || F <- filelib:wildcard("*.beam", Ebin)],
-    lists:usort([?MODULE | app_key(modules) ++ Beams]).
-
-%% @doc The names beam_seccomp's own processes register (its `.app' file).
--spec app_registered() -> [atom()].
-app_registered() -> app_key(registered).
-
-%% Read once per VM (the routes and the sends of restricted processes ask).
-app_key(Key) ->
-    case persistent_term:get({?MODULE, Key}, undefined) of
+    case persistent_term:get({?MODULE, all_modules}, undefined) of
         undefined ->
             Ebin = filename:dirname(code:which(?MODULE)),
-            Value = case file:consult(filename:join(Ebin, "beam_seccomp.app")) of
-                        {ok, [{application, beam_seccomp, Keys}]} -> proplists:get_value(Key, Keys, []);
-                        _ -> []
-                    end,
-            persistent_term:put({?MODULE, Key}, Value),
-            Value;
-        Value ->
-            Value
+            Beams = [list_to_atom(filename:rootname(F)) || F <- filelib:wildcard("*.beam", Ebin)],
+            Modules = lists:usort([?MODULE | listed_modules(Ebin, beam_seccomp) ++ Beams]),
+            persistent_term:put({?MODULE, all_modules}, Modules),
+            Modules;
+        Modules ->
+            Modules
     end.
 
 tool_modules() ->
@@ -55,14 +43,16 @@ tool_modules() ->
 
 %% The `modules' of an installed application, read from its `.app' file.
 app_keys(App) ->
-    case code:lib_dir(App, ebin) of
-        {error, _} ->
-            [];
-        Ebin ->
-            case file:consult(filename:join(Ebin, atom_to_list(App) ++ ".app")) of
-                {ok, [{application, App, Keys}]} -> proplists:get_value(modules, Keys, []);
-                _ -> []
-            end
+    %% (code:lib_dir/2 is deprecated from OTP 27)
+    case code:lib_dir(App) of
+        {error, _} -> [];
+        Dir -> listed_modules(filename:join(Dir, "ebin"), App)
+    end.
+
+listed_modules(Ebin, App) ->
+    case file:consult(filename:join(Ebin, atom_to_list(App) ++ ".app")) of
+        {ok, [{application, App, Keys}]} -> proplists:get_value(modules, Keys, []);
+        _ -> []
     end.
 
 %% Elixir's compiler entry points: `Code', `Module' and what they drive.

@@ -6,18 +6,21 @@
 
 %% Scenarios run in a VM of their own (peer), and callbacks.
 -export([deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
-         init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
+         every_spawner/0, spawners/0, arg_lists/4, probe/2, init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
+
+-include("caught.hrl").
 
 -define(NO_OS, #{mode => blacklist, rules => [os]}).
-%% The evaluation sandbox's modules (their own structure is not the core's).
--define(SANDBOX, [seccomp_eval, seccomp_sandbox, seccomp_prepared, seccomp_pool, seccomp_prepare,
-                  seccomp_compile, seccomp_rewrite, seccomp_source, seccomp_elixir, seccomp_capture]).
+%% The core and its enforcement points.
+-define(CORE, [seccomp, seccomp_route, seccomp_process, seccomp_delegate, seccomp_supervisor,
+               seccomp_rpc, seccomp_policy, seccomp_nif, seccomp_events, seccomp_violation,
+               seccomp_guard, seccomp_capabilities, beam_seccomp_app, beam_seccomp_sup]).
 
 setup() -> {ok, _} = application:ensure_all_started(beam_seccomp), ok.
 
 %% Run Fun in a fresh process and return its result.
 in_proc(Fun) ->
-    {Pid, Ref} = erlang:spawn_monitor(fun() -> exit({result, catch Fun()}) end),
+    {Pid, Ref} = erlang:spawn_monitor(fun() -> exit({result, caught(Fun)}) end),
     receive {'DOWN', Ref, process, Pid, {result, R}} -> R;
             {'DOWN', Ref, process, Pid, Other} -> {died, Other}
     after 20000 -> exit(Pid, kill), timeout
@@ -31,15 +34,18 @@ init({sup, Flags, Children}) -> {ok, {Flags, Children}}.
 %%% The deadlock paths, each in a VM of its own -------------------------------------
 
 %% A scenario in a fresh VM; a hang is reported as `timeout' and the VM killed.
-in_own_vm(Scenario) ->
-    Paths = lists:append([["-pa", P] || P <- code:get_path()]),
-    {ok, Peer, _} = peer:start_link(#{connection => standard_io, args => Paths}),
+in_own_vm(Scenario) -> in_own_vm(Scenario, 15000).
+
+in_own_vm(Scenario, Timeout) ->
+    Paths = lists:append([["-pa", P] || P <- code:get_path() ++ elixir_path()]),
+    %% The control connection is TCP: what the scenario prints cannot disturb it.
+    {ok, Peer, _} = peer:start_link(#{connection => 0, args => Paths}),
     OsPid = peer:call(Peer, os, getpid, []),
-    try peer:call(Peer, ?MODULE, Scenario, [], 15000)
+    try peer:call(Peer, ?MODULE, Scenario, [], Timeout)
     catch exit:{timeout, _} -> timeout
     after
         os:cmd("kill -9 " ++ OsPid),
-        catch peer:stop(Peer)
+        caught(fun() -> peer:stop(Peer) end)
     end.
 
 deadlocks_test_() ->
@@ -84,6 +90,142 @@ deadlock_adopt_twice() ->
     ok = seccomp_nif:adopt(T),
     ok = seccomp_nif:adopt(T),
     {ok, length(maps:get(layers, seccomp:status(self())))}.
+
+%% A scenario in a VM started as a plain OS process (nothing the scenario
+%% does can reach this VM or a control connection); `timeout' when it hangs.
+in_os_process(Scenario, Seconds) ->
+    Out = filename:join(os:getenv("TMPDIR", "/tmp"),
+                        "seccomp_scenario_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    Paths = lists:append([[" -pa '", P, "'"] || P <- code:get_path() ++ elixir_path()]),
+    Eval = io_lib:format("R = (catch ~p:~p()), ok = file:write_file(\"~ts\", term_to_binary(R)), halt().",
+                         [?MODULE, Scenario, Out]),
+    Log = Out ++ ".log",
+    _ = os:cmd(lists:flatten(["timeout -s KILL ", integer_to_list(Seconds), " erl -noshell", Paths,
+                              " -eval '", Eval, "' >", Log, " 2>&1 </dev/null"])),
+    case file:read_file(Out) of
+        {ok, Bin} -> file:delete(Out), file:delete(Log), binary_to_term(Bin);
+        {error, _} -> {timeout, Log}
+    end.
+
+%% Elixir's code, when Elixir is installed but not on this VM's path (rebar3).
+elixir_path() ->
+    case {code:which('Elixir.Kernel'), os:find_executable("elixir")} of
+        {non_existing, false} -> [];
+        {non_existing, _} ->
+            Dir = string:trim(os:cmd("elixir -e 'IO.write(:code.lib_dir(:elixir))' 2>/dev/null")),
+            [filename:join(Dir, "ebin") || filelib:is_dir(filename:join(Dir, "ebin"))];
+        _ -> []
+    end.
+
+%%% Completeness: every installed function that can reach a spawn BIF -------------------
+
+%% xref over kernel, stdlib and Elixir finds every exported function from
+%% which a call path reaches an `erlang:spawn*' BIF. Each is called through
+%% seccomp:apply by a process restricted by a blacklist that names only
+%% `os', with argument lists that hand it a probe as a fun or as an
+%% `{M, F, A}' in every position; any process that runs the probe reports
+%% whether it was restricted at its first instruction. Functions that can
+%% reach `erlang:halt' or `init:stop' would end the VM, and those that reach
+%% ports or raw sockets would take over or close the VM's own descriptors:
+%% they are left out (derived the same way).
+every_spawner_test_() ->
+    {timeout, 600, fun() ->
+        {Candidates, Calls, Probes, Free} = in_os_process(every_spawner, 540),
+        ?assert(Candidates > 300),
+        ?assert(Calls > Candidates),
+        ?assert(Probes > 20),
+        ?assertEqual([], Free)
+    end}.
+
+every_spawner() ->
+    started_vm(),
+    logger:set_primary_config(level, none),
+    group_leader(spawn(fun sink/0), self()),
+    Candidates = spawners(),
+    {ok, Policy} = seccomp:policy(?NO_OS),
+    Me = self(),
+    Calls = [{MFA, Args} || {M, F, A} = MFA <- Candidates, Args <- arg_lists(M, F, A, Me)],
+    run_batches(Calls, Policy),
+    Reports = drain_probes([]),
+    Free = lists:usort([Tag || {Tag, false} <- Reports]),
+    {length(Candidates), length(Calls), length(Reports), Free}.
+
+%% An io server that swallows everything the called functions print or read.
+sink() ->
+    receive
+        {io_request, From, Ref, _} -> From ! {io_reply, Ref, {error, enotsup}}, sink();
+        _ -> sink()
+    end.
+
+%% The probe: report the tag and whether this process is restricted.
+probe(Report, Tag) ->
+    Report ! {probe, Tag, seccomp:is_restricted(self())}.
+
+arg_lists(M, F, A, Me) ->
+    Tag = {M, F, A},
+    Fun = fun() -> probe(Me, Tag) end,
+    Fun1 = fun(_) -> probe(Me, Tag) end,
+    MFA = [?MODULE, probe, [Me, Tag]],
+    %% A pid to hand out that is not the collector (a call may link to it, kill it...).
+    Bystander = spawn(fun() -> receive after 60000 -> ok end end),
+    Fill = [node(), 0, Bystander, []],
+    Funs = [lists:duplicate(A, Fun), lists:duplicate(A, Fun1)],
+    Placed = [lists:duplicate(I, P) ++ [Fun] ++ lists:duplicate(A - I - 1, [])
+              || I <- lists:seq(0, A - 1), P <- Fill],
+    WithMFA = [lists:duplicate(I, P) ++ MFA ++ lists:duplicate(A - I - 3, [])
+               || A >= 3, I <- lists:seq(0, A - 3), P <- Fill],
+    Tuple = [lists:duplicate(I, P) ++ [{?MODULE, probe, [Me, Tag]}] ++ lists:duplicate(A - I - 1, [])
+             || I <- lists:seq(0, A - 1), P <- Fill],
+    lists:usort(Funs ++ Placed ++ WithMFA ++ Tuple).
+
+run_batches([], _Policy) ->
+    ok;
+run_batches(Calls, Policy) ->
+    {Batch, Rest} = lists:split(min(64, length(Calls)), Calls),
+    Pids = [spawn(fun() ->
+                          ok = seccomp:restrict(Policy),
+                          catch seccomp:apply(M, F, Args)
+                  end) || {{M, F, _}, Args} <- Batch],
+    timer:sleep(150),
+    [exit(P, kill) || P <- Pids],
+    run_batches(Rest, Policy).
+
+drain_probes(Acc) ->
+    receive {probe, Tag, Restricted} -> drain_probes([{Tag, Restricted} | Acc])
+    after 1000 -> Acc
+    end.
+
+%% Exported functions of kernel, stdlib and Elixir that reach a spawn BIF,
+%% without those that reach a VM stop.
+spawners() ->
+    {ok, X} = xref:start([{xref_mode, functions}]),
+    try
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}]),
+        Dirs = [code:lib_dir(App, ebin) || App <- [kernel, stdlib]] ++
+               [filename:dirname(code:which('Elixir.Kernel')) || code:which('Elixir.Kernel') =/= non_existing],
+        [{ok, _} = xref:add_directory(X, D) || D <- Dirs],
+        {ok, Edges} = xref:q(X, "E"),
+        {ok, Exports} = xref:q(X, "X"),
+        Callers = digraph:new(),
+        [begin digraph:add_vertex(Callers, A), digraph:add_vertex(Callers, B),
+               digraph:add_edge(Callers, B, A) end || {A, B} <- Edges],
+        Reaching = fun(Pred) -> sets:from_list(digraph_utils:reachable(
+                                                 [V || V <- digraph:vertices(Callers), Pred(V)], Callers)) end,
+        Spawners = Reaching(fun({erlang, F, _}) -> lists:prefix("spawn", atom_to_list(F)); (_) -> false end),
+        Stoppers = Reaching(fun({erlang, halt, _}) -> true;
+                               ({init, F, _}) -> lists:member(F, [stop, restart, reboot]);
+                               %% Ports and raw sockets take OS descriptors: the
+                               %% VM's own terminal, or a closed descriptor,
+                               %% ends it (the `ports' class of capabilities).
+                               ({erlang, open_port, 2}) -> true;
+                               %% The VM's terminal (reached through behaviour callbacks).
+                               ({M, _, _}) when M =:= user; M =:= user_sup; M =:= user_drv -> true;
+                               ({M, _, _}) when M =:= prim_socket; M =:= socket -> true;
+                               (_) -> false end),
+        [MFA || MFA <- Exports, sets:is_element(MFA, Spawners), not sets:is_element(MFA, Stoppers)]
+    after
+        xref:stop(X)
+    end.
 
 %%% Every vector: restricted at the first instruction, or refused ----------------------
 
@@ -170,19 +312,19 @@ guard_is_derived_test_() ->
                             end),
              ?assert(lists:all(fun(V) -> V =:= {deny, error} end, R)),
              ?assertMatch({'EXIT', {{seccomp_violation, {seccomp_route, call, 3}}, _}},
-                          restricted(fun() -> catch seccomp:apply(seccomp_route, call, [os, getpid, []]) end))
+                          restricted(fun() -> caught(fun() -> seccomp:apply(seccomp_route, call, [os, getpid, []]) end) end))
      end}.
 
 funs_are_checked_test_() ->
     {setup, fun setup/0,
      fun() ->
              ?assertMatch({'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, apply, [fun os:getpid/0, []]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, apply, [fun os:getpid/0, []]) end) end)),
              ?assertMatch({'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}},
-                          restricted(fun() -> catch seccomp:apply(lists, map, [fun os:getpid/0, []]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(lists, map, [fun os:getpid/0, []]) end) end)),
              %% What dbg does when it is cleared: it is refused, and repaired if done from outside.
              ?assertMatch({'EXIT', {{seccomp_violation, {erlang, trace, 3}}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, apply, [fun erlang:trace/3, [self(), false, [all]]]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, apply, [fun erlang:trace/3, [self(), false, [all]]]) end) end)),
              ?assertEqual(3, restricted(fun() -> seccomp:apply(erlang, apply, [fun(X) -> X + 1 end, [2]]) end))
      end}.
 
@@ -212,7 +354,7 @@ tampering_test_() ->
                                  ok = seccomp:restrict(?NO_OS),
                                  {maps:get(tracer, seccomp:status(self())),
                                   seccomp:inherit_everywhere(self()),
-                                  catch seccomp:apply(erlang, spawn, [fun() -> ok end])}
+                                  caught(fun() -> seccomp:apply(erlang, spawn, [fun() -> ok end]) end)}
                          end),
              ?assertMatch({{other, Other}, {error, {tracer_in_use, Other}},
                            {'EXIT', {{seccomp_inheritance, {tracer_in_use, Other}}, _}}}, R),
@@ -286,7 +428,7 @@ simple_one_for_one_test_() ->
                                                              restart => temporary}]}),
              unlink(Free),
              ?assertMatch({'EXIT', {{seccomp_violation, _}, _}},
-                          restricted(fun() -> catch seccomp:start_child(Free, [three]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:start_child(Free, [three]) end) end)),
              ?assertEqual([], collect_firsts([])),
              %% A supervisor the restricted process starts itself is restricted, and so are its children.
              {ok, Own} = restricted(fun() ->
@@ -309,16 +451,16 @@ events_test_() ->
              Events = whereis(seccomp_events),
              [Events ! Garbage || Garbage <- [x, {x}, {seccomp_watch, 1}, {'DOWN', a, b, c, d}]],
              [gen_server:cast(seccomp_events, G) || G <- [x, {event, x}, {event, #{}}]],
-             [catch gen_server:call(seccomp_events, G, 1000) || G <- [x, {subscribe, x}, {unsubscribe, 1}]
+             [caught(fun() -> gen_server:call(seccomp_events, G, 1000) end) || G <- [x, {subscribe, x}, {unsubscribe, 1}]
                                                                       ++ lists:duplicate(12, junk)],
              timer:sleep(50),
              ?assertEqual(Events, whereis(seccomp_events)),
              ?assertEqual({error, not_permitted}, restricted(fun() -> seccomp:subscribe() end)),
              %% A restricted process can neither message nor kill the library's processes.
              ?assertMatch({'EXIT', {{seccomp_violation, _}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, send, [seccomp_events, x]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, send, [seccomp_events, x]) end) end)),
              ?assertMatch({'EXIT', {{seccomp_violation, _}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, exit, [Events, kill]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, exit, [Events, kill]) end) end)),
              ?assertEqual(Events, whereis(seccomp_events))
      end}.
 
@@ -380,7 +522,7 @@ nif_badarg_test_() ->
                                   F =/= load_error, F =/= enabled, F =/= trace],
              [begin
                   Args = [lists:nth(rand:uniform(length(Garbage)), Garbage) || _ <- lists:seq(1, A)],
-                  R = in_proc(fun() -> catch erlang:apply(seccomp_nif, F, Args) end),
+                  R = in_proc(fun() -> caught(fun() -> erlang:apply(seccomp_nif, F, Args) end) end),
                   ?assertNotMatch({'EXIT', {nif_panicked, _}}, R),
                   ?assertNotMatch({died, _}, R)
               end || {F, A} <- Exports, _ <- lists:seq(1, 200)],
@@ -405,9 +547,10 @@ no_cycles_test_() ->
                  [begin digraph:add_vertex(G, A), digraph:add_vertex(G, B), digraph:add_edge(G, A, B) end
                   || {A, B} <- Mine],
                  ?assert(length(Mine) > 10),
-                 %% The core and its enforcement points, not the evaluation sandbox.
+                 %% The core and its enforcement points (the sandbox and the
+                 %% distribution carrier are structured on their own).
                  Core = [C || C <- digraph_utils:cyclic_strong_components(G),
-                              lists:any(fun(M) -> not lists:member(M, ?SANDBOX) end, C)],
+                              lists:any(fun(M) -> lists:member(M, ?CORE) end, C)],
                  ?assertEqual([], Core)
              after
                  xref:stop(seccomp_cycles)

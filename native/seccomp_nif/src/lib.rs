@@ -344,11 +344,15 @@ fn trace(env: Env, tag: Atom, _state: Term, tracee: Term, child: Term, _opts: Te
         // This environment cannot monitor: the key waits in UNWATCHED and the
         // events server is asked to drain it now (any later call would too).
         if TABLE.adopt(pid_key(&child), &layers) == Added::NewEntry {
-            if let Ok(mut keys) = UNWATCHED.lock() {
+            // One request drains all waiting keys: ask only for the first.
+            let first = UNWATCHED.lock().is_ok_and(|mut keys| {
                 keys.push(pid_key(&child));
-            }
-            if let Some(server) = env.whereis_pid(atoms::seccomp_events()) {
-                let _ = env.send(&server, atoms::seccomp_watch());
+                keys.len() == 1
+            });
+            if first {
+                if let Some(server) = env.whereis_pid(atoms::seccomp_events()) {
+                    let _ = env.send(&server, atoms::seccomp_watch());
+                }
             }
         }
     }
