@@ -67,17 +67,22 @@ trace(Pid) ->
 %% @doc Which tracer holds `Pid' (`undefined' when it is gone).
 -spec tracer(pid()) -> tracer() | undefined.
 tracer(Pid) ->
-    case {erlang:trace_info(Pid, tracer), erlang:trace_info(Pid, flags)} of
+    case {trace_info(Pid, tracer), trace_info(Pid, flags)} of
         {undefined, _} -> undefined;
         {_, undefined} -> undefined;
         {{tracer, []}, _} -> off;
-        {{tracer, {seccomp_nif, []}}, {flags, Flags}} ->
-            case ?FLAGS -- Flags of
-                [] -> on;
-                _ -> off
-            end;
-        {{tracer, T}, _} -> {other, T}
+        {{tracer, T}, {flags, Flags}} ->
+            case {T, ?FLAGS -- Flags} of
+                {{seccomp_nif, []}, []} -> on;
+                {{seccomp_nif, []}, _} -> off;
+                _ -> {other, T}
+            end
     end.
+
+%% OTP's spec of erlang:trace_info/2 leaves out what a tracer module answers
+%% (`{Module, State}', and the flags it was given): read it as any term.
+-spec trace_info(pid(), tracer | flags) -> term().
+trace_info(Pid, Item) -> erlang:apply(erlang, trace_info, [Pid, Item]).
 
 %% @doc For the checked apply of a restricted caller: the tracer must be on
 %% before anything runs, so a call cannot start a free process. Tampering is
