@@ -210,7 +210,7 @@ tx(Form, _P) ->
 %% Default deny: what this pass does not know stays out of compiled code.
 -spec unknown(term()) -> no_return().
 unknown(Form) ->
-    throw({unsafe, anno(Form), "this syntax is not available in prepared code"}).
+    throw({unsafe, seccomp_rewrite:anno(Form), "this syntax is not available in prepared code"}).
 
 %% Patterns hold no calls: the mediation pass left only these node types
 %% (map keys and binary sizes are guard expressions).
@@ -233,14 +233,6 @@ pattern({bin, _A, Elements} = Pt) when is_list(Elements) ->
     Pt;
 pattern(Other) ->
     unknown(Other).
-
-anno(Form) when is_tuple(Form), tuple_size(Form) >= 2 ->
-    case erl_anno:is_anno(element(2, Form)) of
-        true -> element(2, Form);
-        false -> erl_anno:new(1)
-    end;
-anno(_Form) ->
-    erl_anno:new(1).
 
 generic(T, P) ->
     list_to_tuple([element(1, T), element(2, T) | [sub(X, P) || X <- tl(tl(tuple_to_list(T)))]]).

@@ -54,7 +54,11 @@ set_policy(Source) ->
 
 %% @doc The policy in force.
 -spec policy() -> seccomp_dist_policy:policy().
-policy() -> persistent_term:get(?POLICY_KEY, seccomp_dist_policy:default()).
+policy() ->
+    case persistent_term:get(?POLICY_KEY, undefined) of
+        undefined -> seccomp_dist_policy:default();
+        Policy -> Policy
+    end.
 
 %% @doc Per node, how many packets of each kind were accepted and refused,
 %% and the last refusal.

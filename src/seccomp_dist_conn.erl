@@ -15,7 +15,12 @@
 -include_lib("kernel/include/net_address.hrl").
 
 -record(rx, {socket :: inet:socket(), node :: node(), dhandle :: term(), ctrl :: pid(),
-             policy :: term(), ctx :: seccomp_dist_filter:context()}).
+             policy :: term(), ctx :: seccomp_dist_filter:context(),
+             accepted = #{} :: #{atom() => pos_integer()}}).
+
+%% Packets the socket delivers before the receiver asks again (and flushes
+%% its counters).
+-define(ACTIVE_N, 64).
 
 %% @doc A controller for a connected socket.
 -spec start_controller(inet:socket()) -> pid().
@@ -145,7 +150,7 @@ receiver(Ctrl, Socket, Node, DHandle, Caps) ->
     Policy = seccomp_dist:policy(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
     %% Larger packets close the connection before they are read.
-    ok = inet:setopts(Socket, [{active, 10}, {packet_size, maps:get(max_message_bytes, Rules)}]),
+    ok = inet:setopts(Socket, [{active, ?ACTIVE_N}, {packet_size, maps:get(max_message_bytes, Rules)}]),
     receive_loop(#rx{socket = Socket, node = Node, dhandle = DHandle, ctrl = Ctrl, policy = Policy,
                      ctx = seccomp_dist_filter:context(Node, Rules, Caps)}).
 
@@ -154,8 +159,8 @@ receive_loop(#rx{socket = Socket} = S) ->
         {tcp, Socket, Packet} ->
             receive_loop(packet(Packet, current(S)));
         {tcp_passive, Socket} ->
-            ok = inet:setopts(Socket, [{active, 10}]),
-            receive_loop(S);
+            ok = inet:setopts(Socket, [{active, ?ACTIVE_N}]),
+            receive_loop(flush(S));
         {tcp_closed, Socket} ->
             exit(connection_closed);
         {tcp_error, Socket, emsgsize} ->
@@ -166,6 +171,10 @@ receive_loop(#rx{socket = Socket} = S) ->
         _ ->
             receive_loop(S)
     end.
+
+flush(#rx{node = Node, accepted = Accepted} = S) ->
+    maps:foreach(fun(Kind, N) -> seccomp_dist_stats:accepted(Node, Kind, N) end, Accepted),
+    S#rx{accepted = #{}}.
 
 max_message_bytes(#rx{ctx = #{rules := #{max_message_bytes := Max}}}) -> Max.
 
@@ -186,17 +195,18 @@ packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
     S1 = S#rx{ctx = Ctx#{atoms_left := maps:get(atoms_left, Ctx) - Atoms}},
     case Decision of
         {accept, Kind, _} ->
-            seccomp_dist_stats:accepted(Node, Kind),
             erlang:dist_ctrl_put_data(DHandle, Packet),
-            S1;
+            S1#rx{accepted = maps:update_with(Kind, fun(N) -> N + 1 end, 1, S1#rx.accepted)};
         {refuse, Kind, Why, Reply} ->
+            S2 = flush(S1),
             seccomp_dist_stats:refused(Node, Kind, Why),
             Reply =:= none orelse (S#rx.ctrl ! {inject, Reply}),
             case maps:get(on_violation, maps:get(rules, Ctx)) of
                 disconnect -> exit({seccomp_dist_refused, Why});
-                drop -> S1
+                drop -> S2
             end;
         {malformed, Why} ->
+            _ = flush(S1),
             seccomp_dist_stats:malformed(Node, Why),
             exit({seccomp_dist_malformed, Why})
     end.

@@ -12,13 +12,18 @@
 -export([scan/2, local_terms/2]).
 -export_type([info/0]).
 
+%% `term': the decoded term, when scanning decoded it anyway.
 -type info() :: #{size := non_neg_integer(), new_atoms := [binary()], funs := non_neg_integer(),
-                  memory := non_neg_integer()}.
+                  memory := non_neg_integer(), term => term()}.
 
 -define(VERSION, 131).
 -define(WORD, 8).
 %% Binaries up to this size are copied onto the receiver's heap.
 -define(HEAP_BIN, 64).
+-define(COMPRESSED, 80).
+%% Terms up to this size are decoded by the runtime to be judged (at most
+%% 32 bytes of heap per byte: a bound far below any message limit).
+-define(QUICK, 65536).
 -define(IS_ATOM_TAG(T), (T =:= 100 orelse T =:= 118 orelse T =:= 115 orelse T =:= 119)).
 
 -record(acc, {new = #{} :: #{binary() => true}, budget :: non_neg_integer(), funs = 0 :: non_neg_integer(),
@@ -29,7 +34,47 @@
 %% `MaxNewAtoms' distinct atoms unknown to this node are allowed; more is
 %% `{error, atom_budget}'.
 -spec scan(binary(), non_neg_integer()) -> {ok, info()} | {error, term()}.
-scan(<<?VERSION, Rest/binary>> = Bin, MaxNewAtoms) ->
+scan(<<?VERSION, Tag, _/binary>> = Bin, MaxNewAtoms) when Tag =/= ?COMPRESSED, byte_size(Bin) =< ?QUICK ->
+    quick(Bin, MaxNewAtoms);
+scan(Bin, MaxNewAtoms) ->
+    walk_term(Bin, MaxNewAtoms).
+
+%% Small terms: the runtime's decoder (`safe': it fails rather than create an
+%% atom) is much faster than the walk. A term it decodes names no new atom;
+%% if no byte of it could be a fun's tag, it holds no fun. Anything else,
+%% and every large term, is walked.
+quick(Bin, MaxNewAtoms) ->
+    try binary_to_term(Bin, [safe, used]) of
+        {Term, Used} ->
+            Whole = binary:part(Bin, 0, Used),
+            case no_fun_tag(Whole) of
+                true ->
+                    {ok, #{size => Used, new_atoms => [], funs => 0, term => Term,
+                           memory => erts_debug:flat_size(Term) * ?WORD + Used}};
+                false ->
+                    walk_term(Bin, MaxNewAtoms)
+            end
+    catch
+        error:badarg -> walk_term(Bin, MaxNewAtoms)
+    end.
+
+%% The tags of funs (new, export, old): one compiled single-byte pattern
+%% each, which the runtime searches fastest.
+no_fun_tag(Bin) ->
+    [New, Export, Old] = fun_tag_patterns(),
+    binary:match(Bin, New) =:= nomatch andalso binary:match(Bin, Export) =:= nomatch
+        andalso binary:match(Bin, Old) =:= nomatch.
+
+fun_tag_patterns() ->
+    case persistent_term:get(?MODULE, undefined) of
+        undefined ->
+            Patterns = [binary:compile_pattern(<<T>>) || T <- [112, 113, 117]],
+            persistent_term:put(?MODULE, Patterns),
+            Patterns;
+        Patterns -> Patterns
+    end.
+
+walk_term(<<?VERSION, Rest/binary>> = Bin, MaxNewAtoms) ->
     try walk(Rest, 1, #acc{budget = MaxNewAtoms, node = none}) of
         {Left, #acc{new = New, funs = Funs, memory = Memory}} ->
             {ok, #{size => byte_size(Bin) - byte_size(Left), new_atoms => maps:keys(New),
@@ -38,18 +83,40 @@ scan(<<?VERSION, Rest/binary>> = Bin, MaxNewAtoms) ->
         throw:Why -> {error, Why};
         error:_ -> {error, truncated}
     end;
-scan(_, _) ->
+walk_term(_, _) ->
     {error, bad_version}.
 
 %% @doc This node's pids and references in the terms of `Bin' (one or more
 %% terms one after another, as in a packet). `NodeName' is `atom_to_binary(node())'.
 %% Our own outgoing data: no atom is new, nothing is refused.
 -spec local_terms(binary(), binary()) -> [pid() | reference()].
+local_terms(Bin, _NodeName) when byte_size(Bin) =< ?QUICK ->
+    try decoded_locals(Bin, [])
+    catch _:_ -> []
+    end;
 local_terms(Bin, NodeName) ->
     try collect(Bin, #acc{budget = 0, node = NodeName}) of
         #acc{locals = Locals} -> Locals
     catch _:_ -> []
     end.
+
+%% Our own small packets are decoded and their terms walked.
+decoded_locals(<<>>, Acc) -> Acc;
+decoded_locals(Bin, Acc) ->
+    {Term, Used} = binary_to_term(Bin, [used]),
+    <<_:Used/binary, Rest/binary>> = Bin,
+    decoded_locals(Rest, locals_in(Term, Acc)).
+
+locals_in(T, Acc) when is_pid(T); is_reference(T) ->
+    case node(T) =:= node() of
+        true -> [T | Acc];
+        false -> Acc
+    end;
+locals_in([H | T], Acc) -> locals_in(T, locals_in(H, Acc));
+locals_in(T, Acc) when is_tuple(T) -> locals_in(tuple_to_list(T), Acc);
+locals_in(T, Acc) when is_map(T) -> locals_in(maps:to_list(T), Acc);
+locals_in(T, Acc) when is_function(T) -> locals_in(element(2, erlang:fun_info(T, env)), Acc);
+locals_in(_, Acc) -> Acc.
 
 collect(<<>>, Acc) -> Acc;
 collect(<<?VERSION, Rest/binary>>, Acc) ->

@@ -56,11 +56,11 @@ decide(<<>>, _C) ->
     {{accept, tick, 0}, 0};
 decide(<<?PASS_THROUGH, Rest/binary>>, #{atoms_left := Left} = C) ->
     case seccomp_dist_etf:scan(Rest, Left) of
-        {ok, #{funs := 0, size := Size, new_atoms := New}} ->
+        {ok, #{funs := 0, size := Size, new_atoms := New} = Info} ->
             <<CtlBin:Size/binary, Payload/binary>> = Rest,
             N = length(New),
             try
-                Ctl = decode(CtlBin),
+                Ctl = decoded(Info, CtlBin),
                 is_tuple(Ctl) andalso tuple_size(Ctl) >= 1 andalso is_integer(element(1, Ctl))
                     orelse throw({malformed, bad_control}),
                 control(Ctl, Payload, C#{atoms_left := Left - N})
@@ -76,6 +76,9 @@ decide(<<?PASS_THROUGH, Rest/binary>>, #{atoms_left := Left} = C) ->
     end;
 decide(_Packet, _C) ->
     {{malformed, not_pass_through}, 0}.
+
+decoded(#{term := Term}, _Bin) -> Term;
+decoded(_Info, Bin) -> decode(Bin).
 
 %% The scan found the term's end, but not every error (a bad float, an atom
 %% that is not UTF-8): those disconnect like any malformed packet.
@@ -201,19 +204,18 @@ reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
     case node(To) =:= node() of
         false -> not_local;
         true ->
-            case erlang:process_info(To, registered_name) of
-                undefined -> no_process;
-                {registered_name, Name} ->
+            case seccomp_dist_system:registered_name(To) of
+                none ->
+                    case seccomp_dist_caps:holds(Caps, To) of
+                        true -> given;
+                        false -> not_given
+                    end;
+                Name ->
                     %% Registered processes the policy does not name are
                     %% system processes: never reachable, whoever was shown them.
                     case lists:member(Name, Names) of
                         true -> {name, Name};
                         false -> {system_process, Name}
-                    end;
-                [] ->
-                    case seccomp_dist_caps:holds(Caps, To) of
-                        true -> given;
-                        false -> not_given
                     end
             end
     end;
@@ -248,12 +250,12 @@ message(To, Payload, #{rules := R} = C) ->
 %% decoded and judged by shape; others only when they hold funs.
 content(Kind, Name, Payload, #{rules := R} = C) ->
     case scan(Payload, C) of
-        {ok, #{new_atoms := New, funs := Funs}} ->
+        {ok, #{new_atoms := New, funs := Funs} = Info} ->
             Atoms = length(New),
             case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R)) of
                 true -> {accept, Kind, Atoms};
                 false ->
-                    case judge(Name, decode(Payload), C) of
+                    case judge(Name, decoded(Info, Payload), C) of
                         ok -> {accept, Kind, Atoms};
                         {refused, Why} -> {refuse, Kind, Why, none}
                     end
@@ -313,8 +315,8 @@ spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} =
                 false -> Refuse({bad_spawn_options, Opts});
                 true ->
                     case scan(Payload, C) of
-                        {ok, #{new_atoms := New}} ->
-                            case spawned(MFA, decode(Payload)) of
+                        {ok, #{new_atoms := New} = Info} ->
+                            case spawned(MFA, decoded(Info, Payload)) of
                                 {ok, Call} ->
                                     case rpc_allowed(Call, R) of
                                         true -> {accept, spawn_request, length(New)};

@@ -2,7 +2,7 @@
 %% last refusal per peer, and rate-limited log lines about refused traffic.
 -module(seccomp_dist_stats).
 
--export([init/0, accepted/2, refused/3, malformed/2, stats/0]).
+-export([init/0, accepted/3, refused/3, malformed/2, stats/0]).
 
 -define(TAB, seccomp_dist_stats).
 %% At most this many log lines per peer and second; the rest are counted.
@@ -16,9 +16,12 @@ init() ->
         andalso ets:new(?TAB, [named_table, public, {write_concurrency, true}]),
     ok.
 
-%% @doc Count an accepted packet.
--spec accepted(node(), atom()) -> ok.
-accepted(Node, Kind) -> count({Node, Kind, accepted}).
+%% @doc Add `N' accepted packets of a kind (receivers count in batches).
+-spec accepted(node(), atom(), pos_integer()) -> ok.
+accepted(Node, Kind, N) ->
+    Key = {Node, Kind, accepted},
+    _ = catch_badarg(fun() -> ets:update_counter(?TAB, Key, N, {Key, 0}) end),
+    ok.
 
 %% @doc Count, remember and (rate-limited) log a refused packet.
 -spec refused(node(), atom(), term()) -> ok.

@@ -4,7 +4,10 @@
 %% helper processes to every peer).
 -module(seccomp_dist_system).
 
--export([is_system/1]).
+-export([is_system/1, registered_name/1]).
+
+%% How long the receiver may use its copy of the name registry.
+-define(REGISTRY_TTL_MS, 100).
 
 %% @doc Whether `Pid' (a live local process) is a system process: started by
 %% the runtime (`erts_*'), by `init' (its group leader is `init'), an
@@ -41,3 +44,20 @@ otp_application(App) ->
             Otp;
         Otp -> Otp
     end.
+
+%% @doc The name `Pid' is registered under, or `none'. Read from a copy of
+%% the registry that the calling process refreshes every
+%% `?REGISTRY_TTL_MS': asking the process itself (`process_info/2') waits
+%% for it whenever it is running, which would make a receiver as slow as
+%% the busiest process it delivers to.
+-spec registered_name(pid()) -> atom() | none.
+registered_name(Pid) ->
+    Now = erlang:monotonic_time(millisecond),
+    Registry = case get(?MODULE) of
+                   {Since, R} when Now - Since < ?REGISTRY_TTL_MS -> R;
+                   _ ->
+                       R = maps:from_list([{P, N} || N <- registered(), P <- [whereis(N)], is_pid(P)]),
+                       put(?MODULE, {Now, R}),
+                       R
+               end,
+    maps:get(Pid, Registry, none).

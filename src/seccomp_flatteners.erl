@@ -1,5 +1,6 @@
 %% @doc The functions that walk or flatten a whole term in one call the VM
-%% cannot interrupt, or allocate in proportion to its flattened size: the
+%% cannot interrupt, allocate in proportion to its flattened size, or copy it
+%% to another process or a port (output to the group leader included): the
 %% built-in sinks, and every exported function of the installed Elixir,
 %% stdlib and kernel that can reach one of them, derived with `xref' from
 %% the code itself.
@@ -9,7 +10,7 @@
 %% information in the installed code) every call counts as a member.
 -module(seccomp_flatteners).
 
--export([member/3, ensure/0, start/0, derive/0, sinks/0, iodata_sinks/0]).
+-export([member/3, ensure/0, start/0, derive/0, sinks/0, iodata_sinks/0, copying_sinks/0]).
 
 -define(KEY, {?MODULE, set}).
 %% Apps whose modules sandboxed code may reach.
@@ -41,7 +42,17 @@ sinks() ->
     iodata_sinks()
         ++ [{erlang, term_to_binary, 1}, {erlang, term_to_binary, 2}, {erlang, term_to_iovec, 1},
             {erlang, term_to_iovec, 2}, {erlang, external_size, 1}, {erlang, external_size, 2},
-            {erlang, phash2, 1}, {erlang, phash2, 2}, {erlang, phash, 2}, {binary, copy, 2}].
+            {erlang, phash2, 1}, {erlang, phash2, 2}, {erlang, phash, 2}, {binary, copy, 2}]
+        ++ copying_sinks().
+
+%% @doc Built-ins that copy a term to another process or a port, where a
+%% too large one aborts the VM (an io request to the group leader included).
+-spec copying_sinks() -> [mfa()].
+copying_sinks() ->
+    [{erlang, send, 2}, {erlang, send, 3}, {erlang, '!', 2}, {erlang, port_command, 2},
+     {erlang, port_command, 3}, {erlang, spawn, 1}, {erlang, spawn, 3}, {erlang, spawn_link, 1},
+     {erlang, spawn_link, 3}, {erlang, spawn_monitor, 1}, {erlang, spawn_monitor, 3},
+     {erlang, spawn_opt, 2}, {erlang, spawn_opt, 4}, {erlang, exit, 2}].
 
 %% @doc Whether `M:F/A' is a sink or reaches one.
 -spec member(module(), atom(), arity()) -> boolean().
@@ -87,7 +98,8 @@ store() ->
 derive() ->
     {ok, X} = xref:start([{xref_mode, functions}]),
     try
-        ok = xref:set_default(X, [{warnings, false}, {verbose, false}]),
+        %% `builtins': the sinks are mostly BIFs, whose calls xref skips by default.
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
         [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin")) || App <- ?APPS],
         Formatters = lists:join(", ", [io_lib:format("~p", [M]) || M <- ?CUT]),
         Sinks = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A]) || {M, F, A} <- sinks()]),

@@ -43,9 +43,10 @@ tool_modules() ->
 
 %% The `modules' of an installed application, read from its `.app' file.
 app_keys(App) ->
-    case code:lib_dir(App, ebin) of
+    %% (code:lib_dir/2 is deprecated from OTP 27)
+    case code:lib_dir(App) of
         {error, _} -> [];
-        Ebin -> listed_modules(Ebin, App)
+        Dir -> listed_modules(filename:join(Dir, "ebin"), App)
     end.
 
 listed_modules(Ebin, App) ->

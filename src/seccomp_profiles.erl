@@ -116,6 +116,8 @@ process_rules() ->
             || F <- [send, exit, link, unlink, monitor, demonitor, 'alive?']]
         ++ [{'Elixir.Task', F, '_'} || F <- [await, await_many, yield, yield_many, shutdown]]
         ++ [{'Elixir.Task', F, A} || F <- [async, start], A <- [1, 3]]
+        %% `%Task{}' values are handed back to `await' and friends.
+        ++ [{'Elixir.Task', '__struct__', '_'}]
         ++ [{'Elixir.Agent', F, '_'} || F <- [get, update, get_and_update, cast, stop]]
         ++ [{'Elixir.Agent', F, 1} || F <- [start, start_link]].
 
@@ -178,7 +180,7 @@ data_kind(M, _F, _A) ->
 %% them is in these modules.
 -spec applies_no_data(module()) -> boolean().
 applies_no_data(M) ->
-    lists:member(M, [lists, maps, binary, unicode, io_lib, calendar, re, sets, gb_sets, gb_trees,
+    lists:member(M, [lists, maps, binary, unicode, calendar, re, sets, gb_sets, gb_trees,
                      queue, proplists, array, math, base64, dict, orddict, ordsets,
                      'Elixir.Tuple', 'Elixir.Bitwise', 'Elixir.Function']).
 

@@ -20,7 +20,7 @@
 %% </ul>
 -module(seccomp_rewrite).
 
--export([exprs/2]).
+-export([exprs/2, anno/1]).
 
 -type opts() :: #{enter_markers := boolean()}.
 
@@ -122,6 +122,8 @@ expr(Form, _O) ->
 unknown(Form) ->
     throw({unsafe, anno(Form), "this syntax is not available in the sandbox"}).
 
+%% @doc The annotation of an abstract-format node, or line 1 for what is not one.
+-spec anno(term()) -> erl_anno:anno().
 anno(Form) when is_tuple(Form), tuple_size(Form) >= 2 ->
     case erl_anno:is_anno(element(2, Form)) of
         true -> element(2, Form);

@@ -689,6 +689,9 @@ scan([T | Rest], MFA, Ctx) when is_list(T) -> scan_list(T, Rest, MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
     Items = case T of
                 {Key, Value} when is_atom(Key) -> [Value];
+                %% `{M, F, Arity}' describes a function (`%Task{mfa: ...}',
+                %% stack traces); what is applied has a list of arguments.
+                {_M, _F, Arity} when is_integer(Arity) -> [];
                 _ -> tuple_to_list(T)
             end,
     [named(A, MFA, Ctx) || A <- Items, is_atom(A)],
@@ -758,16 +761,24 @@ registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
 named(A, _MFA, _Ctx) when A =:= true; A =:= false; A =:= nil; A =:= undefined; A =:= ok; A =:= error ->
     ok;
 named(A, _MFA, Ctx) ->
-    case erlang:module_loaded(A) of
+    case erlang:module_loaded(A) orelse loadable(A, Ctx) of
         true ->
             case [MFA || {F, Ar} <- A:module_info(exports), MFA <- [{A, F, Ar}], not nameable(MFA, Ctx)] of
                 [] -> ok;
                 [First | _] -> deny(First, Ctx)
             end;
         false ->
-            on_code_path(A) andalso deny({A, module_info, 0}, Ctx),
             ok
     end.
+
+%% A module on the code path that is not loaded yet: loaded (as a call of
+%% it would) when the policy allows it, so its functions can be judged.
+loadable(A, Ctx) ->
+    on_code_path(A) andalso
+        case allowed(A, module_info, 0, Ctx) =:= allow andalso code:ensure_loaded(A) of
+            {module, A} -> true;
+            _ -> deny({A, module_info, 0}, Ctx)
+        end.
 
 nameable({M, F, A}, Ctx) ->
     ordinary(M, F, A) andalso allowed(M, F, A, Ctx) =:= allow

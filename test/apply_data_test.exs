@@ -64,4 +64,24 @@ defmodule Seccomp.ApplyDataTest do
     direct = for {m, f, a} <- ctx.applies_data, :seccomp_sandbox.direct(m, f, a), do: {m, f, a}
     assert direct == [], "called without mediation: #{inspect(direct)}"
   end
+
+  # Mediation, not refusal, for what the policy allows.
+  for backend <- [:eval, :pool] do
+    test "#{backend}: allowed functions named as data still run" do
+      for {code, value} <- [
+            {"{:ok, a} = Agent.start(fn -> [1, 2] end); Agent.get(a, Enum, :count, [])", 2},
+            {"{:ok, a} = Agent.start(fn -> 1 end); Agent.update(a, Kernel, :+, [2]); Agent.get(a, & &1)",
+             3},
+            {"Enum.sort([~D[2024-03-01], ~D[2024-01-01]], Date) |> hd() |> Date.to_string()",
+             "2024-01-01"},
+            {"Task.async(fn -> 5 end) |> Task.await()", 5}
+          ] do
+        assert {:ok, ^value, _} =
+                 Seccomp.Test.Backends.run(unquote(backend), code, %{
+                   language: :elixir,
+                   policy: :processes
+                 })
+      end
+    end
+  end
 end

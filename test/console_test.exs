@@ -12,7 +12,7 @@ defmodule Seccomp.ConsoleTest do
         :seccomp_shell.start(opts)
       end)
 
-    assert Task.await(task) == :ok
+    assert Task.await(task, 50_000) == :ok
     {:ok, {remaining, output}} = StringIO.close(io)
     {remaining, output}
   end

@@ -9,7 +9,6 @@ defmodule Seccomp.ElixirHelpersTest do
   alias Seccomp.Test.Backends
 
   @corpus ~S'''
-  def probe(m, m2, map, x, list, s) do
     a = map.field
     b = m.fun
     c = m2.fun()
@@ -29,25 +28,15 @@ defmodule Seccomp.ElixirHelpersTest do
     r = {%URI{}, %URI{map | host: "x"}, %{__struct__: URI}, Map.get(map, :a, 1), __ENV__.line}
     t = raise ArgumentError, "x"
     {a, b, c, d, e, f, g, h, i, j, k, l, n, o, p, q, r, t}
-  end
   '''
 
-  # Remote calls in the Erlang code the running Elixir makes of the corpus.
+  # Remote calls in the Erlang code the running Elixir makes of the corpus,
+  # translated as the sandbox translates user code.
   defp emitted_calls do
-    source = "defmodule Seccomp.HelperProbe do\n#{@corpus}\nend"
-    # The corpus is written for coverage, not style: its warnings are noise.
-    {[{mod, bin}], _} = ExUnit.CaptureIO.with_io(:stderr, fn -> Code.compile_string(source) end)
-
-    try do
-      {:ok, {_, [debug_info: {:debug_info_v1, backend, data}]}} =
-        :beam_lib.chunks(bin, [:debug_info])
-
-      {:ok, forms} = backend.debug_info(:erlang_v1, mod, data, [])
-      forms |> remote_calls() |> Enum.uniq()
-    after
-      :code.purge(mod)
-      :code.delete(mod)
-    end
+    bindings = [m: :m, m2: :m2, map: %{}, x: 1, list: [], s: ""]
+    quoted = Code.string_to_quoted!(@corpus)
+    {:ok, exprs, _, _, _} = :seccomp_elixir.to_erl(quoted, bindings)
+    exprs |> remote_calls() |> Enum.uniq()
   end
 
   defp remote_calls({:call, _, {:remote, _, {:atom, _, m}, {:atom, _, f}}, args} = t),

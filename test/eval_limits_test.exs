@@ -141,6 +141,50 @@ defmodule Seccomp.EvalLimitsTest do
     assert Seccomp.Test.Wait.eventually(fn -> :erlang.memory(:total) - before < 50_000_000 end)
   end
 
+  test "eval refuses source past max_source, as prepare does" do
+    code = String.duplicate("1 + ", 50) <> "1"
+    assert {:error, {:eval_limit, :size, 100}} = eval(code, max_source: 100)
+    assert {:error, {:eval_limit, :size, 100}} = eval(String.to_charlist(code), max_source: 100)
+    assert {:error, {:eval_limit, :size, 100}} = eval(Code.string_to_quoted!(code), max_source: 100)
+    assert {:ok, 51, []} = eval(code, max_source: 1000)
+    assert {:error, {:invalid_option, {:max_source, -1}}} = eval("1", max_source: -1)
+  end
+
+  test "one owner cannot take every prepared slot" do
+    Application.put_env(:beam_seccomp, :max_prepared_per_owner, 3)
+    on_exit(fn -> Application.delete_env(:beam_seccomp, :max_prepared_per_owner) end)
+
+    held =
+      for i <- 1..3 do
+        assert {:ok, p} = Seccomp.Eval.prepare("#{i}", mode: :caller)
+        p
+      end
+
+    assert {:error, {:prepare_limit, :owner, 3}} = Seccomp.Eval.prepare("4", mode: :caller)
+
+    # Another process still prepares; a release frees a place for its owner.
+    other = Task.async(fn -> Seccomp.Eval.prepare("5", mode: :caller) end) |> Task.await()
+    assert {:ok, _} = other
+    :ok = Seccomp.Eval.release(hd(held))
+    assert {:ok, p} = Seccomp.Eval.prepare("6", mode: :caller)
+    Enum.each([p | tl(held)], &Seccomp.Eval.release/1)
+  end
+
+  test "shared terms are measured flattened, within bounded work" do
+    tower = Enum.reduce(1..40, {1, 1}, fn _, t -> {t, t} end)
+    {us, over} = :timer.tc(fn -> :seccomp_size.cost(tower, 48_000_000, :term) end)
+    assert over == :over
+    assert us < 2_000_000
+    # A tuple of three (4 words), two list cells (2 words each), a binary (2 words and 3 bytes).
+    assert :seccomp_size.cost({1, [2, 3], "abc"}, 1000, :term) == 8 * 4 + 2 * 16 + (16 + 3)
+    iodata = Enum.reduce(1..40, ["ab"], fn _, t -> [t, t] end)
+    assert :seccomp_size.cost(iodata, 1_000_000, :iodata) == :over
+    assert :seccomp_size.cost(["ab", ?c | "d"], 100, :iodata) == 2 + 1 + 1 + 1 + 1
+    # Funs are measured by their environment.
+    big = Enum.to_list(1..10_000)
+    assert :seccomp_size.cost(fn -> big end, 1000, :term) == :over
+  end
+
   defp collect_spawned(acc) do
     receive do
       {:spawned, pid} -> collect_spawned([pid | acc])

@@ -68,7 +68,7 @@ defmodule Seccomp.ReadmeTest do
           :ok
         end)
 
-      assert Task.await(task, 30_000) == :ok
+      assert Task.await(task, 50_000) == :ok
     end
   end
 

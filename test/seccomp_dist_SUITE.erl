@@ -9,11 +9,11 @@
          ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
          garbage_disconnects_only_that_node/1, spawn_arity_is_the_payloads/1,
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
-         amplification_is_bounded/1, message_sizes_both_directions/1,
+         amplification_is_bounded/1, message_sizes_both_directions/1, oversized_messages_disconnect/1,
          policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
          filter_never_crashes_and_never_lets_refused_through/1, cluster_stays_up/1]).
 %% run on peer nodes
--export([decide_on/2, craft_pid/3, echo_loop/0]).
+-export([decide_on/2, craft_pid/3, echo_loop/0, log/2]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -21,6 +21,7 @@ all() ->
      cluster_housekeeping_works, outgoing_rpc_carries_the_policy, garbage_disconnects_only_that_node,
      spawn_arity_is_the_payloads, control_messages_of_every_release,
      nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
+     oversized_messages_disconnect,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
@@ -556,6 +557,32 @@ message_sizes_both_directions(_Config) ->
     ?assertEqual([{S, S} || S <- Sizes], ToCli),
     stop([Cli, Prot]).
 
+%% A packet larger than `max_message_bytes' closes the connection before it is
+%% read: the sender's monitors fire, nothing is delivered, the next
+%% connection works.
+oversized_messages_disconnect(_Config) ->
+    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{max_message_bytes => 1048576}}"}),
+    {Cli, CliNode} = start(client, plain),
+    ok = on(Cli, fun() -> register(seccomp_ct_client, spawn(fun ?MODULE:echo_loop/0)), ok end),
+    Sink = on(Prot, fun() ->
+                            P = spawn(fun() -> sink() end),
+                            {seccomp_ct_client, CliNode} ! {shown, P},
+                            P
+                    end),
+    timer:sleep(200),
+    Result = on(Cli, fun() ->
+                             M = erlang:monitor(process, Sink),
+                             Sink ! {self(), size, 2 bsl 20, binary:copy(<<7>>, 2 bsl 20)},
+                             Down = receive {'DOWN', M, process, _, Why} -> Why after 10000 -> no_down end,
+                             Got = receive {got, _, _} -> delivered after 500 -> not_delivered end,
+                             {Down, Got, net_adm:ping(ProtNode)}
+                     end),
+    ?assertEqual({noconnection, not_delivered, pong}, Result),
+    Stats = on(Prot, fun() -> seccomp_dist:stats() end),
+    ct:log("~p", [Stats]),
+    ?assertMatch(#{{malformed, refused} := 1}, maps:get(CliNode, Stats)),
+    stop([Cli, Prot]).
+
 sink() ->
     receive
         {From, size, S, Bin} -> From ! {got, S, byte_size(Bin)}, sink();
@@ -696,10 +723,16 @@ soak_setup(Node) ->
                   end),
     register(soak_stats, Stats),
     spawn(fun() -> ok = net_kernel:monitor_nodes(true), soak_watch() end),
+    %% every error any part of the node logs is a failure of the run
+    ok = logger:add_handler(soak_errors, ?MODULE, #{level => error}),
     Receiver = spawn(fun() -> process_flag(trap_exit, true), soak_receive() end),
     ok = pg:join(soak, Receiver),
     yes = global:register_name({soak, Node}, Receiver),
     ok.
+
+%% logger handler callback
+log(#{level := Level, msg := Msg}, _Config) ->
+    soak_stats ! {error, {log, Level, Msg}}.
 
 soak_watch() ->
     receive

@@ -8,6 +8,8 @@
 -export([deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
          every_spawner/0, spawners/0, arg_lists/4, probe/2, init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
 
+-include("caught.hrl").
+
 -define(NO_OS, #{mode => blacklist, rules => [os]}).
 %% The core and its enforcement points.
 -define(CORE, [seccomp, seccomp_route, seccomp_process, seccomp_delegate, seccomp_supervisor,
@@ -18,7 +20,7 @@ setup() -> {ok, _} = application:ensure_all_started(beam_seccomp), ok.
 
 %% Run Fun in a fresh process and return its result.
 in_proc(Fun) ->
-    {Pid, Ref} = erlang:spawn_monitor(fun() -> exit({result, catch Fun()}) end),
+    {Pid, Ref} = erlang:spawn_monitor(fun() -> exit({result, caught(Fun)}) end),
     receive {'DOWN', Ref, process, Pid, {result, R}} -> R;
             {'DOWN', Ref, process, Pid, Other} -> {died, Other}
     after 20000 -> exit(Pid, kill), timeout
@@ -43,7 +45,7 @@ in_own_vm(Scenario, Timeout) ->
     catch exit:{timeout, _} -> timeout
     after
         os:cmd("kill -9 " ++ OsPid),
-        catch peer:stop(Peer)
+        caught(fun() -> peer:stop(Peer) end)
     end.
 
 deadlocks_test_() ->
@@ -310,19 +312,19 @@ guard_is_derived_test_() ->
                             end),
              ?assert(lists:all(fun(V) -> V =:= {deny, error} end, R)),
              ?assertMatch({'EXIT', {{seccomp_violation, {seccomp_route, call, 3}}, _}},
-                          restricted(fun() -> catch seccomp:apply(seccomp_route, call, [os, getpid, []]) end))
+                          restricted(fun() -> caught(fun() -> seccomp:apply(seccomp_route, call, [os, getpid, []]) end) end))
      end}.
 
 funs_are_checked_test_() ->
     {setup, fun setup/0,
      fun() ->
              ?assertMatch({'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, apply, [fun os:getpid/0, []]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, apply, [fun os:getpid/0, []]) end) end)),
              ?assertMatch({'EXIT', {{seccomp_violation, {os, getpid, 0}}, _}},
-                          restricted(fun() -> catch seccomp:apply(lists, map, [fun os:getpid/0, []]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(lists, map, [fun os:getpid/0, []]) end) end)),
              %% What dbg does when it is cleared: it is refused, and repaired if done from outside.
              ?assertMatch({'EXIT', {{seccomp_violation, {erlang, trace, 3}}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, apply, [fun erlang:trace/3, [self(), false, [all]]]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, apply, [fun erlang:trace/3, [self(), false, [all]]]) end) end)),
              ?assertEqual(3, restricted(fun() -> seccomp:apply(erlang, apply, [fun(X) -> X + 1 end, [2]]) end))
      end}.
 
@@ -352,7 +354,7 @@ tampering_test_() ->
                                  ok = seccomp:restrict(?NO_OS),
                                  {maps:get(tracer, seccomp:status(self())),
                                   seccomp:inherit_everywhere(self()),
-                                  catch seccomp:apply(erlang, spawn, [fun() -> ok end])}
+                                  caught(fun() -> seccomp:apply(erlang, spawn, [fun() -> ok end]) end)}
                          end),
              ?assertMatch({{other, Other}, {error, {tracer_in_use, Other}},
                            {'EXIT', {{seccomp_inheritance, {tracer_in_use, Other}}, _}}}, R),
@@ -426,7 +428,7 @@ simple_one_for_one_test_() ->
                                                              restart => temporary}]}),
              unlink(Free),
              ?assertMatch({'EXIT', {{seccomp_violation, _}, _}},
-                          restricted(fun() -> catch seccomp:start_child(Free, [three]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:start_child(Free, [three]) end) end)),
              ?assertEqual([], collect_firsts([])),
              %% A supervisor the restricted process starts itself is restricted, and so are its children.
              {ok, Own} = restricted(fun() ->
@@ -449,16 +451,16 @@ events_test_() ->
              Events = whereis(seccomp_events),
              [Events ! Garbage || Garbage <- [x, {x}, {seccomp_watch, 1}, {'DOWN', a, b, c, d}]],
              [gen_server:cast(seccomp_events, G) || G <- [x, {event, x}, {event, #{}}]],
-             [catch gen_server:call(seccomp_events, G, 1000) || G <- [x, {subscribe, x}, {unsubscribe, 1}]
+             [caught(fun() -> gen_server:call(seccomp_events, G, 1000) end) || G <- [x, {subscribe, x}, {unsubscribe, 1}]
                                                                       ++ lists:duplicate(12, junk)],
              timer:sleep(50),
              ?assertEqual(Events, whereis(seccomp_events)),
              ?assertEqual({error, not_permitted}, restricted(fun() -> seccomp:subscribe() end)),
              %% A restricted process can neither message nor kill the library's processes.
              ?assertMatch({'EXIT', {{seccomp_violation, _}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, send, [seccomp_events, x]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, send, [seccomp_events, x]) end) end)),
              ?assertMatch({'EXIT', {{seccomp_violation, _}, _}},
-                          restricted(fun() -> catch seccomp:apply(erlang, exit, [Events, kill]) end)),
+                          restricted(fun() -> caught(fun() -> seccomp:apply(erlang, exit, [Events, kill]) end) end)),
              ?assertEqual(Events, whereis(seccomp_events))
      end}.
 
@@ -520,7 +522,7 @@ nif_badarg_test_() ->
                                   F =/= load_error, F =/= enabled, F =/= trace],
              [begin
                   Args = [lists:nth(rand:uniform(length(Garbage)), Garbage) || _ <- lists:seq(1, A)],
-                  R = in_proc(fun() -> catch erlang:apply(seccomp_nif, F, Args) end),
+                  R = in_proc(fun() -> caught(fun() -> erlang:apply(seccomp_nif, F, Args) end) end),
                   ?assertNotMatch({'EXIT', {nif_panicked, _}}, R),
                   ?assertNotMatch({died, _}, R)
               end || {F, A} <- Exports, _ <- lists:seq(1, 200)],

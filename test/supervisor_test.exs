@@ -128,7 +128,10 @@ defmodule Seccomp.SupervisorTest do
 
     {:ok, dyn} = DynamicSupervisor.start_link(strategy: :one_for_one)
     bad = :seccomp.child_spec(Supervisor.child_spec({Worker, 1}, []), {:file, "/nonexistent.json"})
-    assert {:error, {:seccomp_policy, {:file, "/nonexistent.json", :enoent}}} = Seccomp.start_child(dyn, bad)
+
+    assert {:error, {:seccomp_policy, {:file, "/nonexistent.json", :enoent}}} =
+             Seccomp.start_child(dyn, bad)
+
     assert Process.alive?(dyn)
   end
 

@@ -13,7 +13,7 @@
 //! and the caller measures them itself and calls again with their costs,
 //! keyed by identity (the term word), not by equality, which would walk them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rustler::types::map::MapIterator;
 use rustler::types::tuple::get_tuple;
@@ -36,8 +36,7 @@ enum Measure {
     Iodata,
 }
 
-/// The cost of one node with `children` pushed children and `bytes` of
-/// binary payload.
+/// The cost of one node of `words` heap words and `bytes` of binary payload.
 fn node_cost(measure: Measure, words: u64, bytes: u64) -> u64 {
     match measure {
         Measure::Term => 8 * words + bytes,
@@ -64,7 +63,7 @@ fn measure<'a>(
     let mut total: u64 = 0;
     let mut visits: u64 = 0;
     let mut opaque: Vec<Term<'a>> = Vec::new();
-    let mut opaque_seen: HashMap<usize, ()> = HashMap::new();
+    let mut opaque_seen: HashSet<usize> = HashSet::new();
     while let Some(t) = stack.pop() {
         visits += 1;
         if budget.is_some_and(|b| visits > b) {
@@ -140,13 +139,13 @@ fn opaque_cost<'a>(
     t: Term<'a>,
     known: &HashMap<usize, u64>,
     opaque: &mut Vec<Term<'a>>,
-    seen: &mut HashMap<usize, ()>,
+    seen: &mut HashSet<usize>,
 ) -> u64 {
     let key = t.as_c_arg();
     match known.get(&key) {
         Some(&cost) => cost,
         None => {
-            if seen.insert(key, ()).is_none() {
+            if seen.insert(key) {
                 opaque.push(t);
             }
             1
