@@ -67,6 +67,11 @@ controller(Socket) ->
     end.
 
 handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
+%% A node connecting under the name of a node that is connected is told
+%% `alive', and answering `true' would drop the connection of the node
+%% whose name it claims. The name is connected: this connection is refused
+%% instead (a restarted node connects again once its old connection is gone).
+handshake_request(_Socket, {send, "salive"}) -> {error, name_already_connected};
 handshake_request(Socket, {send, Packet}) -> gen_tcp:send(Socket, Packet);
 %% dist_util reads handshake messages as lists.
 handshake_request(Socket, {recv, Len, Timeout}) ->
@@ -147,7 +152,7 @@ send_or_die(Socket, Data) ->
 receiver(Ctrl, Socket, Node, DHandle, Caps) ->
     link(Ctrl),
     receive go -> ok end,
-    Policy = seccomp_dist:policy(),
+    Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
     %% Larger packets close the connection before they are read.
     ok = inet:setopts(Socket, [{active, ?ACTIVE_N}, {packet_size, maps:get(max_message_bytes, Rules)}]),
@@ -182,7 +187,7 @@ max_message_bytes(#rx{ctx = #{rules := #{max_message_bytes := Max}}}) -> Max.
 %% policy (persistent_term hands back the very same term until then). The
 %% atom budget spent so far stays spent.
 current(#rx{policy = Policy} = S) ->
-    case seccomp_dist:policy() of
+    case seccomp_dist_policy:current() of
         Policy -> S;
         New ->
             #rx{node = Node, ctx = Ctx} = S,
@@ -202,11 +207,11 @@ packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
             seccomp_dist_stats:refused(Node, Kind, Why),
             Reply =:= none orelse (S#rx.ctrl ! {inject, Reply}),
             case maps:get(on_violation, maps:get(rules, Ctx)) of
-                disconnect -> exit({seccomp_dist_refused, Why});
+                disconnect -> exit({seccomp_dist_refused, Kind});
                 drop -> S2
             end;
         {malformed, Why} ->
             _ = flush(S1),
             seccomp_dist_stats:malformed(Node, Why),
-            exit({seccomp_dist_malformed, Why})
+            exit({seccomp_dist_malformed, seccomp_dist_stats:bounded(Why)})
     end.
