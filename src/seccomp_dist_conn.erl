@@ -18,6 +18,10 @@
              policy :: term(), ctx :: seccomp_dist_filter:context(),
              accepted = #{} :: #{atom() => pos_integer()}}).
 
+%% How long a node claiming a connected node's name waits for that
+%% connection to go down before it is refused.
+-define(ALIVE_WAIT_MS, 3000).
+-define(ALIVE_POLL_MS, 20).
 %% Packets the socket delivers before the receiver asks again (and flushes
 %% its counters).
 -define(ACTIVE_N, 64).
@@ -69,14 +73,21 @@ controller(Socket) ->
 handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
 %% A node connecting under the name of a node that is connected is told
 %% `alive', and answering `true' would drop the connection of the node
-%% whose name it claims. The name is connected: this connection is refused
-%% instead (a restarted node connects again once its old connection is gone).
-handshake_request(_Socket, {send, "salive"}) -> {error, name_already_connected};
+%% whose name it claims. So `alive' is said only once that connection is
+%% down (a node that restarted before its old connection was seen down);
+%% while it stays up, this connection is refused.
+handshake_request(Socket, {send, "salive"}) ->
+    case old_connection_gone(get(claimed_name)) of
+        true -> gen_tcp:send(Socket, "salive");
+        false -> {error, name_already_connected}
+    end;
 handshake_request(Socket, {send, Packet}) -> gen_tcp:send(Socket, Packet);
 %% dist_util reads handshake messages as lists.
 handshake_request(Socket, {recv, Len, Timeout}) ->
     case gen_tcp:recv(Socket, Len, Timeout) of
-        {ok, Bin} when is_binary(Bin) -> {ok, binary_to_list(Bin)};
+        {ok, Bin} when is_binary(Bin) ->
+            remember_name(Bin),
+            {ok, binary_to_list(Bin)};
         Other -> Other
     end;
 handshake_request(Socket, nodeup_opts) ->
@@ -87,6 +98,28 @@ handshake_request(Socket, {address, Node, Family}) ->
     #net_address{address = Address, host = Host, protocol = tcp, family = Family};
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
+
+%% The name a connecting node gives (`send_name', new and old forms).
+remember_name(<<$N, _Flags:64, _Creation:32, Len:16, Name:Len/binary>>) -> put(claimed_name, Name);
+remember_name(<<$n, _Version:16, _Flags:32, Name/binary>>) -> put(claimed_name, Name);
+remember_name(_) -> ok.
+
+old_connection_gone(Name) when is_binary(Name) ->
+    try binary_to_existing_atom(Name, utf8) of
+        Node -> wait_until_not_up(Node, ?ALIVE_WAIT_MS div ?ALIVE_POLL_MS)
+    catch error:badarg -> true
+    end;
+old_connection_gone(_) -> false.
+
+%% net_kernel keeps the old connection `up_pending' until it goes down.
+wait_until_not_up(Node, Polls) ->
+    case net_kernel:node_info(Node, state) of
+        {ok, up_pending} when Polls > 0 ->
+            timer:sleep(?ALIVE_POLL_MS),
+            wait_until_not_up(Node, Polls - 1);
+        {ok, up_pending} -> false;
+        _ -> true
+    end.
 
 %% The driver's default user-space buffer is small: every large packet would
 %% be reassembled in many steps.
