@@ -200,20 +200,40 @@ signal(Kind, From, To, Payload, #{node := Node, rules := R} = C) ->
         true ->
             case maps:get(Flag, R) of
                 false -> refuse(Kind, From, To, not_allowed);
-                true ->
-                    case reach(To, C) of
-                        given when Flag =/= monitor, Flag =/= send, is_pid(To) ->
-                            case seccomp_dist_system:is_system(To) of
-                                false -> with_reason(Kind, Payload, C);
-                                true -> refuse(Kind, From, To, system_process)
-                            end;
-                        given -> with_reason(Kind, Payload, C);
-                        {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
-                        {name, Name} -> refuse(Kind, From, To, {named_process, Name});
-                        Other -> refuse(Kind, From, To, Other)
-                    end
+                true when Kind =:= exit, From =/= none ->
+                    %% an exit through a link the local process made
+                    %% (global links to remote lock holders) is the link's
+                    case linked(To, From) of
+                        true -> with_reason(Kind, Payload, C);
+                        false -> reachable_signal(Kind, Flag, From, To, Payload, C)
+                    end;
+                true -> reachable_signal(Kind, Flag, From, To, Payload, C)
             end
     end.
+
+reachable_signal(Kind, Flag, From, To, Payload, C) ->
+    case reach(To, C) of
+        given when Flag =/= monitor, Flag =/= send, is_pid(To) ->
+            case seccomp_dist_system:is_system(To) of
+                false -> with_reason(Kind, Payload, C);
+                true -> refuse(Kind, From, To, system_process)
+            end;
+        given -> with_reason(Kind, Payload, C);
+        {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
+        {name, Name} -> refuse(Kind, From, To, {named_process, Name});
+        Other -> refuse(Kind, From, To, Other)
+    end.
+
+linked(To, From) ->
+    Local = if
+                is_pid(To) -> node(To) =:= node() andalso To;
+                is_atom(To) -> whereis(To);
+                true -> false
+            end,
+    is_pid(Local) andalso case erlang:process_info(Local, links) of
+                              {links, Links} -> lists:member(From, Links);
+                              undefined -> false
+                          end.
 
 flag({monitor, _}) -> monitor;
 flag(demonitor) -> monitor;

@@ -600,6 +600,7 @@ oversized_messages_disconnect(_Config) ->
                              Sink ! {self(), size, 2 bsl 20, binary:copy(<<7>>, 2 bsl 20)},
                              Down = receive {'DOWN', M, process, _, Why} -> Why after 10000 -> no_down end,
                              Got = receive {got, _, _} -> delivered after 500 -> not_delivered end,
+                             ct:log("~p ~p", [Down, Got]),
                              {Down, Got, net_adm:ping(ProtNode)}
                      end),
     ?assertEqual({noconnection, not_delivered, pong}, Result),
