@@ -33,6 +33,10 @@ ok(global_name_server, {init_connect_ack, Peer, _HisMyTag, _HisHisTag}, Peer) ->
 ok(global_name_server, {cancel_connect, Peer, _Tag}, Peer) -> true;
 %% A peer asks to be disconnected from itself.
 ok(global_name_server, {remove_connection, Peer}, Peer) -> true;
+%% Replies to calls of global's locker and registrar (judged as the server
+%% is): gen_server replies to a reference of this node.
+ok(global_name_server, {{Tag, Peer}, _Reply}, Peer) -> local_ref(Tag);
+ok(global_name_server, {Tag, _Reply}, _Peer) when is_reference(Tag) -> local_ref(Tag);
 %% `lost_connection' names a third node that every receiver then drops:
 %% a peer's word is not enough for that (see the README).
 ok(global_group, {'$gen_cast', Req}, Peer) ->
@@ -117,6 +121,8 @@ conf_check(_Vsn, _From, _CCName, _PubType, _CCNodes, _Peer) -> false.
 %%% Helpers ----------------------------------------------------------------------------
 
 own(Pid, Peer) -> seccomp_dist_owned:own(Pid, Peer).
+
+local_ref(Ref) -> is_reference(Ref) andalso node(Ref) =:= node().
 
 proper(L) -> seccomp_dist_owned:proper(L).
 

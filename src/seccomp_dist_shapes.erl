@@ -75,6 +75,7 @@ pg({leave, From, Pids, Groups}, Peer, _) ->
 pg({'$gen_cast', {sync, From, Groups}}, Peer, _) ->
     own(From, Peer) andalso all(fun({_, Pids}) -> all_own(Pids, Peer); (_) -> false end, Groups);
 pg({discover, From, Version}, Peer, 29) -> own(From, Peer) andalso is_integer(Version);
+pg({'$gen_cast', {local_data, _, _, _} = Data}, Peer, 29) -> pg(Data, Peer, 29);
 pg({local_data, From, Version, Groups}, Peer, 29) when is_map(Groups) ->
     own(From, Peer) andalso is_integer(Version)
         andalso lists:all(fun(Pids) -> pids(Pids, Peer) end, maps:values(Groups));
