@@ -13,11 +13,13 @@
 %% Refused signals are answered as the VM answers a signal to a process that
 %% does not exist (`noproc'), so the peer does not hang.
 %%
-%% The control term is scanned ({@link seccomp_dist_etf}) before it is
-%% decoded; the payload only once the control term is accepted, and it is
-%% decoded only when the message has to be looked into (a named
-%% destination, a spawn's arguments, a fun). Atoms either would create come
-%% out of the connection's budget.
+%% A control message's operation is read from its first bytes: unknown ones
+%% are refused undecoded. Otherwise the control term is scanned ({@link
+%% seccomp_dist_etf}) before it is decoded; the payload only once the control
+%% term is accepted, and it is decoded only when the message has to be looked
+%% into (a named destination, a spawn's arguments, a fun). Atoms either would
+%% create come out of the peer node's budget ({@link seccomp_dist_budget})
+%% before they are created.
 -module(seccomp_dist_filter).
 
 -export([decide/2, context/3]).
