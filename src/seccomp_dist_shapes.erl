@@ -51,8 +51,8 @@ check(pg, Msg, Peer) ->
         false -> {refused, {pg, tag(Msg)}}
     end;
 
-check(_Name, Msg, _Peer) ->
-    door(Msg).
+check(_Name, Msg, Peer) ->
+    door(Msg, Peer).
 
 %% The group leader of an rpc is the caller's (never a local process); the
 %% arguments a proper list.
@@ -115,11 +115,14 @@ caller(From, Peer, Verdict) ->
         false -> {refused, bad_caller}
     end.
 
-%% Message shapes that act on the receiving process itself, whoever it is.
-door({'$gen_call', _, {Start, _}}) when Start =:= start_child; Start =:= restart_child -> {refused, start_child};
-door({system, _, _}) -> {refused, system_message};
-door({io_request, _, _, _}) -> {refused, io_request};
-door(_Msg) -> ok.
+%% Message shapes that act on the receiving process itself, whoever it is,
+%% and calls whose reply would go to a process the peer picked.
+door({'$gen_call', _, {Start, _}}, _Peer) when Start =:= start_child; Start =:= restart_child ->
+    {refused, start_child};
+door({'$gen_call', From, _Req}, Peer) -> caller(From, Peer, ok);
+door({system, _, _}, _Peer) -> {refused, system_message};
+door({io_request, _, _, _}, _Peer) -> {refused, io_request};
+door(_Msg, _Peer) -> ok.
 
 %% @doc A short name of a message's kind, for refusals: never the message itself.
 -spec tag(term()) -> term().

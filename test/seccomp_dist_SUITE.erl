@@ -1082,6 +1082,12 @@ typed_and_owned() ->
     ?assertMatch({accept, send, _}, Named(net_kernel, {'$gen_call', {P, [alias | remote_ref()]}, {is_auth, x@y}})),
     ?assertMatch({refuse, send, _, _}, Named(rex, {P, {call, erlang, node, [], whereis(user)}})),
     ?assertMatch({refuse, send, _, _}, Named(rex, {'$gen_call', {P, Ref}, {call, erlang, node, [a | b], P}})),
+    %% any process the policy names: a call's reply goes to the peer
+    register(seccomp_ct_named, spawn(fun() -> receive stop -> ok end end)),
+    NamedCtx = context(#{names => [seccomp_ct_named]}),
+    ToNamed = fun(Msg) -> verdict(packet({6, P, '', seccomp_ct_named}, Msg), NamedCtx) end,
+    ?assertMatch({refuse, send, _, _}, ToNamed({'$gen_call', {whereis(init), t}, hi})),
+    ?assertMatch({accept, send, _}, ToNamed({'$gen_call', {P, t}, hi})),
     %% a local group leader for a spawned process; improper options and arguments
     Spawn = fun(GL, MFA, Opts, Args) -> verdict(packet({29, Ref, P, GL, MFA, Opts}, Args), Ctx) end,
     ?assertMatch({refuse, spawn_request, local_group_leader, _}, Spawn(whereis(user), {erlang, node, 0}, [], [])),
