@@ -202,13 +202,6 @@ signal(Kind, From, To, Payload, #{node := Node, rules := R} = C) ->
         true ->
             case maps:get(Flag, R) of
                 false -> refuse(Kind, From, To, not_allowed);
-                true when Kind =:= exit, From =/= none ->
-                    %% an exit through a link the local process made
-                    %% (global links to remote lock holders) is the link's
-                    case linked(To, From) of
-                        true -> with_reason(Kind, Payload, C);
-                        false -> reachable_signal(Kind, Flag, From, To, Payload, C)
-                    end;
                 true -> reachable_signal(Kind, Flag, From, To, Payload, C)
             end
     end.
@@ -222,20 +215,29 @@ reachable_signal(Kind, Flag, From, To, Payload, C) ->
             end;
         given -> with_reason(Kind, Payload, C);
         {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
-        {name, Name} -> refuse(Kind, From, To, {named_process, Name});
+        {name, Name} -> linked_exit(Kind, From, To, {named_process, Name}, Payload, C);
+        {system_process, _} = Why -> linked_exit(Kind, From, To, Why, Payload, C);
         Other -> refuse(Kind, From, To, Other)
     end.
 
-linked(To, From) ->
+%% An exit through a link a registered process made itself to the sender
+%% is the link's: it passes. (Only registered processes are looked at: the
+%% cost of reading a process's links grows with them.)
+linked_exit(exit, From, To, Why, Payload, C) when is_pid(From) ->
     Local = if
-                is_pid(To) -> node(To) =:= node() andalso To;
-                is_atom(To) -> whereis(To);
-                true -> false
+                is_pid(To) -> To;
+                true -> whereis(To)
             end,
-    is_pid(Local) andalso case erlang:process_info(Local, links) of
-                              {links, Links} -> lists:member(From, Links);
-                              undefined -> false
-                          end.
+    Linked = is_pid(Local) andalso case erlang:process_info(Local, links) of
+                                       {links, Links} -> lists:member(From, Links);
+                                       undefined -> false
+                                   end,
+    case Linked of
+        true -> with_reason(exit, Payload, C);
+        false -> refuse(exit, From, To, Why)
+    end;
+linked_exit(Kind, From, To, Why, _Payload, _C) ->
+    refuse(Kind, From, To, Why).
 
 flag({monitor, _}) -> monitor;
 flag(demonitor) -> monitor;

@@ -236,6 +236,24 @@ link_then_exit_kills_nothing(_Config) ->
     Died = [X || {P, _, _} = X <- Before, not lists:member(P, Alive)],
     ct:log("died: ~p", [Died]),
     ?assertEqual([], Died),
+    %% an exit through a link a registered process made itself is the link's
+    Remote = on(Att, fun() -> spawn(fun() -> receive die -> exit(boom) end end) end),
+    ok = on(Prot, fun() ->
+                          Self = self(),
+                          P = spawn(fun() ->
+                                            process_flag(trap_exit, true),
+                                            link(Remote),
+                                            Self ! linked,
+                                            receive {'EXIT', Remote, Why} -> ok end,
+                                            receive {report, From} -> From ! {got, Why} end
+                                    end),
+                          register(seccomp_ct_linker, P),
+                          receive linked -> ok end
+                  end),
+    on(Att, fun() -> Remote ! die end),
+    ?assertEqual(boom, on(Prot, fun() -> seccomp_ct_linker ! {report, self()},
+                                         receive {got, Why} -> Why after 3000 -> no_exit end
+                                end)),
     stop([Att, Prot]).
 
 %% Allowed names accept only their peers' protocol messages.
