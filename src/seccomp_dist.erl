@@ -23,7 +23,6 @@
 -include_lib("kernel/include/dist.hrl").
 -include_lib("kernel/include/dist_util.hrl").
 
--define(POLICY_KEY, {?MODULE, policy}).
 %% The distribution flags the filter understands (OTP 25's defaults, and
 %% OTP 28's alternative-action signals, which it filters like their older
 %% forms). Every other flag is refused, so a peer never sends what the
@@ -46,19 +45,11 @@
 
 %% @doc Replace the policy (see {@link seccomp_dist_policy:normalise/1}).
 -spec set_policy(seccomp_dist_policy:source()) -> ok | {error, term()}.
-set_policy(Source) ->
-    case seccomp_dist_policy:load(Source) of
-        {ok, P} -> persistent_term:put(?POLICY_KEY, P);
-        {error, _} = E -> E
-    end.
+set_policy(Source) -> seccomp_dist_policy:install(Source).
 
 %% @doc The policy in force.
 -spec policy() -> seccomp_dist_policy:policy().
-policy() ->
-    case persistent_term:get(?POLICY_KEY, undefined) of
-        undefined -> seccomp_dist_policy:default();
-        Policy -> Policy
-    end.
+policy() -> seccomp_dist_policy:current().
 
 %% @doc Per node, how many packets of each kind were accepted and refused,
 %% and the last refusal.
@@ -103,6 +94,7 @@ listen(Name, _Host) ->
     case load_policy() of
         ok ->
             ok = seccomp_dist_stats:init(),
+            ok = seccomp_dist_budget:init(),
             Opts = [binary, {active, false}, {packet, 2}, {reuseaddr, true}, family(), {backlog, 128}
                     | listen_interface()],
             case gen_tcp:listen(listen_port(), Opts) of

@@ -18,6 +18,10 @@
              policy :: term(), ctx :: seccomp_dist_filter:context(),
              accepted = #{} :: #{atom() => pos_integer()}}).
 
+%% How long a node claiming a connected node's name waits for that
+%% connection to go down before it is refused.
+-define(ALIVE_WAIT_MS, 3000).
+-define(ALIVE_POLL_MS, 20).
 %% Packets the socket delivers before the receiver asks again (and flushes
 %% its counters).
 -define(ACTIVE_N, 64).
@@ -67,11 +71,23 @@ controller(Socket) ->
     end.
 
 handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
+%% A node connecting under the name of a node that is connected is told
+%% `alive', and answering `true' would drop the connection of the node
+%% whose name it claims. So `alive' is said only once that connection is
+%% down (a node that restarted before its old connection was seen down);
+%% while it stays up, this connection is refused.
+handshake_request(Socket, {send, "salive"}) ->
+    case old_connection_gone(get(claimed_name)) of
+        true -> gen_tcp:send(Socket, "salive");
+        false -> {error, name_already_connected}
+    end;
 handshake_request(Socket, {send, Packet}) -> gen_tcp:send(Socket, Packet);
 %% dist_util reads handshake messages as lists.
 handshake_request(Socket, {recv, Len, Timeout}) ->
     case gen_tcp:recv(Socket, Len, Timeout) of
-        {ok, Bin} when is_binary(Bin) -> {ok, binary_to_list(Bin)};
+        {ok, Bin} when is_binary(Bin) ->
+            remember_name(Bin),
+            {ok, binary_to_list(Bin)};
         Other -> Other
     end;
 handshake_request(Socket, nodeup_opts) ->
@@ -82,6 +98,28 @@ handshake_request(Socket, {address, Node, Family}) ->
     #net_address{address = Address, host = Host, protocol = tcp, family = Family};
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
+
+%% The name a connecting node gives (`send_name', new and old forms).
+remember_name(<<$N, _Flags:64, _Creation:32, Len:16, Name:Len/binary>>) -> put(claimed_name, Name);
+remember_name(<<$n, _Version:16, _Flags:32, Name/binary>>) -> put(claimed_name, Name);
+remember_name(_) -> ok.
+
+old_connection_gone(Name) when is_binary(Name) ->
+    try binary_to_existing_atom(Name, utf8) of
+        Node -> wait_until_not_up(Node, ?ALIVE_WAIT_MS div ?ALIVE_POLL_MS)
+    catch error:badarg -> true
+    end;
+old_connection_gone(_) -> false.
+
+%% net_kernel keeps the old connection `up_pending' until it goes down.
+wait_until_not_up(Node, Polls) ->
+    case net_kernel:node_info(Node, state) of
+        {ok, up_pending} when Polls > 0 ->
+            timer:sleep(?ALIVE_POLL_MS),
+            wait_until_not_up(Node, Polls - 1);
+        {ok, up_pending} -> false;
+        _ -> true
+    end.
 
 %% The driver's default user-space buffer is small: every large packet would
 %% be reassembled in many steps.
@@ -147,7 +185,7 @@ send_or_die(Socket, Data) ->
 receiver(Ctrl, Socket, Node, DHandle, Caps) ->
     link(Ctrl),
     receive go -> ok end,
-    Policy = seccomp_dist:policy(),
+    Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
     %% Larger packets close the connection before they are read.
     ok = inet:setopts(Socket, [{active, ?ACTIVE_N}, {packet_size, maps:get(max_message_bytes, Rules)}]),
@@ -182,7 +220,7 @@ max_message_bytes(#rx{ctx = #{rules := #{max_message_bytes := Max}}}) -> Max.
 %% policy (persistent_term hands back the very same term until then). The
 %% atom budget spent so far stays spent.
 current(#rx{policy = Policy} = S) ->
-    case seccomp_dist:policy() of
+    case seccomp_dist_policy:current() of
         Policy -> S;
         New ->
             #rx{node = Node, ctx = Ctx} = S,
@@ -202,11 +240,11 @@ packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
             seccomp_dist_stats:refused(Node, Kind, Why),
             Reply =:= none orelse (S#rx.ctrl ! {inject, Reply}),
             case maps:get(on_violation, maps:get(rules, Ctx)) of
-                disconnect -> exit({seccomp_dist_refused, Why});
+                disconnect -> exit({seccomp_dist_refused, Kind});
                 drop -> S2
             end;
         {malformed, Why} ->
             _ = flush(S1),
             seccomp_dist_stats:malformed(Node, Why),
-            exit({seccomp_dist_malformed, Why})
+            exit({seccomp_dist_malformed, seccomp_dist_stats:bounded(Why)})
     end.

@@ -13,11 +13,13 @@
 %% Refused signals are answered as the VM answers a signal to a process that
 %% does not exist (`noproc'), so the peer does not hang.
 %%
-%% The control term is scanned ({@link seccomp_dist_etf}) before it is
-%% decoded; the payload only once the control term is accepted, and it is
-%% decoded only when the message has to be looked into (a named
-%% destination, a spawn's arguments, a fun). Atoms either would create come
-%% out of the connection's budget.
+%% A control message's operation is read from its first bytes: unknown ones
+%% are refused undecoded. Otherwise the control term is scanned ({@link
+%% seccomp_dist_etf}) before it is decoded; the payload only once the control
+%% term is accepted, and it is decoded only when the message has to be looked
+%% into (a named destination, a spawn's arguments, a fun). Atoms either would
+%% create come out of the peer node's budget ({@link seccomp_dist_budget})
+%% before they are created.
 -module(seccomp_dist_filter).
 
 -export([decide/2, context/3]).
@@ -43,39 +45,87 @@
 %% above normal, ...) is refused.
 -define(SPAWN_OPTS, [link, monitor]).
 
+%% The control messages of OTP 25-29 are 1-37 but these (old node links,
+%% trace tokens of R9, ...); any other is refused before its control term
+%% is decoded.
+-define(UNUSED_OPS, [9, 10, 11, 14, 15, 17]).
+
 %% @doc The context a connection's receiver decides in.
 -spec context(node(), seccomp_dist_policy:node_rules(), ets:tid()) -> context().
 context(Node, Rules, Caps) ->
-    #{node => Node, rules => Rules, caps => Caps, atoms_left => maps:get(max_new_atoms, Rules)}.
+    #{node => Node, rules => Rules, caps => Caps,
+      atoms_left => seccomp_dist_budget:left(Node, maps:get(max_new_atoms, Rules))}.
 
 %% @doc Classify one incoming packet and decide on it; also how many new
-%% atoms deciding and delivering it creates (the control term is decoded
-%% whatever the verdict; the payload only if it is let in).
+%% atoms deciding and delivering it creates. Atoms are charged to the
+%% peer's budget ({@link seccomp_dist_budget}) before a term is decoded:
+%% the control term of a known control message always, a payload once its
+%% header is accepted. An exception while deciding (a bug, or a term the
+%% filter did not expect) makes the packet malformed, never the receiver crash.
 -spec decide(binary(), context()) -> {decision(), NewAtoms :: non_neg_integer()}.
 decide(<<>>, _C) ->
     {{accept, tick, 0}, 0};
-decide(<<?PASS_THROUGH, Rest/binary>>, #{atoms_left := Left} = C) ->
+decide(Packet, C) ->
+    try
+        decide_packet(Packet, C)
+    catch
+        Class:_Why:Stack ->
+            {{malformed, {filter_error, Class, where(Stack)}}, 0}
+    end.
+
+%% Where the filter failed, without the arguments (they are the peer's data).
+where([{M, F, Args, _} | _]) when is_list(Args) -> {M, F, length(Args)};
+where([{M, F, Arity, _} | _]) -> {M, F, Arity};
+where(_) -> unknown.
+
+decide_packet(<<?PASS_THROUGH, Rest/binary>>, C) ->
+    case control_op(Rest) of
+        {ok, Op} ->
+            case Op >= 1 andalso Op =< 37 andalso not lists:member(Op, ?UNUSED_OPS) of
+                true -> known_control(Rest, C);
+                false -> {{refuse, unknown_control, Op, none}, 0}
+            end;
+        error ->
+            {{malformed, bad_control}, 0}
+    end;
+decide_packet(_Packet, _C) ->
+    {{malformed, not_pass_through}, 0}.
+
+%% The operation of a control term, read from its first bytes: a tuple
+%% whose first element is an integer.
+control_op(<<131, 104, Arity, 97, Op, _/binary>>) when Arity > 0 -> {ok, Op};
+control_op(<<131, 104, Arity, 98, Op:32/signed, _/binary>>) when Arity > 0 -> {ok, Op};
+control_op(<<131, 105, Arity:32, 97, Op, _/binary>>) when Arity > 0 -> {ok, Op};
+control_op(<<131, 105, Arity:32, 98, Op:32/signed, _/binary>>) when Arity > 0 -> {ok, Op};
+control_op(_) -> error.
+
+known_control(Rest, #{atoms_left := Left} = C) ->
     case seccomp_dist_etf:scan(Rest, Left) of
         {ok, #{funs := 0, size := Size, new_atoms := New} = Info} ->
-            <<CtlBin:Size/binary, Payload/binary>> = Rest,
             N = length(New),
-            try
-                Ctl = decoded(Info, CtlBin),
-                is_tuple(Ctl) andalso tuple_size(Ctl) >= 1 andalso is_integer(element(1, Ctl))
-                    orelse throw({malformed, bad_control}),
-                control(Ctl, Payload, C#{atoms_left := Left - N})
-            of
-                {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};
-                Other -> {Other, N}
-            catch
-                throw:{malformed, _} = M -> {M, N}
+            case charge(N, C) of
+                ok ->
+                    <<CtlBin:Size/binary, Payload/binary>> = Rest,
+                    try
+                        Ctl = decoded(Info, CtlBin),
+                        control(Ctl, Payload, C#{atoms_left := Left - N})
+                    of
+                        {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};
+                        Other -> {Other, N}
+                    catch
+                        throw:{malformed, _} = M -> {M, N}
+                    end;
+                atom_budget ->
+                    {{refuse, control, atom_budget, none}, 0}
             end;
         {ok, _} -> {{malformed, fun_in_control}, 0};
         {error, atom_budget} -> {{refuse, control, atom_budget, none}, 0};
         {error, Why} -> {{malformed, Why}, 0}
-    end;
-decide(_Packet, _C) ->
-    {{malformed, not_pass_through}, 0}.
+    end.
+
+%% Take `N' new atoms from the peer's budget.
+charge(N, #{node := Node, rules := #{max_new_atoms := Max}}) ->
+    seccomp_dist_budget:charge(Node, N, Max).
 
 decoded(#{term := Term}, _Bin) -> Term;
 decoded(_Info, Bin) -> decode(Bin).
@@ -152,20 +202,42 @@ signal(Kind, From, To, Payload, #{node := Node, rules := R} = C) ->
         true ->
             case maps:get(Flag, R) of
                 false -> refuse(Kind, From, To, not_allowed);
-                true ->
-                    case reach(To, C) of
-                        given when Flag =/= monitor, Flag =/= send, is_pid(To) ->
-                            case seccomp_dist_system:is_system(To) of
-                                false -> with_reason(Kind, Payload, C);
-                                true -> refuse(Kind, From, To, system_process)
-                            end;
-                        given -> with_reason(Kind, Payload, C);
-                        {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
-                        {name, Name} -> refuse(Kind, From, To, {named_process, Name});
-                        Other -> refuse(Kind, From, To, Other)
-                    end
+                true -> reachable_signal(Kind, Flag, From, To, Payload, C)
             end
     end.
+
+reachable_signal(Kind, Flag, From, To, Payload, C) ->
+    case reach(To, C) of
+        given when Flag =/= monitor, Flag =/= send, is_pid(To) ->
+            case seccomp_dist_system:is_system(To) of
+                false -> with_reason(Kind, Payload, C);
+                true -> refuse(Kind, From, To, system_process)
+            end;
+        given -> with_reason(Kind, Payload, C);
+        {name, _} when Flag =:= monitor -> with_reason(Kind, Payload, C);
+        {name, Name} -> linked_exit(Kind, From, To, {named_process, Name}, Payload, C);
+        {system_process, _} = Why -> linked_exit(Kind, From, To, Why, Payload, C);
+        Other -> refuse(Kind, From, To, Other)
+    end.
+
+%% An exit through a link a registered process made itself to the sender
+%% is the link's: it passes. (Only registered processes are looked at: the
+%% cost of reading a process's links grows with them.)
+linked_exit(exit, From, To, Why, Payload, C) when is_pid(From) ->
+    Local = if
+                is_pid(To) -> To;
+                true -> whereis(To)
+            end,
+    Linked = is_pid(Local) andalso case erlang:process_info(Local, links) of
+                                       {links, Links} -> lists:member(From, Links);
+                                       undefined -> false
+                                   end,
+    case Linked of
+        true -> with_reason(exit, Payload, C);
+        false -> refuse(exit, From, To, Why)
+    end;
+linked_exit(Kind, From, To, Why, _Payload, _C) ->
+    refuse(Kind, From, To, Why).
 
 flag({monitor, _}) -> monitor;
 flag(demonitor) -> monitor;
@@ -181,7 +253,7 @@ kind(K) -> K.
 %% payload, but never looked into.
 with_reason(Kind, {reason, Payload}, C) ->
     case scan(Payload, C) of
-        {ok, Info} -> {accept, kind(Kind), length(maps:get(new_atoms, Info))};
+        {ok, _Info, Atoms} -> {accept, kind(Kind), Atoms};
         Refused -> refused(kind(Kind), Refused)
     end;
 with_reason(Kind, <<>>, _C) -> {accept, kind(Kind), 0};
@@ -250,8 +322,7 @@ message(To, Payload, #{rules := R} = C) ->
 %% decoded and judged by shape; others only when they hold funs.
 content(Kind, Name, Payload, #{rules := R} = C) ->
     case scan(Payload, C) of
-        {ok, #{new_atoms := New, funs := Funs} = Info} ->
-            Atoms = length(New),
+        {ok, #{funs := Funs} = Info, Atoms} ->
             case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R)) of
                 true -> {accept, Kind, Atoms};
                 false ->
@@ -287,12 +358,19 @@ shape(Name, Msg, #{node := Node, rules := R} = C) ->
         {refused, _} = Refused -> Refused
     end.
 
-%% A payload must be one whole term, within the atom budget and the memory bound.
-scan(Payload, #{atoms_left := Left, rules := #{max_message_bytes := Max}}) ->
+%% A payload must be one whole term, within the atom budget and the memory
+%% bound. Its new atoms are charged here, before anyone decodes it: the
+%% filter to judge it, or the runtime to deliver it.
+scan(Payload, #{atoms_left := Left, rules := #{max_message_bytes := Max}} = C) ->
     case seccomp_dist_etf:scan(Payload, Left) of
         {ok, #{size := Size}} when Size =/= byte_size(Payload) -> {malformed, trailing_data};
         {ok, #{memory := Mem}} when Mem > Max -> {too_large, Mem};
-        {ok, _} = Ok -> Ok;
+        {ok, #{new_atoms := New} = Info} ->
+            Atoms = length(New),
+            case charge(Atoms, C) of
+                ok -> {ok, Info, Atoms};
+                atom_budget -> atom_budget
+            end;
         {error, atom_budget} -> atom_budget;
         {error, Why} -> {malformed, Why}
     end.
@@ -309,18 +387,26 @@ spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} =
     if
         not is_pid(From) -> {malformed, bad_spawn_request};
         node(From) =/= Node -> {refuse, spawn_request, not_own_pid, none};
+        %% the new process's output goes to its group leader: the peer's
         not is_pid(GL) -> Refuse(bad_group_leader);
+        node(GL) =:= node() -> Refuse(local_group_leader);
         true ->
-            case spawn_opts_ok(Opts) andalso (node(GL) =:= Node orelse reach(GL, C) =:= given) of
-                false -> Refuse({bad_spawn_options, Opts});
+            case spawn_opts_ok(Opts) of
+                false -> Refuse(bad_spawn_options);
                 true ->
                     case scan(Payload, C) of
-                        {ok, #{new_atoms := New} = Info} ->
-                            case spawned(MFA, decoded(Info, Payload)) of
+                        {ok, #{funs := Funs} = Info, Atoms} ->
+                            Args = decoded(Info, Payload),
+                            case spawned(MFA, Args) of
                                 {ok, Call} ->
                                     case rpc_allowed(Call, R) of
-                                        true -> {accept, spawn_request, length(New)};
-                                        false -> Refuse({rpc_not_allowed, Call})
+                                        false -> Refuse({rpc_not_allowed, Call});
+                                        true when Funs > 0 ->
+                                            case maps:get(funs, R) orelse not forbidden_fun(Args, R) of
+                                                true -> {accept, spawn_request, Atoms};
+                                                false -> Refuse(carries_fun)
+                                            end;
+                                        true -> {accept, spawn_request, Atoms}
                                     end;
                                 {error, Why} -> Refuse(Why)
                             end;
@@ -330,22 +416,32 @@ spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} =
             end
     end.
 
-spawn_opts_ok(Opts) when is_list(Opts) ->
-    lists:all(fun(O) -> lists:member(O, ?SPAWN_OPTS) orelse monitor_opt(O) end, Opts);
-spawn_opts_ok(_) -> false.
+spawn_opts_ok(Opts) ->
+    seccomp_dist_owned:all(fun(O) -> lists:member(O, ?SPAWN_OPTS) orelse monitor_opt(O) end, Opts).
 
-monitor_opt({monitor, L}) -> is_list(L);
+monitor_opt({monitor, L}) -> seccomp_dist_owned:proper(L);
 monitor_opt(_) -> false.
 
-spawned({M, F, A}, Args) when is_atom(M), is_atom(F), is_list(Args), length(Args) =:= A ->
-    case {M, F, Args} of
-        {erpc, execute_call, [_Ref, M1, F1, A1]} when is_list(A1) -> {ok, {M1, F1, length(A1)}};
-        {erpc, execute_cast, [M1, F1, A1]} when is_list(A1) -> {ok, {M1, F1, length(A1)}};
-        {erpc, _, _} -> {error, bad_erpc_args};
-        _ -> {ok, {M, F, A}}
+spawned({M, F, A}, Args) when is_atom(M), is_atom(F) ->
+    case seccomp_dist_owned:length(Args) =:= A of
+        false -> {error, bad_arity};
+        true ->
+            case {M, F, Args} of
+                {erpc, execute_call, [_Ref, M1, F1, A1]} -> inner_call(M1, F1, A1);
+                {erpc, execute_cast, [M1, F1, A1]} -> inner_call(M1, F1, A1);
+                {erpc, _, _} -> {error, bad_erpc_args};
+                _ -> {ok, {M, F, A}}
+            end
     end;
-spawned(MFA, _Args) ->
-    {error, {bad_mfa, MFA}}.
+spawned(_MFA, _Args) ->
+    {error, bad_mfa}.
+
+%% erpc wraps the real call.
+inner_call(M, F, A) ->
+    case seccomp_dist_owned:length(A) of
+        -1 -> {error, bad_erpc_args};
+        N -> {ok, {M, F, N}}
+    end.
 
 rpc_allowed({M, F, A} = MFA, #{rpc := Allowed}) when is_atom(M), is_atom(F), is_integer(A) ->
     lists:any(fun(P) -> mfa_match(P, MFA) end, Allowed);
@@ -376,11 +472,17 @@ forbidden_fun(T, R) when is_tuple(T) -> forbidden_fun(tuple_to_list(T), R);
 forbidden_fun(T, R) when is_map(T) -> forbidden_fun(maps:to_list(T), R);
 forbidden_fun(_, _R) -> false.
 
-%% Inside `global', `fun random_exit_name/3' is a local fun with no environment.
+%% Inside `global', `fun random_exit_name/3' is a local fun with no
+%% environment. One from another release may not resolve here (it has no
+%% name then): `global' calls resolvers inside a catch, so it is harmless.
 global_resolver(T) ->
     {module, M} = erlang:fun_info(T, module),
-    {name, N} = erlang:fun_info(T, name),
     {env, Env} = erlang:fun_info(T, env),
-    M =:= global andalso Env =:= []
-        andalso lists:any(fun({_, F, _}) -> string:find(atom_to_list(N), atom_to_list(F)) =/= nomatch end,
-                          ?GLOBAL_RESOLVERS).
+    {arity, A} = erlang:fun_info(T, arity),
+    M =:= global andalso Env =:= [] andalso A =:= 3
+        andalso case erlang:fun_info(T, name) of
+                    {name, N} when is_atom(N) ->
+                        lists:any(fun({_, F, _}) -> string:find(atom_to_list(N), atom_to_list(F)) =/= nomatch end,
+                                  ?GLOBAL_RESOLVERS);
+                    _ -> true
+                end.

@@ -3,7 +3,7 @@
 %% runs), and the rules that apply to one peer node.
 -module(seccomp_dist_policy).
 
--export([default/0, normalise/1, load/1, rules_for/2]).
+-export([default/0, normalise/1, load/1, rules_for/2, install/1, current/0]).
 -export_type([policy/0, node_rules/0, source/0]).
 
 -type mfa_pattern() :: {atom(), atom() | '_', arity() | '_'} | atom().
@@ -15,6 +15,7 @@
 -type policy() :: #{default := node_rules(), nodes := [{string(), node_rules()}]}.
 -type source() :: map() | {file, file:name_all()}.
 
+-define(POLICY_KEY, {?MODULE, policy}).
 %% A policy file may name another one; this many hops at most.
 -define(MAX_FILE_HOPS, 8).
 
@@ -28,6 +29,24 @@ default_rules() ->
       send => true, link => true, monitor => true, exit => true, exit2 => false,
       group_leader => false, funs => false, on_violation => drop,
       max_new_atoms => 10000, max_message_bytes => 256 * 1024 * 1024}.
+
+%% @doc Load `Source' and make it the policy in force.
+-spec install(source()) -> ok | {error, term()}.
+install(Source) ->
+    case load(Source) of
+        {ok, P} -> persistent_term:put(?POLICY_KEY, P);
+        {error, _} = E -> E
+    end.
+
+%% @doc The policy in force (the default until one is installed). The very
+%% same term comes back until another is installed, so callers can tell a
+%% change by comparing.
+-spec current() -> policy().
+current() ->
+    case persistent_term:get(?POLICY_KEY, undefined) of
+        undefined -> default();
+        Policy -> Policy
+    end.
 
 %% @doc A policy from a map or from `{file, Path}' (a file holding one map, or
 %% `{file, Other}'). Files are read with `prim_file', so this works while the

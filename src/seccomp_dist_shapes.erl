@@ -9,7 +9,7 @@
 %% the sending node: a peer speaks for itself only.
 -module(seccomp_dist_shapes).
 
--export([check/3]).
+-export([check/3, tag/1]).
 -export_type([verdict/0]).
 
 -type verdict() :: ok | {rpc, {module(), atom(), integer()}} | {relay, atom(), term()}
@@ -24,117 +24,110 @@ check(net_kernel, {'$gen_call', From, {is_auth, Node}}, Peer) when is_atom(Node)
 check(net_kernel, Msg, _Peer) ->
     {refused, {net_kernel, tag(Msg)}};
 
-check(rex, {'$gen_call', From, {Call, M, F, A, _GL}}, Peer) when Call =:= call; Call =:= block_call ->
-    caller(From, Peer, {rpc, {M, F, arity(A)}});
-check(rex, {'$gen_cast', {cast, M, F, A, _GL}}, _Peer) ->
-    {rpc, {M, F, arity(A)}};
-check(rex, {From, {call, M, F, A, _GL}}, Peer) when is_pid(From) ->
-    own(From, Peer, {rpc, {M, F, arity(A)}});
-check(rex, {From, features_request}, Peer) when is_pid(From) ->
+check(rex, {'$gen_call', From, {Call, M, F, A, GL}}, Peer) when Call =:= call; Call =:= block_call ->
+    caller(From, Peer, rpc(M, F, A, GL));
+check(rex, {'$gen_cast', {cast, M, F, A, GL}}, _Peer) ->
+    rpc(M, F, A, GL);
+check(rex, {From, {call, M, F, A, GL}}, Peer) ->
+    own(From, Peer, rpc(M, F, A, GL));
+check(rex, {From, features_request}, Peer) ->
     own(From, Peer, ok);
-check(rex, {From, {Relay, To, Msg}}, Peer) when is_pid(From), is_atom(To), (Relay =:= sbcast orelse Relay =:= send) ->
+%% rex sends `Msg' to the local name `To' for the peer: judged as the
+%% peer's own send to `To'.
+check(rex, {From, {Relay, To, Msg}}, Peer) when is_atom(To), (Relay =:= sbcast orelse Relay =:= send) ->
     own(From, Peer, {relay, To, Msg});
 check(rex, Msg, _Peer) ->
     {refused, {rex, tag(Msg)}};
 
-check(global_name_server, {'$gen_call', From, Req}, Peer) when is_tuple(Req) ->
-    case lists:member(element(1, Req), [register, register_ext, unregister, set_lock, del_lock]) of
-        true -> caller(From, Peer, ok);
-        false -> {refused, {global_name_server, tag(Req)}}
+check(Name, Msg, Peer) when Name =:= global_name_server; Name =:= global_group ->
+    case seccomp_dist_global:check(Name, Msg, Peer) of
+        true -> ok;
+        false -> {refused, {Name, tag(Msg)}}
     end;
-check(global_name_server, {'$gen_cast', Req}, Peer) when is_tuple(Req), tuple_size(Req) >= 2 ->
-    Casts = [init_connect, lock_is_set, exchange, exchange_ops, resolved, new_nodes, in_sync,
-             async_del_name, async_del_lock, lock_set],
-    case lists:member(element(1, Req), Casts) of
-        true -> speaks_for_itself(Req, Peer);
-        false -> {refused, {global_name_server, tag(Req)}}
-    end;
-check(global_name_server, {lost_connection, Peer, _XCreation, _OpId, _NodeB}, Peer) -> ok;
-check(global_name_server, {init_connect_ack, Peer, _HisMyTag, _HisHisTag}, Peer) -> ok;
-check(global_name_server, {cancel_connect, Peer, _Tag}, Peer) -> ok;
-check(global_name_server, Msg, _Peer) ->
-    {refused, {global_name_server, tag(Msg)}};
-
-check(global_group, {'$gen_cast', Req}, Peer) when is_tuple(Req) ->
-    case element(1, Req) of
-        conf_check when tuple_size(Req) >= 3, element(3, Req) =:= Peer -> ok;
-        Tag when Tag =:= registered_names; Tag =:= find_name ->
-            own(element(2, Req), Peer, ok);
-        Tag when Tag =:= registered_names_res; Tag =:= find_name_res; Tag =:= send_res -> ok;
-        Tag -> {refused, {global_group, Tag}}
-    end;
-%% A peer may only ask to be disconnected from itself.
-check(global_group, {disconnect_node, Peer}, Peer) -> ok;
-check(global_group, Msg, _Peer) ->
-    {refused, {global_group, tag(Msg)}};
 
 check(pg, Msg, Peer) ->
-    pg(Msg, Peer);
-
-check(_Name, Msg, _Peer) ->
-    door(Msg).
-
-%% pg scopes: discovery, joins, leaves and syncs of the peer's own scope
-%% process about the peer's own processes.
-pg({discover, From}, Peer) when is_pid(From) -> own(From, Peer, ok);
-pg({join, From, _Group, Pids}, Peer) when is_pid(From) -> own(From, Peer, all_own(Pids, Peer));
-pg({leave, From, Pids, Groups}, Peer) when is_pid(From), is_list(Groups) -> own(From, Peer, all_own(Pids, Peer));
-pg({'$gen_cast', {sync, From, Groups}}, Peer) when is_pid(From), is_list(Groups) ->
-    own(From, Peer, all_own(lists:append([Pids || {_, Pids} <- Groups]), Peer));
-%% OTP 29's pg (data_publisher): versioned discovery, full local data, updates.
-pg({discover, From, Version}, Peer) when is_pid(From), is_integer(Version) -> own(From, Peer, ok);
-pg({local_data, From, Version, Groups}, Peer) when is_pid(From), is_integer(Version), is_map(Groups) ->
-    own(From, Peer, all_own(lists:append([to_list(Pids) || Pids <- maps:values(Groups)]), Peer));
-pg({update, From, Update}, Peer) when is_pid(From), is_list(Update) ->
-    Pids = [to_list(Add) ++ to_list(Remove) || {_Group, Add, Remove} <- Update],
-    case length(Pids) =:= length(Update) of
-        true -> own(From, Peer, all_own(lists:append(Pids), Peer));
-        false -> {refused, {pg, bad_update}}
-    end;
-pg(Msg, _Peer) ->
-    {refused, {pg, tag(Msg)}}.
-
-to_list(L) when is_list(L) -> L;
-to_list(X) -> [X].
-
-all_own(Pid, Peer) when is_pid(Pid) -> own(Pid, Peer, ok);
-all_own(Pids, Peer) when is_list(Pids) ->
-    case lists:all(fun(P) -> is_pid(P) andalso node(P) =:= Peer end, Pids) of
+    case pg(Msg, Peer, pg_protocol()) of
         true -> ok;
-        false -> {refused, not_own_pids}
+        false -> {refused, {pg, tag(Msg)}}
     end;
-all_own(_, _Peer) -> {refused, not_own_pids}.
 
-%% `global' casts name the sending node as their second element.
-speaks_for_itself({init_connect, _VsnTag, Peer, _InitMsg}, Peer) -> ok;
-speaks_for_itself({init_connect, _VsnTag, Other, _InitMsg}, _Peer) -> {refused, {not_own, Other}};
-speaks_for_itself(Req, Peer) when element(1, Req) =:= async_del_name; element(1, Req) =:= async_del_lock ->
-    own(element(3, Req), Peer, ok);
-speaks_for_itself(Req, Peer) ->
-    case element(2, Req) of
-        Peer -> ok;
-        Pid when is_pid(Pid) -> own(Pid, Peer, ok);
-        Other -> {refused, {not_own, Other}}
+check(_Name, Msg, Peer) ->
+    door(Msg, Peer).
+
+%% The group leader of an rpc is the caller's (never a local process); the
+%% arguments a proper list.
+rpc(M, F, A, GL) ->
+    case is_pid(GL) andalso node(GL) =/= node() andalso seccomp_dist_owned:length(A) of
+        false -> {refused, bad_rpc};
+        -1 -> {refused, bad_rpc};
+        Arity -> {rpc, {M, F, Arity}}
     end.
 
-%% gen_server callers are `{Pid, Tag}'.
-caller({Pid, _Tag}, Peer, Verdict) when is_pid(Pid) -> own(Pid, Peer, Verdict);
-caller(_From, _Peer, _Verdict) -> {refused, bad_caller}.
+%% pg scopes: discovery, joins, leaves and syncs of the peer's own scope
+%% process about the peer's own processes, in the forms the local `pg'
+%% handles (anything else makes it raise, and five raises stop the node).
+%% OTP 25's pg: `discover', `join', `leave', `sync'; OTP 29's
+%% (data_publisher) adds versioned discovery, full local data and updates.
+pg({discover, From}, Peer, _) -> own(From, Peer);
+pg({join, From, _Group, Pids}, Peer, _) -> own(From, Peer) andalso pids(Pids, Peer);
+pg({leave, From, Pids, Groups}, Peer, _) ->
+    own(From, Peer) andalso pids(Pids, Peer) andalso seccomp_dist_owned:proper(Groups);
+pg({'$gen_cast', {sync, From, Groups}}, Peer, _) ->
+    own(From, Peer) andalso all(fun({_, Pids}) -> all_own(Pids, Peer); (_) -> false end, Groups);
+pg({discover, From, Version}, Peer, 29) -> own(From, Peer) andalso is_integer(Version);
+pg({'$gen_cast', {local_data, _, _, _} = Data}, Peer, 29) -> pg(Data, Peer, 29);
+pg({local_data, From, Version, Groups}, Peer, 29) when is_map(Groups) ->
+    own(From, Peer) andalso is_integer(Version)
+        andalso lists:all(fun(Pids) -> pids(Pids, Peer) end, maps:values(Groups));
+pg({update, From, Update}, Peer, 29) ->
+    own(From, Peer) andalso all(fun({_Group, Add, Remove}) -> pids(Add, Peer) andalso pids(Remove, Peer);
+                                   (_) -> false
+                                end, Update);
+pg(_Msg, _Peer, _Protocol) ->
+    false.
 
-own(Pid, Peer, Verdict) when is_pid(Pid), node(Pid) =:= Peer -> Verdict;
-own(_Pid, _Peer, _Verdict) -> {refused, not_own_pid}.
+%% The pg protocol of the local release: 29 from OTP 29 on, else 25.
+pg_protocol() ->
+    case list_to_integer(erlang:system_info(otp_release)) of
+        R when R >= 29 -> 29;
+        _ -> 25
+    end.
 
-%% Message shapes that act on the receiving process itself, whoever it is.
-door({'$gen_call', _, {Start, _}}) when Start =:= start_child; Start =:= restart_child -> {refused, start_child};
-door({system, _, _}) -> {refused, system_message};
-door({io_request, _, _, _}) -> {refused, io_request};
-door(_Msg) -> ok.
+pids(Pid, Peer) when is_pid(Pid) -> own(Pid, Peer);
+pids(Pids, Peer) -> all_own(Pids, Peer).
 
+all_own(Pids, Peer) -> all(fun(P) -> own(P, Peer) end, Pids).
+
+all(F, L) -> seccomp_dist_owned:all(F, L).
+
+own(Pid, Peer) -> seccomp_dist_owned:own(Pid, Peer).
+
+own(Pid, Peer, Verdict) ->
+    case own(Pid, Peer) of
+        true -> Verdict;
+        false -> {refused, not_own_pid}
+    end.
+
+%% gen_server callers are `{Pid, Tag}'; the reply goes to Pid or to an alias in Tag.
+caller(From, Peer, Verdict) ->
+    case seccomp_dist_owned:caller(From, Peer) of
+        true -> Verdict;
+        false -> {refused, bad_caller}
+    end.
+
+%% Message shapes that act on the receiving process itself, whoever it is,
+%% and calls whose reply would go to a process the peer picked.
+door({'$gen_call', _, {Start, _}}, _Peer) when Start =:= start_child; Start =:= restart_child ->
+    {refused, start_child};
+door({'$gen_call', From, _Req}, Peer) -> caller(From, Peer, ok);
+door({system, _, _}, _Peer) -> {refused, system_message};
+door({io_request, _, _, _}, _Peer) -> {refused, io_request};
+door(_Msg, _Peer) -> ok.
+
+%% @doc A short name of a message's kind, for refusals: never the message itself.
+-spec tag(term()) -> term().
 tag({'$gen_call', _, Req}) -> {call, tag(Req)};
 tag({'$gen_cast', Req}) -> {cast, tag(Req)};
 tag(T) when is_tuple(T), tuple_size(T) > 0, is_atom(element(1, T)) -> element(1, T);
 tag(T) when is_atom(T) -> T;
 tag(_) -> other.
-
-arity(A) when is_list(A) -> length(A);
-arity(_) -> -1.

@@ -2,12 +2,16 @@
 %% last refusal per peer, and rate-limited log lines about refused traffic.
 -module(seccomp_dist_stats).
 
--export([init/0, accepted/3, refused/3, malformed/2, stats/0]).
+-export([init/0, accepted/3, refused/3, malformed/2, stats/0, bounded/1]).
 
 -define(TAB, seccomp_dist_stats).
 %% At most this many log lines per peer and second; the rest are counted.
 -define(LOGS_PER_SECOND, 10).
 -define(DOMAIN, #{domain => [beam_seccomp, dist]}).
+%% Refusal reasons up to this size are kept as they are; larger ones as a
+%% summary of at most ?SUMMARY_BYTES.
+-define(SMALL_WORDS, 64).
+-define(SUMMARY_BYTES, 200).
 
 %% @doc Create the table (once; its owner is the process that listens).
 -spec init() -> ok.
@@ -27,14 +31,29 @@ accepted(Node, Kind, N) ->
 -spec refused(node(), atom(), term()) -> ok.
 refused(Node, Kind, Why) ->
     count({Node, Kind, refused}),
-    _ = catch_badarg(fun() -> ets:insert(?TAB, {{Node, last_refused}, {Kind, Why}}) end),
-    log(Node, "seccomp_dist: refused ~p from ~p: ~0tP", [Kind, Node, Why, 20]).
+    Short = bounded(Why),
+    _ = catch_badarg(fun() -> ets:insert(?TAB, {{Node, last_refused}, {Kind, Short}}) end),
+    log(Node, "seccomp_dist: refused ~p from ~p: ~0tp", [Kind, Node, Short]).
 
 %% @doc Count and log a malformed packet (the connection is then closed).
 -spec malformed(node(), term()) -> ok.
 malformed(Node, Why) ->
     count({Node, malformed, refused}),
-    log(Node, "seccomp_dist: malformed packet from ~p (~0tP), disconnecting", [Node, Why, 20]).
+    log(Node, "seccomp_dist: malformed packet from ~p (~0tp), disconnecting", [Node, bounded(Why)]).
+
+%% @doc `Term' if it is small, else a short printed summary of it: what a
+%% peer sent is kept and logged only in a bounded size.
+-spec bounded(term()) -> term().
+bounded(Term) ->
+    case erts_debug:flat_size(Term) =< ?SMALL_WORDS of
+        true -> Term;
+        false ->
+            Text = unicode:characters_to_binary(io_lib:format("~0tP", [Term, 8])),
+            case byte_size(Text) =< ?SUMMARY_BYTES of
+                true -> Text;
+                false -> <<(binary:part(Text, 0, ?SUMMARY_BYTES))/binary, "...">>
+            end
+    end.
 
 %% @doc Per node, how many packets of each kind were accepted and refused,
 %% and the last refusal.

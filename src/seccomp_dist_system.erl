@@ -45,7 +45,8 @@ otp_application(App) ->
         Otp -> Otp
     end.
 
-%% @doc The name `Pid' is registered under, or `none'. Read from a copy of
+%% @doc The name `Pid' is registered under (for `global''s helpers, its
+%% server's), or `none'. Read from a copy of
 %% the registry that the calling process refreshes every
 %% `?REGISTRY_TTL_MS': asking the process itself (`process_info/2') waits
 %% for it whenever it is running, which would make a receiver as slow as
@@ -56,8 +57,36 @@ registered_name(Pid) ->
     Registry = case get(?MODULE) of
                    {Since, R} when Now - Since < ?REGISTRY_TTL_MS -> R;
                    _ ->
-                       R = maps:from_list([{P, N} || N <- registered(), P <- [whereis(N)], is_pid(P)]),
+                       Named = maps:from_list([{P, N} || N <- registered(), P <- [whereis(N)], is_pid(P)]),
+                       R = maps:merge(helpers_of(global_name_server, Named), Named),
                        put(?MODULE, {Now, R}),
                        R
                end,
     maps:get(Pid, Registry, none).
+
+%% `global''s locker and registrar are unregistered processes linked to
+%% global_name_server that it shows its peers (they answer `get_state' with
+%% global's state, and act on `cancel', `add_to_known', ...): they are judged
+%% as global_name_server is. One is recognised by the loop it waits in, and
+%% remembered for as long as it stays linked to the server.
+helpers_of(Name, Named) ->
+    Known = case get({?MODULE, helpers}) of undefined -> #{}; H -> H end,
+    Helpers = case whereis(Name) of
+                  undefined -> #{};
+                  Server ->
+                      case erlang:process_info(Server, links) of
+                          {links, Links} ->
+                              maps:from_list([{P, Name} || P <- Links, is_pid(P), node(P) =:= node(),
+                                                           not is_map_key(P, Named),
+                                                           is_map_key(P, Known) orelse helper_loop(P)]);
+                          undefined -> #{}
+                      end
+              end,
+    put({?MODULE, helpers}, Helpers),
+    Helpers.
+
+helper_loop(Pid) ->
+    case erlang:process_info(Pid, current_function) of
+        {current_function, {global, Loop, _}} -> lists:member(Loop, [loop_the_locker, loop_the_registrar]);
+        _ -> false
+    end.

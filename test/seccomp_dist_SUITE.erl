@@ -11,9 +11,13 @@
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
          amplification_is_bounded/1, message_sizes_both_directions/1, oversized_messages_disconnect/1,
          policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
-         filter_never_crashes_and_never_lets_refused_through/1, cluster_stays_up/1]).
+         filter_never_crashes_and_never_lets_refused_through/1, cluster_stays_up/1,
+         relays_are_judged_as_sends/1, spawn_arguments_carry_no_funs/1,
+         global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
+         atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
+         peer_fields_are_typed_and_owned/1]).
 %% run on peer nodes
--export([decide_on/2, craft_pid/3, echo_loop/0, log/2]).
+-export([decide_on/2, craft_pid/3, echo_loop/0, log/2, typed_and_owned/0]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -23,6 +27,9 @@ all() ->
      nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
      oversized_messages_disconnect,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
+     relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
+     global_names_never_point_at_local_processes, one_message_stops_nothing,
+     atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
@@ -229,6 +236,24 @@ link_then_exit_kills_nothing(_Config) ->
     Died = [X || {P, _, _} = X <- Before, not lists:member(P, Alive)],
     ct:log("died: ~p", [Died]),
     ?assertEqual([], Died),
+    %% an exit through a link a registered process made itself is the link's
+    Remote = on(Att, fun() -> spawn(fun() -> receive die -> exit(boom) end end) end),
+    ok = on(Prot, fun() ->
+                          Self = self(),
+                          P = spawn(fun() ->
+                                            process_flag(trap_exit, true),
+                                            link(Remote),
+                                            Self ! linked,
+                                            receive {'EXIT', Remote, Why} -> ok end,
+                                            receive {report, From} -> From ! {got, Why} end
+                                    end),
+                          register(seccomp_ct_linker, P),
+                          receive linked -> ok end
+                  end),
+    on(Att, fun() -> Remote ! die end),
+    ?assertEqual(boom, on(Prot, fun() -> seccomp_ct_linker ! {report, self()},
+                                         receive {got, Why} -> Why after 3000 -> no_exit end
+                                end)),
     stop([Att, Prot]).
 
 %% Allowed names accept only their peers' protocol messages.
@@ -403,9 +428,21 @@ garbage_disconnects_only_that_node(_Config) ->
 
 context() -> context(#{}).
 context(Rules) ->
+    ok = budget_table(),
     {ok, Policy} = seccomp_dist_policy:normalise(#{default => Rules#{rpc => [{erlang, node, 0}]}}),
     Caps = ets:new(caps, [public]),
     seccomp_dist_filter:context(peer@host, seccomp_dist_policy:rules_for(peer@host, Policy), Caps).
+
+%% The atom budget shared by all connections lives as long as distribution;
+%% here, as long as a process of its own.
+budget_table() ->
+    case ets:info(seccomp_dist_budget) of
+        undefined ->
+            Self = self(),
+            spawn(fun() -> ok = seccomp_dist_budget:init(), Self ! budget, receive never -> ok end end),
+            receive budget -> ok end;
+        _ -> ok
+    end.
 
 %% A pid of the peer node.
 peer_pid() -> craft_pid(peer@host, 7, 42).
@@ -514,17 +551,23 @@ amplification_is_bounded(_Config) ->
                               _ = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"warm">>, 1))/binary>>, Ctx),
                               Before = erlang:system_info(atom_count),
                               Over = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 101))/binary>>, Ctx),
-                              Under = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 100))/binary>>, Ctx),
-                              Spent = erlang:system_info(atom_count) - Before,
+                              %% the budget is the node's, whatever the connection: one atom is spent
+                              Under = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 99))/binary>>, Ctx),
+                              Reconnected = context(#{max_new_atoms => 100}),
+                              true = ets:insert(maps:get(caps, Reconnected), {Given, 0}),
+                              Spent = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"more">>, 1))/binary>>,
+                                                        Reconnected),
+                              Created = erlang:system_info(atom_count) - Before,
                               %% 2 MiB of nils in a list: 32 MiB on the heap
                               Big = <<131, 108, (2 bsl 20):32, (binary:copy(<<106>>, 2 bsl 20))/binary, 106>>,
                               Mem = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, Big/binary>>, Ctx),
                               Zip = term_to_binary(binary:copy(<<0>>, 20 bsl 20), [compressed]),
                               Compressed = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, Zip/binary>>, Ctx),
-                              {Over, Under, Spent, Mem, Compressed, erlang:memory(total) < 500 bsl 20}
+                              {Over, Under, Spent, Created, Mem, Compressed, erlang:memory(total) < 500 bsl 20}
                       end),
     ct:log("~P", [Result, 12]),
-    ?assertMatch({{{refuse, send, atom_budget, none}, 0}, {{accept, send, 100}, 100}, 0,
+    ?assertMatch({{{refuse, send, atom_budget, none}, 0}, {{accept, send, 99}, 99},
+                  {{refuse, send, atom_budget, none}, 0}, 0,
                   {{refuse, send, {too_large, _}, none}, 0}, {{malformed, _}, 0}, true}, Result),
     stop([Prot]).
 
@@ -575,6 +618,7 @@ oversized_messages_disconnect(_Config) ->
                              Sink ! {self(), size, 2 bsl 20, binary:copy(<<7>>, 2 bsl 20)},
                              Down = receive {'DOWN', M, process, _, Why} -> Why after 10000 -> no_down end,
                              Got = receive {got, _, _} -> delivered after 500 -> not_delivered end,
+                             ct:log("~p ~p", [Down, Got]),
                              {Down, Got, net_adm:ping(ProtNode)}
                      end),
     ?assertEqual({noconnection, not_delivered, pong}, Result),
@@ -811,3 +855,296 @@ soak_send(Peer, Member, Mon, Me, Deadline, N, LastRpc) ->
 wait(F) -> wait(F, 100).
 wait(F, 0) -> F();
 wait(F, N) -> F() orelse (timer:sleep(50) =:= ok andalso wait(F, N - 1)).
+
+%%% Attacks through the housekeeping protocols ------------------------------------------
+
+%% Messages that make a local server send to a destination the message
+%% names (global_group's answers from its own search processes, rex's
+%% relays, gen_server replies to a local name) never reach a door.
+relays_are_judged_as_sends(Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Att, _} = start(attacker, plain),
+    File = filename:join(?config(dir, Config), "pwned"),
+    Before = snapshot(Prot),
+    Touch = "touch " ++ File,
+    Cmd = {'$gen_cast', {cast, os, cmd, [Touch], user}},
+    ok = on(Att, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         Me = self(),
+                         SetEnv = {'$gen_call', {Me, t}, {set_env, kernel, pwned, true, []}},
+                         GG = {global_group, ProtNode},
+                         gen_server:cast(GG, {send_res, rex, x, Cmd, Me, {Me, t}}),
+                         gen_server:cast(GG, {send_res, application_controller, x, SetEnv, Me, {Me, t}}),
+                         gen_server:cast(GG, {send_res, net_kernel, x, {'$gen_call', {Me, t}, {disconnect, node()}}, Me, {Me, t}}),
+                         gen_server:cast(GG, {find_name_res, {call, os, cmd, [Touch], Me}, Me, {rex, Me}}),
+                         gen_server:cast(GG, {registered_names_res, {call, os, cmd, [Touch], Me}, Me, {rex, Me}}),
+                         gen_server:cast(GG, {find_name_res, {stop, stop}, Me, {init, t}}),
+                         {rex, ProtNode} ! {Me, {sbcast, global_group, {'$gen_cast', {send_res, rex, x, Cmd, Me, {Me, t}}}}},
+                         {rex, ProtNode} ! {Me, {send, application_controller, SetEnv}},
+                         {rex, ProtNode} ! {Me, {sbcast, rex, Cmd}},
+                         ok
+                 end),
+    timer:sleep(500),
+    no_harm(Prot, ProtNode, File, Before),
+    Stats = maps:values(on(Prot, fun() -> seccomp_dist:stats() end)),
+    ct:log("~p", [Stats]),
+    ?assertMatch([#{{send, refused} := N}] when N >= 9, Stats),
+    stop([Att, Prot]).
+
+%% With funs not allowed, no fun reaches the node in a spawn request's
+%% arguments (erpc, rpc) or in an rpc message; an external fun the rpc
+%% rules allow does.
+spawn_arguments_carry_no_funs(Config) ->
+    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{rpc => [{lists, map, 2}, {erlang, abs, 1}]}}"}),
+    {Att, _} = start(attacker, plain),
+    File = filename:join(?config(dir, Config), "pwned"),
+    Touch = "touch " ++ File,
+    Result = on(Att, fun() ->
+                             Closure = fun(C) -> os:cmd(C) end,
+                             {attempt(fun() -> erpc:call(ProtNode, lists, map, [Closure, [Touch]], 2000) end),
+                              rpc:call(ProtNode, lists, map, [Closure, [Touch]], 2000),
+                              attempt(fun() -> gen_server:call({rex, ProtNode}, {call, lists, map, [Closure, [Touch]], group_leader()}, 1000) end),
+                              attempt(fun() -> erpc:call(ProtNode, lists, map, [fun os:cmd/1, [Touch]], 2000) end),
+                              erpc:call(ProtNode, lists, map, [fun erlang:abs/1, [-1, 2]], 2000)}
+                     end),
+    ct:log("~p", [Result]),
+    ?assertMatch({{error, {erpc, notsup}}, {badrpc, _}, {exit, {timeout, _}}, {error, {erpc, notsup}}, [1, 2]}, Result),
+    timer:sleep(300),
+    ?assertNot(filelib:is_file(File)),
+    stop([Att, Prot]).
+
+%% A peer's name data (register, exchange, new_nodes) never names a local
+%% process this node did not register under that name: global would
+%% otherwise resolve a clash by killing it. A peer unregisters only its own names.
+global_names_never_point_at_local_processes(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Other, _} = start(bystander, plain),
+    {Att, AttNode} = start(attacker, plain),
+    Legit = on(Other, fun() ->
+                              pong = net_adm:ping(ProtNode),
+                              P = spawn(fun() -> receive stop -> ok end end),
+                              yes = global:register_name(seccomp_ct_legit, P),
+                              P
+                      end),
+    ?assert(wait(fun() -> on(Prot, fun() -> global:whereis_name(seccomp_ct_legit) end) =:= Legit end)),
+    Victims = on(Prot, fun() -> [whereis(code_server), whereis(kernel_sup)] end),
+    [Victim | _] = Victims,
+    Resolve = fun global:random_exit_name/3,
+    Results = on(Att, fun() ->
+                              true = net_kernel:connect_node(ProtNode),
+                              GNS = {global_name_server, ProtNode},
+                              R1 = attempt(fun() -> gen_server:call(GNS, {register, seccomp_ct_foo, Victim, Resolve}, 1000) end),
+                              R2 = attempt(fun() -> gen_server:call(GNS, {unregister, seccomp_ct_legit}, 1000) end),
+                              gen_server:cast(GNS, {new_nodes, AttNode, [{insert, {seccomp_ct_bar, Victim, Resolve}}], [], [], []}),
+                              {R1, R2}
+                      end),
+    ct:log("~p", [Results]),
+    ?assertMatch({{exit, {timeout, _}}, {exit, {timeout, _}}}, Results),
+    %% a node whose own global table names a local process of the protected node connects
+    {Z, _} = start(zattacker, plain),
+    on(Z, fun() ->
+                  sys:replace_state(global_name_server,
+                                    fun(S) -> ets:insert(global_names, {seccomp_ct_baz, Victim, Resolve, make_ref()}), S end),
+                  pong = net_adm:ping(ProtNode),
+                  ok
+          end),
+    timer:sleep(1500),
+    ?assertEqual({Victims, undefined, undefined, undefined, Legit},
+                 on(Prot, fun() -> {[whereis(code_server), whereis(kernel_sup)],
+                                    global:whereis_name(seccomp_ct_foo), global:whereis_name(seccomp_ct_bar),
+                                    global:whereis_name(seccomp_ct_baz), global:whereis_name(seccomp_ct_legit)}
+                          end)),
+    stop([Z, Att, Other, Prot]).
+
+%% One message of an accepted kind with a field of the wrong type would
+%% crash a kernel server, and kernel_sup (no restarts) would stop the node;
+%% OTP 29's pg messages crash OTP 25's pg the same way.
+one_message_stops_nothing(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp, ["-kernel", "start_pg", "true"]),
+    {Att, _} = start(attacker, plain),
+    Servers = fun() -> on(Prot, fun() -> [{N, whereis(N)} || N <- [kernel_sup, kernel_safe_sup, global_name_server,
+                                                                     global_group, pg, rex, net_kernel]] end) end,
+    Before = Servers(),
+    Mem0 = on(Prot, fun() -> erlang:memory(total) end),
+    Sampler = on(Prot, fun() -> spawn(fun() -> sample_memory(0) end) end),
+    ok = on(Att, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         Me = self(),
+                         GNS = {global_name_server, ProtNode},
+                         GG = {global_group, ProtNode},
+                         Resolve = fun global:random_exit_name/3,
+                         gen_server:cast(GG, {send_res, Me, x, hi, not_a_pid, {Me, t}}),
+                         [attempt(fun() -> gen_server:call(GNS, Req, 300) end)
+                          || Req <- [{register, seccomp_ct_x, not_a_pid, Resolve}, {set_lock, bad}, {del_lock, bad},
+                                     {register, seccomp_ct_y, Me, not_a_fun}, {unregister, {x}}]],
+                         [gen_server:cast(GNS, Req)
+                          || Req <- [{init_connect, {8, 1}, node(), garbage}, {init_connect, x, node(), garbage},
+                                     {exchange, node(), not_a_list, [], 1}, {exchange, node(), [x | y], [], 1},
+                                     {new_nodes, node(), [x | y], [], [], []}, {async_del_name, x}, {in_sync, node(), x},
+                                     {lock_set, Me, x, [], 1}]],
+                         [gen_server:cast(GG, Req)
+                          || Req <- [{conf_check, x, node(), Me, sync, x, x}, {find_name}, {registered_names, x}]],
+                         [begin {pg, ProtNode} ! {discover, Me, 1}, timer:sleep(20) end || _ <- lists:seq(1, 6)],
+                         [{pg, ProtNode} ! Msg || Msg <- [{join, Me, g, [Me | x]}, {leave, Me, Me, x},
+                                                          {'$gen_cast', {sync, Me, [{g, [Me | x]}]}},
+                                                          {'$gen_cast', {sync, Me, x}}, {update, Me, []}]],
+                         %% an improper argument list once made the filter raise and the
+                         %% runtime log the whole term
+                         Big = binary:copy(<<1, 2, 3, 4, 5, 6, 7>>, 300000),
+                         {rex, ProtNode} ! {'$gen_call', {Me, make_ref()}, {call, erlang, node, [Big | x], Me}},
+                         _ = spawn_opt(ProtNode, erlang, node, [], [monitor]),
+                         ok
+                 end),
+    timer:sleep(1500),
+    Peak = on(Prot, fun() -> Sampler ! {peak, self()}, receive {peak, P} -> P after 5000 -> no_sample end end),
+    ct:log("memory before ~p, peak ~p", [Mem0, Peak]),
+    ?assertEqual(Before, Servers()),
+    ?assert(is_integer(Peak) andalso Peak >= Mem0 andalso Peak - Mem0 < 64 bsl 20),
+    {Fresh, _} = start(fresh, plain),
+    ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
+    stop([Fresh, Att, Prot]).
+
+sample_memory(Peak) ->
+    receive {peak, From} -> From ! {peak, Peak}
+    after 20 -> sample_memory(max(Peak, erlang:memory(total)))
+    end.
+
+%% Atoms are never freed: the budget is per node name, whatever the
+%% connection, and all peers together fill at most an eighth of the atom
+%% table. Payloads of refused messages are charged; control messages the
+%% filter does not know are refused before they are decoded.
+atom_budget_outlives_connections(_Config) ->
+    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{max_new_atoms => 3000, rpc => [{erlang, node, 0}]}}"},
+                             ["+t", "80000"]),
+    Count = fun() -> on(Prot, fun() -> erlang:system_info(atom_count) end) end,
+    Limit = on(Prot, fun() -> erlang:system_info(atom_limit) end),
+    [_, Host] = string:split(atom_to_list(ProtNode), "@"),
+    Name = fun(I) -> list_to_atom("seccomp_ct_raw" ++ integer_to_list(I) ++ "@" ++ Host) end,
+    Flood = fun(I, Messages) ->
+                    C = seccomp_dist_raw:connect(ProtNode, Name(I), ?COOKIE),
+                    Me = seccomp_dist_raw:pid(C, 7),
+                    <<131, MeBin/binary>> = term_to_binary(Me),
+                    <<131, CtlBin/binary>> = term_to_binary({6, Me, '', rex}),
+                    [begin
+                         %% {Me, [NewAtom...]}: a shape rex refuses
+                         <<131, 108, N:32, Atoms/binary>> = new_atoms_term(<<"ct_a">>, 1000),
+                         ok = seccomp_dist_raw:raw(C, <<112, 131, CtlBin/binary, 131, 104, 2, MeBin/binary, 108, N:32, Atoms/binary>>),
+                         %% an unknown control message made of new atoms
+                         <<131, 108, M:32, Atoms2/binary>> = new_atoms_term(<<"ct_c">>, 1000),
+                         ok = seccomp_dist_raw:raw(C, <<112, 131, 105, (M + 1):32, 97, 99, Atoms2/binary>>)
+                     end || _ <- lists:seq(1, Messages)],
+                    timer:sleep(300),
+                    seccomp_dist_raw:close(C),
+                    timer:sleep(100)
+            end,
+    %% the first connection loads code (and its atoms)
+    Flood(0, 1),
+    A0 = Count(),
+    %% one name, three connections: 6,000 atoms tried, 3,000 allowed
+    [Flood(1, 2) || _ <- lists:seq(1, 3)],
+    A1 = Count(),
+    %% new names: the cap of all peers (an eighth of the table)
+    [Flood(I, 3) || I <- lists:seq(2, 6)],
+    A2 = Count(),
+    ct:log("limit ~p, atoms ~p -> ~p -> ~p", [Limit, A0, A1, A2]),
+    ?assert(A1 - A0 =< 3000 + 10),
+    ?assert(A1 - A0 >= 2000),
+    ?assert(A2 - A0 =< Limit div 8 + 10),
+    ?assertEqual(pong, on(Prot, fun() -> pong end)),
+    stop([Prot]).
+
+%% A peer cannot make the node drop another: not by naming it in global's
+%% lost_connection, not by connecting under its name.
+innocent_nodes_stay_connected(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Inno, InnoNode} = start(innocent, plain),
+    {Att, _} = start(attacker, plain),
+    ok = on(Inno, fun() ->
+                          pong = net_adm:ping(ProtNode),
+                          Self = self(),
+                          register(seccomp_ct_watch,
+                                   spawn(fun() -> true = monitor_node(ProtNode, true),
+                                                  Self ! watching,
+                                                  receive {nodedown, N} -> exit({nodedown, N}) end end)),
+                          receive watching -> ok end
+                  end),
+    ok = on(Att, fun() ->
+                         pong = net_adm:ping(ProtNode),
+                         {global_name_server, ProtNode} ! {lost_connection, node(), 0, 1, InnoNode},
+                         ok
+                 end),
+    Spoof = seccomp_dist_raw:connect(ProtNode, InnoNode, ?COOKIE),
+    ct:log("spoofed handshake: ~p", [Spoof]),
+    ?assertMatch({closed, _}, Spoof),
+    timer:sleep(2000),
+    ?assert(on(Prot, fun() -> lists:member(InnoNode, nodes()) end)),
+    ?assert(on(Inno, fun() -> is_pid(whereis(seccomp_ct_watch)) end)),
+    stop([Att, Inno, Prot]).
+
+%% Hand-built fields a real node would not send: every pid, alias and list
+%% is checked before a server sees it, and no shape makes the filter raise.
+peer_fields_are_typed_and_owned(_Config) ->
+    %% judged where the servers run (with pg)
+    {Prot, _} = start(protected, seccomp, ["-kernel", "start_pg", "true"]),
+    ok = on(Prot, fun ?MODULE:typed_and_owned/0),
+    stop([Prot]).
+
+typed_and_owned() ->
+    Ctx = context(),
+    P = peer_pid(),
+    Local = alias(),
+    Ref = make_ref(),
+    Named = fun(Name, Msg) -> verdict(packet({6, P, '', Name}, Msg), Ctx) end,
+    %% a gen_server reply to an alias of this node, a local group leader
+    ?assertMatch({refuse, send, _, _}, Named(net_kernel, {'$gen_call', {P, [alias | Local]}, {is_auth, x@y}})),
+    ?assertMatch({accept, send, _}, Named(net_kernel, {'$gen_call', {P, [alias | remote_ref()]}, {is_auth, x@y}})),
+    ?assertMatch({refuse, send, _, _}, Named(rex, {P, {call, erlang, node, [], whereis(user)}})),
+    ?assertMatch({refuse, send, _, _}, Named(rex, {'$gen_call', {P, Ref}, {call, erlang, node, [a | b], P}})),
+    %% any process the policy names: a call's reply goes to the peer
+    register(seccomp_ct_named, spawn(fun() -> receive stop -> ok end end)),
+    NamedCtx = context(#{names => [seccomp_ct_named]}),
+    ToNamed = fun(Msg) -> verdict(packet({6, P, '', seccomp_ct_named}, Msg), NamedCtx) end,
+    ?assertMatch({refuse, send, _, _}, ToNamed({'$gen_call', {whereis(init), t}, hi})),
+    ?assertMatch({accept, send, _}, ToNamed({'$gen_call', {P, t}, hi})),
+    %% a local group leader for a spawned process; improper options and arguments
+    Spawn = fun(GL, MFA, Opts, Args) -> verdict(packet({29, Ref, P, GL, MFA, Opts}, Args), Ctx) end,
+    ?assertMatch({refuse, spawn_request, local_group_leader, _}, Spawn(whereis(user), {erlang, node, 0}, [], [])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn(P, {erlang, node, 0}, [link | x], [])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn(P, {erlang, node, 0}, [{monitor, [a | b]}], [])),
+    ?assertMatch({refuse, spawn_request, _, _}, Spawn(P, {erpc, execute_call, 4}, [], [Ref, erlang, node, [a | b]])),
+    ?assertMatch({accept, spawn_request, _}, Spawn(P, {erlang, node, 0}, [monitor], [])),
+    %% global: a clash resolver of another release (a local fun that does not
+    %% resolve here) is accepted, and checked with no exception
+    Foreign = unresolvable_fun(global, 3),
+    ?assertMatch({accept, send, _}, Named(global_name_server, {'$gen_call', {P, Ref}, {register, ct_n, P, Foreign}})),
+    ?assertMatch({refuse, send, _, _}, Named(global_name_server, {'$gen_call', {P, Ref}, {register, ct_n, P, unresolvable_fun(os, 3)}})),
+    ?assertMatch({refuse, send, _, _}, Named(global_name_server, {lost_connection, peer@host, 0, 1, other@host})),
+    ?assertMatch({refuse, send, _, _}, Named(global_name_server, {'$gen_cast', {exchange_ops, peer@host, 1, [], []}})),
+    ?assertMatch({accept, send, _}, Named(global_name_server, {'$gen_cast', {in_sync, peer@host, true}})),
+    %% pg's OTP 29 forms only where pg handles them; OTP 25's everywhere
+    case list_to_integer(erlang:system_info(otp_release)) >= 29 of
+        true -> ?assertMatch({accept, send, _}, Named(pg, {discover, P, 1}));
+        false -> ?assertMatch({refuse, send, _, _}, Named(pg, {discover, P, 1}))
+    end,
+    ?assertMatch({accept, send, _}, Named(pg, {discover, P})),
+    %% an exception while deciding makes the packet malformed, with a
+    %% bounded reason, never the receiver crash
+    {{malformed, Why}, 0} = seccomp_dist_filter:decide(packet({6, P, '', rex}, binary:copy(<<7>>, 1 bsl 20)),
+                                                      Ctx#{rules := broken}),
+    ?assertMatch({filter_error, error, {_, _, _}}, Why),
+    %% control messages no release sends are refused before decoding
+    ?assertMatch({refuse, unknown_control, 99, none},
+                 verdict(<<112, 131, 104, 2, 97, 99, (new_atoms_term(<<"ctl">>, 10))/binary>>, Ctx)),
+    ok.
+
+remote_ref() ->
+    Name = <<"peer@host">>,
+    binary_to_term(<<131, 90, 3:16, 119, (byte_size(Name)), Name/binary, 7:32, 1:32, 2:32, 3:32>>).
+
+%% A local fun of `Module' that names no code of this node's release.
+unresolvable_fun(Module, Arity) ->
+    <<131, Pid/binary>> = term_to_binary(self()),
+    M = atom_to_binary(Module),
+    Body = <<Arity, (crypto:strong_rand_bytes(16))/binary, 999:32, 0:32, 119, (byte_size(M)), M/binary,
+             97, 0, 97, 0, Pid/binary>>,
+    binary_to_term(<<131, 112, (byte_size(Body) + 4):32, Body/binary>>).

@@ -1,0 +1,54 @@
+%% @doc How many new atoms peers may make this node create. Atoms are never
+%% freed, so the budget is kept for the life of distribution, not of a
+%% connection: per peer node name (`max_new_atoms' of its rules) and for all
+%% peers together (an eighth of the atom table), so reconnecting, or
+%% connecting under ever new names, does not renew it. A receiver charges
+%% the atoms of a term before the term is decoded, by it or by the runtime.
+-module(seccomp_dist_budget).
+
+-export([init/0, left/2, charge/3]).
+
+-define(TAB, seccomp_dist_budget).
+-define(ALL, all_peers).
+
+%% @doc Create the table (once; its owner is the process that listens).
+-spec init() -> ok.
+init() ->
+    _ = ets:info(?TAB) =:= undefined
+        andalso ets:new(?TAB, [named_table, public, {write_concurrency, true}]),
+    ok.
+
+%% @doc New atoms node `Node' may still cause, its own budget being `Max'.
+-spec left(node(), non_neg_integer()) -> non_neg_integer().
+left(Node, Max) ->
+    max(0, min(Max - used({node, Node}), cap() - used(?ALL))).
+
+%% @doc Take `N' atoms from `Node''s budget and from the budget of all
+%% peers; `atom_budget' (and nothing taken) if either is exceeded.
+-spec charge(node(), non_neg_integer(), non_neg_integer()) -> ok | atom_budget.
+charge(_Node, 0, _Max) -> ok;
+charge(Node, N, Max) ->
+    try
+        All = ets:update_counter(?TAB, ?ALL, N, {?ALL, 0}),
+        Mine = ets:update_counter(?TAB, {node, Node}, N, {{node, Node}, 0}),
+        case All =< cap() andalso Mine =< Max of
+            true -> ok;
+            false ->
+                _ = ets:update_counter(?TAB, ?ALL, -N),
+                _ = ets:update_counter(?TAB, {node, Node}, -N),
+                atom_budget
+        end
+    catch
+        %% no table: distribution is being stopped
+        error:badarg -> atom_budget
+    end.
+
+used(Key) ->
+    try ets:lookup(?TAB, Key) of
+        [{Key, N}] -> N;
+        [] -> 0
+    catch error:badarg -> cap()
+    end.
+
+%% The share of the atom table all peers together may fill.
+cap() -> erlang:system_info(atom_limit) div 8.

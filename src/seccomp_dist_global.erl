@@ -1,0 +1,129 @@
+%% @doc What a peer may send to `global_name_server' and `global_group':
+%% exactly the messages that `global' and `global_group' send between
+%% nodes (as in OTP's global.erl and global_group.erl), with every field
+%% of the type the local server assumes, so that a message let in never
+%% crashes it (both run under `kernel_sup', which stops the node when a
+%% child dies). Messages those servers only get from their own node's
+%% helpers (`exchange_ops', `lock_is_set', `send_res', `find_name_res',
+%% `registered_names_res', ...) are refused: they make the server send to
+%% a destination the message names.
+%%
+%% Ownership: pids standing for the sending side are the peer's; a name's
+%% pid is the peer's, or a local pid already registered here under that
+%% name (a peer repeats what this node told it, nothing else), so a peer
+%% never makes `global' resolve a clash against a local process it picked.
+%% A peer may unregister only its own names. Which funs a resolve method
+%% may be is the filter's fun rule ({@link seccomp_dist_filter}).
+-module(seccomp_dist_global).
+
+-export([check/3]).
+
+%% @doc Whether `Msg' from node `Peer' may go to the local process `Name'
+%% (`global_name_server' or `global_group').
+-spec check(global_name_server | global_group, term(), node()) -> boolean().
+check(Name, Msg, Peer) -> ok(Name, Msg, Peer).
+
+%%% global_name_server ------------------------------------------------------------
+
+ok(global_name_server, {'$gen_call', From, Req}, Peer) ->
+    seccomp_dist_owned:caller(From, Peer) andalso call(Req, Peer);
+ok(global_name_server, {'$gen_cast', Req}, Peer) ->
+    cast(Req, Peer);
+ok(global_name_server, {init_connect_ack, Peer, _HisMyTag, _HisHisTag}, Peer) -> true;
+ok(global_name_server, {cancel_connect, Peer, _Tag}, Peer) -> true;
+%% A peer asks to be disconnected from itself.
+ok(global_name_server, {remove_connection, Peer}, Peer) -> true;
+%% Replies to calls of global's locker and registrar (judged as the server
+%% is): gen_server replies to a reference of this node.
+ok(global_name_server, {{Tag, Peer}, _Reply}, Peer) -> local_ref(Tag);
+ok(global_name_server, {Tag, _Reply}, _Peer) when is_reference(Tag) -> local_ref(Tag);
+%% `lost_connection' names a third node that every receiver then drops:
+%% a peer's word is not enough for that (see the README).
+ok(global_group, {'$gen_cast', Req}, Peer) ->
+    group_cast(Req, Peer);
+ok(global_group, {disconnect_node, Peer}, Peer) -> true;
+%% Answers to this node's configuration check, sent to global_group's pid.
+ok(global_group, {Answer, Vsn, {Pid, _Session}, Peer}, Peer)
+  when Answer =:= config_ok; Answer =:= config_error ->
+    is_integer(Vsn) andalso Pid =:= whereis(global_group);
+ok(_Name, _Msg, _Peer) ->
+    false.
+
+call({register, Name, Pid, Method}, _Peer) -> name_entry(Name, Pid, Method);
+call({register_ext, Name, Pid, Method, RegNode}, _Peer) ->
+    is_atom(RegNode) andalso name_entry(Name, Pid, Method);
+call({unregister, Name}, Peer) ->
+    case registered(Name) of
+        none -> true;
+        Pid -> node(Pid) =:= Peer
+    end;
+call({Lock, {_ResourceId, _RequesterId}}, _Peer) when Lock =:= set_lock; Lock =:= del_lock -> true;
+call(_Req, _Peer) -> false.
+
+cast({init_connect, Vsn, Peer, {locker, _, _HisKnown, HisLocker}}, Peer) ->
+    version(Vsn) andalso own(HisLocker, Peer);
+cast({exchange, Peer, Names, NamesExt, _Tag}, Peer) ->
+    all(fun name_entry/1, Names) andalso names_ext(NamesExt);
+cast({resolved, Peer, Ops, Known, _Unused, NamesExt, _Tag}, Peer) ->
+    all(fun op/1, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
+cast({new_nodes, Peer, Ops, NamesExt, Nodes, ExtraInfo}, Peer) ->
+    all(fun op/1, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
+        andalso proper(ExtraInfo);
+cast({in_sync, Peer, IsKnown}, Peer) -> is_boolean(IsKnown);
+cast({lock_set, Pid, Set, _HisKnown, _Tag}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
+cast({lock_set, Pid, Set, _HisKnown}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
+cast(_Req, _Peer) -> false.
+
+%% `{HisVsn, HisTag}', or a longer tuple from a newer release.
+version(Vsn) -> is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn)).
+
+op({insert, Entry}) -> name_entry(Entry);
+%% Deleting a name whose process runs here is this node's own decision.
+op({delete, Name}) ->
+    case registered(Name) of
+        none -> true;
+        Pid -> node(Pid) =/= node()
+    end;
+op(_) -> false.
+
+name_entry({Name, Pid, Method}) -> name_entry(Name, Pid, Method);
+name_entry(_) -> false.
+
+name_entry(Name, Pid, Method) ->
+    is_pid(Pid) andalso is_function(Method, 3) andalso (node(Pid) =/= node() orelse registered(Name) =:= Pid).
+
+names_ext(L) -> all(fun({_Name, Pid, RegNode}) -> is_pid(Pid) andalso is_atom(RegNode); (_) -> false end, L).
+
+node_list(L) -> all(fun(N) when is_atom(N) -> true; ({N, V}) -> is_atom(N) andalso is_integer(V); (_) -> false end, L).
+
+registered(Name) ->
+    try ets:lookup(global_names, Name) of
+        [{Name, Pid, _Method, _Ref} | _] -> Pid;
+        _ -> none
+    catch error:badarg -> none
+    end.
+
+%%% global_group ---------------------------------------------------------------------
+
+group_cast({registered_names, User}, Peer) -> own(User, Peer);
+group_cast({find_name, User, _Name}, Peer) -> own(User, Peer);
+group_cast({conf_check, Vsn, Peer, From, sync, CCName, CCNodes}, Peer) ->
+    conf_check(Vsn, From, CCName, normal, CCNodes, Peer);
+group_cast({conf_check, Vsn, Peer, From, sync, CCName, PubType, CCNodes}, Peer) ->
+    conf_check(Vsn, From, CCName, PubType, CCNodes, Peer);
+group_cast(_Req, _Peer) -> false.
+
+conf_check(Vsn, {Pid, _Session}, CCName, PubType, CCNodes, Peer) ->
+    is_integer(Vsn) andalso own(Pid, Peer) andalso is_atom(CCName) andalso is_atom(PubType)
+        andalso proper(CCNodes);
+conf_check(_Vsn, _From, _CCName, _PubType, _CCNodes, _Peer) -> false.
+
+%%% Helpers ----------------------------------------------------------------------------
+
+own(Pid, Peer) -> seccomp_dist_owned:own(Pid, Peer).
+
+local_ref(Ref) -> is_reference(Ref) andalso node(Ref) =:= node().
+
+proper(L) -> seccomp_dist_owned:proper(L).
+
+all(F, L) -> seccomp_dist_owned:all(F, L).
