@@ -82,25 +82,13 @@ names_function(M, F, A) ->
 length_or_none(L) ->
     try length(L) catch error:badarg -> none end.
 
-%% The processes of this application: those whose initial call (as
-%% `proc_lib' records it, else the spawn's) names one of its modules.
 is_library_process(Dest) ->
     case whereis_dest(Dest) of
-        Pid when is_pid(Pid), node(Pid) =:= node() ->
-            lists:any(fun(M) -> lists:member(M, seccomp_guard:app_modules()) end, started_by(Pid));
-        _ ->
-            false
+        Pid when is_pid(Pid), node(Pid) =:= node() -> seccomp_args:is_library_process(Pid);
+        _ -> false
     end.
 
 whereis_dest(Pid) when is_pid(Pid) -> Pid;
 whereis_dest(Name) when is_atom(Name) -> whereis(Name);
 whereis_dest({Name, Node}) when is_atom(Name), Node =:= node() -> whereis(Name);
 whereis_dest(_) -> undefined.
-
-%% The modules in a process's initial call (a supervisor's names its callback module too).
-started_by(Pid) ->
-    Calls = case process_info(Pid, [dictionary, initial_call]) of
-                [{dictionary, D}, {initial_call, I}] -> [proplists:get_value('$initial_call', D), I];
-                undefined -> []
-            end,
-    lists:append([[M | [F || is_atom(F)]] || {M, F, _} <- Calls]).
