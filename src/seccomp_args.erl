@@ -122,12 +122,15 @@ process(Dest) ->
 %% may take them over).
 -spec is_protected(term()) -> boolean().
 is_protected(Name) when is_atom(Name) ->
-    lists:member(Name, library_names()) orelse is_protected(whereis(Name));
+    lists:member(Name, library_names()) orelse is_protected_pid(whereis(Name));
 is_protected({global, Name}) ->
-    is_protected(global:whereis_name(Name));
-is_protected(Pid) when is_pid(Pid), node(Pid) =:= node(), Pid =/= self() ->
+    is_protected_pid(global:whereis_name(Name));
+is_protected(Pid) ->
+    is_protected_pid(Pid).
+
+is_protected_pid(Pid) when is_pid(Pid), node(Pid) =:= node(), Pid =/= self() ->
     is_library_process(Pid) orelse is_system_process(Pid);
-is_protected(_) ->
+is_protected_pid(_) ->
     false.
 
 %% @doc The names this library's processes register (from its supervisor).

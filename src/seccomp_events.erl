@@ -39,7 +39,7 @@ notify(#{pid := Pid, mfa := {M, F, A}, action := Action, outcome := Outcome} = E
     %% Only to this library's own server: a process that took the name gets nothing.
     case seccomp_library:server(?MODULE) of
         undefined -> ok;
-        Pid -> gen_server:cast(Pid, {event, Event})
+        Server -> gen_server:cast(Server, {event, Event})
     end.
 
 report(#{pid := Pid, mfa := MFA, action := Action, outcome := Outcome}) ->
