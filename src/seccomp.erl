@@ -120,8 +120,10 @@ spawn_opt(M, F, Args, Opts) -> erlang:error({badarg, {M, F, Args, Opts}}).
 %% Fun. A restricted caller's fun is checked like the data it is (see
 %% `seccomp_route:mediate/1'): an external fun as the call it names.
 inheriting(Fun, SpawnMFA) ->
-    Checked = seccomp_route:mediate(Fun),
-    with_ticket(seccomp_violation:spawn_ticket(SpawnMFA), Checked).
+    ticketed(seccomp_route:mediate(Fun), SpawnMFA).
+
+ticketed(Fun, SpawnMFA) ->
+    with_ticket(seccomp_violation:spawn_ticket(SpawnMFA), Fun).
 
 %% The `{M, F, Args}' is checked as a call of the caller, its arguments as
 %% data, and the child applies it through the checks again, under the layers.
@@ -130,9 +132,9 @@ inheriting(M, F, Args, SpawnMFA) when is_atom(M), is_atom(F), is_list(Args) ->
     case seccomp_nif:is_restricted(self()) of
         true ->
             Checked = seccomp_route:mediate(Args),
-            inheriting(fun() -> seccomp_route:apply(M, F, Checked) end, SpawnMFA);
+            ticketed(fun() -> seccomp_route:apply(M, F, Checked) end, SpawnMFA);
         false ->
-            inheriting(fun() -> erlang:apply(M, F, Args) end, SpawnMFA)
+            ticketed(fun() -> erlang:apply(M, F, Args) end, SpawnMFA)
     end;
 inheriting(M, F, Args, _SpawnMFA) ->
     erlang:error({badarg, {M, F, Args}}).

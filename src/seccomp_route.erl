@@ -42,9 +42,31 @@ checked(M, F, Args) ->
         true ->
             ok = seccomp_process:ensure_traced(),
             ok = seccomp_sensitive:check({M, F, length(Args)}),
+            ok = no_spawn({M, F, length(Args)}),
             call(M, F, mediate(Args));
         false ->
             call(M, F, Args)
+    end.
+
+%% `no_spawn': a function that can start a process (the spawn BIFs, and
+%% every function from which xref finds a path to one, `seccomp_spawners')
+%% is checked as a spawn.
+no_spawn(MFA) ->
+    case is_map_key(MFA, spawners()) of
+        true -> _ = seccomp_violation:spawn_ticket(MFA), ok;
+        false -> ok
+    end.
+
+spawners() ->
+    case persistent_term:get({?MODULE, spawners}, undefined) of
+        undefined ->
+            BIFs = [{erlang, F, A} || {F, A} <- erlang:module_info(exports),
+                                      lists:prefix("spawn", atom_to_list(F))],
+            Set = maps:from_keys(BIFs ++ seccomp_spawners:all(), true),
+            persistent_term:put({?MODULE, spawners}, Set),
+            Set;
+        Set ->
+            Set
     end.
 
 %% @doc Check an `{M, F, Arity}' as a call of the caller: `ok', or the

@@ -9,7 +9,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -export([forbidden/1, forbidden/0, init/1, existing/1, sys_vectors/0, library_vectors/0,
-         squatting/0, halting_fun/0]).
+         squatting/0, halting_fun/0, no_spawn_vectors/0]).
 
 -define(POLICY, #{mode => blacklist, rules => [os, {?MODULE, forbidden, '_'}]}).
 
@@ -127,6 +127,49 @@ halting_fun_test_() ->
 halting_fun() ->
     setup(),
     restricted(#{mode => blacklist, rules => [os]}, fun() -> seccomp:spawn(fun erlang:halt/0), timer:sleep(500) end).
+
+%%% no_spawn covers every function that can start a process ------------------------
+
+%% Every function of the derived set (and every spawn BIF) is refused to a
+%% `no_spawn' caller before it runs, whatever its arguments. In a VM of its
+%% own: a regression would run shell and node functions with junk arguments.
+no_spawn_test_() ->
+    {timeout, 120, fun() ->
+        {Count, NotRefused} = in_peer(no_spawn_vectors, 90000),
+        ?assert(Count > 500),
+        ?assertEqual([], NotRefused)
+    end}.
+
+no_spawn_vectors() ->
+    setup(),
+    logger:set_primary_config(level, none),
+    BIFs = [{erlang, F, A} || {F, A} <- erlang:module_info(exports), lists:prefix("spawn", atom_to_list(F))],
+    All = BIFs ++ seccomp_spawners:all(),
+    Policy = #{mode => blacklist, rules => [os], no_spawn => true},
+    Outcomes = [{MFA, restricted(Policy, fun() -> seccomp:apply(M, F, lists:duplicate(A, 0)) end)}
+                || {M, F, A} = MFA <- All],
+    {length(All), [O || {_, R} = O <- Outcomes, R =/= refused]}.
+
+%% The generated set is what xref derives from the installed code.
+spawners_are_derived_test_() ->
+    {timeout, 120, fun() ->
+        Root = filename:dirname(filename:dirname(code:which(?MODULE))),
+        Script = filename:join(project_dir(Root), "scripts/spawners.escript"),
+        Libs = string:join([filename:dirname(filename:dirname(D)) || D <- elixir_path()], ":"),
+        Out = os:cmd("ERL_LIBS=" ++ Libs ++ " escript " ++ Script ++ " print"),
+        {ok, Tokens, _} = erl_scan:string(Out),
+        {ok, Derived} = erl_parse:parse_term(Tokens),
+        ?assert(length(Derived) > 500),
+        ?assertEqual([], Derived -- seccomp_spawners:all())
+    end}.
+
+%% The project directory: where scripts/ is, above the build directory.
+project_dir(Dir) ->
+    case filelib:is_file(filename:join(Dir, "scripts/spawners.escript")) of
+        true -> Dir;
+        false when Dir =/= "/" -> project_dir(filename:dirname(Dir));
+        false -> error(no_project_dir)
+    end.
 
 %%% System and library processes ------------------------------------------------
 
@@ -311,8 +354,12 @@ in_peer(Scenario, Timeout) ->
         catch peer:stop(Peer)
     end.
 
+%% Elixir's code directories (whether or not this VM has them on its path).
 elixir_path() ->
     case code:which('Elixir.Kernel') of
-        non_existing -> [filename:join(D, "ebin") || D <- filelib:wildcard("/usr/lib/elixir/lib/*")];
-        _ -> []
+        non_existing ->
+            Dir = string:trim(os:cmd("elixir -e 'IO.write(:code.lib_dir(:elixir))' 2>/dev/null")),
+            [filename:join(D, "ebin") || D <- filelib:wildcard(filename:join(filename:dirname(Dir), "*"))];
+        Beam ->
+            [filename:join(D, "ebin") || D <- filelib:wildcard(filename:join(filename:dirname(filename:dirname(filename:dirname(Beam))), "*"))]
     end.
