@@ -87,7 +87,10 @@ defmodule Seccomp do
 
   @doc """
   The restriction state of a local process: `:mode` (`:disabled` or
-  `:filter`), `:layers`, `:no_spawn`, `:inherit`, `:checks` and `:denials`.
+  `:filter`), `:layers`, `:no_spawn`, `:inherit`, `:checks`, `:denials` and
+  `:tracer` (`:on` while its children inherit whatever starts them, `:off`
+  when the trace flags were cleared from outside, `{:other, tracer}` when
+  another tracer holds it).
   """
   @spec status(pid()) :: map() | {:error, term()}
   defdelegate status(pid), to: :seccomp
@@ -96,8 +99,11 @@ defmodule Seccomp do
   @spec table_size() :: non_neg_integer()
   defdelegate table_size(), to: :seccomp
 
-  @doc "Receive `{:seccomp_event, event}` for every violation on this node."
-  @spec subscribe() :: :ok | {:error, :not_started}
+  @doc """
+  Receive `{:seccomp_event, event}` for every violation on this node. Only an
+  unrestricted process may (`{:error, :not_permitted}`).
+  """
+  @spec subscribe() :: :ok | {:error, :not_started | :not_permitted}
   defdelegate subscribe(), to: :seccomp
 
   @doc "Stop receiving events."
