@@ -273,7 +273,9 @@ task(Sup, Fun, Kind) -> task(Sup, Fun, Kind, []).
 
 %% @doc Like {@link task/3}, with the options of the `/3' forms.
 -spec task(pid() | atom(), fun(() -> term()), start_child | async | async_nolink, [list()]) -> term().
-task(Sup, Fun, Kind, Opts) when is_function(Fun, 0) ->
+task(Sup0, Fun0, Kind, Opts) when is_function(Fun0, 0) ->
+    %% A restricted caller's fun is data like its supervisor: checked (see `seccomp_route:mediate/1').
+    [Sup, Fun] = seccomp_route:mediate([Sup0, Fun0]),
     Wrapped = case seccomp_violation:spawn_ticket({'Elixir.Task.Supervisor', Kind, 2 + length(Opts)}) of
                   none -> Fun;
                   T -> fun() -> ok = seccomp_process:adopt(T), Fun() end
