@@ -53,7 +53,6 @@ defmodule Seccomp.CoreReachTest do
       {Supervisor, :start_link,
        [[%{id: :x, start: {Probe, :forbidden, [me]}}], [strategy: :one_for_one]]},
       {Enum, :map, [[me], &Probe.forbidden/1]},
-      {Enum, :zip_with, [[Probe], [:forbidden], &:erlang.apply(&1, &2, [me])]},
       {:lists, :zipwith3, [&:erlang.apply/3, [Probe], [:forbidden], [[me]]]},
       {Kernel, :apply, [&:erlang.apply/3, [Probe, :forbidden, [me]]]},
       {:timer, :tc, [Probe, :forbidden, [me]]}
