@@ -24,8 +24,11 @@ defmodule Seccomp.CoreReachTest do
         try do
           fun.()
         rescue
-          Seccomp.ViolationError -> :refused
-          e in ErlangError -> if match?({:seccomp_violation, _}, e.original), do: :refused, else: {:error, e}
+          Seccomp.ViolationError ->
+            :refused
+
+          e in ErlangError ->
+            if match?({:seccomp_violation, _}, e.original), do: :refused, else: {:error, e}
         catch
           :exit, reason -> {:exit, reason}
         end
@@ -87,8 +90,15 @@ defmodule Seccomp.CoreReachTest do
     call = {:"$gen_call", {self(), make_ref()}, {:call, Probe, :forbidden, [self()], :user}}
 
     vectors =
-      for dest <- [:rex, Process.whereis(:rex), :code_server, :kernel_safe_sup, :seccomp_events,
-                   :application_controller, :logger],
+      for dest <- [
+            :rex,
+            Process.whereis(:rex),
+            :code_server,
+            :kernel_safe_sup,
+            :seccomp_events,
+            :application_controller,
+            :logger
+          ],
           v <- [
             {GenServer, :call, [dest, {:call, :erlang, :self, [], :user}]},
             {GenServer, :cast, [dest, {:cast, :erlang, :self, [], :user}]},
