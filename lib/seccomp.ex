@@ -16,9 +16,11 @@ defmodule Seccomp do
 
   Functions that can be refused raise `Seccomp.ViolationError` here; the
   Erlang API (`:seccomp`) raises the error term `{:seccomp_violation, mfa}`.
-  Invalid arguments (a bad policy) are `{:error, reason}` results, and
-  `ArgumentError` in the functions that build something (`child_spec/2`,
-  `Seccomp.Policy.new!/1`).
+  Bad input follows the result's shape: functions with tagged results
+  (`restrict/1`, `status/1`, `Seccomp.Policy.new/1`, `Seccomp.Eval.eval/2`)
+  return `{:error, reason}`, and their bang variants raise; functions that
+  return a plain value (`apply/3`, the spawn family, `check/1`,
+  `child_spec/2`) raise `ArgumentError`.
   """
 
   @type policy :: Seccomp.Policy.t() | :seccomp_policy.t() | keyword() | map()
