@@ -23,16 +23,21 @@
 -module(seccomp_args).
 
 -export([check/1, check_call/1, check_fun/1, is_protected/1, is_library_process/1,
-         library_names/0]).
+         library_names/0, is_module/1]).
 
 %% Depth to which nested terms are walked; deeper terms are refused.
 -define(MAX_DEPTH, 64).
 -define(APPS, {?MODULE, system_apps}).
 
 %% @doc Check every code and process name in `Args' (see the module doc):
-%% `ok', or the violation's action is carried out.
--spec check(term()) -> ok.
-check(Args) -> walk(Args, 0).
+%% the violation's action is carried out, or the answer says whether `Args'
+%% hold an external fun (`funs') or not (`plain').
+-spec check(term()) -> funs | plain.
+check(Args) ->
+    case walk(Args, 0) of
+        true -> funs;
+        false -> plain
+    end.
 
 %% @doc Check `{M, F, Arity}' as a call of the caller, the guard and the
 %% functions that change the node included (see `seccomp_sensitive').
@@ -61,30 +66,32 @@ check_fun(Fun) ->
             end
     end.
 
+%% Each walk answers whether it met an external fun.
 walk(_T, Depth) when Depth > ?MAX_DEPTH ->
     seccomp_violation:refuse({?MODULE, nesting, ?MAX_DEPTH});
-walk(T, _Depth) when is_function(T) -> check_fun(T);
-walk(T, _Depth) when is_pid(T) -> process(T);
-walk(T, _Depth) when is_atom(T) -> process(T);
+walk(T, _Depth) when is_function(T) ->
+    ok = check_fun(T),
+    erlang:fun_info(T, type) =:= {type, external};
+walk(T, _Depth) when is_pid(T); is_atom(T) -> ok = process(T), false;
 walk({global, Name} = T, Depth) ->
     ok = process({global, Name}),
-    sequence(tuple_to_list(T), Depth);
-walk(T, Depth) when is_tuple(T) -> sequence(tuple_to_list(T), Depth);
-walk(T, Depth) when is_list(T) -> sequence(T, Depth);
+    sequence(tuple_to_list(T), Depth, false);
+walk(T, Depth) when is_tuple(T) -> sequence(tuple_to_list(T), Depth, false);
+walk(T, Depth) when is_list(T) -> sequence(T, Depth, false);
 walk(T, Depth) when is_map(T) -> walk(maps:to_list(T), Depth + 1);
-walk(_, _) -> ok.
+walk(_, _) -> false.
 
 %% Elements side by side: each is walked, and each pair of atoms that names
 %% a module and a function it exports is checked as a call.
-sequence([], _Depth) -> ok;
-sequence([H | T], Depth) ->
-    ok = walk(H, Depth + 1),
+sequence([], _Depth, Funs) -> Funs;
+sequence([H | T], Depth, Funs) ->
+    HasFun = walk(H, Depth + 1),
     ok = case T of
              [F | _] when is_atom(H), is_atom(F) -> named(H, F);
              _ -> ok
          end,
-    sequence(T, Depth);
-sequence(Improper, Depth) -> walk(Improper, Depth + 1).
+    sequence(T, Depth, Funs orelse HasFun);
+sequence(Improper, Depth, Funs) -> walk(Improper, Depth + 1) orelse Funs.
 
 %% A restricted child spec's start (`seccomp:child_spec/2') only adds
 %% layers; the start it wraps is checked as the walk reaches it.
@@ -99,6 +106,10 @@ arities(M, F) ->
         true -> [A || {F2, A} <- M:module_info(exports), F2 =:= F];
         false -> []
     end.
+
+%% @doc Whether `M' is a module: loaded, or on the code path (read once).
+-spec is_module(atom()) -> boolean().
+is_module(M) -> erlang:module_loaded(M) orelse is_module_on_path(M).
 
 %% Module names on the code path, read once (as binaries: no atom is made).
 is_module_on_path(M) ->

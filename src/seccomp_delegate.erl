@@ -85,7 +85,7 @@ carries_code(_) -> false.
 names_function(M, F, A) ->
     case length_or_none(A) of
         none -> false;
-        N -> erlang:function_exported(M, F, N) orelse code:which(M) =/= non_existing
+        N -> erlang:function_exported(M, F, N) orelse seccomp_args:is_module(M)
     end.
 
 length_or_none(L) ->
