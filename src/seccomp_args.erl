@@ -13,7 +13,7 @@
 %% against the guard.
 %%
 %% A process named by the arguments (a pid, a registered name, a
-%% `{global, Name}') is out of reach when it is one of the node's system
+%% `{global, Name}', a `{via, global | Registry, Name}') is out of reach when it is one of the node's system
 %% processes or this library's own: a registered process whose application
 %% is part of OTP, Elixir or this library (or that belongs to no
 %% application, like `init'), and any process this library started. Asking
@@ -76,6 +76,9 @@ walk(T, _Depth) when is_pid(T); is_atom(T) -> ok = process(T), false;
 walk({global, Name} = T, Depth) ->
     ok = process({global, Name}),
     sequence(tuple_to_list(T), Depth, false);
+walk({via, Mod, Name} = T, Depth) when Mod =:= global; Mod =:= 'Elixir.Registry' ->
+    ok = process(try Mod:whereis_name(Name) catch _:_ -> undefined end),
+    sequence(tuple_to_list(T), Depth, false);
 walk(T, Depth) when is_tuple(T) -> sequence(tuple_to_list(T), Depth, false);
 walk(T, Depth) when is_list(T) -> sequence(T, Depth, false);
 walk(T, Depth) when is_map(T) -> walk(maps:to_list(T), Depth + 1);
@@ -136,7 +139,9 @@ process(Dest) ->
 %% may take them over).
 -spec is_protected(term()) -> boolean().
 is_protected(Name) when is_atom(Name) ->
-    lists:member(Name, library_names()) orelse is_protected_pid(whereis(Name));
+    %% A bare name may be a global one too (`global:send(Name, Msg)').
+    lists:member(Name, library_names()) orelse is_protected_pid(whereis(Name))
+        orelse is_protected_pid(global:whereis_name(Name));
 is_protected({global, Name}) ->
     is_protected_pid(global:whereis_name(Name));
 is_protected(Pid) ->

@@ -205,8 +205,13 @@ sys_vectors() ->
                          {erlang, monitor, [process, D]}, {erlang, link, [D]},
                          {erlang, group_leader, [D, self()]}]
               end,
+    %% A system process under a global name (registered by trusted code).
+    yes = global:register_name(rt_glob, whereis(kernel_safe_sup)),
+    Global = [{global, send, [rt_glob, Msg]}, {gen_server, cast, [{global, rt_glob}, x]},
+              {gen_server, cast, [{via, global, rt_glob}, x]}],
     Outcomes = [{{N, V}, restricted(fun() -> seccomp:apply(M, F, A) end)}
-                || N <- Names, D <- [N, whereis(N)], {M, F, A} = V <- Vectors(D)],
+                || N <- Names, D <- [N, whereis(N)], {M, F, A} = V <- Vectors(D)]
+        ++ [{V, restricted(fun() -> seccomp:apply(M, F, A) end)} || {M, F, A} = V <- Global],
     {Names, Outcomes}.
 
 %% The library cannot be switched off, stopped or impersonated.
