@@ -294,6 +294,21 @@ node_changes_test_() ->
          application:unset_env(kernel, rt_key)
      end}.
 
+%% A trap_timeout that is not a timeout is ignored: brokers still answer.
+trap_timeout_garbage_test_() ->
+    {setup, fun setup/0,
+     fun() ->
+         ok = application:set_env(beam_seccomp, trap_timeout, garbage),
+         Broker = spawn(fun Loop() ->
+                                receive {seccomp_trap, Ref, _, _} -> seccomp:trap_reply(Ref, allow), Loop() end
+                        end),
+         R = restricted(#{mode => blacklist, rules => [{lists, reverse, 1}], default_action => {trap, Broker}},
+                        fun() -> seccomp:apply(lists, reverse, [[1, 2]]) end),
+         application:unset_env(beam_seccomp, trap_timeout),
+         exit(Broker, kill),
+         ?assertEqual([2, 1], R)
+     end}.
+
 %%% Policy sources, starts, JSON --------------------------------------------------------
 
 %% A policy source that refers to itself is an error, not a loop.
