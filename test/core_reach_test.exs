@@ -149,4 +149,37 @@ defmodule Seccomp.CoreReachTest do
     assert DynamicSupervisor.which_children(sup) == []
     send(victim, :stop)
   end
+
+  test "the library cannot be switched off, and its names cannot be taken" do
+    before = Enum.map([:beam_seccomp_sup, :seccomp_events, :seccomp_prepared], &Process.whereis/1)
+
+    for {m, f, a} <- [
+          {Supervisor, :terminate_child, [:beam_seccomp_sup, :seccomp_events]},
+          {Application, :stop, [:beam_seccomp]},
+          {:timer, :exit_after, [10, :seccomp_events, :kill]},
+          {:proc_lib, :stop, [:seccomp_prepared]},
+          {Process, :register, [self(), :seccomp_events]},
+          {GenServer, :call, [:seccomp_events, {:subscribe, self()}]}
+        ] do
+      assert restricted(fn -> Seccomp.apply(m, f, a) end) == :refused
+    end
+
+    Process.sleep(300)
+
+    assert Enum.map([:beam_seccomp_sup, :seccomp_events, :seccomp_prepared], &Process.whereis/1) ==
+             before
+  end
+
+  test "no_spawn covers every function that can start a process" do
+    for {m, f, a} <- [
+          {Task, :start, [fn -> :ok end]},
+          {Task, :start, [:timer, :sleep, [100]]},
+          {Agent, :start, [fn -> 0 end]},
+          {:proc_lib, :spawn, [:timer, :sleep, [100]]},
+          {:erlang, :spawn_opt, [:timer, :sleep, [100], []]},
+          {GenServer, :start, [Agent.Server, {fn -> 0 end, nil}]}
+        ] do
+      assert restricted([deny: [:os], no_spawn: true], fn -> Seccomp.apply(m, f, a) end) == :refused
+    end
+  end
 end
