@@ -116,17 +116,25 @@ spawn_opt(M, F, Args, Opts) when is_list(Opts) ->
     erlang:spawn_opt(inheriting(M, F, Args, {erlang, spawn_opt, 4}), Opts);
 spawn_opt(M, F, Args, Opts) -> erlang:error({badarg, {M, F, Args, Opts}}).
 
-%% The child's entry function: it takes on the inherited layers, then runs Fun.
+%% The child's entry function: it takes on the inherited layers, then runs
+%% Fun. A restricted caller's fun is checked like the data it is (see
+%% `seccomp_route:mediate/1'): an external fun as the call it names.
 inheriting(Fun, SpawnMFA) ->
+    ticketed(seccomp_route:mediate(Fun), SpawnMFA).
+
+ticketed(Fun, SpawnMFA) ->
     with_ticket(seccomp_violation:spawn_ticket(SpawnMFA), Fun).
 
+%% The `{M, F, Args}' is checked as a call of the caller, its arguments as
+%% data, and the child applies it through the checks again, under the layers.
 inheriting(M, F, Args, SpawnMFA) when is_atom(M), is_atom(F), is_list(Args) ->
-    Arity = length(Args),
-    Call = fun() -> erlang:apply(M, F, Args) end,
-    case seccomp_nif:check(M, F, Arity) of
-        allow -> inheriting(Call, SpawnMFA);
-        {deny, Action} ->
-            seccomp_violation:handle(Action, {M, F, Arity}, fun() -> inheriting(Call, SpawnMFA) end)
+    ok = seccomp_route:check({M, F, length(Args)}),
+    case seccomp_nif:is_restricted(self()) of
+        true ->
+            Checked = seccomp_route:mediate(Args),
+            ticketed(fun() -> seccomp_route:apply(M, F, Checked) end, SpawnMFA);
+        false ->
+            ticketed(fun() -> erlang:apply(M, F, Args) end, SpawnMFA)
     end;
 inheriting(M, F, Args, _SpawnMFA) ->
     erlang:error({badarg, {M, F, Args}}).

@@ -7,7 +7,8 @@
 %% class: a message that carries code (a fun, or an `{M, F, Args}' naming an
 %% exported function), that asks a behaviour to start, restart or replace a
 %% child or to install a handler, or that is a `sys' request, is refused,
-%% and so is any message or exit signal to this library's own processes.
+%% and so is any message or exit signal to this library's own processes, and
+%% installing a handler (`gen_event', `logger', `error_logger', `Logger').
 %% Timers that apply an `{M, F, A}' later are routed: the process the timer
 %% server spawns takes on the caller's layers before the call, which is
 %% checked again.
@@ -18,7 +19,8 @@
                  {'Elixir.Kernel', send, 2}, {'Elixir.Process', send, 3},
                  {'Elixir.Process', send_after, '_'}, {'Elixir.Process', exit, 2},
                  {gen, '_', '_'}, {gen_server, '_', '_'}, {gen_statem, '_', '_'},
-                 {gen_event, '_', '_'}, {'Elixir.GenServer', '_', '_'},
+                 {gen_event, '_', '_'}, {'Elixir.GenServer', '_', '_'}, {logger, '_', '_'},
+                 {error_logger, '_', '_'}, {'Elixir.Logger', '_', '_'},
                  {timer, apply_after, 4}, {timer, apply_interval, 4}, {timer, apply_repeatedly, 4}]).
 
 -export([route/3, carries_code/1, run_adopted/4]).
@@ -27,6 +29,11 @@
 -define(ACTING_TAGS, [start_child, restart_child, terminate_child, delete_child,
                       add_handler, add_sup_handler, swap_handler, swap_sup_handler,
                       replace_state, replace_status, change_code, install, system]).
+
+%% Functions that install callback modules into other processes.
+-define(INSTALLING, [add_handler, add_sup_handler, swap_handler, swap_sup_handler,
+                     add_report_handler, add_backend, add_primary_filter, add_handler_filter,
+                     set_handler_config, update_handler_config, set_module_level]).
 
 %% @private Enforcement point (see `seccomp_route').
 -spec route(module(), atom(), [term()]) -> term().
@@ -42,7 +49,7 @@ route(timer, F, [Time, M, Fun, Args]) ->
             timer:F(Time, ?MODULE, run_adopted, [Ticket, M, Fun, Args])
     end;
 route(M, F, Args) ->
-    case seccomp_nif:is_restricted(self()) andalso offending(Args) of
+    case seccomp_nif:is_restricted(self()) andalso offending(F, Args) of
         false -> erlang:apply(M, F, Args);
         _Why -> seccomp_violation:refuse({M, F, length(Args)})
     end.
@@ -55,8 +62,10 @@ run_adopted(Ticket, M, F, Args) ->
     ok = seccomp_process:adopt(Ticket),
     seccomp_route:apply(M, F, Args).
 
-offending(Args) ->
-    case carries_code(Args) of
+%% Installing a handler has other processes (an event manager, every
+%% process that logs) run the handler module's callbacks.
+offending(F, Args) ->
+    case lists:member(F, ?ACTING_TAGS) orelse lists:member(F, ?INSTALLING) orelse carries_code(Args) of
         true -> code;
         false -> lists:any(fun is_library_process/1, Args) andalso library_process
     end.
@@ -76,31 +85,19 @@ carries_code(_) -> false.
 names_function(M, F, A) ->
     case length_or_none(A) of
         none -> false;
-        N -> erlang:function_exported(M, F, N) orelse code:which(M) =/= non_existing
+        N -> erlang:function_exported(M, F, N) orelse seccomp_args:is_module(M)
     end.
 
 length_or_none(L) ->
     try length(L) catch error:badarg -> none end.
 
-%% The processes of this application: those whose initial call (as
-%% `proc_lib' records it, else the spawn's) names one of its modules.
 is_library_process(Dest) ->
     case whereis_dest(Dest) of
-        Pid when is_pid(Pid), node(Pid) =:= node() ->
-            lists:any(fun(M) -> lists:member(M, seccomp_guard:app_modules()) end, started_by(Pid));
-        _ ->
-            false
+        Pid when is_pid(Pid), node(Pid) =:= node() -> seccomp_args:is_library_process(Pid);
+        _ -> false
     end.
 
 whereis_dest(Pid) when is_pid(Pid) -> Pid;
 whereis_dest(Name) when is_atom(Name) -> whereis(Name);
 whereis_dest({Name, Node}) when is_atom(Name), Node =:= node() -> whereis(Name);
 whereis_dest(_) -> undefined.
-
-%% The modules in a process's initial call (a supervisor's names its callback module too).
-started_by(Pid) ->
-    Calls = case process_info(Pid, [dictionary, initial_call]) of
-                [{dictionary, D}, {initial_call, I}] -> [proplists:get_value('$initial_call', D), I];
-                undefined -> []
-            end,
-    lists:append([[M | [F || is_atom(F)]] || {M, F, _} <- Calls]).

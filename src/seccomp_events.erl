@@ -22,8 +22,12 @@ subscribe(Pid) -> call({subscribe, Pid}).
 unsubscribe(Pid) -> call({unsubscribe, Pid}).
 
 call(Msg) ->
-    try gen_server:call(?MODULE, Msg)
-    catch exit:{noproc, _} -> {error, not_started}
+    case seccomp_library:server(?MODULE) of
+        undefined -> {error, not_started};
+        Pid ->
+            try gen_server:call(Pid, Msg)
+            catch exit:{noproc, _} -> {error, not_started}
+            end
     end.
 
 %% @doc Record a violation: a log report now, subscribers asynchronously.
@@ -32,7 +36,11 @@ notify(#{pid := Pid, mfa := {M, F, A}, action := Action, outcome := Outcome} = E
     logger:warning(#{what => seccomp_violation, pid => Pid, mfa => {M, F, A},
                      action => Action, outcome => Outcome},
                    #{report_cb => fun report/1, domain => [beam_seccomp]}),
-    gen_server:cast(?MODULE, {event, Event}).
+    %% Only to this library's own server: a process that took the name gets nothing.
+    case seccomp_library:server(?MODULE) of
+        undefined -> ok;
+        Server -> gen_server:cast(Server, {event, Event})
+    end.
 
 report(#{pid := Pid, mfa := MFA, action := Action, outcome := Outcome}) ->
     {"seccomp violation: ~p called ~ts, action ~p, ~p", [Pid, mfa_text(MFA), Action, Outcome]}.

@@ -41,23 +41,31 @@ is_slot(Module) -> persistent_term:get({?MODULE, Module}, false).
 %% @doc Take a free slot for code prepared by `Owner'.
 -spec reserve(pid()) -> {ok, slot(), module(), pos_integer()}
                         | {error, {prepare_limit, count | owner, pos_integer()}}.
-reserve(Owner) -> gen_server:call(?SERVER, {reserve, Owner}, infinity).
+reserve(Owner) -> call({reserve, Owner}).
 
 %% @doc Load compiled code into a reserved slot.
 -spec load(slot(), pos_integer(), binary()) -> ok | {error, term()}.
-load(Slot, Gen, Binary) -> gen_server:call(?SERVER, {load, Slot, Gen, Binary}, infinity).
+load(Slot, Gen, Binary) -> call({load, Slot, Gen, Binary}).
 
 %% @doc Tell the slot which pool processes to stop when it is released.
 -spec attach(slot(), pos_integer(), [pid()]) -> ok.
-attach(Slot, Gen, Pids) -> gen_server:call(?SERVER, {attach, Slot, Gen, Pids}, infinity).
+attach(Slot, Gen, Pids) -> call({attach, Slot, Gen, Pids}).
 
 %% @doc Free a slot (a no-op when that generation is already gone).
 -spec release(slot(), pos_integer()) -> ok.
-release(Slot, Gen) -> gen_server:call(?SERVER, {release, Slot, Gen}, infinity).
+release(Slot, Gen) -> call({release, Slot, Gen}).
 
 %% @doc How many slots hold live prepared code, and how many are draining.
+%% Only this library's own server is asked (and handed code): a process
+%% that took the name after the server stopped is not.
+call(Request) ->
+    case seccomp_library:server(?SERVER) of
+        undefined -> exit({noproc, {?MODULE, Request}});
+        Pid -> gen_server:call(Pid, Request, infinity)
+    end.
+
 -spec in_use() -> #{live := non_neg_integer(), draining := non_neg_integer(), max := pos_integer()}.
-in_use() -> gen_server:call(?SERVER, in_use, infinity).
+in_use() -> call(in_use).
 
 %%% Server ------------------------------------------------------------------------
 

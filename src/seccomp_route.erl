@@ -11,7 +11,7 @@
 %% attributes, so the core knows no enforcement point by name.
 -module(seccomp_route).
 
--export([apply/3, call/3, check/1, routes/0]).
+-export([apply/3, call/3, check/1, mediate/1, routes/0]).
 -compile({no_auto_import, [apply/3]}).
 
 -define(ROUTES, {?MODULE, routes}).
@@ -41,41 +41,82 @@ checked(M, F, Args) ->
     case seccomp_nif:is_restricted(self()) of
         true ->
             ok = seccomp_process:ensure_traced(),
-            ok = funs(Args);
+            ok = seccomp_sensitive:check({M, F, length(Args)}),
+            ok = no_spawn({M, F, length(Args)}),
+            call(M, F, mediate(Args));
         false ->
-            ok
-    end,
-    call(M, F, Args).
+            call(M, F, Args)
+    end.
+
+%% `no_spawn': a function that can start a process (the spawn BIFs, and
+%% every function from which xref finds a path to one, `seccomp_spawners')
+%% is checked as a spawn.
+no_spawn(MFA) ->
+    case is_map_key(MFA, spawners()) of
+        true -> _ = seccomp_violation:spawn_ticket(MFA), ok;
+        false -> ok
+    end.
+
+spawners() ->
+    case persistent_term:get({?MODULE, spawners}, undefined) of
+        undefined ->
+            BIFs = [{erlang, F, A} || {F, A} <- erlang:module_info(exports),
+                                      lists:prefix("spawn", atom_to_list(F))],
+            Set = maps:from_keys(BIFs ++ seccomp_spawners:all(), true),
+            persistent_term:put({?MODULE, spawners}, Set),
+            Set;
+        Set ->
+            Set
+    end.
 
 %% @doc Check an `{M, F, Arity}' as a call of the caller: `ok', or the
 %% violation's action is carried out.
 -spec check(mfa()) -> ok.
-check({M, F, A} = MFA) ->
-    case seccomp_nif:check(M, F, A) of
-        allow -> ok;
-        {deny, Action} -> seccomp_violation:handle(Action, MFA, fun() -> ok end)
+check(MFA) -> seccomp_args:check_call(MFA).
+
+%% @doc For a restricted caller: check what `Args' name (see
+%% `seccomp_args') and hand back the arguments with every external fun
+%% replaced by one that checks each call it makes, in whichever restricted
+%% process calls it (an unrestricted one is refused). Unchanged otherwise.
+-spec mediate(term()) -> term().
+mediate(Args) ->
+    case seccomp_nif:is_restricted(self()) of
+        true ->
+            case seccomp_args:check(Args) of
+                funs -> checking(Args);
+                plain -> Args
+            end;
+        false -> Args
     end.
 
-%% Every fun in the arguments (at any depth) may end up called: an external
-%% fun is checked as the call it names, a local fun against the guard (its
-%% module's code runs when it is called).
-funs(T) when is_function(T) -> check_fun(T);
-funs([H | Tl]) -> ok = funs(H), funs(Tl);
-funs(T) when is_tuple(T) -> funs(tuple_to_list(T));
-funs(T) when is_map(T) -> funs(maps:to_list(T));
-funs(_) -> ok.
+checking(T) when is_function(T) ->
+    case erlang:fun_info(T, type) of
+        {type, external} -> checking_fun(T);
+        {type, local} -> T
+    end;
+checking([H | Tl]) -> [checking(H) | checking(Tl)];
+checking(T) when is_tuple(T) -> list_to_tuple(checking(tuple_to_list(T)));
+checking(T) when is_map(T) -> maps:from_list(checking(maps:to_list(T)));
+checking(T) -> T.
 
-check_fun(Fun) ->
+checking_fun(Fun) ->
     {module, M} = erlang:fun_info(Fun, module),
     {name, F} = erlang:fun_info(Fun, name),
-    {arity, A} = erlang:fun_info(Fun, arity),
-    case erlang:fun_info(Fun, type) of
-        {type, external} -> check({M, F, A});
-        {type, local} ->
-            case seccomp_nif:check_guard(M, F, A) of
-                allow -> ok;
-                {deny, Action} -> seccomp_violation:handle(Action, {M, F, A}, fun() -> ok end)
-            end
+    case erlang:fun_info(Fun, arity) of
+        {arity, 0} -> fun() -> checked_call(M, F, []) end;
+        {arity, 1} -> fun(A) -> checked_call(M, F, [A]) end;
+        {arity, 2} -> fun(A, B) -> checked_call(M, F, [A, B]) end;
+        {arity, 3} -> fun(A, B, C) -> checked_call(M, F, [A, B, C]) end;
+        {arity, 4} -> fun(A, B, C, D) -> checked_call(M, F, [A, B, C, D]) end;
+        {arity, 5} -> fun(A, B, C, D, E) -> checked_call(M, F, [A, B, C, D, E]) end;
+        {arity, 6} -> fun(A, B, C, D, E, G) -> checked_call(M, F, [A, B, C, D, E, G]) end;
+        {arity, N} -> seccomp_violation:refuse({M, F, N})
+    end.
+
+checked_call(M, F, Args) ->
+    case seccomp_nif:is_restricted(self()) of
+        true -> apply(M, F, Args);
+        false -> seccomp_violation:refuse({M, F, length(Args)})
     end.
 
 %% @doc Perform an allowed call: `apply' is checked like the call it makes,
@@ -99,7 +140,7 @@ apply_fun(Fun, Args) when is_function(Fun), is_list(Args) ->
             apply(M, F, Args);
         {type, local} ->
             ok = case seccomp_nif:is_restricted(self()) of
-                     true -> check_fun(Fun);
+                     true -> seccomp_args:check_fun(Fun);
                      false -> ok
                  end,
             erlang:apply(Fun, Args)

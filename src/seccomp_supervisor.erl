@@ -33,6 +33,7 @@
 %% The extra argument by which a restricted caller hands its layers to a
 %% restricted `simple_one_for_one' template.
 -define(TICKET_ARG(T), {'$seccomp_ticket', T}).
+-define(MAX_REFERENCES, 8).
 
 %% @doc A child spec whose child starts (and restarts) restricted by `Policy'.
 %% `Policy' may name application env (`{app_env, App, Key}') or a file
@@ -101,20 +102,26 @@ tickets([{policy, Source} | Rest], Acc) ->
         {error, Why} -> {error, {seccomp_policy, Why}}
     end.
 
-resolve({app_env, App, Key}) ->
+%% Policy sources may refer to each other: at most ?MAX_REFERENCES steps,
+%% so a cycle is an error, not a loop.
+resolve(Source) -> resolve(Source, ?MAX_REFERENCES).
+
+resolve({app_env, App, Key}, 0) ->
+    {error, {policy_source_cycle, {app_env, App, Key}}};
+resolve({app_env, App, Key}, Left) ->
     case application:get_env(App, Key) of
-        {ok, Source} -> resolve(Source);
+        {ok, Source} -> resolve(Source, Left - 1);
         undefined -> {error, {no_policy_in_app_env, App, Key}}
     end;
-resolve({file, Path}) ->
+resolve({file, Path}, _Left) ->
     seccomp_policy:from_file(Path);
-resolve(Policy) when is_list(Policy) ->
+resolve(Policy, _Left) when is_list(Policy) ->
     %% The Elixir API's keyword form (`allow: [...]'), e.g. from config.exs.
     case code:ensure_loaded('Elixir.Seccomp.Policy') of
         {module, Mod} -> Mod:native(Policy);
         {error, _} -> seccomp_policy:new(Policy)
     end;
-resolve(Policy) ->
+resolve(Policy, _Left) ->
     seccomp_policy:new(Policy).
 
 %% Run a start with the supervisor armed: what it spawns meanwhile takes the
@@ -130,21 +137,42 @@ armed(Tickets, Start) ->
                      on -> ok;
                      _ -> seccomp_process:trace(self())
                  end,
+            Before = linked(),
             try
-                restrict_started(Start(), Tickets)
+                restrict_started(Start(), Tickets, Before)
             after
                 ok = seccomp_nif:disarm(),
                 Was =:= on orelse erlang:trace(self(), false, [procs, set_on_spawn])
             end
     end.
 
-%% A start function may return a process it did not spawn (an existing one):
-%% it gets the layers now, or is not handed out.
-restrict_started(Result, Tickets) ->
+linked() ->
+    {links, Links} = process_info(self(), links),
+    Links.
+
+%% A start function may return a process it did not start (an existing
+%% one, to have it restricted and then terminated as a child): only a
+%% process this start spawned (this process is its parent, or the parent of
+%% its parent..., and it was not linked here before) is handed out, and it
+%% gets the layers now if the tracer could not give them.
+restrict_started(Result, Tickets, Before) ->
     case started_pid(Result) of
         undefined -> Result;
-        Pid -> ensure_restricted(Pid, Tickets, Result)
+        Pid ->
+            case started_here(Pid, 8) andalso not lists:member(Pid, Before) of
+                true -> ensure_restricted(Pid, Tickets, Result);
+                false -> {error, {seccomp, not_started_here}}
+            end
     end.
+
+started_here(_Pid, 0) -> false;
+started_here(Pid, Depth) when node(Pid) =:= node() ->
+    case process_info(Pid, parent) of
+        {parent, Parent} when Parent =:= self() -> true;
+        {parent, Parent} when is_pid(Parent) -> started_here(Parent, Depth - 1);
+        _ -> false
+    end;
+started_here(_Pid, _Depth) -> false.
 
 %% @private The process a start function or a spawn returned, in any of the
 %% usual shapes (`Pid', `{Pid, MonitorRef}', `{ok, Pid}', `{ok, Pid, Info}',
@@ -212,12 +240,18 @@ restricted_spec(Sup, Id) ->
 %% @doc `supervisor:start_child/2' for any caller: when the caller is
 %% restricted, the child carries at least the caller's layers.
 -spec start_child(sup_ref(), supervisor:child_spec() | [term()]) -> term().
-start_child(Sup, SpecOrArgs) when is_map(SpecOrArgs) ->
+start_child(Sup0, SpecOrArgs0) ->
+    %% A restricted caller's spec is data: its start is checked as a call of
+    %% the caller, and a system or library supervisor is out of reach.
+    [Sup, SpecOrArgs] = seccomp_route:mediate([Sup0, SpecOrArgs0]),
+    start_checked_child(Sup, SpecOrArgs).
+
+start_checked_child(Sup, SpecOrArgs) when is_map(SpecOrArgs) ->
     case is_dynamic(Sup) of
         true -> start_dynamic_child(Sup, SpecOrArgs);
         false -> start_supervisor_child(Sup, SpecOrArgs)
     end;
-start_child(Sup, SpecOrArgs) ->
+start_checked_child(Sup, SpecOrArgs) ->
     start_supervisor_child(Sup, SpecOrArgs).
 
 start_supervisor_child(Sup, SpecOrArgs) ->
@@ -226,7 +260,8 @@ start_supervisor_child(Sup, SpecOrArgs) ->
 
 %% @doc `DynamicSupervisor.start_child/2' for a child spec map, like {@link start_child/2}.
 -spec start_dynamic_child(pid() | atom(), map()) -> term().
-start_dynamic_child(Sup, Spec) ->
+start_dynamic_child(Sup0, Spec0) ->
+    [Sup, Spec] = seccomp_route:mediate([Sup0, Spec0]),
     on_behalf(Sup, fun(Restriction) ->
                            'Elixir.DynamicSupervisor':start_child(Sup, with_restriction(Spec, Restriction))
                    end, Spec, {'Elixir.DynamicSupervisor', start_child, 2}).
@@ -238,7 +273,9 @@ task(Sup, Fun, Kind) -> task(Sup, Fun, Kind, []).
 
 %% @doc Like {@link task/3}, with the options of the `/3' forms.
 -spec task(pid() | atom(), fun(() -> term()), start_child | async | async_nolink, [list()]) -> term().
-task(Sup, Fun, Kind, Opts) when is_function(Fun, 0) ->
+task(Sup0, Fun0, Kind, Opts) when is_function(Fun0, 0) ->
+    %% A restricted caller's fun is data like its supervisor: checked (see `seccomp_route:mediate/1').
+    [Sup, Fun] = seccomp_route:mediate([Sup0, Fun0]),
     Wrapped = case seccomp_violation:spawn_ticket({'Elixir.Task.Supervisor', Kind, 2 + length(Opts)}) of
                   none -> Fun;
                   T -> fun() -> ok = seccomp_process:adopt(T), Fun() end

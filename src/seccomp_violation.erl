@@ -71,7 +71,13 @@ ask_broker(Broker, MFA, Timeout) ->
 whereis_broker(Pid) when is_pid(Pid) -> Pid;
 whereis_broker(Name) when is_atom(Name) -> whereis(Name).
 
-trap_timeout() -> application:get_env(beam_seccomp, trap_timeout, 5000).
+%% A setting that is not a timeout is ignored (the default holds), never a crash.
+trap_timeout() ->
+    case application:get_env(beam_seccomp, trap_timeout, 5000) of
+        T when is_integer(T), T >= 0, T =< 4294967295 -> T;
+        infinity -> infinity;
+        _ -> 5000
+    end.
 
 record(Action, MFA, Outcome) ->
     seccomp_events:notify(#{pid => self(), mfa => MFA, action => Action, outcome => Outcome,

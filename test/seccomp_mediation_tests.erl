@@ -383,6 +383,12 @@ supervisors_test_() ->
              ?assertEqual(refused, Refused(gen_statem, call, [Sup, {start_child, Spec}])),
              ?assertEqual(refused, Refused(erlang, send, [Sup, {system, {self(), Tag}, {replace_state, fun(S) -> S end}}])),
              ?assertEqual(refused, Refused(erlang, send, [alias(), {start_child, Spec}])),
+             %% Handlers run in other processes.
+             {ok, Mgr} = gen_event:start(),
+             ?assertEqual(refused, Refused(gen_event, add_handler, [Mgr, ?MODULE, []])),
+             ?assertEqual(refused, Refused(logger, add_handler, [h, ?MODULE, #{}])),
+             ?assertEqual([], gen_event:which_handlers(Mgr)),
+             gen_event:stop(Mgr),
              timer:sleep(100),
              ?assertEqual([], supervisor:which_children(Sup)),
              %% Through the routed function the child carries the caller's layers.

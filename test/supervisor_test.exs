@@ -215,7 +215,9 @@ defmodule Seccomp.SupervisorTest do
                  policy: :processes,
                  allow: [
                    {DynamicSupervisor, :start_child, 2},
-                   {Seccomp.SupervisorTest.Worker, :__struct__, 0}
+                   {Seccomp.SupervisorTest.Worker, :__struct__, 0},
+                   # The child's start is checked as a call of the caller.
+                   {Seccomp.SupervisorTest.Worker, :start_link, 1}
                  ]
                )
 

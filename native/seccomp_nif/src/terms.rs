@@ -257,6 +257,10 @@ pub fn spec_from_json<'a>(env: Env<'a>, text: &[u8]) -> Result<Term<'a>, String>
     if parsed.rules.len() > MAX_RULES {
         return Err(format!("more than {MAX_RULES} rules"));
     }
+    // What the Erlang side would refuse is refused here, before any atom exists.
+    if matches!(parsed.default_action, crate::policy::Action::Allow) {
+        return Err("default_action must not be allow".to_owned());
+    }
     // Every name the spec holds (modules, functions, brokers), checked before any is created.
     let names = std::cell::RefCell::new(Vec::new());
     let collect = |s: &String| {
@@ -268,9 +272,25 @@ pub fn spec_from_json<'a>(env: Env<'a>, text: &[u8]) -> Result<Term<'a>, String>
     for name in names.into_inner() {
         count_new_atom(env, &name, &mut unknown)?;
     }
+    reserve_new_atoms(unknown.len())?;
     let atom = |s: &String| Atom::from_str(env, s).map_err(|_| format!("not an atom: {s:?}"));
     let spec = parsed.try_map(atom, |b| atom(b).map(Broker::Name))?;
     Ok(encode_spec(env, &spec))
+}
+
+/// How many atoms all JSON policies together may add over the VM's life:
+/// each call is bounded, and so is their sum (the atom table never shrinks).
+pub const MAX_NEW_ATOMS_TOTAL: usize = 100_000;
+static NEW_ATOMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn reserve_new_atoms(n: usize) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    NEW_ATOMS
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+            used.checked_add(n).filter(|&t| t <= MAX_NEW_ATOMS_TOTAL)
+        })
+        .map(|_| ())
+        .map_err(|_| format!("JSON policies may add at most {MAX_NEW_ATOMS_TOTAL} atoms in all"))
 }
 
 /// Refuse a name no atom can hold, and count it when it would be a new atom.
