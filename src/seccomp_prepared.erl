@@ -65,6 +65,7 @@ in_use() -> gen_server:call(?SERVER, in_use, infinity).
 init([]) ->
     seccomp_pool:init_table(),
     seccomp_flatteners:start(),
+    seccomp_reach:start(),
     {ok, #{max => max_prepared(), next => 1, free => [], used => #{}, owners => #{}, draining => [],
            draining_soon => false, held => #{}}}.
 

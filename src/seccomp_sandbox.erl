@@ -46,8 +46,6 @@
 %% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
 -define(CALLER_RUN, '$seccomp_caller_run').
 -define(MAX_WRAPPED_ARITY, 12).
-%% 64 KiB integers: printing or multiplying one stays in the millisecond range.
--define(MAX_INTEGER_BITS, 524288).
 %% Integers below this multiply without a size check.
 -define(SMALL, (1 bsl 32)).
 
@@ -184,7 +182,8 @@ clear_dictionary() ->
 -spec direct(module(), atom(), arity()) -> boolean().
 direct(M, F, A) ->
     ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain
-        andalso not seccomp_flatteners:member(M, F, A).
+        andalso not seccomp_flatteners:member(M, F, A)
+        andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
 %% forged-struct scan of {@link dispatch/4}.
@@ -202,9 +201,35 @@ ordinary(M, F, A) ->
 -spec dispatch(module(), atom(), list(), ctx()) -> term().
 dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
-    flattener_args(M, F, Args, Ctx),
+    bounded_work(M, F, Args, Ctx),
     no_foreign_code({M, F, length(Args)}, Args, Ctx),
-    erlang:apply(M, F, Args).
+    counting_atoms(M, F, Args, Ctx).
+
+%% The flattened arguments of a flattener, and the worst-case work of a call
+%% whose cost grows faster than its input (see `seccomp_cost').
+bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
+    flattener_args(M, F, Args, Ctx),
+    seccomp_cost:within(M, F, Args, Max) orelse memory_limit(Ctx).
+
+%% A function that can create atoms from data (`seccomp_reach'), other than
+%% those the handler mediates itself: the atoms the VM gained during the
+%% call count against `max_atoms'. Before it, the arguments must be too
+%% small to take the atom table past three quarters even if every byte
+%% became an atom, so no run, or series of runs, can fill it.
+counting_atoms(M, F, Args, Ctx) ->
+    case seccomp_reach:member(atoms, M, F, length(Args)) of
+        false ->
+            erlang:apply(M, F, Args);
+        true ->
+            Before = erlang:system_info(atom_count),
+            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
+            seccomp_size:within(Args, max(0, Room), iodata) orelse limit(atom_limit, Ctx),
+            try
+                erlang:apply(M, F, Args)
+            after
+                spend_atoms_within(max(0, erlang:system_info(atom_count) - Before), Ctx)
+            end
+    end.
 
 %% A call that may flatten or walk its arguments in one uninterruptible
 %% step gets only arguments within the copy bound.
@@ -439,8 +464,8 @@ special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
-            flattener_args(M, F, Args, Ctx),
-            erlang:apply(M, F, Args);
+            bounded_work(M, F, Args, Ctx),
+            counting_atoms(M, F, Args, Ctx);
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->
@@ -482,9 +507,16 @@ special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
     erlang:apply(M, F, [Agent, fun(State) -> call({Mod, Fun}, [State | As], Ctx) end | Rest]);
 special_kind(refused, M, F, Args, Ctx) ->
     deny({M, F, length(Args)}, Ctx);
-special_kind(decode, M, F, Args, Ctx) ->
-    %% A decoded fun would run its code unchecked wherever it is called.
-    Term = erlang:apply(M, F, Args),
+special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
+    %% A decoded fun would run its code unchecked wherever it is called;
+    %% `safe' refuses atoms the VM does not know (they would escape the
+    %% atom budget).
+    Safe = case Opts of
+               [] -> [safe];
+               [L] when is_list(L) -> [safe | L];
+               [Other] -> erlang:error(badarg, [Bin, Other])
+           end,
+    Term = erlang:apply(M, F, [Bin, Safe]),
     holds_fun([Term]) andalso deny({M, F, length(Args)}, Ctx),
     Term;
 special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
@@ -494,8 +526,8 @@ special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} 
            end,
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
     carry_out(M, F, Args, Ctx);
-special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
-    bounded_integer(Op, X, Y, Ctx),
+special_kind({bignum, _Class} = Kind, M, F, Args, Ctx) ->
+    bounded_integer(Kind, M, F, Args, Ctx),
     carry_out(M, F, Args, Ctx);
 special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
     %% A comparison stops at the smaller operand's end.
@@ -587,13 +619,17 @@ new_atom(M, F, Args, Ctx) ->
             Atom
     end.
 
-spend_atom(#ctx{tab = caller, max_atoms = Max} = Ctx) ->
+spend_atom(Ctx) -> spend_atoms_within(1, Ctx).
+
+spend_atoms_within(0, _Ctx) ->
+    ok;
+spend_atoms_within(K, #ctx{tab = caller, max_atoms = Max} = Ctx) ->
     case get(?CALLER_RUN) of
-        {Violation, N} when N < Max -> put(?CALLER_RUN, {Violation, N + 1});
+        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K});
         _ -> limit(atom_limit, Ctx)
     end;
-spend_atom(#ctx{tab = Tab, max_atoms = Max} = Ctx) ->
-    case ets:update_counter(Tab, '$atoms', 1) of
+spend_atoms_within(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+    case ets:update_counter(Tab, '$atoms', K) of
         N when N > Max -> limit(atom_limit, Ctx);
         _ -> ok
     end.
@@ -622,31 +658,23 @@ field(M, F, Ctx) when is_atom(M), M =/= nil, M =/= true, M =/= false ->
 field(X, F, _Ctx) ->
     erlang:error({badkey, F, X}).
 
-%% @doc `*' and `bsl' in prepared code whose policy allows them: floats and
-%% small integers directly, larger integers within the bignum bound.
--spec arith('*' | 'bsl', number(), number(), ctx()) -> number().
+%% @doc Integer arithmetic in prepared code whose policy allows it (`*',
+%% `bsl', `div', `rem'): floats and small integers directly, larger
+%% integers within the bignum bound.
+-spec arith('*' | 'bsl' | 'div' | 'rem', number(), number(), ctx()) -> number().
 arith('*', X, Y, _Ctx) when is_float(X); is_float(Y) -> X * Y;
 arith('*', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, abs(Y) < ?SMALL -> X * Y;
 arith('bsl', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, Y =< 64 -> X bsl Y;
+arith(Op, X, Y, _Ctx) when (Op =:= 'div' orelse Op =:= 'rem'), abs(Y) < ?SMALL -> erlang:Op(X, Y);
 arith(Op, X, Y, Ctx) ->
-    bounded_integer(Op, X, Y, Ctx),
+    bounded_integer({bignum, seccomp_profiles:bignum_class(erlang, Op, 2)}, erlang, Op, [X, Y], Ctx),
     erlang:Op(X, Y).
 
-%% Bignum arithmetic runs inside one BIF call that neither yields nor lets the
-%% process be killed: the operands' sizes decide how long, so they are capped.
-bounded_integer(Op, X, Y, Ctx) when is_integer(X), is_integer(Y) ->
-    Bits = case Op of
-               '*' -> bits(X) + bits(Y);
-               'bsl' -> bits(X) + max(0, Y);
-               pow when Y >= 0 -> bits(X) * Y;
-               pow -> 0
-           end,
-    Bits =< ?MAX_INTEGER_BITS orelse memory_limit(Ctx);
-bounded_integer(_Op, _X, _Y, _Ctx) ->
-    true.
-
-bits(N) when N >= -(1 bsl 59), N < 1 bsl 59 -> 60;
-bits(N) -> 8 * byte_size(binary:encode_unsigned(abs(N))).
+%% Bignum arithmetic and conversions run inside one BIF call that neither
+%% yields nor lets the process be killed: the operands' sizes decide how
+%% long, so they are capped (see `seccomp_cost').
+bounded_integer({bignum, Class}, _M, F, Args, Ctx) ->
+    seccomp_cost:integer_op(Class, F, Args) orelse memory_limit(Ctx).
 
 %% `Count' copies of something of `Unit' bytes (a word, for terms).
 bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->

@@ -1,0 +1,124 @@
+%% @doc Bounds on calls whose work grows faster than their input: one call of
+%% them runs without yielding (or allocates outside the heap limit) for a
+%% time or a size that is a product, a square or worse of its arguments'
+%% sizes.
+%%
+%% <ul>
+%% <li>Bignum arithmetic and conversions (`*', `div', `rem', `bsl', powers,
+%%     integers to and from text): operands and results within
+%%     {@link max_integer_bits/0}; text turned into an integer within
+%%     {@link max_digits/0} digits.</li>
+%% <li>Replacement, splitting and matching with compiled patterns, regular
+%%     expressions (the `superlinear' set of `seccomp_reach'), and functions
+%%     that flatten what they build (`seccomp_flatteners': a separator
+%%     repeated between elements): the worst-case
+%%     output, the sum of the arguments' sizes plus the product of the two
+%%     largest, and the tables a list of patterns compiles to (one of 256
+%%     words per pattern byte), within the binary limit.</li>
+%% <li>Functions that can turn text into an integer (the `integer_text' set):
+%%     no argument holds a run of more than {@link max_digits/0} letters or
+%%     digits.</li>
+%% </ul>
+-module(seccomp_cost).
+
+-export([max_integer_bits/0, max_digits/0, integer_op/3, integer_bits/1, within/4]).
+
+%% 8 KiB integers: printing, parsing or dividing one stays within tens of
+%% milliseconds (printing is worse than quadratic in the size).
+-define(MAX_INTEGER_BITS, 65536).
+%% Decimal digits of the largest such integer.
+-define(MAX_DIGITS, 19729).
+%% The goto table of one Aho-Corasick node: 256 words.
+-define(PATTERN_NODE_BYTES, 2048).
+
+-spec max_integer_bits() -> pos_integer().
+max_integer_bits() -> ?MAX_INTEGER_BITS.
+
+-spec max_digits() -> pos_integer().
+max_digits() -> ?MAX_DIGITS.
+
+%% @doc Whether the integer operation `Op' on `Args' stays within the bound.
+-spec integer_op(atom(), atom(), list()) -> boolean().
+integer_op('*', _F, [X, Y]) when is_integer(X), is_integer(Y) ->
+    integer_bits(X) + integer_bits(Y) =< ?MAX_INTEGER_BITS;
+integer_op('bsl', _F, [X, Y]) when is_integer(X), is_integer(Y) ->
+    integer_bits(X) + max(0, Y) =< ?MAX_INTEGER_BITS;
+integer_op(pow, _F, [X, Y]) when is_integer(X), is_integer(Y), Y >= 0 ->
+    abs(X) =< 1 orelse integer_bits(X) * Y =< ?MAX_INTEGER_BITS;
+integer_op(operand, _F, Args) ->
+    %% div, rem, printing: quadratic in the operands' sizes.
+    lists:all(fun(X) -> not is_integer(X) orelse integer_bits(X) =< ?MAX_INTEGER_BITS end, Args);
+integer_op(text, _F, [Text | _]) ->
+    %% Text to integer: quadratic in the digits.
+    text_length(Text) =< ?MAX_DIGITS;
+integer_op(bytes, _F, [Bin | _]) when is_binary(Bin) ->
+    %% Bytes to integer: an integer of that many bytes.
+    byte_size(Bin) * 8 =< ?MAX_INTEGER_BITS;
+integer_op(_Op, _F, _Args) ->
+    true.
+
+%% @doc Bits of an integer's magnitude (a small integer counts as 60).
+-spec integer_bits(integer()) -> pos_integer().
+integer_bits(N) when N >= -(1 bsl 59), N < 1 bsl 59 -> 60;
+integer_bits(N) -> 8 * byte_size(binary:encode_unsigned(abs(N))).
+
+text_length(B) when is_binary(B) -> byte_size(B);
+text_length(L) when is_list(L) -> bounded_length(L, 0);
+text_length(_) -> 0.
+
+bounded_length([_ | T], N) when N =< ?MAX_DIGITS -> bounded_length(T, N + 1);
+bounded_length(_, N) -> N.
+
+%% @doc Whether a call of `M:F' with `Args' stays within `Max' bytes of
+%% output and working memory and {@link max_digits/0} digits of integer
+%% text, judged from the arguments alone.
+-spec within(module(), atom(), list(), non_neg_integer()) -> boolean().
+within(M, F, Args, Max) ->
+    A = length(Args),
+    %% Flatteners too: `Enum.join' repeats its separator between elements.
+    (not (seccomp_reach:member(superlinear, M, F, A) orelse seccomp_flatteners:member(M, F, A))
+     orelse product_within(Args, Max))
+        andalso (not seccomp_reach:member(integer_text, M, F, A) orelse no_long_digit_run(Args, Max)).
+
+product_within(Args, Max) ->
+    Costs = [seccomp_size:cost(X, Max, iodata) || X <- Args],
+    case lists:member(over, Costs) of
+        true -> false;
+        false ->
+            [C1, C2 | _] = lists:reverse(lists:sort([0, 0 | Costs])),
+            Patterns = lists:sum([pattern_table(X) || X <- patterns(Args)]),
+            lists:sum(Costs) + C1 * C2 + Patterns =< Max
+    end.
+
+%% Patterns follow the subject, or come alone (`binary:compile_pattern/1').
+patterns([Only]) -> [Only];
+patterns([_Subject | Rest]) -> Rest;
+patterns([]) -> [].
+
+%% A list of two or more binaries may be compiled to an Aho-Corasick automaton.
+pattern_table([B1, B2 | _] = L) when is_binary(B1), is_binary(B2) ->
+    ?PATTERN_NODE_BYTES * lists:sum([byte_size(B) || B <- L, is_binary(B)]);
+pattern_table(_) ->
+    0.
+
+no_long_digit_run(Args, Max) ->
+    Run = digit_run(),
+    lists:all(fun(X) when is_binary(X) -> re:run(X, Run) =:= nomatch;
+                 (X) when is_list(X) ->
+                      seccomp_size:within(X, Max, iodata) andalso
+                          try re:run(X, Run, [unicode]) =:= nomatch
+                          catch error:badarg -> true  % not text
+                          end;
+                 (_) -> true
+              end, Args).
+
+digit_run() ->
+    Key = {?MODULE, digit_run},
+    case persistent_term:get(Key, undefined) of
+        undefined ->
+            {ok, Re} = re:compile(io_lib:format("[0-9A-Za-z]{~b}", [?MAX_DIGITS + 1])),
+            persistent_term:put(Key, Re),
+            Re;
+        Re ->
+            Re
+    end.

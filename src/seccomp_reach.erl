@@ -1,0 +1,109 @@
+%% @doc Sets of exported functions derived with `xref' from the installed
+%% Elixir, stdlib and kernel: every function that can reach one of a group
+%% of built-ins, directly or through other functions.
+%%
+%% <ul>
+%% <li>`atoms': functions that can create atoms from data (the sandbox
+%%     counts atoms only where it creates them itself, so the others are
+%%     refused);</li>
+%% <li>`superlinear': functions whose output or working memory can grow
+%%     with a product of their arguments' sizes (replacement, splitting and
+%%     matching with compiled patterns, regular expressions); their
+%%     arguments are bounded by `seccomp_cost'.</li>
+%% <li>`integer_text': functions that can turn text into an integer, in
+%%     time quadratic in the number of digits and without yielding; their
+%%     text arguments are bounded by `seccomp_cost'.</li>
+%% </ul>
+%%
+%% The sets take seconds to derive: {@link start/0} does it in the
+%% background, and until they are known every function counts as a member
+%% (refused or bounded: slower or stricter, never unsafe).
+-module(seccomp_reach).
+
+-export([member/4, start/0, ensure/0, derive/0, sinks/1, groups/0]).
+
+-export_type([group/0]).
+
+-type group() :: atoms | superlinear | integer_text.
+
+-define(KEY, {?MODULE, sets}).
+-define(APPS, [elixir, stdlib, kernel]).
+%% Protocol dispatch reaches every implementation; the implementations stay
+%% in the graph, reached from wherever they are called by name.
+-define(CUT, ['Elixir.Enumerable', 'Elixir.Collectable', 'Elixir.Inspect',
+              'Elixir.String.Chars', 'Elixir.List.Chars']).
+
+-spec groups() -> [group()].
+groups() -> [atoms, superlinear, integer_text].
+
+%% @doc The built-ins of a group.
+-spec sinks(group()) -> [mfa()].
+sinks(atoms) ->
+    [{erlang, list_to_atom, 1}, {erlang, binary_to_atom, 1}, {erlang, binary_to_atom, 2},
+     {erlang, binary_to_term, 1}, {erlang, binary_to_term, 2}];
+sinks(integer_text) ->
+    [{erlang, binary_to_integer, 1}, {erlang, binary_to_integer, 2},
+     {erlang, list_to_integer, 1}, {erlang, list_to_integer, 2}];
+sinks(superlinear) ->
+    [{binary, F, A} || {F, A} <- [{compile_pattern, 1}, {match, 2}, {match, 3}, {matches, 2},
+                                   {matches, 3}, {split, 2}, {split, 3}, {replace, 3},
+                                   {replace, 4}]]
+        ++ [{re, F, A} || {F, A} <- [{compile, 1}, {compile, 2}, {run, 2}, {run, 3},
+                                      {replace, 3}, {replace, 4}, {split, 2}, {split, 3}]].
+
+%% @doc Whether `M:F/A' is in (or reaches) `Group'.
+-spec member(group(), module(), atom(), arity()) -> boolean().
+member(Group, M, F, A) ->
+    case persistent_term:get(?KEY, undefined) of
+        #{Group := Set} -> is_map_key({M, F, A}, Set);
+        _ -> true
+    end.
+
+%% @doc Derive the sets in the background.
+-spec start() -> ok.
+start() ->
+    _ = spawn(fun() -> register(?MODULE, self()), store() end),
+    ok.
+
+%% @doc Wait until the sets are known, deriving them here if no one else is.
+-spec ensure() -> ok.
+ensure() ->
+    case persistent_term:get(?KEY, undefined) of
+        undefined ->
+            case whereis(?MODULE) of
+                undefined ->
+                    store();
+                Pid ->
+                    Ref = monitor(process, Pid),
+                    receive {'DOWN', Ref, process, Pid, _} -> ensure() end
+            end;
+        _ ->
+            ok
+    end.
+
+store() ->
+    persistent_term:put(?KEY, case derive() of
+                                  {ok, Sets} -> maps:map(fun(_, L) -> maps:from_keys(L, true) end, Sets);
+                                  error -> all
+                              end).
+
+%% @doc Each group's built-ins and the exported functions that reach them.
+-spec derive() -> {ok, #{group() => [mfa()]}} | error.
+derive() ->
+    {ok, X} = xref:start([{xref_mode, functions}]),
+    try
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
+        [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin")) || App <- ?APPS],
+        Cut = lists:join(", ", [io_lib:format("~p", [M]) || M <- ?CUT]),
+        {ok, maps:from_list([{G, callers(X, Cut, sinks(G))} || G <- groups()])}
+    catch
+        _:_ -> error
+    after
+        xref:stop(X)
+    end.
+
+callers(X, Cut, Sinks) ->
+    Names = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A]) || {M, F, A} <- Sinks]),
+    Query = lists:flatten(["domain ((closure (E - (E | (Mod) [", Cut, "]))) || [", Names, "]) * X"]),
+    {ok, Callers} = xref:q(X, Query),
+    lists:usort(Sinks ++ Callers).
