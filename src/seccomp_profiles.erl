@@ -126,17 +126,29 @@ process_rules() ->
 
 %% @doc How the sandbox handler carries out an allowed call.
 -spec kind(module(), atom(), arity()) -> kind().
-kind(M, Op, 2) when M =:= erlang; M =:= 'Elixir.Kernel' ->
+kind(M, F, A) -> atom_maker(base_kind(M, F, A), M, F, A).
+
+base_kind(M, Op, 2) when M =:= erlang; M =:= 'Elixir.Kernel' ->
     case is_comparison(Op) of
         true -> compare;
         false -> data_kind(M, Op, 2)
     end;
-kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
+base_kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
     case lists:member({M, F, A}, seccomp_flatteners:iodata_sinks()) of
         true -> {iodata, 1};
         false -> data_kind(M, F, A)
     end;
-kind(M, F, A) -> data_kind(M, F, A).
+base_kind(M, F, A) -> data_kind(M, F, A).
+
+%% Functions that can create atoms (derived, see `seccomp_reach') are
+%% refused, but for those the handler counts itself (`atom', `decode').
+atom_maker(Kind, M, F, A) when Kind =:= plain; Kind =:= dispatch ->
+    case seccomp_reach:member(atoms, M, F, A) of
+        true -> refused;
+        false -> Kind
+    end;
+atom_maker(Kind, _M, _F, _A) ->
+    Kind.
 
 %% @doc Whether `erlang:Op/2' compares whole terms (in one uninterruptible
 %% call: the handler bounds its operands).

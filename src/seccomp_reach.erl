@@ -3,9 +3,8 @@
 %% of built-ins, directly or through other functions.
 %%
 %% <ul>
-%% <li>`atoms': functions that can create atoms from data (the sandbox
-%%     counts atoms only where it creates them itself, so the others are
-%%     refused);</li>
+%% <li>`atoms': functions that can create atoms from data (refused, but
+%%     for those whose atoms the handler counts itself);</li>
 %% <li>`superlinear': functions whose output or working memory can grow
 %%     with a product of their arguments' sizes (replacement, splitting and
 %%     matching with compiled patterns, regular expressions); their
@@ -94,15 +93,28 @@ derive() ->
     try
         ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
         [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin")) || App <- ?APPS],
-        Cut = lists:join(", ", [io_lib:format("~p", [M]) || M <- ?CUT]),
-        {ok, maps:from_list([{G, callers(X, Cut, sinks(G))} || G <- groups()])}
+        {ok, maps:from_list([{G, callers(X, cut(G), sinks(G))} || G <- groups()])}
     catch
         _:_ -> error
     after
         xref:stop(X)
     end.
 
-callers(X, Cut, Sinks) ->
+%% Modules whose calls are not followed. For atoms, also the error paths
+%% (raising and formatting exceptions, the error handler, code loading),
+%% which make atoms of module and function names the code already holds,
+%% and `erl_scan', which printing calls only to see whether an atom it was
+%% given needs quotes. Their own functions stay members, reached from
+%% wherever they are called by name.
+cut(atoms) ->
+    ?CUT ++ ['Elixir.Exception', 'Elixir.Kernel.Utils', 'Elixir.Inspect.Algebra', 'Elixir.Code',
+             'Elixir.Macro', 'Elixir.Module', 'Elixir.Protocol', 'Elixir.IO', erl_error,
+             error_handler, code, code_server, proc_lib, error_logger, logger, io, erl_scan];
+cut(_Group) ->
+    ?CUT.
+
+callers(X, CutModules, Sinks) ->
+    Cut = lists:join(", ", [io_lib:format("~p", [M]) || M <- CutModules]),
     Names = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A]) || {M, F, A} <- Sinks]),
     Query = lists:flatten(["domain ((closure (E - (E | (Mod) [", Cut, "]))) || [", Names, "]) * X"]),
     {ok, Callers} = xref:q(X, Query),

@@ -45,7 +45,10 @@
 -define(JOINED, '$seccomp_sandbox').
 %% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
 -define(CALLER_RUN, '$seccomp_caller_run').
+-define(CALLER_REPORTS, '$seccomp_caller_reports').
 -define(MAX_WRAPPED_ARITY, 12).
+%% Violations of one run that are logged and sent to subscribers.
+-define(MAX_REPORTS, 100).
 %% Integers below this multiply without a size check.
 -define(SMALL, (1 bsl 32)).
 
@@ -133,6 +136,7 @@ begin_caller_run() ->
 %% @doc End a caller-mode run: the first violation it caused, or `none'.
 -spec end_caller_run() -> none | mfa().
 end_caller_run() ->
+    erase(?CALLER_REPORTS),
     case erase(?CALLER_RUN) of
         {Violation, _Atoms} -> Violation;
         undefined -> none
@@ -164,6 +168,7 @@ reset(#ctx{tab = Tab} = Ctx) ->
     end,
     ets:insert(Tab, {'$atoms', 0}),
     ets:delete(Tab, '$violation'),
+    ets:delete(Tab, '$reports'),
     Member andalso clear_dictionary(),
     ok.
 
@@ -203,33 +208,13 @@ dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
     bounded_work(M, F, Args, Ctx),
     no_foreign_code({M, F, length(Args)}, Args, Ctx),
-    counting_atoms(M, F, Args, Ctx).
+    erlang:apply(M, F, Args).
 
 %% The flattened arguments of a flattener, and the worst-case work of a call
 %% whose cost grows faster than its input (see `seccomp_cost').
 bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     flattener_args(M, F, Args, Ctx),
     seccomp_cost:within(M, F, Args, Max) orelse memory_limit(Ctx).
-
-%% A function that can create atoms from data (`seccomp_reach'), other than
-%% those the handler mediates itself: the atoms the VM gained during the
-%% call count against `max_atoms'. Before it, the arguments must be too
-%% small to take the atom table past three quarters even if every byte
-%% became an atom, so no run, or series of runs, can fill it.
-counting_atoms(M, F, Args, Ctx) ->
-    case seccomp_reach:member(atoms, M, F, length(Args)) of
-        false ->
-            erlang:apply(M, F, Args);
-        true ->
-            Before = erlang:system_info(atom_count),
-            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
-            seccomp_size:within(Args, max(0, Room), iodata) orelse limit(atom_limit, Ctx),
-            try
-                erlang:apply(M, F, Args)
-            after
-                spend_atoms_within(max(0, erlang:system_info(atom_count) - Before), Ctx)
-            end
-    end.
 
 %% A call that may flatten or walk its arguments in one uninterruptible
 %% step gets only arguments within the copy bound.
@@ -438,12 +423,36 @@ allowed(M, F, Arity, #ctx{policy = Policy}) -> seccomp_nif:check_with(Policy, M,
 violation(Action, MFA, Proceed, Ctx) ->
     %% Sticky: the run reports the violation even if the code catches it.
     Action =:= log orelse record_violation(MFA, Ctx),
-    seccomp_violation:handle(Action, MFA, Proceed).
+    case Action =:= log orelse Action =:= error of
+        true ->
+            case reported(Ctx) of
+                true -> seccomp_violation:handle(Action, MFA, Proceed);
+                false when Action =:= log -> Proceed();
+                false -> erlang:error({seccomp_violation, MFA})
+            end;
+        false ->
+            seccomp_violation:handle(Action, MFA, Proceed)
+    end.
 
 -spec deny(mfa(), ctx()) -> no_return().
 deny(MFA, Ctx) ->
     record_violation(MFA, Ctx),
-    seccomp_violation:refuse(MFA).
+    case reported(Ctx) of
+        true -> seccomp_violation:refuse(MFA);
+        false -> erlang:error({seccomp_violation, MFA})
+    end.
+
+%% Whether a violation is still logged and sent to subscribers: at most
+%% ?MAX_REPORTS per run, so a loop of caught violations cannot flood the
+%% host's log (the run's result still names the first one).
+reported(#ctx{tab = caller}) ->
+    N = case get(?CALLER_REPORTS) of undefined -> 0; K -> K end,
+    put(?CALLER_REPORTS, N + 1),
+    N < ?MAX_REPORTS;
+reported(#ctx{tab = Tab}) ->
+    try ets:update_counter(Tab, '$reports', 1, {'$reports', 0}) =< ?MAX_REPORTS
+    catch error:badarg -> false
+    end.
 
 record_violation(MFA, #ctx{tab = caller}) ->
     case get(?CALLER_RUN) of
@@ -465,7 +474,7 @@ special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             bounded_work(M, F, Args, Ctx),
-            counting_atoms(M, F, Args, Ctx);
+            erlang:apply(M, F, Args);
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->
@@ -619,17 +628,13 @@ new_atom(M, F, Args, Ctx) ->
             Atom
     end.
 
-spend_atom(Ctx) -> spend_atoms_within(1, Ctx).
-
-spend_atoms_within(0, _Ctx) ->
-    ok;
-spend_atoms_within(K, #ctx{tab = caller, max_atoms = Max} = Ctx) ->
+spend_atom(#ctx{tab = caller, max_atoms = Max} = Ctx) ->
     case get(?CALLER_RUN) of
-        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K});
+        {Violation, N} when N < Max -> put(?CALLER_RUN, {Violation, N + 1});
         _ -> limit(atom_limit, Ctx)
     end;
-spend_atoms_within(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
-    case ets:update_counter(Tab, '$atoms', K) of
+spend_atom(#ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+    case ets:update_counter(Tab, '$atoms', 1) of
         N when N > Max -> limit(atom_limit, Ctx);
         _ -> ok
     end.

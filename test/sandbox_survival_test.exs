@@ -50,7 +50,25 @@ defmodule Seccomp.SandboxSurvivalTest do
     shared_raise: "#{@tuple_tower}; throw(t)",
     shared_badmatch: "#{@tuple_tower}; {:ok} = t",
     expansion_atoms: "~w(#{@words})a",
-    expansion_atoms_raw: "~W(#{@words})a"
+    expansion_atoms_raw: "~W(#{@words})a",
+    # Output a product of the inputs' sizes: replacement, separators,
+    # pattern tables (256 words per pattern byte).
+    replace_product: ~S|String.replace(String.duplicate("a", 10_000), "a", String.duplicate("b", 200_000))|,
+    join_separator: ~S|Enum.join(List.duplicate("a", 10_000), String.duplicate("b", 200_000))|,
+    map_join_separator: ~S|Enum.map_join(1..10_000, String.duplicate("b", 200_000), & &1)|,
+    pattern_table: ~S|String.split("x", [String.duplicate("a", 1_000_000), "b"])|,
+    compile_pattern: ~S|:binary.compile_pattern([String.duplicate("a", 1_000_000), "b"])|,
+    # Bignum work that neither yields nor can be killed.
+    text_to_integer: ~S|rem(String.to_integer(String.duplicate("9", 1_000_000)), 7)|,
+    integer_parse: ~S|Integer.parse(String.duplicate("9", 1_000_000))|,
+    bytes_to_integer: "x = :binary.decode_unsigned(:binary.copy(<<255>>, 1_000_000)); rem(x, 7)",
+    bignum_div:
+      "<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); " <>
+        "<<y::size(4_000_000)>> = :binary.copy(<<7>>, 500_000); div(x, y)",
+    bignum_print: "<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); Integer.to_string(x)",
+    bignum_interpolation: ~S|<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); "#{x}"|,
+    # Atoms made by a library call from data.
+    fread_atoms: ~S|:io_lib.fread(String.to_charlist(String.duplicate("~a ", 5_000)), String.to_charlist(Enum.map_join(1..5_000, " ", &"fread_atom_#{&1}")))|
   ]
 
   @erlang [
@@ -65,7 +83,17 @@ defmodule Seccomp.SandboxSurvivalTest do
     shared_result: "#{@erl_tuple_tower}, T.",
     shared_compare: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, T =:= U.",
     shared_raise: "#{@erl_tuple_tower}, throw(T).",
-    shared_badmatch: "#{@erl_tuple_tower}, {ok} = T."
+    shared_badmatch: "#{@erl_tuple_tower}, {ok} = T.",
+    replace_product:
+      ~S|binary:replace(binary:copy(<<"a">>, 10000), <<"a">>, binary:copy(<<"b">>, 200000), [global]).|,
+    compile_pattern: ~S|binary:compile_pattern([binary:copy(<<"a">>, 1000000), <<"b">>]).|,
+    split_patterns: ~S|binary:split(<<"x">>, [binary:copy(<<"a">>, 1000000), <<"b">>]).|,
+    text_to_integer: "X = list_to_integer(lists:duplicate(1000000, $9)), X rem 7.",
+    bignum_rem:
+      "<<X:8000000>> = binary:copy(<<255>>, 1000000), <<Y:4000000>> = binary:copy(<<7>>, 500000), X rem Y.",
+    bignum_print: "<<X:8000000>> = binary:copy(<<255>>, 1000000), integer_to_binary(X).",
+    fread_atoms:
+      ~S|io_lib:fread(lists:append(lists:duplicate(5000, "~a ")), lists:append([["fread_atom_e", integer_to_list(I), " "] \|\| I <- lists:seq(1, 5000)])).|
   ]
 
   # The reason a monitored process died of, as the run's exit.
@@ -79,6 +107,10 @@ defmodule Seccomp.SandboxSurvivalTest do
     crash_reason: "{_, ref} = spawn_monitor(fn -> #{@tuple_tower}; {:ok} = t end); #{@await_down}",
     send_to_member: "#{@tuple_tower}; p = spawn(fn -> Process.sleep(1000) end); send(p, t)"
   ]
+
+  # Refused outright rather than bounded: library functions that make atoms
+  # of their data.
+  @refused [:fread_atoms]
 
   # Runs inside the peer: one input in one mode, timed, and whether it left
   # a message in the calling process.
@@ -136,6 +168,7 @@ defmodule Seccomp.SandboxSurvivalTest do
     [{mod, bin}] = Code.compile_string(@probe)
     {:module, _} = :peer.call(peer, :code, :load_binary, [mod, ~c"survival_probe", bin])
     :ok = :peer.call(peer, :seccomp_flatteners, :ensure, [], 60_000)
+    :ok = :peer.call(peer, :seccomp_reach, :ensure, [], 60_000)
     on_exit(fn -> catch_exit(:peer.stop(peer)) end)
     %{peer: peer}
   end
@@ -248,11 +281,40 @@ defmodule Seccomp.SandboxSurvivalTest do
     bounds = [:atom_limit, :memory_limit, {:exception, true}]
 
     others =
-      Enum.reject(first, fn {_, _, mode, {:error, r}} ->
-        r in bounds or (mode == :caller and r in [:seccomp_violation, :unsafe_form])
+      Enum.reject(first, fn {label, _, mode, {:error, r}} ->
+        r in bounds or (mode == :caller and r in [:seccomp_violation, :unsafe_form]) or
+          (label in @refused and r == :seccomp_violation)
       end)
 
     assert others == []
+  end
+
+  test "every function that can make atoms of data is refused, but those the handler counts" do
+    :ok = :seccomp_reach.ensure()
+    {:ok, %{atoms: derived}} = :seccomp_reach.derive()
+    assert {:io_lib, :fread, 2} in derived
+    assert :seccomp_reach.sinks(:atoms) -- derived == []
+    counted = [:atom, :decode]
+
+    for {m, f, a} <- derived do
+      assert :seccomp_profiles.kind(m, f, a) in [:refused | counted], "#{inspect({m, f, a})}"
+      refute :seccomp_sandbox.direct(m, f, a)
+    end
+  end
+
+  test "every function whose work grows faster than its input is bounded, never a direct call" do
+    :ok = :seccomp_reach.ensure()
+    {:ok, sets} = :seccomp_reach.derive()
+
+    for group <- [:superlinear, :integer_text] do
+      derived = sets[group]
+      assert :seccomp_reach.sinks(group) -- derived == []
+      assert Enum.all?(derived, fn {m, f, a} -> :seccomp_reach.member(group, m, f, a) end)
+      assert [] == for({m, f, a} <- derived, :seccomp_sandbox.direct(m, f, a), do: {m, f, a})
+    end
+
+    assert {String, :replace, 3} in sets.superlinear
+    assert {Integer, :parse, 1} in sets.integer_text
   end
 
   test "every function that can reach a sink is mediated, never a direct call" do
