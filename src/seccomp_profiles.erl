@@ -7,7 +7,8 @@
 %% sandbox's own processes.
 -module(seccomp_profiles).
 
--export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1, bignum_class/3]).
+-export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1, bignum_class/3,
+         compares_terms/2]).
 
 -export_type([name/0, kind/0, bignum_class/0]).
 
@@ -214,6 +215,17 @@ call_kind(M, _F, _A) ->
         true -> plain;
         false -> dispatch
     end.
+
+%% @doc Whether `M:F' compares or hashes whole terms it is given (keys,
+%% members, elements to sort) in steps the VM cannot interrupt: the
+%% collection modules and the BIFs that look a key up. Maps (and the sets
+%% and trees of the tuple-based modules) passed to them are containers
+%% whose elements were bounded as they were added; every other argument is
+%% bounded by the handler.
+-spec compares_terms(module(), atom()) -> boolean().
+compares_terms(erlang, F) -> lists:member(F, [is_map_key, map_get, '--', '++', phash2, phash]);
+compares_terms(M, _F) ->
+    lists:member(M, [lists, maps, sets, ordsets, orddict, gb_sets, gb_trees, dict, proplists, queue]).
 
 %% @doc Whether no function of `M' can run code that its arguments name:
 %% a module (as a callback, a struct, a struct's field), an `{M, F, A}', a

@@ -188,6 +188,7 @@ clear_dictionary() ->
 direct(M, F, A) ->
     ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain
         andalso not seccomp_flatteners:member(M, F, A)
+        andalso not seccomp_profiles:compares_terms(M, F)
         andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
@@ -214,7 +215,29 @@ dispatch(M, F, Args, Ctx) ->
 %% whose cost grows faster than its input (see `seccomp_cost').
 bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     flattener_args(M, F, Args, Ctx),
+    compared_args(M, F, Args, Ctx),
     seccomp_cost:within(M, F, Args, Max) orelse memory_limit(Ctx).
+
+%% The arguments a collection function compares or hashes: all but the
+%% containers, maps and (the last argument, by the modules' convention)
+%% the tuples of the tree and hash modules.
+compared(M, Args) when M =:= gb_sets; M =:= gb_trees; M =:= sets; M =:= dict; M =:= queue ->
+    case lists:reverse(Args) of
+        [Last | Rest] when is_tuple(Last) -> [A || A <- Rest, not is_map(A)];
+        _ -> [A || A <- Args, not is_map(A)]
+    end;
+compared(_M, Args) ->
+    [A || A <- Args, not is_map(A)].
+
+%% A comparison or a hash walks a term in one step: what a collection
+%% function compares or hashes is bounded (see
+%% `seccomp_profiles:compares_terms/2'). Library code that dispatches on
+%% its arguments may compare any of them: all are bounded.
+compared_args(M, F, Args, Ctx) ->
+    case seccomp_profiles:compares_terms(M, F) of
+        true -> bounded_args(compared(M, Args), Ctx);
+        false -> seccomp_profiles:applies_no_data(M) orelse M =:= erlang orelse bounded_args(Args, Ctx)
+    end.
 
 %% A call that may flatten or walk its arguments in one uninterruptible
 %% step gets only arguments within the copy bound.
@@ -324,6 +347,10 @@ call({'$seccomp', enter}, [], Ctx) ->
 call({'$seccomp', size}, [Size, Unit], Ctx) ->
     join(Ctx),
     bounded_size(Size, Unit, Ctx);
+call({'$seccomp', key}, [Key], Ctx) ->
+    join(Ctx),
+    bounded_args([Key], Ctx),
+    Key;
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     join(Ctx),
     wrap_fun(M, F, A, Ctx);
@@ -744,6 +771,10 @@ scan([T | Rest], MFA, Ctx) when is_map(T) ->
 scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
     member_process(T, MFA, Ctx),
     scan(Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_integer(T) ->
+    %% Library code prints, parses and divides integers without yielding.
+    seccomp_cost:integer_op(operand, none, [T]) orelse memory_limit(Ctx),
+    scan(Rest, MFA, Ctx);
 scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
 
 %% Under a denylist, denying a module denies its namespace's structs too:
@@ -771,9 +802,10 @@ catch_existing(Name) ->
     try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
-%% that can hold a map or a process: a list of numbers or a string costs one
+%% that can hold a map or a process, or are bignums: a list of numbers or a string costs one
 %% test per item.
-scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H) ->
+scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H);
+                                         is_integer(H), (H > ?SMALL orelse H < -?SMALL) ->
     scan_list(T, [H | Rest], MFA, Ctx);
 scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
 scan_list([], Rest, MFA, Ctx) -> scan(Rest, MFA, Ctx);
