@@ -67,6 +67,14 @@ defmodule Seccomp.SandboxSurvivalTest do
         "<<y::size(4_000_000)>> = :binary.copy(<<7>>, 500_000); div(x, y)",
     bignum_print: "<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); Integer.to_string(x)",
     bignum_interpolation: ~S|<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); "#{x}"|,
+    # Hashing and comparing shared terms: keys, members, elements.
+    hash_key: "#{@tuple_tower}; m = Map.new(1..40, &{&1, &1}); :maps.get(t, m, 0)",
+    is_map_key: "#{@tuple_tower}; m = Map.new(1..40, &{&1, &1}); :erlang.is_map_key(t, m)",
+    map_put: "#{@tuple_tower}; Map.put(%{}, t, 1)",
+    map_literal_key: "#{@tuple_tower}; map_size(%{t => 1})",
+    member_compare: "#{@tuple_tower}; #{@tuple_tower2}; :lists.member(t, [u])",
+    mapset_new: "#{@tuple_tower}; #{@tuple_tower2}; MapSet.new([t, u])",
+    usort: "#{@tuple_tower}; #{@tuple_tower2}; :lists.usort([t, u])",
     # Atoms made by a library call from data.
     fread_atoms: ~S|:io_lib.fread(String.to_charlist(String.duplicate("~a ", 5_000)), String.to_charlist(Enum.map_join(1..5_000, " ", &"fread_atom_#{&1}")))|
   ]
@@ -88,6 +96,11 @@ defmodule Seccomp.SandboxSurvivalTest do
       ~S|binary:replace(binary:copy(<<"a">>, 10000), <<"a">>, binary:copy(<<"b">>, 200000), [global]).|,
     compile_pattern: ~S|binary:compile_pattern([binary:copy(<<"a">>, 1000000), <<"b">>]).|,
     split_patterns: ~S|binary:split(<<"x">>, [binary:copy(<<"a">>, 1000000), <<"b">>]).|,
+    hash_key:
+      "#{@erl_tuple_tower}, M = maps:from_list([{I, I} || I <- lists:seq(1, 40)]), maps:get(T, M, 0).",
+    map_update_key: "#{@erl_tuple_tower}, " <> ~S|M = #{a => 1}, map_size(M#{T => 1}).|,
+    member_compare: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, lists:member(T, [U]).",
+    gb_sets_add: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, gb_sets:add(U, gb_sets:add(T, gb_sets:new())).",
     text_to_integer: "X = list_to_integer(lists:duplicate(1000000, $9)), X rem 7.",
     bignum_rem:
       "<<X:8000000>> = binary:copy(<<255>>, 1000000), <<Y:4000000>> = binary:copy(<<7>>, 500000), X rem Y.",
@@ -220,6 +233,12 @@ defmodule Seccomp.SandboxSurvivalTest do
     send_after: "#{@tuple_tower}; :erlang.send_after(10_000, self(), t)"
   ]
 
+  # Formatting for a capture happens in the host's capture process: its
+  # work is bounded too.
+  @capture [
+    capture_width: ~S|:io.format(~c"~*c", [30_000_000, ?a])|
+  ]
+
   defp sink_cases do
     iodata = :seccomp_flatteners.iodata_sinks()
 
@@ -245,6 +264,11 @@ defmodule Seccomp.SandboxSurvivalTest do
         {label, code} <- sink_cases() ++ @output,
         mode <- modes,
         do: {label, code, :elixir, mode, @denylist ++ @limits}
+      ),
+      for(
+        {label, code} <- @capture,
+        mode <- modes,
+        do: {label, code, :elixir, mode, [output: :capture] ++ @denylist ++ @limits}
       ),
       for(
         {label, code} <- @processes,
