@@ -53,7 +53,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     expansion_atoms_raw: "~W(#{@words})a",
     # Output a product of the inputs' sizes: replacement, separators,
     # pattern tables (256 words per pattern byte).
-    replace_product: ~S|String.replace(String.duplicate("a", 10_000), "a", String.duplicate("b", 200_000))|,
+    replace_product:
+      ~S|String.replace(String.duplicate("a", 10_000), "a", String.duplicate("b", 200_000))|,
     join_separator: ~S|Enum.join(List.duplicate("a", 10_000), String.duplicate("b", 200_000))|,
     map_join_separator: ~S|Enum.map_join(1..10_000, String.duplicate("b", 200_000), & &1)|,
     pattern_table: ~S|String.split("x", [String.duplicate("a", 1_000_000), "b"])|,
@@ -76,7 +77,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     mapset_new: "#{@tuple_tower}; #{@tuple_tower2}; MapSet.new([t, u])",
     usort: "#{@tuple_tower}; #{@tuple_tower2}; :lists.usort([t, u])",
     # Atoms made by a library call from data.
-    fread_atoms: ~S|:io_lib.fread(String.to_charlist(String.duplicate("~a ", 5_000)), String.to_charlist(Enum.map_join(1..5_000, " ", &"fread_atom_#{&1}")))|
+    fread_atoms:
+      ~S|:io_lib.fread(String.to_charlist(String.duplicate("~a ", 5_000)), String.to_charlist(Enum.map_join(1..5_000, " ", &"fread_atom_#{&1}")))|
   ]
 
   @erlang [
@@ -100,7 +102,8 @@ defmodule Seccomp.SandboxSurvivalTest do
       "#{@erl_tuple_tower}, M = maps:from_list([{I, I} || I <- lists:seq(1, 40)]), maps:get(T, M, 0).",
     map_update_key: "#{@erl_tuple_tower}, " <> ~S|M = #{a => 1}, map_size(M#{T => 1}).|,
     member_compare: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, lists:member(T, [U]).",
-    gb_sets_add: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, gb_sets:add(U, gb_sets:add(T, gb_sets:new())).",
+    gb_sets_add:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, gb_sets:add(U, gb_sets:add(T, gb_sets:new())).",
     text_to_integer: "X = list_to_integer(lists:duplicate(1000000, $9)), X rem 7.",
     bignum_rem:
       "<<X:8000000>> = binary:copy(<<255>>, 1000000), <<Y:4000000>> = binary:copy(<<7>>, 500000), X rem Y.",
@@ -234,7 +237,8 @@ defmodule Seccomp.SandboxSurvivalTest do
   ]
 
   # Formatting for a capture happens in the host's capture process: its
-  # work is bounded too.
+  # work is bounded too (its heap: the writer sees the device terminate).
+  # Prepared runs discard output without formatting it.
   @capture [
     capture_width: ~S|:io.format(~c"~*c", [30_000_000, ?a])|
   ]
@@ -267,7 +271,7 @@ defmodule Seccomp.SandboxSurvivalTest do
       ),
       for(
         {label, code} <- @capture,
-        mode <- modes,
+        mode <- [:eval],
         do: {label, code, :elixir, mode, [output: :capture] ++ @denylist ++ @limits}
       ),
       for(
@@ -307,7 +311,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     others =
       Enum.reject(first, fn {label, _, mode, {:error, r}} ->
         r in bounds or (mode == :caller and r in [:seccomp_violation, :unsafe_form]) or
-          (label in @refused and r == :seccomp_violation)
+          (label in @refused and r == :seccomp_violation) or
+          (Keyword.has_key?(@capture, label) and match?({:exception, _}, r))
       end)
 
     assert others == []
