@@ -318,6 +318,39 @@ defmodule Seccomp.SandboxSurvivalTest do
     assert others == []
   end
 
+  # Reports of violations reach the host's log and subscribers: a loop of
+  # caught violations in one run must not flood them.
+  test "one run reports a bounded number of violations, in every mode" do
+    :ok = Seccomp.subscribe()
+    code = ~S|Enum.each(1..1_000, fn _ -> try do File.read!("x") rescue _ -> 0 end end)|
+
+    for mode <- [:eval, :pool, :caller] do
+      result =
+        case mode do
+          :eval ->
+            :seccomp_eval.eval(code, language: :elixir)
+
+          _ ->
+            {:ok, p} = :seccomp_eval.prepare(code, language: :elixir, mode: mode)
+            r = :seccomp_eval.run(p, [], %{mode: mode})
+            :seccomp_eval.release(p)
+            r
+        end
+
+      assert {:error, {:seccomp_violation, {File, :read!, 1}}} = result
+      events = drain_events(0)
+      assert events > 0 and events <= 100, "#{mode}: #{events} events"
+    end
+  end
+
+  defp drain_events(n) do
+    receive do
+      {:seccomp_event, _} -> drain_events(n + 1)
+    after
+      500 -> n
+    end
+  end
+
   test "every function that can make atoms of data is refused, but those the handler counts" do
     :ok = :seccomp_reach.ensure()
     {:ok, %{atoms: derived}} = :seccomp_reach.derive()
