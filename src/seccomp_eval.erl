@@ -52,10 +52,7 @@ eval(Code, Opts) ->
     case options(Opts) of
         {ok, #{max_source := Max} = O} ->
             case seccomp_source:within_size(Code, Max) of
-                true ->
-                    %% The refused atom makers must be known (once per VM).
-                    ok = seccomp_reach:ensure(),
-                    sandboxed(Code, O);
+                true -> sandboxed(Code, O);
                 false -> {error, {eval_limit, size, Max}}
             end;
         {error, _} = E ->

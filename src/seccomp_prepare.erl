@@ -48,10 +48,7 @@ prepare(Code, Opts) when is_list(Opts) ->
     end;
 prepare(Code, Opts) when is_map(Opts) ->
     case prepare_options(Opts) of
-        {ok, O, P} ->
-            %% The refused atom makers must be known before code is compiled.
-            ok = seccomp_reach:ensure(),
-            within_size(Code, O, P);
+        {ok, O, P} -> within_size(Code, O, P);
         {error, _} = E -> E
     end;
 prepare(_Code, Opts) ->

@@ -209,7 +209,27 @@ dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
     bounded_work(M, F, Args, Ctx),
     no_foreign_code({M, F, length(Args)}, Args, Ctx),
-    erlang:apply(M, F, Args).
+    counting_atoms(M, F, Args, Ctx).
+
+%% Until the functions that can make atoms of data are known (they are
+%% derived at start, see `seccomp_reach'), the atoms the VM gains during a
+%% call count against `max_atoms', and the arguments must be too small to
+%% take the atom table past three quarters even if every byte became an
+%% atom. Once they are known they are refused (`seccomp_profiles:kind/3').
+counting_atoms(M, F, Args, Ctx) ->
+    case seccomp_reach:status(atoms, M, F, length(Args)) of
+        unknown ->
+            Before = erlang:system_info(atom_count),
+            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
+            seccomp_size:within(Args, max(0, Room), iodata) orelse limit(atom_limit, Ctx),
+            try
+                erlang:apply(M, F, Args)
+            after
+                spend_atoms_made(erlang:system_info(atom_count) - Before, Ctx)
+            end;
+        _ ->
+            erlang:apply(M, F, Args)
+    end.
 
 %% The flattened arguments of a flattener, and the worst-case work of a call
 %% whose cost grows faster than its input (see `seccomp_cost').
@@ -501,7 +521,7 @@ special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             bounded_work(M, F, Args, Ctx),
-            erlang:apply(M, F, Args);
+            counting_atoms(M, F, Args, Ctx);
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->
@@ -655,13 +675,17 @@ new_atom(M, F, Args, Ctx) ->
             Atom
     end.
 
-spend_atom(#ctx{tab = caller, max_atoms = Max} = Ctx) ->
+spend_atom(Ctx) -> spend_atoms_made(1, Ctx).
+
+spend_atoms_made(K, _Ctx) when K =< 0 ->
+    ok;
+spend_atoms_made(K, #ctx{tab = caller, max_atoms = Max} = Ctx) ->
     case get(?CALLER_RUN) of
-        {Violation, N} when N < Max -> put(?CALLER_RUN, {Violation, N + 1});
+        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K});
         _ -> limit(atom_limit, Ctx)
     end;
-spend_atom(#ctx{tab = Tab, max_atoms = Max} = Ctx) ->
-    case ets:update_counter(Tab, '$atoms', 1) of
+spend_atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+    case ets:update_counter(Tab, '$atoms', K) of
         N when N > Max -> limit(atom_limit, Ctx);
         _ -> ok
     end.
