@@ -57,10 +57,14 @@ integer_op(bytes, _F, [Bin | _]) when is_binary(Bin) ->
 integer_op(_Op, _F, _Args) ->
     true.
 
-%% @doc Bits of an integer's magnitude (a small integer counts as 60).
+%% @doc Bits of an integer's magnitude (at least one).
 -spec integer_bits(integer()) -> pos_integer().
-integer_bits(N) when N >= -(1 bsl 59), N < 1 bsl 59 -> 60;
-integer_bits(N) -> 8 * byte_size(binary:encode_unsigned(abs(N))).
+integer_bits(N) ->
+    <<First, _/binary>> = B = binary:encode_unsigned(abs(N)),
+    8 * (byte_size(B) - 1) + max(1, top_bit(First)).
+
+top_bit(0) -> 0;
+top_bit(Byte) -> 1 + top_bit(Byte bsr 1).
 
 text_length(B) when is_binary(B) -> byte_size(B);
 text_length(L) when is_list(L) -> bounded_length(L, 0);
@@ -78,7 +82,7 @@ within(M, F, Args, Max) ->
     %% Flatteners too: `Enum.join' repeats its separator between elements.
     (not (seccomp_reach:member(superlinear, M, F, A) orelse seccomp_flatteners:member(M, F, A))
      orelse product_within(Args, Max))
-        andalso (not seccomp_reach:member(integer_text, M, F, A) orelse no_long_digit_run(Args, Max)).
+        andalso (not seccomp_reach:member(integer_text, M, F, A) orelse no_long_digit_run(Args)).
 
 product_within(Args, Max) ->
     Costs = [seccomp_size:cost(X, Max, iodata) || X <- Args],
@@ -101,24 +105,23 @@ pattern_table([B1, B2 | _] = L) when is_binary(B1), is_binary(B2) ->
 pattern_table(_) ->
     0.
 
-no_long_digit_run(Args, Max) ->
-    Run = digit_run(),
-    lists:all(fun(X) when is_binary(X) -> re:run(X, Run) =:= nomatch;
-                 (X) when is_list(X) ->
-                      seccomp_size:within(X, Max, iodata) andalso
-                          try re:run(X, Run, [unicode]) =:= nomatch
-                          catch error:badarg -> true  % not text
-                          end;
+no_long_digit_run(Args) ->
+    lists:all(fun(X) when is_binary(X) -> digit_run(X, 0);
+                 (X) when is_list(X) -> digit_run_list(X, 0);
                  (_) -> true
               end, Args).
 
-digit_run() ->
-    Key = {?MODULE, digit_run},
-    case persistent_term:get(Key, undefined) of
-        undefined ->
-            {ok, Re} = re:compile(io_lib:format("[0-9A-Za-z]{~b}", [?MAX_DIGITS + 1])),
-            persistent_term:put(Key, Re),
-            Re;
-        Re ->
-            Re
-    end.
+%% Whether no run of letters and digits is longer than ?MAX_DIGITS: one
+%% pass, stopping at the first long run.
+-define(IS_ALNUM(C), ((C >= $0 andalso C =< $9) orelse (C >= $a andalso C =< $z)
+                      orelse (C >= $A andalso C =< $Z))).
+
+digit_run(_, Run) when Run > ?MAX_DIGITS -> false;
+digit_run(<<C, Rest/binary>>, Run) when ?IS_ALNUM(C) -> digit_run(Rest, Run + 1);
+digit_run(<<_, Rest/binary>>, _Run) -> digit_run(Rest, 0);
+digit_run(_, _Run) -> true.
+
+digit_run_list(_, Run) when Run > ?MAX_DIGITS -> false;
+digit_run_list([C | Rest], Run) when is_integer(C), ?IS_ALNUM(C) -> digit_run_list(Rest, Run + 1);
+digit_run_list([_ | Rest], _Run) -> digit_run_list(Rest, 0);
+digit_run_list(_, _Run) -> true.
