@@ -5,9 +5,9 @@
 %%
 %% <ul>
 %% <li>Bignum arithmetic and conversions (`*', `div', `rem', `bsl', powers,
-%%     integers to and from text): operands and results within
-%%     {@link max_integer_bits/0}; text turned into an integer within
-%%     {@link max_digits/0} digits.</li>
+%%     integers to and from text): operands and results within 8 KiB; text
+%%     turned into an integer without a run of more than 19,729 letters or
+%%     digits (the decimal digits of such an integer).</li>
 %% <li>Replacement, splitting and matching with compiled patterns, regular
 %%     expressions (the `superlinear' set of `seccomp_reach'), and functions
 %%     that flatten what they build (`seccomp_flatteners': a separator
@@ -16,12 +16,11 @@
 %%     largest, and the tables a list of patterns compiles to (one of 256
 %%     words per pattern byte), within the binary limit.</li>
 %% <li>Functions that can turn text into an integer (the `integer_text' set):
-%%     no argument holds a run of more than {@link max_digits/0} letters or
-%%     digits.</li>
+%%     no argument holds a longer run of letters or digits.</li>
 %% </ul>
 -module(seccomp_cost).
 
--export([max_integer_bits/0, max_digits/0, integer_op/3, integer_bits/1, within/4]).
+-export([integer_op/2, within/4]).
 
 %% 8 KiB integers: printing, parsing or dividing one stays within tens of
 %% milliseconds (printing is worse than quadratic in the size).
@@ -31,34 +30,27 @@
 %% The goto table of one Aho-Corasick node: 256 words.
 -define(PATTERN_NODE_BYTES, 2048).
 
--spec max_integer_bits() -> pos_integer().
-max_integer_bits() -> ?MAX_INTEGER_BITS.
-
--spec max_digits() -> pos_integer().
-max_digits() -> ?MAX_DIGITS.
-
 %% @doc Whether the integer operation `Op' on `Args' stays within the bound.
--spec integer_op(atom(), atom(), list()) -> boolean().
-integer_op('*', _F, [X, Y]) when is_integer(X), is_integer(Y) ->
+-spec integer_op(seccomp_profiles:bignum_class(), list()) -> boolean().
+integer_op('*', [X, Y]) when is_integer(X), is_integer(Y) ->
     integer_bits(X) + integer_bits(Y) =< ?MAX_INTEGER_BITS;
-integer_op('bsl', _F, [X, Y]) when is_integer(X), is_integer(Y) ->
+integer_op('bsl', [X, Y]) when is_integer(X), is_integer(Y) ->
     integer_bits(X) + max(0, Y) =< ?MAX_INTEGER_BITS;
-integer_op(pow, _F, [X, Y]) when is_integer(X), is_integer(Y), Y >= 0 ->
+integer_op(pow, [X, Y]) when is_integer(X), is_integer(Y), Y >= 0 ->
     abs(X) =< 1 orelse integer_bits(X) * Y =< ?MAX_INTEGER_BITS;
-integer_op(operand, _F, Args) ->
+integer_op(operand, Args) ->
     %% div, rem, printing: quadratic in the operands' sizes.
     lists:all(fun(X) -> not is_integer(X) orelse integer_bits(X) =< ?MAX_INTEGER_BITS end, Args);
-integer_op(text, _F, [Text | _]) ->
+integer_op(text, [Text | _]) ->
     %% Text to integer: quadratic in the digits.
-    text_length(Text) =< ?MAX_DIGITS;
-integer_op(bytes, _F, [Bin | _]) when is_binary(Bin) ->
+    no_long_digit_run([Text]);
+integer_op(bytes, [Bin | _]) when is_binary(Bin) ->
     %% Bytes to integer: an integer of that many bytes.
     byte_size(Bin) * 8 =< ?MAX_INTEGER_BITS;
-integer_op(_Op, _F, _Args) ->
+integer_op(_Class, _Args) ->
     true.
 
-%% @doc Bits of an integer's magnitude (at least one).
--spec integer_bits(integer()) -> pos_integer().
+%% Bits of an integer's magnitude (at least one).
 integer_bits(N) ->
     <<First, _/binary>> = B = binary:encode_unsigned(abs(N)),
     8 * (byte_size(B) - 1) + max(1, top_bit(First)).
@@ -66,16 +58,9 @@ integer_bits(N) ->
 top_bit(0) -> 0;
 top_bit(Byte) -> 1 + top_bit(Byte bsr 1).
 
-text_length(B) when is_binary(B) -> byte_size(B);
-text_length(L) when is_list(L) -> bounded_length(L, 0);
-text_length(_) -> 0.
-
-bounded_length([_ | T], N) when N =< ?MAX_DIGITS -> bounded_length(T, N + 1);
-bounded_length(_, N) -> N.
-
 %% @doc Whether a call of `M:F' with `Args' stays within `Max' bytes of
-%% output and working memory and {@link max_digits/0} digits of integer
-%% text, judged from the arguments alone.
+%% output and working memory, and its integer text within the digit bound,
+%% judged from the arguments alone.
 -spec within(module(), atom(), list(), non_neg_integer()) -> boolean().
 within(M, F, Args, Max) ->
     A = length(Args),

@@ -166,7 +166,7 @@ data_kind(M, F, A) when M =:= erlang; M =:= binary; M =:= 'Elixir.Integer'; M =:
 data_kind(M, F, A) -> call_kind(M, F, A).
 
 %% @doc How an integer operation's cost grows with its operands (see
-%% `seccomp_cost:integer_op/3'), or `none'.
+%% `seccomp_cost:integer_op/2'), or `none'.
 -spec bignum_class(module(), atom(), arity()) -> bignum_class() | none.
 bignum_class(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> Op;
 bignum_class(M, F, 2) when (M =:= 'Elixir.Integer' andalso F =:= pow);

@@ -583,7 +583,7 @@ special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} 
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
     carry_out(M, F, Args, Ctx);
 special_kind({bignum, _Class} = Kind, M, F, Args, Ctx) ->
-    bounded_integer(Kind, M, F, Args, Ctx),
+    bounded_integer(Kind, Args, Ctx),
     carry_out(M, F, Args, Ctx);
 special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
     %% A comparison stops at the smaller operand's end.
@@ -723,14 +723,14 @@ arith('*', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, abs(Y
 arith('bsl', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, Y =< 64 -> X bsl Y;
 arith(Op, X, Y, _Ctx) when (Op =:= 'div' orelse Op =:= 'rem'), abs(Y) < ?SMALL -> erlang:Op(X, Y);
 arith(Op, X, Y, Ctx) ->
-    bounded_integer({bignum, seccomp_profiles:bignum_class(erlang, Op, 2)}, erlang, Op, [X, Y], Ctx),
+    bounded_integer({bignum, seccomp_profiles:bignum_class(erlang, Op, 2)}, [X, Y], Ctx),
     erlang:Op(X, Y).
 
 %% Bignum arithmetic and conversions run inside one BIF call that neither
 %% yields nor lets the process be killed: the operands' sizes decide how
 %% long, so they are capped (see `seccomp_cost').
-bounded_integer({bignum, Class}, _M, F, Args, Ctx) ->
-    seccomp_cost:integer_op(Class, F, Args) orelse memory_limit(Ctx).
+bounded_integer({bignum, Class}, Args, Ctx) ->
+    seccomp_cost:integer_op(Class, Args) orelse memory_limit(Ctx).
 
 %% `Count' copies of something of `Unit' bytes (a word, for terms).
 bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->
@@ -797,7 +797,7 @@ scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
     scan(Rest, MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_integer(T) ->
     %% Library code prints, parses and divides integers without yielding.
-    seccomp_cost:integer_op(operand, none, [T]) orelse memory_limit(Ctx),
+    seccomp_cost:integer_op(operand, [T]) orelse memory_limit(Ctx),
     scan(Rest, MFA, Ctx);
 scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
 
