@@ -4,9 +4,19 @@
 
 -export([start/1, take/1]).
 
-%% @doc Start a capture process that keeps at most `Max' bytes.
+%% Heap words of a capture beyond what it keeps: formatting a request
+%% (`io_lib:format/2' on the sandbox's arguments) happens here.
+-define(WORKING_WORDS, 1000000).
+
+%% @doc Start a capture process that keeps at most `Max' bytes. Its heap is
+%% bounded too: a request that would format more than it can keep kills it
+%% (the writer gets an error), and it never formats past `Max'.
 -spec start(non_neg_integer()) -> pid().
-start(Max) -> spawn(fun() -> loop(Max, [], 0) end).
+start(Max) ->
+    %% A character of a formatted list takes two words.
+    Heap = ?WORKING_WORDS + 2 * Max,
+    spawn_opt(fun() -> loop(Max, [], 0) end,
+              [{max_heap_size, #{size => Heap, kill => true, error_logger => false}}]).
 
 %% @doc Stop the capture and return what was printed.
 -spec take(pid()) -> binary().
@@ -32,6 +42,9 @@ loop(Max, Acc, Size) ->
 
 request({put_chars, Encoding, Chars}, Max, Acc, Size) ->
     keep(unicode:characters_to_binary(Chars, Encoding), Max, Acc, Size);
+request({put_chars, _Encoding, io_lib, _F, _Args}, Max, Acc, Size) when Size >= Max ->
+    %% Nothing more would be kept: nothing to format.
+    {ok, Acc, Size};
 request({put_chars, Encoding, io_lib, F, Args}, Max, Acc, Size) when is_list(Args) ->
     try unicode:characters_to_binary(apply(io_lib, F, Args), Encoding) of
         Bin -> keep(Bin, Max, Acc, Size)

@@ -10,8 +10,8 @@
 %% <li>every other call (denied or special functions, variable modules or
 %%     functions, calls of fun values, `apply', sends, the markers of the
 %%     mediation pass) goes to `seccomp_sandbox:call/3' at run time;</li>
-%% <li>operators are calls too: `!' and unbounded bignum arithmetic go to
-%%     the handler, the rest stay operators when the policy allows them;</li>
+%% <li>operators are calls too: `!' and unbounded bignum arithmetic (`*',
+%%     `bsl', `div', `rem') go to the handler, the rest stay operators when the policy allows them;</li>
 %% <li>guards cannot call the handler, so bignum arithmetic on two variables
 %%     is refused there;</li>
 %% <li>`receive' clauses never match a pool's run requests, so code in a
@@ -278,7 +278,7 @@ dispatching(M, F, Arity, Policy) ->
     seccomp_sandbox:direct_but_dispatch(M, F, Arity) andalso allows(Policy, M, F, Arity).
 
 %% An allowed operator whose only special handling is the bignum bound.
-bignum(Op, Policy) -> (Op =:= '*' orelse Op =:= 'bsl') andalso allows(Policy, erlang, Op, 2).
+bignum(Op, Policy) -> lists:member(Op, ['*', 'bsl', 'div', 'rem']) andalso allows(Policy, erlang, Op, 2).
 
 %% A comparison with a literal stops within the literal's size: no bound needed.
 literal_comparison(Op, L, R, P) ->
@@ -295,6 +295,8 @@ literal(E) ->
 direct_op('!', _L, _R) -> false;
 direct_op('*', L, R) -> small(L) orelse small(R);
 direct_op('bsl', _L, R) -> small_shift(R);
+%% Division by a one-word divisor is linear in the dividend.
+direct_op(Op, _L, R) when Op =:= 'div'; Op =:= 'rem' -> small(R);
 direct_op(_Op, _L, _R) -> true.
 
 small({integer, _, N}) -> abs(N) < ?SMALL;
@@ -309,7 +311,8 @@ safe_guard({op, A, Op, L, R}) ->
                                                   "allowed in guards of prepared code"}),
     safe_guard(L),
     safe_guard(R);
-safe_guard({call, A, {remote, _, {atom, _, erlang}, {atom, _, Op}}, [L, R]}) when Op =:= '*'; Op =:= 'bsl' ->
+safe_guard({call, A, {remote, _, {atom, _, erlang}, {atom, _, Op}}, [L, R]})
+  when Op =:= '*'; Op =:= 'bsl'; Op =:= 'div'; Op =:= 'rem' ->
     safe_guard({op, A, Op, L, R});
 safe_guard(T) when is_tuple(T) -> [safe_guard(X) || X <- tuple_to_list(T)], ok;
 safe_guard(L) when is_list(L) -> [safe_guard(X) || X <- L], ok;

@@ -10,11 +10,9 @@
 %% information in the installed code) every call counts as a member.
 -module(seccomp_flatteners).
 
--export([member/3, ensure/0, start/0, derive/0, sinks/0, iodata_sinks/0, copying_sinks/0]).
+-export([member/3, ensure/0, spec/0, derive/0, sinks/0, iodata_sinks/0, copying_sinks/0]).
 
 -define(KEY, {?MODULE, set}).
-%% Apps whose modules sandboxed code may reach.
--define(APPS, [elixir, stdlib, kernel]).
 %% Calls into these modules build their output in ordinary Erlang code, under
 %% the heap limit of the process that runs them (and truncated by default):
 %% a path to a sink through them does not flatten the caller's data.
@@ -67,55 +65,26 @@ member(M, F, A) ->
         Set -> is_map_key({M, F, A}, Set)
     end.
 
-%% @doc Derive the set in the background (at application start): it takes
-%% seconds, and until it is known every call counts as a member.
--spec start() -> ok.
-start() ->
-    _ = spawn(fun() -> register(?MODULE, self()), store() end),
-    ok.
+%% @doc What the background derivation of `seccomp_reach:start/1' stores
+%% for this module: the key, the modules not followed, the sinks. Until the
+%% set is known every call counts as a member.
+-spec spec() -> {term(), [module()], [mfa()]}.
+spec() -> {?KEY, ?CUT, sinks()}.
 
 %% @doc Wait until the set is known, deriving it here if no one else is.
 -spec ensure() -> ok.
-ensure() ->
-    case persistent_term:get(?KEY, undefined) of
-        undefined ->
-            case whereis(?MODULE) of
-                undefined ->
-                    store();
-                Pid ->
-                    Ref = monitor(process, Pid),
-                    receive {'DOWN', Ref, process, Pid, _} -> ensure() end
-            end;
-        _ ->
-            ok
-    end.
+ensure() -> seccomp_reach:when_known(?KEY, fun set/0).
 
-store() ->
-    %% A second store (start/0 and ensure/0 racing) writes the same set.
-    persistent_term:put(?KEY, case derive() of
-                                  {ok, Set} -> maps:from_keys(Set, true);
-                                  error -> all
-                              end).
+set() ->
+    case derive() of
+        {ok, Set} -> maps:from_keys(Set, true);
+        error -> all
+    end.
 
 %% @doc The sinks and the exported functions that call one, directly or not.
 -spec derive() -> {ok, [mfa()]} | error.
 derive() ->
-    {ok, X} = xref:start([{xref_mode, functions}]),
-    try
-        %% `builtins': the sinks are mostly BIFs, whose calls xref skips by default.
-        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
-        _ = [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin")) || App <- ?APPS],
-        Formatters = lists:join(", ", [io_lib:format("~p", [M]) || M <- ?CUT]),
-        %% A query naming a function no code calls is an error: name the called ones.
-        {ok, Called} = xref:q(X, "range E"),
-        Sinks = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A])
-                                  || {M, F, A} <- sinks(), lists:member({M, F, A}, Called)]),
-        Query = lists:flatten(["domain ((closure (E - (E | (Mod) [", Formatters, "]))) || [",
-                               Sinks, "]) * X"]),
-        {ok, Callers} = xref:q(X, Query),
-        {ok, lists:usort(sinks() ++ Callers)}
-    catch
-        _:_ -> error
-    after
-        xref:stop(X)
+    case seccomp_reach:derive_callers([{?CUT, sinks()}]) of
+        {ok, [Callers]} -> {ok, Callers};
+        error -> error
     end.

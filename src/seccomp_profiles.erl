@@ -7,16 +7,18 @@
 %% sandbox's own processes.
 -module(seccomp_profiles).
 
--export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1]).
+-export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1, bignum_class/3,
+         compares_terms/2]).
 
--export_type([name/0, kind/0]).
+-export_type([name/0, kind/0, bignum_class/0]).
 
 -type name() :: pure | processes.
 -type kind() :: plain | atom | dispatch | spawner | routed | refused
               | spawn_fun | spawn_mfa | agent_mfa | decode
               | {send, pos_integer()} | {signal, pos_integer()}
               | {amplifier, pos_integer(), pos_integer() | none}
-              | {bignum, '*' | 'bsl' | pow} | compare | {iodata, pos_integer()}.
+              | {bignum, bignum_class()} | compare | {iodata, pos_integer()}.
+-type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -125,51 +127,106 @@ process_rules() ->
 
 %% @doc How the sandbox handler carries out an allowed call.
 -spec kind(module(), atom(), arity()) -> kind().
-kind(M, Op, 2) when M =:= erlang; M =:= 'Elixir.Kernel' ->
+kind(M, F, A) -> atom_maker(base_kind(M, F, A), M, F, A).
+
+base_kind(M, Op, 2) when M =:= erlang; M =:= 'Elixir.Kernel' ->
     case is_comparison(Op) of
         true -> compare;
         false -> data_kind(M, Op, 2)
     end;
-kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
+base_kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
     case lists:member({M, F, A}, seccomp_flatteners:iodata_sinks()) of
         true -> {iodata, 1};
         false -> data_kind(M, F, A)
     end;
-kind(M, F, A) -> data_kind(M, F, A).
+base_kind(M, F, A) -> data_kind(M, F, A).
+
+%% Functions that can create atoms (derived, see `seccomp_reach') are
+%% refused, but for those the handler counts itself (`atom', `decode').
+%% Until the set is known the handler counts the atoms every call makes.
+atom_maker(Kind, M, F, A) when Kind =:= plain; Kind =:= dispatch ->
+    case seccomp_reach:status(atoms, M, F, A) of
+        true -> refused;
+        _ -> Kind
+    end;
+atom_maker(Kind, _M, _F, _A) ->
+    Kind.
 
 %% @doc Whether `erlang:Op/2' compares whole terms (in one uninterruptible
 %% call: the handler bounds its operands).
 -spec is_comparison(atom()) -> boolean().
 is_comparison(Op) -> lists:member(Op, ['==', '/=', '=:=', '=/=', '<', '>', '=<', '>=', max, min]).
 
-data_kind(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> {bignum, Op};
-data_kind('Elixir.Integer', pow, 2) -> {bignum, pow};
-data_kind('Elixir.Kernel', '**', 2) -> {bignum, pow};
-data_kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
-data_kind(erlang, list_to_atom, 1) -> atom;
-data_kind('Elixir.String', to_atom, 1) -> atom;
-data_kind('Elixir.List', to_atom, 1) -> atom;
-data_kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
-data_kind(supervisor, start_child, 2) -> routed;
-data_kind('Elixir.Supervisor', start_child, 2) -> routed;
-data_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
-data_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
-data_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
+data_kind(M, F, A) when M =:= erlang; M =:= binary; M =:= 'Elixir.Integer'; M =:= 'Elixir.Kernel';
+                        M =:= 'Elixir.String'; M =:= 'Elixir.List' ->
+    case bignum_class(M, F, A) of
+        none -> call_kind(M, F, A);
+        Class -> {bignum, Class}
+    end;
+data_kind(M, F, A) -> call_kind(M, F, A).
+
+%% @doc How an integer operation's cost grows with its operands (see
+%% `seccomp_cost:integer_op/2'), or `none'.
+-spec bignum_class(module(), atom(), arity()) -> bignum_class() | none.
+bignum_class(erlang, Op, 2) when Op =:= '*'; Op =:= 'bsl' -> Op;
+bignum_class(M, F, 2) when (M =:= 'Elixir.Integer' andalso F =:= pow);
+                           (M =:= 'Elixir.Kernel' andalso F =:= '**') -> pow;
+bignum_class(M, F, 2) when (M =:= erlang orelse M =:= 'Elixir.Kernel'), (F =:= 'div' orelse F =:= 'rem');
+                           M =:= 'Elixir.Integer', (F =:= floor_div orelse F =:= mod orelse F =:= gcd) ->
+    operand;
+bignum_class(M, F, A) when A =:= 1; A =:= 2 ->
+    case {M, F} of
+        {erlang, integer_to_binary} -> operand;
+        {erlang, integer_to_list} -> operand;
+        {'Elixir.Integer', to_string} -> operand;
+        {'Elixir.Integer', to_charlist} -> operand;
+        {'Elixir.Integer', digits} -> operand;
+        {erlang, binary_to_integer} -> text;
+        {erlang, list_to_integer} -> text;
+        {'Elixir.String', to_integer} -> text;
+        {'Elixir.List', to_integer} -> text;
+        {'Elixir.Integer', parse} -> text;
+        {binary, decode_unsigned} -> bytes;
+        _ -> none
+    end;
+bignum_class(_M, _F, _A) -> none.
+
+call_kind(erlang, binary_to_atom, A) when A =:= 1; A =:= 2 -> atom;
+call_kind(erlang, list_to_atom, 1) -> atom;
+call_kind('Elixir.String', to_atom, 1) -> atom;
+call_kind('Elixir.List', to_atom, 1) -> atom;
+call_kind(M, _F, _A) when M =:= rpc; M =:= erpc; M =:= 'Elixir.Node' -> routed;
+call_kind(supervisor, start_child, 2) -> routed;
+call_kind('Elixir.Supervisor', start_child, 2) -> routed;
+call_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
+call_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
+call_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
     process_kind(M, F, A);
-data_kind('Elixir.Task', F, A) -> task_kind(F, A);
-data_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
-data_kind(binary, copy, 2) -> {amplifier, 2, 1};
-data_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
-data_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
+call_kind('Elixir.Task', F, A) -> task_kind(F, A);
+call_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+call_kind(binary, copy, 2) -> {amplifier, 2, 1};
+call_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
+call_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
     {amplifier, 2, none};
-data_kind(lists, duplicate, 2) -> {amplifier, 1, none};
-data_kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
-data_kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
-data_kind(M, _F, _A) ->
+call_kind(lists, duplicate, 2) -> {amplifier, 1, none};
+call_kind('Elixir.List', duplicate, 2) -> {amplifier, 2, none};
+call_kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
+call_kind(M, _F, _A) ->
     case applies_no_data(M) of
         true -> plain;
         false -> dispatch
     end.
+
+%% @doc Whether `M:F' compares or hashes whole terms it is given (keys,
+%% members, elements to sort) in steps the VM cannot interrupt: the
+%% collection modules and the BIFs that look a key up. Maps (and the sets
+%% and trees of the tuple-based modules) passed to them are containers
+%% whose elements were bounded as they were added; every other argument is
+%% bounded by the handler.
+-spec compares_terms(module(), atom()) -> boolean().
+compares_terms(erlang, F) -> lists:member(F, [is_map_key, map_get, '--', '++', phash2, phash]);
+compares_terms(M, _F) ->
+    lists:member(M, [lists, maps, sets, ordsets, orddict, gb_sets, gb_trees, dict, proplists, queue]).
 
 %% @doc Whether no function of `M' can run code that its arguments name:
 %% a module (as a callback, a struct, a struct's field), an `{M, F, A}', a

@@ -11,6 +11,8 @@
 %%     `Enum.map') calls them;</li>
 %% <li>map keys in patterns are evaluated by `erl_eval' without the handler,
 %%     so only guard expressions are accepted there;</li>
+%% <li>map keys computed at run time go through `'$seccomp':key/1', which
+%%     bounds what the map hashes and compares;</li>
 %% <li>binary sizes in constructions, literal ones above 64 included, go
 %%     through `'$seccomp':size/2', so a single expression cannot allocate
 %%     more than the binary limit;</li>
@@ -144,9 +146,16 @@ template_item({map_field_assoc, A, K, V}, O) -> {map_field_assoc, A, expr(K, O),
 template_item(E, O) -> expr(E, O).
 
 map_field({Kind, A, K, V}, O) when Kind =:= map_field_assoc; Kind =:= map_field_exact ->
-    {Kind, A, expr(K, O), expr(V, O)};
+    {Kind, A, map_key(K, O), expr(V, O)};
 map_field(Other, _O) ->
     unknown(Other).
+
+%% A key the map hashes and compares in one step: one computed at run time
+%% goes through `'$seccomp':key/1', which bounds its flattened size.
+map_key({Leaf, _A, _V} = K, _O) when Leaf =:= atom; Leaf =:= integer; Leaf =:= float; Leaf =:= char ->
+    K;
+map_key(K, O) ->
+    marker(anno(K), key, [expr(K, O)]).
 
 %% Generators (lazy or strict), zipped generators (`&&') and filters.
 qualifier({Gen, A, P, E}, O) when Gen =:= generate; Gen =:= generate_strict;

@@ -45,9 +45,10 @@
 -define(JOINED, '$seccomp_sandbox').
 %% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
 -define(CALLER_RUN, '$seccomp_caller_run').
+-define(CALLER_REPORTS, '$seccomp_caller_reports').
 -define(MAX_WRAPPED_ARITY, 12).
-%% 64 KiB integers: printing or multiplying one stays in the millisecond range.
--define(MAX_INTEGER_BITS, 524288).
+%% Violations of one run that are logged and sent to subscribers.
+-define(MAX_REPORTS, 100).
 %% Integers below this multiply without a size check.
 -define(SMALL, (1 bsl 32)).
 
@@ -135,6 +136,7 @@ begin_caller_run() ->
 %% @doc End a caller-mode run: the first violation it caused, or `none'.
 -spec end_caller_run() -> none | mfa().
 end_caller_run() ->
+    erase(?CALLER_REPORTS),
     case erase(?CALLER_RUN) of
         {Violation, _Atoms} -> Violation;
         undefined -> none
@@ -166,6 +168,7 @@ reset(#ctx{tab = Tab} = Ctx) ->
     end,
     ets:insert(Tab, {'$atoms', 0}),
     ets:delete(Tab, '$violation'),
+    ets:delete(Tab, '$reports'),
     Member andalso clear_dictionary(),
     ok.
 
@@ -184,7 +187,9 @@ clear_dictionary() ->
 -spec direct(module(), atom(), arity()) -> boolean().
 direct(M, F, A) ->
     ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain
-        andalso not seccomp_flatteners:member(M, F, A).
+        andalso not seccomp_flatteners:member(M, F, A)
+        andalso not seccomp_profiles:compares_terms(M, F)
+        andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
 %% forged-struct scan of {@link dispatch/4}.
@@ -202,9 +207,57 @@ ordinary(M, F, A) ->
 -spec dispatch(module(), atom(), list(), ctx()) -> term().
 dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
-    flattener_args(M, F, Args, Ctx),
+    bounded_work(M, F, Args, Ctx),
     no_foreign_code({M, F, length(Args)}, Args, Ctx),
-    erlang:apply(M, F, Args).
+    counting_atoms(M, F, Args, Ctx).
+
+%% Until the functions that can make atoms of data are known (they are
+%% derived at start, see `seccomp_reach'), the atoms the VM gains during a
+%% call count against `max_atoms', and the arguments must be too small to
+%% take the atom table past three quarters even if every byte became an
+%% atom. Once they are known they are refused (`seccomp_profiles:kind/3').
+counting_atoms(M, F, Args, Ctx) ->
+    case seccomp_reach:status(atoms, M, F, length(Args)) of
+        unknown ->
+            Before = erlang:system_info(atom_count),
+            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
+            seccomp_size:within(Args, max(0, Room), iodata) orelse limit(atom_limit, Ctx),
+            try
+                erlang:apply(M, F, Args)
+            after
+                spend_atoms_made(erlang:system_info(atom_count) - Before, Ctx)
+            end;
+        _ ->
+            erlang:apply(M, F, Args)
+    end.
+
+%% The flattened arguments of a flattener, and the worst-case work of a call
+%% whose cost grows faster than its input (see `seccomp_cost').
+bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
+    %% A flattener's arguments are bounded whole: nothing more to compare.
+    flattener_args(M, F, Args, Ctx) orelse compared_args(M, F, Args, Ctx),
+    seccomp_cost:within(M, F, Args, Max) orelse memory_limit(Ctx).
+
+%% The arguments a collection function compares or hashes: all but the
+%% containers, maps and (the last argument, by the modules' convention)
+%% the tuples of the tree and hash modules.
+compared(M, Args) when M =:= gb_sets; M =:= gb_trees; M =:= sets; M =:= dict; M =:= queue ->
+    case lists:reverse(Args) of
+        [Last | Rest] when is_tuple(Last) -> [A || A <- Rest, not is_map(A)];
+        _ -> [A || A <- Args, not is_map(A)]
+    end;
+compared(_M, Args) ->
+    [A || A <- Args, not is_map(A)].
+
+%% A comparison or a hash walks a term in one step: what a collection
+%% function compares or hashes is bounded (see
+%% `seccomp_profiles:compares_terms/2'). Library code that dispatches on
+%% its arguments may compare any of them: all are bounded.
+compared_args(M, F, Args, Ctx) ->
+    case seccomp_profiles:compares_terms(M, F) of
+        true -> bounded_args(compared(M, Args), Ctx);
+        false -> seccomp_profiles:applies_no_data(M) orelse M =:= erlang orelse bounded_args(Args, Ctx)
+    end.
 
 %% A call that may flatten or walk its arguments in one uninterruptible
 %% step gets only arguments within the copy bound.
@@ -314,6 +367,10 @@ call({'$seccomp', enter}, [], Ctx) ->
 call({'$seccomp', size}, [Size, Unit], Ctx) ->
     join(Ctx),
     bounded_size(Size, Unit, Ctx);
+call({'$seccomp', key}, [Key], Ctx) ->
+    join(Ctx),
+    bounded_args([Key], Ctx),
+    Key;
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     join(Ctx),
     wrap_fun(M, F, A, Ctx);
@@ -413,12 +470,36 @@ allowed(M, F, Arity, #ctx{policy = Policy}) -> seccomp_nif:check_with(Policy, M,
 violation(Action, MFA, Proceed, Ctx) ->
     %% Sticky: the run reports the violation even if the code catches it.
     Action =:= log orelse record_violation(MFA, Ctx),
-    seccomp_violation:handle(Action, MFA, Proceed).
+    case Action =:= log orelse Action =:= error of
+        true ->
+            case reported(Ctx) of
+                true -> seccomp_violation:handle(Action, MFA, Proceed);
+                false when Action =:= log -> Proceed();
+                false -> erlang:error({seccomp_violation, MFA})
+            end;
+        false ->
+            seccomp_violation:handle(Action, MFA, Proceed)
+    end.
 
 -spec deny(mfa(), ctx()) -> no_return().
 deny(MFA, Ctx) ->
     record_violation(MFA, Ctx),
-    seccomp_violation:refuse(MFA).
+    case reported(Ctx) of
+        true -> seccomp_violation:refuse(MFA);
+        false -> erlang:error({seccomp_violation, MFA})
+    end.
+
+%% Whether a violation is still logged and sent to subscribers: at most
+%% ?MAX_REPORTS per run, so a loop of caught violations cannot flood the
+%% host's log (the run's result still names the first one).
+reported(#ctx{tab = caller}) ->
+    N = case get(?CALLER_REPORTS) of undefined -> 0; K -> K end,
+    put(?CALLER_REPORTS, N + 1),
+    N < ?MAX_REPORTS;
+reported(#ctx{tab = Tab}) ->
+    try ets:update_counter(Tab, '$reports', 1, {'$reports', 0}) =< ?MAX_REPORTS
+    catch error:badarg -> false
+    end.
 
 record_violation(MFA, #ctx{tab = caller}) ->
     case get(?CALLER_RUN) of
@@ -439,8 +520,8 @@ special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
-            flattener_args(M, F, Args, Ctx),
-            erlang:apply(M, F, Args);
+            bounded_work(M, F, Args, Ctx),
+            counting_atoms(M, F, Args, Ctx);
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->
@@ -482,9 +563,16 @@ special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
     erlang:apply(M, F, [Agent, fun(State) -> call({Mod, Fun}, [State | As], Ctx) end | Rest]);
 special_kind(refused, M, F, Args, Ctx) ->
     deny({M, F, length(Args)}, Ctx);
-special_kind(decode, M, F, Args, Ctx) ->
-    %% A decoded fun would run its code unchecked wherever it is called.
-    Term = erlang:apply(M, F, Args),
+special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
+    %% A decoded fun would run its code unchecked wherever it is called;
+    %% `safe' refuses atoms the VM does not know (they would escape the
+    %% atom budget).
+    Safe = case Opts of
+               [] -> [safe];
+               [L] when is_list(L) -> [safe | L];
+               [Other] -> erlang:error(badarg, [Bin, Other])
+           end,
+    Term = erlang:apply(M, F, [Bin, Safe]),
     holds_fun([Term]) andalso deny({M, F, length(Args)}, Ctx),
     Term;
 special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
@@ -494,8 +582,8 @@ special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} 
            end,
     bounded_bytes(lists:nth(CountPos, Args), Unit, Ctx),
     carry_out(M, F, Args, Ctx);
-special_kind({bignum, Op}, M, F, [X, Y] = Args, Ctx) ->
-    bounded_integer(Op, X, Y, Ctx),
+special_kind({bignum, _Class} = Kind, M, F, Args, Ctx) ->
+    bounded_integer(Kind, Args, Ctx),
     carry_out(M, F, Args, Ctx);
 special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
     %% A comparison stops at the smaller operand's end.
@@ -587,13 +675,17 @@ new_atom(M, F, Args, Ctx) ->
             Atom
     end.
 
-spend_atom(#ctx{tab = caller, max_atoms = Max} = Ctx) ->
+spend_atom(Ctx) -> spend_atoms_made(1, Ctx).
+
+spend_atoms_made(K, _Ctx) when K =< 0 ->
+    ok;
+spend_atoms_made(K, #ctx{tab = caller, max_atoms = Max} = Ctx) ->
     case get(?CALLER_RUN) of
-        {Violation, N} when N < Max -> put(?CALLER_RUN, {Violation, N + 1});
+        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K});
         _ -> limit(atom_limit, Ctx)
     end;
-spend_atom(#ctx{tab = Tab, max_atoms = Max} = Ctx) ->
-    case ets:update_counter(Tab, '$atoms', 1) of
+spend_atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
+    case ets:update_counter(Tab, '$atoms', K) of
         N when N > Max -> limit(atom_limit, Ctx);
         _ -> ok
     end.
@@ -622,31 +714,23 @@ field(M, F, Ctx) when is_atom(M), M =/= nil, M =/= true, M =/= false ->
 field(X, F, _Ctx) ->
     erlang:error({badkey, F, X}).
 
-%% @doc `*' and `bsl' in prepared code whose policy allows them: floats and
-%% small integers directly, larger integers within the bignum bound.
--spec arith('*' | 'bsl', number(), number(), ctx()) -> number().
+%% @doc Integer arithmetic in prepared code whose policy allows it (`*',
+%% `bsl', `div', `rem'): floats and small integers directly, larger
+%% integers within the bignum bound.
+-spec arith('*' | 'bsl' | 'div' | 'rem', number(), number(), ctx()) -> number().
 arith('*', X, Y, _Ctx) when is_float(X); is_float(Y) -> X * Y;
 arith('*', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, abs(Y) < ?SMALL -> X * Y;
 arith('bsl', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, Y =< 64 -> X bsl Y;
+arith(Op, X, Y, _Ctx) when (Op =:= 'div' orelse Op =:= 'rem'), abs(Y) < ?SMALL -> erlang:Op(X, Y);
 arith(Op, X, Y, Ctx) ->
-    bounded_integer(Op, X, Y, Ctx),
+    bounded_integer({bignum, seccomp_profiles:bignum_class(erlang, Op, 2)}, [X, Y], Ctx),
     erlang:Op(X, Y).
 
-%% Bignum arithmetic runs inside one BIF call that neither yields nor lets the
-%% process be killed: the operands' sizes decide how long, so they are capped.
-bounded_integer(Op, X, Y, Ctx) when is_integer(X), is_integer(Y) ->
-    Bits = case Op of
-               '*' -> bits(X) + bits(Y);
-               'bsl' -> bits(X) + max(0, Y);
-               pow when Y >= 0 -> bits(X) * Y;
-               pow -> 0
-           end,
-    Bits =< ?MAX_INTEGER_BITS orelse memory_limit(Ctx);
-bounded_integer(_Op, _X, _Y, _Ctx) ->
-    true.
-
-bits(N) when N >= -(1 bsl 59), N < 1 bsl 59 -> 60;
-bits(N) -> 8 * byte_size(binary:encode_unsigned(abs(N))).
+%% Bignum arithmetic and conversions run inside one BIF call that neither
+%% yields nor lets the process be killed: the operands' sizes decide how
+%% long, so they are capped (see `seccomp_cost').
+bounded_integer({bignum, Class}, Args, Ctx) ->
+    seccomp_cost:integer_op(Class, Args) orelse memory_limit(Ctx).
 
 %% `Count' copies of something of `Unit' bytes (a word, for terms).
 bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->
@@ -711,6 +795,10 @@ scan([T | Rest], MFA, Ctx) when is_map(T) ->
 scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
     member_process(T, MFA, Ctx),
     scan(Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_integer(T) ->
+    %% Library code prints, parses and divides integers without yielding.
+    seccomp_cost:integer_op(operand, [T]) orelse memory_limit(Ctx),
+    scan(Rest, MFA, Ctx);
 scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
 
 %% Under a denylist, denying a module denies its namespace's structs too:
@@ -738,9 +826,10 @@ catch_existing(Name) ->
     try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
-%% that can hold a map or a process: a list of numbers or a string costs one
+%% that can hold a map or a process, or are bignums: a list of numbers or a string costs one
 %% test per item.
-scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H) ->
+scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H);
+                                         is_integer(H), (H > ?SMALL orelse H < -?SMALL) ->
     scan_list(T, [H | Rest], MFA, Ctx);
 scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
 scan_list([], Rest, MFA, Ctx) -> scan(Rest, MFA, Ctx);
