@@ -2,11 +2,20 @@
 %% instead of letting it reach the host's console.
 -module(seccomp_capture).
 
--export([start/1, take/1]).
+-export([start/1, take/1, is_initial_call/1]).
+-export([init/1]).
 
 %% @doc Start a capture process that keeps at most `Max' bytes.
 -spec start(non_neg_integer()) -> pid().
-start(Max) -> spawn(fun() -> loop(Max, [], 0) end).
+start(Max) -> spawn(?MODULE, init, [Max]).
+
+%% @doc Whether a process's initial call is a capture's (see `seccomp_log_filter').
+-spec is_initial_call(mfa()) -> boolean().
+is_initial_call(Call) -> Call =:= {?MODULE, init, 1}.
+
+%% @private
+-spec init(non_neg_integer()) -> no_return().
+init(Max) -> loop(Max, [], 0).
 
 %% @doc Stop the capture and return what was printed.
 -spec take(pid()) -> binary().

@@ -16,7 +16,7 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
--export([elixir_internal/1, elixir_helpers/0]).
+-export([elixir_internal/1, elixir_helpers/0, joined/0]).
 -export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
          id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0,
          copyable/2, bounded_result/2]).
@@ -262,6 +262,10 @@ close(#ctx{tab = Tab} = Ctx) ->
     [exit(P, kill) || P <- members(Ctx), P =/= Me],
     try ets:delete(Tab) catch error:badarg -> ok end,
     ok.
+
+%% @doc Whether the calling process joined a sandbox.
+-spec joined() -> boolean().
+joined() -> get(?JOINED) =/= undefined.
 
 %% @doc Make the calling process a member of the sandbox (once).
 -spec join(ctx()) -> ok.
@@ -527,17 +531,25 @@ carry_out(M, F, Args, Ctx) ->
     end.
 
 %% The child's exit reason is copied to every process linked to or
-%% monitoring it: one too large to copy becomes `memory_limit'.
+%% monitoring it: one too large to copy becomes `memory_limit'. The child
+%% ends with an exit, never an error: the VM logs an error with its stack,
+%% and the host's logger would format the sandbox's data. The reason is
+%% what the VM would give (`{Reason, Stack}'), made inert.
 joining(Fun, Ctx) when is_function(Fun, 0) ->
     fun() ->
             join(Ctx),
             try Fun()
             catch Class:Reason:Stack ->
-                    copyable(Reason, Ctx) orelse exit(memory_limit),
-                    erlang:raise(Class, Reason, Stack)
+                    %% An error's stack (with a clause's arguments) is part of the reason.
+                    copyable({Reason, Stack}, Ctx) orelse exit(memory_limit),
+                    exit(exit_reason(Class, Reason, Stack))
             end
     end;
 joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
+
+exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
+exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
+exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
 
 %% The child is a member from birth, so the parent may message it at once.
 spawn_checked(M, F, Args, Ctx) ->
