@@ -484,6 +484,16 @@ special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
     %% The agent applies `Mod:Fun' to its state: through the handler, so the
     %% state is checked like any other argument.
     erlang:apply(M, F, [Agent, fun(State) -> call({Mod, Fun}, [State | As], Ctx) end | Rest]);
+special_kind(info, M, F, [Pid | Items] = Args, Ctx) ->
+    MFA = {M, F, length(Args)},
+    is_pid(Pid) andalso (Pid =:= self() orelse is_member(Ctx, Pid)) orelse deny(MFA, Ctx),
+    case Items of
+        [] -> deny(MFA, Ctx);
+        [Item] ->
+            Requested = case is_list(Item) of true -> Item; false -> [Item] end,
+            lists:any(fun private_info/1, Requested) andalso deny(MFA, Ctx),
+            erlang:apply(M, F, Args)
+    end;
 special_kind(refused, M, F, Args, Ctx) ->
     deny({M, F, length(Args)}, Ctx);
 special_kind(decode, M, F, Args, Ctx) ->
@@ -550,6 +560,13 @@ joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
 exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
 exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
 exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
+
+%% Process information that shows the runner's keeper (links, parent,
+%% monitors), what the library keeps in the process (dictionary, stack), or
+%% other processes (monitored_by).
+private_info(Item) ->
+    lists:member(Item, [links, monitors, monitored_by, parent, dictionary, backtrace,
+                        current_stacktrace, messages, group_leader]).
 
 %% The child is a member from birth, so the parent may message it at once.
 spawn_checked(M, F, Args, Ctx) ->
