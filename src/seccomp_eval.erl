@@ -122,8 +122,11 @@ valid(policy, _) ->
 %% The sandbox's own layer: the chosen policy, extended by `allow' and
 %% narrowed by `deny', always passed on to the sandbox's children. Compiling a
 %% profile is most of an evaluation's fixed cost, so plain profiles are
-%% compiled once per VM.
-sandbox_policy(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
+%% compiled once per VM. A denylist also denies what reaches its denials or
+%% the VM's capabilities through compiled code (see `seccomp_denylist').
+sandbox_policy(O) -> seccomp_denylist:extend(layer(O)).
+
+layer(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
     Key = {?MODULE, profile, Name},
     case persistent_term:get(Key, undefined) of
         undefined ->
@@ -133,7 +136,7 @@ sandbox_policy(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
         Policy ->
             Policy
     end;
-sandbox_policy(O) ->
+layer(O) ->
     case O of
         #{policy := P, allow := [], deny := []} ->
             case seccomp_policy:is_policy(P) andalso maps:get(inherit, seccomp_policy:spec(P)) of
