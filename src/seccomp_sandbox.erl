@@ -519,6 +519,11 @@ special_kind({iodata, Pos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     seccomp_size:within(lists:nth(Pos, Args), Max, iodata) orelse memory_limit(Ctx),
     erlang:apply(M, F, Args).
 
+copying_kind(routed, M, F, [Sup | _] = Args, Ctx) when M =/= rpc, M =/= erpc, M =/= 'Elixir.Node' ->
+    %% A supervisor starts what it is asked to with its own rights: only
+    %% the sandbox's own supervisors may be asked.
+    own_process(Sup, Ctx) orelse deny({M, F, length(Args)}, Ctx),
+    seccomp_route:call(M, F, Args);
 copying_kind(routed, M, F, Args, _Ctx) ->
     seccomp_route:call(M, F, Args);
 copying_kind(spawner, M, F, Args, Ctx) ->
@@ -560,6 +565,10 @@ joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
 exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
 exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
 exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
+
+own_process(Pid, Ctx) when is_pid(Pid) -> is_member(Ctx, Pid);
+own_process(Name, Ctx) when is_atom(Name) -> own_process(erlang:whereis(Name), Ctx);
+own_process(_Other, _Ctx) -> false.
 
 %% Process information that shows the runner's keeper (links, parent,
 %% monitors), what the library keeps in the process (dictionary, stack), or
