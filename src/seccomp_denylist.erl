@@ -29,7 +29,7 @@
 -define(SINK_MODULES,
         [os, file, prim_file, file_io_server, file_server, filelib, erl_prim_loader, ram_file,
          code, code_server, erl_ddll, init, heart, net_kernel, auth, erl_epmd, dist_util,
-         global, global_group, rpc, erpc, peer, application, application_controller,
+         rpc, erpc, peer, application, application_controller,
          application_master, logger_server, logger_std_h, logger_disk_log_h, disk_log,
          disk_log_server, user_sup, standard_error, group, user_drv, prim_inet, inet_db,
          gen_tcp, gen_udp, gen_sctp, socket, prim_socket, prim_net, net, 'Elixir.File',
@@ -42,9 +42,9 @@
          {application, get_all_env, '_'}, {application, get_application, '_'},
          {application_controller, get_env, '_'}, {application_controller, get_pid_env, '_'},
          {application_controller, get_all_env, '_'}, {application_controller, get_key, '_'},
-         {application_controller, get_pid_key, '_'}, {global, whereis_name, 1},
+         {application_controller, get_pid_key, '_'},
          {code, ensure_loaded, 1}, {code, is_loaded, 1}, {code, ensure_modules_loaded, 1},
-         {code, get_mode, 0}, {global, where, 1}, {net_kernel, dflag_unicode_io, 1},
+         {code, get_mode, 0}, {net_kernel, dflag_unicode_io, 1},
          %% A log event a handler failed on: logged, not configuration.
          {logger_server, do_internal_log, '_'}]).
 %% Code that only builds an error or a warning: what it calls is on the way
@@ -57,7 +57,10 @@
                       {erl_features, '_', '_'},
                       %% Asks a remote parent's node for its name (rpc: routed).
                       {proc_lib, proc_info, 2},
-                      {'Elixir.Supervisor', child_spec_error, '_'}]).
+                      {'Elixir.Supervisor', child_spec_error, '_'},
+                      %% Runs the handlers configured for a log event (and
+                      %% removes one that fails): logging, not configuring.
+                      {logger_backend, '_', '_'}]).
 -define(SINK_BIFS,
         [{erlang, open_port, 2}, {erlang, halt, 0}, {erlang, halt, 1}, {erlang, halt, 2},
          {erlang, load_module, 2}, {erlang, load_nif, 2}, {erlang, purge_module, 1},
@@ -115,12 +118,14 @@ closure(Spec) ->
 sinks(#{rules := Rules}) ->
     #{modules := Modules} = graph(),
     Denied = [P || R <- Rules, P <- [pattern(R)], P =/= allowed],
-    lists:usort(?SINK_BIFS
-                ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, []),
-                           not lists:any(fun(R) -> matches(R, MFA) end, ?READS)]
-                ++ [MFA || {M, F, A} <- Denied,
-                           MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A), F =/= '_'],
-                           matches({M, F, A}, MFA)]).
+    %% A read of the clock or of configuration is no sink even where the
+    %% policy denies it: denied when called, not in what library code reaches.
+    Seeds = ?SINK_BIFS
+        ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, [])]
+        ++ [MFA || {M, F, A} <- Denied,
+                   MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A), F =/= '_'],
+                   matches({M, F, A}, MFA)],
+    lists:usort([MFA || MFA <- Seeds, not lists:any(fun(R) -> matches(R, MFA) end, ?READS)]).
 
 pattern(#{action := allow}) -> allowed;
 pattern(#{match := P}) -> P;

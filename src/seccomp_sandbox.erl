@@ -46,6 +46,8 @@
 %% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
 -define(CALLER_RUN, '$seccomp_caller_run').
 -define(MAX_WRAPPED_ARITY, 12).
+%% Supervisors nested this deep under a member are the sandbox's own.
+-define(MAX_OWN_DEPTH, 8).
 %% 64 KiB integers: printing or multiplying one stays in the millisecond range.
 -define(MAX_INTEGER_BITS, 524288).
 %% Integers below this multiply without a size check.
@@ -566,9 +568,19 @@ exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
 exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
 exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
 
-own_process(Pid, Ctx) when is_pid(Pid) -> is_member(Ctx, Pid);
+%% A member, or a process a member started (a supervisor runs no sandboxed
+%% code, so it never joins): its parent, or theirs, is a member.
 own_process(Name, Ctx) when is_atom(Name) -> own_process(erlang:whereis(Name), Ctx);
-own_process(_Other, _Ctx) -> false.
+own_process(Pid, Ctx) -> own_process(Pid, Ctx, ?MAX_OWN_DEPTH).
+
+own_process(Pid, Ctx, Depth) when is_pid(Pid), node(Pid) =:= node(), Depth > 0 ->
+    is_member(Ctx, Pid) orelse
+        case erlang:process_info(Pid, parent) of
+            {parent, Parent} -> own_process(Parent, Ctx, Depth - 1);
+            undefined -> false
+        end;
+own_process(_Other, _Ctx, _Depth) ->
+    false.
 
 %% Process information that shows the runner's keeper (links, parent,
 %% monitors), what the library keeps in the process (dictionary, stack), or
