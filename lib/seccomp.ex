@@ -16,9 +16,11 @@ defmodule Seccomp do
 
   Functions that can be refused raise `Seccomp.ViolationError` here; the
   Erlang API (`:seccomp`) raises the error term `{:seccomp_violation, mfa}`.
-  Invalid arguments (a bad policy) are `{:error, reason}` results, and
-  `ArgumentError` in the functions that build something (`child_spec/2`,
-  `Seccomp.Policy.new!/1`).
+  Bad input follows the result's shape: functions with tagged results
+  (`restrict/1`, `status/1`, `Seccomp.Policy.new/1`, `Seccomp.Eval.eval/2`)
+  return `{:error, reason}`, and their bang variants raise; functions that
+  return a plain value (`apply/3`, the spawn family, `check/1`,
+  `child_spec/2`) raise `ArgumentError`.
   """
 
   @type policy :: Seccomp.Policy.t() | :seccomp_policy.t() | keyword() | map()
@@ -87,7 +89,10 @@ defmodule Seccomp do
 
   @doc """
   The restriction state of a local process: `:mode` (`:disabled` or
-  `:filter`), `:layers`, `:no_spawn`, `:inherit`, `:checks` and `:denials`.
+  `:filter`), `:layers`, `:no_spawn`, `:inherit`, `:checks`, `:denials` and
+  `:tracer` (`:on` while its children inherit whatever starts them, `:off`
+  when the trace flags were cleared from outside, `{:other, tracer}` when
+  another tracer holds it).
   """
   @spec status(pid()) :: map() | {:error, term()}
   defdelegate status(pid), to: :seccomp
@@ -96,8 +101,11 @@ defmodule Seccomp do
   @spec table_size() :: non_neg_integer()
   defdelegate table_size(), to: :seccomp
 
-  @doc "Receive `{:seccomp_event, event}` for every violation on this node."
-  @spec subscribe() :: :ok | {:error, :not_started}
+  @doc """
+  Receive `{:seccomp_event, event}` for every violation on this node. Only an
+  unrestricted process may (`{:error, :not_permitted}`).
+  """
+  @spec subscribe() :: :ok | {:error, :not_started | :not_permitted}
   defdelegate subscribe(), to: :seccomp
 
   @doc "Stop receiving events."

@@ -173,8 +173,9 @@ is_restricted(Other) -> erlang:error({badarg, Other}).
 -spec table_size() -> non_neg_integer().
 table_size() -> seccomp_nif:table_size().
 
-%% @doc Receive `{seccomp_event, Event}' for every violation on this node.
--spec subscribe() -> ok | {error, not_started}.
+%% @doc Receive `{seccomp_event, Event}' for every violation on this node
+%% (only an unrestricted process may).
+-spec subscribe() -> ok | {error, not_started | not_permitted}.
 subscribe() -> seccomp_events:subscribe(self()).
 
 -spec unsubscribe() -> ok | {error, not_started}.

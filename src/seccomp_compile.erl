@@ -214,25 +214,27 @@ unknown(Form) ->
 
 %% Patterns hold no calls: the mediation pass left only these node types
 %% (map keys and binary sizes are guard expressions).
-pattern({Leaf, _A, _Value} = Pt) when Leaf =:= atom; Leaf =:= char; Leaf =:= float;
-                                      Leaf =:= integer; Leaf =:= string; Leaf =:= var ->
-    Pt;
-pattern({nil, _A} = Pt) -> Pt;
-pattern({Tag, _A, L, R} = Pt) when Tag =:= cons; Tag =:= match ->
-    pattern(L), pattern(R), Pt;
-pattern({tuple, _A, Ps} = Pt) when is_list(Ps) -> [pattern(X) || X <- Ps], Pt;
-pattern({op, _A, _Op, X} = Pt) -> pattern(X), Pt;
-pattern({op, _A, _Op, L, R} = Pt) -> pattern(L), pattern(R), Pt;
-pattern({map, _A, Fields} = Pt) when is_list(Fields) ->
-    [pattern(V) || {map_field_exact, _, _K, V} <- Fields],
-    length([F || {map_field_exact, _, _, _} = F <- Fields]) =:= length(Fields) orelse unknown(Pt),
-    Pt;
-pattern({bin, _A, Elements} = Pt) when is_list(Elements) ->
-    [pattern(V) || {bin_element, _, V, _Size, _Type} <- Elements],
-    length([E || {bin_element, _, _, _, _} = E <- Elements]) =:= length(Elements) orelse unknown(Pt),
-    Pt;
-pattern(Other) ->
+pattern(Pattern) ->
+    ok = check_pattern(Pattern),
+    Pattern.
+
+check_pattern({Leaf, _A, _Value}) when Leaf =:= atom; Leaf =:= char; Leaf =:= float;
+                                       Leaf =:= integer; Leaf =:= string; Leaf =:= var ->
+    ok;
+check_pattern({nil, _A}) -> ok;
+check_pattern({Tag, _A, L, R}) when Tag =:= cons; Tag =:= match -> check_patterns([L, R]);
+check_pattern({tuple, _A, Ps}) when is_list(Ps) -> check_patterns(Ps);
+check_pattern({op, _A, _Op, X}) -> check_pattern(X);
+check_pattern({op, _A, _Op, L, R}) -> check_patterns([L, R]);
+check_pattern({map, _A, Fields}) when is_list(Fields) ->
+    check_patterns([case F of {map_field_exact, _, _K, V} -> V; _ -> unknown(F) end || F <- Fields]);
+check_pattern({bin, _A, Elements}) when is_list(Elements) ->
+    check_patterns([case E of {bin_element, _, V, _Size, _Type} -> V; _ -> unknown(E) end
+                    || E <- Elements]);
+check_pattern(Other) ->
     unknown(Other).
+
+check_patterns(Ps) -> lists:foreach(fun check_pattern/1, Ps).
 
 generic(T, P) ->
     list_to_tuple([element(1, T), element(2, T) | [sub(X, P) || X <- tl(tl(tuple_to_list(T)))]]).

@@ -23,7 +23,7 @@
 -define(MAX_RULES, 1000000).
 
 %% @doc Validate and compile a policy map (see {@link seccomp:policy/1}).
--spec new(map() | t()) -> {ok, t()} | {error, {invalid_policy, why()}}.
+-spec new(term()) -> {ok, t()} | {error, {invalid_policy, why()}}.
 new(#seccomp_policy{} = P) ->
     {ok, P};
 new(#{'__struct__' := 'Elixir.Seccomp.Policy', native := P}) ->

@@ -67,23 +67,42 @@ trace(Pid) ->
 %% @doc Which tracer holds `Pid' (`undefined' when it is gone).
 -spec tracer(pid()) -> tracer() | undefined.
 tracer(Pid) ->
-    case {erlang:trace_info(Pid, tracer), erlang:trace_info(Pid, flags)} of
+    case {trace_info(Pid, tracer), trace_info(Pid, flags)} of
         {undefined, _} -> undefined;
         {_, undefined} -> undefined;
         {{tracer, []}, _} -> off;
-        {{tracer, {seccomp_nif, []}}, {flags, Flags}} ->
-            case ?FLAGS -- Flags of
-                [] -> on;
-                _ -> off
-            end;
-        {{tracer, T}, _} -> {other, T}
+        {{tracer, T}, {flags, Flags}} ->
+            case {T, ?FLAGS -- Flags} of
+                {{seccomp_nif, []}, []} -> on;
+                {{seccomp_nif, []}, _} -> off;
+                _ -> {other, T}
+            end
     end.
+
+%% OTP's spec of erlang:trace_info/2 leaves out what a tracer module answers
+%% (`{Module, State}', and the flags it was given): read it as any term.
+-spec trace_info(pid(), tracer | flags) -> term().
+trace_info(Pid, Item) -> erlang:apply(erlang, trace_info, [Pid, Item]).
 
 %% @doc For the checked apply of a restricted caller: the tracer must be on
 %% before anything runs, so a call cannot start a free process. Tampering is
 %% repaired; another tracer is a clear error (fail closed).
+%%
+%% It runs on every checked call, so it reads the caller's own trace flags
+%% (cheap); only when they lack ours does it ask who the tracer is
+%% (`erlang:trace_info/2' costs microseconds). A process's tracer can only
+%% be replaced after its flags are cleared, which an unrestricted process
+%% may do; `status/1' shows who holds it.
 -spec ensure_traced() -> ok.
 ensure_traced() ->
+    {trace, Flags} = process_info(self(), trace),
+    Want = traced_mask(),
+    case Flags band Want of
+        Want -> ok;
+        _ -> repair()
+    end.
+
+repair() ->
     case tracer(self()) of
         on -> ok;
         _ ->
@@ -91,6 +110,21 @@ ensure_traced() ->
                 ok -> ok;
                 {error, Why} -> erlang:error({seccomp_inheritance, Why})
             end
+    end.
+
+%% The trace flag bits our tracer sets (internal to the VM: read once from a
+%% process traced for the purpose).
+traced_mask() ->
+    case persistent_term:get({?MODULE, mask}, undefined) of
+        undefined ->
+            P = spawn(fun() -> receive stop -> ok end end),
+            erlang:trace(P, true, [{tracer, seccomp_nif, []} | ?FLAGS]),
+            {trace, Mask} = process_info(P, trace),
+            P ! stop,
+            persistent_term:put({?MODULE, mask}, Mask),
+            Mask;
+        Mask ->
+            Mask
     end.
 
 %% @doc Whether a local process carries at least one layer.

@@ -107,22 +107,29 @@ apply_fun(Fun, Args) when is_function(Fun), is_list(Args) ->
 apply_fun(Fun, Args) ->
     erlang:apply(Fun, Args).
 
+%% Most calls name a module nothing routes: one lookup answers them.
 route(M, F, A) ->
     case routes() of
-        #{{M, F, A} := Point} -> Point;
-        #{{M, F, '_'} := Point} -> Point;
-        #{{M, '_', '_'} := Point} -> Point;
+        #{M := #{F := #{A := Point}}} -> Point;
+        #{M := #{F := #{'_' := Point}}} -> Point;
+        #{M := #{'_' := #{'_' := Point}}} -> Point;
         _ -> none
     end.
 
 %% @doc The routed calls and their enforcement points, from the attributes
-%% of the application's modules.
--spec routes() -> #{{module(), atom(), arity() | '_'} => module()}.
+%% of the application's modules: `#{M => #{F => #{Arity => Point}}}' with
+%% `'_'' for any function or arity.
+-spec routes() -> #{module() => #{atom() => #{arity() | '_' => module()}}}.
 routes() ->
     case persistent_term:get(?ROUTES, undefined) of
         undefined ->
-            Routes = maps:from_list([{Pattern, Mod} || Mod <- seccomp_guard:app_modules(),
-                                                       Pattern <- declared(Mod)]),
+            Add = fun({{M, F, A}, Point}, Acc) ->
+                          Fs = maps:get(M, Acc, #{}),
+                          As = maps:get(F, Fs, #{}),
+                          Acc#{M => Fs#{F => As#{A => Point}}}
+                  end,
+            Routes = lists:foldl(Add, #{}, [{Pattern, Mod} || Mod <- seccomp_guard:app_modules(),
+                                                              Pattern <- declared(Mod)]),
             persistent_term:put(?ROUTES, Routes),
             Routes;
         Routes ->

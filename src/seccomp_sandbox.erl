@@ -744,7 +744,7 @@ scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
                 {_M, _F, Arity} when is_integer(Arity) -> [];
                 _ -> tuple_to_list(T)
             end,
-    [named(A, MFA, Ctx) || A <- Items, is_atom(A)],
+    named_all(Items, MFA, Ctx),
     scan_list(tuple_to_list(T), Rest, MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_map(T) ->
     case T of
@@ -753,7 +753,7 @@ scan([T | Rest], MFA, Ctx) when is_map(T) ->
                 allow -> namespace_denied(S, Ctx) andalso deny({S, '__struct__', 0}, Ctx);
                 {deny, _} -> deny({S, '__struct__', 0}, Ctx)
             end,
-            [named(A, MFA, Ctx) || A <- maps:values(T), is_atom(A), A =/= S];
+            named_all([V || V <- maps:values(T), V =/= S], MFA, Ctx);
         _ -> ok
     end,
     scan_list(maps:keys(T), [maps:values(T) | Rest], MFA, Ctx);
@@ -805,6 +805,11 @@ member_process(_Port, MFA, Ctx) ->
 
 registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
     erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse deny(MFA, Ctx).
+
+named_all(Items, MFA, Ctx) ->
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx);
+                     (_) -> ok
+                  end, Items).
 
 %% An atom that names a module (loaded or on the code path) may be handed to
 %% library code only if every function of that module is allowed and plain.

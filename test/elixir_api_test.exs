@@ -97,6 +97,17 @@ defmodule Seccomp.ElixirApiTest do
     end
   end
 
+  test "bad input follows the result's shape: tagged results or ArgumentError" do
+    assert {:error, {:invalid_policy, _}} = Seccomp.restrict(:bad)
+    assert {:error, {:badarg, :x}} = Seccomp.status(:x)
+    assert {:error, {:invalid_option, {:timeout, -1}}} = Eval.eval("1", timeout: -1)
+    assert_raise Seccomp.EvalError, ~r/timeout/, fn -> Eval.eval!("1", timeout: -1) end
+    assert_raise ArgumentError, fn -> Seccomp.check(:bad) end
+    assert_raise ArgumentError, fn -> Seccomp.apply(:lists, :reverse, :not_a_list) end
+    assert_raise ArgumentError, fn -> Seccomp.spawn(:not_a_fun) end
+    assert_raise ArgumentError, fn -> Seccomp.child_spec({Agent, fn -> 1 end}, :bad) end
+  end
+
   describe "Seccomp.Eval" do
     test "a binding a run does not pass is named as written" do
       {:ok, rule} = Eval.prepare("price * qty", bindings: [:price, :qty])

@@ -31,6 +31,9 @@ defmodule Seccomp.MediationTest do
           fun.()
           :started
         rescue
+          Seccomp.ViolationError ->
+            :refused
+
           e in ErlangError ->
             case e.original do
               {:seccomp_violation, _} -> :refused

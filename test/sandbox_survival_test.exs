@@ -177,10 +177,14 @@ defmodule Seccomp.SandboxSurvivalTest do
   # VM: iodata sinks on the iodata tower, the others on the tuple tower.
   # Extra arguments are ones the function accepts.
   # Output is a message to the group leader: a copy out of the sandbox.
+  # (Run under the denylist.)
   @output [
     output_puts: "#{@io_tower}; IO.puts(t)",
     output_format: "#{@io_tower}; :io.format(~c\"~s\", [t])",
-    output_inspect: "#{@tuple_tower}; IO.inspect(t, limit: :infinity)"
+    output_inspect: "#{@tuple_tower}; IO.inspect(t, limit: :infinity)",
+    # Other copies out of the process, allowed by the denylist.
+    ets_insert: "#{@tuple_tower}; :ets.insert(:ets.new(:survival, []), {1, t})",
+    send_after: "#{@tuple_tower}; :erlang.send_after(10_000, self(), t)"
   ]
 
   defp sink_cases do

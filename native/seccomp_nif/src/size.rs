@@ -24,8 +24,8 @@ mod atoms {
 }
 
 /// Nodes a call on a normal scheduler may visit before it hands the walk to a
-/// dirty scheduler (a few hundred microseconds of work).
-const SCHEDULER_BUDGET: u64 = 20_000;
+/// dirty scheduler (well under a millisecond of work).
+const SCHEDULER_BUDGET: u64 = 50_000;
 
 /// How a node is counted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
