@@ -39,6 +39,7 @@ defmodule Seccomp.ElixirInternalsTest do
         assert {:error, {:compile_error, _, _}} = Seccomp.Eval.eval("y + 1")
       end)
 
-    if Version.match?(System.version(), ">= 1.15.0"), do: assert(stderr == "")
+    # (other test files compiling meanwhile may warn too: the user's code is "nofile")
+    if Version.match?(System.version(), ">= 1.15.0"), do: refute(stderr =~ "nofile")
   end
 end
