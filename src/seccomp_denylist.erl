@@ -13,7 +13,7 @@
 %% deny). The call graph is derived once per VM; the rules once per policy.
 -module(seccomp_denylist).
 
--export([extend/1, closure/1, sinks/1, analysed/0]).
+-export([extend/1, closure/1, sinks/1, analysed/0, ensure/0]).
 
 -define(GRAPH, {?MODULE, graph}).
 -define(CACHE, {?MODULE, policies}).
@@ -164,12 +164,39 @@ unanalysed() ->
 %% (a forged struct is refused where it is passed, see seccomp_sandbox).
 graph() ->
     case persistent_term:get(?GRAPH, undefined) of
+        undefined -> ensure(), persistent_term:get(?GRAPH);
+        G -> G
+    end.
+
+%% @doc Derive the call graph now, unless it is known; callers that come
+%% while one process derives it wait for that one.
+-spec ensure() -> ok.
+ensure() ->
+    case persistent_term:get(?GRAPH, undefined) of
         undefined ->
-            G = derive(),
-            persistent_term:put(?GRAPH, G),
-            G;
-        G ->
-            G
+            {Pid, Ref} = spawn_monitor(fun() -> derive_once() end),
+            receive {'DOWN', Ref, process, Pid, _} -> ok end,
+            case persistent_term:get(?GRAPH, undefined) of
+                undefined -> ensure();
+                _ -> ok
+            end;
+        _ ->
+            ok
+    end.
+
+%% The registered name makes one deriver at a time; a second one waits for
+%% the first and ends.
+derive_once() ->
+    try register(?MODULE, self()) of
+        true -> persistent_term:put(?GRAPH, derive())
+    catch
+        error:badarg ->
+            case whereis(?MODULE) of
+                undefined -> ok;
+                Other ->
+                    Ref = monitor(process, Other),
+                    receive {'DOWN', Ref, process, Other, _} -> ok end
+            end
     end.
 
 derive() ->

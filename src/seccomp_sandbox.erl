@@ -522,9 +522,9 @@ special_kind({iodata, Pos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     erlang:apply(M, F, Args).
 
 copying_kind(routed, M, F, [Sup | _] = Args, Ctx) when M =/= rpc, M =/= erpc, M =/= 'Elixir.Node' ->
-    %% A supervisor starts what it is asked to with its own rights: only
-    %% the sandbox's own supervisors may be asked.
-    own_process(Sup, Ctx) orelse deny({M, F, length(Args)}, Ctx),
+    %% A supervisor starts what it is asked to: only the sandbox's own
+    %% supervisors may be asked, and those the caller listed in `send_to'.
+    own_process(Sup, Ctx) orelse lists:member(Sup, Ctx#ctx.send_to) orelse deny({M, F, length(Args)}, Ctx),
     seccomp_route:call(M, F, Args);
 copying_kind(routed, M, F, Args, _Ctx) ->
     seccomp_route:call(M, F, Args);
