@@ -203,8 +203,8 @@ derive() ->
     {ok, X} = xref:start([{xref_mode, functions}]),
     try
         ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
-        [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin"))
-         || App <- ?APPS, code:lib_dir(App) =/= {error, bad_name}],
+        _ = [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin"))
+             || App <- ?APPS, code:lib_dir(App) =/= {error, bad_name}],
         {ok, Exports} = xref:q(X, "X"),
         {ok, Protocols} = xref:q(X, "(Mod) (X * \"\":\"__protocol__\"/1)"),
         {ok, Edges} = xref:q(X, "E"),

@@ -135,10 +135,10 @@ handle({seccomp_pool_idle, Runner}, #{runner := Runner} = S) ->
     next(S#{current := none});
 handle({'EXIT', Runner, Why}, #{runner := Runner, atomics := A} = S) ->
     %% A run in flight ends with the reason the runner was killed for.
-    case maps:get(current, S) of
-        none -> ok;
-        Alias -> Alias ! {Alias, runner_failed(atomics:get(A, ?ABORT), Why)}
-    end,
+    _ = case maps:get(current, S) of
+            none -> ok;
+            Alias -> Alias ! {Alias, runner_failed(atomics:get(A, ?ABORT), Why)}
+        end,
     next(spawn_runner(S#{current := none}));
 handle({seccomp_limit, _Id, _Limit, Runner}, #{runner := Runner} = S) ->
     %% The runner's own limit errors end its run with that error already.
@@ -184,8 +184,9 @@ runner_failed(Code, _Why) -> {error, abort_reason(Code)}.
 -spec shut(map()) -> no_return().
 shut(#{ctx := Ctx, atomics := A, capture := Capture, index := I, spec := #{generation := Gen}} = S) ->
     ets:delete(?TAB, {Gen, I}),
-    [Alias ! {Alias, {error, released}} || Alias <- [maps:get(current, S) | [Al || {Al, _, _} <- queue:to_list(maps:get(queue, S))]],
-                                           Alias =/= none],
+    %% Runs in flight or queued end released.
+    Waiting = [maps:get(current, S) | [Al || {Al, _, _} <- queue:to_list(maps:get(queue, S))]],
+    _ = [Alias ! {Alias, {error, released}} || Alias <- Waiting, Alias =/= none],
     atomics:put(A, ?ABORT, abort_code(released)),
     seccomp_sandbox:close(Ctx),
     exit(Capture, kill),
