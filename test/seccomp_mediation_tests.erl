@@ -184,7 +184,7 @@ run_batches(Calls, Policy) ->
     {Batch, Rest} = lists:split(min(64, length(Calls)), Calls),
     Pids = [spawn(fun() ->
                           ok = seccomp:restrict(Policy),
-                          catch seccomp:apply(M, F, Args)
+                          caught(fun() -> seccomp:apply(M, F, Args) end)
                   end) || {{M, F, _}, Args} <- Batch],
     timer:sleep(150),
     [exit(P, kill) || P <- Pids],
@@ -201,7 +201,7 @@ spawners() ->
     {ok, X} = xref:start([{xref_mode, functions}]),
     try
         ok = xref:set_default(X, [{warnings, false}, {verbose, false}]),
-        Dirs = [code:lib_dir(App, ebin) || App <- [kernel, stdlib]] ++
+        Dirs = [filename:join(code:lib_dir(App), "ebin") || App <- [kernel, stdlib]] ++
                [filename:dirname(code:which('Elixir.Kernel')) || code:which('Elixir.Kernel') =/= non_existing],
         [{ok, _} = xref:add_directory(X, D) || D <- Dirs],
         {ok, Edges} = xref:q(X, "E"),
