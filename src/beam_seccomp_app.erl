@@ -8,4 +8,4 @@ start(_Type, _Args) ->
     ok = seccomp_log_filter:install(),
     beam_seccomp_sup:start_link().
 
-stop(_State) -> ok.
+stop(_State) -> seccomp_log_filter:uninstall().

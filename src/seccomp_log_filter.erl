@@ -12,7 +12,7 @@
 %% leader that is gone is treated the same: a capture ends with its sandbox.
 -module(seccomp_log_filter).
 
--export([install/0, filter/2]).
+-export([install/0, uninstall/0, filter/2]).
 
 %% Characters of a plain string a sandboxed process may log.
 -define(MAX_TEXT, 1024).
@@ -24,6 +24,12 @@ install() ->
         ok -> ok;
         {error, {already_exist, _}} -> ok
     end.
+
+%% @doc Remove the filter (when the application stops).
+-spec uninstall() -> ok.
+uninstall() ->
+    _ = logger:remove_primary_filter(?MODULE),
+    ok.
 
 %% @private
 -spec filter(logger:log_event(), term()) -> logger:filter_return().
