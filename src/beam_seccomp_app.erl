@@ -3,6 +3,9 @@
 -behaviour(application).
 -export([start/2, stop/1]).
 
-start(_Type, _Args) -> beam_seccomp_sup:start_link().
+start(_Type, _Args) ->
+    %% Before any sandbox runs: what sandboxed processes log must stay inert.
+    ok = seccomp_log_filter:install(),
+    beam_seccomp_sup:start_link().
 
-stop(_State) -> ok.
+stop(_State) -> seccomp_log_filter:uninstall().

@@ -2,7 +2,8 @@
 %% instead of letting it reach the host's console.
 -module(seccomp_capture).
 
--export([start/1, take/1]).
+-export([start/1, take/1, is_initial_call/1]).
+-export([init/1]).
 
 %% Heap words of a capture beyond what it keeps: formatting a request
 %% (`io_lib:format/2' on the sandbox's arguments) happens here.
@@ -15,8 +16,15 @@
 start(Max) ->
     %% A character of a formatted list takes two words.
     Heap = ?WORKING_WORDS + 2 * Max,
-    spawn_opt(fun() -> loop(Max, [], 0) end,
-              [{max_heap_size, #{size => Heap, kill => true, error_logger => false}}]).
+    spawn_opt(?MODULE, init, [Max], [{max_heap_size, #{size => Heap, kill => true, error_logger => false}}]).
+
+%% @doc Whether a process's initial call is a capture's (see `seccomp_log_filter').
+-spec is_initial_call(mfa()) -> boolean().
+is_initial_call(Call) -> Call =:= {?MODULE, init, 1}.
+
+%% @private
+-spec init(non_neg_integer()) -> no_return().
+init(Max) -> loop(Max, [], 0).
 
 %% @doc Stop the capture and return what was printed.
 -spec take(pid()) -> binary().

@@ -122,8 +122,11 @@ valid(policy, _) ->
 %% The sandbox's own layer: the chosen policy, extended by `allow' and
 %% narrowed by `deny', always passed on to the sandbox's children. Compiling a
 %% profile is most of an evaluation's fixed cost, so plain profiles are
-%% compiled once per VM.
-sandbox_policy(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
+%% compiled once per VM. A denylist also denies what reaches its denials or
+%% the VM's capabilities through compiled code (see `seccomp_denylist').
+sandbox_policy(O) -> seccomp_denylist:extend(layer(O)).
+
+layer(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
     Key = {?MODULE, profile, Name},
     case persistent_term:get(Key, undefined) of
         undefined ->
@@ -133,7 +136,7 @@ sandbox_policy(#{policy := Name, allow := [], deny := []}) when is_atom(Name) ->
         Policy ->
             Policy
     end;
-sandbox_policy(O) ->
+layer(O) ->
     case O of
         #{policy := P, allow := [], deny := []} ->
             case seccomp_policy:is_policy(P) andalso maps:get(inherit, seccomp_policy:spec(P)) of
@@ -222,7 +225,7 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
         {'DOWN', RootRef, process, Root, killed} ->
             {error, memory_limit};
         {'DOWN', RootRef, process, Root, Why} ->
-            sticky(seccomp_sandbox:violation(Ctx), {error, {exception, exit, Why, format(erlang, exit, Why)}});
+            sticky(seccomp_sandbox:violation(Ctx), caught(erlang, exit, Why, []));
         {seccomp_usage, Id, Usage} ->
             case seccomp_sandbox:over_limit(Usage, maps:get(opts, S)) of
                 ok -> watch(S);
@@ -313,18 +316,15 @@ caught(_Lang, error, Limit, _Stack)
   when Limit =:= atom_limit; Limit =:= memory_limit; Limit =:= process_limit ->
     {error, Limit};
 caught(Lang, Class, Reason, Stack) ->
-    Normal = normalise(Lang, Class, Reason, Stack),
-    {error, {exception, Class, Normal, format(Lang, Class, Normal)}}.
+    %% Formatting runs host code on the reason: only on an inert copy of it.
+    {Normal, Text} = seccomp_inert:describe(Lang, Class, Reason, Stack),
+    {error, {exception, Class, Normal, Text}}.
 
 %% @private The user's bindings from the Erlang variables at the end of a run.
 -spec bindings_out(bindings_state(), #{atom() => term()}) -> [{atom(), term()}].
 bindings_out(erlang, Vars) -> lists:sort(maps:to_list(Vars));
 bindings_out({elixir, ExS, ErlS}, Vars) -> seccomp_elixir:dump_bindings(Vars, {ExS, ErlS});
 bindings_out({elixir_names, Names}, Vars) -> [{Ex, maps:get(Erl, Vars, nil)} || {Ex, Erl} <- Names].
-
-%% Elixir users expect exception structs (`%ArithmeticError{}`, not `badarith`).
-normalise(elixir, error, Reason, Stack) -> 'Elixir.Exception':normalize(error, Reason, Stack);
-normalise(_Lang, _Class, Reason, _Stack) -> Reason.
 
 ok_or_throw({error, Reason}) -> throw({seccomp_eval_error, Reason});
 ok_or_throw(Ok) -> Ok.
@@ -348,10 +348,3 @@ translate({elixir, Quoted}, #{bindings := Bs}) ->
 
 binding_list(Bs) when is_map(Bs) -> maps:to_list(Bs);
 binding_list(Bs) -> Bs.
-
-format(Lang, Class, Reason) ->
-    Text = case Lang of
-               elixir -> 'Elixir.Exception':format_banner(Class, Reason, []);
-               erlang -> erl_error:format_exception(Class, Reason, [])
-           end,
-    unicode:characters_to_binary(Text).

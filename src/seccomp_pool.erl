@@ -2,7 +2,9 @@
 %%
 %% Each worker is a keeper and a runner. The runner joined the sandbox when
 %% it started (the prepared policy on top of the preparer's layers, the heap
-%% limit) and runs one request at a time: a run is one message each way. The
+%% limit) and runs one request at a time. Requests queue in the keeper, which
+%% hands the runner the next one when it is idle: the runner's mailbox never
+%% holds another caller's request, which the run could read. The
 %% keeper enforces the other limits while a run is in flight (time,
 %% reductions, binaries, and the limits other members report), kills the
 %% runner and every process the run started when one is exceeded, and starts
@@ -21,12 +23,11 @@
 -define(POLL_MS, 5).
 -define(IDLE_POLLS, 200).
 %% Per runner: deadline (0 when idle), reductions at start, abort reason,
-%% keeper awake, hash of the current run's reference.
+%% keeper awake.
 -define(DEADLINE, 1).
 -define(REDS, 2).
 -define(ABORT, 3).
 -define(AWAKE, 4).
--define(RUN_ID, 5).
 
 -type spec() :: #{generation := pos_integer(), module := module(), size := pos_integer(),
                   policy := seccomp_policy:t(), ticket := reference() | none,
@@ -71,31 +72,18 @@ request(Gen, I, Bindings, Deadline, Timeout) ->
     case ets:lookup(?TAB, {Gen, I}) of
         [] ->
             {error, released};
-        [{_, Runner, A}] ->
-            Ref = monitor(process, Runner),
-            Runner ! {?RUN, A, self(), Ref, Deadline, Bindings},
+        [{_, Keeper}] ->
+            %% Replies go to the alias: one that comes after we gave up is dropped.
+            Ref = monitor(process, Keeper, [{alias, demonitor}]),
+            Keeper ! {?RUN, Ref, Deadline, Bindings},
             receive
                 {Ref, Result} ->
                     demonitor(Ref, [flush]),
                     Result;
-                {'DOWN', Ref, process, Runner, Why} ->
-                    Ours = atomics:get(A, ?RUN_ID) =:= erlang:phash2(Ref),
-                    case {Ours, Why} of
-                        {true, killed} -> {error, abort_reason(atomics:get(A, ?ABORT))};
-                        {true, _} -> {error, {exception, exit, Why, <<"the sandbox runner failed">>}};
-                        %% The runner died before our request ran: wait for its successor.
-                        {false, _} ->
-                            case erlang:monotonic_time(millisecond) < Deadline of
-                                true ->
-                                    receive after 1 -> ok end,
-                                    request(Gen, I, Bindings, Deadline, Timeout);
-                                false ->
-                                    {error, timeout}
-                            end
-                    end
+                {'DOWN', Ref, process, Keeper, _} ->
+                    {error, released}
             after Timeout + 2000 ->
                 %% The keeper enforces the deadline; this only guards against a stuck keeper.
-                exit(Runner, kill),
                 demonitor(Ref, [flush]),
                 {error, timeout}
             end
@@ -124,7 +112,10 @@ keeper(I, #{policy := Policy, ticket := Ticket, opts := O} = Spec, Starter) ->
     Capture = seccomp_capture:start(0),
     link(Capture),
     S = spawn_runner(#{index => I, spec => Spec, ctx => Ctx, capture => Capture,
-                       manager => Manager, awake => false, idle => 0}),
+                       manager => Manager, awake => false, idle => 0,
+                       queue => queue:new(), current => none}),
+    #{generation := Gen} = Spec,
+    ets:insert(?TAB, {{Gen, I}, self()}),
     Starter ! {seccomp_pool_ready, self()},
     keeper_loop(S).
 
@@ -138,8 +129,17 @@ keeper_loop(S) ->
 handle(wake, #{atomics := A} = S) ->
     atomics:put(A, ?AWAKE, 1),
     S#{awake := true, idle := 0};
-handle({'EXIT', Runner, _}, #{runner := Runner} = S) ->
-    spawn_runner(S);
+handle({?RUN, Alias, Deadline, Bindings}, #{queue := Q} = S) when is_reference(Alias) ->
+    next(S#{queue := queue:in({Alias, Deadline, Bindings}, Q)});
+handle({seccomp_pool_idle, Runner}, #{runner := Runner} = S) ->
+    next(S#{current := none});
+handle({'EXIT', Runner, Why}, #{runner := Runner, atomics := A} = S) ->
+    %% A run in flight ends with the reason the runner was killed for.
+    _ = case maps:get(current, S) of
+            none -> ok;
+            Alias -> Alias ! {Alias, runner_failed(atomics:get(A, ?ABORT), Why)}
+        end,
+    next(spawn_runner(S#{current := none}));
 handle({seccomp_limit, _Id, _Limit, Runner}, #{runner := Runner} = S) ->
     %% The runner's own limit errors end its run with that error already.
     S;
@@ -157,9 +157,36 @@ handle({'DOWN', Manager, process, _, _}, #{manager := Manager} = S) ->
 handle(_Other, S) ->
     S.
 
+%% Hand the runner the next request whose caller still waits.
+next(#{current := none, queue := Q, runner := Runner, atomics := A} = S) ->
+    case queue:out(Q) of
+        {empty, _} ->
+            S;
+        {{value, {Alias, Deadline, Bindings}}, Q1} ->
+            case erlang:monotonic_time(millisecond) < Deadline of
+                true ->
+                    atomics:put(A, ?ABORT, 0),
+                    Runner ! {?RUN, A, Alias, Deadline, Bindings},
+                    S#{queue := Q1, current := Alias};
+                false ->
+                    Alias ! {Alias, {error, timeout}},
+                    next(S#{queue := Q1})
+            end
+    end;
+next(S) ->
+    S.
+
+%% Killed without an abort: the heap limit.
+runner_failed(0, killed) -> {error, memory_limit};
+runner_failed(0, Why) -> {error, {exception, exit, seccomp_inert:term(Why), <<"the sandbox runner failed">>}};
+runner_failed(Code, _Why) -> {error, abort_reason(Code)}.
+
 -spec shut(map()) -> no_return().
-shut(#{ctx := Ctx, atomics := A, capture := Capture, index := I, spec := #{generation := Gen}}) ->
+shut(#{ctx := Ctx, atomics := A, capture := Capture, index := I, spec := #{generation := Gen}} = S) ->
     ets:delete(?TAB, {Gen, I}),
+    %% Runs in flight or queued end released.
+    Waiting = [maps:get(current, S) | [Al || {Al, _, _} <- queue:to_list(maps:get(queue, S))]],
+    _ = [Alias ! {Alias, {error, released}} || Alias <- Waiting, Alias =/= none],
     atomics:put(A, ?ABORT, abort_code(released)),
     seccomp_sandbox:close(Ctx),
     exit(Capture, kill),
@@ -197,14 +224,13 @@ abort(Reason, #{ctx := Ctx, atomics := A} = S) ->
     seccomp_sandbox:reset(Ctx),
     S.
 
-spawn_runner(#{index := I, spec := Spec, ctx := Ctx, capture := Capture, awake := Awake} = S) ->
-    #{generation := Gen, opts := #{max_heap_size := Heap}} = Spec,
+spawn_runner(#{spec := Spec, ctx := Ctx, capture := Capture, awake := Awake} = S) ->
+    #{opts := #{max_heap_size := Heap}} = Spec,
     A = atomics:new(5, [{signed, true}]),
     atomics:put(A, ?AWAKE, case Awake of true -> 1; false -> 0 end),
     Keeper = self(),
     Runner = spawn_opt(fun() -> runner(Keeper, Ctx, A, Capture, Spec) end,
                        [link, {max_heap_size, #{size => Heap, kill => true, error_logger => false}}]),
-    ets:insert(?TAB, {{Gen, I}, Runner, A}),
     S#{runner => Runner, atomics => A}.
 
 %%% Runner ------------------------------------------------------------------------
@@ -221,24 +247,18 @@ runner(Keeper, Ctx, A, Capture, Spec) ->
 
 runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang} = Spec) ->
     receive
-        {?RUN, A, From, Ref, Deadline, Bindings} ->
-            case erlang:monotonic_time(millisecond) < Deadline of
-                true ->
-                    atomics:put(A, ?RUN_ID, erlang:phash2(Ref)),
-                    {reductions, R0} = process_info(self(), reductions),
-                    atomics:put(A, ?REDS, R0),
-                    atomics:put(A, ?DEADLINE, Deadline),
-                    wake(Keeper, A),
-                    Result = seccomp_prepare:execute(Mod, Gen, Bindings, Ctx, Lang),
-                    atomics:put(A, ?DEADLINE, 0),
-                    From ! {Ref, seccomp_eval:sticky(seccomp_sandbox:violation(Ctx), Result)},
-                    %% The table is gone when the pool stopped during the run.
-                    try seccomp_sandbox:reset(Ctx) catch error:badarg -> exit(normal) end,
-                    flush(A);
-                false ->
-                    %% The caller has given up on this request.
-                    ok
-            end,
+        {?RUN, A, Alias, Deadline, Bindings} ->
+            {reductions, R0} = process_info(self(), reductions),
+            atomics:put(A, ?REDS, R0),
+            atomics:put(A, ?DEADLINE, Deadline),
+            wake(Keeper, A),
+            Result = seccomp_prepare:execute(Mod, Gen, Bindings, Ctx, Lang),
+            atomics:put(A, ?DEADLINE, 0),
+            Alias ! {Alias, seccomp_eval:sticky(seccomp_sandbox:violation(Ctx), Result)},
+            %% The table is gone when the pool stopped during the run.
+            try seccomp_sandbox:reset(Ctx) catch error:badarg -> exit(normal) end,
+            flush(Keeper),
+            Keeper ! {seccomp_pool_idle, self()},
             runner_loop(Keeper, Ctx, A, Spec);
         {'EXIT', Keeper, Why} ->
             exit(Why)
@@ -250,18 +270,11 @@ wake(Keeper, A) ->
         _ -> ok
     end.
 
-%% Drop what the run left in the mailbox, keeping queued requests. Only a
-%% message that carries this runner's atomics (which sandboxed code never
-%% sees) is a request: the code may send itself lookalikes.
-flush(A) ->
-    case process_info(self(), message_queue_len) of
-        {message_queue_len, 0} -> ok;
-        _ -> flush_stray(A)
-    end.
-
-flush_stray(A) ->
+%% Drop what the run left in the mailbox: requests come from the keeper one
+%% at a time, after the runner said it is idle.
+flush(Keeper) ->
     receive
-        M when not is_tuple(M); tuple_size(M) =/= 6; element(1, M) =/= ?RUN; element(2, M) =/= A ->
-            flush_stray(A)
+        {'EXIT', Keeper, Why} -> exit(Why);
+        _ -> flush(Keeper)
     after 0 -> ok
     end.

@@ -15,7 +15,7 @@
 -type name() :: pure | processes.
 -type kind() :: plain | atom | dispatch | spawner | routed | refused
               | spawn_fun | spawn_mfa | agent_mfa | decode
-              | {send, pos_integer()} | {signal, pos_integer()}
+              | {send, pos_integer()} | {signal, pos_integer()} | info
               | {amplifier, pos_integer(), pos_integer() | none}
               | {bignum, bignum_class()} | compare | {iodata, pos_integer()}.
 -type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes.
@@ -249,6 +249,10 @@ process_kind(_M, F, 3) when F =:= spawn; F =:= spawn_link; F =:= spawn_monitor -
 process_kind(erlang, spawn_opt, 4) -> spawn_mfa;
 process_kind(proc_lib, spawn_opt, 4) -> spawn_mfa;
 process_kind('Elixir.Process', spawn, 4) -> spawn_mfa;
+%% What a process holds (its mailbox, dictionary, links, monitors, stack)
+%% may be another run's or the library's.
+process_kind(erlang, process_info, A) when A =:= 1; A =:= 2 -> info;
+process_kind('Elixir.Process', info, A) when A =:= 1; A =:= 2 -> info;
 process_kind(erlang, '!', 2) -> {send, 1};
 process_kind(_M, send, A) when A =:= 2; A =:= 3 -> {send, 1};
 process_kind(_M, exit, 2) -> {signal, 1};

@@ -16,7 +16,7 @@
 %% (its dictionary, flags, links, mailbox) or start processes is refused.
 -module(seccomp_sandbox).
 
--export([elixir_internal/1, elixir_helpers/0]).
+-export([elixir_internal/1, elixir_helpers/0, joined/0]).
 -export([open/3, new/1, caller/2, usage/1, over_limit/2, is_member/2, handler/1, call/3, wrap_fun/4, join/1, close/1, reset/1, members/1,
          id/1, spend_atoms/2, violation/1, direct/3, direct_but_dispatch/3, dispatch/4, arith/4, field/3, begin_caller_run/0, end_caller_run/0,
          copyable/2, bounded_result/2]).
@@ -49,6 +49,8 @@
 -define(MAX_WRAPPED_ARITY, 12).
 %% Violations of one run that are logged and sent to subscribers.
 -define(MAX_REPORTS, 100).
+%% Supervisors nested this deep under a member are the sandbox's own.
+-define(MAX_OWN_DEPTH, 8).
 %% Integers below this multiply without a size check.
 -define(SMALL, (1 bsl 32)).
 
@@ -316,6 +318,10 @@ close(#ctx{tab = Tab} = Ctx) ->
     try ets:delete(Tab) catch error:badarg -> ok end,
     ok.
 
+%% @doc Whether the calling process joined a sandbox.
+-spec joined() -> boolean().
+joined() -> get(?JOINED) =/= undefined.
+
 %% @doc Make the calling process a member of the sandbox (once).
 -spec join(ctx()) -> ok.
 join(#ctx{tab = caller}) ->
@@ -561,6 +567,16 @@ special_kind(agent_mfa, M, F, [Agent, Mod, Fun, As | Rest] = Args, Ctx) ->
     %% The agent applies `Mod:Fun' to its state: through the handler, so the
     %% state is checked like any other argument.
     erlang:apply(M, F, [Agent, fun(State) -> call({Mod, Fun}, [State | As], Ctx) end | Rest]);
+special_kind(info, M, F, [Pid | Items] = Args, Ctx) ->
+    MFA = {M, F, length(Args)},
+    is_pid(Pid) andalso (Pid =:= self() orelse is_member(Ctx, Pid)) orelse deny(MFA, Ctx),
+    case Items of
+        [] -> deny(MFA, Ctx);
+        [Item] ->
+            Requested = case is_list(Item) of true -> Item; false -> [Item] end,
+            lists:any(fun private_info/1, Requested) andalso deny(MFA, Ctx),
+            erlang:apply(M, F, Args)
+    end;
 special_kind(refused, M, F, Args, Ctx) ->
     deny({M, F, length(Args)}, Ctx);
 special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
@@ -593,6 +609,11 @@ special_kind({iodata, Pos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     seccomp_size:within(lists:nth(Pos, Args), Max, iodata) orelse memory_limit(Ctx),
     erlang:apply(M, F, Args).
 
+copying_kind(routed, M, F, [Sup | _] = Args, Ctx) when M =/= rpc, M =/= erpc, M =/= 'Elixir.Node' ->
+    %% A supervisor starts what it is asked to: only the sandbox's own
+    %% supervisors may be asked, and those the caller listed in `send_to'.
+    own_process(Sup, Ctx) orelse lists:member(Sup, Ctx#ctx.send_to) orelse deny({M, F, length(Args)}, Ctx),
+    seccomp_route:call(M, F, Args);
 copying_kind(routed, M, F, Args, _Ctx) ->
     seccomp_route:call(M, F, Args);
 copying_kind(spawner, M, F, Args, Ctx) ->
@@ -615,7 +636,10 @@ carry_out(M, F, Args, Ctx) ->
     end.
 
 %% The child's exit reason is copied to every process linked to or
-%% monitoring it: one too large to copy becomes `memory_limit'.
+%% monitoring it: one too large to copy becomes `memory_limit'. The child
+%% ends with an exit, never an error: the VM logs an error with its stack,
+%% and the host's logger would format the sandbox's data. The reason is
+%% what the VM would give (`{Reason, Stack}'), made inert.
 joining(Fun, Ctx) when is_function(Fun, 0) ->
     fun() ->
             join(Ctx),
@@ -623,10 +647,35 @@ joining(Fun, Ctx) when is_function(Fun, 0) ->
             catch Class:Reason:Stack ->
                     %% An error's stack (with a clause's arguments) is part of the reason.
                     copyable({Reason, Stack}, Ctx) orelse exit(memory_limit),
-                    erlang:raise(Class, Reason, Stack)
+                    exit(exit_reason(Class, Reason, Stack))
             end
     end;
 joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
+
+exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
+exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
+exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
+
+%% A member, or a process a member started (a supervisor runs no sandboxed
+%% code, so it never joins): its parent, or theirs, is a member.
+own_process(Name, Ctx) when is_atom(Name) -> own_process(erlang:whereis(Name), Ctx);
+own_process(Pid, Ctx) -> own_process(Pid, Ctx, ?MAX_OWN_DEPTH).
+
+own_process(Pid, Ctx, Depth) when is_pid(Pid), node(Pid) =:= node(), Depth > 0 ->
+    is_member(Ctx, Pid) orelse
+        case erlang:process_info(Pid, parent) of
+            {parent, Parent} -> own_process(Parent, Ctx, Depth - 1);
+            undefined -> false
+        end;
+own_process(_Other, _Ctx, _Depth) ->
+    false.
+
+%% Process information that shows the runner's keeper (links, parent,
+%% monitors), what the library keeps in the process (dictionary, stack), or
+%% other processes (monitored_by).
+private_info(Item) ->
+    lists:member(Item, [links, monitors, monitored_by, parent, dictionary, backtrace,
+                        current_stacktrace, messages, group_leader]).
 
 %% The child is a member from birth, so the parent may message it at once.
 spawn_checked(M, F, Args, Ctx) ->

@@ -58,6 +58,28 @@ defmodule Seccomp.EvalEscapeTest do
     end
   end
 
+  # Formatting what leaves the sandbox runs none of its data: any outcome
+  # but a raise into the caller, and nothing changed.
+  for backend <- Backends.all(),
+      {language, attempts} <- [
+        elixir: EscapeAttempts.elixir_inert(),
+        erlang: EscapeAttempts.erlang_inert()
+      ],
+      {name, code, allowlist} <- attempts,
+      profile <- [allowlist, :denylist] do
+    test "#{backend}: #{language} inert: #{name} (#{profile})", %{canary: canary} do
+      code = unquote(code)
+
+      {result, changes} =
+        attempt(unquote(backend), unquote(language), code, unquote(profile), canary)
+
+      assert match?({:ok, _, _}, result) or match?({:error, _}, result),
+             "unexpected: #{inspect(result)}\n  code: #{code}"
+
+      assert changes == [], "side effects #{inspect(changes)} from #{code}"
+    end
+  end
+
   test "the escape suite is large enough" do
     count =
       __MODULE__.__info__(:functions)

@@ -185,6 +185,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     {:module, _} = :peer.call(peer, :code, :load_binary, [mod, ~c"survival_probe", bin])
     :ok = :peer.call(peer, :seccomp_flatteners, :ensure, [], 60_000)
     :ok = :peer.call(peer, :seccomp_reach, :ensure, [], 60_000)
+    # Denylist cases: the derived rules' call graph, once per VM.
+    :ok = :peer.call(peer, :seccomp_denylist, :ensure, [], 120_000)
     on_exit(fn -> catch_exit(:peer.stop(peer)) end)
     %{peer: peer}
   end

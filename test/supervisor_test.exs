@@ -208,18 +208,24 @@ defmodule Seccomp.SupervisorTest do
     end
 
     test "through the eval sandbox", %{dyn: dyn} do
-      assert {:ok, {:ok, pid}, _} =
-               Seccomp.Eval.eval(
-                 "DynamicSupervisor.start_child(dyn, {Seccomp.SupervisorTest.Worker, 5})",
-                 bindings: [dyn: dyn],
-                 policy: :processes,
-                 allow: [
-                   {DynamicSupervisor, :start_child, 2},
-                   {Seccomp.SupervisorTest.Worker, :__struct__, 0},
-                   # The child's start is checked as a call of the caller.
-                   {Seccomp.SupervisorTest.Worker, :start_link, 1}
-                 ]
-               )
+      opts = [
+        bindings: [dyn: dyn],
+        policy: :processes,
+        allow: [
+          {DynamicSupervisor, :start_child, 2},
+          {Seccomp.SupervisorTest.Worker, :__struct__, 0},
+          # The child's start is checked as a call of the caller.
+          {Seccomp.SupervisorTest.Worker, :start_link, 1}
+        ]
+      ]
+
+      code = "DynamicSupervisor.start_child(dyn, {Seccomp.SupervisorTest.Worker, 5})"
+
+      # A supervisor outside the sandbox only when the caller lists it.
+      assert {:error, {:seccomp_violation, {DynamicSupervisor, :start_child, 2}}} =
+               Seccomp.Eval.eval(code, opts)
+
+      assert {:ok, {:ok, pid}, _} = Seccomp.Eval.eval(code, [send_to: [dyn]] ++ opts)
 
       assert restricted?(pid)
       assert Seccomp.check(pid, {:os, :cmd, 1}) == {:deny, :error}

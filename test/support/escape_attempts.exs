@@ -161,8 +161,97 @@ defmodule Seccomp.Test.EscapeAttempts do
     {:spawn_request, ":erlang.spawn_request(:os, :putenv, ['SECCOMP_PWNED', '1'])", :processes},
     {:node_spawn_mfa, ":erlang.spawn(node(), :os, :putenv, ['SECCOMP_PWNED', '1'])", :processes},
     {:variable_module_no_parens, "m = :os; m.getpid"},
-    {:variable_module_no_parens_field, "m = System; m.pid"}
+    {:variable_module_no_parens_field, "m = System; m.pid"},
+    # Library code that reaches what a denylist denies (or the VM's
+    # capabilities) without naming it.
+    {:peer_exec,
+     ":peer.start(%{exec: {'/bin/sh', ['-c', 'touch #{@file_path}']}, connection: :standard_io, wait_boot: 500})"},
+    {:zip_read_file,
+     "{:ok, {_, z}} = :zip.zip('x.zip', ['/etc/passwd'], [:memory]); :zip.unzip(z, [:memory])"},
+    {:zip_create_file, ":zip.create('#{@file_path}', [{'a', \"x\"}])"},
+    {:filelib_ensure_dir, ":filelib.ensure_dir('#{@file_path}/x')"},
+    {:logger_file_handler,
+     ":logger.add_handler(:pwned, :logger_std_h, %{config: %{file: '#{@file_path}'}})"},
+    {:basedir_reads_env, ":filename.basedir(:user_cache, 'x')"},
+    {:init_arguments, ":init.get_arguments()"},
+    {:start_child_of_host_supervisor,
+     ":supervisor.start_child(:kernel_sup, %{id: :pwned, start: {:os, :putenv, ['SECCOMP_PWNED', '1']}})"},
+    {:start_child_of_host_supervisor_elixir,
+     "Supervisor.start_child(:kernel_sup, %{id: :pwned, start: {:os, :putenv, ['SECCOMP_PWNED', '1']}})"},
+    # What a run could read of its runner: other callers' requests, the keeper.
+    {:runner_links, "Process.info(self(), :links)"},
+    {:runner_dictionary, ":erlang.process_info(self(), :dictionary)"},
+    {:runner_messages, ":erlang.process_info(self(), [:messages])"},
+    {:runner_parent, ":erlang.process_info(self(), :parent)"},
+    {:host_process_info,
+     ":erlang.process_info(Process.whereis(:seccomp_canary) || self(), :messages)"}
   ]
+
+  # Host code that formats what leaves the sandbox must not run what the
+  # sandbox's data names: a stack frame's `error_info' (module and function
+  # called with the reason), a forged exception struct, a crashed child's
+  # reason as the logger reports it. These runs may end in any error (or a
+  # value), but must leave nothing changed.
+  @error_info_payloads [
+    {":persistent_term", ":put", ":seccomp_pwned"},
+    {":erlang", ":send", ":seccomp_canary"},
+    {":application", ":set_env", "[{:beam_seccomp, [{:pwned, true}]}]"}
+  ]
+
+  defp forged_raise(m, f, reason),
+    do:
+      ":erlang.raise(:error, #{reason}, [{:m, :f, 0, [error_info: %{module: #{m}, function: #{f}}]}])"
+
+  def elixir_inert do
+    for {m, f, reason} <- @error_info_payloads,
+        {name, code, profile} <- [
+          {"raised", forged_raise(m, f, reason), :pure},
+          {"caught and reraised",
+           "try do #{forged_raise(m, f, reason)} rescue e -> reraise e, __STACKTRACE__ end", :pure},
+          {"thrown with the stack",
+           "throw({#{reason}, [{:m, :f, 0, [error_info: %{module: #{m}, function: #{f}}]}]})",
+           :pure},
+          {"exit with the stack",
+           "exit({#{reason}, [{:m, :f, 0, [error_info: %{module: #{m}, function: #{f}}]}]})",
+           :pure},
+          {"in a spawned child",
+           "spawn(fn -> #{forged_raise(m, f, reason)} end); Process.sleep(200)", :processes},
+          {"in a monitored child",
+           "{_, ref} = spawn_monitor(fn -> #{forged_raise(m, f, reason)} end); receive do {:DOWN, ^ref, _, _, r} -> r end",
+           :processes},
+          {"in a task", "Task.start(fn -> #{forged_raise(m, f, reason)} end); Process.sleep(200)",
+           :processes},
+          {"in an agent",
+           "{:ok, a} = Agent.start(fn -> 1 end); Agent.cast(a, fn _ -> #{forged_raise(m, f, reason)} end); Process.sleep(200)",
+           :processes}
+        ] do
+      {"error_info #{m}.#{f} #{name}", code, profile}
+    end ++
+      [
+        {"forged exception struct",
+         "raise %{__struct__: :persistent_term, __exception__: true, message: 1}", :pure},
+        {"forged exception struct in a field",
+         "raise %KeyError{key: %{__struct__: Date, calendar: :persistent_term, year: 1, month: 1, day: 1}}",
+         :pure}
+      ]
+  end
+
+  def erlang_inert do
+    for {m, f, reason} <- [
+          {"persistent_term", "put", "seccomp_pwned"},
+          {"erlang", "send", "seccomp_canary"}
+        ],
+        {name, code, profile} <- [
+          {"raised",
+           "erlang:raise(error, #{reason}, [{m, f, 0, [{error_info, \#{module => #{m}, function => #{f}}}]}]).",
+           :pure},
+          {"in a spawned child",
+           "spawn(fun() -> erlang:raise(error, #{reason}, [{m, f, 0, [{error_info, \#{module => #{m}, function => #{f}}}]}]) end), receive after 200 -> ok end.",
+           :processes}
+        ] do
+      {"error_info #{m}:#{f} #{name}", code, profile}
+    end
+  end
 
   @erlang_attempts [
     {:os_cmd, ~S|os:cmd("touch /tmp/seccomp_pwned").|},
@@ -222,7 +311,15 @@ defmodule Seccomp.Test.EscapeAttempts do
      :processes},
     {:timer_apply_after,
      ~S|timer:apply_after(0, os, putenv, ["SECCOMP_PWNED", "1"]), receive after 50 -> ok end.|},
-    {:spawn_request, ~S|erlang:spawn_request(os, putenv, ["SECCOMP_PWNED", "1"]).|, :processes}
+    {:spawn_request, ~S|erlang:spawn_request(os, putenv, ["SECCOMP_PWNED", "1"]).|, :processes},
+    {:peer_exec,
+     ~S|peer:start(#{exec => {"/bin/sh", ["-c", "touch /tmp/seccomp_pwned"]}, connection => standard_io, wait_boot => 500}).|},
+    {:zip_create_file, ~S|zip:create("/tmp/seccomp_pwned", [{"a", <<"x">>}]).|},
+    {:filelib_ensure_dir, ~S|filelib:ensure_dir("/tmp/seccomp_pwned/x").|},
+    {:init_arguments, ~S|init:get_arguments().|},
+    {:start_child_of_host_supervisor,
+     ~S|supervisor:start_child(kernel_sup, #{id => pwned, start => {os, putenv, ["SECCOMP_PWNED", "1"]}}).|},
+    {:runner_links, ~S|erlang:process_info(self(), links).|}
   ]
 
   def elixir do
