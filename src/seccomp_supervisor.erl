@@ -356,7 +356,12 @@ initial_call(Pid) ->
     case process_info(Pid, dictionary) of
         {dictionary, D} ->
             case proplists:get_value('$initial_call', D) of
-                undefined -> element(2, process_info(Pid, initial_call));
+                undefined ->
+                    %% The process may exit between the two reads.
+                    case process_info(Pid, initial_call) of
+                        {initial_call, MFA} -> MFA;
+                        undefined -> undefined
+                    end;
                 MFA -> MFA
             end;
         undefined -> undefined
