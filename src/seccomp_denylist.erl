@@ -17,6 +17,7 @@
 -export([extend/1, closure/1, sinks/1, analysed/0]).
 
 -define(CACHE, {?MODULE, policies}).
+-define(EFFECTFUL, {?MODULE, effectful}).
 %% Distinct denylists whose rules are kept.
 -define(MAX_CACHED, 16).
 %% What reaches outside the VM's data, whatever the policy says: the OS
@@ -104,28 +105,78 @@ derived_policy(#{rules := Rules} = Spec) ->
 %% under the denylist `Spec' must not call: those that can reach a sink.
 -spec closure(map()) -> [mfa()].
 closure(Spec) ->
-    Cut = cut_modules(),
-    Follow = fun({M, _, _} = From) -> not is_map_key(M, Cut) andalso not error_path(From) end,
-    Reached = seccomp_callgraph:reach(sinks(Spec), Follow),
+    Reached = seccomp_callgraph:reach(sinks(Spec), follow()),
     [MFA || MFA <- maps:keys(Reached), seccomp_callgraph:exported(MFA)].
 
-%% @doc The sinks under the denylist `Spec': the capability sinks and every
-%% function the policy denies.
+%% Calls not followed: those made by protocols, exception modules, the
+%% error paths, and the reads of the clock or configuration (what a read
+%% calls is how it reads).
+follow() ->
+    Cut = cut_modules(),
+    fun({M, _, _} = From) -> not is_map_key(M, Cut) andalso not error_path(From) andalso not read(From) end.
+
+%% @doc The sinks under the denylist `Spec': the capability BIFs, the
+%% functions it names (every arity where it names no arity), and the
+%% functions of the capability modules and of the modules it denies whole
+%% that can have an effect beyond computing a value (see effectful/0).
 -spec sinks(map()) -> [mfa()].
 sinks(#{rules := Rules}) ->
     Modules = case seccomp_callgraph:graph() of
                   #{by_module := ByModule} -> ByModule;
                   error -> #{}
               end,
+    Effectful = effectful(),
+    Effect = fun(MFA) -> Effectful =:= all orelse is_map_key(MFA, Effectful) end,
     Denied = [P || R <- Rules, P <- [pattern(R)], P =/= allowed],
     %% A read of the clock or of configuration is no sink even where the
     %% policy denies it: denied when called, not in what library code reaches.
     Seeds = ?SINK_BIFS
-        ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, [])]
-        ++ [MFA || {M, F, A} <- Denied,
-                   MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A), F =/= '_'],
-                   matches({M, F, A}, MFA)],
-    lists:usort([MFA || MFA <- Seeds, not lists:any(fun(R) -> matches(R, MFA) end, ?READS)]).
+        ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, []), Effect(MFA)]
+        ++ [MFA || {M, F, A} <- Denied, F =/= '_',
+                   MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A)],
+                   matches({M, F, A}, MFA)]
+        ++ [MFA || {M, '_', A} <- Denied, MFA <- maps:get(M, Modules, []),
+                   matches({M, '_', A}, MFA), Effect(MFA)],
+    lists:usort([MFA || MFA <- Seeds, not read(MFA)]).
+
+read(MFA) -> lists:any(fun(R) -> matches(R, MFA) end, ?READS).
+
+%% The functions that can have an effect beyond computing a value: those
+%% from which a call chain reaches a function with no code of its own (a
+%% built-in, a NIF, a call to code outside the graph or by a computed name)
+%% that is neither a data function of the `pure' profile nor a read of the
+%% clock or configuration, through functions that are neither. Only they carry what a module's denial is for: a
+%% denied module's function that merely computes (`System.convert_time_unit/3')
+%% gives no more than the code could compute itself. Once per VM.
+effectful() ->
+    case persistent_term:get(?EFFECTFUL, undefined) of
+        undefined ->
+            Effectful = derive_effectful(),
+            persistent_term:put(?EFFECTFUL, Effectful),
+            Effectful;
+        Effectful ->
+            Effectful
+    end.
+
+derive_effectful() ->
+    case seccomp_callgraph:graph() of
+        error ->
+            all;
+        #{callers := Callers} ->
+            WithCode = maps:from_keys(lists:append(maps:values(Callers)), true),
+            %% A built-in or NIF stub's code only raises `nif_error'.
+            Natives = maps:from_keys(maps:get({erlang, nif_error, 1}, Callers, [])
+                                     ++ maps:get({erlang, nif_error, 2}, Callers, []), true),
+            Effects = [MFA || MFA <- maps:keys(Callers),
+                              not is_map_key(MFA, WithCode) orelse is_map_key(MFA, Natives),
+                              not inert(MFA)],
+            %% A data function is inert whatever its code calls (the
+            %% runtime's own helpers of `erlang:convert_time_unit/3').
+            Follow = follow(),
+            seccomp_callgraph:reach(Effects, fun(MFA) -> Follow(MFA) andalso not inert(MFA) end)
+    end.
+
+inert({M, F, A} = MFA) -> seccomp_profiles:data_function(M, F, A) orelse read(MFA).
 
 pattern(#{action := allow}) -> allowed;
 pattern(#{match := P}) -> P;
