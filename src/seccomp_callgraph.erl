@@ -23,7 +23,10 @@
 
 %% A derived set: stored under `key'; `apps' whose exported functions may
 %% be members; calls made by `cut' modules are not followed.
--type spec() :: #{key := term(), apps := [atom()], cut := [module()], sinks := [mfa()]}.
+%% With `data_only', a call of a sink whose arguments are all literals
+%% (`binary_to_atom(<<"Dict">>)') does not count: it works on no data.
+-type spec() :: #{key := term(), apps := [atom()], cut := [module()], sinks := [mfa()],
+                  data_only => boolean()}.
 -type graph() :: #{callers := #{mfa() => [mfa()]}, exports := #{mfa() => true},
                    by_module := #{module() => [mfa()]}, module_app := #{module() => atom()}}.
 
@@ -88,18 +91,65 @@ store(#{key := Key} = Spec) ->
 %% @doc The sinks of `Spec' and the exported functions of its applications
 %% that reach one; `error' where the code cannot be analysed.
 -spec derive(spec()) -> {ok, [mfa()]} | error.
-derive(#{apps := Apps, cut := Cut, sinks := Sinks}) ->
+derive(#{apps := Apps, cut := Cut, sinks := Sinks} = Spec) ->
     case graph() of
         error ->
             error;
-        #{module_app := ModuleApp} = G ->
+        #{module_app := ModuleApp, callers := Callers} = G ->
             InApps = maps:from_keys(Apps, true),
             Cuts = maps:from_keys(Cut, true),
             Follow = fun({M, _, _}) ->
                              is_map_key(maps:get(M, ModuleApp, none), InApps) andalso not is_map_key(M, Cuts)
                      end,
-            Reached = reach(Sinks, Follow),
+            Callers1 = case maps:get(data_only, Spec, false) of
+                           true -> maps:merge(Callers, maps:from_list([{S, data_callers(S, Callers, Follow)} || S <- Sinks]));
+                           false -> Callers
+                       end,
+            Reached = walk(Sinks, Callers1, Follow, #{}),
             {ok, lists:usort(Sinks ++ [MFA || MFA <- maps:keys(Reached), exported(MFA, G)])}
+    end.
+
+%% The callers of `Sink' that call it with an argument that is not a literal
+%% somewhere (or whose code cannot be read).
+data_callers(Sink, Callers, Follow) ->
+    [C || C <- maps:get(Sink, Callers, []), Follow(C), not literal_calls_only(C, Sink)].
+
+literal_calls_only({M, F, A}, {SM, SF, SA}) ->
+    case function_forms(M, F, A) of
+        none ->
+            false;
+        Clauses ->
+            Calls = calls_of(Clauses, SM, SF, SA, []),
+            Calls =/= [] andalso lists:all(fun(Args) -> lists:all(fun is_literal/1, Args) end, Calls)
+    end.
+
+function_forms(M, F, A) ->
+    try
+        {ok, {M, [{debug_info, {debug_info_v1, Backend, Data}}]}} =
+            beam_lib:chunks(code:which(M), [debug_info]),
+        {ok, Forms} = Backend:debug_info(erlang_v1, M, Data, []),
+        hd([Clauses || {function, _, F1, A1, Clauses} <- Forms, F1 =:= F, A1 =:= A])
+    catch
+        _:_ -> none
+    end.
+
+%% The argument lists of the calls of `SM:SF/SA' in abstract code.
+calls_of({call, _, {remote, _, {atom, _, SM}, {atom, _, SF}}, Args} = T, SM, SF, SA, Acc)
+  when length(Args) =:= SA ->
+    calls_of(tuple_to_list(T), SM, SF, SA, [Args | Acc]);
+calls_of({call, _, {atom, _, SF}, Args} = T, erlang, SF, SA, Acc) when length(Args) =:= SA ->
+    %% An auto-imported built-in.
+    calls_of(tuple_to_list(T), erlang, SF, SA, [Args | Acc]);
+calls_of(T, SM, SF, SA, Acc) when is_tuple(T) ->
+    calls_of(tuple_to_list(T), SM, SF, SA, Acc);
+calls_of(L, SM, SF, SA, Acc) when is_list(L) ->
+    lists:foldl(fun(X, A) -> calls_of(X, SM, SF, SA, A) end, Acc, L);
+calls_of(_, _SM, _SF, _SA, Acc) ->
+    Acc.
+
+is_literal(Expr) ->
+    try erl_parse:normalise(Expr) of _ -> true
+    catch _:_ -> false
     end.
 
 %% @doc The functions from which a chain of calls reaches one of `Sinks'
