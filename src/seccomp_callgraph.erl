@@ -3,11 +3,11 @@
 %%
 %% The graph (`xref', calls to built-ins counted, reversed: callee to
 %% callers) covers erts, kernel, stdlib, Elixir and logger, whichever are
-%% installed. It is built once per VM: {@link start_link/1} builds it in the
-%% background at application start, then derives each set it is given (the
-%% spawners, flatteners, atom makers, superlinear and text-to-integer
-%% calls); the denylist closure walks the same graph per policy
-%% ({@link reach/2}).
+%% installed. It is built once per VM, in the background, the first time a
+%% set is needed ({@link start_link/1}); then each set it is given is
+%% derived (the spawners, flatteners, atom makers, superlinear and
+%% text-to-integer calls); the denylist closure walks the same graph per
+%% policy ({@link reach/2}).
 %%
 %% A set is its sinks and every exported function of its applications from
 %% which a chain of calls reaches one, not following calls made by the
@@ -31,50 +31,84 @@
                    by_module := #{module() => [mfa()]}, module_app := #{module() => atom()}}.
 
 -define(GRAPH, {?MODULE, graph}).
+-define(REQUESTED, {?MODULE, requested}).
 -define(APPS, [erts, kernel, stdlib, elixir, logger]).
 
-%% @doc Build the graph and derive `Specs' in the background (a process of
-%% the library's supervisor, registered under this module's name, which the
-%% library protects whether or not a process holds it). Once per VM: what
-%% is known already is not derived again, and a second start while one runs
-%% does nothing.
+%% @doc The deriver: a process of the library's supervisor, registered
+%% under this module's name (which the library protects), that builds the
+%% graph and derives `Specs' the first time anyone asks (the first sandbox
+%% call, `no_spawn' check or denylist), in the background; a VM that never
+%% asks (a node that only uses the carrier) never pays for it.
 -spec start_link([spec()]) -> {ok, pid()}.
 start_link(Specs) ->
-    {ok, proc_lib:spawn_link(fun() -> derive_all(Specs) end)}.
+    {ok, proc_lib:spawn_link(fun() -> register(?MODULE, self()), idle(Specs) end)}.
 
-derive_all(Specs) ->
-    try register(?MODULE, self()) of
-        true ->
+idle(Specs) ->
+    receive
+        {derive, From} ->
             known(?GRAPH) orelse persistent_term:put(?GRAPH, build()),
             _ = [store(Spec) || #{key := Key} = Spec <- Specs, not known(Key)],
-            ok
-    catch
-        error:badarg -> ok
+            done(From),
+            derived()
     end.
+
+%% Everything is known: answer at once.
+derived() ->
+    receive {derive, From} -> done(From), derived() end.
+
+done(none) -> ok;
+done(From) -> From ! {?MODULE, derived}, ok.
 
 known(Key) -> persistent_term:get(Key, undefined) =/= undefined.
 
 %% @doc Whether `MFA' is in the set stored under `Key': `unknown' until it
-%% is derived, `true' for every function where it cannot be.
+%% is derived (the deriver is asked to start), `true' for every function
+%% where it cannot be.
 -spec status(term(), mfa()) -> boolean() | unknown.
 status(Key, MFA) ->
     case persistent_term:get(Key, undefined) of
-        undefined -> unknown;
-        all -> true;
-        Set -> is_map_key(MFA, Set)
+        undefined ->
+            request(),
+            unknown;
+        all ->
+            true;
+        Set ->
+            is_map_key(MFA, Set)
     end.
 
-%% @doc Wait until the set of `Spec' is known, deriving it here if no one
-%% else is.
+%% Ask the deriver to start, once: a loop of calls must not flood it.
+request() ->
+    case persistent_term:get(?REQUESTED, false) of
+        true ->
+            ok;
+        false ->
+            persistent_term:put(?REQUESTED, true),
+            catch ?MODULE ! {derive, none},
+            ok
+    end.
+
+%% @doc Wait until the set of `Spec' is known: derived by the deriver, or
+%% here if there is none (the application is not running).
 -spec ensure(spec()) -> ok.
 ensure(#{key := Key} = Spec) ->
-    case persistent_term:get(Key, undefined) of
-        undefined ->
-            wait_for_deriver(),
-            case persistent_term:get(Key, undefined) of
-                %% A second store (racing a background one) writes the same value.
-                undefined -> store(Spec);
-                _ -> ok
+    case known(Key) of
+        true ->
+            ok;
+        false ->
+            ask_deriver(),
+            %% A second store (racing the deriver) writes the same value.
+            known(Key) orelse store(Spec),
+            ok
+    end.
+
+ask_deriver() ->
+    case whereis(?MODULE) of
+        Pid when is_pid(Pid), Pid =/= self() ->
+            Ref = monitor(process, Pid),
+            Pid ! {derive, self()},
+            receive
+                {?MODULE, derived} -> demonitor(Ref, [flush]), ok;
+                {'DOWN', Ref, process, Pid, _} -> ok
             end;
         _ ->
             ok
@@ -180,8 +214,8 @@ exported(MFA) ->
 
 exported(MFA, #{exports := Exports}) -> is_map_key(MFA, Exports).
 
-%% @doc The call graph, built here if it is not known yet; `error' where
-%% the code cannot be analysed.
+%% @doc The call graph, built if it is not known yet; `error' where the
+%% code cannot be analysed.
 -spec graph() -> graph() | error.
 graph() ->
     case persistent_term:get(?GRAPH, undefined) of
@@ -189,38 +223,13 @@ graph() ->
         G -> G
     end.
 
-%% @doc Build the graph now, unless it is known; callers that come while
-%% one process builds it wait for that one.
+%% @doc Build the graph now, unless it is known: by the deriver, or here
+%% if there is none.
 -spec ensure_graph() -> ok.
 ensure_graph() ->
-    case persistent_term:get(?GRAPH, undefined) of
-        undefined ->
-            %% In a process of its own: the one that registers builds, the others wait.
-            {Pid, Ref} = spawn_monitor(fun build_once/0),
-            receive {'DOWN', Ref, process, Pid, _} -> ok end,
-            ensure_graph();
-        _ ->
-            ok
-    end.
-
-build_once() ->
-    try register(?MODULE, self()) of
-        true -> persistent_term:put(?GRAPH, build())
-    catch
-        error:badarg -> wait_for_deriver()
-    end.
-
-%% The background deriver builds the graph first, then the sets.
-wait_for_deriver() ->
-    case whereis(?MODULE) of
-        undefined ->
-            ok;
-        Self when Self =:= self() ->
-            ok;
-        Pid ->
-            Ref = monitor(process, Pid),
-            receive {'DOWN', Ref, process, Pid, _} -> ok end
-    end.
+    known(?GRAPH) orelse ask_deriver(),
+    known(?GRAPH) orelse persistent_term:put(?GRAPH, build()),
+    ok.
 
 build() ->
     {ok, X} = xref:start([{xref_mode, functions}]),
