@@ -99,8 +99,10 @@ control_op(<<131, 105, Arity:32, 97, Op, _/binary>>) when Arity > 0 -> {ok, Op};
 control_op(<<131, 105, Arity:32, 98, Op:32/signed, _/binary>>) when Arity > 0 -> {ok, Op};
 control_op(_) -> error.
 
-known_control(Rest, #{atoms_left := Left} = C) ->
+known_control(Rest, #{atoms_left := Left, rules := #{max_message_bytes := Max}} = C) ->
     case seccomp_dist_etf:scan(Rest, Left) of
+        {ok, #{memory := Mem}} when Mem > Max ->
+            {{malformed, {control_too_large, Mem}}, 0};
         {ok, #{funs := 0, size := Size, new_atoms := New} = Info} ->
             N = length(New),
             case charge(N, C) of
@@ -108,6 +110,8 @@ known_control(Rest, #{atoms_left := Left} = C) ->
                     <<CtlBin:Size/binary, Payload/binary>> = Rest,
                     try
                         Ctl = decoded(Info, CtlBin),
+                        seccomp_dist_control:well_formed(Ctl)
+                            orelse throw({malformed, {bad_control_fields, element(1, Ctl)}}),
                         control(Ctl, Payload, C#{atoms_left := Left - N})
                     of
                         {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};

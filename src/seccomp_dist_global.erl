@@ -18,6 +18,9 @@
 
 -export([check/3]).
 
+%% The oldest protocol version of `global' that OTP 25 and later accept.
+-define(MIN_GLOBAL_VSN, 5).
+
 %% @doc Whether `Msg' from node `Peer' may go to the local process `Name'
 %% (`global_name_server' or `global_group').
 -spec check(global_name_server | global_group, term(), node()) -> boolean().
@@ -74,8 +77,12 @@ cast({lock_set, Pid, Set, _HisKnown, _Tag}, Peer) -> own(Pid, Peer) andalso is_b
 cast({lock_set, Pid, Set, _HisKnown}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast(_Req, _Peer) -> false.
 
-%% `{HisVsn, HisTag}', or a longer tuple from a newer release.
-version(Vsn) -> is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn)).
+%% `{HisVsn, HisTag}', or a longer tuple from a newer release. `global' no
+%% longer speaks versions below 5, and its locker asserts it (a lower one
+%% kills the locker, and with it the name server and the kernel).
+version(Vsn) ->
+    is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn))
+        andalso element(1, Vsn) >= ?MIN_GLOBAL_VSN.
 
 op({insert, Entry}) -> name_entry(Entry);
 %% Deleting a name whose process runs here is this node's own decision.
