@@ -323,11 +323,13 @@ message(To, Payload, #{rules := R} = C) ->
     end.
 
 %% The payload of an accepted destination. Messages to a named process are
-%% decoded and judged by shape; others only when they hold funs.
+%% decoded and judged by shape; others when they hold funs, or when their
+%% outer tuple is tagged as a door (see {@link seccomp_dist_shapes:door/2}).
 content(Kind, Name, Payload, #{rules := R} = C) ->
     case scan(Payload, C) of
         {ok, #{funs := Funs} = Info, Atoms} ->
-            case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R)) of
+            case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R))
+                andalso not door_tag(Payload) of
                 true -> {accept, Kind, Atoms};
                 false ->
                     case judge(Name, decoded(Info, Payload), C) of
@@ -339,12 +341,27 @@ content(Kind, Name, Payload, #{rules := R} = C) ->
             refused(Kind, Refused)
     end.
 
-judge(Name, Msg, #{rules := R} = C) ->
+judge(Name, Msg, #{node := Node, rules := R} = C) ->
     case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
         false -> {refused, carries_fun};
-        true when Name =:= none -> ok;
+        true when Name =:= none -> seccomp_dist_shapes:door(Msg, Node);
         true -> shape(Name, Msg, C)
     end.
+
+%% Whether a payload's outer term is a tuple whose first element is one of
+%% the atoms door messages start with, read from its first bytes (any
+%% encoding of a tuple and of an atom).
+door_tag(<<131, 104, _Arity, Atom/binary>>) -> door_atom(Atom);
+door_tag(<<131, 105, _Arity:32, Atom/binary>>) -> door_atom(Atom);
+door_tag(_) -> false.
+
+door_atom(<<T, L, Name:L/binary, _/binary>>) when T =:= 119; T =:= 115 -> door_name(Name);
+door_atom(<<T, L:16, Name:L/binary, _/binary>>) when T =:= 118; T =:= 100 -> door_name(Name);
+door_atom(_) -> false.
+
+door_name(<<"$gen_call">>) -> true;
+door_name(<<"system">>) -> true;
+door_name(_) -> false.
 
 shape(Name, Msg, #{node := Node, rules := R} = C) ->
     case seccomp_dist_shapes:check(Name, Msg, Node) of

@@ -9,7 +9,7 @@
 %% the sending node: a peer speaks for itself only.
 -module(seccomp_dist_shapes).
 
--export([check/3, tag/1]).
+-export([check/3, door/2, tag/1]).
 -export_type([verdict/0]).
 
 -type verdict() :: ok | {rpc, {module(), atom(), integer()}} | {relay, atom(), term()}
@@ -115,10 +115,15 @@ caller(From, Peer, Verdict) ->
         false -> {refused, bad_caller}
     end.
 
-%% Message shapes that act on the receiving process itself, whoever it is,
-%% and calls whose reply would go to a process the peer picked.
-door({'$gen_call', _, {Start, _}}, _Peer) when Start =:= start_child; Start =:= restart_child ->
-    {refused, start_child};
+%% @doc Message shapes that act on the receiving process itself, whoever it
+%% is (a named process, or a pid or alias the peer was shown, by this node's
+%% code or by `global''s and `pg''s protocols): system messages (sys's
+%% state, suspension, debug logs to files, termination), a supervisor's
+%% children, and calls whose reply would go to a process the peer picked.
+-spec door(term(), node()) -> ok | {refused, term()}.
+door({'$gen_call', _, {Child, _}}, _Peer) when Child =:= start_child; Child =:= restart_child;
+                                               Child =:= terminate_child; Child =:= delete_child ->
+    {refused, Child};
 door({'$gen_call', From, _Req}, Peer) -> caller(From, Peer, ok);
 door({system, _, _}, _Peer) -> {refused, system_message};
 door({io_request, _, _, _}, _Peer) -> {refused, io_request};

@@ -16,7 +16,9 @@
          global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
          atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
-         handshake_names_are_budgeted/1]).
+         handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1]).
+%% the callbacks of a gen_server and a supervisor on the protected node
+-export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
 -export([decide_on/2, craft_pid/3, echo_loop/0, log/2, typed_and_owned/0, atom_exists/1]).
 
@@ -31,7 +33,7 @@ all() ->
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
-     control_fields_are_typed, handshake_names_are_budgeted,
+     control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
@@ -1248,3 +1250,56 @@ closed(C) ->
         timeout -> timeout;
         _Packet -> closed(C)
     end.
+
+%% `global' and `pg' show a peer the pids of every process registered or
+%% joined there: those are reachable, but not through the messages that act
+%% on a process itself (system messages, a supervisor's children) or make
+%% it answer a process the peer picked. The same holds for every process
+%% the peer was shown and for aliases.
+doors_of_shown_processes_are_refused(Config) ->
+    Dir = ?config(dir, Config),
+    Log = filename:join(Dir, "sys.log"),
+    Touched = filename:join(Dir, "started_child"),
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Svc, Sup} = on(Prot, fun() ->
+                                  {ok, S} = gen_server:start({global, seccomp_ct_svc}, ?MODULE, server, []),
+                                  {ok, U} = supervisor:start_link({global, seccomp_ct_sup}, ?MODULE, sup),
+                                  true = unlink(U),
+                                  {S, U}
+                          end),
+    {Att, _} = start(attacker, plain),
+    Seen = on(Att, fun() ->
+                           true = net_kernel:connect_node(ProtNode),
+                           ok = global:sync(),
+                           S = global:whereis_name(seccomp_ct_svc),
+                           U = global:whereis_name(seccomp_ct_sup),
+                           Init = craft_pid(ProtNode, creation(S), 0),
+                           Tries = [attempt(fun() -> sys:get_state(S, 1000) end),
+                                    attempt(fun() -> sys:suspend(S, 1000) end),
+                                    attempt(fun() -> sys:log_to_file(S, Log, 1000) end),
+                                    attempt(fun() -> sys:terminate(S, pwned, 1000) end),
+                                    attempt(fun() -> gen_server:call(U, {start_child, #{id => x, start => {os, cmd, ["touch " ++ Touched]}}}, 1000) end),
+                                    attempt(fun() -> gen_server:call(U, {terminate_child, x}, 1000) end)],
+                           S ! {'$gen_call', {Init, stop}, relay},
+                           timer:sleep(500),
+                           {S, U, Tries, gen_server:call(S, ping, 5000)}
+                   end),
+    ct:log("~p", [Seen]),
+    ?assertMatch({Svc, Sup, _, pong}, Seen),
+    [?assertMatch({exit, {timeout, _}}, T) || T <- element(3, Seen)],
+    ?assertNot(filelib:is_file(Log)),
+    ?assertNot(filelib:is_file(Touched)),
+    ?assertEqual({pong, running, 0}, on(Prot, fun() ->
+                                                    {status, _, _, [_, St | _]} = sys:get_status(Svc),
+                                                    {gen_server:call(Svc, ping), St, sys:get_state(Svc)}
+                                            end)),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    stop([Att, Prot]).
+
+init(server) -> {ok, 0};
+init(sup) -> {ok, {#{}, []}}.
+
+handle_call(ping, _From, S) -> {reply, pong, S};
+handle_call(_Req, _From, S) -> {reply, nope, S}.
+
+handle_cast(_Req, S) -> {noreply, S}.
