@@ -1173,15 +1173,16 @@ control_fields_are_typed(_Config) ->
     T = {2, label, 7, P, 6},
     Mfa = {erlang, node, 0},
     %% one well-formed sample of every operation; the position of each
-    %% field that may be any term (a reason)
+    %% field that may be any term (a reason) or that the filter judges (a
+    %% spawn request's call and options: refused with a spawn reply)
     Samples = [{{1, P, Given}, []}, {{2, '', Given}, []}, {{3, P, Given, normal}, [4]}, {{4, P, Given}, []},
                {{5}, []}, {{6, P, '', rex}, []}, {{7, P, Given}, []}, {{8, P, Given, normal}, [4]},
                {{12, '', Given, T}, []}, {{13, P, Given, T, normal}, [5]}, {{16, P, '', rex, T}, []},
                {{18, P, Given, T, normal}, [5]}, {{19, P, Given, R}, []}, {{20, P, Given, R}, []},
                {{21, P, Given, R, normal}, [5]}, {{22, P, Given}, []}, {{23, P, Given, T}, []},
                {{24, P, Given}, []}, {{25, P, Given, T}, []}, {{26, P, Given}, []}, {{27, P, Given, T}, []},
-               {{28, P, Given, R}, []}, {{29, R, P, P, Mfa, [monitor]}, []},
-               {{30, R, P, P, Mfa, [monitor], T}, []}, {{31, R, Given, 0, P}, []},
+               {{28, P, Given, R}, []}, {{29, R, P, P, Mfa, [monitor]}, [5, 6]},
+               {{30, R, P, P, Mfa, [monitor], T}, [5, 6]}, {{31, R, Given, 0, P}, []},
                {{32, R, Given, 0, P, T}, []}, {{33, P, Alias}, []}, {{34, P, Alias, T}, []},
                {{35, 1, P, Given}, []}, {{36, 1, P, Given}, []}, {{37, 0, P, Given}, []},
                {{37, 0, P, Given, T}, []}],
