@@ -361,6 +361,7 @@ door_atom(_) -> false.
 
 door_name(<<"$gen_call">>) -> true;
 door_name(<<"system">>) -> true;
+door_name(<<"EXIT">>) -> true;
 door_name(_) -> false.
 
 shape(Name, Msg, #{node := Node, rules := R} = C) ->

@@ -68,9 +68,9 @@ cast({init_connect, Vsn, Peer, {locker, _, _HisKnown, HisLocker}}, Peer) ->
 cast({exchange, Peer, Names, NamesExt, _Tag}, Peer) ->
     all(fun name_entry/1, Names) andalso names_ext(NamesExt);
 cast({resolved, Peer, Ops, Known, _Unused, NamesExt, _Tag}, Peer) ->
-    all(fun op/1, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
+    all(fun(Op) -> op(Op, Peer) end, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
 cast({new_nodes, Peer, Ops, NamesExt, Nodes, ExtraInfo}, Peer) ->
-    all(fun op/1, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
+    all(fun(Op) -> op(Op, Peer) end, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
         andalso proper(ExtraInfo);
 cast({in_sync, Peer, IsKnown}, Peer) -> is_boolean(IsKnown);
 cast({lock_set, Pid, Set, _HisKnown, _Tag}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
@@ -84,14 +84,15 @@ version(Vsn) ->
     is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn))
         andalso element(1, Vsn) >= ?MIN_GLOBAL_VSN.
 
-op({insert, Entry}) -> name_entry(Entry);
-%% Deleting a name whose process runs here is this node's own decision.
-op({delete, Name}) ->
+op({insert, Entry}, _Peer) -> name_entry(Entry);
+%% A peer deletes only its own names (or names this node does not hold):
+%% deleting a third node's name here would let the peer register it next.
+op({delete, Name}, Peer) ->
     case registered(Name) of
         none -> true;
-        Pid -> node(Pid) =/= node()
+        Pid -> node(Pid) =:= Peer
     end;
-op(_) -> false.
+op(_, _Peer) -> false.
 
 name_entry({Name, Pid, Method}) -> name_entry(Name, Pid, Method);
 name_entry(_) -> false.

@@ -16,7 +16,8 @@
          global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
          atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
-         handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1]).
+         handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
+         pg_lists_are_lists/1, global_names_of_third_nodes_stay/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
@@ -34,6 +35,7 @@ all() ->
      global_names_never_point_at_local_processes, one_message_stops_nothing,
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
+     pg_lists_are_lists, global_names_of_third_nodes_stay,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
@@ -1282,6 +1284,9 @@ doors_of_shown_processes_are_refused(Config) ->
                                     attempt(fun() -> gen_server:call(U, {start_child, #{id => x, start => {os, cmd, ["touch " ++ Touched]}}}, 1000) end),
                                     attempt(fun() -> gen_server:call(U, {terminate_child, x}, 1000) end)],
                            S ! {'$gen_call', {Init, stop}, relay},
+                           %% a server started without a link is its own parent
+                           S ! {'EXIT', S, shutdown},
+                           [U ! {'EXIT', craft_pid(ProtNode, creation(S), N), shutdown} || N <- lists:seq(0, 300)],
                            timer:sleep(500),
                            {S, U, Tries, gen_server:call(S, ping, 5000)}
                    end),
@@ -1295,7 +1300,45 @@ doors_of_shown_processes_are_refused(Config) ->
                                                     {gen_server:call(Svc, ping), St, sys:get_state(Svc)}
                                             end)),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    ?assert(on(Prot, fun() -> is_process_alive(Sup) end)),
     stop([Att, Prot]).
+
+%% OTP 29's pg appends and subtracts the pid lists of `update' and
+%% `local_data': a bare pid there would make it raise.
+pg_lists_are_lists(_Config) ->
+    P = peer_pid(),
+    Pg = fun(Msg) -> seccomp_dist_shapes:check(pg, Msg, node(P)) end,
+    [?assertMatch({refused, _}, Pg(M), M)
+     || M <- [{update, P, [{g, P, []}]}, {update, P, [{g, [], P}]}, {local_data, P, 1, #{g => P}},
+              {'$gen_cast', {local_data, P, 1, #{g => P}}}]],
+    ?assertEqual(ok, Pg({discover, P})).
+
+%% A peer deletes, through global's sync messages, only its own names: a
+%% third node's name stays (else the peer could register it next).
+global_names_of_third_nodes_stay(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {B, BNode} = start(third, plain),
+    {Att, AttNode} = start(attacker, plain),
+    BPid = on(B, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         P = spawn(fun() -> receive stop -> ok end end),
+                         yes = global:register_name(seccomp_ct_bsvc, P),
+                         ok = global:sync(),
+                         P
+                 end),
+    ok = on(Prot, fun() -> global:sync() end),
+    ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
+    ok = on(Att, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         ok = global:sync(),
+                         gen_server:cast({global_name_server, ProtNode},
+                                         {new_nodes, AttNode, [{delete, seccomp_ct_bsvc}], [], [], []}),
+                         ok
+                 end),
+    timer:sleep(500),
+    ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
+    _ = BNode,
+    stop([Att, B, Prot]).
 
 init(server) -> {ok, 0};
 init(sup) -> {ok, {#{}, []}}.
