@@ -9,7 +9,7 @@
 %% compressed terms, `LOCAL_EXT') and unknown tags are errors.
 -module(seccomp_dist_etf).
 
--export([scan/2, local_terms/2]).
+-export([scan/2, local_terms/2, locals_in/1]).
 -export_type([info/0]).
 
 %% `term': the decoded term, when scanning decoded it anyway.
@@ -108,6 +108,10 @@ decoded_locals(Bin, Acc) ->
     {Term, Used} = binary_to_term(Bin, [used]),
     <<_:Used/binary, Rest/binary>> = Bin,
     decoded_locals(Rest, locals_in(Term, Acc)).
+
+%% @doc This node's pids and references in a decoded term.
+-spec locals_in(term()) -> [pid() | reference()].
+locals_in(T) -> locals_in(T, []).
 
 locals_in(T, Acc) when is_pid(T); is_reference(T) ->
     case node(T) =:= node() of
