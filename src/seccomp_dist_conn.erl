@@ -1,23 +1,21 @@
-%% @doc The process of one `seccomp' connection.
+%% @doc The two processes of one `seccomp' connection.
 %%
-%% The controller owns the socket. During the handshake it serves
-%% `dist_util''s requests; afterwards it moves the connection's traffic
-%% both ways: it hands the VM's outgoing data to the socket, recording in
-%% the connection's capability table what each packet shows the peer, and
-%% checks every incoming packet with {@link seccomp_dist_filter} before the
-%% VM sees it. One process for both directions: every packet costs one
-%% process wake-up, as few as a carrier outside the runtime can have.
+%% The controller owns the socket during the handshake and serves
+%% `dist_util''s requests; afterwards it is the sender: it hands the VM's
+%% outgoing data to the socket and records in the connection's capability
+%% table what each packet shows the peer. The receiver owns the socket after
+%% the handshake and checks every incoming packet with
+%% {@link seccomp_dist_filter} before the VM sees it.
 -module(seccomp_dist_conn).
 
 -export([start_controller/1, request/2]).
 %% process entry points
--export([controller/1]).
+-export([controller/1, receiver/5]).
 
 -include_lib("kernel/include/net_address.hrl").
 -include_lib("kernel/include/dist.hrl").
 
--record(rx, {socket :: inet:socket(), node :: node(), dhandle :: term(),
-             caps :: seccomp_dist_caps:caps(),
+-record(rx, {socket :: inet:socket(), node :: node(), dhandle :: term(), ctrl :: pid(),
              policy :: term(), ctx :: seccomp_dist_filter:context(),
              accepted = #{} :: #{atom() => pos_integer()}}).
 
@@ -28,13 +26,14 @@
 %% Packets the socket delivers before the receiver asks again (and flushes
 %% its counters).
 -define(ACTIVE_N, 64).
+%% Both processes handle packet after packet: a heap that fits many of them
+%% makes collections rare (binaries of large packets are off the heap).
+-define(HEAP_OPTS, [{message_queue_data, off_heap}, {min_heap_size, 16384}, {fullsweep_after, 20}]).
 
 %% @doc A controller for a connected socket.
 -spec start_controller(inet:socket()) -> pid().
 start_controller(Socket) ->
-    Ctrl = spawn_opt(?MODULE, controller, [Socket],
-                     [{priority, max}, {message_queue_data, off_heap}, {min_heap_size, 16384},
-                      {fullsweep_after, 20}]),
+    Ctrl = spawn_opt(?MODULE, controller, [Socket], [{priority, max} | ?HEAP_OPTS]),
     ok = gen_tcp:controlling_process(Socket, Ctrl),
     Ctrl.
 
@@ -54,10 +53,17 @@ request(Ctrl, Req) ->
 controller(Socket) ->
     receive
         {seccomp_dist_req, From, Ref, {handshake_complete, Node, DHandle}} ->
-            ok = erlang:dist_ctrl_input_handler(DHandle, self()),
+            Caps = seccomp_dist_caps:new(),
+            Receiver = spawn_opt(?MODULE, receiver,
+                                 [self(), Socket, Node, DHandle, seccomp_dist_caps:table(Caps)],
+                                 [link | ?HEAP_OPTS]),
+            ok = gen_tcp:controlling_process(Socket, Receiver),
+            ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
+            Receiver ! go,
             From ! {Ref, ok},
             process_flag(priority, normal),
-            connected(Socket, Node, DHandle);
+            erlang:dist_ctrl_get_data_notification(DHandle),
+            sender(Socket, DHandle, Caps);
         {seccomp_dist_req, From, Ref, Req} ->
             From ! {Ref, handshake_request(Socket, Req)},
             controller(Socket);
@@ -161,16 +167,36 @@ socket_request(_Socket, _Other) -> {error, unsupported}.
 tunable({Key, _}) -> not lists:member(Key, [active, packet, packet_size, mode, header, deliver, exit_on_close]);
 tunable(_) -> false.
 
+sender(Socket, DHandle, Caps) ->
+    receive
+        dist_data ->
+            sender(Socket, DHandle, send_all(Socket, DHandle, Caps));
+        tick ->
+            send_or_die(Socket, <<>>),
+            sender(Socket, DHandle, Caps);
+        {inject, Packet} ->
+            send_or_die(Socket, Packet),
+            sender(Socket, DHandle, Caps);
+        {seccomp_dist_req, From, Ref, Req} ->
+            From ! {Ref, socket_request(Socket, Req)},
+            sender(Socket, DHandle, Caps);
+        _ ->
+            sender(Socket, DHandle, Caps)
+    end.
+
 %% What a packet shows the peer is recorded before the peer can answer it.
-send_all(#rx{socket = Socket, dhandle = DHandle, caps = Caps} = S) ->
+%% Sending and receiving are two processes: while a send waits for a busy
+%% socket (a peer that does not read), the receiver goes on reading, so two
+%% nodes sending to each other never wait on each other.
+send_all(Socket, DHandle, Caps) ->
     case erlang:dist_ctrl_get_data(DHandle) of
         none ->
             erlang:dist_ctrl_get_data_notification(DHandle),
-            S;
+            Caps;
         Data ->
             Caps1 = seccomp_dist_caps:show(Data, Caps),
             send_or_die(Socket, Data),
-            send_all(S#rx{caps = Caps1})
+            send_all(Socket, DHandle, Caps1)
     end.
 
 send_or_die(Socket, Data) ->
@@ -179,33 +205,26 @@ send_or_die(Socket, Data) ->
         {error, Why} -> exit({send_error, Why})
     end.
 
-%%% Connected -------------------------------------------------------------------
+%%% Receiver ------------------------------------------------------------------------
 
-connected(Socket, Node, DHandle) ->
+%% @private
+receiver(Ctrl, Socket, Node, DHandle, Caps) ->
+    link(Ctrl),
+    receive go -> ok end,
     Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
-    Caps = seccomp_dist_caps:new(),
     %% Larger packets close the connection before they are read.
     ok = inet:setopts(Socket, [{active, ?ACTIVE_N}, {packet_size, maps:get(max_message_bytes, Rules)}]),
-    erlang:dist_ctrl_get_data_notification(DHandle),
-    loop(#rx{socket = Socket, node = Node, dhandle = DHandle, caps = Caps, policy = Policy,
-             ctx = seccomp_dist_filter:context(Node, Rules, seccomp_dist_caps:table(Caps))}).
+    receive_loop(#rx{socket = Socket, node = Node, dhandle = DHandle, ctrl = Ctrl, policy = Policy,
+                     ctx = seccomp_dist_filter:context(Node, Rules, Caps)}).
 
-loop(#rx{socket = Socket} = S) ->
+receive_loop(#rx{socket = Socket} = S) ->
     receive
         {tcp, Socket, Packet} ->
-            loop(packet(Packet, current(S)));
-        dist_data ->
-            loop(send_all(S));
-        tick ->
-            send_or_die(Socket, <<>>),
-            loop(S);
+            receive_loop(packet(Packet, current(S)));
         {tcp_passive, Socket} ->
             ok = inet:setopts(Socket, [{active, ?ACTIVE_N}]),
-            loop(flush(S));
-        {seccomp_dist_req, From, Ref, Req} ->
-            From ! {Ref, socket_request(Socket, Req)},
-            loop(S);
+            receive_loop(flush(S));
         {tcp_closed, Socket} ->
             exit(connection_closed);
         {tcp_error, Socket, emsgsize} ->
@@ -214,7 +233,7 @@ loop(#rx{socket = Socket} = S) ->
         {tcp_error, Socket, Why} ->
             exit({tcp_error, Why});
         _ ->
-            loop(S)
+            receive_loop(S)
     end.
 
 flush(#rx{node = Node, accepted = Accepted} = S) ->
@@ -245,7 +264,7 @@ packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
         {refuse, Kind, Why, Reply} ->
             S2 = flush(S1),
             seccomp_dist_stats:refused(Node, Kind, Why),
-            Reply =:= none orelse send_or_die(S#rx.socket, Reply),
+            Reply =:= none orelse (S#rx.ctrl ! {inject, Reply}),
             case maps:get(on_violation, maps:get(rules, Ctx)) of
                 disconnect -> exit({seccomp_dist_refused, Kind});
                 drop -> S2

@@ -17,7 +17,8 @@
          atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
-         pg_lists_are_lists/1, global_names_of_third_nodes_stay/1]).
+         pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
+         both_directions_at_once/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
@@ -35,7 +36,7 @@ all() ->
      global_names_never_point_at_local_processes, one_message_stops_nothing,
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
-     pg_lists_are_lists, global_names_of_third_nodes_stay,
+     pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
@@ -1339,6 +1340,35 @@ global_names_of_third_nodes_stay(_Config) ->
     ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
     _ = BNode,
     stop([Att, B, Prot]).
+
+%% Two carrier nodes sending large messages to each other at once: a
+%% connection waiting for a socket its peer does not read must not stop
+%% reading its own, or both wait forever.
+both_directions_at_once(_Config) ->
+    {A, ANode} = start(a, seccomp),
+    {B, BNode} = start(b, seccomp),
+    Sink = fun() -> spawn(fun() -> sink() end) end,
+    ASink = on(A, Sink),
+    BSink = on(B, Sink),
+    %% each side shows its sink to the other
+    ok = on(B, fun() -> register(seccomp_ct_b, spawn(fun() -> receive {sink, _} -> ok end end)), ok end),
+    ok = on(A, fun() -> {seccomp_ct_b, BNode} ! {sink, ASink}, ok end),
+    ok = on(A, fun() -> register(seccomp_ct_a, spawn(fun() -> receive {sink, _} -> ok end end)), ok end),
+    ok = on(B, fun() -> {seccomp_ct_a, ANode} ! {sink, BSink}, ok end),
+    timer:sleep(300),
+    Blast = fun(To) ->
+                    fun() ->
+                            Bin = binary:copy(<<7>>, 1 bsl 20),
+                            [To ! {self(), size, 1 bsl 20, Bin} || _ <- lists:seq(1, 200)],
+                            length([ok || _ <- lists:seq(1, 200), receive {got, _, _} -> true after 60000 -> false end])
+                    end
+            end,
+    Self = self(),
+    [spawn(fun() -> Self ! {Who, attempt(fun() -> on(P, Blast(To), 120000) end)} end)
+     || {Who, P, To} <- [{a, A, BSink}, {b, B, ASink}]],
+    Got = [receive {Who, N} -> {Who, N} after 150000 -> {Who, timeout} end || Who <- [a, b]],
+    ?assertEqual([{a, 200}, {b, 200}], Got),
+    stop([A, B]).
 
 init(server) -> {ok, 0};
 init(sup) -> {ok, {#{}, []}}.
