@@ -17,7 +17,17 @@
 
 -record(rx, {socket :: inet:socket(), node :: node(), dhandle :: term(), ctrl :: pid(),
              policy :: term(), ctx :: seccomp_dist_filter:context(),
-             accepted = #{} :: #{atom() => pos_integer()}}).
+             accepted = #{} :: #{atom() => pos_integer()},
+             in = {head, <<>>} :: framing()}).
+
+%% Where the receiver is in the stream of `<<Length:32, Packet/binary>>'
+%% frames: reading a header (with the bytes of it read so far), reading a
+%% packet (bytes still to come, pieces read so far, last first), or
+%% discarding a packet larger than `max_message_bytes' (its length, bytes
+%% still to come, and its first bytes, which name its sender).
+-type framing() :: {head, binary()}
+                 | {body, pos_integer(), [binary()]}
+                 | {skip, pos_integer(), non_neg_integer(), binary()}.
 
 %% How long a node claiming a connected node's name waits for that
 %% connection to go down before it is refused.
@@ -29,6 +39,9 @@
 %% Both processes handle packet after packet: a heap that fits many of them
 %% makes collections rare (binaries of large packets are off the heap).
 -define(HEAP_OPTS, [{message_queue_data, off_heap}, {min_heap_size, 16384}, {fullsweep_after, 20}]).
+%% Of a packet larger than `max_message_bytes', the bytes kept to find its
+%% sender in its control term.
+-define(HEAD_BYTES, 65536).
 
 %% @doc A controller for a connected socket.
 -spec start_controller(inet:socket()) -> pid().
@@ -62,6 +75,7 @@ controller(Socket) ->
             Receiver ! go,
             From ! {Ref, ok},
             process_flag(priority, normal),
+            _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
             erlang:dist_ctrl_get_data_notification(DHandle),
             sender(Socket, DHandle, Caps);
         {seccomp_dist_req, From, Ref, Req} ->
@@ -95,8 +109,10 @@ handshake_request(Socket, {recv, Len, Timeout}) ->
             end;
         Other -> Other
     end;
+%% After the handshake the carrier frames packets itself (`{packet, 4}' in
+%% the socket would close the connection on a packet over its limit).
 handshake_request(Socket, nodeup_opts) ->
-    inet:setopts(Socket, [{active, false}, {packet, 4}, {nodelay, true} | buffer_opts()]);
+    inet:setopts(Socket, [{active, false}, {packet, raw}, {nodelay, true} | buffer_opts()]);
 handshake_request(Socket, {address, Node, Family}) ->
     {ok, Address} = inet:peername(Socket),
     [_Name, Host] = string:split(atom_to_list(Node), "@"),
@@ -172,10 +188,10 @@ sender(Socket, DHandle, Caps) ->
         dist_data ->
             sender(Socket, DHandle, send_all(Socket, DHandle, Caps));
         tick ->
-            send_or_die(Socket, <<>>),
+            send_or_die(Socket, <<0:32>>),
             sender(Socket, DHandle, Caps);
         {inject, Packet} ->
-            send_or_die(Socket, Packet),
+            send_or_die(Socket, [<<(byte_size(Packet)):32>>, Packet]),
             sender(Socket, DHandle, Caps);
         {seccomp_dist_req, From, Ref, Req} ->
             From ! {Ref, socket_request(Socket, Req)},
@@ -193,9 +209,9 @@ send_all(Socket, DHandle, Caps) ->
         none ->
             erlang:dist_ctrl_get_data_notification(DHandle),
             Caps;
-        Data ->
+        {Size, Data} ->
             Caps1 = seccomp_dist_caps:show(Data, Caps),
-            send_or_die(Socket, Data),
+            send_or_die(Socket, [<<Size:32>> | Data]),
             send_all(Socket, DHandle, Caps1)
     end.
 
@@ -213,23 +229,19 @@ receiver(Ctrl, Socket, Node, DHandle, Caps) ->
     receive go -> ok end,
     Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
-    %% Larger packets close the connection before they are read.
-    ok = inet:setopts(Socket, [{active, ?ACTIVE_N}, {packet_size, maps:get(max_message_bytes, Rules)}]),
+    ok = inet:setopts(Socket, [{active, ?ACTIVE_N}]),
     receive_loop(#rx{socket = Socket, node = Node, dhandle = DHandle, ctrl = Ctrl, policy = Policy,
                      ctx = seccomp_dist_filter:context(Node, Rules, Caps)}).
 
 receive_loop(#rx{socket = Socket} = S) ->
     receive
-        {tcp, Socket, Packet} ->
-            receive_loop(packet(Packet, current(S)));
+        {tcp, Socket, Data} ->
+            receive_loop(input(Data, current(S)));
         {tcp_passive, Socket} ->
             ok = inet:setopts(Socket, [{active, ?ACTIVE_N}]),
             receive_loop(flush(S));
         {tcp_closed, Socket} ->
             exit(connection_closed);
-        {tcp_error, Socket, emsgsize} ->
-            seccomp_dist_stats:malformed(S#rx.node, {larger_than, max_message_bytes(S)}),
-            exit({seccomp_dist_malformed, too_large});
         {tcp_error, Socket, Why} ->
             exit({tcp_error, Why});
         _ ->
@@ -241,6 +253,90 @@ flush(#rx{node = Node, accepted = Accepted} = S) ->
     S#rx{accepted = #{}}.
 
 max_message_bytes(#rx{ctx = #{rules := #{max_message_bytes := Max}}}) -> Max.
+
+%%% Framing ---------------------------------------------------------------------------
+
+%% Bytes from the socket: whole packets go to the filter as they complete;
+%% a packet is held (its pieces, then the packet) only up to
+%% `max_message_bytes'. A larger one is read and thrown away piece by piece,
+%% and its sender is told (see {@link too_large/3}).
+input(Data, #rx{in = {head, <<>>}} = S) ->
+    frames(Data, S);
+input(Data, #rx{in = {head, Part}} = S) ->
+    frames(<<Part/binary, Data/binary>>, S);
+input(Data, #rx{in = {body, Need, Pieces}} = S) when byte_size(Data) < Need ->
+    S#rx{in = {body, Need - byte_size(Data), [Data | Pieces]}};
+input(Data, #rx{in = {body, Need, Pieces}} = S) ->
+    <<Last:Need/binary, More/binary>> = Data,
+    Packet = iolist_to_binary(lists:reverse(Pieces, [Last])),
+    frames(More, packet(Packet, S#rx{in = {head, <<>>}}));
+input(Data, #rx{in = {skip, Len, Need, Head}} = S) ->
+    Take = min(Need, byte_size(Data)),
+    Head1 = case byte_size(Head) < ?HEAD_BYTES of
+                true -> <<Head/binary, (binary:part(Data, 0, min(Take, ?HEAD_BYTES - byte_size(Head))))/binary>>;
+                false -> Head
+            end,
+    case Take =:= Need of
+        true ->
+            <<_:Take/binary, More/binary>> = Data,
+            frames(More, too_large(Len, Head1, S#rx{in = {head, <<>>}}));
+        false ->
+            S#rx{in = {skip, Len, Need - Take, Head1}}
+    end.
+
+frames(<<Len:32, Rest/binary>>, S) ->
+    case Len =< max_message_bytes(S) of
+        true ->
+            case Rest of
+                <<Packet:Len/binary, More/binary>> -> frames(More, packet(Packet, S));
+                _ -> S#rx{in = {body, Len - byte_size(Rest), [Rest]}}
+            end;
+        false ->
+            input(Rest, S#rx{in = {skip, Len, Len, <<>>}})
+    end;
+frames(Part, S) ->
+    S#rx{in = {head, Part}}.
+
+%% A packet larger than `max_message_bytes' was read and discarded. Its
+%% sender (a process of the peer named in the control term, read with the
+%% runtime's `safe' decoder from the packet's first bytes) is told: a message
+%% `{seccomp_dist_refused, ThisNode, {too_large, Bytes, Max}}', or for a
+%% spawn request a failed spawn reply (`system_limit'). The connection stays
+%% unless the rules say `disconnect'.
+too_large(Len, Head, #rx{node = Node} = S) ->
+    Max = max_message_bytes(S),
+    seccomp_dist_stats:refused(Node, too_large, {Len, Max}),
+    case oversized_sender(Head, Node) of
+        {message, From} ->
+            Note = {seccomp_dist_refused, node(), {too_large, Len, Max}},
+            %% Not from the receiver: a send may wait for a busy connection.
+            _ = spawn(fun() -> erlang:send(From, Note, [noconnect]) end),
+            ok;
+        {spawn_request, ReqId, From} ->
+            S#rx.ctrl ! {inject, seccomp_dist_filter:spawn_refusal(ReqId, From, system_limit)};
+        none ->
+            ok
+    end,
+    case maps:get(on_violation, maps:get(rules, S#rx.ctx)) of
+        disconnect -> exit({seccomp_dist_refused, too_large});
+        drop -> S
+    end.
+
+oversized_sender(<<112, Ctl/binary>>, Node) ->
+    try binary_to_term(Ctl, [safe, used]) of
+        {Term, _Used} -> own_sender(Term, Node)
+    catch
+        error:badarg -> none
+    end;
+oversized_sender(_Head, _Node) ->
+    none.
+
+own_sender(Ctl, Node) ->
+    case seccomp_dist_filter:sender(Ctl) of
+        {_, From} = Found when is_pid(From), node(From) =:= Node -> Found;
+        {spawn_request, _ReqId, From} = Found when is_pid(From), node(From) =:= Node -> Found;
+        _ -> none
+    end.
 
 %% The peer's rules are worked out again only when `set_policy/1' put a new
 %% policy (persistent_term hands back the very same term until then). The

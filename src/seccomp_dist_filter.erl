@@ -22,7 +22,7 @@
 %% before they are created.
 -module(seccomp_dist_filter).
 
--export([decide/2, context/3]).
+-export([decide/2, context/3, sender/1, spawn_refusal/3]).
 -export_type([context/0, decision/0]).
 
 -type context() :: #{node := node(), rules := seccomp_dist_policy:node_rules(),
@@ -274,6 +274,23 @@ refuse(Kind, _From, _To, Why) ->
 
 reply(Ctl) -> <<?PASS_THROUGH, (term_to_binary(Ctl))/binary>>.
 
+%% @doc The packet that answers the peer's spawn request `ReqId' of process
+%% `From' with a failure (`Why').
+-spec spawn_refusal(reference(), pid(), atom()) -> binary().
+spawn_refusal(ReqId, From, Why) -> reply({31, ReqId, From, 0, Why}).
+
+%% @doc The peer's process a control message comes from, when it waits for
+%% what becomes of it: the sender of a message, or the requester of a spawn.
+-spec sender(tuple()) -> {message, term()} | {spawn_request, term(), term()} | none.
+sender({Op, From, _To}) when Op =:= 22; Op =:= 33 -> {message, From};
+sender({Op, From, _, _}) when Op =:= 6; Op =:= 23; Op =:= 34 -> {message, From};
+sender({16, From, _Unused, _Name, _Token}) -> {message, From};
+sender({37, Flags, From, _To}) when is_integer(Flags), Flags band ?ALTACT_EXIT =:= 0 -> {message, From};
+sender({37, Flags, From, _To, _Token}) when is_integer(Flags), Flags band ?ALTACT_EXIT =:= 0 -> {message, From};
+sender({29, ReqId, From, _GL, _MFA, _Opts}) -> {spawn_request, ReqId, From};
+sender({30, ReqId, From, _GL, _MFA, _Opts, _Token}) -> {spawn_request, ReqId, From};
+sender(_Ctl) -> none.
+
 %% How the peer may reach the local process or alias `To': `given' (it holds
 %% it), `{name, Name}' (a registered process, judged by its name), else why not.
 reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
@@ -405,7 +422,7 @@ refused(Kind, Why) -> {refuse, Kind, Why, none}.
 %% rpc:call/erpc:call/spawn arrive as spawn requests. The VM applies the
 %% payload's argument list, so that is what is checked; erpc wraps the real call.
 spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} = C) ->
-    Refuse = fun(Why) -> {refuse, spawn_request, Why, reply({31, ReqId, From, 0, notsup})} end,
+    Refuse = fun(Why) -> {refuse, spawn_request, Why, spawn_refusal(ReqId, From, notsup)} end,
     if
         not is_pid(From) -> {malformed, bad_spawn_request};
         node(From) =/= Node -> {refuse, spawn_request, not_own_pid, none};

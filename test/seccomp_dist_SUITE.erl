@@ -9,7 +9,8 @@
          ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
          garbage_disconnects_only_that_node/1, spawn_arity_is_the_payloads/1,
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
-         amplification_is_bounded/1, message_sizes_both_directions/1, oversized_messages_disconnect/1,
+         amplification_is_bounded/1, message_sizes_both_directions/1,
+         oversized_messages_are_refused_to_the_sender/1,
          policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
          filter_never_crashes_and_never_lets_refused_through/1, cluster_stays_up/1,
          relays_are_judged_as_sends/1, spawn_arguments_carry_no_funs/1,
@@ -22,7 +23,7 @@
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
--export([decide_on/2, craft_pid/3, echo_loop/0, log/2, typed_and_owned/0, atom_exists/1]).
+-export([decide_on/2, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -30,7 +31,7 @@ all() ->
      cluster_housekeeping_works, outgoing_rpc_carries_the_policy, garbage_disconnects_only_that_node,
      spawn_arity_is_the_payloads, control_messages_of_every_release,
      nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
-     oversized_messages_disconnect,
+     oversized_messages_are_refused_to_the_sender,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
@@ -609,32 +610,79 @@ message_sizes_both_directions(_Config) ->
     ?assertEqual([{S, S} || S <- Sizes], ToCli),
     stop([Cli, Prot]).
 
-%% A packet larger than `max_message_bytes' closes the connection before it is
-%% read: the sender's monitors fire, nothing is delivered, the next
-%% connection works.
-oversized_messages_disconnect(_Config) ->
-    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{max_message_bytes => 1048576}}"}),
+%% A packet larger than `max_message_bytes' is read and thrown away without
+%% being held: its sender is told (a message, or a failed spawn reply), the
+%% connection stays, and the next message arrives.
+oversized_messages_are_refused_to_the_sender(_Config) ->
+    Max = 1 bsl 20,
+    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{max_message_bytes => 1048576,
+                                                                 names => [net_kernel, global_name_server, global_group,
+                                                                           pg, rex, seccomp_ct_sink]}}"}),
     {Cli, CliNode} = start(client, plain),
     ok = on(Cli, fun() -> register(seccomp_ct_client, spawn(fun ?MODULE:echo_loop/0)), ok end),
     Sink = on(Prot, fun() ->
                             P = spawn(fun() -> sink() end),
+                            register(seccomp_ct_sink, P),
                             {seccomp_ct_client, CliNode} ! {shown, P},
                             P
                     end),
     timer:sleep(200),
+    %% the protected node's memory, sampled while the large packets arrive
+    Sampler = on(Prot, fun() ->
+                               Base = erlang:memory(total),
+                               spawn(fun() -> sample(Base, Base) end)
+                       end),
+    Big = 64 bsl 20,
     Result = on(Cli, fun() ->
+                             ok = net_kernel:monitor_nodes(true),
                              M = erlang:monitor(process, Sink),
+                             Told = fun() ->
+                                            receive {seccomp_dist_refused, N, Why} -> {N, Why}
+                                            after 20000 -> not_told
+                                            end
+                                    end,
                              Sink ! {self(), size, 2 bsl 20, binary:copy(<<7>>, 2 bsl 20)},
-                             Down = receive {'DOWN', M, process, _, Why} -> Why after 10000 -> no_down end,
-                             Got = receive {got, _, _} -> delivered after 500 -> not_delivered end,
-                             ct:log("~p ~p", [Down, Got]),
-                             {Down, Got, net_adm:ping(ProtNode)}
-                     end),
-    ?assertEqual({noconnection, not_delivered, pong}, Result),
-    Stats = on(Prot, fun() -> seccomp_dist:stats() end),
+                             ToPid = Told(),
+                             {seccomp_ct_sink, ProtNode} ! {self(), size, Big, binary:copy(<<7>>, Big)},
+                             ToName = Told(),
+                             Many = [begin Sink ! {self(), size, Big, binary:copy(<<7>>, Big)}, Told() end
+                                     || _ <- lists:seq(1, 4)],
+                             ReqId = erlang:spawn_request(ProtNode, erlang, length,
+                                                          [binary_to_list(binary:copy(<<7>>, 2 bsl 20))], []),
+                             Spawn = receive {spawn_reply, ReqId, Ok, R} -> {Ok, R} after 20000 -> no_reply end,
+                             Sink ! {self(), size, 64, binary:copy(<<7>>, 64)},
+                             Small = receive {got, S, G} -> {S, G} after 10000 -> not_delivered end,
+                             Delivered = receive {got, _, _} -> delivered after 500 -> not_delivered end,
+                             Down = receive {'DOWN', M, process, _, Why} -> Why after 0 -> no_down end,
+                             NodeDown = receive {nodedown, _} -> nodedown after 0 -> no_nodedown end,
+                             #{to_pid => ToPid, to_name => ToName, many => Many, spawn => Spawn,
+                               small => Small, delivered => Delivered, down => Down, nodedown => NodeDown}
+                     end, 300000),
+    ct:log("~p", [Result]),
+    ?assertMatch(#{to_pid := {ProtNode, {too_large, _, Max}}, to_name := {ProtNode, {too_large, _, Max}},
+                   spawn := {error, system_limit}, small := {64, 64}, delivered := not_delivered,
+                   down := no_down, nodedown := no_nodedown}, Result),
+    #{to_pid := {_, {too_large, Bytes, _}}, to_name := {_, {too_large, BigBytes, _}}} = Result,
+    ?assert(Bytes > 2 bsl 20),
+    ?assert(BigBytes > Big),
+    ?assertEqual(4, length([B || {N, {too_large, B, M}} <- maps:get(many, Result),
+                                 N =:= ProtNode, M =:= Max, B > Big])),
+    Peak = on(Prot, fun() -> Sampler ! {peak, self()}, receive {peak, P} -> P end end),
+    ct:log("peak growth of the protected node's memory: ~p bytes", [Peak]),
+    ?assert(Peak < Big div 2),
+    Stats = maps:get(CliNode, on(Prot, fun() -> seccomp_dist:stats() end)),
     ct:log("~p", [Stats]),
-    ?assertMatch(#{{malformed, refused} := 1}, maps:get(CliNode, Stats)),
+    ?assertMatch(#{{too_large, refused} := 7}, Stats),
+    ?assertNot(maps:is_key({malformed, refused}, Stats)),
     stop([Cli, Prot]).
+
+%% The largest growth of the node's memory over `Base' until asked.
+sample(Base, Top) ->
+    receive
+        {peak, From} -> From ! {peak, Top - Base}
+    after 5 ->
+        sample(Base, max(Top, erlang:memory(total)))
+    end.
 
 sink() ->
     receive
