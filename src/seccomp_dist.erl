@@ -10,14 +10,18 @@
 %% map, or `{file, Path}' holding one; see {@link seccomp_dist_policy}), read
 %% before the first connection; {@link set_policy/1} changes it at run time.
 %%
-%% The processes of a connection are in {@link seccomp_dist_conn}.
+%% The processes of a connection are in {@link seccomp_dist_conn}. The
+%% carrier runs over a transport: TCP here ({@link seccomp_dist_tcp}), TLS
+%% with `-proto_dist seccomp_tls' ({@link seccomp_tls_dist}); the functions
+%% ending in `_over' take the transport module.
 -module(seccomp_dist).
 
 -export([listen/1, listen/2, accept/1, accept_connection/5, setup/5, close/1, select/1,
          is_node_name/1, address/0]).
+-export([listen_over/2, accept_over/2, accept_connection_over/6, setup_over/6, address_over/1]).
 -export([set_policy/1, policy/0, stats/0]).
 %% process entry points
--export([acceptor/2, accept_handshake/6, setup_handshake/6]).
+-export([acceptor/3, accept_handshake/7, setup_handshake/7]).
 
 -include_lib("kernel/include/net_address.hrl").
 -include_lib("kernel/include/dist.hrl").
@@ -76,9 +80,13 @@ select(Node) ->
 is_node_name(Node) when is_atom(Node) -> split_node(Node) =/= error;
 is_node_name(_) -> false.
 
-address() ->
+address() -> address_over(seccomp_dist_tcp).
+
+%% @doc The address of this node over `Transport'.
+-spec address_over(module()) -> #net_address{}.
+address_over(Transport) ->
     {ok, Host} = inet:gethostname(),
-    #net_address{host = Host, protocol = tcp, family = family()}.
+    #net_address{host = Host, protocol = Transport:protocol(), family = family()}.
 
 family() ->
     case init:get_argument(seccomp_dist_inet6) of
@@ -90,7 +98,12 @@ listen(Name) ->
     {ok, Host} = inet:gethostname(),
     listen(Name, Host).
 
-listen(Name, _Host) ->
+listen(Name, _Host) -> listen_over(seccomp_dist_tcp, Name).
+
+%% @doc Listen for connections over `Transport' (the socket that listens is
+%% TCP's; a transport takes over each connected socket).
+-spec listen_over(module(), atom()) -> {ok, {inet:socket(), #net_address{}, pos_integer()}} | {error, term()}.
+listen_over(Transport, Name) ->
     case load_policy() of
         ok ->
             ok = seccomp_dist_stats:init(),
@@ -100,7 +113,7 @@ listen(Name, _Host) ->
             case gen_tcp:listen(listen_port(), Opts) of
                 {ok, Socket} ->
                     {ok, {Ip, Port}} = inet:sockname(Socket),
-                    Address = (address())#net_address{address = {Ip, Port}},
+                    Address = (address_over(Transport))#net_address{address = {Ip, Port}},
                     case (net_kernel:epmd_module()):register_node(Name, Port) of
                         {ok, Creation} -> {ok, {Socket, Address, Creation}};
                         Error -> Error
@@ -124,14 +137,19 @@ listen_interface() ->
         _ -> []
     end.
 
-accept(Listen) ->
-    spawn_opt(?MODULE, acceptor, [self(), Listen], [link, {priority, max}]).
+accept(Listen) -> accept_over(seccomp_dist_tcp, Listen).
 
-acceptor(Kernel, Listen) ->
+%% @doc The acceptor of connections over `Transport'.
+-spec accept_over(module(), inet:socket()) -> pid().
+accept_over(Transport, Listen) ->
+    spawn_opt(?MODULE, acceptor, [Transport, self(), Listen], [link, {priority, max}]).
+
+%% @private
+acceptor(Transport, Kernel, Listen) ->
     case gen_tcp:accept(Listen) of
         {ok, Socket} ->
-            Ctrl = start_controller(Socket),
-            Kernel ! {accept, self(), Ctrl, family(), tcp},
+            Ctrl = seccomp_dist_conn:start_controller(Transport, server, Socket),
+            Kernel ! {accept, self(), Ctrl, family(), Transport:protocol()},
             receive
                 {Kernel, controller, Pid} ->
                     ok = request(Ctrl, {supervisor, Pid}),
@@ -139,29 +157,41 @@ acceptor(Kernel, Listen) ->
                 {Kernel, unsupported_protocol} ->
                     exit(unsupported_protocol)
             end,
-            acceptor(Kernel, Listen);
+            acceptor(Transport, Kernel, Listen);
         Error ->
             exit(Error)
     end.
 
 accept_connection(Acceptor, Ctrl, MyNode, Allowed, SetupTime) ->
-    spawn_opt(?MODULE, accept_handshake, [self(), Acceptor, Ctrl, MyNode, Allowed, SetupTime],
+    accept_connection_over(seccomp_dist_tcp, Acceptor, Ctrl, MyNode, Allowed, SetupTime).
+
+%% @doc The handshake of an accepted connection over `Transport'.
+-spec accept_connection_over(module(), pid(), pid(), node(), term(), non_neg_integer()) -> pid().
+accept_connection_over(Transport, Acceptor, Ctrl, MyNode, Allowed, SetupTime) ->
+    spawn_opt(?MODULE, accept_handshake, [Transport, self(), Acceptor, Ctrl, MyNode, Allowed, SetupTime],
               dist_util:net_ticker_spawn_options()).
 
-accept_handshake(Kernel, Acceptor, Ctrl, MyNode, Allowed, SetupTime) ->
+%% @private
+accept_handshake(Transport, Kernel, Acceptor, Ctrl, MyNode, Allowed, SetupTime) ->
     receive
         {Acceptor, controller} ->
             Timer = dist_util:start_timer(SetupTime),
-            HS = (hs_data(Ctrl))#hs_data{kernel_pid = Kernel, this_node = MyNode, timer = Timer,
+            HS = (hs_data(Transport, Ctrl))#hs_data{kernel_pid = Kernel, this_node = MyNode, timer = Timer,
                                          this_flags = 0, allowed = Allowed},
             dist_util:handshake_other_started(HS)
     end.
 
 setup(Node, Type, MyNode, LongOrShort, SetupTime) ->
-    spawn_opt(?MODULE, setup_handshake, [self(), Node, Type, MyNode, LongOrShort, SetupTime],
+    setup_over(seccomp_dist_tcp, Node, Type, MyNode, LongOrShort, SetupTime).
+
+%% @doc A connection to `Node' over `Transport'.
+-spec setup_over(module(), node(), atom(), node(), atom(), non_neg_integer()) -> pid().
+setup_over(Transport, Node, Type, MyNode, LongOrShort, SetupTime) ->
+    spawn_opt(?MODULE, setup_handshake, [Transport, self(), Node, Type, MyNode, LongOrShort, SetupTime],
               dist_util:net_ticker_spawn_options()).
 
-setup_handshake(Kernel, Node, Type, MyNode, _LongOrShort, SetupTime) ->
+%% @private
+setup_handshake(Transport, Kernel, Node, Type, MyNode, _LongOrShort, SetupTime) ->
     Timer = dist_util:start_timer(SetupTime),
     {ok, Name, Host} = split_node(Node),
     case inet:getaddr(Host, family()) of
@@ -171,9 +201,9 @@ setup_handshake(Kernel, Node, Type, MyNode, _LongOrShort, SetupTime) ->
                     dist_util:reset_timer(Timer),
                     case gen_tcp:connect(Ip, Port, [binary, {active, false}, {packet, 2}, family()]) of
                         {ok, Socket} ->
-                            Ctrl = start_controller(Socket),
+                            Ctrl = seccomp_dist_conn:start_controller(Transport, {client, Host}, Socket),
                             ok = request(Ctrl, {supervisor, self()}),
-                            HS = (hs_data(Ctrl))#hs_data{kernel_pid = Kernel, other_node = Node,
+                            HS = (hs_data(Transport, Ctrl))#hs_data{kernel_pid = Kernel, other_node = Node,
                                                          this_node = MyNode, timer = Timer,
                                                          this_flags = 0, other_version = Version,
                                                          request_type = Type},
@@ -193,14 +223,14 @@ split_node(Node) ->
         _ -> error
     end.
 
-hs_data(Ctrl) ->
+hs_data(Transport, Ctrl) ->
     #hs_data{socket = Ctrl,
              f_send = fun(C, Packet) -> request(C, {send, Packet}) end,
              f_recv = fun(C, Len, Timeout) -> request(C, {recv, Len, Timeout}) end,
              f_setopts_pre_nodeup = fun(C) -> request(C, nodeup_opts) end,
              f_setopts_post_nodeup = fun(C) -> request(C, nodeup_opts) end,
              f_getll = fun(C) -> {ok, C} end,
-             f_address = fun(C, Node) -> request(C, {address, Node, family()}) end,
+             f_address = fun(C, Node) -> request(C, {address, Node, family(), Transport:protocol()}) end,
              f_handshake_complete = fun(C, Node, DHandle) -> request(C, {handshake_complete, Node, DHandle}) end,
              %% dist_util calls these as funs, for the life of the connection.
              mf_tick = fun(C) -> C ! tick, ok end,
@@ -212,5 +242,3 @@ hs_data(Ctrl) ->
              reject_flags = ?NOT_UNDERSTOOD_FLAGS band dist_util:rejectable_flags()}.
 
 request(Ctrl, Req) -> seccomp_dist_conn:request(Ctrl, Req).
-
-start_controller(Socket) -> seccomp_dist_conn:start_controller(Socket).

@@ -1,5 +1,9 @@
 %% @doc The two processes of one `seccomp' connection.
 %%
+%% A connection's socket is `{Transport, Socket}': the transport module
+%% ({@link seccomp_dist_tcp}, {@link seccomp_dist_tls}) sends, receives and
+%% names the socket's messages; the carrier's work is the same over each.
+%%
 %% The controller owns the socket during the handshake and serves
 %% `dist_util''s requests; afterwards it is the sender: it hands the VM's
 %% outgoing data to the socket and records in the connection's capability
@@ -8,14 +12,17 @@
 %% {@link seccomp_dist_filter} before the VM sees it.
 -module(seccomp_dist_conn).
 
--export([start_controller/1, request/2]).
+-export([start_controller/3, request/2]).
+-export_type([sock/0]).
 %% process entry points
--export([controller/1, receiver/5]).
+-export([controller/3, receiver/5]).
+
+-type sock() :: {module(), term()}.
 
 -include_lib("kernel/include/net_address.hrl").
 -include_lib("kernel/include/dist.hrl").
 
--record(rx, {socket :: inet:socket(), node :: node(), dhandle :: term(), ctrl :: pid(),
+-record(rx, {socket :: sock(), tags :: tuple(), node :: node(), dhandle :: term(), ctrl :: pid(),
              policy :: term(), ctx :: seccomp_dist_filter:context(),
              accepted = #{} :: #{atom() => pos_integer()},
              in = {head, <<>>} :: framing()}).
@@ -43,11 +50,13 @@
 %% sender in its control term.
 -define(HEAD_BYTES, 65536).
 
-%% @doc A controller for a connected socket.
--spec start_controller(inet:socket()) -> pid().
-start_controller(Socket) ->
-    Ctrl = spawn_opt(?MODULE, controller, [Socket], [{priority, max} | ?HEAP_OPTS]),
-    ok = gen_tcp:controlling_process(Socket, Ctrl),
+%% @doc A controller for a connected TCP socket, which `Transport' takes
+%% over (as the side that accepted it, `server', or that connected to a
+%% node on `Host') before the controller serves its first request.
+-spec start_controller(module(), server | {client, string()}, inet:socket()) -> pid().
+start_controller(Transport, Role, TcpSocket) ->
+    Ctrl = spawn_opt(?MODULE, controller, [Transport, Role, TcpSocket], [{priority, max} | ?HEAP_OPTS]),
+    ok = gen_tcp:controlling_process(TcpSocket, Ctrl),
     Ctrl.
 
 %% @doc A synchronous request to a connection's controller.
@@ -63,14 +72,21 @@ request(Ctrl, Req) ->
 %%% Controller, then sender -------------------------------------------------------
 
 %% @private
-controller(Socket) ->
+controller(Transport, Role, TcpSocket) ->
+    case Transport:upgrade(Role, TcpSocket) of
+        {ok, Socket} -> controller({Transport, Socket});
+        {error, Why} -> exit({seccomp_dist_transport, Why})
+    end.
+
+controller({Transport, S} = Socket) ->
+    Closed = element(2, Transport:tags()),
     receive
         {seccomp_dist_req, From, Ref, {handshake_complete, Node, DHandle}} ->
             Caps = seccomp_dist_caps:new(),
             Receiver = spawn_opt(?MODULE, receiver,
                                  [self(), Socket, Node, DHandle, seccomp_dist_caps:table(Caps)],
                                  [link | ?HEAP_OPTS]),
-            ok = gen_tcp:controlling_process(Socket, Receiver),
+            ok = call(Socket, controlling_process, [Receiver]),
             ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
             Receiver ! go,
             From ! {Ref, ok},
@@ -83,9 +99,12 @@ controller(Socket) ->
             controller(Socket);
         tick ->
             controller(Socket);
-        {tcp_closed, Socket} ->
+        {Closed, S} ->
             exit(connection_closed)
     end.
+
+%% `Function' of the socket's transport.
+call({Transport, S}, Function, Args) -> apply(Transport, Function, [S | Args]).
 
 handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
 %% A node connecting under the name of a node that is connected is told
@@ -95,53 +114,62 @@ handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
 %% while it stays up, this connection is refused.
 handshake_request(Socket, {send, "salive"}) ->
     case old_connection_gone(get(claimed_name)) of
-        true -> gen_tcp:send(Socket, "salive");
+        true -> call(Socket, send, ["salive"]);
         false -> {error, name_already_connected}
     end;
-handshake_request(Socket, {send, Packet}) -> gen_tcp:send(Socket, Packet);
+handshake_request(Socket, {send, Packet}) -> call(Socket, send, [Packet]);
 %% dist_util reads handshake messages as lists.
 handshake_request(Socket, {recv, Len, Timeout}) ->
-    case gen_tcp:recv(Socket, Len, Timeout) of
+    case call(Socket, recv, [Len, Timeout]) of
         {ok, Bin} when is_binary(Bin) ->
-            case first_packet(Bin) of
+            case first_packet(Bin, Socket) of
                 ok -> {ok, binary_to_list(Bin)};
-                atom_budget -> {error, atom_budget}
+                Refused -> {error, Refused}
             end;
         Other -> Other
     end;
 %% After the handshake the carrier frames packets itself (`{packet, 4}' in
 %% the socket would close the connection on a packet over its limit).
 handshake_request(Socket, nodeup_opts) ->
-    inet:setopts(Socket, [{active, false}, {packet, raw}, {nodelay, true} | buffer_opts()]);
-handshake_request(Socket, {address, Node, Family}) ->
-    {ok, Address} = inet:peername(Socket),
+    call(Socket, setopts, [[{active, false}, {packet, raw}, {nodelay, true} | buffer_opts()]]);
+handshake_request(Socket, {address, Node, Family, Protocol}) ->
+    {ok, Address} = call(Socket, peername, []),
     [_Name, Host] = string:split(atom_to_list(Node), "@"),
-    #net_address{address = Address, host = Host, protocol = tcp, family = Family};
+    #net_address{address = Address, host = Host, protocol = Protocol, family = Family};
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
 
 %% The first packet a connecting node sends (`send_name', new and old
 %% forms) gives its name, which the handshake makes an atom of before the
 %% node proves it holds the cookie: a new name is charged to the atom budget
-%% (see {@link seccomp_dist_budget:charge_name/1}). Only the first packet
-%% received is a name (the connecting side's first is a status).
-first_packet(Bin) ->
+%% (see {@link seccomp_dist_budget:charge_name/1}). Its host must be one
+%% the transport proves the node is on (TLS: the host its certificate
+%% names). Only the first packet received is a name (the connecting side's
+%% first is a status).
+first_packet(Bin, Socket) ->
     case put(first_packet_seen, true) of
-        undefined -> claim_name(Bin);
+        undefined -> claim_name(Bin, Socket);
         true -> ok
     end.
 
-claim_name(<<$N, Flags:64, _Creation:32, Len:16, Name:Len/binary>>) ->
-    put(claimed_name, Name),
-    seccomp_dist_budget:charge_name(case Flags band ?DFLAG_NAME_ME of
-                                        0 -> Name;
-                                        _ -> dynamic
-                                    end);
-claim_name(<<$n, _Version:16, _Flags:32, Name/binary>>) ->
-    put(claimed_name, Name),
-    seccomp_dist_budget:charge_name(Name);
-claim_name(_) ->
+claim_name(<<$N, Flags:64, _Creation:32, Len:16, Name:Len/binary>>, Socket) ->
+    proven_name(Name, Socket, case Flags band ?DFLAG_NAME_ME of
+                                  0 -> Name;
+                                  _ -> dynamic
+                              end);
+claim_name(<<$n, _Version:16, _Flags:32, Name/binary>>, Socket) ->
+    proven_name(Name, Socket, Name);
+claim_name(_, _Socket) ->
     ok.
+
+%% A dynamic name is the host alone.
+proven_name(Name, Socket, Charged) ->
+    put(claimed_name, Name),
+    Host = lists:last(string:split(Name, "@")),
+    case call(Socket, verify_host, [unicode:characters_to_list(Host)]) of
+        ok -> seccomp_dist_budget:charge_name(Charged);
+        {error, Why} -> {host_not_proven, Why}
+    end.
 
 old_connection_gone(Name) when is_binary(Name) ->
     try binary_to_existing_atom(Name, utf8) of
@@ -165,7 +193,7 @@ wait_until_not_up(Node, Polls) ->
 buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_watermark, 512 * 1024}].
 
 socket_request(Socket, getstat) ->
-    case inet:getstat(Socket, [recv_cnt, send_cnt, send_pend]) of
+    case call(Socket, getstat, [[recv_cnt, send_cnt, send_pend]]) of
         {ok, Stats} ->
             {ok, proplists:get_value(recv_cnt, Stats, 0), proplists:get_value(send_cnt, Stats, 0),
              proplists:get_value(send_pend, Stats, 0)};
@@ -173,10 +201,10 @@ socket_request(Socket, getstat) ->
     end;
 socket_request(Socket, {setopts, Opts}) ->
     case [O || O <- Opts, not tunable(O)] of
-        [] -> inet:setopts(Socket, Opts);
+        [] -> call(Socket, setopts, [Opts]);
         Fixed -> {error, {not_settable, Fixed}}
     end;
-socket_request(Socket, {getopts, Opts}) -> inet:getopts(Socket, Opts);
+socket_request(Socket, {getopts, Opts}) -> call(Socket, getopts, [Opts]);
 socket_request(_Socket, _Other) -> {error, unsupported}.
 
 %% The carrier's framing and ownership of the socket are not the caller's to change.
@@ -216,7 +244,7 @@ send_all(Socket, DHandle, Caps) ->
     end.
 
 send_or_die(Socket, Data) ->
-    case gen_tcp:send(Socket, Data) of
+    case call(Socket, send, [Data]) of
         ok -> ok;
         {error, Why} -> exit({send_error, Why})
     end.
@@ -229,21 +257,22 @@ receiver(Ctrl, Socket, Node, DHandle, Caps) ->
     receive go -> ok end,
     Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
-    ok = inet:setopts(Socket, [{active, ?ACTIVE_N}]),
-    receive_loop(#rx{socket = Socket, node = Node, dhandle = DHandle, ctrl = Ctrl, policy = Policy,
+    ok = call(Socket, setopts, [[{active, ?ACTIVE_N}]]),
+    {Transport, _} = Socket,
+    receive_loop(#rx{socket = Socket, tags = Transport:tags(), node = Node, dhandle = DHandle, ctrl = Ctrl, policy = Policy,
                      ctx = seccomp_dist_filter:context(Node, Rules, Caps)}).
 
-receive_loop(#rx{socket = Socket} = S) ->
+receive_loop(#rx{socket = {_, Sock} = Socket, tags = {DataTag, ClosedTag, ErrorTag, PassiveTag}} = S) ->
     receive
-        {tcp, Socket, Data} ->
+        {DataTag, Sock, Data} ->
             receive_loop(input(Data, current(S)));
-        {tcp_passive, Socket} ->
-            ok = inet:setopts(Socket, [{active, ?ACTIVE_N}]),
+        {PassiveTag, Sock} ->
+            ok = call(Socket, setopts, [[{active, ?ACTIVE_N}]]),
             receive_loop(flush(S));
-        {tcp_closed, Socket} ->
+        {ClosedTag, Sock} ->
             exit(connection_closed);
-        {tcp_error, Socket, Why} ->
-            exit({tcp_error, Why});
+        {ErrorTag, Sock, Why} ->
+            exit({socket_error, Why});
         _ ->
             receive_loop(S)
     end.

@@ -2,6 +2,8 @@
 -module(seccomp_dist_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
+-include_lib("public_key/include/public_key.hrl").
+-include_lib("kernel/include/net_address.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([doors_are_refused/1, doors_by_guessed_pid_are_refused/1, request_shapes_are_enforced/1,
@@ -19,7 +21,7 @@
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
          pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
-         both_directions_at_once/1]).
+         both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
@@ -38,6 +40,7 @@ all() ->
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
+     tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
@@ -68,6 +71,9 @@ start(Name, Kind, Extra) ->
     Carrier = case Kind of
                   seccomp -> ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", ?POLICY];
                   {seccomp, Policy} -> ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", Policy];
+                  {seccomp_tls, Policy, OptFile} ->
+                      ["-proto_dist", "seccomp_tls", "-ssl_dist_optfile", OptFile,
+                       "-beam_seccomp", "dist_policy", Policy];
                   plain -> []
               end,
     {ok, Peer, Node} = peer:start(#{name => peer:random_name(Name), connection => standard_io,
@@ -658,7 +664,8 @@ oversized_messages_are_refused_to_the_sender(_Config) ->
                              #{to_pid => ToPid, to_name => ToName, many => Many, spawn => Spawn,
                                small => Small, delivered => Delivered, down => Down, nodedown => NodeDown}
                      end, 300000),
-    ct:log("~p", [Result]),
+    Stats = maps:get(CliNode, on(Prot, fun() -> seccomp_dist:stats() end)),
+    ct:log("~p~n~p", [Result, Stats]),
     ?assertMatch(#{to_pid := {ProtNode, {too_large, _, Max}}, to_name := {ProtNode, {too_large, _, Max}},
                    spawn := {error, system_limit}, small := {64, 64}, delivered := not_delivered,
                    down := no_down, nodedown := no_nodedown}, Result),
@@ -670,8 +677,6 @@ oversized_messages_are_refused_to_the_sender(_Config) ->
     Peak = on(Prot, fun() -> Sampler ! {peak, self()}, receive {peak, P} -> P end end),
     ct:log("peak growth of the protected node's memory: ~p bytes", [Peak]),
     ?assert(Peak < Big div 2),
-    Stats = maps:get(CliNode, on(Prot, fun() -> seccomp_dist:stats() end)),
-    ct:log("~p", [Stats]),
     ?assertMatch(#{{too_large, refused} := 7}, Stats),
     ?assertNot(maps:is_key({malformed, refused}, Stats)),
     stop([Cli, Prot]).
@@ -1417,6 +1422,93 @@ both_directions_at_once(_Config) ->
     Got = [receive {Who, N} -> {Who, N} after 150000 -> {Who, timeout} end || Who <- [a, b]],
     ?assertEqual([{a, 200}, {b, 200}], Got),
     stop([A, B]).
+
+%% TLS ---------------------------------------------------------------------------------
+
+%% `-ssl_dist_optfile' files made with a throwaway CA: `good' (a certificate
+%% for this host), `other_host' (the same CA, another host), `no_cert' (the
+%% CA only).
+tls_opt_files(Dir) ->
+    {ok, Host} = inet:gethostname(),
+    Ec = {key, {namedCurve, secp256r1}},
+    Root = public_key:pkix_test_root_cert("seccomp CT CA", [Ec]),
+    Write = fun(Name, Configs) ->
+                    File = filename:join(Dir, Name),
+                    ok = file:write_file(File, io_lib:format("~p.~n", [Configs])),
+                    File
+            end,
+    For = fun(CertHost) ->
+                  San = #'Extension'{extnID = ?'id-ce-subjectAltName', critical = false,
+                                     extnValue = [{dNSName, CertHost}]},
+                  Chain = #{root => Root, intermediates => [], peer => [Ec, {extensions, [San]}]},
+                  #{server_config := S, client_config := C} =
+                      public_key:pkix_test_data(#{server_chain => Chain, client_chain => Chain}),
+                  [{server, S}, {client, C}]
+          end,
+    Good = For(Host),
+    CaOnly = [{cacerts, proplists:get_value(cacerts, proplists:get_value(client, Good))}],
+    #{good => Write("good.conf", Good),
+      other_host => Write("other_host.conf", For("elsewhere.example")),
+      no_cert => Write("no_cert.conf", [{server, CaOnly}, {client, CaOnly}])}.
+
+%% Two nodes on the TLS carrier: the connection is TLS, and the policy, the
+%% filter and the framing (a message over the bound is refused to its
+%% sender) apply as over TCP.
+tls_carrier_filters(Config) ->
+    #{good := Good} = tls_opt_files(?config(dir, Config)),
+    {Prot, ProtNode} = start(protected, {seccomp_tls, "#{default => #{rpc => [{erlang, node, 0}],
+                                                                      max_message_bytes => 1048576}}", Good}),
+    {Cli, CliNode} = start(client, {seccomp_tls, "#{}", Good}),
+    ?assertEqual(ProtNode, on(Cli, fun() -> rpc:call(ProtNode, erlang, node, [], 5000) end)),
+    ?assertEqual({badrpc, notsup}, on(Cli, fun() -> rpc:call(ProtNode, os, getpid, [], 5000) end)),
+    ?assertMatch({ok, tls}, on(Prot, fun() ->
+                                             {ok, Info} = net_kernel:node_info(CliNode),
+                                             {ok, (proplists:get_value(address, Info))#net_address.protocol}
+                                     end)),
+    ok = on(Cli, fun() -> register(seccomp_ct_client, spawn(fun ?MODULE:echo_loop/0)), ok end),
+    Sink = on(Prot, fun() ->
+                            P = spawn(fun() -> sink() end),
+                            {seccomp_ct_client, CliNode} ! {shown, P},
+                            P
+                    end),
+    timer:sleep(200),
+    Result = on(Cli, fun() ->
+                             Sizes = [0, 64, 100000, 900000],
+                             Got = [begin
+                                        Sink ! {self(), size, S, binary:copy(<<7>>, S)},
+                                        receive {got, S, G} -> G after 10000 -> timeout end
+                                    end || S <- Sizes],
+                             Sink ! {self(), size, 2 bsl 20, binary:copy(<<7>>, 2 bsl 20)},
+                             Told = receive {seccomp_dist_refused, N, Why} -> {N, Why} after 10000 -> not_told end,
+                             Sink ! {self(), size, 1, <<7>>},
+                             After = receive {got, 1, G1} -> G1 after 10000 -> timeout end,
+                             {Got, Told, After}
+                     end),
+    ?assertMatch({[0, 64, 100000, 900000], {ProtNode, {too_large, _, 1048576}}, 1}, Result),
+    Stats = maps:get(CliNode, on(Prot, fun() -> seccomp_dist:stats() end)),
+    ct:log("~p", [Stats]),
+    ?assertMatch(#{{spawn_request, refused} := 1, {too_large, refused} := 1}, Stats),
+    stop([Cli, Prot]).
+
+%% A node whose certificate does not name its host, a node without a
+%% certificate, and a plain TCP node are refused, whichever side connects.
+tls_refuses_unproven_names(Config) ->
+    #{good := Good, other_host := Other, no_cert := NoCert} = tls_opt_files(?config(dir, Config)),
+    {Prot, ProtNode} = start(protected, {seccomp_tls, ?POLICY, Good}),
+    {Wrong, WrongNode} = start(wrong_host, {seccomp_tls, ?POLICY, Other}),
+    {Bare, BareNode} = start(no_cert, {seccomp_tls, ?POLICY, NoCert}),
+    {Plain, _} = start(plain, plain),
+    Connect = fun(From, To) -> on(From, fun() -> net_kernel:connect_node(To) end) end,
+    ?assertEqual(false, Connect(Wrong, ProtNode)),
+    ?assertEqual(false, Connect(Prot, WrongNode)),
+    ?assertEqual(false, Connect(Bare, ProtNode)),
+    ?assertEqual(false, Connect(Prot, BareNode)),
+    ?assertEqual(false, Connect(Plain, ProtNode)),
+    ?assertEqual([], on(Prot, fun() -> nodes() end)),
+    %% the same node with a good certificate connects
+    {Good2, _} = start(good, {seccomp_tls, ?POLICY, Good}),
+    ?assertEqual(true, Connect(Good2, ProtNode)),
+    stop([Good2, Plain, Bare, Wrong, Prot]).
 
 init(server) -> {ok, 0};
 init(sup) -> {ok, {#{}, []}}.
