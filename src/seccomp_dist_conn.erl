@@ -103,8 +103,14 @@ controller({Transport, S} = Socket) ->
             exit(connection_closed)
     end.
 
-%% `Function' of the socket's transport.
-call({Transport, S}, Function, Args) -> apply(Transport, Function, [S | Args]).
+%% `Function' of the socket's transport: `gen_tcp' and `inet', or `ssl'.
+call({Transport, S}, Function, Args) ->
+    {SocketModule, OptionModule} = Transport:modules(),
+    Module = case lists:member(Function, [send, recv, controlling_process]) of
+                 true -> SocketModule;
+                 false -> OptionModule
+             end,
+    apply(Module, Function, [S | Args]).
 
 handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
 %% A node connecting under the name of a node that is connected is told
@@ -166,7 +172,8 @@ claim_name(_, _Socket) ->
 proven_name(Name, Socket, Charged) ->
     put(claimed_name, Name),
     Host = lists:last(string:split(Name, "@")),
-    case call(Socket, verify_host, [unicode:characters_to_list(Host)]) of
+    {Transport, S} = Socket,
+    case Transport:verify_host(S, unicode:characters_to_list(Host)) of
         ok -> seccomp_dist_budget:charge_name(Charged);
         {error, Why} -> {host_not_proven, Why}
     end.

@@ -12,7 +12,7 @@
 -module(seccomp_dist_tls).
 
 -export([protocol/0, tags/0, upgrade/2, verify_host/2]).
--export([send/2, recv/3, setopts/2, getopts/2, getstat/2, peername/1, controlling_process/2]).
+-export([modules/0]).
 
 %% Options the carrier sets itself: the verification it guarantees (a
 %% `verify_fun' could accept any certificate), and the socket's framing.
@@ -76,10 +76,8 @@ verify_host(S, Host) ->
             {error, no_peer_certificate}
     end.
 
-send(S, Data) -> ssl:send(S, Data).
-recv(S, Len, Timeout) -> ssl:recv(S, Len, Timeout).
-setopts(S, Opts) -> ssl:setopts(S, Opts).
-getopts(S, Opts) -> ssl:getopts(S, Opts).
-getstat(S, Opts) -> ssl:getstat(S, Opts).
-peername(S) -> ssl:peername(S).
-controlling_process(S, Pid) -> ssl:controlling_process(S, Pid).
+%% @doc The modules that handle its sockets: `send/2', `recv/3' and
+%% `controlling_process/2', then `setopts/2', `getopts/2', `getstat/2' and
+%% `peername/1'.
+-spec modules() -> {module(), module()}.
+modules() -> {ssl, ssl}.
