@@ -139,6 +139,7 @@ begin_caller_run() ->
 -spec end_caller_run() -> none | mfa().
 end_caller_run() ->
     erase(?CALLER_REPORTS),
+    seccomp_opaque:forget(caller),
     case erase(?CALLER_RUN) of
         {Violation, _Atoms} -> Violation;
         undefined -> none
@@ -171,6 +172,7 @@ reset(#ctx{tab = Tab} = Ctx) ->
     ets:insert(Tab, {'$atoms', 0}),
     ets:delete(Tab, '$violation'),
     ets:delete(Tab, '$reports'),
+    seccomp_opaque:forget(Tab),
     Member andalso clear_dictionary(),
     ok.
 
@@ -191,6 +193,7 @@ direct(M, F, A) ->
     ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= plain
         andalso not seccomp_flatteners:member(M, F, A)
         andalso not seccomp_profiles:compares_terms(M, F)
+        andalso not seccomp_opaque:member(M, F, A)
         andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
@@ -238,7 +241,16 @@ counting_atoms(M, F, Args, Ctx) ->
 bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     %% A flattener's arguments are bounded whole: nothing more to compare.
     flattener_args(M, F, Args, Ctx) orelse compared_args(M, F, Args, Ctx),
-    seccomp_cost:within(M, F, Args, Max) orelse memory_limit(Ctx).
+    seccomp_cost:within(M, F, Args, Max) orelse memory_limit(Ctx),
+    genuine_patterns(M, F, Args, Ctx).
+
+%% Compiled patterns a built-in would run unchecked (see `seccomp_opaque').
+genuine_patterns(M, F, Args, #ctx{tab = Tab, max_binary = Max} = Ctx) ->
+    case seccomp_opaque:check(M, F, Args, Tab, Max) of
+        ok -> ok;
+        over -> memory_limit(Ctx);
+        forged -> erlang:error({forged_term, compiled_pattern})
+    end.
 
 %% The arguments a collection function compares or hashes: all but the
 %% containers, maps and (the last argument, by the modules' convention)
@@ -527,7 +539,9 @@ special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             bounded_work(M, F, Args, Ctx),
-            counting_atoms(M, F, Args, Ctx);
+            Result = counting_atoms(M, F, Args, Ctx),
+            seccomp_opaque:produced(M, F, Result, Ctx#ctx.tab),
+            Result;
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->

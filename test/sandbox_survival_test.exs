@@ -157,8 +157,12 @@ defmodule Seccomp.SandboxSurvivalTest do
 
     # The reason only: an `:ok' value would be the bug.
     # A linked process that died of a bound ends the run with its reason.
-    defp outcome({:error, {:exception, _, reason, _}}),
-      do: {:error, {:exception, inspect(reason) =~ "memory_limit"}}
+    defp outcome({:error, {:exception, _, reason, _}}) do
+      text = inspect(reason)
+      if text =~ "forged_term",
+        do: {:error, {:exception, :forged}},
+        else: {:error, {:exception, text =~ "memory_limit"}}
+    end
 
     defp outcome({:error, reason}), do: {:error, reason |> elem_or_self()}
     defp outcome({:ok, _, _}), do: :ok
@@ -185,6 +189,7 @@ defmodule Seccomp.SandboxSurvivalTest do
     {:module, _} = :peer.call(peer, :code, :load_binary, [mod, ~c"survival_probe", bin])
     :ok = :peer.call(peer, :seccomp_flatteners, :ensure, [], 60_000)
     :ok = :peer.call(peer, :seccomp_reach, :ensure, [], 60_000)
+    :ok = :peer.call(peer, :seccomp_opaque, :ensure, [], 60_000)
     # Denylist cases: the derived rules' call graph, once per VM.
     :ok = :peer.call(peer, :seccomp_denylist, :ensure, [], 120_000)
     on_exit(fn -> catch_exit(:peer.stop(peer)) end)
@@ -379,6 +384,92 @@ defmodule Seccomp.SandboxSurvivalTest do
 
     assert {String, :replace, 3} in sets.superlinear
     assert {Integer, :parse, 1} in sets.integer_text
+  end
+
+  # Compiled patterns made by hand: `re` runs their bytecode unchecked (the
+  # process dies where no catch sees it, or the VM with it). Forged directly,
+  # inside a `Regex` struct, decoded from a binary, corrupted from a genuine
+  # one, nested in a list; refused in every mode, while genuine ones work.
+  @forged_elixir [
+    raw: ~S|:re.run("x", {:re_pattern, 0, 0, 0, "ERCP"})|,
+    corrupted:
+      ~S|{:ok, {:re_pattern, a, b, c, code}} = :re.compile("a+b"); | <>
+        ~S|:re.run("aab", {:re_pattern, a, b, c, :binary.part(code, 0, 40) <> :binary.copy(<<255>>, byte_size(code) - 40)})|,
+    struct: ~S|Regex.run(%{~r/a/ \| re_pattern: {:re_pattern, 0, 0, 0, "ERCP"}}, "a")|,
+    struct_split: ~S|String.split("a,b", %{~r/,/ \| re_pattern: {:re_pattern, 1, 0, 0, "ERCP"}})|,
+    nested:
+      ~S|Enum.map([%{~r/a/ \| re_pattern: {:re_pattern, 0, 0, 0, "ERCP"}}], &Regex.run(&1, "a"))|,
+    decoded:
+      ~S|:re.run("x", :erlang.binary_to_term(:erlang.term_to_binary({:re_pattern, 0, 0, 0, "ERCP"})))|,
+    inspect: ~S|:re.inspect({:re_pattern, 0, 0, 0, "ERCP"}, :namelist)|,
+    exported: ~S|apply(:re, :import, [{:re_exported_pattern, "re-PCRE2", "a", [:export], "S2RP"}])|
+  ]
+
+  @forged_erlang [
+    raw: ~S|re:run("x", {re_pattern, 0, 0, 0, <<"ERCP">>}).|,
+    replace: ~S|re:replace("x", {re_pattern, 0, 0, 0, <<"ERCP">>}, "y").|,
+    split: ~S|re:split("x", {re_pattern, 0, 0, 0, <<"ERCP">>}).|,
+    applied: ~S|erlang:apply(re, run, ["x", {re_pattern, 0, 0, 0, <<"ERCP">>}]).|,
+    in_fun: ~S|lists:map(fun(P) -> re:run("x", P) end, [{re_pattern, 0, 0, 0, <<"ERCP">>}]).|
+  ]
+
+  @genuine_elixir [
+    ~S|Regex.run(~r/a(b)/i, "xAb")|,
+    ~S|String.split("a,b", ~r/,/)|,
+    ~S|Regex.replace(~r/b/, "abc", "x")|,
+    ~S|Enum.map([~r/a/, ~r/b/], &Regex.match?(&1, "b"))|,
+    ~S|{:ok, r} = :re.compile("b"); :re.run("abc", r)|
+  ]
+
+  @genuine_erlang [
+    ~S|{ok, R} = re:compile("b"), re:run("abc", R).|,
+    ~S|re:run("abc", "b").|,
+    ~S|{ok, R} = re:compile("b"), lists:map(fun(S) -> re:run(S, R) end, ["b", "c"]).|
+  ]
+
+  test "forged compiled patterns are refused in every mode; genuine ones work", %{peer: peer} do
+    modes = [:eval, :pool, :caller]
+
+    forged =
+      for({label, code} <- @forged_elixir, do: {label, code, :elixir}) ++
+        for {label, code} <- @forged_erlang, do: {label, code, :erlang}
+
+    for {label, code, lang} <- forged, mode <- modes do
+      {outcome, ms, _queued, _atoms} = attack(peer, label, code, lang, mode, [])
+      where = "forged #{label} (#{lang}, #{mode})"
+      assert match?({:error, _}, outcome), "#{where}: #{inspect(outcome)}"
+      assert ms <= @timeout + @margin, "#{where} took #{ms} ms"
+      # Before OTP 28 every forged pattern is refused as such; from OTP 28 the
+      # old form holds no bytecode (`re` refuses it) and `re:import` exists.
+      if label in [:raw, :replace, :split, :applied, :in_fun, :struct, :struct_split, :nested] do
+        assert outcome in [{:error, {:exception, :forged}}, {:error, {:exception, false}}],
+               "#{where}: #{inspect(outcome)}"
+      end
+    end
+
+    genuine =
+      for(code <- @genuine_elixir, do: {code, :elixir}) ++
+        for(code <- @genuine_erlang, do: {code, :erlang})
+
+    for {code, lang} <- genuine, mode <- modes do
+      {outcome, _ms, _queued, _atoms} = attack(peer, :genuine, code, lang, mode, [])
+      assert outcome == :ok, "genuine #{code} (#{lang}, #{mode}): #{inspect(outcome)}"
+    end
+
+    assert :peer.call(peer, :erlang, :+, [1, 2]) == 3
+  end
+
+  test "every function that can reach a built-in trusting a compiled pattern is mediated" do
+    :ok = :seccomp_opaque.ensure()
+    {:ok, derived} = :seccomp_opaque.derive()
+    assert :seccomp_opaque.sinks() -- derived == []
+
+    for mfa <- [{Regex, :run, 2}, {String, :split, 2}, {String, :replace, 3}, {:re, :run, 2}] do
+      assert mfa in derived
+    end
+
+    assert Enum.all?(derived, fn {m, f, a} -> :seccomp_opaque.member(m, f, a) end)
+    assert [] == for({m, f, a} <- derived, :seccomp_sandbox.direct(m, f, a), do: {m, f, a})
   end
 
   test "every function that can reach a sink is mediated, never a direct call" do
