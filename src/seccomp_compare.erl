@@ -43,7 +43,9 @@ exprs(Exprs) ->
         {block, _, Out} = erl_syntax:revert(walk(Annotated)),
         {ok, Out}
     catch
-        throw:{unsafe, Line, What} -> {error, {unsafe_form, Line, What}}
+        throw:{unsafe, Line, What} -> {error, {unsafe_form, Line, What}};
+        %% A tree the analysis does not know is syntax the sandbox does not know.
+        error:_ -> {error, {unsafe_form, 1, "this syntax is not available in the sandbox"}}
     end.
 
 %%% The walk -------------------------------------------------------------------
@@ -120,7 +122,7 @@ try_expr(N) ->
 fun_expr(N, Name) ->
     Clauses = clauses_of(N),
     {Outer, Args} = clauses(Clauses, 'fun'),
-    Walked = [clause(C) || C <- Clauses],
+    Walked = [returning(clause(C)) || C <- Clauses],
     Fun = case Args of
               false -> make_fun(Name, Walked);
               true -> make_fun(Name, [selecting_clause(N, Walked)])
@@ -170,6 +172,32 @@ generator(N) ->
     Clause = erl_syntax:copy_ann(N, erl_syntax:clause([Pattern], none, [])),
     {Outer, Subject} = clauses([Clause], 'case'),
     erl_syntax:copy_attrs(N, Make(Pattern, bound_if(Subject orelse Outer =/= [], walk(Body)))).
+
+%% What a fun returns may go to compiled code (`Enum.sort_by', `Map.new',
+%% a server's reply), which compares, hashes or copies it: it leaves the fun
+%% within the bound. A scalar passes at once; a call of a fun value (a
+%% recursion, tail calls kept) returns what another fun returned.
+returning(C) ->
+    Body = erl_syntax:clause_body(C),
+    {Init, [Last]} = lists:split(length(Body) - 1, Body),
+    Returned = case erl_syntax:is_literal(Last) orelse fun_call(Last) of
+                   true -> Last;
+                   false -> bounded_value(Last)
+               end,
+    erl_syntax:copy_attrs(C, erl_syntax:clause(erl_syntax:clause_patterns(C), erl_syntax:clause_guard(C),
+                                               Init ++ [Returned])).
+
+fun_call(E) ->
+    erl_syntax:type(E) =:= application andalso
+        erl_syntax:type(erl_syntax:application_operator(E)) =:= variable.
+
+%% `case E of R when <scalar> -> R; R -> '$seccomp':key(R) end'.
+bounded_value(E) ->
+    R = erl_syntax:variable('seccomp returned'),
+    Scalar = erl_syntax:disjunction(
+               [erl_syntax:conjunction([erl_syntax:application(erl_syntax:atom(T), [R])])
+                || T <- [is_atom, is_number, is_bitstring, is_pid, is_reference, is_port]]),
+    erl_syntax:case_expr(E, [erl_syntax:clause([R], Scalar, [R]), erl_syntax:clause([R], none, [bound(R)])]).
 
 clause(C) ->
     erl_syntax:copy_attrs(C, erl_syntax:clause(erl_syntax:clause_patterns(C), erl_syntax:clause_guard(C),

@@ -22,6 +22,10 @@ defmodule Seccomp.SandboxSurvivalTest do
   @erl_tuple_tower2 "U = lists:foldl(fun(_, A) -> {A, A} end, {1, 1}, lists:seq(1, 40))"
   @erl_io_tower ~S|T = lists:foldl(fun(_, A) -> [A, A] end, [<<"ab">>], lists:seq(1, 40))|
 
+  # A fun that builds a new tower at each call: equal values, no pointer shared.
+  @fresh_tower "s = fn -> Enum.reduce(1..40, 0, fn _, a -> {a, a} end) end"
+  @erl_fresh_tower "S = fun() -> lists:foldl(fun(_, A) -> {A, A} end, 0, lists:seq(1, 40)) end"
+
   @words Enum.map_join(1..2_000, " ", &"survival_atom_#{&1}")
 
   # Small limits keep each refusal quick (the bounded walks stop at them);
@@ -76,6 +80,31 @@ defmodule Seccomp.SandboxSurvivalTest do
     member_compare: "#{@tuple_tower}; #{@tuple_tower2}; :lists.member(t, [u])",
     mapset_new: "#{@tuple_tower}; #{@tuple_tower2}; MapSet.new([t, u])",
     usort: "#{@tuple_tower}; #{@tuple_tower2}; :lists.usort([t, u])",
+    # Comparisons and hashes in patterns and guards, which no handler sees.
+    pin_case: "#{@tuple_tower}; #{@tuple_tower2}; case u do ^t -> 1; _ -> 2 end",
+    pin_match: "#{@tuple_tower}; #{@tuple_tower2}; ^t = u",
+    pin_fn: "#{@tuple_tower}; #{@tuple_tower2}; f = fn ^t -> 1; _ -> 2 end; f.(u)",
+    pin_with: "#{@tuple_tower}; #{@tuple_tower2}; with ^t <- u, do: 1",
+    pin_for: "#{@tuple_tower}; #{@tuple_tower2}; for ^t <- [u], do: 1",
+    pin_map_key: "#{@tuple_tower}; %{^t => v} = %{1 => 2}; v",
+    repeated_case: "#{@tuple_tower}; #{@tuple_tower2}; case {t, u} do {x, x} -> 1; _ -> 2 end",
+    repeated_fn: "#{@tuple_tower}; #{@tuple_tower2}; f = fn x, x -> 1; _, _ -> 2 end; f.(t, u)",
+    repeated_match: "#{@tuple_tower}; #{@tuple_tower2}; {x, x} = {t, u}",
+    guard_equal:
+      "#{@tuple_tower}; #{@tuple_tower2}; case {t, u} do {a, b} when a == b -> 1; _ -> 2 end",
+    guard_order:
+      "#{@tuple_tower}; #{@tuple_tower2}; f = fn a, b when a < b -> 1; _, _ -> 2 end; f.(t, u)",
+    guard_in: "#{@tuple_tower}; #{@tuple_tower2}; case t do x when x in [u] -> 1; _ -> 2 end",
+    guard_outer: "#{@tuple_tower}; #{@tuple_tower2}; f = fn a when a === u -> 1; _ -> 2 end; f.(t)",
+    guard_map_key: "#{@tuple_tower}; case %{1 => 2} do m when is_map_key(t, m) -> 1; _ -> 2 end",
+    guard_reduce:
+      "#{@tuple_tower}; #{@tuple_tower2}; Enum.reduce([t], u, fn x, acc when x == acc -> 1; _, acc -> acc end)",
+    # What a fun returns to compiled code, which compares, hashes or copies it.
+    returned_sort_by: "#{@fresh_tower}; Enum.sort_by([1, 2], fn x -> {s.(), x} end)",
+    returned_uniq_by: "#{@fresh_tower}; Enum.uniq_by([1, 2], fn _ -> s.() end)",
+    returned_max_by: "#{@fresh_tower}; Enum.max_by([1, 2], fn _ -> s.() end)",
+    returned_group_by: "#{@fresh_tower}; Enum.group_by([1, 2], fn _ -> s.() end)",
+    returned_map_new: "#{@fresh_tower}; Map.new([1, 2], fn x -> {s.(), x} end)",
     # Atoms made by a library call from data.
     fread_atoms:
       ~S|:io_lib.fread(String.to_charlist(String.duplicate("~a ", 5_000)), String.to_charlist(Enum.map_join(1..5_000, " ", &"fread_atom_#{&1}")))|
@@ -108,6 +137,27 @@ defmodule Seccomp.SandboxSurvivalTest do
     bignum_rem:
       "<<X:8000000>> = binary:copy(<<255>>, 1000000), <<Y:4000000>> = binary:copy(<<7>>, 500000), X rem Y.",
     bignum_print: "<<X:8000000>> = binary:copy(<<255>>, 1000000), integer_to_binary(X).",
+    pin_case: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, case U of T -> 1; _ -> 2 end.",
+    pin_match: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, T = U.",
+    pin_receive: "#{@erl_tuple_tower}, receive T -> 1 after 0 -> 2 end.",
+    pin_map_key: "#{@erl_tuple_tower}, " <> ~S|#{T := V} = #{1 => 2}, V.|,
+    pin_generator: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, [1 || T <- [U]].",
+    repeated_case:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, case {T, U} of {X, X} -> 1; _ -> 2 end.",
+    repeated_fun:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, F = fun(X, X) -> 1; (_, _) -> 2 end, F(T, U).",
+    repeated_try:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, try {T, U} of {X, X} -> 1; _ -> 2 catch _:_ -> 3 end.",
+    guard_equal:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, case {T, U} of {A, B} when A == B -> 1; _ -> 2 end.",
+    guard_fun:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, F = fun(A, B) when A =:= B -> 1; (_, _) -> 2 end, F(T, U).",
+    guard_if: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, if T == U -> 1; true -> 2 end.",
+    guard_element:
+      "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, case {T, U} of P when element(1, P) >= element(2, P) -> 1; _ -> 2 end.",
+    returned_sort_by: "#{@erl_fresh_tower}, 'Elixir.Enum':sort_by([1, 2], fun(X) -> {S(), X} end).",
+    returned_groups: "#{@erl_fresh_tower}, maps:groups_from_list(fun(_) -> S() end, [1, 2]).",
+    returned_usort: "#{@erl_fresh_tower}, lists:usort(lists:map(fun(_) -> S() end, [1, 2])).",
     fread_atoms:
       ~S|io_lib:fread(lists:append(lists:duplicate(5000, "~a ")), lists:append([["fread_atom_e", integer_to_list(I), " "] \|\| I <- lists:seq(1, 5000)])).|
   ]
@@ -121,6 +171,9 @@ defmodule Seccomp.SandboxSurvivalTest do
     spawned_fun: "#{@tuple_tower}; Task.async(fn -> t end) |> Task.await()",
     exit_reason: "{_, ref} = spawn_monitor(fn -> #{@tuple_tower}; exit(t) end); #{@await_down}",
     crash_reason: "{_, ref} = spawn_monitor(fn -> #{@tuple_tower}; {:ok} = t end); #{@await_down}",
+    agent_reply:
+      "{:ok, a} = Agent.start_link(fn -> 1 end); Agent.get(a, fn _ -> #{@tuple_tower}; t end)",
+    task_reply: "Task.async(fn -> #{@tuple_tower}; t end) |> Task.await()",
     send_to_member: "#{@tuple_tower}; p = spawn(fn -> Process.sleep(1000) end); send(p, t)"
   ]
 
