@@ -122,12 +122,12 @@ try_expr(N) ->
 fun_expr(N, Name) ->
     Clauses = clauses_of(N),
     {Outer, Args} = clauses(Clauses, 'fun'),
-    Walked = [returning(clause(C)) || C <- Clauses],
+    Walked = [clause(C) || C <- Clauses],
     Fun = case Args of
               false -> make_fun(Name, Walked);
               true -> make_fun(Name, [selecting_clause(N, Walked)])
           end,
-    checked(Outer, erl_syntax:copy_attrs(N, Fun)).
+    checked(Outer, returns(erl_syntax:copy_attrs(N, Fun))).
 
 clauses_of(N) ->
     case erl_syntax:type(N) of
@@ -172,32 +172,6 @@ generator(N) ->
     Clause = erl_syntax:copy_ann(N, erl_syntax:clause([Pattern], none, [])),
     {Outer, Subject} = clauses([Clause], 'case'),
     erl_syntax:copy_attrs(N, Make(Pattern, bound_if(Subject orelse Outer =/= [], walk(Body)))).
-
-%% What a fun returns may go to compiled code (`Enum.sort_by', `Map.new',
-%% a server's reply), which compares, hashes or copies it: it leaves the fun
-%% within the bound. A scalar passes at once; a call of a fun value (a
-%% recursion, tail calls kept) returns what another fun returned.
-returning(C) ->
-    Body = erl_syntax:clause_body(C),
-    {Init, [Last]} = lists:split(length(Body) - 1, Body),
-    Returned = case erl_syntax:is_literal(Last) orelse fun_call(Last) of
-                   true -> Last;
-                   false -> bounded_value(Last)
-               end,
-    erl_syntax:copy_attrs(C, erl_syntax:clause(erl_syntax:clause_patterns(C), erl_syntax:clause_guard(C),
-                                               Init ++ [Returned])).
-
-fun_call(E) ->
-    erl_syntax:type(E) =:= application andalso
-        erl_syntax:type(erl_syntax:application_operator(E)) =:= variable.
-
-%% `case E of R when <scalar> -> R; R -> '$seccomp':key(R) end'.
-bounded_value(E) ->
-    R = erl_syntax:variable('seccomp returned'),
-    Scalar = erl_syntax:disjunction(
-               [erl_syntax:conjunction([erl_syntax:application(erl_syntax:atom(T), [R])])
-                || T <- [is_atom, is_number, is_bitstring, is_pid, is_reference, is_port]]),
-    erl_syntax:case_expr(E, [erl_syntax:clause([R], Scalar, [R]), erl_syntax:clause([R], none, [bound(R)])]).
 
 clause(C) ->
     erl_syntax:copy_attrs(C, erl_syntax:clause(erl_syntax:clause_patterns(C), erl_syntax:clause_guard(C),
@@ -344,8 +318,15 @@ checked(Outer, Expr) -> erl_syntax:block_expr([bound(erl_syntax:variable(V)) || 
 bound_if(true, E) -> bound(E);
 bound_if(false, E) -> E.
 
-bound(E) ->
-    erl_syntax:application(erl_syntax:atom('$seccomp'), erl_syntax:atom(key), [E]).
+bound(E) -> marker(key, E).
+
+%% What a fun returns may go to compiled code (`Enum.sort_by', `Map.new', a
+%% server's reply), which compares, hashes or copies it: the fun becomes one
+%% that bounds what it returns.
+returns(Fun) -> marker(returns, Fun).
+
+marker(Name, E) ->
+    erl_syntax:application(erl_syntax:atom('$seccomp'), erl_syntax:atom(Name), [E]).
 
 ann(Key, N) ->
     case lists:keyfind(Key, 1, erl_syntax:get_ann(N)) of

@@ -389,6 +389,9 @@ call({'$seccomp', key}, [Key], Ctx) ->
     join(Ctx),
     bounded_args([Key], Ctx),
     Key;
+call({'$seccomp', returns}, [Fun], Ctx) ->
+    join(Ctx),
+    returning(Fun, Ctx);
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     join(Ctx),
     wrap_fun(M, F, A, Ctx);
@@ -983,8 +986,24 @@ wrap_fun(M, F, A, C) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?M
 wrap_fun(M, F, A, _C) ->
     erlang:error(badarg, [M, F, A]).
 
+%% A sandboxed fun as compiled code gets it: what it returns is within the
+%% copy bound (see `seccomp_compare').
+returning(Fun, Ctx) when is_function(Fun) ->
+    {arity, A} = erlang:fun_info(Fun, arity),
+    A =< ?MAX_WRAPPED_ARITY orelse erlang:error(badarg, [Fun]),
+    with_arity(A, fun(Args) -> returned(erlang:apply(Fun, Args), Ctx) end).
+
+returned(R, _Ctx) when is_atom(R); is_number(R); is_bitstring(R); is_pid(R); is_reference(R) -> R;
+returned(R, Ctx) ->
+    bounded_args([R], Ctx),
+    R.
+
 checking_fun(M, F, A, C) ->
-    H = fun(Args) -> call({M, F}, Args, C) end,
+    with_arity(A, fun(Args) -> call({M, F}, Args, C) end).
+
+%% A fun of arity `A' (at most ?MAX_WRAPPED_ARITY) that calls `H' with the
+%% list of its arguments. Funs of this module are the handler's own.
+with_arity(A, H) ->
     case A of
         0 -> fun() -> H([]) end;
         1 -> fun(X1) -> H([X1]) end;
