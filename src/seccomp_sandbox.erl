@@ -36,6 +36,9 @@ call({'$seccomp', key}, [Key], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     seccomp_sandbox_bounds:bounded_args([Key], Ctx),
     Key;
+call({'$seccomp', concat}, [Parts], Ctx) ->
+    seccomp_sandbox_members:join(Ctx),
+    seccomp_sandbox_bounds:concat(Parts, Ctx);
 call({'$seccomp', returns}, [Fun], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     seccomp_sandbox_funs:returning(Fun, fun(R) -> seccomp_sandbox_bounds:bounded_args([R], Ctx) end);

@@ -7,8 +7,21 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
+-export([concat/2, bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
          bounded_bytes/3, unit_size/2, arith/4]).
+
+%% @doc A binary construction whose segments are whole binaries or
+%% bitstrings (`a <> b', interpolation): their total within `max_binary'
+%% before one is allocated. Parts are `{binary | bitstring, Value}'.
+-spec concat([{binary | bitstring, term()}], seccomp_sandbox_ctx:ctx()) -> bitstring().
+concat(Parts, #ctx{max_binary = Max} = Ctx) ->
+    Bits = lists:sum([part_bits(P) || P <- Parts]),
+    Bits =< Max * 8 orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    list_to_bitstring([V || {_, V} <- Parts]).
+
+part_bits({binary, V}) when is_binary(V) -> bit_size(V);
+part_bits({bitstring, V}) when is_bitstring(V) -> bit_size(V);
+part_bits({_, V}) -> erlang:error(badarg, [V]).
 
 %% @doc The flattened arguments of a flattener, and the worst-case work of
 %% a call whose cost grows faster than its input (see `seccomp_cost').

@@ -31,7 +31,7 @@ defmodule Seccomp.SandboxSurvivalTest do
   # Small limits keep each refusal quick (the bounded walks stop at them);
   # the issue's own example keeps the default limits.
   @limits [max_heap_size: 200_000, max_binary: 2_000_000]
-  @default_limits [:large_elements]
+  @default_limits [:large_elements, :binary_doubling]
   @denylist [policy: %{mode: :blacklist, rules: []}]
 
   @elixir [
@@ -99,6 +99,12 @@ defmodule Seccomp.SandboxSurvivalTest do
     guard_map_key: "#{@tuple_tower}; case %{1 => 2} do m when is_map_key(t, m) -> 1; _ -> 2 end",
     guard_reduce:
       "#{@tuple_tower}; #{@tuple_tower2}; Enum.reduce([t], u, fn x, acc when x == acc -> 1; _, acc -> acc end)",
+    # One construction joins existing binaries: doubling reaches any size.
+    binary_doubling: ~S|x = Enum.reduce(1..40, "a", fn _, a -> a <> a end); byte_size(x)|,
+    interpolation_doubling:
+      ~S|x = Enum.reduce(1..40, "a", fn _, a -> "#{a}#{a}" end); byte_size(x)|,
+    bitstring_doubling:
+      ~S|x = Enum.reduce(1..40, <<1::1>>, fn _, a -> <<a::bitstring, a::bitstring>> end); bit_size(x)|,
     # What a fun returns to compiled code, which compares, hashes or copies it.
     returned_sort_by: "#{@fresh_tower}; Enum.sort_by([1, 2], fn x -> {s.(), x} end)",
     returned_uniq_by: "#{@fresh_tower}; Enum.uniq_by([1, 2], fn _ -> s.() end)",
@@ -155,6 +161,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     guard_if: "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, if T == U -> 1; true -> 2 end.",
     guard_element:
       "#{@erl_tuple_tower}, #{@erl_tuple_tower2}, case {T, U} of P when element(1, P) >= element(2, P) -> 1; _ -> 2 end.",
+    binary_doubling:
+      ~S|X = lists:foldl(fun(_, A) -> <<A/binary, A/binary>> end, <<"a">>, lists:seq(1, 40)), byte_size(X).|,
     returned_sort_by: "#{@erl_fresh_tower}, 'Elixir.Enum':sort_by([1, 2], fun(X) -> {S(), X} end).",
     returned_groups: "#{@erl_fresh_tower}, maps:groups_from_list(fun(_) -> S() end, [1, 2]).",
     returned_usort: "#{@erl_fresh_tower}, lists:usort(lists:map(fun(_) -> S() end, [1, 2])).",
