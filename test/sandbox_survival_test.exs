@@ -111,6 +111,10 @@ defmodule Seccomp.SandboxSurvivalTest do
     returned_max_by: "#{@fresh_tower}; Enum.max_by([1, 2], fn _ -> s.() end)",
     returned_group_by: "#{@fresh_tower}; Enum.group_by([1, 2], fn _ -> s.() end)",
     returned_map_new: "#{@fresh_tower}; Map.new([1, 2], fn x -> {s.(), x} end)",
+    # Expansion reads a date sigil's last word as a calendar: an atom and a
+    # call of that module's parser, before any handler runs.
+    calendar_atom: "~D[2020-01-01 SurvivalCalendar#{System.unique_integer([:positive])}]",
+    calendar_module: "~N[2000-01-01 23:00:07 IEx.Info]",
     # Atoms made by a library call from data.
     fread_atoms:
       ~S|:io_lib.fread(String.to_charlist(String.duplicate("~a ", 5_000)), String.to_charlist(Enum.map_join(1..5_000, " ", &"fread_atom_#{&1}")))|
@@ -187,7 +191,7 @@ defmodule Seccomp.SandboxSurvivalTest do
 
   # Refused outright rather than bounded: library functions that make atoms
   # of their data.
-  @refused [:fread_atoms]
+  @refused [:fread_atoms, :calendar_atom, :calendar_module]
 
   # Runs inside the peer: one input in one mode, timed, and whether it left
   # a message in the calling process.
