@@ -109,7 +109,7 @@ defmodule Seccomp.SandboxSurvivalTest do
     returned_sort_by: "#{@fresh_tower}; Enum.sort_by([1, 2], fn x -> {s.(), x} end)",
     returned_uniq_by: "#{@fresh_tower}; Enum.uniq_by([1, 2], fn _ -> s.() end)",
     returned_max_by: "#{@fresh_tower}; Enum.max_by([1, 2], fn _ -> s.() end)",
-    returned_group_by: "#{@fresh_tower}; Enum.group_by([1, 2], fn _ -> s.() end)",
+    returned_frequencies_by: "#{@fresh_tower}; Enum.frequencies_by([1, 2], fn _ -> s.() end)",
     returned_map_new: "#{@fresh_tower}; Map.new([1, 2], fn x -> {s.(), x} end)",
     # Expansion reads a date sigil's last word as a calendar: an atom and a
     # call of that module's parser, before any handler runs.
