@@ -204,6 +204,8 @@ call_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Proce
     process_kind(M, F, A);
 call_kind('Elixir.Task', F, A) -> task_kind(F, A);
 call_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+%% Off-heap arrays of one word per element.
+call_kind(M, new, 2) when M =:= atomics; M =:= counters -> {amplifier, 1, none};
 call_kind(binary, copy, 2) -> {amplifier, 2, 1};
 call_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
 call_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->

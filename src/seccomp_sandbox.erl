@@ -104,6 +104,12 @@ special(erlang, apply, [Fun, As], Ctx) -> call(Fun, As, Ctx);
 special('Elixir.Kernel', apply, [Fun, As], Ctx) -> call(Fun, As, Ctx);
 special(erlang, make_fun, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
+special(M, F, [Flag, Value], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elixir.Process', F =:= flag ->
+    seccomp_sandbox_flags:process_flag(Flag, Value) orelse seccomp_sandbox_verdict:deny({M, F, 2}, Ctx),
+    erlang:process_flag(Flag, Value);
+special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elixir.Process', F =:= flag ->
+    %% Another process's flags.
+    seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
@@ -115,8 +121,13 @@ special(M, F, Args, Ctx) ->
             dispatch(M, F, Args, Ctx);
         Kind ->
             seccomp_sandbox_bounds:flattener_args(M, F, Args, Ctx),
+            starts_process(Kind) andalso not seccomp_sandbox_flags:spawn_options(Args)
+                andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
             special_kind(Kind, M, F, Args, Ctx)
     end.
+
+starts_process(Kind) ->
+    lists:member(Kind, [spawn_fun, spawn_mfa, spawner, routed, agent_mfa]).
 
 apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
 apply3(M, F, As, _Ctx) -> erlang:error(badarg, [M, F, As]).

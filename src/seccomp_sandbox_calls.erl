@@ -34,6 +34,8 @@ ordinary(M, F, A) ->
 
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
+special_call(erlang, process_flag, _A) -> true;
+special_call('Elixir.Process', flag, _A) -> true;
 special_call('Elixir.Function', capture, 3) -> true;
 special_call(_M, _F, _A) -> false.
 

@@ -191,7 +191,15 @@ defmodule Seccomp.SandboxSurvivalTest do
 
   # Refused outright rather than bounded: library functions that make atoms
   # of their data.
-  @refused [:fread_atoms, :calendar_atom, :calendar_module]
+  @refused [
+    :fread_atoms,
+    :calendar_atom,
+    :calendar_module,
+    :priority_loop,
+    :spawn_priority_loop,
+    :agent_priority,
+    :min_heap
+  ]
 
   # Runs inside the peer: one input in one mode, timed, and whether it left
   # a message in the calling process.
@@ -308,6 +316,19 @@ defmodule Seccomp.SandboxSurvivalTest do
     send_after: "#{@tuple_tower}; :erlang.send_after(10_000, self(), t)"
   ]
 
+  # A denylist leaves process flags, spawn options and off-heap arrays to
+  # the handler: a member above normal priority starves the keeper (and the
+  # VM), and an array sized by data is allocated outside every heap.
+  @flags [
+    priority_loop: "Process.flag(:priority, :max); loop = fn f -> f.(f) end; loop.(loop)",
+    spawn_priority_loop:
+      "loop = fn f -> f.(f) end; :erlang.spawn_opt(fn -> loop.(loop) end, [priority: :high]); loop.(loop)",
+    agent_priority: "Agent.start_link(fn -> 1 end, spawn_opt: [priority: :max])",
+    min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
+    atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
+    counters_new: ":counters.new(100_000_000, [])"
+  ]
+
   # Formatting for a capture happens in the host's capture process: its
   # work is bounded too (its heap: the writer sees the device terminate).
   # Prepared runs discard output without formatting it.
@@ -337,7 +358,7 @@ defmodule Seccomp.SandboxSurvivalTest do
       for({label, code} <- @elixir, mode <- modes, do: {label, code, :elixir, mode, limits(label)}),
       for({label, code} <- @erlang, mode <- modes, do: {label, code, :erlang, mode, limits(label)}),
       for(
-        {label, code} <- sink_cases() ++ @output,
+        {label, code} <- sink_cases() ++ @output ++ @flags,
         mode <- modes,
         do: {label, code, :elixir, mode, @denylist ++ @limits}
       ),
