@@ -111,6 +111,9 @@ special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elix
     %% Another process's flags.
     seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
+    seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
+        orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_state:within({M, F}, Args, Ctx#ctx.max_copy) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
@@ -125,6 +128,9 @@ special(M, F, Args, Ctx) ->
                 andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
             special_kind(Kind, M, F, Args, Ctx)
     end.
+
+own_process(#ctx{tab = caller}) -> none;
+own_process(Ctx) -> fun(P) -> P =:= self() orelse seccomp_sandbox_members:is_member(Ctx, P) end.
 
 starts_process(Kind) ->
     lists:member(Kind, [spawn_fun, spawn_mfa, spawner, routed, agent_mfa]).

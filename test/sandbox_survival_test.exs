@@ -326,7 +326,9 @@ defmodule Seccomp.SandboxSurvivalTest do
     agent_priority: "Agent.start_link(fn -> 1 end, spawn_opt: [priority: :max])",
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
-    counters_new: ":counters.new(100_000_000, [])"
+    counters_new: ":counters.new(100_000_000, [])",
+    ets_volume:
+      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})"
   ]
 
   # Formatting for a capture happens in the host's capture process: its
@@ -543,6 +545,61 @@ defmodule Seccomp.SandboxSurvivalTest do
     end
 
     assert :peer.call(peer, :erlang, :+, [1, 2]) == 3
+  end
+
+  # The host's state is out of reach under a denylist that does not name
+  # it: ETS tables the sandbox does not own, persistent_term, application
+  # environment, the VM's standard output.
+  test "a denylist sandbox neither reads nor changes the host's state, in every mode" do
+    table = :ets.new(:survival_host_table, [:named_table, :public])
+    :ets.insert(table, {:secret, "ETS_SECRET"})
+    :persistent_term.put(:survival_host_secret, "PT_SECRET")
+    Application.put_env(:beam_seccomp, :survival_host_secret, "ENV_SECRET")
+
+    probes = [
+      ~S|:ets.lookup(:survival_host_table, :secret)|,
+      ~S|:ets.tab2list(:survival_host_table)|,
+      ~S|:ets.insert(:survival_host_table, {:secret, "pwned"})|,
+      ~S|:ets.delete(:survival_host_table)|,
+      ~S|:ets.all()|,
+      ~S|:persistent_term.get(:survival_host_secret)|,
+      ~S|Application.get_env(:beam_seccomp, :survival_host_secret)|,
+      ~S|:application.get_all_env(:beam_seccomp)|,
+      ~S|:erlang.display(:survival_display)|
+    ]
+
+    try do
+      for code <- probes, mode <- [:eval, :pool, :caller] do
+        opts = [language: :elixir, policy: %{mode: :blacklist, rules: [:os]}]
+
+        result =
+          case mode do
+            :eval ->
+              :seccomp_eval.eval(code, opts)
+
+            mode ->
+              {:ok, p} = :seccomp_eval.prepare(code, opts ++ [mode: mode])
+              r = :seccomp_eval.run(p, [])
+              :seccomp_eval.release(p)
+              r
+          end
+
+        assert {:error, {:seccomp_violation, _}} = result, "#{code} (#{mode}): #{inspect(result)}"
+        assert :ets.lookup(table, :secret) == [secret: "ETS_SECRET"]
+      end
+
+      # The sandbox's own tables stay usable.
+      assert {:ok, [{1, 2}], _} =
+               :seccomp_eval.eval(
+                 "t = :ets.new(:mine, []); :ets.insert(t, {1, 2}); :ets.lookup(t, 1)",
+                 language: :elixir,
+                 policy: %{mode: :blacklist, rules: [:os]}
+               )
+    after
+      :ets.delete(table)
+      :persistent_term.erase(:survival_host_secret)
+      Application.delete_env(:beam_seccomp, :survival_host_secret)
+    end
   end
 
   test "every function that can reach a built-in trusting a compiled pattern is mediated" do
