@@ -11,7 +11,7 @@
 %% attributes, so the core knows no enforcement point by name.
 -module(seccomp_route).
 
--export([apply/3, call/3, check/1, mediate/1, routes/0]).
+-export([apply/3, call/3, check/1, mediate/1, routes/0, spawner/1]).
 -compile({no_auto_import, [apply/3]}).
 
 -define(ROUTES, {?MODULE, routes}).
@@ -56,6 +56,11 @@ no_spawn(MFA) ->
         true -> _ = seccomp_violation:spawn_ticket(MFA), ok;
         false -> ok
     end.
+
+%% @doc Whether `M:F/A' can start a process (a spawn BIF, or a function
+%% from which xref finds a path to one).
+-spec spawner(mfa()) -> boolean().
+spawner(MFA) -> is_map_key(MFA, spawners()).
 
 spawners() ->
     case persistent_term:get({?MODULE, spawners}, undefined) of

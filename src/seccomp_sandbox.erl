@@ -124,13 +124,16 @@ special(M, F, Args, Ctx) ->
             dispatch(M, F, Args, Ctx);
         Kind ->
             seccomp_sandbox_bounds:flattener_args(M, F, Args, Ctx),
-            starts_process(Kind) andalso not seccomp_sandbox_flags:spawn_options(Args)
-                andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+            starts_process(Kind) andalso spawn_options(M, F, Args, Ctx),
             special_kind(Kind, M, F, Args, Ctx)
     end.
 
 own_process(#ctx{tab = caller}) -> none;
 own_process(Ctx) -> fun(P) -> P =:= self() orelse seccomp_sandbox_members:is_member(Ctx, P) end.
+
+%% Spawn options in the arguments of a call that starts a process.
+spawn_options(M, F, Args, Ctx) ->
+    seccomp_sandbox_flags:spawn_options(Args) orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx).
 
 starts_process(Kind) ->
     lists:member(Kind, [spawn_fun, spawn_mfa, spawner, routed, agent_mfa]).
@@ -245,6 +248,7 @@ wrap_fun(M, F, A, Ctx) ->
 dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
     seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
+    seccomp_route:spawner({M, F, length(Args)}) andalso spawn_options(M, F, Args, Ctx),
     seccomp_sandbox_data:no_foreign_code({M, F, length(Args)}, Args, Ctx),
     seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx).
 

@@ -198,6 +198,7 @@ defmodule Seccomp.SandboxSurvivalTest do
     :priority_loop,
     :spawn_priority_loop,
     :agent_priority,
+    :genserver_priority,
     :min_heap
   ]
 
@@ -324,6 +325,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     spawn_priority_loop:
       "loop = fn f -> f.(f) end; :erlang.spawn_opt(fn -> loop.(loop) end, [priority: :high]); loop.(loop)",
     agent_priority: "Agent.start_link(fn -> 1 end, spawn_opt: [priority: :max])",
+    genserver_priority:
+      "loop = fn f -> f.(f) end; GenServer.start(Agent.Server, fn -> loop.(loop) end, spawn_opt: [priority: :max])",
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
