@@ -7,7 +7,11 @@
 %% to the caller and outlive the run).
 -module(seccomp_sandbox_state).
 
--export([allowed/3, within/3, module/1]).
+-export([allowed/3, within/3, module/1, forget/1]).
+
+%% Tables one run may create, each within the copy bound.
+-define(MAX_TABLES, 16).
+-define(TABLES, '$ets_tables').
 
 %% ETS functions that touch no table.
 -define(ETS_PURE, [match_spec_compile, match_spec_run, test_ms, is_compiled_ms]).
@@ -41,9 +45,13 @@ allowed({M, _F}, _Args, _Own) ->
     not module(M).
 
 %% @doc Whether a write into one of the sandbox's tables keeps the table
-%% within `Max' bytes (its memory is outside every heap limit).
--spec within({module(), atom()}, list(), non_neg_integer()) -> boolean().
-within({ets, F}, [Tab | _], Max) when F =:= insert; F =:= insert_new; F =:= update_element;
+%% within `Max' bytes, and a new table the sandbox's count (`Counters': its
+%% member table) within ?MAX_TABLES: their memory is outside every heap
+%% limit.
+-spec within({module(), atom()}, list(), {ets:tid() | caller, non_neg_integer()}) -> boolean().
+within({ets, new}, _Args, {Counters, _Max}) when Counters =/= caller ->
+    ets:update_counter(Counters, ?TABLES, 1, {?TABLES, 0}) =< ?MAX_TABLES;
+within({ets, F}, [Tab | _], {_Counters, Max}) when F =:= insert; F =:= insert_new; F =:= update_element;
                                       F =:= update_counter ->
     case ets:info(Tab, memory) of
         Words when is_integer(Words) -> Words * erlang:system_info(wordsize) =< Max;
@@ -51,6 +59,12 @@ within({ets, F}, [Tab | _], Max) when F =:= insert; F =:= insert_new; F =:= upda
     end;
 within(_Call, _Args, _Max) ->
     true.
+
+%% @doc Forget the tables a run created (a warm process's next run).
+-spec forget(ets:tid()) -> ok.
+forget(Counters) ->
+    ets:delete(Counters, ?TABLES),
+    ok.
 
 own_table(_Tab, none) ->
     false;

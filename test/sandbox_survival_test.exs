@@ -330,6 +330,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
+    ets_tables:
+      "l = Enum.to_list(1..1000); for _ <- 1..1_000, do: (t = :ets.new(:survival, []); for(i <- 1..1_000_000, do: :ets.insert(t, {i, l})))",
     ets_volume:
       "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})"
   ]
