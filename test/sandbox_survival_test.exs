@@ -330,8 +330,11 @@ defmodule Seccomp.SandboxSurvivalTest do
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
+    # Each table kept just under the bound by the code itself: many tables.
     ets_tables:
-      "l = Enum.to_list(1..1000); for _ <- 1..1_000, do: (t = :ets.new(:survival, []); for(i <- 1..1_000_000, do: :ets.insert(t, {i, l})))",
+      "l = Enum.to_list(1..1000); fill = fn t -> Enum.reduce_while(1..1_000_000, 0, fn i, _ -> " <>
+        "if :ets.info(t, :memory) * 8 > 3_000_000, do: {:halt, 0}, else: {:cont, :ets.insert(t, {i, l})} end) end; " <>
+        "for _ <- 1..1_000, do: fill.(:ets.new(:survival, []))",
     ets_volume:
       "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})"
   ]
