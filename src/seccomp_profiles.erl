@@ -18,7 +18,7 @@
               | {send, pos_integer()} | {signal, pos_integer()} | info
               | {amplifier, pos_integer(), pos_integer() | none}
               | {bignum, bignum_class()} | compare | {iodata, pos_integer()}.
--type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes.
+-type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes | product.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -158,7 +158,7 @@ atom_maker(Kind, _M, _F, _A) ->
 is_comparison(Op) -> lists:member(Op, ['==', '/=', '=:=', '=/=', '<', '>', '=<', '>=', max, min]).
 
 data_kind(M, F, A) when M =:= erlang; M =:= binary; M =:= 'Elixir.Integer'; M =:= 'Elixir.Kernel';
-                        M =:= 'Elixir.String'; M =:= 'Elixir.List' ->
+                        M =:= 'Elixir.String'; M =:= 'Elixir.List'; M =:= 'Elixir.Enum' ->
     case bignum_class(M, F, A) of
         none -> call_kind(M, F, A);
         Class -> {bignum, Class}
@@ -187,6 +187,8 @@ bignum_class(M, F, A) when A =:= 1; A =:= 2 ->
         {'Elixir.List', to_integer} -> text;
         {'Elixir.Integer', parse} -> text;
         {binary, decode_unsigned} -> bytes;
+        %% Compiled code multiplies the elements: a product of their sizes.
+        {'Elixir.Enum', product} when A =:= 1 -> product;
         _ -> none
     end;
 bignum_class(_M, _F, _A) -> none.

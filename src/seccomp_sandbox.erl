@@ -41,7 +41,7 @@ call({'$seccomp', concat}, [Parts], Ctx) ->
     seccomp_sandbox_bounds:concat(Parts, Ctx);
 call({'$seccomp', returns}, [Fun], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
-    seccomp_sandbox_funs:returning(Fun, fun(R) -> seccomp_sandbox_bounds:bounded_args([R], Ctx) end);
+    seccomp_sandbox_funs:returning(Fun, fun(R) -> seccomp_sandbox_bounds:bounded_value(R, Ctx) end);
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     wrap_fun(M, F, A, Ctx);
@@ -119,7 +119,7 @@ special(M, F, Args, Ctx) ->
             seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
             Result = seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx),
             seccomp_opaque:produced(M, F, Result, Ctx#ctx.tab),
-            Result;
+            seccomp_sandbox_bounds:bounded_integer_result(Result, Ctx);
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->
@@ -250,7 +250,7 @@ dispatch(M, F, Args, Ctx) ->
     seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
     seccomp_route:spawner({M, F, length(Args)}) andalso spawn_options(M, F, Args, Ctx),
     seccomp_sandbox_data:no_foreign_code({M, F, length(Args)}, Args, Ctx),
-    seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx).
+    seccomp_sandbox_bounds:bounded_integer_result(seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx), Ctx).
 
 %% @doc Elixir's `var.field' in prepared code: the field of a map, or a
 %% checked zero-arity call of the module an atom names.

@@ -7,8 +7,24 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([concat/2, bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
+-export([concat/2, bounded_value/2, bounded_integer_result/2, bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
          bounded_bytes/3, unit_size/2, arith/4]).
+
+%% @doc A value leaving sandboxed code for compiled code (what a fun
+%% returns): an integer within the bignum bound, any other term within the
+%% copy bound.
+-spec bounded_value(term(), seccomp_sandbox_ctx:ctx()) -> true.
+bounded_value(R, Ctx) when is_integer(R) -> bounded_integer({bignum, operand}, [R], Ctx);
+bounded_value(R, Ctx) -> bounded_args([R], Ctx).
+
+%% @doc What a library call returns to sandboxed code: an integer it built
+%% in compiled code (`Enum.product') within the bignum bound, as if the
+%% code had built it.
+-spec bounded_integer_result(term(), seccomp_sandbox_ctx:ctx()) -> term().
+bounded_integer_result(R, _Ctx) when not is_integer(R); R =< 1 bsl 64, R >= -(1 bsl 64) -> R;
+bounded_integer_result(R, Ctx) ->
+    bounded_integer({bignum, operand}, [R], Ctx),
+    R.
 
 %% @doc A binary construction whose segments are whole binaries or
 %% bitstrings (`a <> b', interpolation): their total within `max_binary'

@@ -35,7 +35,8 @@ returning(Fun, Bound) when is_function(Fun) ->
             checking_fun(A, fun(Args) -> returned(erlang:apply(Fun, Args), Bound) end)
     end.
 
-returned(R, _Bound) when is_atom(R); is_number(R); is_bitstring(R); is_pid(R); is_reference(R) -> R;
+returned(R, _Bound) when is_atom(R); is_float(R); is_bitstring(R); is_pid(R); is_reference(R) -> R;
+returned(R, _Bound) when is_integer(R), R =< 1 bsl 64, R >= -(1 bsl 64) -> R;
 returned(R, Bound) ->
     Bound(R),
     R.

@@ -72,6 +72,10 @@ defmodule Seccomp.SandboxSurvivalTest do
         "<<y::size(4_000_000)>> = :binary.copy(<<7>>, 500_000); div(x, y)",
     bignum_print: "<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); Integer.to_string(x)",
     bignum_interpolation: ~S|<<x::size(8_000_000)>> = :binary.copy(<<255>>, 1_000_000); "#{x}"|,
+    # Integers multiplied by compiled library code, then printed.
+    bignum_product: "Enum.product(1..200_000)",
+    bignum_product_list:
+      "x = Integer.pow(3, 30000); l = for _ <- 1..60, do: x; Enum.map_join([1], fn _ -> Enum.product(l) end)",
     # Hashing and comparing shared terms: keys, members, elements.
     hash_key: "#{@tuple_tower}; m = Map.new(1..40, &{&1, &1}); :maps.get(t, m, 0)",
     is_map_key: "#{@tuple_tower}; m = Map.new(1..40, &{&1, &1}); :erlang.is_map_key(t, m)",
