@@ -59,9 +59,10 @@ walk(N) ->
         fun_expr -> fun_expr(N, none);
         named_fun_expr -> fun_expr(N, erl_syntax:named_fun_expr_name(N));
         try_expr -> try_expr(N);
-        T when T =:= generator; T =:= binary_generator; T =:= map_generator ->
-            generator(N);
-        _ -> generic(N)
+        T -> case lists:suffix("generator", atom_to_list(T)) of
+                 true -> generator(N);
+                 false -> generic(N)
+             end
     end.
 
 generic(N) ->
@@ -157,21 +158,13 @@ shadowing(C, Env) ->
     Shadowed =:= [] orelse unsafe(C, "a fun head that compares its arguments may not shadow variables").
 
 %% A generator's pattern compared with elements of its list: bound the list.
+%% Every kind of generator (list, binary, map; lazy or strict) is a pattern
+%% and a body.
 generator(N) ->
-    {Pattern, Body, Make} =
-        case erl_syntax:type(N) of
-            generator ->
-                {erl_syntax:generator_pattern(N), erl_syntax:generator_body(N), fun erl_syntax:generator/2};
-            binary_generator ->
-                {erl_syntax:binary_generator_pattern(N), erl_syntax:binary_generator_body(N),
-                 fun erl_syntax:binary_generator/2};
-            map_generator ->
-                {erl_syntax:map_generator_pattern(N), erl_syntax:map_generator_body(N),
-                 fun erl_syntax:map_generator/2}
-        end,
+    [[Pattern], [Body]] = erl_syntax:subtrees(N),
     Clause = erl_syntax:copy_ann(N, erl_syntax:clause([Pattern], none, [])),
     {Outer, Subject} = clauses([Clause], 'case'),
-    erl_syntax:copy_attrs(N, Make(Pattern, bound_if(Subject orelse Outer =/= [], walk(Body)))).
+    erl_syntax:copy_attrs(N, erl_syntax:update_tree(N, [[Pattern], [bound_if(Subject orelse Outer =/= [], walk(Body))]])).
 
 clause(C) ->
     erl_syntax:copy_attrs(C, erl_syntax:clause(erl_syntax:clause_patterns(C), erl_syntax:clause_guard(C),
