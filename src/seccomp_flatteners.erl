@@ -73,18 +73,8 @@ spec() -> {?KEY, ?CUT, sinks()}.
 
 %% @doc Wait until the set is known, deriving it here if no one else is.
 -spec ensure() -> ok.
-ensure() -> seccomp_reach:when_known(?KEY, fun set/0).
-
-set() ->
-    case derive() of
-        {ok, Set} -> maps:from_keys(Set, true);
-        error -> all
-    end.
+ensure() -> seccomp_reach:ensure_set(?KEY, ?CUT, sinks()).
 
 %% @doc The sinks and the exported functions that call one, directly or not.
 -spec derive() -> {ok, [mfa()]} | error.
-derive() ->
-    case seccomp_reach:derive_callers([{?CUT, sinks()}]) of
-        {ok, [Callers]} -> {ok, Callers};
-        error -> error
-    end.
+derive() -> seccomp_reach:derive_set(?CUT, sinks()).

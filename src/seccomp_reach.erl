@@ -23,7 +23,8 @@
 %% (refused or bounded: slower or stricter, never unsafe).
 -module(seccomp_reach).
 
--export([member/4, status/4, start/1, ensure/0, derive/0, sinks/1, groups/0, when_known/2, derive_callers/1]).
+-export([member/4, status/4, start/1, ensure/0, derive/0, sinks/1, groups/0, when_known/2, derive_callers/1,
+         derive_set/2, ensure_set/3]).
 
 -export_type([group/0]).
 
@@ -127,6 +128,26 @@ when_known(Key, Derive) ->
         _ ->
             ok
     end.
+
+%% @doc One set of another module (see {@link start/1}): the sinks and the
+%% exported functions that reach one, not following calls into `Cut'.
+-spec derive_set([module()], [mfa()]) -> {ok, [mfa()]} | error.
+derive_set(Cut, Sinks) ->
+    case derive_callers([{Cut, Sinks}]) of
+        {ok, [Callers]} -> {ok, Callers};
+        error -> error
+    end.
+
+%% @doc Wait until the set stored under `Key' is known, deriving it here
+%% (as {@link derive_set/2}, `all' where it cannot be) if no one else is.
+-spec ensure_set(term(), [module()], [mfa()]) -> ok.
+ensure_set(Key, Cut, Sinks) ->
+    when_known(Key, fun() ->
+                            case derive_set(Cut, Sinks) of
+                                {ok, Set} -> maps:from_keys(Set, true);
+                                error -> all
+                            end
+                    end).
 
 %% @doc For each `{CutModules, Sinks}', the sinks and the exported functions
 %% of Elixir, stdlib and kernel that reach one of them, not following calls
