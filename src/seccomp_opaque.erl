@@ -45,26 +45,23 @@ sinks() ->
     [{re, F, A} || {F, A} <- re:module_info(exports),
                    not lists:member(F, [compile, ucompile, version, module_info])].
 
-%% @doc What the background derivation of `seccomp_reach:start/1' stores.
--spec spec() -> {term(), [module()], [mfa()]}.
-spec() -> {?KEY, ?CUT, sinks()}.
+%% @doc What the background derivation (`seccomp_callgraph:start_link/1')
+%% derives for this module.
+-spec spec() -> seccomp_callgraph:spec().
+spec() -> #{key => ?KEY, apps => [elixir, stdlib, kernel], cut => ?CUT, sinks => sinks()}.
 
 %% @doc Wait until the set is known, deriving it here if no one else is.
 -spec ensure() -> ok.
-ensure() -> seccomp_reach:ensure_set(?KEY, ?CUT, sinks()).
+ensure() -> seccomp_callgraph:ensure(spec()).
 
 %% @doc The sinks and the exported functions that reach one.
 -spec derive() -> {ok, [mfa()]} | error.
-derive() -> seccomp_reach:derive_set(?CUT, sinks()).
+derive() -> seccomp_callgraph:derive(spec()).
 
 %% @doc Whether `M:F/A' can reach a built-in that trusts a compiled pattern;
 %% while the set is not known, every function can.
 -spec member(module(), atom(), arity()) -> boolean().
-member(M, F, A) ->
-    case persistent_term:get(?KEY, undefined) of
-        Set when is_map(Set) -> is_map_key({M, F, A}, Set);
-        _ -> true
-    end.
+member(M, F, A) -> seccomp_callgraph:status(?KEY, {M, F, A}) =/= false.
 
 %% @doc Whether every compiled pattern in the arguments of a call of
 %% `M:F' is genuine (`ok' at once for a call that reaches no such

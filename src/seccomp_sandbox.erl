@@ -248,7 +248,7 @@ wrap_fun(M, F, A, Ctx) ->
 dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
     seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
-    seccomp_route:spawner({M, F, length(Args)}) andalso spawn_options(M, F, Args, Ctx),
+    seccomp_spawners:status(M, F, length(Args)) =/= false andalso spawn_options(M, F, Args, Ctx),
     seccomp_sandbox_data:no_foreign_code({M, F, length(Args)}, Args, Ctx),
     seccomp_sandbox_bounds:bounded_integer_result(seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx), Ctx).
 
