@@ -4,6 +4,9 @@
 # Every suite runs even when an earlier one fails; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# rebar3's test profile and Mix's test environment would both build into
+# _build/test/lib/beam_seccomp: each would run the other's (possibly stale) code.
+export REBAR_BASE_DIR=${REBAR_BASE_DIR:-_build/rebar3}
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 declare -a summary
