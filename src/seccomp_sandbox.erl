@@ -581,6 +581,13 @@ special_kind(info, M, F, [Pid | Items] = Args, Ctx) ->
     end;
 special_kind(refused, M, F, Args, Ctx) ->
     deny({M, F, length(Args)}, Ctx);
+special_kind(output, M, F, Args, Ctx) ->
+    bounded_args(Args, Ctx),
+    Convert = fun(Mod, Fun, As) -> call({Mod, Fun}, As, Ctx) end,
+    case seccomp_output:print({M, F, Args}, output_device(Ctx), Convert) of
+        {ok, Value} -> Value;
+        refused -> deny({M, F, length(Args)}, Ctx)
+    end;
 special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
     %% A decoded fun would run its code unchecked wherever it is called;
     %% `safe' refuses atoms the VM does not know (they would escape the
@@ -657,6 +664,20 @@ joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
 exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
 exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
 exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
+
+%% Where printing goes: the group leader when it is an output capture (the
+%% sandbox's), nowhere in caller mode or otherwise.
+output_device(#ctx{tab = caller}) -> discard;
+output_device(_Ctx) ->
+    GL = group_leader(),
+    case erlang:process_info(GL, initial_call) of
+        {initial_call, Call} ->
+            case seccomp_capture:is_initial_call(Call) of
+                true -> GL;
+                false -> discard
+            end;
+        undefined -> discard
+    end.
 
 %% A member, or a process a member started (a supervisor runs no sandboxed
 %% code, so it never joins): its parent, or theirs, is a member.
