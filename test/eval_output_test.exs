@@ -73,8 +73,7 @@ defmodule Seccomp.EvalOutputTest do
     for mode <- [:pool, :caller] do
       {:ok, rule} = Eval.prepare(~s|IO.puts("x"); IO.inspect(n * 2)|, bindings: [:n], mode: mode)
 
-      out =
-        capture_io(fn -> assert {:ok, 42, [n: 21]} = Eval.run(rule, [n: 21], mode: mode) end)
+      out = capture_io(fn -> assert {:ok, 42, [n: 21]} = Eval.run(rule, [n: 21], mode: mode) end)
 
       assert out == "", "#{mode}"
       Eval.release(rule)
