@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 # rebar3's test profile and Mix's test environment would both build into
 # _build/test/lib/beam_seccomp: each would run the other's (possibly stale) code.
 export REBAR_BASE_DIR=${REBAR_BASE_DIR:-_build/rebar3}
+# Common Test's log index is written per OTP release: one directory per build.
+ct_logs=$REBAR_BASE_DIR/ct_logs
+mkdir -p "$ct_logs"
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 declare -a summary
@@ -24,7 +27,7 @@ run() {  # run NAME COUNT-REGEX COMMAND...
 
 run cargo 'test result: ok\. [0-9]+ passed' cargo test --quiet
 run eunit 'All [0-9]+ tests passed|Passed: [0-9]+' rebar3 eunit
-run ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok' rebar3 ct
+run ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok' rebar3 ct --logdir "$ct_logs"
 run exunit '[0-9]+ tests?, 0 failures|Result: [0-9]+ passed' mix test
 run consumer '[0-9]+ checks passed' scripts/consumer-test.sh
 
