@@ -91,8 +91,19 @@ capture_or_gone(GL) when is_pid(GL), node(GL) =:= node() ->
 capture_or_gone(_) ->
     false.
 
-inert(#{msg := {string, Text}} = Event) when is_binary(Text), byte_size(Text) =< ?MAX_TEXT ->
-    Event;
+inert(#{msg := {string, Text}, meta := Meta} = Event) when is_binary(Text), byte_size(Text) =< ?MAX_TEXT ->
+    Event#{meta := inert_meta(Meta)};
 inert(#{meta := Meta} = Event) ->
-    Event#{msg := {"sandboxed process ~p: log event withheld (sandbox data)", [maps:get(pid, Meta, undefined)]},
-           meta := maps:without([report_cb, error_logger], Meta)}.
+    Inert = inert_meta(Meta),
+    Event#{msg := {"sandboxed process ~p: log event withheld (sandbox data)", [maps:get(pid, Inert, undefined)]},
+           meta := Inert}.
+
+%% Metadata the sandbox may have set (its own, or through the logging call)
+%% is formatted by handlers too: only the logger's own time stamp and the
+%% process's pid and group leader stay.
+inert_meta(Meta) ->
+    maps:filter(fun(time, V) -> is_integer(V);
+                   (pid, V) -> is_pid(V);
+                   (gl, V) -> is_pid(V);
+                   (_, _) -> false
+                end, Meta).
