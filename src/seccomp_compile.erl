@@ -161,7 +161,7 @@ tx({op, A, Op, L, R}, P) ->
     case {direct_op(Op, L, R), static(erlang, Op, 2, P) orelse literal_comparison(Op, L, R, P),
           bignum(Op, P)} of
         {true, true, _} -> {op, A, Op, tx(L, P), tx(R, P)};
-        {_, _, true} -> call(A, seccomp_sandbox, arith, [{atom, A, Op}, tx(L, P), tx(R, P), {var, A, ?CTX}]);
+        {_, _, true} -> call(A, seccomp_sandbox_bounds, arith, [{atom, A, Op}, tx(L, P), tx(R, P), {var, A, ?CTX}]);
         _ -> handler(A, {tuple, A, [{atom, A, erlang}, {atom, A, Op}]}, [L, R], P)
     end;
 tx({op, A, Op, X}, P) ->
@@ -268,14 +268,14 @@ call(A, M, F, Args) ->
     {call, A, {remote, A, {atom, A, M}, {atom, A, F}}, Args}.
 
 static(M, F, Arity, Policy) ->
-    seccomp_sandbox:direct(M, F, Arity) andalso allows(Policy, M, F, Arity).
+    seccomp_sandbox_calls:direct(M, F, Arity) andalso allows(Policy, M, F, Arity).
 
 allows(Policy, M, F, Arity) -> seccomp_nif:check_with(Policy, M, F, Arity) =:= allow.
 
 %% An allowed call whose only special handling is the forged-struct scan
 %% (`Enum', `Map' and other protocol-dispatching modules).
 dispatching(M, F, Arity, Policy) ->
-    seccomp_sandbox:direct_but_dispatch(M, F, Arity) andalso allows(Policy, M, F, Arity).
+    seccomp_sandbox_calls:direct_but_dispatch(M, F, Arity) andalso allows(Policy, M, F, Arity).
 
 %% An allowed operator whose only special handling is the bignum bound.
 bignum(Op, Policy) -> lists:member(Op, ['*', 'bsl', 'div', 'rem']) andalso allows(Policy, erlang, Op, 2).

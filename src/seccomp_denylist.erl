@@ -161,7 +161,7 @@ unanalysed() ->
 
 %% The call graph of the analysed applications, reversed (callee to
 %% callers), with their exported functions; protocols' dispatch edges cut
-%% (a forged struct is refused where it is passed, see seccomp_sandbox).
+%% (a forged struct is refused where it is passed, see seccomp_sandbox_data).
 graph() ->
     case persistent_term:get(?GRAPH, undefined) of
         undefined -> ensure(), persistent_term:get(?GRAPH);

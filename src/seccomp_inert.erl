@@ -4,7 +4,7 @@
 %% `error_info' names a function the formatter calls with the sandbox's data,
 %% a frame's argument list is printed, an exception struct's module is called
 %% for its message and a struct's module picks the `Inspect' implementation.
-%% Terms are walked here only after `seccomp_sandbox:copyable/2' bounded
+%% Terms are walked here only after `seccomp_sandbox_ctx:copyable/2' bounded
 %% their flattened size.
 -module(seccomp_inert).
 

@@ -81,7 +81,7 @@ filter(#{meta := Meta} = Event, _) ->
     end.
 
 from_sandbox(Meta) ->
-    seccomp_sandbox:joined() orelse capture_or_gone(maps:get(gl, Meta, undefined)).
+    seccomp_sandbox_members:joined() orelse capture_or_gone(maps:get(gl, Meta, undefined)).
 
 capture_or_gone(GL) when is_pid(GL), node(GL) =:= node() ->
     case erlang:process_info(GL, initial_call) of

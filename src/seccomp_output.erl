@@ -8,7 +8,7 @@
 %% handler first, like any call of the sandboxed code.
 -module(seccomp_output).
 
--export([rules/0, is_printer/3, print/3]).
+-export([rules/0, is_printer/3, own_capture/0, print/3]).
 
 -export_type([device/0]).
 
@@ -32,6 +32,20 @@ rules() -> [{M, F, A} || {M, F, As} <- ?PRINTERS, A <- As].
 is_printer(M, F, A) ->
     lists:any(fun({M1, F1, As}) -> M1 =:= M andalso F1 =:= F andalso lists:member(A, As) end,
               ?PRINTERS).
+
+%% @doc The calling process's group leader when it is an output capture
+%% (a sandbox's), `discard' otherwise.
+-spec own_capture() -> device().
+own_capture() ->
+    GL = group_leader(),
+    case erlang:process_info(GL, initial_call) of
+        {initial_call, Call} ->
+            case seccomp_capture:is_initial_call(Call) of
+                true -> GL;
+                false -> discard
+            end;
+        undefined -> discard
+    end.
 
 %% @doc Carry out printer `M:F(Args...)' on `Device'. `Convert(M, F, Args)'
 %% is a checked call of the sandboxed code. `refused' for a device other

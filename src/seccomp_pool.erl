@@ -108,7 +108,7 @@ abort_code(released) -> 6.
 keeper(I, #{policy := Policy, ticket := Ticket, opts := O} = Spec, Starter) ->
     process_flag(trap_exit, true),
     Manager = monitor(process, seccomp_prepared),
-    Ctx = seccomp_sandbox:open(Ticket, Policy, O#{keeper => self()}),
+    Ctx = seccomp_sandbox_ctx:open(Ticket, Policy, O#{keeper => self()}),
     Capture = seccomp_capture:start(0),
     link(Capture),
     S = spawn_runner(#{index => I, spec => Spec, ctx => Ctx, capture => Capture,
@@ -146,7 +146,7 @@ handle({seccomp_limit, _Id, _Limit, Runner}, #{runner := Runner} = S) ->
 handle({seccomp_limit, _Id, Limit, Member}, #{atomics := A, ctx := Ctx} = S) ->
     %% A process of the current run: those of earlier runs left the member
     %% table when their run ended.
-    case atomics:get(A, ?DEADLINE) =/= 0 andalso seccomp_sandbox:is_member(Ctx, Member) of
+    case atomics:get(A, ?DEADLINE) =/= 0 andalso seccomp_sandbox_members:is_member(Ctx, Member) of
         true -> abort(Limit, S);
         false -> S
     end;
@@ -188,7 +188,7 @@ shut(#{ctx := Ctx, atomics := A, capture := Capture, index := I, spec := #{gener
     Waiting = [maps:get(current, S) | [Al || {Al, _, _} <- queue:to_list(maps:get(queue, S))]],
     _ = [Alias ! {Alias, {error, released}} || Alias <- Waiting, Alias =/= none],
     atomics:put(A, ?ABORT, abort_code(released)),
-    seccomp_sandbox:close(Ctx),
+    seccomp_sandbox_members:close(Ctx),
     exit(Capture, kill),
     exit(normal).
 
@@ -211,8 +211,8 @@ poll(#{atomics := A, idle := Idle} = S) ->
     end.
 
 check_usage(#{ctx := Ctx, atomics := A, spec := #{opts := O}} = S) ->
-    {Reds, Bin} = seccomp_sandbox:usage(Ctx),
-    case seccomp_sandbox:over_limit({Reds - atomics:get(A, ?REDS), Bin}, O) of
+    {Reds, Bin} = seccomp_sandbox_members:usage(Ctx),
+    case seccomp_sandbox_members:over_limit({Reds - atomics:get(A, ?REDS), Bin}, O) of
         ok -> S;
         Limit -> abort(Limit, S)
     end.
@@ -221,7 +221,7 @@ check_usage(#{ctx := Ctx, atomics := A, spec := #{opts := O}} = S) ->
 abort(Reason, #{ctx := Ctx, atomics := A} = S) ->
     atomics:put(A, ?ABORT, abort_code(Reason)),
     atomics:put(A, ?DEADLINE, 0),
-    seccomp_sandbox:reset(Ctx),
+    seccomp_sandbox_members:reset(Ctx),
     S.
 
 spawn_runner(#{spec := Spec, ctx := Ctx, capture := Capture, awake := Awake} = S) ->
@@ -239,7 +239,7 @@ runner(Keeper, Ctx, A, Capture, Spec) ->
     %% A crashing linked child (a Task) must end the run with an exception the
     %% run reports, not end the runner; the keeper's own exit still does.
     process_flag(trap_exit, true),
-    try seccomp_sandbox:join(Ctx)
+    try seccomp_sandbox_members:join(Ctx)
     catch _:sandbox_closed -> exit(normal)  % the pool stopped as this runner started
     end,
     group_leader(Capture, self()),
@@ -252,11 +252,11 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
             atomics:put(A, ?REDS, R0),
             atomics:put(A, ?DEADLINE, Deadline),
             wake(Keeper, A),
-            Result = seccomp_prepare:execute(Mod, Gen, Bindings, Ctx, Lang),
+            Result = seccomp_outcome:execute(Mod, Gen, Bindings, Ctx, Lang),
             atomics:put(A, ?DEADLINE, 0),
-            Alias ! {Alias, seccomp_eval:sticky(seccomp_sandbox:violation(Ctx), Result)},
+            Alias ! {Alias, seccomp_outcome:sticky(seccomp_sandbox_ctx:violation(Ctx), Result)},
             %% The table is gone when the pool stopped during the run.
-            try seccomp_sandbox:reset(Ctx) catch error:badarg -> exit(normal) end,
+            try seccomp_sandbox_members:reset(Ctx) catch error:badarg -> exit(normal) end,
             flush(Keeper),
             Keeper ! {seccomp_pool_idle, self()},
             runner_loop(Keeper, Ctx, A, Spec);

@@ -8,14 +8,14 @@
 %% {@link seccomp_eval:release/1}.
 -module(seccomp_prepare).
 
--export([prepare/2, run/3, release/1, execute/5]).
+-export([prepare/2, run/3, release/1]).
 
 -record(prepared, {slot :: seccomp_prepared:slot(),
                    generation :: pos_integer(),
                    module :: module(),
                    language :: seccomp_source:language(),
                    %% The caller-mode context: the prepared policy and limits.
-                   ctx :: seccomp_sandbox:ctx(),
+                   ctx :: seccomp_sandbox_ctx:ctx(),
                    %% {user's name, Erlang variable} for each input.
                    names :: [{atom(), atom()}],
                    state :: seccomp_eval:bindings_state(),
@@ -70,7 +70,7 @@ prepare_options(Opts) ->
         not is_integer(MaxSource); MaxSource < 0 -> {error, {invalid_option, {max_source, MaxSource}}};
         not is_boolean(Optimize) -> {error, {invalid_option, {optimize, Optimize}}};
         true ->
-            case seccomp_eval:options(maps:without(?PREPARE_KEYS, Opts#{bindings => Bindings})) of
+            case seccomp_options:options(maps:without(?PREPARE_KEYS, Opts#{bindings => Bindings})) of
                 {ok, O} ->
                     {ok, O#{optimize => Optimize},
                      #{mode => Mode, pool_size => Size, max_source => MaxSource}};
@@ -112,7 +112,7 @@ install(Code, #{policy := Policy, language := Lang, timeout := Timeout} = O, P, 
                     case start_pool(Size, Slot, Pool) of
                         ok ->
                             {ok, #prepared{slot = Slot, generation = Gen, module = Mod,
-                                           language = Lang, ctx = seccomp_sandbox:caller(Native, O),
+                                           language = Lang, ctx = seccomp_sandbox_ctx:caller(Native, O),
                                            names = Names, state = State, receives = Receives,
                                            mode = Mode, pool_size = Size, timeout = Timeout}};
                         {error, _} = E ->
@@ -155,7 +155,7 @@ build(Code, #{language := Lang, timeout := Timeout} = O, Ticket, Mod, Gen, Nativ
 
 compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
     try
-        #{exprs := Exprs, state := State, names := Names} = seccomp_eval:front(Code, O),
+        #{exprs := Exprs, state := State, names := Names} = seccomp_front:front(Code, O),
         %% Erlang code reads unbound variables from the bindings; Elixir code
         %% only the declared ones (anything else does not expand).
         Inputs = case State of
@@ -172,7 +172,7 @@ compile(Code, #{optimize := Optimize} = O, Mod, Gen, Native, Lang) ->
             {error, _} = E -> E
         end
     catch
-        Class:Reason:Stack -> seccomp_eval:caught(Lang, Class, Reason, Stack)
+        Class:Reason:Stack -> seccomp_outcome:caught(Lang, Class, Reason, Stack)
     end.
 
 %% Which Erlang variable holds each Elixir variable at the end of a run,
@@ -232,36 +232,21 @@ is_pair(_) -> false.
 run_mode(caller, #prepared{receives = true}, _Inputs, _Timeout) ->
     {error, {unsafe_form, 1, <<"receive is not available in caller mode">>}};
 run_mode(caller, #prepared{module = Mod, generation = Gen, ctx = Ctx, language = Lang}, Inputs, _Timeout) ->
-    seccomp_sandbox:begin_caller_run(),
-    Result = execute(Mod, Gen, Inputs, Ctx, Lang),
-    seccomp_eval:sticky(seccomp_sandbox:end_caller_run(), Result);
+    seccomp_sandbox_ctx:begin_caller_run(),
+    Result = seccomp_outcome:execute(Mod, Gen, Inputs, Ctx, Lang),
+    seccomp_outcome:sticky(seccomp_sandbox_ctx:end_caller_run(), Result);
 run_mode(pool, #prepared{pool_size = 0}, _Inputs, _Timeout) ->
     {error, no_pool};
 run_mode(pool, #prepared{generation = Gen, pool_size = Size}, Inputs, Timeout) ->
     seccomp_pool:run(Gen, Size, Inputs, Timeout).
 
-%% @private Run the prepared module in the calling process.
--spec execute(module(), pos_integer(), map(), seccomp_sandbox:ctx(), seccomp_source:language()) ->
-          {ok, term(), map()} | {error, reason()}.
-execute(Mod, Gen, Inputs, Ctx, Lang) ->
-    try Mod:run(Gen, Inputs, Ctx) of
-        {Value, Bound} -> seccomp_sandbox:bounded_result({ok, Value, Bound}, Ctx);
-        released -> {error, released}
-    catch
-        Class:Reason:Stack -> unloaded(Mod, Class, Reason, Stack, Lang, Ctx)
-    end.
-
-%% The slot's code was deleted between the lookup and the call.
-unloaded(Mod, error, undef, [{Mod, run, _, _} | _], _Lang, _Ctx) -> {error, released};
-unloaded(_Mod, Class, Reason, Stack, Lang, Ctx) -> seccomp_eval:caught(Lang, Class, Reason, Stack, Ctx).
-
 %% The user's bindings after a run: theirs, updated with what the code bound.
 finish(_P, Given, _Inputs, {ok, Value, Bound}) when map_size(Bound) =:= 0 ->
     {ok, Value, Given};
 finish(#prepared{language = erlang}, _Given, Inputs, {ok, Value, Bound}) ->
-    {ok, Value, seccomp_eval:bindings_out(erlang, maps:merge(Inputs, Bound))};
+    {ok, Value, seccomp_front:bindings_out(erlang, maps:merge(Inputs, Bound))};
 finish(#prepared{state = State, names = Names}, Given, Inputs, {ok, Value, Bound}) ->
-    Out = seccomp_eval:bindings_out(State, maps:merge(Inputs, Bound)),
+    Out = seccomp_front:bindings_out(State, maps:merge(Inputs, Bound)),
     User = case Given of
                #{} -> maps:to_list(Given);
                _ -> Given

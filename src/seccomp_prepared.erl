@@ -19,7 +19,7 @@
 -module(seccomp_prepared).
 -behaviour(gen_server).
 
--export([start_link/0, is_slot/1, reserve/1, load/3, attach/3, release/2, in_use/0]).
+-export([start_link/0, reserve/1, load/3, attach/3, release/2, in_use/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(SERVER, ?MODULE).
@@ -33,10 +33,6 @@
 %% @private
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
-
-%% @doc Whether `Module' is a slot of prepared code.
--spec is_slot(atom()) -> boolean().
-is_slot(Module) -> persistent_term:get({?MODULE, Module}, false).
 
 %% @doc Take a free slot for code prepared by `Owner'.
 -spec reserve(pid()) -> {ok, slot(), module(), pos_integer()}
@@ -91,14 +87,14 @@ handle_call({reserve, Owner}, _From, #{held := Held} = S0) ->
             S2 = S1#{used := maps:put(Slot, Entry, maps:get(used, S1)),
                      owners := maps:put(Mon, Slot, maps:get(owners, S1)),
                      held := maps:update_with(Owner, fun(N) -> N + 1 end, 1, Held)},
-            {reply, {ok, Slot, module_name(Slot), Gen}, S2};
+            {reply, {ok, Slot, seccomp_slot_names:name(Slot), Gen}, S2};
         none ->
             {reply, {error, {prepare_limit, count, Max}}, S}
     end;
 handle_call({load, Slot, Gen, Binary}, _From, S) ->
     case current(Slot, Gen, S) of
         {ok, _} ->
-            Mod = module_name(Slot),
+            Mod = seccomp_slot_names:name(Slot),
             case code:load_binary(Mod, "prepared", Binary) of
                 {module, Mod} -> {reply, ok, S};
                 {error, Why} -> {reply, {error, {load_failed, Why}}, free_slot(Slot, S)}
@@ -142,15 +138,6 @@ max_prepared() -> application:get_env(beam_seccomp, max_prepared, ?DEFAULT_MAX).
 
 max_per_owner() -> application:get_env(beam_seccomp, max_prepared_per_owner, ?DEFAULT_MAX_PER_OWNER).
 
-module_name(Slot) ->
-    Mod = list_to_atom("$seccomp_prepared_" ++ integer_to_list(Slot)),
-    %% Written once per slot, never erased: no global garbage collection.
-    case persistent_term:get({?MODULE, Mod}, false) of
-        true -> ok;
-        false -> persistent_term:put({?MODULE, Mod}, true)
-    end,
-    Mod.
-
 current(Slot, Gen, #{used := Used}) ->
     case Used of
         #{Slot := #{gen := Gen} = Entry} -> {ok, Entry};
@@ -182,7 +169,7 @@ free_slot(Slot, #{used := Used, owners := Owners, held := Held} = S) ->
     #{mon := Mon, pool := Pool, owner := Owner} = maps:get(Slot, Used),
     demonitor(Mon, [flush]),
     seccomp_pool:stop(Pool),
-    Mod = module_name(Slot),
+    Mod = seccomp_slot_names:name(Slot),
     _ = code:delete(Mod),
     S1 = S#{used := maps:remove(Slot, Used), owners := maps:remove(Mon, Owners),
             held := case maps:get(Owner, Held) of
@@ -195,7 +182,7 @@ free_slot(Slot, #{used := Used, owners := Owners, held := Held} = S) ->
 drain_one(#{draining := []} = S) ->
     S;
 drain_one(#{draining := [Slot | Rest], free := Free} = S) ->
-    case code:soft_purge(module_name(Slot)) of
+    case code:soft_purge(seccomp_slot_names:name(Slot)) of
         true when Rest =:= [] -> S#{draining := [], free := [Slot | Free]};
         true -> schedule_drain(0, S#{draining := Rest, free := [Slot | Free]});
         false -> schedule_drain(?RETRY_MS, S#{draining := Rest ++ [Slot]})
@@ -204,7 +191,7 @@ drain_one(#{draining := [Slot | Rest], free := Free} = S) ->
 %% The first draining slot that purges (each purge checks every process, so
 %% no more than needed are tried).
 purge_first(#{draining := Draining} = S) ->
-    case lists:splitwith(fun(Slot) -> not code:soft_purge(module_name(Slot)) end, Draining) of
+    case lists:splitwith(fun(Slot) -> not code:soft_purge(seccomp_slot_names:name(Slot)) end, Draining) of
         {Busy, [Slot | Rest]} -> {ok, Slot, S#{draining := Busy ++ Rest}};
         {_, []} -> none
     end.

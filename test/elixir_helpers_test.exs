@@ -50,8 +50,8 @@ defmodule Seccomp.ElixirHelpersTest do
     calls = emitted_calls()
     assert {:erlang, :error, 1} in calls or {:erlang, :error, 2} in calls
 
-    helpers = for {m, _, _} = mfa <- calls, :seccomp_sandbox.elixir_internal(m), do: mfa
-    assert helpers -- :seccomp_sandbox.elixir_helpers() == []
+    helpers = for {m, _, _} = mfa <- calls, :seccomp_sandbox_calls.elixir_internal(m), do: mfa
+    assert helpers -- :seccomp_sandbox_calls.elixir_helpers() == []
 
     # Since 1.17 `m.f` is a helper call: the derivation must see it.
     if Version.match?(System.version(), ">= 1.17.0") do
@@ -60,10 +60,10 @@ defmodule Seccomp.ElixirHelpersTest do
   end
 
   test "the compiler's modules are derived from the elixir application" do
-    assert :seccomp_sandbox.elixir_internal(:elixir_erl_pass)
-    assert :seccomp_sandbox.elixir_internal(:elixir)
-    refute :seccomp_sandbox.elixir_internal(Enum)
-    refute :seccomp_sandbox.elixir_internal(:lists)
+    assert :seccomp_sandbox_calls.elixir_internal(:elixir_erl_pass)
+    assert :seccomp_sandbox_calls.elixir_internal(:elixir)
+    refute :seccomp_sandbox_calls.elixir_internal(Enum)
+    refute :seccomp_sandbox_calls.elixir_internal(:lists)
   end
 
   for backend <- Backends.all() do

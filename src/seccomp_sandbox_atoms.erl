@@ -1,0 +1,48 @@
+%% @doc Atoms made by calls from sandboxed code count against `max_atoms':
+%% the atom table is never garbage collected, and a full one ends the VM.
+-module(seccomp_sandbox_atoms).
+
+-export([new_atom/4, counting_atoms/4]).
+
+%% @doc A call that makes one atom of its first argument: counted unless
+%% the atom exists already.
+-spec new_atom(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> atom().
+new_atom(M, F, Args, Ctx) ->
+    Text = case Args of
+               [B | _] when is_binary(B) -> B;
+               [L | _] when is_list(L) -> L;
+               _ -> erlang:error(badarg, Args)
+           end,
+    Existing = try existing_atom(Text) catch error:badarg -> none end,
+    case Existing of
+        none ->
+            seccomp_sandbox_ctx:atoms_made(1, Ctx),
+            erlang:apply(M, F, Args);
+        Atom ->
+            Atom
+    end.
+
+existing_atom(B) when is_binary(B) -> binary_to_existing_atom(B, utf8);
+existing_atom(L) -> list_to_existing_atom(L).
+
+%% @doc Carry out `M:F(Args...)'. Until the functions that can make atoms
+%% of data are known (they are derived at start, see `seccomp_reach'), the
+%% atoms the VM gains during a call count against `max_atoms', and the
+%% arguments must be too small to take the atom table past three quarters
+%% even if every byte became an atom. Once they are known they are refused
+%% (`seccomp_profiles:kind/3').
+-spec counting_atoms(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
+counting_atoms(M, F, Args, Ctx) ->
+    case seccomp_reach:status(atoms, M, F, length(Args)) of
+        unknown ->
+            Before = erlang:system_info(atom_count),
+            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
+            seccomp_size:within(Args, max(0, Room), iodata) orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
+            try
+                erlang:apply(M, F, Args)
+            after
+                seccomp_sandbox_ctx:atoms_made(erlang:system_info(atom_count) - Before, Ctx)
+            end;
+        _ ->
+            erlang:apply(M, F, Args)
+    end.

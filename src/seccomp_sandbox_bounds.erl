@@ -1,0 +1,98 @@
+%% @doc Bounds on what one call from sandboxed code may allocate or walk
+%% before the VM acts on it: sizes of binaries to build, copies to make,
+%% terms a call flattens, compares or hashes in one step, and bignum
+%% operands (a bignum built-in can neither yield nor be killed). Past a
+%% bound the run ends with `memory_limit'.
+-module(seccomp_sandbox_bounds).
+
+-include("seccomp_sandbox.hrl").
+
+-export([bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
+         bounded_bytes/3, unit_size/2, arith/4]).
+
+%% @doc The flattened arguments of a flattener, and the worst-case work of
+%% a call whose cost grows faster than its input (see `seccomp_cost').
+-spec bounded_work(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> true.
+bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
+    %% A flattener's arguments are bounded whole: nothing more to compare.
+    flattener_args(M, F, Args, Ctx) orelse compared_args(M, F, Args, Ctx),
+    seccomp_cost:within(M, F, Args, Max) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
+
+%% The arguments a collection function compares or hashes: all but the
+%% containers, maps and (the last argument, by the modules' convention)
+%% the tuples of the tree and hash modules.
+compared(M, Args) when M =:= gb_sets; M =:= gb_trees; M =:= sets; M =:= dict; M =:= queue ->
+    case lists:reverse(Args) of
+        [Last | Rest] when is_tuple(Last) -> [A || A <- Rest, not is_map(A)];
+        _ -> [A || A <- Args, not is_map(A)]
+    end;
+compared(_M, Args) ->
+    [A || A <- Args, not is_map(A)].
+
+%% A comparison or a hash walks a term in one step: what a collection
+%% function compares or hashes is bounded (see
+%% `seccomp_profiles:compares_terms/2'). Library code that dispatches on
+%% its arguments may compare any of them: all are bounded.
+compared_args(M, F, Args, Ctx) ->
+    case seccomp_profiles:compares_terms(M, F) of
+        true -> bounded_args(compared(M, Args), Ctx);
+        false -> seccomp_profiles:applies_no_data(M) orelse M =:= erlang orelse bounded_args(Args, Ctx)
+    end.
+
+%% @doc A call that may flatten or walk its arguments in one uninterruptible
+%% step gets only arguments within the copy bound.
+-spec flattener_args(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> boolean().
+flattener_args(M, F, Args, Ctx) ->
+    seccomp_flatteners:member(M, F, length(Args)) andalso bounded_args(Args, Ctx).
+
+%% @doc Arguments within the copy bound, or `memory_limit'.
+-spec bounded_args(list(), seccomp_sandbox_ctx:ctx()) -> true.
+bounded_args(Args, Ctx) ->
+    seccomp_sandbox_ctx:copyable(Args, Ctx) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
+
+%% @doc A binary segment's size (times its unit, in bits) within `max_binary'.
+-spec bounded_size(term(), term(), seccomp_sandbox_ctx:ctx()) -> term().
+bounded_size(Size, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Size), is_integer(Unit) ->
+    case Size * Unit =< Max * 8 of
+        true -> Size;
+        false -> seccomp_sandbox_ctx:memory_limit(Ctx)
+    end;
+bounded_size(Size, _Unit, _Ctx) ->
+    Size.
+
+%% @doc Bignum arithmetic and conversions run inside one BIF call that
+%% neither yields nor lets the process be killed: the operands' sizes decide
+%% how long, so they are capped (see `seccomp_cost').
+-spec bounded_integer({bignum, atom()}, list(), seccomp_sandbox_ctx:ctx()) -> true.
+bounded_integer({bignum, Class}, Args, Ctx) ->
+    seccomp_cost:integer_op(Class, Args) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
+
+%% @doc `Count' copies of something of `Unit' bytes (a word, for terms).
+-spec bounded_bytes(term(), pos_integer(), seccomp_sandbox_ctx:ctx()) -> ok.
+bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->
+    seccomp_sandbox_ctx:memory_limit(Ctx);
+bounded_bytes(_Count, _Unit, _Ctx) ->
+    ok.
+
+%% @doc The bytes of one copy of what an amplifier repeats.
+-spec unit_size(term(), non_neg_integer()) -> pos_integer().
+unit_size(B, _Max) when is_binary(B) -> max(1, byte_size(B));
+unit_size(L, Max) when is_list(L) ->
+    %% Past `Max' the exact size does not matter: the walk stops there.
+    case seccomp_size:cost(L, Max, iodata) of
+        over -> Max + 1;
+        N -> max(1, N)
+    end;
+unit_size(_, _Max) -> 8.
+
+%% @doc Integer arithmetic in prepared code whose policy allows it (`*',
+%% `bsl', `div', `rem'): floats and small integers directly, larger
+%% integers within the bignum bound.
+-spec arith('*' | 'bsl' | 'div' | 'rem', number(), number(), seccomp_sandbox_ctx:ctx()) -> number().
+arith('*', X, Y, _Ctx) when is_float(X); is_float(Y) -> X * Y;
+arith('*', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, abs(Y) < ?SMALL -> X * Y;
+arith('bsl', X, Y, _Ctx) when is_integer(X), is_integer(Y), abs(X) < ?SMALL, Y =< 64 -> X bsl Y;
+arith(Op, X, Y, _Ctx) when (Op =:= 'div' orelse Op =:= 'rem'), abs(Y) < ?SMALL -> erlang:Op(X, Y);
+arith(Op, X, Y, Ctx) ->
+    bounded_integer({bignum, seccomp_profiles:bignum_class(erlang, Op, 2)}, [X, Y], Ctx),
+    erlang:Op(X, Y).

@@ -1,0 +1,165 @@
+%% @doc What data handed to library code may name.
+%%
+%% Library code applies what data names: a struct's module (protocols,
+%% Access), a module handed over as a callback (`Enum.sort(L, Mod)'), a
+%% struct's module-valued field (`calendar'), `{M, F, A}' tuples, and it
+%% messages the processes data names. Before such code runs:
+%% <ul>
+%% <li>a struct's module must be allowed;</li>
+%% <li>an atom that names a module, as an argument, in a tuple (but for the
+%%     key of a pair) or as a struct's field, must name one whose every
+%%     function the policy allows and the handler would merely call;</li>
+%% <li>a registered name as an argument must be one the code may send to,
+%%     and every pid a member of the sandbox (or in `send_to'); no ports.</li>
+%% </ul>
+-module(seccomp_sandbox_data).
+
+-include("seccomp_sandbox.hrl").
+
+-export([no_foreign_code/3, holds_fun/1]).
+
+%% @doc Refuse the call `MFA' unless its arguments name nothing outside the policy.
+-spec no_foreign_code(mfa(), list(), seccomp_sandbox_ctx:ctx()) -> ok.
+no_foreign_code(MFA, Args, Ctx) ->
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx);
+                     (_) -> ok
+                  end, Args),
+    scan([Args], MFA, Ctx).
+
+scan([], _MFA, _Ctx) -> ok;
+scan([T | Rest], MFA, Ctx) when is_list(T) -> scan_list(T, Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
+    Items = case T of
+                {Key, Value} when is_atom(Key) -> [Value];
+                %% `{M, F, Arity}' describes a function (`%Task{mfa: ...}',
+                %% stack traces); what is applied has a list of arguments.
+                {_M, _F, Arity} when is_integer(Arity) -> [];
+                _ -> tuple_to_list(T)
+            end,
+    named_all(Items, MFA, Ctx),
+    scan_list(tuple_to_list(T), Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_map(T) ->
+    case T of
+        #{'__struct__' := S} when is_atom(S) ->
+            case seccomp_sandbox_verdict:allowed(S, '__struct__', 0, Ctx) of
+                allow -> namespace_denied(S, Ctx) andalso seccomp_sandbox_verdict:deny({S, '__struct__', 0}, Ctx);
+                {deny, _} -> seccomp_sandbox_verdict:deny({S, '__struct__', 0}, Ctx)
+            end,
+            named_all([V || V <- maps:values(T), V =/= S], MFA, Ctx);
+        _ -> ok
+    end,
+    scan_list(maps:keys(T), [maps:values(T) | Rest], MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
+    member_process(T, MFA, Ctx),
+    scan(Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_integer(T) ->
+    %% Library code prints, parses and divides integers without yielding.
+    seccomp_cost:integer_op(operand, [T]) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    scan(Rest, MFA, Ctx);
+scan([_ | Rest], MFA, Ctx) -> scan(Rest, MFA, Ctx).
+
+%% Under a denylist, denying a module denies its namespace's structs too:
+%% `File.Stream''s protocol implementations are `File''s code, called
+%% directly. (Under an allowlist the struct's module itself had to be named.)
+namespace_denied(_S, #ctx{denylist = false}) ->
+    false;
+namespace_denied(S, Ctx) ->
+    case binary:split(atom_to_binary(S, utf8), <<".">>, [global]) of
+        [<<"Elixir">> | Segments] when length(Segments) > 1 ->
+            Parents = tl(lists:foldl(fun(Seg, [])  -> [[<<"Elixir.">>, Seg]];
+                                                    (Seg, [P | _] = Acc) -> [[P, $., Seg] | Acc]
+                                                 end, [], Segments)),
+            lists:any(fun(P) ->
+                              case catch_existing(iolist_to_binary(P)) of
+                                  none -> false;
+                                  M -> seccomp_sandbox_verdict:allowed(M, '__info__', 1, Ctx) =/= allow
+                              end
+                      end, Parents);
+        _ ->
+            false
+    end.
+
+catch_existing(Name) ->
+    try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
+
+%% Walk a (possibly improper) list, pushing onto the work list only the items
+%% that can hold a map or a process, or are bignums: a list of numbers or a string costs one
+%% test per item.
+scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H);
+                                         is_integer(H), (H > ?SMALL orelse H < -?SMALL) ->
+    scan_list(T, [H | Rest], MFA, Ctx);
+scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
+scan_list([], Rest, MFA, Ctx) -> scan(Rest, MFA, Ctx);
+scan_list(Tail, Rest, MFA, Ctx) -> scan([Tail | Rest], MFA, Ctx).
+
+member_process(Pid, MFA, #ctx{tab = Tab, send_to = SendTo} = Ctx) when is_pid(Pid) ->
+    Pid =:= self() andalso Tab =/= caller
+        orelse (Tab =/= caller andalso seccomp_sandbox_members:is_member(Ctx, Pid))
+        orelse lists:member(Pid, SendTo)
+        orelse seccomp_sandbox_verdict:deny(MFA, Ctx);
+member_process(_Port, MFA, Ctx) ->
+    seccomp_sandbox_verdict:deny(MFA, Ctx).
+
+registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
+    erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+
+named_all(Items, MFA, Ctx) ->
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx);
+                     (_) -> ok
+                  end, Items).
+
+%% An atom that names a module (loaded or on the code path) may be handed to
+%% library code only if every function of that module is allowed and plain.
+named(A, _MFA, _Ctx) when A =:= true; A =:= false; A =:= nil; A =:= undefined; A =:= ok; A =:= error ->
+    ok;
+named(A, _MFA, Ctx) ->
+    case erlang:module_loaded(A) orelse loadable(A, Ctx) of
+        true ->
+            case [MFA || {F, Ar} <- A:module_info(exports), MFA <- [{A, F, Ar}], not nameable(MFA, Ctx)] of
+                [] -> ok;
+                [First | _] -> seccomp_sandbox_verdict:deny(First, Ctx)
+            end;
+        false ->
+            ok
+    end.
+
+%% A module on the code path that is not loaded yet: loaded (as a call of
+%% it would) when the policy allows it, so its functions can be judged.
+loadable(A, Ctx) ->
+    on_code_path(A) andalso
+        case seccomp_sandbox_verdict:allowed(A, module_info, 0, Ctx) =:= allow andalso code:ensure_loaded(A) of
+            {module, A} -> true;
+            _ -> seccomp_sandbox_verdict:deny({A, module_info, 0}, Ctx)
+        end.
+
+nameable({M, F, A}, Ctx) ->
+    seccomp_sandbox_calls:ordinary(M, F, A) andalso seccomp_sandbox_verdict:allowed(M, F, A, Ctx) =:= allow
+        andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch]).
+
+%% Module names on the code path, read once per VM: a module that is not
+%% loaded would be loaded by the first call that names it.
+on_code_path(A) ->
+    Key = {?MODULE, code_path_modules},
+    Names = case persistent_term:get(Key, undefined) of
+                undefined ->
+                    Set = maps:from_list([{unicode:characters_to_binary(N), true} || {N, _, _} <- code:all_available()]),
+                    persistent_term:put(Key, Set),
+                    Set;
+                Set ->
+                    Set
+            end,
+    is_map_key(atom_to_binary(A, utf8), Names).
+
+%% @doc Whether a decoded term holds a fun.
+-spec holds_fun([term()]) -> boolean().
+holds_fun([]) -> false;
+holds_fun([T | _Rest]) when is_function(T) -> true;
+holds_fun([T | Rest]) when is_list(T) -> holds_fun(improper_items(T, Rest));
+holds_fun([T | Rest]) when is_tuple(T) -> holds_fun(tuple_to_list(T) ++ Rest);
+holds_fun([T | Rest]) when is_map(T) -> holds_fun(maps:keys(T) ++ maps:values(T) ++ Rest);
+holds_fun([_ | Rest]) -> holds_fun(Rest).
+
+improper_items([H | T], Rest) -> [H | improper_items(T, Rest)];
+improper_items([], Rest) -> Rest;
+improper_items(Tail, Rest) -> [Tail | Rest].
+

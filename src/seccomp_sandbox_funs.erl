@@ -1,0 +1,42 @@
+%% @doc Funs that sandboxed code makes of `M:F/A' (`fun m:f/a',
+%% `&M.f/a', `erlang:make_fun/3'): whoever calls them, compiled code
+%% included, the call goes through the sandbox's checks. When the policy
+%% allows `M:F/A' and the handler would merely call it, the fun is the plain
+%% `fun M:F/A': captures of allowed functions cost what they cost outside
+%% the sandbox.
+-module(seccomp_sandbox_funs).
+
+-export([wrap/5]).
+
+-define(MAX_WRAPPED_ARITY, 12).
+
+%% @doc A fun of arity `A' for `M:F/A' under `Ctx'; `Check' carries out a
+%% call (its arguments as a list) through the handler.
+-spec wrap(atom(), atom(), arity(), seccomp_sandbox_ctx:ctx(), fun(([term()]) -> term())) -> function().
+wrap(M, F, A, Ctx, Check) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A =< ?MAX_WRAPPED_ARITY ->
+    case seccomp_sandbox_calls:direct(M, F, A) andalso seccomp_sandbox_verdict:allowed(M, F, A, Ctx) =:= allow of
+        true -> erlang:make_fun(M, F, A);
+        false -> checking_fun(A, Check)
+    end;
+wrap(M, F, A, _Ctx, _Check) ->
+    erlang:error(badarg, [M, F, A]).
+
+checking_fun(A, H) ->
+    case A of
+        0 -> fun() -> H([]) end;
+        1 -> fun(X1) -> H([X1]) end;
+        2 -> fun(X1, X2) -> H([X1, X2]) end;
+        3 -> fun(X1, X2, X3) -> H([X1, X2, X3]) end;
+        4 -> fun(X1, X2, X3, X4) -> H([X1, X2, X3, X4]) end;
+        5 -> fun(X1, X2, X3, X4, X5) -> H([X1, X2, X3, X4, X5]) end;
+        6 -> fun(X1, X2, X3, X4, X5, X6) -> H([X1, X2, X3, X4, X5, X6]) end;
+        7 -> fun(X1, X2, X3, X4, X5, X6, X7) -> H([X1, X2, X3, X4, X5, X6, X7]) end;
+        8 -> fun(X1, X2, X3, X4, X5, X6, X7, X8) -> H([X1, X2, X3, X4, X5, X6, X7, X8]) end;
+        9 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9) -> H([X1, X2, X3, X4, X5, X6, X7, X8, X9]) end;
+        10 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10) ->
+                      H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10]) end;
+        11 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11) ->
+                      H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11]) end;
+        12 -> fun(X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12) ->
+                      H([X1, X2, X3, X4, X5, X6, X7, X8, X9, X10, X11, X12]) end
+    end.

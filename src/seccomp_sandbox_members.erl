@@ -1,0 +1,134 @@
+%% @doc Membership of a sandbox: the processes that run its code.
+%%
+%% The first time a process runs sandboxed code it joins: it takes on the
+%% sandbox's layers, counts against `max_processes', gets the heap limit and
+%% is killed when the sandbox ends. The member table also answers what the
+%% members use beyond their heaps (reductions, off-heap binaries).
+-module(seccomp_sandbox_members).
+
+-include("seccomp_sandbox.hrl").
+
+-export([join/1, joined/0, register_member/2, below_process_limit/1, is_member/2, members/1,
+         close/1, reset/1, usage/1, over_limit/2]).
+
+-define(JOINED, '$seccomp_sandbox').
+
+%% @doc Make the calling process a member of the sandbox (once).
+-spec join(seccomp_sandbox_ctx:ctx()) -> ok.
+join(#ctx{tab = caller}) ->
+    ok;
+join(#ctx{id = Id} = Ctx) ->
+    case get(?JOINED) of
+        Id -> ok;
+        _ -> enrol(Ctx)
+    end.
+
+enrol(#ctx{id = Id, tab = Tab, ticket = Ticket, max_heap_size = Heap} = Ctx) ->
+    %% Register first, then look for the closed mark: close/1 does the opposite,
+    %% so a process either sees the mark or is seen (and killed) by close/1.
+    try
+        register_member(self(), Ctx),
+        [] =:= ets:lookup(Tab, '$closed') orelse exit(sandbox_closed)
+    catch
+        error:badarg -> erlang:error(sandbox_closed)
+    end,
+    Ticket =:= none orelse seccomp_nif:adopt(Ticket),
+    _ = process_flag(max_heap_size, #{size => Heap, kill => true, error_logger => false}),
+    put(?JOINED, Id),
+    ok.
+
+%% @doc Whether the calling process joined a sandbox.
+-spec joined() -> boolean().
+joined() -> get(?JOINED) =/= undefined.
+
+%% @doc Count a process once, whether its parent registered it or it joined itself.
+-spec register_member(pid(), seccomp_sandbox_ctx:ctx()) -> ok.
+register_member(Pid, #ctx{tab = Tab, max_processes = Max} = Ctx) ->
+    case ets:insert_new(Tab, {Pid}) of
+        false -> ok;
+        true ->
+            case ets:update_counter(Tab, '$count', 1) of
+                N when N > Max -> seccomp_sandbox_ctx:limit(process_limit, Ctx);
+                _ -> ok
+            end
+    end.
+
+%% @doc Fail with `process_limit' unless one more member fits.
+-spec below_process_limit(seccomp_sandbox_ctx:ctx()) -> ok.
+below_process_limit(#ctx{tab = Tab, max_processes = Max} = Ctx) ->
+    case ets:lookup(Tab, '$count') of
+        [{_, N}] when N < Max -> ok;
+        _ -> seccomp_sandbox_ctx:limit(process_limit, Ctx)
+    end.
+
+%% @doc Whether `Pid' joined the sandbox since its last reset.
+-spec is_member(seccomp_sandbox_ctx:ctx(), pid()) -> boolean().
+is_member(#ctx{tab = Tab}, Pid) ->
+    try ets:member(Tab, Pid) catch error:badarg -> false end.
+
+%% @doc Processes that joined the sandbox (alive or not).
+-spec members(seccomp_sandbox_ctx:ctx()) -> [pid()].
+members(#ctx{tab = Tab}) ->
+    try ets:select(Tab, [{{'$1'}, [{is_pid, '$1'}], ['$1']}])
+    catch error:badarg -> []
+    end.
+
+%% @doc End the sandbox: refuse new members, kill every member, drop the table.
+-spec close(seccomp_sandbox_ctx:ctx()) -> ok.
+close(#ctx{tab = Tab} = Ctx) ->
+    try ets:insert(Tab, {'$closed'}) catch error:badarg -> ok end,
+    Me = self(),
+    [exit(P, kill) || P <- members(Ctx), P =/= Me],
+    try ets:delete(Tab) catch error:badarg -> ok end,
+    ok.
+
+%% @doc Make a sandbox ready for its next run (prepared code in a warm
+%% process): kill every member but the caller, and clear the counters, the
+%% recorded violation and the caller's dictionary.
+-spec reset(seccomp_sandbox_ctx:ctx()) -> ok.
+reset(#ctx{tab = Tab} = Ctx) ->
+    Me = self(),
+    Member = ets:member(Tab, Me),
+    Count = case Member of true -> 1; false -> 0 end,
+    case ets:lookup(Tab, '$count') of
+        [{_, Count}] -> ok;
+        _ ->
+            [begin exit(P, kill), ets:delete(Tab, P) end || P <- members(Ctx), P =/= Me],
+            ets:insert(Tab, {'$count', Count})
+    end,
+    seccomp_sandbox_ctx:clear_run(Ctx),
+    Member andalso clear_dictionary(),
+    ok.
+
+clear_dictionary() ->
+    case get() of
+        [{?JOINED, _}] -> true;
+        _ ->
+            Id = get(?JOINED),
+            _ = erase(),
+            put(?JOINED, Id),
+            true
+    end.
+
+%% @doc Reductions and off-heap binary bytes of the sandbox's members: what
+%% `max_heap_size' does not cover.
+-spec usage(seccomp_sandbox_ctx:ctx()) -> {non_neg_integer(), non_neg_integer()}.
+usage(Ctx) ->
+    lists:foldl(fun(P, {R, B}) ->
+                        case erlang:process_info(P, [reductions, binary]) of
+                            [{reductions, R1}, {binary, Bins}] ->
+                                {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
+                            undefined ->
+                                {R, B}
+                        end
+                end, {0, 0}, members(Ctx)).
+
+%% @doc Which limit a {@link usage/1} sample exceeds, if any (reductions
+%% counted from the start of the run).
+-spec over_limit({integer(), non_neg_integer()}, map()) -> ok | reduction_limit | memory_limit.
+over_limit({Reds, Bin}, #{max_reductions := MaxReds, max_binary := MaxBin}) ->
+    if
+        Reds > MaxReds -> reduction_limit;
+        Bin > MaxBin -> memory_limit;
+        true -> ok
+    end.

@@ -1,0 +1,100 @@
+%% @doc The processes sandboxed code starts, signals and inspects: a
+%% spawned child is a member from birth and joins at its first call;
+%% messages and exit signals reach only the sandbox's own processes (and
+%% `send_to'); process information only of members, and never what shows
+%% the keeper or the library's state.
+-module(seccomp_sandbox_procs).
+
+-include("seccomp_sandbox.hrl").
+
+-export([spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
+
+%% Supervisors nested this deep under a member are the sandbox's own.
+-define(MAX_OWN_DEPTH, 8).
+
+%% @doc Carry out a spawn within `max_processes'. The child is a member
+%% from birth, so the parent may message it at once.
+-spec spawn_checked(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
+spawn_checked(M, F, Args, Ctx) ->
+    seccomp_sandbox_members:below_process_limit(Ctx),
+    Started = erlang:apply(M, F, Args),
+    case seccomp_supervisor:started_pid(Started) of
+        undefined -> ok;
+        Pid -> seccomp_sandbox_members:register_member(Pid, Ctx)
+    end,
+    Started.
+
+%% @doc The start fun of a member: it joins, then runs `Fun'.
+%%
+%% The child's exit reason is copied to every process linked to or
+%% monitoring it: one too large to copy becomes `memory_limit'. The child
+%% ends with an exit, never an error: the VM logs an error with its stack,
+%% and the host's logger would format the sandbox's data. The reason is
+%% what the VM would give (`{Reason, Stack}'), made inert.
+-spec joining(fun(() -> term()), seccomp_sandbox_ctx:ctx()) -> fun(() -> no_return()).
+joining(Fun, Ctx) when is_function(Fun, 0) ->
+    fun() ->
+            seccomp_sandbox_members:join(Ctx),
+            try Fun()
+            catch Class:Reason:Stack ->
+                    %% An error's stack (with a clause's arguments) is part of the reason.
+                    seccomp_sandbox_ctx:copyable({Reason, Stack}, Ctx) orelse exit(memory_limit),
+                    exit(exit_reason(Class, Reason, Stack))
+            end
+    end;
+joining(Other, _Ctx) -> erlang:error(badarg, [Other]).
+
+exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
+exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
+exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
+
+%% @doc A member, or a process a member started (a supervisor runs no
+%% sandboxed code, so it never joins): its parent, or theirs, is a member.
+-spec own_process(atom() | pid() | term(), seccomp_sandbox_ctx:ctx()) -> boolean().
+own_process(Name, Ctx) when is_atom(Name) -> own_process(erlang:whereis(Name), Ctx);
+own_process(Pid, Ctx) -> own_process(Pid, Ctx, ?MAX_OWN_DEPTH).
+
+own_process(Pid, Ctx, Depth) when is_pid(Pid), node(Pid) =:= node(), Depth > 0 ->
+    seccomp_sandbox_members:is_member(Ctx, Pid) orelse
+        case erlang:process_info(Pid, parent) of
+            {parent, Parent} -> own_process(Parent, Ctx, Depth - 1);
+            undefined -> false
+        end;
+own_process(_Other, _Ctx, _Depth) ->
+    false.
+
+%% @doc Messages and exit signals may only reach the sandbox's own
+%% processes, and the registered names the caller listed in `send_to'.
+-spec may_signal(term(), mfa(), send | signal, seccomp_sandbox_ctx:ctx()) -> true.
+may_signal(Dest, MFA, Kind, #ctx{tab = caller, send_to = SendTo} = Ctx) ->
+    Kind =:= send andalso lists:member(Dest, SendTo) orelse seccomp_sandbox_verdict:deny(MFA, Ctx);
+may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
+    Allowed = case Dest of
+                  Pid when is_pid(Pid) ->
+                      Pid =:= self() orelse ets:member(Tab, Pid)
+                          orelse (Kind =:= send andalso lists:member(Pid, SendTo));
+                  Name when is_atom(Name), Kind =:= send -> lists:member(Name, SendTo);
+                  _ -> false
+              end,
+    Allowed orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+
+%% @doc `process_info'/`Process.info' of a member, and not of what is private.
+-spec info(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
+info(M, F, [Pid | Items] = Args, Ctx) ->
+    MFA = {M, F, length(Args)},
+    is_pid(Pid) andalso (Pid =:= self() orelse seccomp_sandbox_members:is_member(Ctx, Pid))
+        orelse seccomp_sandbox_verdict:deny(MFA, Ctx),
+    case Items of
+        [] -> seccomp_sandbox_verdict:deny(MFA, Ctx);
+        [Item] ->
+            Requested = case is_list(Item) of true -> Item; false -> [Item] end,
+            lists:any(fun private_info/1, Requested) andalso seccomp_sandbox_verdict:deny(MFA, Ctx),
+            erlang:apply(M, F, Args)
+    end.
+
+%% Process information that shows the runner's keeper (links, parent,
+%% monitors), what the library keeps in the process (dictionary, stack), or
+%% other processes (monitored_by).
+private_info(Item) ->
+    lists:member(Item, [links, monitors, monitored_by, parent, dictionary, backtrace,
+                        current_stacktrace, messages, group_leader]).
