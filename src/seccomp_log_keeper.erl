@@ -2,7 +2,7 @@
 %% (or Elixir's Logger starting after this library) may add a primary
 %% filter at any time, and the newest runs first: this process looks every
 %% ?INTERVAL ms and moves the filter back to the front. Sandboxes also
-%% check when they start (`seccomp_sandbox_ctx:new/1').
+%% check when they start (`seccomp_eval', `seccomp_pool').
 -module(seccomp_log_keeper).
 -behaviour(gen_server).
 
