@@ -202,6 +202,9 @@ call_kind(supervisor, start_child, 2) -> routed;
 call_kind('Elixir.Supervisor', start_child, 2) -> routed;
 call_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
 call_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
+%% The VM's own console output (`erlang:display/1' and its kin) bypasses
+%% every group leader: refused whatever the policy.
+call_kind(erlang, F, _A) when F =:= display; F =:= display_string; F =:= display_nl -> refused;
 call_kind(M, F, A) when M =:= io; M =:= 'Elixir.IO' ->
     %% Every other function of theirs names a device or reads: refused,
     %% whatever the policy, but for the data conversions of `IO'.

@@ -9,9 +9,11 @@
 %% The refusals are logged by design: not in the test output.
 setup() ->
     {ok, _} = application:ensure_all_started(beam_seccomp),
-    logger:set_module_level(seccomp_events, error).
+    #{level := Level} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, error),
+    Level.
 
-cleanup(_) -> logger:unset_module_level(seccomp_events).
+cleanup(Level) -> logger:set_primary_config(level, Level).
 
 eval(Code, Opts) -> seccomp_eval:eval(Code, maps:merge(#{language => erlang}, Opts)).
 
@@ -37,7 +39,8 @@ default_shape_test_() ->
 %% Any device other than the standard output is refused, whatever the
 %% policy, and so is every other function of `io'.
 other_devices_test_() ->
-    {setup, fun setup/0, fun cleanup/1,
+    %% (The first denylist derives its rules: seconds.)
+    {setup, fun setup/0, fun cleanup/1, {timeout, 120,
      [?_assertMatch({{error, {seccomp_violation, {io, _, _}}}, <<>>},
                     on_own_console(fun() -> eval(Code, #{policy => P, output => capture}) end))
       || P <- [pure, processes, ?DENYLIST],
@@ -48,7 +51,21 @@ other_devices_test_() ->
                   "io:request(standard_error, {put_chars, unicode, <<\"x\">>}).",
                   "io:requests(user, [{put_chars, unicode, <<\"x\">>}]).",
                   "io:get_line(\"> \").",
-                  "io:setopts([binary])."]]}.
+                  "io:setopts([binary])."]]}}.
+
+%% The BIFs that write to the VM's own console (every `erlang:display*' of
+%% the running OTP) are refused, whatever the policy.
+console_bifs_test_() ->
+    {setup, fun setup/0, fun cleanup/1, {timeout, 120,
+     [?_assertMatch({error, {seccomp_violation, {erlang, F, A}}},
+                    eval(lists:flatten(io_lib:format("erlang:~p(~s).", [F, display_args(A)])),
+                         #{policy => P}))
+      || P <- [pure, processes, ?DENYLIST],
+         {F, A} <- erlang:module_info(exports), lists:prefix("display", atom_to_list(F))]}}.
+
+display_args(0) -> "";
+display_args(1) -> "\"x\"";
+display_args(2) -> "\"x\", stdout".
 
 %% A pid as the device (one of the sandbox's own processes).
 pid_device_test_() ->
