@@ -228,7 +228,12 @@ call_kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
 call_kind(M, _F, _A) ->
     case applies_no_data(M) of
         true -> plain;
-        false -> dispatch
+        false ->
+            %% Logging would come from the caller's process in caller mode.
+            case seccomp_log_modules:is_member(M) of
+                true -> refused;
+                false -> dispatch
+            end
     end.
 
 %% @doc Whether `M:F' compares or hashes whole terms it is given (keys,

@@ -95,6 +95,48 @@ defmodule Seccomp.LogOrderTest do
     _ = :peer.call(peer, :logger, :remove_primary_filter, [:log_order_host_first])
   end
 
+  # In caller mode sandboxed code runs in the caller's process, whose log
+  # events the filter cannot tell from the caller's own: no logging module
+  # may be called from sandboxed code, under any policy, in any mode.
+  test "sandboxed code calls no logging module, whatever the policy" do
+    denylist = %{mode: :blacklist, rules: [:os, :file, File, System, Code, :code]}
+
+    for code <- [
+          ~s|:logger.error(%{label: {:proc_lib, :crash}, report: [[error_info: :x]]})|,
+          ~s|:logger.log(:error, ~c"x~p", [1])|,
+          ~s|:logger.macro_log(%{}, :error, ~c"x", [])|,
+          ~s|:logger.update_process_metadata(%{forged: 1})|,
+          ~s|:error_logger.error_report(:x)|,
+          ~s|Logger.metadata(forged: 1)|,
+          ~s|Logger.bare_log(:error, "x")|
+        ],
+        mode <- [:eval, :pool, :caller] do
+      result =
+        if mode == :eval do
+          :seccomp_eval.eval(code, language: :elixir, policy: denylist)
+        else
+          {:ok, p} = :seccomp_eval.prepare(code, language: :elixir, policy: denylist, mode: mode)
+          result = :seccomp_eval.run(p, [])
+          :seccomp_eval.release(p)
+          result
+        end
+
+      assert {:error, {:seccomp_violation, {m, _, _}}} = result, "#{mode}: #{code}"
+      assert :seccomp_log_modules.is_member(m)
+    end
+
+    # Nothing the sandbox set stays in the caller.
+    refute Map.has_key?(Map.new(Logger.metadata()), :forged)
+
+    # Every function of every such module, as the profiles' handler sees it.
+    for m <- :seccomp_log_modules.modules(), {f, a} <- m.module_info(:exports) do
+      assert :seccomp_profiles.kind(m, f, a) == :refused, "#{m}.#{f}/#{a}"
+    end
+
+    assert :logger in :seccomp_log_modules.modules()
+    assert Logger in :seccomp_log_modules.modules()
+  end
+
   test "no other filter, translator or handler is shown a sandbox's data", %{
     peer: peer,
     recorder: rec
