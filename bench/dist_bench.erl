@@ -27,22 +27,37 @@ measure(Ebin, BenchDir, ServerArgs) ->
     {Server, ServerNode} = Peer(server, ServerArgs),
     {Client, _} = Peer(client, []),
     Call = fun(F, A) -> peer:call(Client, ?MODULE, F, [ServerNode | A], 300000) end,
-    Row = #{m64 => Call(throughput, [64, 100000]),
+    %% The server node's CPU time (all threads, user and system) per
+    %% operation: less disturbed by other load on the machine than rates.
+    Cpu = fun(F, A, N) ->
+                  {T0, _} = peer:call(Server, erlang, statistics, [runtime]),
+                  Rate = Call(F, A),
+                  {T1, _} = peer:call(Server, erlang, statistics, [runtime]),
+                  {Rate, (T1 - T0) * 1000 / N}
+          end,
+    {M64, C64} = Cpu(throughput, [64, 100000], 100000),
+    {Rtt, CRtt} = Cpu(latency, [64, 3000], 3000),
+    {Rpc, CRpc} = Cpu(rpc_rate, [3000], 3000),
+    Row = #{m64 => M64, cpu_m64 => C64,
             m4k => Call(throughput, [4096, 20000]),
             m1m => Call(throughput, [1048576, 200]),
-            rtt => Call(latency, [64, 3000]),
-            rpc => Call(rpc_rate, [3000])},
+            rtt => Rtt, cpu_rtt => CRtt,
+            rpc => Rpc, cpu_rpc => CRpc},
     peer:stop(Client),
     peer:stop(Server),
     Row.
 
 print(Label, R, B) ->
-    Ratio = fun(K) -> maps:get(K, R) / maps:get(K, B) end,
+    Ratio = fun(K) -> maps:get(K, R) / max(maps:get(K, B), 1.0e-9) end,
     io:format("~-16s 64 B ~w msg/s (~.2fx)  4 KiB ~w msg/s (~.2fx)  1 MiB ~w msg/s (~.2fx)  "
               "rtt ~.1f us (~.2fx)  rpc ~w/s (~.2fx)~n",
               [Label, round(maps:get(m64, R)), Ratio(m64), round(maps:get(m4k, R)), Ratio(m4k),
                round(maps:get(m1m, R)), Ratio(m1m), maps:get(rtt, R), Ratio(rtt),
-               round(maps:get(rpc, R)), Ratio(rpc)]).
+               round(maps:get(rpc, R)), Ratio(rpc)]),
+    io:format("~-16s server CPU per op: 64 B msg ~.1f us (~.2fx)  round trip ~.1f us (~.2fx)  "
+              "rpc ~.1f us (~.2fx)~n",
+              ["", maps:get(cpu_m64, R), Ratio(cpu_m64), maps:get(cpu_rtt, R), Ratio(cpu_rtt),
+               maps:get(cpu_rpc, R), Ratio(cpu_rpc)]).
 
 %% Nanoseconds the filter spends on one message packet to a pid the peer holds.
 filter_cost() ->

@@ -10,18 +10,16 @@
 %% compiled code, and adds a deny rule for each one the policy does not
 %% allow by an exact rule. Modules outside the analysed applications cannot
 %% be judged and are denied unless the policy allows them by name (default
-%% deny). The call graph is derived once per VM; the rules once per policy.
+%% deny). The call graph is the shared one (`seccomp_callgraph', built once
+%% per VM); the rules are derived once per policy.
 -module(seccomp_denylist).
 
--export([extend/1, closure/1, sinks/1, analysed/0, ensure/0]).
+-export([extend/1, closure/1, sinks/1, analysed/0]).
 
--define(GRAPH, {?MODULE, graph}).
 -define(CACHE, {?MODULE, policies}).
+-define(EFFECTFUL, {?MODULE, effectful}).
 %% Distinct denylists whose rules are kept.
 -define(MAX_CACHED, 16).
-%% Applications whose code the graph covers.
--define(APPS, [erts, elixir, stdlib, kernel, logger]).
-
 %% What reaches outside the VM's data, whatever the policy says: the OS
 %% (commands, environment, files, ports), code loading, the VM's life, the
 %% distribution, and the system processes that act for others (init, the
@@ -107,25 +105,78 @@ derived_policy(#{rules := Rules} = Spec) ->
 %% under the denylist `Spec' must not call: those that can reach a sink.
 -spec closure(map()) -> [mfa()].
 closure(Spec) ->
-    #{callers := Callers, functions := Functions} = graph(),
-    Sinks = sinks(Spec),
-    Reached = reach(Sinks, Callers, #{}),
-    [MFA || MFA <- maps:keys(Reached), is_map_key(MFA, Functions)].
+    Reached = seccomp_callgraph:reach(sinks(Spec), follow()),
+    [MFA || MFA <- maps:keys(Reached), seccomp_callgraph:exported(MFA)].
 
-%% @doc The sinks under the denylist `Spec': the capability sinks and every
-%% function the policy denies.
+%% Calls not followed: those made by protocols, exception modules, the
+%% error paths, and the reads of the clock or configuration (what a read
+%% calls is how it reads).
+follow() ->
+    Cut = cut_modules(),
+    fun({M, _, _} = From) -> not is_map_key(M, Cut) andalso not error_path(From) andalso not read(From) end.
+
+%% @doc The sinks under the denylist `Spec': the capability BIFs, the
+%% functions it names (every arity where it names no arity), and the
+%% functions of the capability modules and of the modules it denies whole
+%% that can have an effect beyond computing a value (see effectful/0).
 -spec sinks(map()) -> [mfa()].
 sinks(#{rules := Rules}) ->
-    #{modules := Modules} = graph(),
+    Modules = case seccomp_callgraph:graph() of
+                  #{by_module := ByModule} -> ByModule;
+                  error -> #{}
+              end,
+    Effectful = effectful(),
+    Effect = fun(MFA) -> Effectful =:= all orelse is_map_key(MFA, Effectful) end,
     Denied = [P || R <- Rules, P <- [pattern(R)], P =/= allowed],
     %% A read of the clock or of configuration is no sink even where the
     %% policy denies it: denied when called, not in what library code reaches.
     Seeds = ?SINK_BIFS
-        ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, [])]
-        ++ [MFA || {M, F, A} <- Denied,
-                   MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A), F =/= '_'],
-                   matches({M, F, A}, MFA)],
-    lists:usort([MFA || MFA <- Seeds, not lists:any(fun(R) -> matches(R, MFA) end, ?READS)]).
+        ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, []), Effect(MFA)]
+        ++ [MFA || {M, F, A} <- Denied, F =/= '_',
+                   MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A)],
+                   matches({M, F, A}, MFA)]
+        ++ [MFA || {M, '_', A} <- Denied, MFA <- maps:get(M, Modules, []),
+                   matches({M, '_', A}, MFA), Effect(MFA)],
+    lists:usort([MFA || MFA <- Seeds, not read(MFA)]).
+
+read(MFA) -> lists:any(fun(R) -> matches(R, MFA) end, ?READS).
+
+%% The functions that can have an effect beyond computing a value: those
+%% from which a call chain reaches a function with no code of its own (a
+%% built-in, a NIF, a call to code outside the graph or by a computed name)
+%% that is neither a data function of the `pure' profile nor a read of the
+%% clock or configuration, through functions that are neither. Only they carry what a module's denial is for: a
+%% denied module's function that merely computes (`System.convert_time_unit/3')
+%% gives no more than the code could compute itself. Once per VM.
+effectful() ->
+    case persistent_term:get(?EFFECTFUL, undefined) of
+        undefined ->
+            Effectful = derive_effectful(),
+            persistent_term:put(?EFFECTFUL, Effectful),
+            Effectful;
+        Effectful ->
+            Effectful
+    end.
+
+derive_effectful() ->
+    case seccomp_callgraph:graph() of
+        error ->
+            all;
+        #{callers := Callers} ->
+            WithCode = maps:from_keys(lists:append(maps:values(Callers)), true),
+            %% A built-in or NIF stub's code only raises `nif_error'.
+            Natives = maps:from_keys(maps:get({erlang, nif_error, 1}, Callers, [])
+                                     ++ maps:get({erlang, nif_error, 2}, Callers, []), true),
+            Effects = [MFA || MFA <- maps:keys(Callers),
+                              not is_map_key(MFA, WithCode) orelse is_map_key(MFA, Natives),
+                              not inert(MFA)],
+            %% A data function is inert whatever its code calls (the
+            %% runtime's own helpers of `erlang:convert_time_unit/3').
+            Follow = follow(),
+            seccomp_callgraph:reach(Effects, fun(MFA) -> Follow(MFA) andalso not inert(MFA) end)
+    end.
+
+inert({M, F, A} = MFA) -> seccomp_profiles:data_function(M, F, A) orelse read(MFA).
 
 pattern(#{action := allow}) -> allowed;
 pattern(#{match := P}) -> P;
@@ -143,88 +194,28 @@ module_allowed(M, Rules) ->
 
 error_path(MFA) -> lists:any(fun(P) -> matches(P, MFA) end, ?ERROR_PATHS).
 
-reach([], _Callers, Seen) ->
-    Seen;
-reach([MFA | Rest], Callers, Seen) when is_map_key(MFA, Seen) ->
-    reach(Rest, Callers, Seen);
-reach([MFA | Rest], Callers, Seen) ->
-    reach(maps:get(MFA, Callers, []) ++ Rest, Callers, Seen#{MFA => true}).
-
 %% @doc The modules the graph covers.
--spec analysed() -> #{module() => true}.
-analysed() -> maps:get(analysed, graph()).
+-spec analysed() -> #{module() => atom()}.
+analysed() ->
+    case seccomp_callgraph:graph() of
+        #{module_app := ModuleApp} -> ModuleApp;
+        error -> #{}
+    end.
 
 %% Modules on the code path (or loaded) outside the analysed applications.
 unanalysed() ->
     Analysed = analysed(),
     [M || {Name, _, _} <- code:all_available(), M <- [list_to_atom(Name)], not is_map_key(M, Analysed)].
 
-%% The call graph of the analysed applications, reversed (callee to
-%% callers), with their exported functions; protocols' dispatch edges cut
-%% (a forged struct is refused where it is passed, see seccomp_sandbox_data).
-graph() ->
-    case persistent_term:get(?GRAPH, undefined) of
-        undefined -> ensure(), persistent_term:get(?GRAPH);
-        G -> G
-    end.
-
-%% @doc Derive the call graph now, unless it is known; callers that come
-%% while one process derives it wait for that one.
--spec ensure() -> ok.
-ensure() ->
-    case persistent_term:get(?GRAPH, undefined) of
-        undefined ->
-            {Pid, Ref} = spawn_monitor(fun() -> derive_once() end),
-            receive {'DOWN', Ref, process, Pid, _} -> ok end,
-            case persistent_term:get(?GRAPH, undefined) of
-                undefined -> ensure();
-                _ -> ok
-            end;
-        _ ->
-            ok
-    end.
-
-%% The registered name makes one deriver at a time; a second one waits for
-%% the first and ends.
-derive_once() ->
-    try register(?MODULE, self()) of
-        true -> persistent_term:put(?GRAPH, derive())
-    catch
-        error:badarg ->
-            case whereis(?MODULE) of
-                undefined -> ok;
-                Other ->
-                    Ref = monitor(process, Other),
-                    receive {'DOWN', Ref, process, Other, _} -> ok end
-            end
-    end.
-
-derive() ->
-    {ok, X} = xref:start([{xref_mode, functions}]),
-    try
-        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
-        _ = [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin"))
-             || App <- ?APPS, code:lib_dir(App) =/= {error, bad_name}],
-        {ok, Exports} = xref:q(X, "X"),
-        {ok, Protocols} = xref:q(X, "(Mod) (X * \"\":\"__protocol__\"/1)"),
-        {ok, Edges} = xref:q(X, "E"),
-        {ok, AnalysedModules} = xref:q(X, "AM"),
-        %% Exception modules (the `Elixir.Exception' behaviour's and the
-        %% protocols') only build errors.
-        {ok, ExceptionModules} = xref:q(X, "(Mod) (X * \"\":\"exception\"/1) * (Mod) (X * \"\":\"message\"/1)"),
-        Cut = maps:from_keys(['Elixir.Exception' | Protocols ++ ExceptionModules], true),
-        Callers = lists:foldl(fun({{M, _, _} = From, To}, Acc) ->
-                                      case is_map_key(M, Cut) orelse error_path(From) of
-                                          true -> Acc;
-                                          false -> maps:update_with(To, fun(L) -> [From | L] end, [From], Acc)
-                                      end
-                              end, #{}, Edges),
-        %% Every function by module: exports, and the built-ins called.
-        Modules = lists:foldl(fun({M, _, _} = MFA, Acc) ->
-                                      maps:update_with(M, fun(L) -> [MFA | L] end, [MFA], Acc)
-                              end, #{}, lists:usort(Exports ++ maps:keys(Callers))),
-        #{callers => Callers, functions => maps:from_keys(Exports, true), modules => Modules,
-          analysed => maps:from_keys(AnalysedModules, true)}
-    after
-        xref:stop(X)
-    end.
+%% Calls made by these modules are not followed: protocols' dispatch (a
+%% forged struct is refused where it is passed, see seccomp_sandbox_data)
+%% and exception modules (the `Elixir.Exception' behaviour's and the
+%% protocols'), which only build errors.
+cut_modules() ->
+    Exports = case seccomp_callgraph:graph() of
+                  #{exports := E} -> E;
+                  error -> #{}
+              end,
+    Protocols = [M || {M, '__protocol__', 1} <- maps:keys(Exports)],
+    Exceptions = [M || {M, exception, 1} <- maps:keys(Exports), is_map_key({M, message, 1}, Exports)],
+    maps:from_keys(['Elixir.Exception' | Protocols ++ Exceptions], true).

@@ -6,10 +6,11 @@
 %% the atoms of a term before the term is decoded, by it or by the runtime.
 -module(seccomp_dist_budget).
 
--export([init/0, left/2, charge/3]).
+-export([init/0, left/2, charge/3, charge_name/1]).
 
 -define(TAB, seccomp_dist_budget).
 -define(ALL, all_peers).
+-define(NAMES, handshake_names).
 
 %% @doc Create the table (once; its owner is the process that listens).
 -spec init() -> ok.
@@ -40,6 +41,36 @@ charge(Node, N, Max) ->
         end
     catch
         %% no table: distribution is being stopped
+        error:badarg -> atom_budget
+    end.
+
+%% @doc Charge the name a connecting node gives in its first handshake
+%% packet, before it proved it holds the cookie: the handshake makes an
+%% atom of a name this node does not know yet (a dynamic name too). Such
+%% names take from the budget of all peers and from their own, smaller cap,
+%% so a stranger cannot fill the atom table by connecting under ever new
+%% names; once it is spent, nodes with new names are refused (known names
+%% still connect).
+-spec charge_name(binary() | dynamic) -> ok | atom_budget.
+charge_name(dynamic) -> charge_unknown_name();
+charge_name(Name) ->
+    try binary_to_existing_atom(Name, utf8) of
+        _ -> ok
+    catch error:badarg -> charge_unknown_name()
+    end.
+
+charge_unknown_name() ->
+    try
+        All = ets:update_counter(?TAB, ?ALL, 1, {?ALL, 0}),
+        Names = ets:update_counter(?TAB, ?NAMES, 1, {?NAMES, 0}),
+        case All =< cap() andalso Names =< cap() div 8 of
+            true -> ok;
+            false ->
+                _ = ets:update_counter(?TAB, ?ALL, -1),
+                _ = ets:update_counter(?TAB, ?NAMES, -1),
+                atom_budget
+        end
+    catch
         error:badarg -> atom_budget
     end.
 

@@ -15,15 +15,16 @@
 
 -define(GENERATION, 100000).
 
--record(caps, {tab :: ets:tid(), node_name :: binary(), gen = 0 :: non_neg_integer(),
-               count = 0 :: non_neg_integer()}).
+-record(caps, {tab :: ets:tid(), node_name :: binary(), pattern :: binary:cp(), gen = 0 :: non_neg_integer(),
+               count = 0 :: non_neg_integer(), last = [] :: [pid() | reference()]}).
 -opaque caps() :: #caps{}.
 
 %% @doc A fresh table, owned by the calling process (the connection's sender).
 -spec new() -> caps().
 new() ->
+    Name = atom_to_binary(node(), utf8),
     #caps{tab = ets:new(seccomp_dist_caps, [set, public, {read_concurrency, true}]),
-          node_name = atom_to_binary(node(), utf8)}.
+          node_name = Name, pattern = binary:compile_pattern(Name)}.
 
 %% @doc The table the receiver looks things up in.
 -spec table(caps()) -> ets:tid().
@@ -33,26 +34,57 @@ table(#caps{tab = Tab}) -> Tab.
 %% `erlang:dist_ctrl_get_data/1' returns it) shows the peer. A packet that
 %% does not contain this node's name names none of its pids or references.
 -spec show(iodata(), caps()) -> caps().
-show(Data, #caps{node_name = Name} = Caps) ->
-    case mentions(Data, Name) of
+show(Data, #caps{node_name = Name, pattern = Pattern} = Caps) ->
+    case mentions(Data, Pattern) of
         false -> Caps;
-        true ->
-            case iolist_to_binary(Data) of
-                <<112, Terms/binary>> -> add(seccomp_dist_etf:local_terms(Terms, Name), Caps);
-                _ -> Caps
-            end
+        true -> add(shown(Data, Name, Pattern), Caps)
     end.
 
-mentions(Bin, Name) when is_binary(Bin) -> binary:match(Bin, Name) =/= nomatch;
-mentions([H | T], Name) -> mentions(H, Name) orelse mentions(T, Name);
-mentions([], _Name) -> false.
+%% The runtime hands a small packet over as `[<<112>>, Control | Payload]':
+%% the control term (the sender of a message, most often) is decoded alone,
+%% and the payload only when it holds the node's name. Any other shape (or a
+%% first piece that is not one whole term) is scanned whole.
+shown([<<112>>, Ctl | Payload] = Data, Name, Pattern) when is_binary(Ctl) ->
+    case control_locals(Ctl) of
+        {ok, Locals} ->
+            case mentions(Payload, Pattern) of
+                false -> Locals;
+                true -> shown_in(Data, Name)
+            end;
+        error ->
+            shown_in(Data, Name)
+    end;
+shown(Data, Name, _Pattern) ->
+    shown_in(Data, Name).
+
+%% The local pids and references of a binary that holds exactly one term.
+control_locals(Bin) ->
+    try binary_to_term(Bin, [used]) of
+        {Term, Used} when Used =:= byte_size(Bin) -> {ok, seccomp_dist_etf:locals_in(Term)};
+        _ -> error
+    catch
+        error:badarg -> error
+    end.
+
+shown_in(Data, Name) ->
+    case iolist_to_binary(Data) of
+        <<112, Terms/binary>> -> seccomp_dist_etf:local_terms(Terms, Name);
+        _ -> []
+    end.
+
+mentions(Bin, Pattern) when is_binary(Bin) -> binary:match(Bin, Pattern) =/= nomatch;
+mentions([H | T], Pattern) -> mentions(H, Pattern) orelse mentions(T, Pattern);
+mentions([], _Pattern) -> false.
 
 add([], Caps) -> Caps;
+%% The same items as last time (a process sending message after message)
+%% are in the table already, in this generation.
+add(Items, #caps{last = Items} = Caps) -> Caps;
 add(Items, #caps{tab = Tab, gen = Gen, count = Count} = Caps) ->
     true = ets:insert(Tab, [{X, Gen} || X <- Items]),
     case Count + length(Items) of
-        N when N >= ?GENERATION -> next_generation(Caps);
-        N -> Caps#caps{count = N}
+        N when N >= ?GENERATION -> (next_generation(Caps))#caps{last = []};
+        N -> Caps#caps{count = N, last = Items}
     end.
 
 next_generation(#caps{tab = Tab, gen = Gen} = Caps) ->

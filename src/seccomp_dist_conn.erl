@@ -13,6 +13,7 @@
 -export([controller/1, receiver/5]).
 
 -include_lib("kernel/include/net_address.hrl").
+-include_lib("kernel/include/dist.hrl").
 
 -record(rx, {socket :: inet:socket(), node :: node(), dhandle :: term(), ctrl :: pid(),
              policy :: term(), ctx :: seccomp_dist_filter:context(),
@@ -25,12 +26,14 @@
 %% Packets the socket delivers before the receiver asks again (and flushes
 %% its counters).
 -define(ACTIVE_N, 64).
+%% Both processes handle packet after packet: a heap that fits many of them
+%% makes collections rare (binaries of large packets are off the heap).
+-define(HEAP_OPTS, [{message_queue_data, off_heap}, {min_heap_size, 16384}, {fullsweep_after, 20}]).
 
 %% @doc A controller for a connected socket.
 -spec start_controller(inet:socket()) -> pid().
 start_controller(Socket) ->
-    Ctrl = spawn_opt(?MODULE, controller, [Socket],
-                     [{priority, max}, {message_queue_data, off_heap}, {fullsweep_after, 0}]),
+    Ctrl = spawn_opt(?MODULE, controller, [Socket], [{priority, max} | ?HEAP_OPTS]),
     ok = gen_tcp:controlling_process(Socket, Ctrl),
     Ctrl.
 
@@ -53,7 +56,7 @@ controller(Socket) ->
             Caps = seccomp_dist_caps:new(),
             Receiver = spawn_opt(?MODULE, receiver,
                                  [self(), Socket, Node, DHandle, seccomp_dist_caps:table(Caps)],
-                                 [link, {message_queue_data, off_heap}, {fullsweep_after, 0}]),
+                                 [link | ?HEAP_OPTS]),
             ok = gen_tcp:controlling_process(Socket, Receiver),
             ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
             Receiver ! go,
@@ -86,8 +89,10 @@ handshake_request(Socket, {send, Packet}) -> gen_tcp:send(Socket, Packet);
 handshake_request(Socket, {recv, Len, Timeout}) ->
     case gen_tcp:recv(Socket, Len, Timeout) of
         {ok, Bin} when is_binary(Bin) ->
-            remember_name(Bin),
-            {ok, binary_to_list(Bin)};
+            case first_packet(Bin) of
+                ok -> {ok, binary_to_list(Bin)};
+                atom_budget -> {error, atom_budget}
+            end;
         Other -> Other
     end;
 handshake_request(Socket, nodeup_opts) ->
@@ -99,10 +104,28 @@ handshake_request(Socket, {address, Node, Family}) ->
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
 
-%% The name a connecting node gives (`send_name', new and old forms).
-remember_name(<<$N, _Flags:64, _Creation:32, Len:16, Name:Len/binary>>) -> put(claimed_name, Name);
-remember_name(<<$n, _Version:16, _Flags:32, Name/binary>>) -> put(claimed_name, Name);
-remember_name(_) -> ok.
+%% The first packet a connecting node sends (`send_name', new and old
+%% forms) gives its name, which the handshake makes an atom of before the
+%% node proves it holds the cookie: a new name is charged to the atom budget
+%% (see {@link seccomp_dist_budget:charge_name/1}). Only the first packet
+%% received is a name (the connecting side's first is a status).
+first_packet(Bin) ->
+    case put(first_packet_seen, true) of
+        undefined -> claim_name(Bin);
+        true -> ok
+    end.
+
+claim_name(<<$N, Flags:64, _Creation:32, Len:16, Name:Len/binary>>) ->
+    put(claimed_name, Name),
+    seccomp_dist_budget:charge_name(case Flags band ?DFLAG_NAME_ME of
+                                        0 -> Name;
+                                        _ -> dynamic
+                                    end);
+claim_name(<<$n, _Version:16, _Flags:32, Name/binary>>) ->
+    put(claimed_name, Name),
+    seccomp_dist_budget:charge_name(Name);
+claim_name(_) ->
+    ok.
 
 old_connection_gone(Name) when is_binary(Name) ->
     try binary_to_existing_atom(Name, utf8) of
@@ -162,6 +185,9 @@ sender(Socket, DHandle, Caps) ->
     end.
 
 %% What a packet shows the peer is recorded before the peer can answer it.
+%% Sending and receiving are two processes: while a send waits for a busy
+%% socket (a peer that does not read), the receiver goes on reading, so two
+%% nodes sending to each other never wait on each other.
 send_all(Socket, DHandle, Caps) ->
     case erlang:dist_ctrl_get_data(DHandle) of
         none ->

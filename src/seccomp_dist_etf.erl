@@ -9,7 +9,7 @@
 %% compressed terms, `LOCAL_EXT') and unknown tags are errors.
 -module(seccomp_dist_etf).
 
--export([scan/2, local_terms/2]).
+-export([scan/2, local_terms/2, locals_in/1]).
 -export_type([info/0]).
 
 %% `term': the decoded term, when scanning decoded it anyway.
@@ -41,37 +41,39 @@ scan(Bin, MaxNewAtoms) ->
 
 %% Small terms: the runtime's decoder (`safe': it fails rather than create an
 %% atom) is much faster than the walk. A term it decodes names no new atom;
-%% if no byte of it could be a fun's tag, it holds no fun. Anything else,
-%% and every large term, is walked.
+%% if no byte of it could be a fun's tag, it holds no fun, else its funs are
+%% counted in the decoded term. Anything else, and every large term, is walked.
 quick(Bin, MaxNewAtoms) ->
     try binary_to_term(Bin, [safe, used]) of
         {Term, Used} ->
-            Whole = binary:part(Bin, 0, Used),
-            case no_fun_tag(Whole) of
-                true ->
-                    {ok, #{size => Used, new_atoms => [], funs => 0, term => Term,
-                           memory => erts_debug:flat_size(Term) * ?WORD + Used}};
-                false ->
-                    walk_term(Bin, MaxNewAtoms)
-            end
+            Funs = case no_fun_tag(binary:part(Bin, 0, Used)) of
+                       true -> 0;
+                       false -> funs_in(Term, 0)
+                   end,
+            {ok, #{size => Used, new_atoms => [], funs => Funs, term => Term,
+                   memory => erts_debug:flat_size(Term) * ?WORD + Used}}
     catch
         error:badarg -> walk_term(Bin, MaxNewAtoms)
     end.
 
-%% The tags of funs (new, export, old): one compiled single-byte pattern
-%% each, which the runtime searches fastest.
-no_fun_tag(Bin) ->
-    [New, Export, Old] = fun_tag_patterns(),
-    binary:match(Bin, New) =:= nomatch andalso binary:match(Bin, Export) =:= nomatch
-        andalso binary:match(Bin, Old) =:= nomatch.
+funs_in(T, N) when is_function(T) -> funs_in(element(2, erlang:fun_info(T, env)), N + 1);
+funs_in([H | T], N) -> funs_in(T, funs_in(H, N));
+funs_in(T, N) when is_tuple(T) -> funs_in(tuple_to_list(T), N);
+funs_in(T, N) when is_map(T) -> funs_in(maps:to_list(T), N);
+funs_in(_, N) -> N.
 
-fun_tag_patterns() ->
+%% The tags of funs (new, export, old): one compiled pattern, which the
+%% runtime searches for all three in one pass.
+no_fun_tag(Bin) ->
+    binary:match(Bin, fun_tag_pattern()) =:= nomatch.
+
+fun_tag_pattern() ->
     case persistent_term:get(?MODULE, undefined) of
         undefined ->
-            Patterns = [binary:compile_pattern(<<T>>) || T <- [112, 113, 117]],
-            persistent_term:put(?MODULE, Patterns),
-            Patterns;
-        Patterns -> Patterns
+            Pattern = binary:compile_pattern([<<T>> || T <- [112, 113, 117]]),
+            persistent_term:put(?MODULE, Pattern),
+            Pattern;
+        Pattern -> Pattern
     end.
 
 walk_term(<<?VERSION, Rest/binary>> = Bin, MaxNewAtoms) ->
@@ -106,6 +108,10 @@ decoded_locals(Bin, Acc) ->
     {Term, Used} = binary_to_term(Bin, [used]),
     <<_:Used/binary, Rest/binary>> = Bin,
     decoded_locals(Rest, locals_in(Term, Acc)).
+
+%% @doc This node's pids and references in a decoded term.
+-spec locals_in(term()) -> [pid() | reference()].
+locals_in(T) -> locals_in(T, []).
 
 locals_in(T, Acc) when is_pid(T); is_reference(T) ->
     case node(T) =:= node() of

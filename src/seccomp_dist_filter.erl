@@ -99,8 +99,10 @@ control_op(<<131, 105, Arity:32, 97, Op, _/binary>>) when Arity > 0 -> {ok, Op};
 control_op(<<131, 105, Arity:32, 98, Op:32/signed, _/binary>>) when Arity > 0 -> {ok, Op};
 control_op(_) -> error.
 
-known_control(Rest, #{atoms_left := Left} = C) ->
+known_control(Rest, #{atoms_left := Left, rules := #{max_message_bytes := Max}} = C) ->
     case seccomp_dist_etf:scan(Rest, Left) of
+        {ok, #{memory := Mem}} when Mem > Max ->
+            {{malformed, {control_too_large, Mem}}, 0};
         {ok, #{funs := 0, size := Size, new_atoms := New} = Info} ->
             N = length(New),
             case charge(N, C) of
@@ -108,6 +110,8 @@ known_control(Rest, #{atoms_left := Left} = C) ->
                     <<CtlBin:Size/binary, Payload/binary>> = Rest,
                     try
                         Ctl = decoded(Info, CtlBin),
+                        seccomp_dist_control:well_formed(Ctl)
+                            orelse throw({malformed, {bad_control_fields, element(1, Ctl)}}),
                         control(Ctl, Payload, C#{atoms_left := Left - N})
                     of
                         {accept, Kind, M} -> {{accept, Kind, N + M}, N + M};
@@ -319,11 +323,13 @@ message(To, Payload, #{rules := R} = C) ->
     end.
 
 %% The payload of an accepted destination. Messages to a named process are
-%% decoded and judged by shape; others only when they hold funs.
+%% decoded and judged by shape; others when they hold funs, or when their
+%% outer tuple is tagged as a door (see {@link seccomp_dist_shapes:door/2}).
 content(Kind, Name, Payload, #{rules := R} = C) ->
     case scan(Payload, C) of
         {ok, #{funs := Funs} = Info, Atoms} ->
-            case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R)) of
+            case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R))
+                andalso not door_tag(Payload) of
                 true -> {accept, Kind, Atoms};
                 false ->
                     case judge(Name, decoded(Info, Payload), C) of
@@ -335,12 +341,28 @@ content(Kind, Name, Payload, #{rules := R} = C) ->
             refused(Kind, Refused)
     end.
 
-judge(Name, Msg, #{rules := R} = C) ->
+judge(Name, Msg, #{node := Node, rules := R} = C) ->
     case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
         false -> {refused, carries_fun};
-        true when Name =:= none -> ok;
+        true when Name =:= none -> seccomp_dist_shapes:door(Msg, Node);
         true -> shape(Name, Msg, C)
     end.
+
+%% Whether a payload's outer term is a tuple whose first element is one of
+%% the atoms door messages start with, read from its first bytes (any
+%% encoding of a tuple and of an atom).
+door_tag(<<131, 104, _Arity, Atom/binary>>) -> door_atom(Atom);
+door_tag(<<131, 105, _Arity:32, Atom/binary>>) -> door_atom(Atom);
+door_tag(_) -> false.
+
+door_atom(<<T, L, Name:L/binary, _/binary>>) when T =:= 119; T =:= 115 -> door_name(Name);
+door_atom(<<T, L:16, Name:L/binary, _/binary>>) when T =:= 118; T =:= 100 -> door_name(Name);
+door_atom(_) -> false.
+
+door_name(<<"$gen_call">>) -> true;
+door_name(<<"system">>) -> true;
+door_name(<<"EXIT">>) -> true;
+door_name(_) -> false.
 
 shape(Name, Msg, #{node := Node, rules := R} = C) ->
     case seccomp_dist_shapes:check(Name, Msg, Node) of

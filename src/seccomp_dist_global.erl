@@ -18,6 +18,9 @@
 
 -export([check/3]).
 
+%% The oldest protocol version of `global' that OTP 25 and later accept.
+-define(MIN_GLOBAL_VSN, 5).
+
 %% @doc Whether `Msg' from node `Peer' may go to the local process `Name'
 %% (`global_name_server' or `global_group').
 -spec check(global_name_server | global_group, term(), node()) -> boolean().
@@ -65,26 +68,31 @@ cast({init_connect, Vsn, Peer, {locker, _, _HisKnown, HisLocker}}, Peer) ->
 cast({exchange, Peer, Names, NamesExt, _Tag}, Peer) ->
     all(fun name_entry/1, Names) andalso names_ext(NamesExt);
 cast({resolved, Peer, Ops, Known, _Unused, NamesExt, _Tag}, Peer) ->
-    all(fun op/1, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
+    all(fun(Op) -> op(Op, Peer) end, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
 cast({new_nodes, Peer, Ops, NamesExt, Nodes, ExtraInfo}, Peer) ->
-    all(fun op/1, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
+    all(fun(Op) -> op(Op, Peer) end, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
         andalso proper(ExtraInfo);
 cast({in_sync, Peer, IsKnown}, Peer) -> is_boolean(IsKnown);
 cast({lock_set, Pid, Set, _HisKnown, _Tag}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast({lock_set, Pid, Set, _HisKnown}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast(_Req, _Peer) -> false.
 
-%% `{HisVsn, HisTag}', or a longer tuple from a newer release.
-version(Vsn) -> is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn)).
+%% `{HisVsn, HisTag}', or a longer tuple from a newer release. `global' no
+%% longer speaks versions below 5, and its locker asserts it (a lower one
+%% kills the locker, and with it the name server and the kernel).
+version(Vsn) ->
+    is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn))
+        andalso element(1, Vsn) >= ?MIN_GLOBAL_VSN.
 
-op({insert, Entry}) -> name_entry(Entry);
-%% Deleting a name whose process runs here is this node's own decision.
-op({delete, Name}) ->
+op({insert, Entry}, _Peer) -> name_entry(Entry);
+%% A peer deletes only its own names (or names this node does not hold):
+%% deleting a third node's name here would let the peer register it next.
+op({delete, Name}, Peer) ->
     case registered(Name) of
         none -> true;
-        Pid -> node(Pid) =/= node()
+        Pid -> node(Pid) =:= Peer
     end;
-op(_) -> false.
+op(_, _Peer) -> false.
 
 name_entry({Name, Pid, Method}) -> name_entry(Name, Pid, Method);
 name_entry(_) -> false.

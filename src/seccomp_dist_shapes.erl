@@ -9,7 +9,7 @@
 %% the sending node: a peer speaks for itself only.
 -module(seccomp_dist_shapes).
 
--export([check/3, tag/1]).
+-export([check/3, door/2, tag/1]).
 -export_type([verdict/0]).
 
 -type verdict() :: ok | {rpc, {module(), atom(), integer()}} | {relay, atom(), term()}
@@ -76,11 +76,12 @@ pg({'$gen_cast', {sync, From, Groups}}, Peer, _) ->
     own(From, Peer) andalso all(fun({_, Pids}) -> all_own(Pids, Peer); (_) -> false end, Groups);
 pg({discover, From, Version}, Peer, 29) -> own(From, Peer) andalso is_integer(Version);
 pg({'$gen_cast', {local_data, _, _, _} = Data}, Peer, 29) -> pg(Data, Peer, 29);
+%% OTP 29's forms carry lists of pids only (its pg appends and subtracts them).
 pg({local_data, From, Version, Groups}, Peer, 29) when is_map(Groups) ->
     own(From, Peer) andalso is_integer(Version)
-        andalso lists:all(fun(Pids) -> pids(Pids, Peer) end, maps:values(Groups));
+        andalso lists:all(fun(Pids) -> all_own(Pids, Peer) end, maps:values(Groups));
 pg({update, From, Update}, Peer, 29) ->
-    own(From, Peer) andalso all(fun({_Group, Add, Remove}) -> pids(Add, Peer) andalso pids(Remove, Peer);
+    own(From, Peer) andalso all(fun({_Group, Add, Remove}) -> all_own(Add, Peer) andalso all_own(Remove, Peer);
                                    (_) -> false
                                 end, Update);
 pg(_Msg, _Peer, _Protocol) ->
@@ -115,12 +116,20 @@ caller(From, Peer, Verdict) ->
         false -> {refused, bad_caller}
     end.
 
-%% Message shapes that act on the receiving process itself, whoever it is,
-%% and calls whose reply would go to a process the peer picked.
-door({'$gen_call', _, {Start, _}}, _Peer) when Start =:= start_child; Start =:= restart_child ->
-    {refused, start_child};
+%% @doc Message shapes that act on the receiving process itself, whoever it
+%% is (a named process, or a pid or alias the peer was shown, by this node's
+%% code or by `global''s and `pg''s protocols): system messages (sys's
+%% state, suspension, debug logs to files, termination), `{'EXIT', _, _}'
+%% messages (a behaviour whose parent it names stops), a supervisor's
+%% children, and calls whose reply would go to a process the peer picked.
+-spec door(term(), node()) -> ok | {refused, term()}.
+door({'$gen_call', _, {Child, _}}, _Peer) when Child =:= start_child; Child =:= restart_child;
+                                               Child =:= terminate_child; Child =:= delete_child ->
+    {refused, Child};
 door({'$gen_call', From, _Req}, Peer) -> caller(From, Peer, ok);
 door({system, _, _}, _Peer) -> {refused, system_message};
+%% OTP's behaviours stop when a message says their parent exited.
+door({'EXIT', _, _}, _Peer) -> {refused, exit_message};
 door({io_request, _, _, _}, _Peer) -> {refused, io_request};
 door(_Msg, _Peer) -> ok.
 

@@ -2,8 +2,8 @@
 %% cannot interrupt, allocate in proportion to its flattened size, or copy it
 %% to another process or a port (output to the group leader included): the
 %% built-in sinks, and every exported function of the installed Elixir,
-%% stdlib and kernel that can reach one of them, derived with `xref' from
-%% the code itself.
+%% stdlib and kernel that can reach one of them, derived from the shared
+%% call graph of the installed code (`seccomp_callgraph').
 %%
 %% The handler bounds the flattened cost of every argument of these calls
 %% (see `seccomp_size'). Where the set cannot be derived (no debug
@@ -13,6 +13,7 @@
 -export([member/3, ensure/0, spec/0, derive/0, sinks/0, iodata_sinks/0, copying_sinks/0]).
 
 -define(KEY, {?MODULE, set}).
+-define(APPS, [elixir, stdlib, kernel]).
 %% Calls into these modules build their output in ordinary Erlang code, under
 %% the heap limit of the process that runs them (and truncated by default):
 %% a path to a sink through them does not flatten the caller's data.
@@ -56,35 +57,20 @@ copying_sinks() ->
         ++ [{erlang, spawn_request, A} || A <- [1, 2, 3, 4, 5]]
         ++ [{ets, insert, 2}, {ets, insert_new, 2}, {persistent_term, put, 2}].
 
-%% @doc Whether `M:F/A' is a sink or reaches one.
+%% @doc Whether `M:F/A' is a sink or reaches one (every function is, until
+%% the set is known).
 -spec member(module(), atom(), arity()) -> boolean().
-member(M, F, A) ->
-    case persistent_term:get(?KEY, undefined) of
-        undefined -> true;
-        all -> true;
-        Set -> is_map_key({M, F, A}, Set)
-    end.
+member(M, F, A) -> seccomp_callgraph:status(?KEY, {M, F, A}) =/= false.
 
-%% @doc What the background derivation of `seccomp_reach:start/1' stores
-%% for this module: the key, the modules not followed, the sinks. Until the
-%% set is known every call counts as a member.
--spec spec() -> {term(), [module()], [mfa()]}.
-spec() -> {?KEY, ?CUT, sinks()}.
+%% @doc What the background derivation (`seccomp_callgraph:start_link/1')
+%% derives for this module.
+-spec spec() -> seccomp_callgraph:spec().
+spec() -> #{key => ?KEY, apps => ?APPS, cut => ?CUT, sinks => sinks()}.
 
 %% @doc Wait until the set is known, deriving it here if no one else is.
 -spec ensure() -> ok.
-ensure() -> seccomp_reach:when_known(?KEY, fun set/0).
-
-set() ->
-    case derive() of
-        {ok, Set} -> maps:from_keys(Set, true);
-        error -> all
-    end.
+ensure() -> seccomp_callgraph:ensure(spec()).
 
 %% @doc The sinks and the exported functions that call one, directly or not.
 -spec derive() -> {ok, [mfa()]} | error.
-derive() ->
-    case seccomp_reach:derive_callers([{?CUT, sinks()}]) of
-        {ok, [Callers]} -> {ok, Callers};
-        error -> error
-    end.
+derive() -> seccomp_callgraph:derive(spec()).

@@ -68,7 +68,6 @@ in_use() -> call(in_use).
 %% @private
 init([]) ->
     seccomp_pool:init_table(),
-    seccomp_reach:start([seccomp_flatteners:spec()]),
     {ok, #{max => max_prepared(), next => 1, free => [], used => #{}, owners => #{}, draining => [],
            draining_soon => false, held => #{}}}.
 

@@ -8,7 +8,7 @@
 -module(seccomp_profiles).
 
 -export([profile/1, names/0, kind/3, spawns/1, is_comparison/1, applies_no_data/1, bignum_class/3,
-         compares_terms/2]).
+         compares_terms/2, data_function/3]).
 
 -export_type([name/0, kind/0, bignum_class/0]).
 
@@ -108,6 +108,19 @@ pure_rules() ->
         ++ [{'Elixir.Calendar', strftime, '_'}, {'Elixir.Process', sleep, 1}, {timer, sleep, 1}]
         %% Printing reaches only the sandbox's own output capture.
         ++ seccomp_output:rules().
+
+%% @doc Whether `pure' allows `M:F/A' as a data function (no processes,
+%% I/O, code or system access), but for `apply' and `make_fun', which call
+%% what their arguments name.
+-spec data_function(module(), atom(), arity()) -> boolean().
+data_function(erlang, F, A) ->
+    lists:member(F, ?ERLANG_BIFS) andalso not lists:member({F, A}, [{exit, 2}, {apply, 2}, {apply, 3}, {make_fun, 3}]);
+data_function('Elixir.Kernel', apply, _A) ->
+    false;
+data_function(M, F, A) ->
+    lists:member(M, ?DATA_MODULES ++ ?EXCEPTIONS)
+        andalso not lists:any(fun({CM, CF, CA}) -> CM =:= M andalso CF =:= F andalso (CA =:= '_' orelse CA =:= A) end,
+                              ?CARVED_OUT).
 
 %% Local spawns only (no node argument, no spawn options: `min_heap_size' or
 %% `max_heap_size' there would sidestep the limits), no registered names.

@@ -1,6 +1,6 @@
-%% @doc Sets of exported functions derived with `xref' from the installed
-%% Elixir, stdlib and kernel: every function that can reach one of a group
-%% of built-ins, directly or through other functions.
+%% @doc Sets of exported functions of the installed Elixir, stdlib and
+%% kernel that can reach one of a group of built-ins, directly or through
+%% other functions (derived from the shared call graph, `seccomp_callgraph').
 %%
 %% <ul>
 %% <li>`atoms': functions that can create atoms from data (refused, but
@@ -14,22 +14,16 @@
 %%     text arguments are bounded by `seccomp_cost'.</li>
 %% </ul>
 %%
-%% The derivation itself ({@link derive_callers/1}, run once at start by
-%% {@link start/1}, waited for by {@link when_known/2}) serves
-%% `seccomp_flatteners' too.
-%%
-%% The sets take seconds to derive: {@link start/1} does it in the
-%% background, and until they are known every function counts as a member
-%% (refused or bounded: slower or stricter, never unsafe).
+%% Until the sets are known every function counts as a member (refused or
+%% bounded: slower or stricter, never unsafe).
 -module(seccomp_reach).
 
--export([member/4, status/4, start/1, ensure/0, derive/0, sinks/1, groups/0, when_known/2, derive_callers/1]).
+-export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0]).
 
 -export_type([group/0]).
 
 -type group() :: atoms | superlinear | integer_text.
 
--define(KEY, {?MODULE, sets}).
 -define(APPS, [elixir, stdlib, kernel]).
 %% Protocol dispatch reaches every implementation; the implementations stay
 %% in the graph, reached from wherever they are called by name.
@@ -62,88 +56,30 @@ member(Group, M, F, A) -> status(Group, M, F, A) =/= false.
 %% @doc Whether `M:F/A' is in `Group', or `unknown' while the sets are
 %% being derived.
 -spec status(group(), module(), atom(), arity()) -> boolean() | unknown.
-status(Group, M, F, A) ->
-    case persistent_term:get(?KEY, undefined) of
-        #{Group := Set} -> is_map_key({M, F, A}, Set);
-        undefined -> unknown;
-        all -> true
-    end.
+status(Group, M, F, A) -> seccomp_callgraph:status(key(Group), {M, F, A}).
 
-%% @doc Derive the sets in the background, in one `xref' session with
-%% `Others': sets of other modules, each stored under its key (see
-%% {@link when_known/2}).
--spec start([{term(), [module()], [mfa()]}]) -> ok.
-start(Others) ->
-    _ = spawn(fun() -> register(?MODULE, self()), store(Others) end),
-    ok.
+key(Group) -> {?MODULE, Group}.
 
-store(Others) ->
-    Specs = [{Cut, Sinks} || {_Key, Cut, Sinks} <- Others] ++ [{cut(G), sinks(G)} || G <- groups()],
-    Keys = [Key || {Key, _, _} <- Others] ++ [{?MODULE, G} || G <- groups()],
-    case derive_callers(Specs) of
-        {ok, Lists} ->
-            Sets = [maps:from_keys(L, true) || L <- Lists],
-            {OthersSets, Groups} = lists:split(length(Others), lists:zip(Keys, Sets)),
-            [persistent_term:put(Key, Set) || {Key, Set} <- OthersSets],
-            persistent_term:put(?KEY, maps:from_list([{G, Set} || {{?MODULE, G}, Set} <- Groups]));
-        error ->
-            %% Every call counts as a member of every set.
-            [persistent_term:put(Key, all) || {Key, _, _} <- Others],
-            persistent_term:put(?KEY, all)
-    end.
+%% @doc What the background derivation (`seccomp_callgraph:start_link/1')
+%% derives for this module: one set per group.
+-spec specs() -> [seccomp_callgraph:spec()].
+specs() -> [spec(G) || G <- groups()].
+
+%% A call with literal arguments only (`binary_to_atom(<<"Dict">>)') makes
+%% no atom of data and does no work that grows with input.
+spec(Group) ->
+    #{key => key(Group), apps => ?APPS, cut => cut(Group), sinks => sinks(Group), data_only => true}.
 
 %% @doc Wait until the sets are known, deriving them here if no one else is.
 -spec ensure() -> ok.
-ensure() -> when_known(?KEY, fun sets/0).
-
-sets() ->
-    case derive() of
-        {ok, Sets} -> maps:map(fun(_, L) -> maps:from_keys(L, true) end, Sets);
-        error -> all
-    end.
+ensure() -> lists:foreach(fun seccomp_callgraph:ensure/1, specs()).
 
 %% @doc Each group's built-ins and the exported functions that reach them.
 -spec derive() -> {ok, #{group() => [mfa()]}} | error.
 derive() ->
-    case derive_callers([{cut(G), sinks(G)} || G <- groups()]) of
-        {ok, Sets} -> {ok, maps:from_list(lists:zip(groups(), Sets))};
-        error -> error
-    end.
-
-%% @doc Wait until `Key' is stored by the background derivation, or derive
-%% it here (`Derive()') if none is running.
--spec when_known(term(), fun(() -> term())) -> ok.
-when_known(Key, Derive) ->
-    case persistent_term:get(Key, undefined) of
-        undefined ->
-            case whereis(?MODULE) of
-                undefined ->
-                    %% A second store (racing a background one) writes the same value.
-                    persistent_term:put(Key, Derive());
-                Pid ->
-                    Ref = monitor(process, Pid),
-                    receive {'DOWN', Ref, process, Pid, _} -> when_known(Key, Derive) end
-            end;
-        _ ->
-            ok
-    end.
-
-%% @doc For each `{CutModules, Sinks}', the sinks and the exported functions
-%% of Elixir, stdlib and kernel that reach one of them, not following calls
-%% into `CutModules'; `error' where the code cannot be analysed.
--spec derive_callers([{[module()], [mfa()]}]) -> {ok, [[mfa()]]} | error.
-derive_callers(Specs) ->
-    {ok, X} = xref:start([{xref_mode, functions}]),
-    try
-        %% `builtins': the sinks are mostly BIFs, whose calls xref skips by default.
-        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
-        _ = [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin")) || App <- ?APPS],
-        {ok, Called} = xref:q(X, "range E"),
-        {ok, [callers(X, Called, Cut, Sinks) || {Cut, Sinks} <- Specs]}
-    catch
-        _:_ -> error
-    after
-        xref:stop(X)
+    case [seccomp_callgraph:derive(spec(G)) || G <- groups()] of
+        [{ok, _} | _] = Sets -> {ok, maps:from_list(lists:zip(groups(), [L || {ok, L} <- Sets]))};
+        _ -> error
     end.
 
 %% Modules whose calls are not followed. For atoms, also the error paths
@@ -158,12 +94,3 @@ cut(atoms) ->
              error_handler, code, code_server, proc_lib, error_logger, logger, io, erl_scan];
 cut(_Group) ->
     ?CUT.
-
-callers(X, Called, CutModules, Sinks) ->
-    Cut = lists:join(", ", [io_lib:format("~p", [M]) || M <- CutModules]),
-    %% A query naming a function no code calls is an error: name the called ones.
-    Names = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A])
-                              || {M, F, A} <- Sinks, lists:member({M, F, A}, Called)]),
-    Query = lists:flatten(["domain ((closure (E - (E | (Mod) [", Cut, "]))) || [", Names, "]) * X"]),
-    {ok, Callers} = xref:q(X, Query),
-    lists:usort(Sinks ++ Callers).

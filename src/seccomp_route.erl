@@ -49,24 +49,14 @@ checked(M, F, Args) ->
     end.
 
 %% `no_spawn': a function that can start a process (the spawn BIFs, and
-%% every function from which xref finds a path to one, `seccomp_spawners')
-%% is checked as a spawn.
-no_spawn(MFA) ->
-    case is_map_key(MFA, spawners()) of
+%% every function from which a chain of calls reaches one,
+%% `seccomp_spawners') is checked as a spawn. Until the set is known (the
+%% first seconds of the VM) the call waits for it.
+no_spawn({M, F, A} = MFA) ->
+    case seccomp_spawners:status(M, F, A) of
         true -> _ = seccomp_violation:spawn_ticket(MFA), ok;
-        false -> ok
-    end.
-
-spawners() ->
-    case persistent_term:get({?MODULE, spawners}, undefined) of
-        undefined ->
-            BIFs = [{erlang, F, A} || {F, A} <- erlang:module_info(exports),
-                                      lists:prefix("spawn", atom_to_list(F))],
-            Set = maps:from_keys(BIFs ++ seccomp_spawners:all(), true),
-            persistent_term:put({?MODULE, spawners}, Set),
-            Set;
-        Set ->
-            Set
+        false -> ok;
+        unknown -> ok = seccomp_spawners:ensure(), no_spawn(MFA)
     end.
 
 %% @doc Check an `{M, F, Arity}' as a call of the caller: `ok', or the

@@ -212,6 +212,59 @@ defmodule Seccomp.SandboxInertTest do
       assert {:deny, _} = :seccomp_nif.check_with(native, :seccomp_eval, :eval, 2)
     end
 
+    test "only calls that can carry a capability put a function in the closure" do
+      {:ok, policy} = :seccomp_policy.new(@readme_denylist)
+      native = :seccomp_policy.native(:seccomp_denylist.extend(policy))
+      closure = :seccomp_denylist.closure(:seccomp_policy.spec(policy))
+      {:ok, pure} = :seccomp_profiles.profile(:pure)
+      pure = :seccomp_policy.native(elem(:seccomp_policy.new(pure), 1))
+
+      # Protocol dispatch, data functions of a denied module
+      # (`System.convert_time_unit/3`), reads of the clock and of
+      # configuration carry none: nothing the `pure` profile runs is in the
+      # closure (macros aside: they run at expansion, which is checked).
+      pure_in_closure =
+        for {m, f, a} <- closure,
+            :seccomp_nif.check_with(pure, m, f, a) == :allow,
+            not String.starts_with?(Atom.to_string(f), "MACRO-"),
+            do: {m, f, a}
+
+      assert pure_in_closure == []
+
+      for code <- [
+            "Enum.map([1, 2], &(&1 * 2))",
+            "Enum.group_by([1, 2], &rem(&1, 2))",
+            "Date.utc_today()",
+            "DateTime.utc_now()",
+            "DateTime.add(DateTime.utc_now(), 1)",
+            "Calendar.strftime(~D[2024-01-02], \"%Y\")"
+          ],
+          mode <- [:eval, :caller] do
+        result =
+          case mode do
+            :eval ->
+              :seccomp_eval.eval(code, language: :elixir, policy: @readme_denylist)
+
+            :caller ->
+              {:ok, p} =
+                :seccomp_eval.prepare(code, language: :elixir, policy: @readme_denylist, mode: mode)
+
+              r = :seccomp_eval.run(p, [])
+              :seccomp_eval.release(p)
+              r
+          end
+
+        assert {:ok, _, _} = result, "#{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # A denied function is still refused, called or reached with an effect.
+      assert {:deny, _} = :seccomp_nif.check_with(native, System, :convert_time_unit, 3)
+
+      for mfa <- [{System, :get_env, 1}, {System, :cmd, 2}, {:os, :getenv, 1}, {Path, :expand, 1}] do
+        assert mfa in closure, "#{inspect(mfa)} not derived"
+      end
+    end
+
     test "an exact allow rule opens a derived function again" do
       allow = %{match: {:filename, :basedir, 2}, action: :allow}
 

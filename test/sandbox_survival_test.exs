@@ -183,10 +183,9 @@ defmodule Seccomp.SandboxSurvivalTest do
     :ok = :peer.call(peer, :logger, :set_primary_config, [:level, :none])
     [{mod, bin}] = Code.compile_string(@probe)
     {:module, _} = :peer.call(peer, :code, :load_binary, [mod, ~c"survival_probe", bin])
-    :ok = :peer.call(peer, :seccomp_flatteners, :ensure, [], 60_000)
+    # The shared call graph and the sets derived from it, once per VM.
+    :ok = :peer.call(peer, :seccomp_flatteners, :ensure, [], 120_000)
     :ok = :peer.call(peer, :seccomp_reach, :ensure, [], 60_000)
-    # Denylist cases: the derived rules' call graph, once per VM.
-    :ok = :peer.call(peer, :seccomp_denylist, :ensure, [], 120_000)
     on_exit(fn -> catch_exit(:peer.stop(peer)) end)
     %{peer: peer}
   end

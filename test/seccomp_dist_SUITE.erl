@@ -15,9 +15,14 @@
          relays_are_judged_as_sends/1, spawn_arguments_carry_no_funs/1,
          global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
          atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
-         peer_fields_are_typed_and_owned/1]).
+         peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
+         handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
+         pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
+         both_directions_at_once/1]).
+%% the callbacks of a gen_server and a supervisor on the protected node
+-export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
--export([decide_on/2, craft_pid/3, echo_loop/0, log/2, typed_and_owned/0]).
+-export([decide_on/2, craft_pid/3, echo_loop/0, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -30,6 +35,8 @@ all() ->
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
+     control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
+     pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
@@ -481,20 +488,22 @@ control_messages_of_every_release(_Config) ->
     true = ets:insert(maps:get(caps, Ctx), [{Given, 0}, {GivenAlias, 0}]),
     Ref = make_ref(),
     Msg = {hello, 1},
-    Accepted = [{2, '', Given}, {12, '', Given, token}, {22, P, Given}, {23, P, Given, token},
-                {33, P, GivenAlias}, {34, P, GivenAlias, token},
-                {37, 0, P, Given}, {37, 1, P, Given}, {37, 4, P, GivenAlias}, {37, 6, P, GivenAlias, token}],
+    %% a sequential-trace token as the runtime sends it
+    T = {2, label, 7, P, 6},
+    Accepted = [{2, '', Given}, {12, '', Given, T}, {22, P, Given}, {23, P, Given, T},
+                {33, P, GivenAlias}, {34, P, GivenAlias, T},
+                {37, 0, P, Given}, {37, 1, P, Given}, {37, 4, P, GivenAlias}, {37, 6, P, GivenAlias, T}],
     [?assertMatch({accept, send, _}, verdict(packet(C, Msg), Ctx), C) || C <- Accepted],
     Refused = [{2, '', Init}, {22, P, Init}, {33, P, make_ref()}, {37, 0, P, Init}, {37, 1, P, Init},
                {37, 4, P, make_ref()}, {37, 8, P, init}, {37, 16, P, Given}, {37, 17, P, Init},
-               {6, P, '', init}, {16, P, '', init, token}, {37, 64, P, Given}],
+               {6, P, '', init}, {16, P, '', init, T}, {37, 64, P, Given}],
     [?assertMatch({refuse, _, _, _}, verdict(packet(C, Msg), Ctx), C) || C <- Refused],
     %% signals to a given pid pass, to a system pid do not
     [?assertMatch({accept, _, _}, verdict(packet(C), Ctx), C) ||
         C <- [{1, P, Given}, {4, P, Given}, {35, 1, P, Given}, {36, 1, P, Given}, {3, P, Given, normal},
               {19, P, Given, Ref}, {20, P, Given, Ref}, {19, P, rex, Ref}, {19, P, whereis(rex), Ref}, {5}]],
     [?assertMatch({refuse, _, _, _}, verdict(packet(C), Ctx), C) ||
-        C <- [{1, P, Init}, {3, P, Init, kill}, {13, P, Init, t, kill}, {8, P, Given, kill},
+        C <- [{1, P, Init}, {3, P, Init, kill}, {13, P, Init, T, kill}, {8, P, Given, kill},
               {8, P, Init, kill}, {7, P, Init}, {19, P, Init, Ref}, {19, P, init, Ref},
               {1, self(), Given}]],
     ?assertMatch({refuse, _, _, _}, verdict(packet({24, P, Init}, kill), Ctx)),
@@ -979,6 +988,10 @@ one_message_stops_nothing(_Config) ->
                                      {register, seccomp_ct_y, Me, not_a_fun}, {unregister, {x}}]],
                          [gen_server:cast(GNS, Req)
                           || Req <- [{init_connect, {8, 1}, node(), garbage}, {init_connect, x, node(), garbage},
+                                     %% protocol versions global's locker asserts against
+                                     {init_connect, {1, make_ref()}, node(), {locker, x, #{}, Me}},
+                                     {init_connect, {4, make_ref()}, node(), {locker, x, [], Me}},
+                                     {init_connect, {4.5, make_ref()}, node(), {locker, x, [], Me}},
                                      {exchange, node(), not_a_list, [], 1}, {exchange, node(), [x | y], [], 1},
                                      {new_nodes, node(), [x | y], [], [], []}, {async_del_name, x}, {in_sync, node(), x},
                                      {lock_set, Me, x, [], 1}]],
@@ -1148,3 +1161,219 @@ unresolvable_fun(Module, Arity) ->
     Body = <<Arity, (crypto:strong_rand_bytes(16))/binary, 999:32, 0:32, 119, (byte_size(M)), M/binary,
              97, 0, 97, 0, Pid/binary>>,
     binary_to_term(<<131, 112, (byte_size(Body) + 4):32, Body/binary>>).
+
+%% The runtime trusts the fields of a control message the filter does not
+%% judge (a trace token that is not a token crashes the emulator): every
+%% field of every control message is typed, a wrong type is malformed, and
+%% a control term is bounded in memory like a payload.
+control_fields_are_typed(_Config) ->
+    Ctx = context(#{max_message_bytes => 1 bsl 20}),
+    P = peer_pid(),
+    Given = spawn(fun() -> receive stop -> ok end end),
+    Alias = alias(),
+    true = ets:insert(maps:get(caps, Ctx), [{Given, 0}, {Alias, 0}]),
+    R = make_ref(),
+    T = {2, label, 7, P, 6},
+    Mfa = {erlang, node, 0},
+    %% one well-formed sample of every operation; the position of each
+    %% field that may be any term (a reason) or that the filter judges (a
+    %% spawn request's call and options: refused with a spawn reply)
+    Samples = [{{1, P, Given}, []}, {{2, '', Given}, []}, {{3, P, Given, normal}, [4]}, {{4, P, Given}, []},
+               {{5}, []}, {{6, P, '', rex}, []}, {{7, P, Given}, []}, {{8, P, Given, normal}, [4]},
+               {{12, '', Given, T}, []}, {{13, P, Given, T, normal}, [5]}, {{16, P, '', rex, T}, []},
+               {{18, P, Given, T, normal}, [5]}, {{19, P, Given, R}, []}, {{20, P, Given, R}, []},
+               {{21, P, Given, R, normal}, [5]}, {{22, P, Given}, []}, {{23, P, Given, T}, []},
+               {{24, P, Given}, []}, {{25, P, Given, T}, []}, {{26, P, Given}, []}, {{27, P, Given, T}, []},
+               {{28, P, Given, R}, []}, {{29, R, P, P, Mfa, [monitor]}, [5, 6]},
+               {{30, R, P, P, Mfa, [monitor], T}, [5, 6]}, {{31, R, Given, 0, P}, []},
+               {{32, R, Given, 0, P, T}, []}, {{33, P, Alias}, []}, {{34, P, Alias, T}, []},
+               {{35, 1, P, Given}, []}, {{36, 1, P, Given}, []}, {{37, 0, P, Given}, []},
+               {{37, 0, P, Given, T}, []}],
+    Known = [Op || Op <- lists:seq(1, 37), not lists:member(Op, [9, 10, 11, 14, 15, 17])],
+    ?assertEqual(Known, lists:usort([element(1, C) || {C, _} <- Samples])),
+    Wrong = fun(V) when is_integer(V) -> foo; (_) -> 42 end,
+    [begin
+         ?assertEqual(true, seccomp_dist_control:well_formed(C), C),
+         [begin
+              Bad = setelement(I, C, Wrong(element(I, C))),
+              ?assertMatch({malformed, _}, verdict(packet(Bad, {x}), Ctx), Bad)
+          end || I <- lists:seq(2, tuple_size(C)), not lists:member(I, Any)]
+     end || {C, Any} <- Samples],
+    %% tokens of every wrong shape, in every operation that carries one
+    BadTokens = [foo, [], {}, {2, l, 7, P}, {x, l, 7, P, 6}, {2, l, -1, P, 6}, {2, l, 7, self_pid, 6},
+                 {2, l, 7, P, 1 bsl 64}],
+    [?assertMatch({malformed, _}, verdict(packet(setelement(tuple_size(C), C, Tok), {x}), Ctx), {C, Tok})
+     || {C, _} <- Samples, element(tuple_size(C), C) =:= T, Tok <- BadTokens],
+    %% a control term beyond the memory bound is refused before it is decoded
+    Nils = <<131, 108, (2 bsl 20):32, (binary:copy(<<106>>, 2 bsl 20))/binary, 106>>,
+    Body = fun(Term) -> <<131, B/binary>> = term_to_binary(Term), B end,
+    Huge = <<112, 131, 104, 4, 97, 6, (Body(P))/binary, (binary:part(Nils, 1, byte_size(Nils) - 1))/binary,
+             (Body(rex))/binary, (term_to_binary({P, features_request}))/binary>>,
+    ?assertMatch({malformed, {control_too_large, _}}, verdict(Huge, Ctx)),
+    Given ! stop,
+    %% the packet that crashed the emulator: the node stays up, the sender is cut off
+    {Prot, ProtNode} = start(protected, seccomp),
+    C0 = seccomp_dist_raw:connect(ProtNode, seccomp_ct_tokens@localhost, ?COOKIE),
+    Me = seccomp_dist_raw:pid(C0, 7),
+    ok = seccomp_dist_raw:send(C0, {16, Me, '', rex, foo}, {Me, features_request}),
+    ?assertMatch({closed, _}, closed(C0)),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    stop([Prot]).
+
+%% A connecting node's name becomes an atom before it shows it holds the
+%% cookie: new names are budgeted, so strangers without the cookie cannot
+%% fill the atom table; the node stays up and known names still connect.
+handshake_names_are_budgeted(_Config) ->
+    %% a smaller atom table, so the budget is spent in a few thousand connects
+    {Prot, ProtNode} = start(protected, seccomp, ["+t", "200000"]),
+    {Known, KnownNode} = start(known, plain),
+    true = on(Known, fun() -> net_kernel:connect_node(ProtNode) end),
+    ok = on(Known, fun() -> erlang:disconnect_node(ProtNode), ok end),
+    %% the budget of names is 1/64 of the atom table
+    Budget = on(Prot, fun() -> erlang:system_info(atom_limit) div 64 end),
+    Names = ["stranger" ++ integer_to_list(I) ++ "@localhost" || I <- lists:seq(1, Budget + 300)],
+    Results = [seccomp_dist_raw:connect(ProtNode, list_to_atom(Name), "wrong cookie") || Name <- Names],
+    Made = on(Prot, fun() -> length([N || N <- Names, seccomp_dist_SUITE:atom_exists(N)]) end, 120000),
+    ct:log("~p connects, ~p names became atoms (budget ~p)", [length(Names), Made, Budget]),
+    ?assert(Made =< Budget),
+    ?assert(Made > 0),
+    ?assertEqual([], [R || R <- Results, is_map(R)]),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    ?assertEqual(KnownNode, on(Known, fun() -> rpc:call(ProtNode, erlang, node, [], 5000) =:= ProtNode andalso node() end)),
+    stop([Known, Prot]).
+
+atom_exists(Name) ->
+    try list_to_existing_atom(Name) of _ -> true
+    catch error:badarg -> false
+    end.
+
+%% What ends a raw connection (packets the node sends first are skipped).
+closed(C) ->
+    case seccomp_dist_raw:recv(C, 5000) of
+        {closed, _} = Closed -> Closed;
+        timeout -> timeout;
+        _Packet -> closed(C)
+    end.
+
+%% `global' and `pg' show a peer the pids of every process registered or
+%% joined there: those are reachable, but not through the messages that act
+%% on a process itself (system messages, a supervisor's children) or make
+%% it answer a process the peer picked. The same holds for every process
+%% the peer was shown and for aliases.
+doors_of_shown_processes_are_refused(Config) ->
+    Dir = ?config(dir, Config),
+    Log = filename:join(Dir, "sys.log"),
+    Touched = filename:join(Dir, "started_child"),
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Svc, Sup} = on(Prot, fun() ->
+                                  {ok, S} = gen_server:start({global, seccomp_ct_svc}, ?MODULE, server, []),
+                                  {ok, U} = supervisor:start_link({global, seccomp_ct_sup}, ?MODULE, sup),
+                                  true = unlink(U),
+                                  {S, U}
+                          end),
+    {Att, _} = start(attacker, plain),
+    Seen = on(Att, fun() ->
+                           true = net_kernel:connect_node(ProtNode),
+                           ok = global:sync(),
+                           S = global:whereis_name(seccomp_ct_svc),
+                           U = global:whereis_name(seccomp_ct_sup),
+                           Init = craft_pid(ProtNode, creation(S), 0),
+                           Tries = [attempt(fun() -> sys:get_state(S, 1000) end),
+                                    attempt(fun() -> sys:suspend(S, 1000) end),
+                                    attempt(fun() -> sys:log_to_file(S, Log, 1000) end),
+                                    attempt(fun() -> sys:terminate(S, pwned, 1000) end),
+                                    attempt(fun() -> gen_server:call(U, {start_child, #{id => x, start => {os, cmd, ["touch " ++ Touched]}}}, 1000) end),
+                                    attempt(fun() -> gen_server:call(U, {terminate_child, x}, 1000) end)],
+                           S ! {'$gen_call', {Init, stop}, relay},
+                           %% a server started without a link is its own parent
+                           S ! {'EXIT', S, shutdown},
+                           [U ! {'EXIT', craft_pid(ProtNode, creation(S), N), shutdown} || N <- lists:seq(0, 300)],
+                           timer:sleep(500),
+                           {S, U, Tries, gen_server:call(S, ping, 5000)}
+                   end),
+    ct:log("~p", [Seen]),
+    ?assertMatch({Svc, Sup, _, pong}, Seen),
+    [?assertMatch({exit, {timeout, _}}, T) || T <- element(3, Seen)],
+    ?assertNot(filelib:is_file(Log)),
+    ?assertNot(filelib:is_file(Touched)),
+    ?assertEqual({pong, running, 0}, on(Prot, fun() ->
+                                                    {status, _, _, [_, St | _]} = sys:get_status(Svc),
+                                                    {gen_server:call(Svc, ping), St, sys:get_state(Svc)}
+                                            end)),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    ?assert(on(Prot, fun() -> is_process_alive(Sup) end)),
+    stop([Att, Prot]).
+
+%% OTP 29's pg appends and subtracts the pid lists of `update' and
+%% `local_data': a bare pid there would make it raise.
+pg_lists_are_lists(_Config) ->
+    P = peer_pid(),
+    Pg = fun(Msg) -> seccomp_dist_shapes:check(pg, Msg, node(P)) end,
+    [?assertMatch({refused, _}, Pg(M), M)
+     || M <- [{update, P, [{g, P, []}]}, {update, P, [{g, [], P}]}, {local_data, P, 1, #{g => P}},
+              {'$gen_cast', {local_data, P, 1, #{g => P}}}]],
+    ?assertEqual(ok, Pg({discover, P})).
+
+%% A peer deletes, through global's sync messages, only its own names: a
+%% third node's name stays (else the peer could register it next).
+global_names_of_third_nodes_stay(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {B, BNode} = start(third, plain),
+    {Att, AttNode} = start(attacker, plain),
+    BPid = on(B, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         P = spawn(fun() -> receive stop -> ok end end),
+                         yes = global:register_name(seccomp_ct_bsvc, P),
+                         ok = global:sync(),
+                         P
+                 end),
+    ok = on(Prot, fun() -> global:sync() end),
+    ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
+    ok = on(Att, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         ok = global:sync(),
+                         gen_server:cast({global_name_server, ProtNode},
+                                         {new_nodes, AttNode, [{delete, seccomp_ct_bsvc}], [], [], []}),
+                         ok
+                 end),
+    timer:sleep(500),
+    ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
+    _ = BNode,
+    stop([Att, B, Prot]).
+
+%% Two carrier nodes sending large messages to each other at once: a
+%% connection waiting for a socket its peer does not read must not stop
+%% reading its own, or both wait forever.
+both_directions_at_once(_Config) ->
+    {A, ANode} = start(a, seccomp),
+    {B, BNode} = start(b, seccomp),
+    Sink = fun() -> spawn(fun() -> sink() end) end,
+    ASink = on(A, Sink),
+    BSink = on(B, Sink),
+    %% each side shows its sink to the other
+    ok = on(B, fun() -> register(seccomp_ct_b, spawn(fun() -> receive {sink, _} -> ok end end)), ok end),
+    ok = on(A, fun() -> {seccomp_ct_b, BNode} ! {sink, ASink}, ok end),
+    ok = on(A, fun() -> register(seccomp_ct_a, spawn(fun() -> receive {sink, _} -> ok end end)), ok end),
+    ok = on(B, fun() -> {seccomp_ct_a, ANode} ! {sink, BSink}, ok end),
+    timer:sleep(300),
+    Blast = fun(To) ->
+                    fun() ->
+                            Bin = binary:copy(<<7>>, 1 bsl 20),
+                            [To ! {self(), size, 1 bsl 20, Bin} || _ <- lists:seq(1, 200)],
+                            length([ok || _ <- lists:seq(1, 200), receive {got, _, _} -> true after 60000 -> false end])
+                    end
+            end,
+    Self = self(),
+    [spawn(fun() -> Self ! {Who, attempt(fun() -> on(P, Blast(To), 120000) end)} end)
+     || {Who, P, To} <- [{a, A, BSink}, {b, B, ASink}]],
+    Got = [receive {Who, N} -> {Who, N} after 150000 -> {Who, timeout} end || Who <- [a, b]],
+    ?assertEqual([{a, 200}, {b, 200}], Got),
+    stop([A, B]).
+
+init(server) -> {ok, 0};
+init(sup) -> {ok, {#{}, []}}.
+
+handle_call(ping, _From, S) -> {reply, pong, S};
+handle_call(_Req, _From, S) -> {reply, nope, S}.
+
+handle_cast(_Req, S) -> {noreply, S}.

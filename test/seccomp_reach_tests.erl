@@ -9,7 +9,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -export([forbidden/1, forbidden/0, init/1, existing/1, sys_vectors/0, library_vectors/0,
-         squatting/0, halting_fun/0, no_spawn_vectors/0]).
+         squatting/0, halting_fun/0, no_spawn_vectors/0, spawner_sets/0]).
 
 -include("caught.hrl").
 
@@ -151,31 +151,50 @@ no_spawn_vectors() ->
     setup(),
     logger:set_primary_config(level, none),
     BIFs = [{erlang, F, A} || {F, A} <- erlang:module_info(exports), lists:prefix("spawn", atom_to_list(F))],
-    All = BIFs ++ seccomp_spawners:all(),
+    ok = seccomp_spawners:ensure(),
+    {ok, Derived} = seccomp_spawners:derive(),
+    All = lists:usort(BIFs ++ Derived),
     Policy = #{mode => blacklist, rules => [os], no_spawn => true},
     Outcomes = [{MFA, restricted(Policy, fun() -> seccomp:apply(M, F, lists:duplicate(A, 0)) end)}
                 || {M, F, A} = MFA <- All],
     {length(All), [O || {_, R} = O <- Outcomes, R =/= refused]}.
 
-%% The generated set is what xref derives from the installed code.
+%% The set `no_spawn' uses is derived from the running OTP and Elixir: it
+%% holds the known starters, and it is what xref's own query language
+%% derives from the same applications (an independent walk of the graph).
+%% In a VM of its own, with Elixir on the code path.
 spawners_are_derived_test_() ->
-    {timeout, 120, fun() ->
-        Root = filename:dirname(filename:dirname(code:which(?MODULE))),
-        Script = filename:join(project_dir(Root), "scripts/spawners.escript"),
-        Libs = string:join([filename:dirname(filename:dirname(D)) || D <- elixir_path()], ":"),
-        Out = os:cmd("ERL_LIBS=" ++ Libs ++ " escript " ++ Script ++ " print"),
-        {ok, Tokens, _} = erl_scan:string(Out),
-        {ok, Derived} = erl_parse:parse_term(Tokens),
+    {timeout, 180, fun() ->
+        {Derived, ByQuery, Unknown} = in_peer(spawner_sets, 150000),
         ?assert(length(Derived) > 500),
-        ?assertEqual([], Derived -- seccomp_spawners:all())
+        [?assert(lists:member(MFA, Derived))
+         || MFA <- [{proc_lib, spawn, 1}, {gen_server, start, 3}, {supervisor, start_link, 2},
+                    {timer, apply_after, 4}, {'Elixir.Task', async, 1}, {'Elixir.Agent', start, 1},
+                    {erlang, spawn, 1}, {erlang, spawn_opt, 4}]],
+        ?assertEqual([], Derived -- ByQuery),
+        ?assertEqual([], ByQuery -- Derived),
+        ?assertEqual([], Unknown)
     end}.
 
-%% The project directory: where scripts/ is, above the build directory.
-project_dir(Dir) ->
-    case filelib:is_file(filename:join(Dir, "scripts/spawners.escript")) of
-        true -> Dir;
-        false when Dir =/= "/" -> project_dir(filename:dirname(Dir));
-        false -> error(no_project_dir)
+spawner_sets() ->
+    setup(),
+    ok = seccomp_spawners:ensure(),
+    {ok, Derived} = seccomp_spawners:derive(),
+    Sinks = seccomp_spawners:sinks(),
+    {ok, X} = xref:start([{xref_mode, functions}]),
+    try
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
+        [{ok, _} = xref:add_directory(X, filename:join(code:lib_dir(App), "ebin"))
+         || App <- [kernel, stdlib, elixir]],
+        {ok, Called} = xref:q(X, "range E"),
+        Names = lists:join(", ", [io_lib:format("~p:~p/~p", [M, F, A]) || {M, F, A} <- Sinks,
+                                                                       lists:member({M, F, A}, Called)]),
+        {ok, Callers} = xref:q(X, lists:flatten(["domain (closure E || [", Names, "]) * X"])),
+        %% Every member is one to the route (no_spawn) too.
+        Unknown = [MFA || {M, F, A} = MFA <- Derived, seccomp_spawners:status(M, F, A) =/= true],
+        {Derived, lists:usort(Sinks ++ Callers), Unknown}
+    after
+        xref:stop(X)
     end.
 
 %%% System and library processes ------------------------------------------------
@@ -195,6 +214,8 @@ system_processes_test_() ->
 
 sys_vectors() ->
     setup(),
+    %% The processes as they stay: the call graph's background derivation ends.
+    ok = seccomp_spawners:ensure(),
     Names = [N || N <- registered(), seccomp_args:is_protected(whereis(N))],
     Msg = {'$gen_call', {self(), make_ref()}, {start_child, #{id => x, start => {erlang, self, []}}}},
     Spec = #{id => x, start => {erlang, self, []}},

@@ -7,8 +7,8 @@ Code.require_file("support/backends.exs", __DIR__)
 # The library logs through OTP's logger; the tests use Elixir's Logger too.
 {:ok, _} = Application.ensure_all_started(:logger)
 {:ok, _} = Application.ensure_all_started(:beam_seccomp)
-# The flattener set is derived in the background at start; tests that count
-# processes and ETS tables must not see the derivation at work.
+# The call graph and the sets derived from it are built in the background on
+# first use; tests that count processes and ETS tables must not see it at work.
 :ok = :seccomp_flatteners.ensure()
 # Violations are logged by design; keep the test output readable.
 Logger.configure(level: :error)

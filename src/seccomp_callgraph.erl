@@ -1,0 +1,257 @@
+%% @doc One call graph of the installed OTP and Elixir, and the sets of
+%% functions derived from it.
+%%
+%% The graph (`xref', calls to built-ins counted, reversed: callee to
+%% callers) covers erts, kernel, stdlib, Elixir and logger, whichever are
+%% installed. It is built once per VM, in the background, the first time a
+%% set is needed ({@link start_link/1}); then each set it is given is
+%% derived (the spawners, flatteners, atom makers, superlinear and
+%% text-to-integer calls); the denylist closure walks the same graph per
+%% policy ({@link reach/2}).
+%%
+%% A set is its sinks and every exported function of its applications from
+%% which a chain of calls reaches one, not following calls made by the
+%% set's cut modules. Until a set is known it is `unknown' to
+%% {@link status/2} (its owner treats every call as a member: slower or
+%% stricter, never unchecked); where the code cannot be analysed every call
+%% is a member for good.
+-module(seccomp_callgraph).
+
+-export([start_link/1, ensure/1, ensure_graph/0, status/2, derive/1, graph/0, reach/2, exported/1]).
+
+-export_type([spec/0, graph/0]).
+
+%% A derived set: stored under `key'; `apps' whose exported functions may
+%% be members; calls made by `cut' modules are not followed.
+%% With `data_only', a call of a sink whose arguments are all literals
+%% (`binary_to_atom(<<"Dict">>)') does not count: it works on no data.
+-type spec() :: #{key := term(), apps := [atom()], cut := [module()], sinks := [mfa()],
+                  data_only => boolean()}.
+-type graph() :: #{callers := #{mfa() => [mfa()]}, exports := #{mfa() => true},
+                   by_module := #{module() => [mfa()]}, module_app := #{module() => atom()}}.
+
+-define(GRAPH, {?MODULE, graph}).
+-define(REQUESTED, {?MODULE, requested}).
+-define(APPS, [erts, kernel, stdlib, elixir, logger]).
+
+%% @doc The deriver: a process of the library's supervisor, registered
+%% under this module's name (which the library protects), that builds the
+%% graph and derives `Specs' the first time anyone asks (the first sandbox
+%% call, `no_spawn' check or denylist), in the background; a VM that never
+%% asks (a node that only uses the carrier) never pays for it.
+-spec start_link([spec()]) -> {ok, pid()}.
+start_link(Specs) ->
+    {ok, proc_lib:spawn_link(fun() -> register(?MODULE, self()), idle(Specs) end)}.
+
+idle(Specs) ->
+    receive
+        {derive, From} ->
+            known(?GRAPH) orelse persistent_term:put(?GRAPH, build()),
+            _ = [store(Spec) || #{key := Key} = Spec <- Specs, not known(Key)],
+            done(From),
+            derived()
+    end.
+
+%% Everything is known: answer at once.
+derived() ->
+    receive {derive, From} -> done(From), derived() end.
+
+done(none) -> ok;
+done(From) -> From ! {?MODULE, derived}, ok.
+
+known(Key) -> persistent_term:get(Key, undefined) =/= undefined.
+
+%% @doc Whether `MFA' is in the set stored under `Key': `unknown' until it
+%% is derived (the deriver is asked to start), `true' for every function
+%% where it cannot be.
+-spec status(term(), mfa()) -> boolean() | unknown.
+status(Key, MFA) ->
+    case persistent_term:get(Key, undefined) of
+        undefined ->
+            request(),
+            unknown;
+        all ->
+            true;
+        Set ->
+            is_map_key(MFA, Set)
+    end.
+
+%% Ask the deriver to start, once: a loop of calls must not flood it.
+request() ->
+    case persistent_term:get(?REQUESTED, false) of
+        true ->
+            ok;
+        false ->
+            persistent_term:put(?REQUESTED, true),
+            catch ?MODULE ! {derive, none},
+            ok
+    end.
+
+%% @doc Wait until the set of `Spec' is known: derived by the deriver, or
+%% here if there is none (the application is not running).
+-spec ensure(spec()) -> ok.
+ensure(#{key := Key} = Spec) ->
+    case known(Key) of
+        true ->
+            ok;
+        false ->
+            ask_deriver(),
+            %% A second store (racing the deriver) writes the same value.
+            known(Key) orelse store(Spec),
+            ok
+    end.
+
+ask_deriver() ->
+    case whereis(?MODULE) of
+        Pid when is_pid(Pid), Pid =/= self() ->
+            Ref = monitor(process, Pid),
+            Pid ! {derive, self()},
+            receive
+                {?MODULE, derived} -> demonitor(Ref, [flush]), ok;
+                {'DOWN', Ref, process, Pid, _} -> ok
+            end;
+        _ ->
+            ok
+    end.
+
+store(#{key := Key} = Spec) ->
+    Set = case derive(Spec) of
+              {ok, L} -> maps:from_keys(L, true);
+              error -> all
+          end,
+    persistent_term:put(Key, Set),
+    ok.
+
+%% @doc The sinks of `Spec' and the exported functions of its applications
+%% that reach one; `error' where the code cannot be analysed.
+-spec derive(spec()) -> {ok, [mfa()]} | error.
+derive(#{apps := Apps, cut := Cut, sinks := Sinks} = Spec) ->
+    case graph() of
+        error ->
+            error;
+        #{module_app := ModuleApp, callers := Callers} = G ->
+            InApps = maps:from_keys(Apps, true),
+            Cuts = maps:from_keys(Cut, true),
+            Follow = fun({M, _, _}) ->
+                             is_map_key(maps:get(M, ModuleApp, none), InApps) andalso not is_map_key(M, Cuts)
+                     end,
+            Callers1 = case maps:get(data_only, Spec, false) of
+                           true -> maps:merge(Callers, maps:from_list([{S, data_callers(S, Callers, Follow)} || S <- Sinks]));
+                           false -> Callers
+                       end,
+            Reached = walk(Sinks, Callers1, Follow, #{}),
+            {ok, lists:usort(Sinks ++ [MFA || MFA <- maps:keys(Reached), exported(MFA, G)])}
+    end.
+
+%% The callers of `Sink' that call it with an argument that is not a literal
+%% somewhere (or whose code cannot be read).
+data_callers(Sink, Callers, Follow) ->
+    [C || C <- maps:get(Sink, Callers, []), Follow(C), not literal_calls_only(C, Sink)].
+
+literal_calls_only({M, F, A}, {SM, SF, SA}) ->
+    case function_forms(M, F, A) of
+        none ->
+            false;
+        Clauses ->
+            Calls = calls_of(Clauses, SM, SF, SA, []),
+            Calls =/= [] andalso lists:all(fun(Args) -> lists:all(fun is_literal/1, Args) end, Calls)
+    end.
+
+function_forms(M, F, A) ->
+    try
+        {ok, {M, [{debug_info, {debug_info_v1, Backend, Data}}]}} =
+            beam_lib:chunks(code:which(M), [debug_info]),
+        {ok, Forms} = Backend:debug_info(erlang_v1, M, Data, []),
+        hd([Clauses || {function, _, F1, A1, Clauses} <- Forms, F1 =:= F, A1 =:= A])
+    catch
+        _:_ -> none
+    end.
+
+%% The argument lists of the calls of `SM:SF/SA' in abstract code.
+calls_of({call, _, {remote, _, {atom, _, SM}, {atom, _, SF}}, Args} = T, SM, SF, SA, Acc)
+  when length(Args) =:= SA ->
+    calls_of(tuple_to_list(T), SM, SF, SA, [Args | Acc]);
+calls_of({call, _, {atom, _, SF}, Args} = T, erlang, SF, SA, Acc) when length(Args) =:= SA ->
+    %% An auto-imported built-in.
+    calls_of(tuple_to_list(T), erlang, SF, SA, [Args | Acc]);
+calls_of(T, SM, SF, SA, Acc) when is_tuple(T) ->
+    calls_of(tuple_to_list(T), SM, SF, SA, Acc);
+calls_of(L, SM, SF, SA, Acc) when is_list(L) ->
+    lists:foldl(fun(X, A) -> calls_of(X, SM, SF, SA, A) end, Acc, L);
+calls_of(_, _SM, _SF, _SA, Acc) ->
+    Acc.
+
+is_literal(Expr) ->
+    try erl_parse:normalise(Expr) of _ -> true
+    catch _:_ -> false
+    end.
+
+%% @doc The functions from which a chain of calls reaches one of `Sinks'
+%% (the sinks included), following only calls made by functions for which
+%% `Follow' is true.
+-spec reach([mfa()], fun((mfa()) -> boolean())) -> #{mfa() => true}.
+reach(Sinks, Follow) ->
+    case graph() of
+        error -> maps:from_keys(Sinks, true);
+        #{callers := Callers} -> walk(Sinks, Callers, Follow, #{})
+    end.
+
+walk([], _Callers, _Follow, Seen) ->
+    Seen;
+walk([MFA | Rest], Callers, Follow, Seen) when is_map_key(MFA, Seen) ->
+    walk(Rest, Callers, Follow, Seen);
+walk([MFA | Rest], Callers, Follow, Seen) ->
+    Next = [C || C <- maps:get(MFA, Callers, []), not is_map_key(C, Seen), Follow(C)],
+    walk(Next ++ Rest, Callers, Follow, Seen#{MFA => true}).
+
+%% @doc Whether `MFA' is an exported function of the analysed code.
+-spec exported(mfa()) -> boolean().
+exported(MFA) ->
+    case graph() of
+        error -> false;
+        G -> exported(MFA, G)
+    end.
+
+exported(MFA, #{exports := Exports}) -> is_map_key(MFA, Exports).
+
+%% @doc The call graph, built if it is not known yet; `error' where the
+%% code cannot be analysed.
+-spec graph() -> graph() | error.
+graph() ->
+    case persistent_term:get(?GRAPH, undefined) of
+        undefined -> ensure_graph(), persistent_term:get(?GRAPH);
+        G -> G
+    end.
+
+%% @doc Build the graph now, unless it is known: by the deriver, or here
+%% if there is none.
+-spec ensure_graph() -> ok.
+ensure_graph() ->
+    known(?GRAPH) orelse ask_deriver(),
+    known(?GRAPH) orelse persistent_term:put(?GRAPH, build()),
+    ok.
+
+build() ->
+    {ok, X} = xref:start([{xref_mode, functions}]),
+    try
+        %% `builtins': most sinks are BIFs, whose calls xref skips by default.
+        ok = xref:set_default(X, [{warnings, false}, {verbose, false}, {builtins, true}]),
+        ModuleApp = maps:from_list([{M, App} || App <- ?APPS, code:lib_dir(App) =/= {error, bad_name},
+                                                {ok, Ms} <- [xref:add_directory(X, filename:join(code:lib_dir(App), "ebin"))],
+                                                M <- Ms]),
+        {ok, Exports} = xref:q(X, "X"),
+        {ok, Edges} = xref:q(X, "E"),
+        Callers = lists:foldl(fun({From, To}, Acc) ->
+                                      maps:update_with(To, fun(L) -> [From | L] end, [From], Acc)
+                              end, #{}, Edges),
+        %% Every function by module: exports, and the built-ins called.
+        ByModule = lists:foldl(fun({M, _, _} = MFA, Acc) ->
+                                       maps:update_with(M, fun(L) -> [MFA | L] end, [MFA], Acc)
+                               end, #{}, lists:usort(Exports ++ maps:keys(Callers))),
+        #{callers => Callers, exports => maps:from_keys(Exports, true), by_module => ByModule,
+          module_app => ModuleApp}
+    catch
+        _:_ -> error
+    after
+        xref:stop(X)
+    end.
