@@ -174,6 +174,18 @@ special_kind(info, M, F, Args, Ctx) ->
     seccomp_sandbox_procs:info(M, F, Args, Ctx);
 special_kind(refused, M, F, Args, Ctx) ->
     seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx);
+special_kind(output, M, F, Args, Ctx) ->
+    seccomp_sandbox_bounds:bounded_args(Args, Ctx),
+    %% In caller mode there is no capture of the sandbox's own: nowhere.
+    Device = case Ctx of
+                 #ctx{tab = caller} -> discard;
+                 _ -> seccomp_output:own_capture()
+             end,
+    Convert = fun(Mod, Fun, As) -> call({Mod, Fun}, As, Ctx) end,
+    case seccomp_output:print({M, F, Args}, Device, Convert) of
+        {ok, Value} -> Value;
+        refused -> seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx)
+    end;
 special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
     %% A decoded fun would run its code unchecked wherever it is called;
     %% `safe' refuses atoms the VM does not know (they would escape the
