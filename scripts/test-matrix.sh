@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 matrix=${SECCOMP_MATRIX:-debian otp27.3-elixir1.18 otp29.1-elixir1.20}
 declare -a lines
 failed=0
+begin=$(date +%s)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 
 toolchain_env() {  # prints the export line of toolchain NAME
   if [ "$1" = debian ]; then return 0; fi
@@ -26,8 +29,6 @@ for name in $matrix; do
   if ! setup=$(toolchain_env "$name"); then
     lines+=("$name: toolchain unavailable FAILED"); failed=1; continue
   fi
-  out=$(mktemp)
-  trap 'rm -f "$out"' EXIT
   (
     eval "$setup"
     export MIX_BUILD_ROOT=_build/matrix/$name/mix REBAR_BASE_DIR=_build/matrix/$name/rebar3
@@ -37,10 +38,10 @@ for name in $matrix; do
   ) 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}
   summary=$(grep -E '^SUMMARY:' "$out" | tail -1)
-  rm -f "$out"
   ((status == 0)) || failed=1
   lines+=("$name ($(($(date +%s) - start)) s): ${summary:-no summary, exit $status}")
 done
 
 printf '%s\n' "${lines[@]/#/MATRIX }"
+echo "MATRIX total: $(($(date +%s) - begin)) s, $( ((failed)) && echo FAILED || echo all toolchains passed)"
 exit $failed

@@ -92,6 +92,8 @@ sandboxed(Code, #{timeout := Timeout} = O) ->
 keeper(Caller, Code, O, CallerTicket) ->
     CallerRef = monitor(process, Caller),
     Keeper = self(),
+    %% What the sandbox logs must meet the log filter before any other.
+    ok = seccomp_log_filter:install(),
     Ctx = seccomp_sandbox_ctx:open(CallerTicket, maps:get(policy, O), O#{keeper => Keeper}),
     %% Even discarded output (and compiler warnings) must not reach the host's console.
     Capture = case maps:get(output, O) of

@@ -108,6 +108,8 @@ abort_code(released) -> 6.
 keeper(I, #{policy := Policy, ticket := Ticket, opts := O} = Spec, Starter) ->
     process_flag(trap_exit, true),
     Manager = monitor(process, seccomp_prepared),
+    %% What the pool's runs log must meet the log filter before any other.
+    ok = seccomp_log_filter:install(),
     Ctx = seccomp_sandbox_ctx:open(Ticket, Policy, O#{keeper => self()}),
     Capture = seccomp_capture:start(0),
     link(Capture),

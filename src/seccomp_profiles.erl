@@ -13,12 +13,12 @@
 -export_type([name/0, kind/0, bignum_class/0]).
 
 -type name() :: pure | processes.
--type kind() :: plain | atom | dispatch | spawner | routed | refused
+-type kind() :: plain | atom | dispatch | spawner | routed | refused | output
               | spawn_fun | spawn_mfa | agent_mfa | decode
               | {send, pos_integer()} | {signal, pos_integer()} | info
               | {amplifier, pos_integer(), pos_integer() | none}
               | {bignum, bignum_class()} | compare | {iodata, pos_integer()}.
--type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes.
+-type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes | product.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -105,7 +105,9 @@ pure_rules() ->
         ++ [{erlang, F, '_'} || F <- ?ERLANG_BIFS]
         %% exit/2 is a signal to another process: only in `processes'
         ++ [#{match => {erlang, exit, 2}, action => error}]
-        ++ [{'Elixir.Calendar', strftime, '_'}, {'Elixir.Process', sleep, 1}, {timer, sleep, 1}].
+        ++ [{'Elixir.Calendar', strftime, '_'}, {'Elixir.Process', sleep, 1}, {timer, sleep, 1}]
+        %% Printing reaches only the sandbox's own output capture.
+        ++ seccomp_output:rules().
 
 %% @doc Whether `pure' allows `M:F/A' as a data function (no processes,
 %% I/O, code or system access), but for `apply' and `make_fun', which call
@@ -171,7 +173,7 @@ atom_maker(Kind, _M, _F, _A) ->
 is_comparison(Op) -> lists:member(Op, ['==', '/=', '=:=', '=/=', '<', '>', '=<', '>=', max, min]).
 
 data_kind(M, F, A) when M =:= erlang; M =:= binary; M =:= 'Elixir.Integer'; M =:= 'Elixir.Kernel';
-                        M =:= 'Elixir.String'; M =:= 'Elixir.List' ->
+                        M =:= 'Elixir.String'; M =:= 'Elixir.List'; M =:= 'Elixir.Enum' ->
     case bignum_class(M, F, A) of
         none -> call_kind(M, F, A);
         Class -> {bignum, Class}
@@ -200,6 +202,8 @@ bignum_class(M, F, A) when A =:= 1; A =:= 2 ->
         {'Elixir.List', to_integer} -> text;
         {'Elixir.Integer', parse} -> text;
         {binary, decode_unsigned} -> bytes;
+        %% Compiled code multiplies the elements: a product of their sizes.
+        {'Elixir.Enum', product} when A =:= 1 -> product;
         _ -> none
     end;
 bignum_class(_M, _F, _A) -> none.
@@ -213,10 +217,24 @@ call_kind(supervisor, start_child, 2) -> routed;
 call_kind('Elixir.Supervisor', start_child, 2) -> routed;
 call_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
 call_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
+%% The VM's own console output (`erlang:display/1' and its kin) bypasses
+%% every group leader: refused whatever the policy.
+call_kind(erlang, F, _A) when F =:= display; F =:= display_string; F =:= display_nl -> refused;
+call_kind(M, F, A) when M =:= io; M =:= 'Elixir.IO' ->
+    %% Every other function of theirs names a device or reads: refused,
+    %% whatever the policy, but for the data conversions of `IO'.
+    case seccomp_output:is_printer(M, F, A) of
+        true -> output;
+        false when M =:= 'Elixir.IO', (F =:= iodata_to_binary orelse F =:= iodata_length
+                                       orelse F =:= chardata_to_string), A =:= 1 -> dispatch;
+        false -> refused
+    end;
 call_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
     process_kind(M, F, A);
 call_kind('Elixir.Task', F, A) -> task_kind(F, A);
 call_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+%% Off-heap arrays of one word per element.
+call_kind(M, new, 2) when M =:= atomics; M =:= counters -> {amplifier, 1, none};
 call_kind(binary, copy, 2) -> {amplifier, 2, 1};
 call_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
 call_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->
@@ -227,7 +245,12 @@ call_kind('Elixir.Tuple', duplicate, 2) -> {amplifier, 2, none};
 call_kind(M, _F, _A) ->
     case applies_no_data(M) of
         true -> plain;
-        false -> dispatch
+        false ->
+            %% Logging would come from the caller's process in caller mode.
+            case seccomp_log_modules:is_member(M) of
+                true -> refused;
+                false -> dispatch
+            end
     end.
 
 %% @doc Whether `M:F' compares or hashes whole terms it is given (keys,

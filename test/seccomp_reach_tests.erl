@@ -11,6 +11,8 @@
 -export([forbidden/1, forbidden/0, init/1, existing/1, sys_vectors/0, library_vectors/0,
          squatting/0, halting_fun/0, no_spawn_vectors/0, spawner_sets/0]).
 
+-include("caught.hrl").
+
 -define(POLICY, #{mode => blacklist, rules => [os, {?MODULE, forbidden, '_'}]}).
 
 %% The probe the policy forbids: it must never run.
@@ -114,7 +116,7 @@ spawn_api_test_() ->
                     fun() -> seccomp:spawn_opt(proc_lib, spawn, [?MODULE, forbidden, [Me]], []) end,
                     %% Remote calls (to this node too) are checked where they run.
                     fun() -> remote_refused(seccomp:rpc_call(node(), erlang, spawn, [?MODULE, forbidden, [Me]])) end,
-                    fun() -> remote_refused(catch seccomp:erpc_call(node(), timer, tc, [?MODULE, forbidden, [Me]])) end],
+                    fun() -> remote_refused(caught(fun() -> seccomp:erpc_call(node(), timer, tc, [?MODULE, forbidden, [Me]]) end)) end],
          Outcomes = [restricted(V) || V <- Vectors],
          unregister(seccomp_reach_tests_collector),
          ?assertEqual(lists:duplicate(length(Vectors), refused), Outcomes),
@@ -281,7 +283,7 @@ squatting() ->
     refused = restricted(fun() -> seccomp:apply(os, getpid, []) end),
     Subscribe = seccomp:subscribe(),
     Events = receive {squatter_got, seccomp_events, _} -> got after 500 -> nothing end,
-    Prepared = (catch seccomp_prepared:reserve(self())),
+    Prepared = caught(fun() -> seccomp_prepared:reserve(self()) end),
     Code = receive {squatter_got, seccomp_prepared, _} -> got after 500 -> nothing end,
     {Subscribe, Events, Prepared, Code}.
 
@@ -397,7 +399,7 @@ in_peer(Scenario, Timeout) ->
           exit:{noconnection, _} -> vm_ended
     after
         os:cmd("kill -9 " ++ OsPid),
-        catch peer:stop(Peer)
+        caught(fun() -> peer:stop(Peer) end)
     end.
 
 %% Elixir's code directories (whether or not this VM has them on its path).
