@@ -152,7 +152,7 @@ acceptor(Transport, Kernel, Listen) ->
             Kernel ! {accept, self(), Ctrl, family(), Transport:protocol()},
             receive
                 {Kernel, controller, Pid} ->
-                    ok = request(Ctrl, {supervisor, Pid}),
+                    ok = seccomp_dist_conn:supervise(Ctrl, Pid),
                     Pid ! {self(), controller};
                 {Kernel, unsupported_protocol} ->
                     exit(unsupported_protocol)
@@ -202,7 +202,7 @@ setup_handshake(Transport, Kernel, Node, Type, MyNode, _LongOrShort, SetupTime) 
                     case gen_tcp:connect(Ip, Port, [binary, {active, false}, {packet, 2}, family()]) of
                         {ok, Socket} ->
                             Ctrl = seccomp_dist_conn:start_controller(Transport, {client, Host}, Socket),
-                            ok = request(Ctrl, {supervisor, self()}),
+                            ok = seccomp_dist_conn:supervise(Ctrl, self()),
                             HS = (hs_data(Transport, Ctrl))#hs_data{kernel_pid = Kernel, other_node = Node,
                                                          this_node = MyNode, timer = Timer,
                                                          this_flags = 0, other_version = Version,

@@ -12,8 +12,7 @@
 %% {@link seccomp_dist_filter} before the VM sees it.
 -module(seccomp_dist_conn).
 
--export([start_controller/3, request/2]).
--export_type([sock/0]).
+-export([start_controller/3, supervise/2, request/2]).
 %% process entry points
 -export([controller/3, receiver/5]).
 
@@ -59,6 +58,14 @@ start_controller(Transport, Role, TcpSocket) ->
     ok = gen_tcp:controlling_process(TcpSocket, Ctrl),
     Ctrl.
 
+%% @doc Link the controller to the process that runs the connection's
+%% handshake, without waiting for it (a TLS controller is busy with the TLS
+%% handshake first; the acceptor must not wait for a slow peer).
+-spec supervise(pid(), pid()) -> ok.
+supervise(Ctrl, Pid) ->
+    Ctrl ! {seccomp_dist_supervisor, Pid},
+    ok.
+
 %% @doc A synchronous request to a connection's controller.
 -spec request(pid(), term()) -> term().
 request(Ctrl, Req) ->
@@ -97,6 +104,9 @@ controller({Transport, S} = Socket) ->
         {seccomp_dist_req, From, Ref, Req} ->
             From ! {Ref, handshake_request(Socket, Req)},
             controller(Socket);
+        {seccomp_dist_supervisor, Pid} ->
+            link(Pid),
+            controller(Socket);
         tick ->
             controller(Socket);
         {Closed, S} ->
@@ -112,7 +122,6 @@ call({Transport, S}, Function, Args) ->
              end,
     apply(Module, Function, [S | Args]).
 
-handshake_request(_Socket, {supervisor, Pid}) -> link(Pid), ok;
 %% A node connecting under the name of a node that is connected is told
 %% `alive', and answering `true' would drop the connection of the node
 %% whose name it claims. So `alive' is said only once that connection is
@@ -349,7 +358,8 @@ too_large(Len, Head, #rx{node = Node} = S) ->
             _ = spawn(fun() -> erlang:send(From, Note, [noconnect]) end),
             ok;
         {spawn_request, ReqId, From} ->
-            S#rx.ctrl ! {inject, seccomp_dist_filter:spawn_refusal(ReqId, From, system_limit)};
+            S#rx.ctrl ! {inject, seccomp_dist_filter:spawn_refusal(ReqId, From, system_limit)},
+            ok;
         none ->
             ok
     end,
