@@ -46,7 +46,8 @@ upgrade({client, Host}, Tcp) ->
 
 %% `erl_dist' makes `ssl' use the processes `ssl_dist_sup' starts with the
 %% kernel (the `ssl' application is not running yet when distribution
-%% starts); the options from `-ssl_dist_optfile' come first.
+%% starts); the options from `-ssl_dist_optfile' come first. The handshake's
+%% messages have 4-byte lengths over TLS, as `inet_tls_dist' sends them.
 options(Role) ->
     User = try ets:lookup(ssl_dist_opts, Role) of
                [{Role, Opts}] -> Opts;
@@ -54,7 +55,7 @@ options(Role) ->
            catch
                error:badarg -> []
            end,
-    [{erl_dist, true}, binary, {active, false}, {packet, 2}
+    [{erl_dist, true}, binary, {active, false}, {packet, 4}
      | [O || O <- User, is_tuple(O), not lists:member(element(1, O), ?CARRIER_OWNED)]].
 
 %% @doc `ok' if the peer's certificate names `Host' (a DNS name, or an IP

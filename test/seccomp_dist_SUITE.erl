@@ -71,6 +71,7 @@ start(Name, Kind, Extra) ->
     Carrier = case Kind of
                   seccomp -> ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", ?POLICY];
                   {seccomp, Policy} -> ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", Policy];
+                  {inet_tls, OptFile} -> ["-proto_dist", "inet_tls", "-ssl_dist_optfile", OptFile];
                   {seccomp_tls, Policy, OptFile} ->
                       ["-proto_dist", "seccomp_tls", "-ssl_dist_optfile", OptFile,
                        "-beam_seccomp", "dist_policy", Policy];
@@ -1453,7 +1454,7 @@ tls_opt_files(Dir) ->
 
 %% Two nodes on the TLS carrier: the connection is TLS, and the policy, the
 %% filter and the framing (a message over the bound is refused to its
-%% sender) apply as over TCP.
+%% sender) apply as over TCP; so they do to a node on OTP's inet_tls_dist.
 tls_carrier_filters(Config) ->
     #{good := Good} = tls_opt_files(?config(dir, Config)),
     {Prot, ProtNode} = start(protected, {seccomp_tls, "#{default => #{rpc => [{erlang, node, 0}],
@@ -1488,27 +1489,34 @@ tls_carrier_filters(Config) ->
     Stats = maps:get(CliNode, on(Prot, fun() -> seccomp_dist:stats() end)),
     ct:log("~p", [Stats]),
     ?assertMatch(#{{spawn_request, refused} := 1, {too_large, refused} := 1}, Stats),
-    stop([Cli, Prot]).
+    %% a node on OTP's inet_tls_dist with a certificate for its host
+    {Otp, _} = start(otp_tls, {inet_tls, Good}),
+    ?assertEqual(ProtNode, on(Otp, fun() -> rpc:call(ProtNode, erlang, node, [], 5000) end)),
+    ?assertEqual({badrpc, notsup}, on(Otp, fun() -> rpc:call(ProtNode, os, getpid, [], 5000) end)),
+    stop([Otp, Cli, Prot]).
 
-%% A node whose certificate does not name its host, a node without a
-%% certificate, and a plain TCP node are refused, whichever side connects.
+%% A node whose certificate does not name its host (on the TLS carrier or on
+%% OTP's inet_tls_dist), a node without a certificate, and a plain TCP node
+%% are refused, whichever side connects.
 tls_refuses_unproven_names(Config) ->
     #{good := Good, other_host := Other, no_cert := NoCert} = tls_opt_files(?config(dir, Config)),
     {Prot, ProtNode} = start(protected, {seccomp_tls, ?POLICY, Good}),
     {Wrong, WrongNode} = start(wrong_host, {seccomp_tls, ?POLICY, Other}),
     {Bare, BareNode} = start(no_cert, {seccomp_tls, ?POLICY, NoCert}),
     {Plain, _} = start(plain, plain),
+    {OtpWrong, _} = start(otp_tls_wrong_host, {inet_tls, Other}),
     Connect = fun(From, To) -> on(From, fun() -> net_kernel:connect_node(To) end) end,
     ?assertEqual(false, Connect(Wrong, ProtNode)),
     ?assertEqual(false, Connect(Prot, WrongNode)),
     ?assertEqual(false, Connect(Bare, ProtNode)),
     ?assertEqual(false, Connect(Prot, BareNode)),
     ?assertEqual(false, Connect(Plain, ProtNode)),
+    ?assertEqual(false, Connect(OtpWrong, ProtNode)),
     ?assertEqual([], on(Prot, fun() -> nodes() end)),
     %% the same node with a good certificate connects
     {Good2, _} = start(good, {seccomp_tls, ?POLICY, Good}),
     ?assertEqual(true, Connect(Good2, ProtNode)),
-    stop([Good2, Plain, Bare, Wrong, Prot]).
+    stop([Good2, OtpWrong, Plain, Bare, Wrong, Prot]).
 
 init(server) -> {ok, 0};
 init(sup) -> {ok, {#{}, []}}.
