@@ -176,7 +176,7 @@ defmodule Seccomp.SandboxSurvivalTest do
     returned_groups: "#{@erl_fresh_tower}, maps:groups_from_list(fun(_) -> S() end, [1, 2]).",
     returned_usort: "#{@erl_fresh_tower}, lists:usort(lists:map(fun(_) -> S() end, [1, 2])).",
     fread_atoms:
-      ~S|io_lib:fread(lists:append(lists:duplicate(5000, "~a ")), lists:append([["fread_atom_e", integer_to_list(I), " "] \|\| I <- lists:seq(1, 5000)])).|
+      ~S'io_lib:fread(lists:append(lists:duplicate(5000, "~a ")), lists:append([["fread_atom_e", integer_to_list(I), " "] || I <- lists:seq(1, 5000)])).'
   ]
 
   # The reason a monitored process died of, as the run's exit.
@@ -495,10 +495,10 @@ defmodule Seccomp.SandboxSurvivalTest do
     corrupted:
       ~S|{:ok, {:re_pattern, a, b, c, code}} = :re.compile("a+b"); | <>
         ~S|:re.run("aab", {:re_pattern, a, b, c, :binary.part(code, 0, 40) <> :binary.copy(<<255>>, byte_size(code) - 40)})|,
-    struct: ~S|Regex.run(%{~r/a/ \| re_pattern: {:re_pattern, 0, 0, 0, "ERCP"}}, "a")|,
-    struct_split: ~S|String.split("a,b", %{~r/,/ \| re_pattern: {:re_pattern, 1, 0, 0, "ERCP"}})|,
+    struct: ~S'Regex.run(%{~r/a/ | re_pattern: {:re_pattern, 0, 0, 0, "ERCP"}}, "a")',
+    struct_split: ~S'String.split("a,b", %{~r/,/ | re_pattern: {:re_pattern, 1, 0, 0, "ERCP"}})',
     nested:
-      ~S|Enum.map([%{~r/a/ \| re_pattern: {:re_pattern, 0, 0, 0, "ERCP"}}], &Regex.run(&1, "a"))|,
+      ~S'Enum.map([%{~r/a/ | re_pattern: {:re_pattern, 0, 0, 0, "ERCP"}}], &Regex.run(&1, "a"))',
     decoded:
       ~S|:re.run("x", :erlang.binary_to_term(:erlang.term_to_binary({:re_pattern, 0, 0, 0, "ERCP"})))|,
     inspect: ~S|:re.inspect({:re_pattern, 0, 0, 0, "ERCP"}, :namelist)|,
