@@ -12,7 +12,7 @@ init([]) ->
     %% The call graph and the sets derived from it, in the background when
     %% first needed: until a set is known, every call counts as a member.
     %% Spawners first: a `no_spawn' check waits for them.
-    Sets = [seccomp_spawners:spec(), seccomp_flatteners:spec() | seccomp_reach:specs()],
+    Sets = [seccomp_spawners:spec(), seccomp_flatteners:spec(), seccomp_opaque:spec() | seccomp_reach:specs()],
     Graph = #{id => seccomp_callgraph, start => {seccomp_callgraph, start_link, [Sets]},
               restart => temporary},
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, [LogKeeper, Events, Prepared, Graph]}}.

@@ -59,6 +59,8 @@ check_fun(Fun) ->
     case erlang:fun_info(Fun, type) of
         {type, external} -> check_call({M, F, A});
         {type, local} when M =:= seccomp_route -> ok; % a checking fun made by seccomp_route
+        %% A sandbox's checking fun, or its own fun bounding what it returns.
+        {type, local} when M =:= seccomp_sandbox_funs -> ok;
         %% An interpreted closure runs under the function handler it was made
         %% with (a sandbox's); a restricted process cannot reach erl_eval to
         %% make one without.

@@ -47,8 +47,23 @@ integer_op(text, [Text | _]) ->
 integer_op(bytes, [Bin | _]) when is_binary(Bin) ->
     %% Bytes to integer: an integer of that many bytes.
     byte_size(Bin) * 8 =< ?MAX_INTEGER_BITS;
+integer_op(product, [Numbers]) ->
+    %% The product's bits: at most the sum of its factors' bits.
+    product_bits(Numbers) =< ?MAX_INTEGER_BITS;
 integer_op(_Class, _Args) ->
     true.
+
+product_bits(#{'__struct__' := 'Elixir.Range', first := First, last := Last} = Range)
+  when is_integer(First), is_integer(Last) ->
+    Step = abs(maps:get(step, Range, 1)),
+    Count = abs(Last - First) div max(Step, 1) + 1,
+    Count * integer_bits(max(abs(First), abs(Last)));
+product_bits(L) when is_list(L) ->
+    %% A longer list is over the bound at one bit per factor anyway.
+    lists:sum([integer_bits(X) || X <- lists:sublist(L, ?MAX_INTEGER_BITS + 1), is_integer(X)]);
+product_bits(_Other) ->
+    %% Another enumerable: its elements are not known here.
+    ?MAX_INTEGER_BITS + 1.
 
 %% Bits of an integer's magnitude (at least one).
 integer_bits(N) ->

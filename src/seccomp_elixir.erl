@@ -29,6 +29,11 @@ walk([]) -> ok;
 walk([{'%', _, [{'__aliases__', _, Segs}, _]} = Node | Rest]) ->
     struct_allowed(Segs),
     walk(tuple_to_list(Node) ++ Rest);
+walk([{Sigil, _, [{'<<>>', _, [Text]}, _Mods]} = Node | Rest]) when is_binary(Text),
+                                                                  (Sigil =:= sigil_D orelse Sigil =:= sigil_T orelse
+                                                                   Sigil =:= sigil_N orelse Sigil =:= sigil_U) ->
+    calendar_allowed(Sigil, Text),
+    walk(tuple_to_list(Node) ++ Rest);
 walk([{Name, _Meta, Args} = Node | Rest]) when is_atom(Name), is_list(Args) ->
     refused(Name, Args),
     walk(tuple_to_list(Node) ++ Rest);
@@ -58,6 +63,22 @@ struct_allowed(Segs) ->
     M = alias_module(Segs),
     M =/= undefined andalso seccomp_nif:check(M, '__struct__', 0) =:= allow
         orelse throw({refused, {M, '__struct__', 0}}).
+
+%% A date or time sigil names its calendar as its last word when that word
+%% starts with a capital (as Kernel reads it): expansion makes the module's
+%% atom and calls its parser. Only an existing module whose parser the
+%% policy allows.
+calendar_allowed(Sigil, Text) ->
+    case lists:last(binary:split(Text, <<" ">>, [global])) of
+        <<C, _/binary>> = Word when C >= $A, C =< $Z ->
+            F = maps:get(Sigil, #{sigil_D => parse_date, sigil_T => parse_time,
+                                  sigil_N => parse_naive_datetime, sigil_U => parse_utc_datetime}),
+            M = try binary_to_existing_atom(<<"Elixir.", Word/binary>>) catch error:badarg -> undefined end,
+            M =/= undefined andalso seccomp_nif:check(M, F, 1) =:= allow
+                orelse throw({refused, {M, F, 1}});
+        _ ->
+            ok
+    end.
 
 alias_module(Segs) ->
     case lists:all(fun is_atom/1, Segs) of

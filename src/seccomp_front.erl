@@ -15,7 +15,8 @@ front(Code, #{language := Lang, max_atoms := MaxAtoms, policy := Policy} = O) ->
     {ok, Parsed, NewAtoms} = ok_or_throw(seccomp_source:parse(Lang, Code, MaxAtoms)),
     {ok, Exprs, Bindings, State, Names} = ok_or_throw(translate(Parsed, O)),
     Markers = seccomp_profiles:spawns(seccomp_policy:spec(Policy)),
-    {ok, Safe} = ok_or_throw(seccomp_rewrite:exprs(Exprs, #{enter_markers => Markers})),
+    {ok, Mediated} = ok_or_throw(seccomp_rewrite:exprs(Exprs, #{enter_markers => Markers})),
+    {ok, Safe} = ok_or_throw(seccomp_compare:exprs(Mediated)),
     #{exprs => Safe, bindings => Bindings, state => State, names => Names, new_atoms => NewAtoms}.
 
 %% @doc The user's bindings from the Erlang variables at the end of a run.

@@ -18,7 +18,7 @@
               | {send, pos_integer()} | {signal, pos_integer()} | info
               | {amplifier, pos_integer(), pos_integer() | none}
               | {bignum, bignum_class()} | compare | {iodata, pos_integer()}.
--type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes.
+-type bignum_class() :: '*' | 'bsl' | pow | operand | text | bytes | product.
 
 -spec names() -> [name()].
 names() -> [pure, processes].
@@ -173,7 +173,7 @@ atom_maker(Kind, _M, _F, _A) ->
 is_comparison(Op) -> lists:member(Op, ['==', '/=', '=:=', '=/=', '<', '>', '=<', '>=', max, min]).
 
 data_kind(M, F, A) when M =:= erlang; M =:= binary; M =:= 'Elixir.Integer'; M =:= 'Elixir.Kernel';
-                        M =:= 'Elixir.String'; M =:= 'Elixir.List' ->
+                        M =:= 'Elixir.String'; M =:= 'Elixir.List'; M =:= 'Elixir.Enum' ->
     case bignum_class(M, F, A) of
         none -> call_kind(M, F, A);
         Class -> {bignum, Class}
@@ -202,6 +202,8 @@ bignum_class(M, F, A) when A =:= 1; A =:= 2 ->
         {'Elixir.List', to_integer} -> text;
         {'Elixir.Integer', parse} -> text;
         {binary, decode_unsigned} -> bytes;
+        %% Compiled code multiplies the elements: a product of their sizes.
+        {'Elixir.Enum', product} when A =:= 1 -> product;
         _ -> none
     end;
 bignum_class(_M, _F, _A) -> none.
@@ -231,6 +233,8 @@ call_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Proce
     process_kind(M, F, A);
 call_kind('Elixir.Task', F, A) -> task_kind(F, A);
 call_kind('Elixir.Agent', F, A) -> agent_kind(F, A);
+%% Off-heap arrays of one word per element.
+call_kind(M, new, 2) when M =:= atomics; M =:= counters -> {amplifier, 1, none};
 call_kind(binary, copy, 2) -> {amplifier, 2, 1};
 call_kind('Elixir.String', duplicate, 2) -> {amplifier, 2, 1};
 call_kind('Elixir.String', F, A) when (F =:= pad_leading orelse F =:= pad_trailing), A >= 2 ->

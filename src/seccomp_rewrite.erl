@@ -59,8 +59,11 @@ expr({named_fun, A, Name, Cs}, O) ->
     {named_fun, A, Name, [fun_clause(C, O) || C <- Cs]};
 expr({'fun', A, {function, _Name, _Arity}}, _O) ->
     throw({unsafe, A, "local fun references are not available in the sandbox"});
-expr({bin, A, Elements}, O) ->
-    {bin, A, [bin_element(E, O) || E <- Elements]};
+expr({bin, A, Elements}, O) when is_list(Elements) ->
+    case lists:any(fun unsized/1, Elements) of
+        false -> {bin, A, [bin_element(E, O) || E <- Elements]};
+        true -> marker(A, concat, [parts(A, Elements, O)])
+    end;
 expr({match, A, P, E}, O) ->
     {match, A, pattern(P, O), expr(E, O)};
 expr({'case', A, E, Cs}, O) ->
@@ -143,6 +146,9 @@ template(Es, O) when is_list(Es) -> [template_item(E, O) || E <- Es];
 template(E, O) -> template_item(E, O).
 
 template_item({map_field_assoc, A, K, V}, O) -> {map_field_assoc, A, expr(K, O), expr(V, O)};
+%% A comprehension's template grows its result one step at a time: its own
+%% segments are built in place (each a piece of an existing term).
+template_item({bin, A, Elements}, O) when is_list(Elements) -> {bin, A, [bin_element(E, O) || E <- Elements]};
 template_item(E, O) -> expr(E, O).
 
 map_field({Kind, A, K, V}, O) when Kind =:= map_field_assoc; Kind =:= map_field_exact ->
@@ -205,6 +211,33 @@ bin_element({bin_element, A, Value, Size, Type}, O) ->
     {bin_element, A, expr(Value, O), marker(A, size, [expr(Size, O), unit(Type)]), Type};
 bin_element(Other, _O) ->
     unknown(Other).
+
+%% A segment whose size is that of its value, computed at run time: one
+%% construction can join existing binaries into one as large as all of
+%% them (`a <> a', doubling), so the total is bounded before the VM
+%% allocates it.
+unsized({bin_element, _A, Value, default, Type}) when is_list(Type) ->
+    not is_literal(Value) andalso lists:any(fun(T) -> lists:member(T, [binary, bytes, bitstring, bits]) end, Type);
+unsized(_) ->
+    false.
+
+is_literal({Leaf, _, _}) when Leaf =:= string; Leaf =:= integer; Leaf =:= char; Leaf =:= float -> true;
+is_literal(_) -> false.
+
+%% The segments as a list for `'$seccomp':concat/1': a whole binary or
+%% bitstring as it is (with its type, checked there), any other segment
+%% built on its own (its size is bounded like any segment's).
+parts(A, Elements, O) ->
+    lists:foldr(fun(E, Acc) -> {cons, A, part(A, E, O), Acc} end, {nil, A}, Elements).
+
+part(A, {bin_element, EA, Value, default, Type} = E, O) when is_list(Type) ->
+    case Type of
+        [T] when T =:= binary; T =:= bytes -> {tuple, A, [{atom, A, binary}, expr(Value, O)]};
+        [T] when T =:= bitstring; T =:= bits -> {tuple, A, [{atom, A, bitstring}, expr(Value, O)]};
+        _ -> {tuple, A, [{atom, A, bitstring}, {bin, EA, [bin_element(E, O)]}]}
+    end;
+part(A, E, O) ->
+    {tuple, A, [{atom, A, bitstring}, {bin, A, [bin_element(E, O)]}]}.
 
 %% The unit of a segment, so the size check can count bits.
 unit(Types) when is_list(Types) ->

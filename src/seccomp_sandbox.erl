@@ -36,6 +36,12 @@ call({'$seccomp', key}, [Key], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     seccomp_sandbox_bounds:bounded_args([Key], Ctx),
     Key;
+call({'$seccomp', concat}, [Parts], Ctx) ->
+    seccomp_sandbox_members:join(Ctx),
+    seccomp_sandbox_bounds:concat(Parts, Ctx);
+call({'$seccomp', returns}, [Fun], Ctx) ->
+    seccomp_sandbox_members:join(Ctx),
+    seccomp_sandbox_funs:returning(Fun, fun(R) -> seccomp_sandbox_bounds:bounded_value(R, Ctx) end);
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     wrap_fun(M, F, A, Ctx);
@@ -98,17 +104,39 @@ special(erlang, apply, [Fun, As], Ctx) -> call(Fun, As, Ctx);
 special('Elixir.Kernel', apply, [Fun, As], Ctx) -> call(Fun, As, Ctx);
 special(erlang, make_fun, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
 special('Elixir.Function', capture, [M, F, A], Ctx) -> wrap_fun(M, F, A, Ctx);
+special(M, F, [Flag, Value], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elixir.Process', F =:= flag ->
+    seccomp_sandbox_flags:process_flag(Flag, Value) orelse seccomp_sandbox_verdict:deny({M, F, 2}, Ctx),
+    erlang:process_flag(Flag, Value);
+special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elixir.Process', F =:= flag ->
+    %% Another process's flags.
+    seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
+    seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
+        orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_state:within({M, F}, Args, {Ctx#ctx.tab, Ctx#ctx.max_copy}) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
-            seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx);
+            Result = seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx),
+            seccomp_opaque:produced(M, F, Result, Ctx#ctx.tab),
+            seccomp_sandbox_bounds:bounded_integer_result(Result, Ctx);
         dispatch ->
             dispatch(M, F, Args, Ctx);
         Kind ->
             seccomp_sandbox_bounds:flattener_args(M, F, Args, Ctx),
+            starts_process(Kind) andalso spawn_options(M, F, Args, Ctx),
             special_kind(Kind, M, F, Args, Ctx)
     end.
+
+own_process(#ctx{tab = caller}) -> none;
+own_process(Ctx) -> fun(P) -> P =:= self() orelse seccomp_sandbox_members:is_member(Ctx, P) end.
+
+%% Spawn options in the arguments of a call that starts a process.
+spawn_options(M, F, Args, Ctx) ->
+    seccomp_sandbox_flags:spawn_options(Args) orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx).
+
+starts_process(Kind) ->
+    lists:member(Kind, [spawn_fun, spawn_mfa, spawner, routed, agent_mfa]).
 
 apply3(M, F, As, Ctx) when is_atom(M), is_atom(F), is_list(As) -> call({M, F}, As, Ctx);
 apply3(M, F, As, _Ctx) -> erlang:error(badarg, [M, F, As]).
@@ -232,8 +260,9 @@ wrap_fun(M, F, A, Ctx) ->
 dispatch(M, F, Args, Ctx) ->
     %% First: the scan for foreign code walks the arguments flattened.
     seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
+    seccomp_spawners:status(M, F, length(Args)) =/= false andalso spawn_options(M, F, Args, Ctx),
     seccomp_sandbox_data:no_foreign_code({M, F, length(Args)}, Args, Ctx),
-    seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx).
+    seccomp_sandbox_bounds:bounded_integer_result(seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx), Ctx).
 
 %% @doc Elixir's `var.field' in prepared code: the field of a map, or a
 %% checked zero-arity call of the module an atom names.

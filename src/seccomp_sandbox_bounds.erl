@@ -7,8 +7,37 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
+-export([concat/2, bounded_value/2, bounded_integer_result/2, bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
          bounded_bytes/3, unit_size/2, arith/4]).
+
+%% @doc A value leaving sandboxed code for compiled code (what a fun
+%% returns): an integer within the bignum bound, any other term within the
+%% copy bound.
+-spec bounded_value(term(), seccomp_sandbox_ctx:ctx()) -> true.
+bounded_value(R, Ctx) when is_integer(R) -> bounded_integer({bignum, operand}, [R], Ctx);
+bounded_value(R, Ctx) -> bounded_args([R], Ctx).
+
+%% @doc What a library call returns to sandboxed code: an integer it built
+%% in compiled code (`Enum.product') within the bignum bound, as if the
+%% code had built it.
+-spec bounded_integer_result(term(), seccomp_sandbox_ctx:ctx()) -> term().
+bounded_integer_result(R, _Ctx) when not is_integer(R); R =< 1 bsl 64, R >= -(1 bsl 64) -> R;
+bounded_integer_result(R, Ctx) ->
+    bounded_integer({bignum, operand}, [R], Ctx),
+    R.
+
+%% @doc A binary construction whose segments are whole binaries or
+%% bitstrings (`a <> b', interpolation): their total within `max_binary'
+%% before one is allocated. Parts are `{binary | bitstring, Value}'.
+-spec concat([{binary | bitstring, term()}], seccomp_sandbox_ctx:ctx()) -> bitstring().
+concat(Parts, #ctx{max_binary = Max} = Ctx) ->
+    Bits = lists:sum([part_bits(P) || P <- Parts]),
+    Bits =< Max * 8 orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    list_to_bitstring([V || {_, V} <- Parts]).
+
+part_bits({binary, V}) when is_binary(V) -> bit_size(V);
+part_bits({bitstring, V}) when is_bitstring(V) -> bit_size(V);
+part_bits({_, V}) -> erlang:error(badarg, [V]).
 
 %% @doc The flattened arguments of a flattener, and the worst-case work of
 %% a call whose cost grows faster than its input (see `seccomp_cost').
@@ -16,7 +45,16 @@
 bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     %% A flattener's arguments are bounded whole: nothing more to compare.
     flattener_args(M, F, Args, Ctx) orelse compared_args(M, F, Args, Ctx),
-    seccomp_cost:within(M, F, Args, Max) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
+    seccomp_cost:within(M, F, Args, Max) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    genuine_patterns(M, F, Args, Ctx).
+
+%% Compiled patterns a built-in would run unchecked (see `seccomp_opaque').
+genuine_patterns(M, F, Args, #ctx{tab = Tab, max_binary = Max} = Ctx) ->
+    case seccomp_opaque:check(M, F, Args, Tab, Max) of
+        ok -> true;
+        over -> seccomp_sandbox_ctx:memory_limit(Ctx);
+        forged -> erlang:error({forged_term, compiled_pattern})
+    end.
 
 %% The arguments a collection function compares or hashes: all but the
 %% containers, maps and (the last argument, by the modules' convention)

@@ -126,6 +126,7 @@ begin_caller_run() ->
 -spec end_caller_run() -> none | mfa().
 end_caller_run() ->
     erase(?CALLER_REPORTS),
+    seccomp_opaque:forget(caller),
     case erase(?CALLER_RUN) of
         {Violation, _Atoms} -> Violation;
         undefined -> none
@@ -168,6 +169,8 @@ reported(#ctx{tab = Tab}) ->
 %% @doc Forget the run's atoms, violation and reports (a warm sandbox's next run).
 -spec clear_run(ctx()) -> ok.
 clear_run(#ctx{tab = Tab}) ->
+    seccomp_opaque:forget(Tab),
+    seccomp_sandbox_state:forget(Tab),
     ets:insert(Tab, {'$atoms', 0}),
     ets:delete(Tab, '$violation'),
     ets:delete(Tab, '$reports'),

@@ -6,7 +6,7 @@
 %% the sandbox.
 -module(seccomp_sandbox_funs).
 
--export([wrap/5]).
+-export([wrap/5, returning/2]).
 
 -define(MAX_WRAPPED_ARITY, 12).
 
@@ -20,6 +20,26 @@ wrap(M, F, A, Ctx, Check) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A 
     end;
 wrap(M, F, A, _Ctx, _Check) ->
     erlang:error(badarg, [M, F, A]).
+
+%% @doc A sandboxed fun as compiled code gets it: what it returns passes
+%% `Bound' (the copy bound, see `seccomp_compare') unless it is a scalar.
+-spec returning(function(), fun((term()) -> true)) -> function().
+returning(Fun, Bound) when is_function(Fun) ->
+    {module, M} = erlang:fun_info(Fun, module),
+    {arity, A} = erlang:fun_info(Fun, arity),
+    case M =:= erl_eval orelse seccomp_slot_names:is_slot(M) of
+        %% Only sandboxed code's own funs: any other is checked where it is called.
+        false -> Fun;
+        true ->
+            A =< ?MAX_WRAPPED_ARITY orelse erlang:error(badarg, [Fun]),
+            checking_fun(A, fun(Args) -> returned(erlang:apply(Fun, Args), Bound) end)
+    end.
+
+returned(R, _Bound) when is_atom(R); is_float(R); is_bitstring(R); is_pid(R); is_reference(R) -> R;
+returned(R, _Bound) when is_integer(R), R =< 1 bsl 64, R >= -(1 bsl 64) -> R;
+returned(R, Bound) ->
+    Bound(R),
+    R.
 
 checking_fun(A, H) ->
     case A of

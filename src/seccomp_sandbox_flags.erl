@@ -1,0 +1,37 @@
+%% @doc Process flags and spawn options that sandboxed code may set. The
+%% sandbox's enforcement runs in other processes at normal priority (the
+%% keeper's deadline and samples) and relies on each member's heap limit:
+%% a member at `high' or `max' priority that loops starves them and every
+%% host process; a minimum heap or an error handler of its choosing is an
+%% allocation or code the sandbox does not see. Default deny: only the
+%% flags and options named here.
+-module(seccomp_sandbox_flags).
+
+-export([process_flag/2, spawn_options/1]).
+
+%% Nesting searched for spawn options (`[spawn_opt: [priority: :max]]').
+-define(MAX_DEPTH, 8).
+
+%% @doc Whether a sandboxed process may set `Flag' to `Value' on itself.
+-spec process_flag(term(), term()) -> boolean().
+process_flag(trap_exit, V) -> is_boolean(V);
+process_flag(priority, P) -> P =:= low orelse P =:= normal;
+process_flag(message_queue_data, D) -> D =:= on_heap orelse D =:= off_heap;
+process_flag(_Flag, _Value) -> false.
+
+%% @doc Whether the arguments of a call that starts a process hold no spawn
+%% option but those that keep the child within the sandbox's reach: no
+%% priority above normal, no heap sizes (the sandbox sets the heap limit
+%% itself), no other flags. Funs are not looked into.
+-spec spawn_options(list()) -> boolean().
+spawn_options(Args) -> walk(Args, 0).
+
+walk(_T, Depth) when Depth > ?MAX_DEPTH -> true;
+walk({priority, P}, _Depth) -> P =:= low orelse P =:= normal;
+walk({Option, _}, _Depth) when Option =:= min_heap_size; Option =:= min_bin_vheap_size;
+                               Option =:= max_heap_size; Option =:= fullsweep_after;
+                               Option =:= message_queue_data; Option =:= async_dist ->
+    false;
+walk([H | T], Depth) -> walk(H, Depth + 1) andalso walk(T, Depth);
+walk(T, Depth) when is_tuple(T) -> walk(tuple_to_list(T), Depth + 1);
+walk(_T, _Depth) -> true.

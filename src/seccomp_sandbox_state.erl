@@ -1,0 +1,77 @@
+%% @doc The host's state that sandboxed code may not read or change, whatever
+%% the policy (a denylist that does not name these leaves them to the
+%% handler): ETS tables the sandbox does not own, `persistent_term', the
+%% applications and their environment, and the VM's own standard output.
+%% The sandbox's own ETS tables (created by a member, owned by a member)
+%% stay usable; a caller-mode run owns none (a table it made would belong
+%% to the caller and outlive the run).
+-module(seccomp_sandbox_state).
+
+-export([allowed/3, within/3, module/1, forget/1]).
+
+%% Tables one run may create, each within the copy bound.
+-define(MAX_TABLES, 16).
+-define(TABLES, '$ets_tables').
+
+%% ETS functions that touch no table.
+-define(ETS_PURE, [match_spec_compile, match_spec_run, test_ms, is_compiled_ms]).
+
+%% @doc Whether calls into `M' are judged here (such calls are never direct).
+-spec module(module()) -> boolean().
+module(M) ->
+    lists:member(M, [ets, persistent_term, application, 'Elixir.Application']).
+
+%% @doc Whether sandboxed code may make this call. `Own' tells whether a
+%% process is one of the sandbox's, or is `none' in caller mode.
+-spec allowed({module(), atom()}, list(), fun((pid()) -> boolean()) | none) -> boolean().
+allowed({erlang, F}, _Args, _Own) ->
+    not lists:member(F, [display, display_string, display_nl]);
+allowed({ets, new}, _Args, Own) ->
+    Own =/= none;
+allowed({ets, F}, [_Continuation], _Own) when F =:= select; F =:= select_reverse; F =:= match;
+                                               F =:= match_object ->
+    %% A continuation names a table this check does not see.
+    false;
+allowed({ets, F}, _Args, _Own) when F =:= all; F =:= i; F =:= give_away; F =:= setopts;
+                                    F =:= repair_continuation; F =:= tab2file; F =:= file2tab;
+                                    F =:= tabfile_info ->
+    %% Every table, another owner or heir, or a file.
+    false;
+allowed({ets, F}, [Tab | _], Own) ->
+    lists:member(F, ?ETS_PURE) orelse own_table(Tab, Own);
+allowed({ets, F}, [], _Own) ->
+    lists:member(F, ?ETS_PURE);
+allowed({M, _F}, _Args, _Own) ->
+    not module(M).
+
+%% @doc Whether a write into one of the sandbox's tables keeps the table
+%% within `Max' bytes, and a new table the sandbox's count (`Counters': its
+%% member table) within ?MAX_TABLES: their memory is outside every heap
+%% limit.
+-spec within({module(), atom()}, list(), {ets:tid() | caller, non_neg_integer()}) -> boolean().
+within({ets, new}, _Args, {Counters, _Max}) when Counters =/= caller ->
+    ets:update_counter(Counters, ?TABLES, 1, {?TABLES, 0}) =< ?MAX_TABLES;
+within({ets, F}, [Tab | _], {_Counters, Max}) when F =:= insert; F =:= insert_new; F =:= update_element;
+                                      F =:= update_counter ->
+    case ets:info(Tab, memory) of
+        Words when is_integer(Words) -> Words * erlang:system_info(wordsize) =< Max;
+        undefined -> true
+    end;
+within(_Call, _Args, _Max) ->
+    true.
+
+%% @doc Forget the tables a run created (a warm process's next run).
+-spec forget(ets:tid()) -> ok.
+forget(Counters) ->
+    ets:delete(Counters, ?TABLES),
+    ok.
+
+own_table(_Tab, none) ->
+    false;
+own_table(Tab, Own) when is_atom(Tab); is_reference(Tab) ->
+    case ets:info(Tab, owner) of
+        undefined -> true; % no such table: ets raises badarg
+        Owner -> Own(Owner)
+    end;
+own_table(_Tab, _Own) ->
+    true.
