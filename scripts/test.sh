@@ -22,7 +22,7 @@ record() {  # record NAME COUNT-REGEX STATUS: the suite's summary entry
   local count failures=""
   count=$(grep -oE "$2" "$log/$1.txt" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
   if [[ $3 != ok ]]; then
-    failures=$(grep -aoE '[0-9]+ failures?|Failed: [0-9]+|[0-9]+ failed|Failed [0-9]+ tests?|failed$' "$log/$1.txt" | tail -1)
+    failures=$(grep -aoE '[0-9]+ failures?|Failed: [0-9]+|[0-9]+ failed|Failed [0-9]+ tests?|failed$|tests were cancelled' "$log/$1.txt" | tail -1)
     failures=" (${failures:-see its output})"
   fi
   summary+=("$1: $count $3$failures")

@@ -83,8 +83,11 @@ request() ->
             ok;
         false ->
             persistent_term:put(?REQUESTED, true),
-            catch ?MODULE ! {derive, none},
-            ok
+            %% (Not running: the application is stopped.)
+            case whereis(?MODULE) of
+                undefined -> ok;
+                Pid -> Pid ! {derive, none}, ok
+            end
     end.
 
 %% @doc Wait until the set of `Spec' is known: derived by the deriver, or

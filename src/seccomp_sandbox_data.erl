@@ -9,8 +9,9 @@
 %% <li>an atom that names a module, as an argument, in a tuple (but for the
 %%     key of a pair) or as a struct's field, must name one whose every
 %%     function the policy allows and the handler would merely call;</li>
-%% <li>a registered name as an argument must be one the code may send to,
-%%     and every pid a member of the sandbox (or in `send_to'); no ports.</li>
+%% <li>a registered name as an argument, in a tuple or as a struct's field
+%%     must be one the code may send to, and every pid a member of the
+%%     sandbox (or in `send_to'); no ports.</li>
 %% </ul>
 -module(seccomp_sandbox_data).
 
@@ -103,8 +104,11 @@ member_process(_Port, MFA, Ctx) ->
 registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
     erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
 
+%% An atom a tuple or a struct's field holds may name a module or a
+%% registered process (`%IO.Stream{device: :user}' writes to the VM's
+%% console): both are judged as if passed directly.
 named_all(Items, MFA, Ctx) ->
-    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx);
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx);
                      (_) -> ok
                   end, Items).
 

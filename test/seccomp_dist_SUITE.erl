@@ -418,11 +418,13 @@ outgoing_rpc_carries_the_policy(_Config) ->
                            spawn(fun() ->
                                          ok = seccomp:restrict(#{mode => blacklist, rules => [os]}),
                                          Local = attempt(fun() -> seccomp:rpc_call(NodeB, os, getpid, []) end),
-                                         Remote = seccomp:rpc_call(NodeB, erlang, apply, [os, getpid, []], 5000),
-                                         Allowed = seccomp:rpc_call(NodeB, erlang, node, [], 5000),
+                                         %% The callee derives the denylist's closure at its
+                                         %% first check (seconds on a loaded machine).
+                                         Remote = seccomp:rpc_call(NodeB, erlang, apply, [os, getpid, []], 60000),
+                                         Allowed = seccomp:rpc_call(NodeB, erlang, node, [], 60000),
                                          Self ! {done, Local, Remote, Allowed}
                                  end),
-                           receive {done, L, R, Al} -> {L, R, Al} after 15000 -> timeout end
+                           receive {done, L, R, Al} -> {L, R, Al} after 130000 -> timeout end
                    end),
     ct:log("~p~nstats on B: ~p", [Result, peer:call(B, seccomp_dist, stats, [])]),
     {{error, {seccomp_violation, {os, getpid, 0}}}, {badrpc, _}, NodeB} = Result,

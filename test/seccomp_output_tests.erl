@@ -6,9 +6,12 @@
 
 -define(DENYLIST, #{mode => blacklist, rules => [os, file, code, {erlang, halt, '_'}]}).
 
-%% The refusals are logged by design: not in the test output.
+%% Each group may wait for the first derivation of the call graph's sets
+%% (seconds): 120 s each. The refusals are logged by design: not in the
+%% test output.
 setup() ->
     {ok, _} = application:ensure_all_started(beam_seccomp),
+    ok = seccomp_spawners:ensure(),
     #{level := Level} = logger:get_primary_config(),
     ok = logger:set_primary_config(level, error),
     Level.
@@ -19,7 +22,7 @@ eval(Code, Opts) -> seccomp_eval:eval(Code, maps:merge(#{language => erlang}, Op
 
 %% Printed text comes back with `output => capture', in both profiles.
 captured_test_() ->
-    {setup, fun setup/0, fun cleanup/1,
+    {timeout, 120, {setup, fun setup/0, fun cleanup/1,
      [?_assertEqual({ok, ok, [], Text}, eval(Code, #{policy => P, output => capture}))
       || P <- [pure, processes],
          {Code, Text} <- [{"io:format(\"a~p~n\", [1]).", <<"a1\n">>},
@@ -28,19 +31,18 @@ captured_test_() ->
                           {"io:put_chars(\"pc\").", <<"pc">>},
                           {"io:put_chars(standard_io, [\"a\", <<\"b\">>]).", <<"ab">>},
                           {"io:nl().", <<"\n">>},
-                          {"io:write({x, 1}).", <<"{x,1}">>}]]}.
+                          {"io:write({x, 1}).", <<"{x,1}">>}]]}}.
 
 %% The default keeps the three-element result; the host's console gets nothing.
 default_shape_test_() ->
-    {setup, fun setup/0, fun cleanup/1,
+    {timeout, 120, {setup, fun setup/0, fun cleanup/1,
      ?_assertEqual({{ok, ok, []}, <<>>},
-                   on_own_console(fun() -> eval("io:format(\"hidden~n\").", #{}) end))}.
+                   on_own_console(fun() -> eval("io:format(\"hidden~n\").", #{}) end))}}.
 
 %% Any device other than the standard output is refused, whatever the
 %% policy, and so is every other function of `io'.
 other_devices_test_() ->
-    %% (The first denylist derives its rules: seconds.)
-    {setup, fun setup/0, fun cleanup/1, {timeout, 120,
+    {timeout, 120, {setup, fun setup/0, fun cleanup/1,
      [?_assertMatch({{error, {seccomp_violation, {io, _, _}}}, <<>>},
                     on_own_console(fun() -> eval(Code, #{policy => P, output => capture}) end))
       || P <- [pure, processes, ?DENYLIST],
@@ -56,7 +58,7 @@ other_devices_test_() ->
 %% The BIFs that write to the VM's own console (every `erlang:display*' of
 %% the running OTP) are refused, whatever the policy.
 console_bifs_test_() ->
-    {setup, fun setup/0, fun cleanup/1, {timeout, 120,
+    {timeout, 120, {setup, fun setup/0, fun cleanup/1,
      [?_assertMatch({error, {seccomp_violation, {erlang, F, A}}},
                     eval(lists:flatten(io_lib:format("erlang:~p(~s).", [F, display_args(A)])),
                          #{policy => P}))
@@ -69,15 +71,15 @@ display_args(2) -> "\"x\", stdout".
 
 %% A pid as the device (one of the sandbox's own processes).
 pid_device_test_() ->
-    {setup, fun setup/0, fun cleanup/1,
+    {timeout, 120, {setup, fun setup/0, fun cleanup/1,
      ?_assertEqual({error, {seccomp_violation, {io, format, 3}}},
                    eval("P = spawn(fun() -> receive _ -> ok end end), io:format(P, \"x\", []).",
-                        #{policy => processes}))}.
+                        #{policy => processes}))}}.
 
 %% Prepared code run in the caller prints nowhere: the caller's group
 %% leader (the host's console) gets nothing, the value is unchanged.
 caller_mode_test_() ->
-    {setup, fun setup/0, fun cleanup/1,
+    {timeout, 120, {setup, fun setup/0, fun cleanup/1,
      ?_assertEqual({{ok, 42, []}, <<>>},
                    on_own_console(fun() ->
                                           {ok, P} = seccomp_eval:prepare("io:format(\"x~n\"), 42.",
@@ -85,7 +87,7 @@ caller_mode_test_() ->
                                           try seccomp_eval:run(P, [])
                                           after seccomp_eval:release(P)
                                           end
-                                  end))}.
+                                  end))}}.
 
 %% Run Fun with a fresh group leader that records what reaches it (the
 %% console of the process that calls eval), and standard_error replaced

@@ -3,7 +3,11 @@
 -include_lib("eunit/include/eunit.hrl").
 -include("caught.hrl").
 
-setup() -> {ok, _} = application:ensure_all_started(beam_seccomp), ok.
+%% The derived spawner set is built in the background once per VM (seconds
+%% on a loaded machine): known before the first test's checks wait for it.
+setup() ->
+    {ok, _} = application:ensure_all_started(beam_seccomp),
+    ok = seccomp_spawners:ensure().
 
 %% Run Fun in a fresh process and return its result (restrictions are per process).
 in_proc(Fun) ->
@@ -15,7 +19,7 @@ in_proc(Fun) ->
 policy(Map) -> {ok, P} = seccomp:policy(Map), P.
 
 api_test_() ->
-    {setup, fun setup/0, [
+    {timeout, 300, {setup, fun setup/0, [
         fun policy_defaults/0,
         fun policy_errors_name_the_element/0,
         fun whitelist_apply/0,
@@ -31,7 +35,7 @@ api_test_() ->
         fun status_and_table/0,
         fun files_round_trip/0,
         fun bad_input/0
-    ]}.
+    ]}}.
 
 policy_defaults() ->
     P = policy(#{}),

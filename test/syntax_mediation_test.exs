@@ -16,7 +16,7 @@ defmodule Seccomp.SyntaxMediationTest do
   # rules are skipped where the running OTP cannot parse them).
   @corpus [
     "P.",
-    ~S|a, $c, 1.5, 1, "s", X = 1, [], {P}, [P \| []].|,
+    ~S'a, $c, 1.5, 1, "s", X = 1, [], {P}, [P | []].',
     "\#{a => P}.",
     "M = \#{a => 1}, M\#{a := P}.",
     "B = <<1>>, <<B/binary, (length([P])):8/unit:1>>.",

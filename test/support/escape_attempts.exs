@@ -81,6 +81,8 @@ defmodule Seccomp.Test.EscapeAttempts do
     {:load_nif, ":erlang.load_nif('/tmp/pwned', 0)"},
     {:file_stream_struct, "%File.Stream{path: \"#{@file_path}\"}"},
     {:io_stream_struct, "%IO.Stream{device: :standard_io, raw: true, line_or_bytes: :line}"},
+    {:forged_struct_device,
+     "Enum.into([\"x\"], %{__struct__: IO.Stream, device: :seccomp_canary, raw: true, line_or_bytes: :line})"},
     {:forged_struct_into,
      "Enum.into([\"x\"], %{__struct__: File.Stream, path: \"#{@file_path}\", modes: [:write], line_or_bytes: :line, raw: true})"},
     {:forged_struct_interpolation,
