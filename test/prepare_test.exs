@@ -303,8 +303,11 @@ defmodule Seccomp.PrepareTest do
       assert_receive {:rule, rule}
       assert {:ok, 2, _} = Eval.run(rule, [])
       Process.exit(owner, :kill)
-      assert eventually(fn -> Eval.run(rule, []) == {:error, :released} end)
-      assert {:error, :released} = Eval.run(rule, [], mode: :caller)
+      # The pool stops and the slot is freed in two steps: wait for both.
+      assert eventually(fn ->
+               Eval.run(rule, []) == {:error, :released} and
+                 Eval.run(rule, [], mode: :caller) == {:error, :released}
+             end)
     end
 
     test "a released slot is reused, and a stale value never runs the new code" do

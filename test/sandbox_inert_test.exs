@@ -63,6 +63,13 @@ defmodule Seccomp.SandboxInertTest do
     %{peer: peer}
   end
 
+  defp expansion_time?(name) do
+    text = Atom.to_string(name)
+
+    String.starts_with?(text, "MACRO-") or
+      (String.starts_with?(text, "__") and String.ends_with?(text, "__"))
+  end
+
   defp victim(peer) do
     case :peer.call(peer, :erlang, :whereis, [:inert_victim]) do
       :undefined ->
@@ -230,11 +237,13 @@ defmodule Seccomp.SandboxInertTest do
       # Protocol dispatch, data functions of a denied module
       # (`System.convert_time_unit/3`), reads of the clock and of
       # configuration carry none: nothing the `pure` profile runs is in the
-      # closure (macros aside: they run at expansion, which is checked).
+      # closure (macros and compiler hooks such as `Regex.__escape__/1` aside:
+      # they run at expansion, which is checked; the hook reads a field with
+      # `x.field`, which Elixir 1.20 compiles to a call by computed name).
       pure_in_closure =
         for {m, f, a} <- closure,
             :seccomp_nif.check_with(pure, m, f, a) == :allow,
-            not String.starts_with?(Atom.to_string(f), "MACRO-"),
+            not expansion_time?(f),
             do: {m, f, a}
 
       assert pure_in_closure == []
