@@ -195,6 +195,7 @@ special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
                [L] when is_list(L) -> [safe | L];
                [Other] -> erlang:error(badarg, [Bin, Other])
            end,
+    seccomp_sandbox_bounds:bounded_decode(Bin, Ctx),
     Term = erlang:apply(M, F, [Bin, Safe]),
     seccomp_sandbox_data:holds_fun([Term]) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     Term;

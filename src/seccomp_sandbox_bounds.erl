@@ -7,7 +7,7 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([concat/2, bounded_value/2, bounded_integer_result/2, bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
+-export([bounded_decode/2, concat/2, bounded_value/2, bounded_integer_result/2, bounded_work/4, flattener_args/4, bounded_args/2, bounded_size/3, bounded_integer/3,
          bounded_bytes/3, unit_size/2, arith/4]).
 
 %% @doc A value leaving sandboxed code for compiled code (what a fun
@@ -104,6 +104,24 @@ bounded_size(Size, _Unit, _Ctx) ->
 -spec bounded_integer({bignum, atom()}, list(), seccomp_sandbox_ctx:ctx()) -> true.
 bounded_integer({bignum, Class}, Args, Ctx) ->
     seccomp_cost:integer_op(Class, Args) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
+
+%% @doc An external term may be decoded only if what it decodes to fits:
+%% the runtime allocates the whole decoded term at once, before a heap limit
+%% can act, and a compressed form (tag 80) hides its size behind the size it
+%% declares. Up to two words (16 bytes) of heap per byte of the external
+%% form (a list of `[]'), which must also fit `max_binary'.
+-spec bounded_decode(term(), seccomp_sandbox_ctx:ctx()) -> ok.
+bounded_decode(Bin, #ctx{max_binary = MaxBin, max_copy = MaxCopy} = Ctx) when is_binary(Bin) ->
+    External = case Bin of
+                   <<131, 80, Declared:32, _/binary>> -> Declared;
+                   _ -> byte_size(Bin)
+               end,
+    case External =< MaxBin andalso 16 * External =< MaxCopy of
+        true -> ok;
+        false -> seccomp_sandbox_ctx:memory_limit(Ctx)
+    end;
+bounded_decode(_NotBinary, _Ctx) ->
+    ok.
 
 %% @doc `Count' copies of something of `Unit' bytes (a word, for terms).
 -spec bounded_bytes(term(), pos_integer(), seccomp_sandbox_ctx:ctx()) -> ok.

@@ -141,6 +141,39 @@ defmodule Seccomp.EvalLimitsTest do
     assert Seccomp.Test.Wait.eventually(fn -> :erlang.memory(:total) - before < 50_000_000 end)
   end
 
+  test "an external term is decoded only if what it declares fits, in every mode" do
+    # A compressed term (tag 80) declares its inflated size: a bomb of a few
+    # bytes may declare gigabytes, which decoding would allocate at once.
+    bomb = <<131, 80, 0x7FFFFFFF::32, 120, 156>>
+    small = :erlang.term_to_binary(Enum.to_list(1..100), [:compressed])
+    # Two words of heap per byte at most: 5 MB of external form is too much
+    # for the default 48 MB copy bound, though within max_binary.
+    wide = :erlang.term_to_binary(:binary.copy(<<1>>, 5_000_000) |> :erlang.binary_to_list())
+    policy = [policy: %{mode: :blacklist, rules: []}]
+
+    for mode <- [:eval, :pool, :caller] do
+      run = fn bin ->
+        code = ":erlang.binary_to_term(bin)"
+
+        case mode do
+          :eval ->
+            eval(code, [bindings: [bin: bin]] ++ policy)
+
+          _ ->
+            {:ok, rule} = Seccomp.Eval.prepare(code, [bindings: [:bin]] ++ policy)
+            result = Seccomp.Eval.run(rule, [bin: bin], mode: mode)
+            Seccomp.Eval.release(rule)
+            result
+        end
+      end
+
+      assert {:error, :memory_limit} = run.(bomb), "#{mode}"
+      assert {:error, :memory_limit} = run.(wide), "#{mode}"
+      assert {:ok, list, _} = run.(small), "#{mode}"
+      assert list == Enum.to_list(1..100)
+    end
+  end
+
   test "eval refuses source past max_source, as prepare does" do
     code = String.duplicate("1 + ", 50) <> "1"
     assert {:error, {:eval_limit, :size, 100}} = eval(code, max_source: 100)
