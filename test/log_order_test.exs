@@ -38,21 +38,8 @@ defmodule Seccomp.LogOrderTest do
   end
 
   setup_all do
-    args = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-    {:ok, peer, _node} = :peer.start_link(%{connection: :standard_io, args: args})
-    # (The peer may be gone already: it is linked to the suite's process.)
-    on_exit(fn ->
-      try do
-        :peer.stop(peer)
-      catch
-        :exit, _ -> :ok
-      end
-    end)
-
     # The usual order in a Mix project: the library first, Logger later.
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:beam_seccomp])
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:elixir])
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:logger])
+    peer = Seccomp.Test.PeerVM.start([:beam_seccomp, :elixir, :logger])
     [{mod, _}] = :peer.call(peer, Code, :compile_string, [@recorder])
     {:ok, _} = :peer.call(peer, mod, :start, [])
     %{peer: peer, recorder: mod}
@@ -68,17 +55,7 @@ defmodule Seccomp.LogOrderTest do
     end
   end
 
-  defp victim(peer) do
-    case :peer.call(peer, :erlang, :whereis, [:log_order_victim]) do
-      :undefined ->
-        pid = :peer.call(peer, :erlang, :spawn, [:timer, :sleep, [:infinity]])
-        true = :peer.call(peer, :erlang, :register, [:log_order_victim, pid])
-        pid
-
-      pid ->
-        pid
-    end
-  end
+  defp victim(peer), do: Seccomp.Test.PeerVM.victim(peer, :log_order_victim)
 
   # A process of the peer that evaluates, or runs prepared, `code`.
   defp start(peer, :eval, code, opts),

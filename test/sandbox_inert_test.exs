@@ -46,20 +46,7 @@ defmodule Seccomp.SandboxInertTest do
   defp modes(_label), do: [:eval, :pool, :caller]
 
   setup_all do
-    args = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-    {:ok, peer, _node} = :peer.start_link(%{connection: :standard_io, args: args})
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:elixir])
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:logger])
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:beam_seccomp])
-    # (The peer may be gone already, or still up: neither is a failure.)
-    on_exit(fn ->
-      try do
-        :peer.stop(peer)
-      catch
-        :exit, _ -> :ok
-      end
-    end)
-
+    peer = Seccomp.Test.PeerVM.start([:elixir, :logger, :beam_seccomp])
     %{peer: peer}
   end
 
@@ -70,17 +57,7 @@ defmodule Seccomp.SandboxInertTest do
       (String.starts_with?(text, "__") and String.ends_with?(text, "__"))
   end
 
-  defp victim(peer) do
-    case :peer.call(peer, :erlang, :whereis, [:inert_victim]) do
-      :undefined ->
-        pid = :peer.call(peer, :erlang, :spawn, [:timer, :sleep, [:infinity]])
-        true = :peer.call(peer, :erlang, :register, [:inert_victim, pid])
-        pid
-
-      pid ->
-        pid
-    end
-  end
+  defp victim(peer), do: Seccomp.Test.PeerVM.victim(peer, :inert_victim)
 
   defp run(peer, :eval, code, lang, opts),
     do: :peer.call(peer, :seccomp_eval, :eval, [code, [language: lang] ++ opts], 120_000)

@@ -259,10 +259,7 @@ defmodule Seccomp.SandboxSurvivalTest do
 
   setup_all do
     paths = Enum.reject(:code.get_path(), &List.starts_with?(&1, :code.root_dir()))
-    args = Enum.flat_map(paths, &[~c"-pa", &1])
-    {:ok, peer, _node} = :peer.start_link(%{connection: :standard_io, args: args})
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:elixir])
-    {:ok, _} = :peer.call(peer, :application, :ensure_all_started, [:beam_seccomp])
+    peer = Seccomp.Test.PeerVM.start([:elixir, :beam_seccomp], paths)
     :ok = :peer.call(peer, :logger, :set_primary_config, [:level, :none])
     [{mod, bin}] = Code.compile_string(@probe)
     {:module, _} = :peer.call(peer, :code, :load_binary, [mod, ~c"survival_probe", bin])
@@ -270,15 +267,6 @@ defmodule Seccomp.SandboxSurvivalTest do
     :ok = :peer.call(peer, :seccomp_flatteners, :ensure, [], 120_000)
     :ok = :peer.call(peer, :seccomp_reach, :ensure, [], 60_000)
     :ok = :peer.call(peer, :seccomp_opaque, :ensure, [], 60_000)
-    # (The peer may be gone already, or still up: neither is a failure.)
-    on_exit(fn ->
-      try do
-        :peer.stop(peer)
-      catch
-        :exit, _ -> :ok
-      end
-    end)
-
     %{peer: peer}
   end
 

@@ -1,5 +1,6 @@
 Code.require_file("support/sentinels.exs", __DIR__)
 Code.require_file("support/wait.exs", __DIR__)
+Code.require_file("support/peer_vm.exs", __DIR__)
 Code.require_file("support/soak.exs", __DIR__)
 Code.require_file("support/escape_attempts.exs", __DIR__)
 Code.require_file("support/usability_corpus.exs", __DIR__)
