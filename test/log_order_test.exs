@@ -47,14 +47,6 @@ defmodule Seccomp.LogOrderTest do
 
   defp first_filter?(peer), do: :peer.call(peer, :seccomp_log_filter, :is_first, [])
 
-  defp eventually(fun, tries \\ 40) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(25) && eventually(fun, tries - 1)
-    end
-  end
-
   defp victim(peer), do: Seccomp.Test.PeerVM.victim(peer, :log_order_victim)
 
   # A process of the peer that evaluates, or runs prepared, `code`.
@@ -71,12 +63,12 @@ defmodule Seccomp.LogOrderTest do
     recorder: rec
   } do
     # Elixir's Logger started after the library.
-    assert eventually(fn -> first_filter?(peer) end)
+    assert Seccomp.Test.Wait.eventually(fn -> first_filter?(peer) end, 100)
     :ok = :peer.call(peer, rec, :add, [:log_order_host_first])
-    assert eventually(fn -> first_filter?(peer) end)
+    assert Seccomp.Test.Wait.eventually(fn -> first_filter?(peer) end, 100)
     # A host that rewrites the list without it.
     :ok = :peer.call(peer, :logger, :set_primary_config, [:filters, []])
-    assert eventually(fn -> first_filter?(peer) end)
+    assert Seccomp.Test.Wait.eventually(fn -> first_filter?(peer) end, 100)
     _ = :peer.call(peer, :logger, :remove_primary_filter, [:log_order_host_first])
   end
 
@@ -134,7 +126,12 @@ defmodule Seccomp.LogOrderTest do
       code = if lang == :elixir, do: delayed, else: "receive after 200 -> ok end, " <> code
       {runner, prepared} = start(peer, mode, code, [language: lang] ++ opts)
       :ok = :peer.call(peer, rec, :add, [id])
-      assert eventually(fn -> not :peer.call(peer, :erlang, :is_process_alive, [runner]) end, 200)
+
+      assert Seccomp.Test.Wait.eventually(
+               fn -> not :peer.call(peer, :erlang, :is_process_alive, [runner]) end,
+               500
+             )
+
       # The VM's own crash report reaches the logger after the process ended.
       Process.sleep(150)
       prepared && :peer.call(peer, :seccomp_eval, :release, [prepared])
