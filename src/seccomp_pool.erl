@@ -241,7 +241,7 @@ runner(Keeper, Ctx, A, Capture, Spec) ->
     %% A crashing linked child (a Task) must end the run with an exception the
     %% run reports, not end the runner; the keeper's own exit still does.
     process_flag(trap_exit, true),
-    try seccomp_sandbox_members:join(Ctx)
+    try seccomp_sandbox_members:enter(Ctx)
     catch _:sandbox_closed -> exit(normal)  % the pool stopped as this runner started
     end,
     group_leader(Capture, self()),
