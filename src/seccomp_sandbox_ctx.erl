@@ -13,7 +13,7 @@
 
 -export([open/3, new/1, caller/2, id/1, copyable/2, bounded_result/2, limit/2, memory_limit/1]).
 -export([spend_atoms/2, atoms_made/2, violation/1, record_violation/2, reported/1, clear_run/1,
-         begin_caller_run/0, end_caller_run/0]).
+         begin_caller_run/0, end_caller_run/0, in_run/1]).
 
 -export_type([ctx/0]).
 
@@ -132,6 +132,15 @@ end_caller_run() ->
         undefined -> none
     end.
 
+%% @doc Whether the calling process runs code of this context within a run:
+%% a member always; with a caller context, only between
+%% {@link begin_caller_run/0} and {@link end_caller_run/0}. A fun that a
+%% caller-mode run returned, called later by any process, runs outside one:
+%% its violations are plain errors, and it leaves nothing in that process.
+-spec in_run(ctx()) -> boolean().
+in_run(#ctx{tab = caller}) -> get(?CALLER_RUN) =/= undefined;
+in_run(_Ctx) -> true.
+
 %% @doc The first violation any member caused since the last reset, or `none'.
 -spec violation(ctx()) -> none | mfa().
 violation(#ctx{tab = Tab}) ->
@@ -157,10 +166,13 @@ record_violation(MFA, #ctx{tab = Tab}) ->
 %% ?MAX_REPORTS per run, so a loop of caught violations cannot flood the
 %% host's log (the run's result still names the first one).
 -spec reported(ctx()) -> boolean().
-reported(#ctx{tab = caller}) ->
-    N = case get(?CALLER_REPORTS) of undefined -> 0; K -> K end,
-    put(?CALLER_REPORTS, N + 1),
-    N < ?MAX_REPORTS;
+reported(#ctx{tab = caller} = Ctx) ->
+    %% Outside a run nothing bounds the reports: none.
+    in_run(Ctx) andalso begin
+        N = case get(?CALLER_REPORTS) of undefined -> 0; K -> K end,
+        put(?CALLER_REPORTS, N + 1),
+        N < ?MAX_REPORTS
+    end;
 reported(#ctx{tab = Tab}) ->
     try ets:update_counter(Tab, '$reports', 1, {'$reports', 0}) =< ?MAX_REPORTS
     catch error:badarg -> false
