@@ -1,0 +1,286 @@
+defmodule Seccomp.SandboxMembershipTest do
+  # Membership of a sandbox is given at birth: only the processes a sandbox
+  # starts join it. A host process that calls a fun the sandbox returned or
+  # sent is never enrolled, restricted, counted or killed (by the end of a
+  # run, by a release, by the purge of the code); the sandbox's own
+  # children (Task, Agent, spawn) still join and die with it.
+  use ExUnit.Case, async: false
+  @moduletag :capture_log
+  alias Seccomp.Eval
+  import Seccomp.Test.Wait, only: [eventually: 1]
+
+  @sources %{
+    elixir: %{ok: "fn -> 1 end", raises: "fn -> raise \"boom\" end"},
+    erlang: %{ok: "fun() -> 1 end.", raises: "fun() -> erlang:error(boom) end."}
+  }
+
+  # What a sandbox could change in a process: its layers, heap limit,
+  # dictionary, links and liveness.
+  defp state(pid) do
+    status = Seccomp.status(pid)
+    info = Process.info(pid, [:max_heap_size, :dictionary, :links, :trap_exit])
+    {status.mode, status.layers, status.no_spawn, info}
+  end
+
+  # Runs `fun` in a fresh host process, which then reports its own state
+  # and stays alive until told to stop.
+  defp in_host(fun) do
+    test = self()
+
+    host =
+      spawn(fn ->
+        before = state(self())
+        result = fun.()
+        send(test, {:host, self(), before, result, state(self())})
+        receive do: (:stop -> :ok)
+      end)
+
+    assert_receive {:host, ^host, before, result, after_}, 10_000
+    {host, before, result, after_}
+  end
+
+  defp call(f),
+    do:
+      (try do
+         f.()
+       catch
+         k, e -> {:caught, k, e}
+       end)
+
+  defp prepare!(code, opts) do
+    {:ok, prepared} = Eval.prepare(code, opts)
+    prepared
+  end
+
+  defp fun_from(:eval, src, opts) do
+    {:ok, f, _} = Eval.eval(src, opts)
+    {f, fn -> :ok end}
+  end
+
+  defp fun_from(mode, src, opts) do
+    rule = prepare!(src, opts)
+    {:ok, f, _} = Eval.run(rule, [], mode: mode)
+    {f, fn -> Eval.release(rule) end}
+  end
+
+  describe "a host process that calls the sandbox's funs" do
+    for lang <- [:elixir, :erlang], policy <- [:pure, :processes] do
+      test "is left as it was, #{lang}, #{policy}, eval, pool and caller modes" do
+        lang = unquote(lang)
+        opts = [language: lang, policy: unquote(policy)]
+
+        for mode <- [:eval, :pool, :caller], kind <- [:ok, :raises] do
+          src = @sources[lang][kind]
+
+          {host, before, result, after_} =
+            in_host(fn ->
+              {f, release} = fun_from(mode, src, opts)
+              first = call(f)
+              # Another run of the same rule ends with a reset of its members.
+              release.()
+              {first, call(f)}
+            end)
+
+          {first, _after_release} = result
+
+          case {mode, kind, first} do
+            {:caller, :ok, 1} ->
+              :ok
+
+            {:caller, :raises, {:caught, :error, %RuntimeError{}}} ->
+              :ok
+
+            {:caller, :raises, {:caught, :error, :boom}} ->
+              :ok
+
+            # A fun of a sandbox runs until its first checked call.
+            {_, :ok, one_or_outside} when one_or_outside in [1, {:caught, :error, :outside_sandbox}] ->
+              :ok
+
+            {_, :raises, {:caught, :error, :outside_sandbox}} ->
+              :ok
+
+            # Compiled Erlang may raise without a checked call.
+            {_, :raises, {:caught, :error, :boom}} ->
+              :ok
+
+            other ->
+              flunk("#{inspect({lang, mode, kind})}: #{inspect(other)}")
+          end
+
+          assert before == after_, "#{inspect({lang, mode, kind})} changed the host"
+          assert {:disabled, [], false, _} = after_
+          Process.sleep(50)
+          assert Process.alive?(host), "#{inspect({lang, mode, kind})} killed the host"
+          send(host, :stop)
+        end
+      end
+    end
+
+    test "a server that keeps returned funs across runs and a release survives, unrestricted" do
+      rule = prepare!(@sources.elixir.raises, [])
+      {:ok, holder} = Agent.start(fn -> [] end)
+      before = state(holder)
+
+      for _ <- 1..3 do
+        {:ok, f, _} = Eval.run(rule, [], mode: :pool)
+        Agent.update(holder, &[f | &1])
+      end
+
+      # The server calls them (the exception and its stack stay in its heap).
+      assert Agent.get(holder, fn fs -> Enum.map(fs, &call/1) end) ==
+               List.duplicate({:caught, :error, :outside_sandbox}, 3)
+
+      assert {:ok, _, _} = Eval.run(rule, [], mode: :pool)
+      :ok = Eval.release(rule)
+      assert eventually(fn -> :seccomp_prepared.in_use().draining == 0 end)
+      assert Process.alive?(holder)
+      assert state(holder) == before
+      # After the purge a kept fun is gone: an error, in the server alone.
+      assert [{:caught, :error, _} | _] = Agent.get(holder, fn fs -> Enum.map(fs, &call/1) end)
+      assert Process.alive?(holder)
+      Agent.stop(holder)
+    end
+
+    test "a caller-mode fun called after its run: a refusal is a plain error, never the rule's kill" do
+      policy = Seccomp.Policy.new!(deny: [:os], default_action: :kill)
+      rule = prepare!("fn -> :os.getpid() end", policy: policy)
+      {:ok, f, _} = Eval.run(rule, [], mode: :caller)
+
+      {host, before, result, after_} = in_host(fn -> for _ <- 1..200, do: call(f) end)
+
+      assert Enum.uniq(result) == [{:caught, :error, {:seccomp_violation, {:os, :getpid, 0}}}]
+      assert before == after_
+      assert Process.alive?(host)
+      send(host, :stop)
+      :ok = Eval.release(rule)
+    end
+
+    test "a fun kept past a release never runs the code of a later rule" do
+      old = prepare!("fn -> :old end", [])
+      {:ok, f, _} = Eval.run(old, [], mode: :pool)
+      :ok = Eval.release(old)
+      assert eventually(fn -> :seccomp_prepared.in_use().draining == 0 end)
+      new = prepare!("fn -> :new end", [])
+      assert {:ok, g, _} = Eval.run(new, [], mode: :pool)
+      assert g.() == :new
+      assert {:caught, :error, _} = call(f)
+      :ok = Eval.release(new)
+    end
+
+    test "a fun the sandbox sends while it runs is refused in the receiver, and the run goes on" do
+      test = self()
+
+      host =
+        spawn(fn ->
+          Process.register(self(), :seccomp_membership_host)
+          before = state(self())
+
+          receive do
+            {:fun, root, f} ->
+              result = call(f)
+              send(root, :go)
+              send(test, {:host, result, before, state(self())})
+          end
+
+          receive do: (:stop -> :ok)
+        end)
+
+      code = """
+      send(:seccomp_membership_host, {:fun, self(), fn -> raise "boom" end})
+      receive do
+        :go -> :done
+      after
+        2000 -> :late
+      end
+      """
+
+      assert {:ok, :done, _} =
+               Eval.eval(code, policy: :processes, send_to: [:seccomp_membership_host])
+
+      assert_receive {:host, {:caught, :error, :outside_sandbox}, before, after_}
+      assert before == after_
+      assert Process.alive?(host)
+      send(host, :stop)
+    end
+  end
+
+  describe "the sandbox's own processes" do
+    # Each child makes a refused call: the run reports it only if the child
+    # joined (a process outside gets `outside_sandbox` instead).
+    @children %{
+      task: "Task.async(fn -> File.read(\"/etc/hostname\") end) |> Task.await()",
+      spawn: """
+      parent = self()
+      spawn(fn -> send(parent, {:r, (try do File.read("/etc/hostname") rescue e -> e end)}) end)
+      receive do
+        {:r, r} -> r
+      end
+      """,
+      agent: """
+      {:ok, a} = Agent.start(fn -> 0 end)
+      Agent.get(a, fn _ -> File.read("/etc/hostname") end)
+      """
+    }
+
+    for {kind, code} <- @children do
+      test "#{kind} children join: their refused calls are the run's, in eval and pool" do
+        code = unquote(code)
+
+        assert {:error, {:seccomp_violation, {File, :read, 1}}} =
+                 Eval.eval(code, policy: :processes)
+
+        rule = prepare!(code, policy: :processes)
+
+        for _ <- 1..3 do
+          assert {:error, {:seccomp_violation, {File, :read, 1}}} = Eval.run(rule, [], mode: :pool)
+        end
+
+        :ok = Eval.release(rule)
+      end
+    end
+
+    test "children of a run are restricted members and die with the run, and at release" do
+      test = self()
+
+      code = """
+      {:ok, a} = Agent.start(fn -> 0 end)
+      Agent.get(a, fn s -> s end)
+      t = Task.async(fn -> receive do :never -> :ok end end)
+      s = spawn(fn -> self(); receive do :never -> :ok end end)
+      send(:seccomp_membership_watch, {:pids, [a, t.pid, s]})
+      receive do
+        :never -> :ok
+      after
+        300 -> :ok
+      end
+      """
+
+      Process.register(self(), :seccomp_membership_watch)
+
+      # eval: restricted while the sandbox runs, dead once it ended.
+      task =
+        Task.async(fn ->
+          Eval.eval(code, policy: :processes, send_to: [:seccomp_membership_watch])
+        end)
+
+      assert_receive {:pids, pids}, 5000
+
+      for pid <- pids do
+        assert eventually(fn -> match?(%{mode: :filter}, Seccomp.status(pid)) end)
+      end
+
+      assert {:ok, :ok, _} = Task.await(task)
+      assert eventually(fn -> not Enum.any?(pids, &Process.alive?/1) end)
+
+      # pool: dead once the run ended; the release stops the runner too.
+      rule = prepare!(code, policy: :processes, send_to: [:seccomp_membership_watch])
+      assert {:ok, :ok, _} = Eval.run(rule, [], mode: :pool)
+      assert_receive {:pids, pids}
+      assert eventually(fn -> not Enum.any?(pids, &Process.alive?/1) end)
+      :ok = Eval.release(rule)
+      Process.unregister(:seccomp_membership_watch)
+      assert Process.alive?(test)
+    end
+  end
+end
