@@ -43,7 +43,9 @@ call({'$seccomp', concat}, [Parts], Ctx) ->
     seccomp_sandbox_bounds:concat(Parts, Ctx);
 call({'$seccomp', returns}, [Fun], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
-    seccomp_sandbox_funs:returning(Fun, fun(R) -> seccomp_sandbox_bounds:bounded_value(R, Ctx) end);
+    %% Each call joins first: a fun of the sandbox runs in its members only.
+    seccomp_sandbox_funs:returning(Fun, fun() -> seccomp_sandbox_members:join(Ctx) end,
+                                   fun(R) -> seccomp_sandbox_bounds:bounded_value(R, Ctx) end);
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     wrap_fun(M, F, A, Ctx);
