@@ -122,8 +122,7 @@ special(M, F, Args, Ctx) ->
         plain ->
             seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
             Result = seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx),
-            %% Remembered for the run; a caller-mode fun called later has none.
-            seccomp_sandbox_ctx:in_run(Ctx) andalso seccomp_opaque:produced(M, F, Result, Ctx#ctx.tab),
+            seccomp_opaque:produced(M, F, Result, Ctx#ctx.tab),
             seccomp_sandbox_bounds:bounded_integer_result(Result, Ctx);
         dispatch ->
             dispatch(M, F, Args, Ctx);

@@ -13,7 +13,7 @@
 
 -export([open/3, new/1, caller/2, id/1, copyable/2, bounded_result/2, limit/2, memory_limit/1]).
 -export([spend_atoms/2, atoms_made/2, violation/1, record_violation/2, reported/1, clear_run/1,
-         begin_caller_run/0, end_caller_run/0, in_run/1]).
+         begin_caller_run/0, end_caller_run/1, in_run/1]).
 
 -export_type([ctx/0]).
 
@@ -116,27 +116,30 @@ atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
         _ -> ok
     end.
 
-%% @doc Start a caller-mode run in the calling process.
--spec begin_caller_run() -> ok.
+%% @doc Start a caller-mode run in the calling process. The caller's own
+%% dictionary leaves the run's sight (library code keeps state there: the
+%% `rand' seed, a logger's metadata) and comes back with
+%% {@link end_caller_run/1}: the run neither reads nor changes it.
+-spec begin_caller_run() -> [{term(), term()}].
 begin_caller_run() ->
+    Caller = erase(),
     put(?CALLER_RUN, {none, 0}),
-    ok.
+    Caller.
 
-%% @doc End a caller-mode run: the first violation it caused, or `none'.
--spec end_caller_run() -> none | mfa().
-end_caller_run() ->
-    erase(?CALLER_REPORTS),
-    seccomp_opaque:forget(caller),
-    case erase(?CALLER_RUN) of
-        {Violation, _Atoms} -> Violation;
-        undefined -> none
+%% @doc End a caller-mode run: drop what it left in the dictionary, give
+%% the caller its own back, and return the first violation, or `none'.
+-spec end_caller_run([{term(), term()}]) -> none | mfa().
+end_caller_run(Caller) ->
+    Run = erase(),
+    _ = [put(K, V) || {K, V} <- Caller],
+    case lists:keyfind(?CALLER_RUN, 1, Run) of
+        {_, {Violation, _Atoms}} -> Violation;
+        false -> none
     end.
 
-%% @doc Whether the calling process runs code of this context within a run:
-%% a member always; with a caller context, only between
-%% {@link begin_caller_run/0} and {@link end_caller_run/0}. A fun that a
-%% caller-mode run returned, called later by any process, runs outside one:
-%% its violations are plain errors, and it leaves nothing in that process.
+%% @doc Whether the calling process may run code of this context: a member
+%% always (see `seccomp_sandbox_members'); with a caller context, only
+%% between {@link begin_caller_run/0} and {@link end_caller_run/1}.
 -spec in_run(ctx()) -> boolean().
 in_run(#ctx{tab = caller}) -> get(?CALLER_RUN) =/= undefined;
 in_run(_Ctx) -> true.
@@ -166,13 +169,10 @@ record_violation(MFA, #ctx{tab = Tab}) ->
 %% ?MAX_REPORTS per run, so a loop of caught violations cannot flood the
 %% host's log (the run's result still names the first one).
 -spec reported(ctx()) -> boolean().
-reported(#ctx{tab = caller} = Ctx) ->
-    %% Outside a run nothing bounds the reports: none.
-    in_run(Ctx) andalso begin
-        N = case get(?CALLER_REPORTS) of undefined -> 0; K -> K end,
-        put(?CALLER_REPORTS, N + 1),
-        N < ?MAX_REPORTS
-    end;
+reported(#ctx{tab = caller}) ->
+    N = case get(?CALLER_REPORTS) of undefined -> 0; K -> K end,
+    put(?CALLER_REPORTS, N + 1),
+    N < ?MAX_REPORTS;
 reported(#ctx{tab = Tab}) ->
     try ets:update_counter(Tab, '$reports', 1, {'$reports', 0}) =< ?MAX_REPORTS
     catch error:badarg -> false

@@ -34,7 +34,9 @@ enter(Ctx) -> enrol(Ctx).
 %% @doc Make the calling process a member of the sandbox (once), if the
 %% sandbox started it; fail with `outside_sandbox' otherwise.
 -spec join(seccomp_sandbox_ctx:ctx()) -> ok.
-join(#ctx{tab = caller}) ->
+join(#ctx{tab = caller} = Ctx) ->
+    %% A caller-mode fun runs only within a run of the calling process.
+    seccomp_sandbox_ctx:in_run(Ctx) orelse erlang:error(outside_sandbox),
     ok;
 join(#ctx{id = Id} = Ctx) ->
     case get(?JOINED) of

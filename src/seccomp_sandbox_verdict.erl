@@ -22,15 +22,6 @@ guarded(M, F, Arity, Proceed, Ctx) ->
     end.
 
 violation(Action, MFA, Proceed, Ctx) ->
-    case seccomp_sandbox_ctx:in_run(Ctx) of
-        true -> in_run(Action, MFA, Proceed, Ctx);
-        %% A caller-mode fun called after its run: the rule's action (a kill,
-        %% a broker) is for the run, not for whichever process holds the fun.
-        false when Action =:= log -> Proceed();
-        false -> erlang:error({seccomp_violation, MFA})
-    end.
-
-in_run(Action, MFA, Proceed, Ctx) ->
     %% Sticky: the run reports the violation even if the code catches it.
     Action =:= log orelse seccomp_sandbox_ctx:record_violation(MFA, Ctx),
     case Action =:= log orelse Action =:= error of
