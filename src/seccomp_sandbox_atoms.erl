@@ -5,7 +5,8 @@
 -export([new_atom/4, counting_atoms/4]).
 
 %% @doc A call that makes one atom of its first argument: counted unless
-%% the atom exists already.
+%% the atom exists already, and refused when the table has no room for
+%% sandboxes (`seccomp_atom_table').
 -spec new_atom(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> atom().
 new_atom(M, F, Args, Ctx) ->
     Text = case Args of
@@ -16,6 +17,7 @@ new_atom(M, F, Args, Ctx) ->
     Existing = try existing_atom(Text) catch error:badarg -> none end,
     case Existing of
         none ->
+            seccomp_atom_table:room() > 0 orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
             seccomp_sandbox_ctx:atoms_made(1, Ctx),
             erlang:apply(M, F, Args);
         Atom ->
@@ -36,8 +38,8 @@ counting_atoms(M, F, Args, Ctx) ->
     case seccomp_reach:status(atoms, M, F, length(Args)) of
         unknown ->
             Before = erlang:system_info(atom_count),
-            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
-            seccomp_size:within(Args, max(0, Room), iodata) orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
+            seccomp_size:within(Args, seccomp_atom_table:room(), iodata)
+                orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
             try
                 erlang:apply(M, F, Args)
             after
