@@ -108,7 +108,7 @@ install(Code, #{policy := Policy, language := Lang, timeout := Timeout} = O, P, 
                 ok ->
                     #{mode := Mode, pool_size := Size} = P,
                     Pool = #{generation => Gen, module => Mod, size => Size, policy => Policy,
-                             ticket => Ticket, language => Lang, opts => O},
+                             ticket => Ticket, language => Lang, opts => O, receives => Receives},
                     case start_pool(Size, Slot, Pool) of
                         ok ->
                             {ok, #prepared{slot = Slot, generation = Gen, module = Mod,

@@ -20,7 +20,7 @@
 -include("seccomp_sandbox.hrl").
 
 -export([enter/1, join/1, joined/0, own/2, register_member/2, below_process_limit/1, is_member/2,
-         members/1, close/1, reset/1, usage/1, over_limit/2]).
+         members/1, close/1, reset/1, left_behind/2, leave/1, usage/1, over_limit/2]).
 
 -define(JOINED, '$seccomp_sandbox').
 %% Processes nested this deep under a member are the sandbox's own (a
@@ -136,6 +136,26 @@ reset(#ctx{tab = Tab} = Ctx) ->
     seccomp_sandbox_ctx:clear_run(Ctx),
     Member andalso clear_dictionary(),
     ok.
+
+%% @doc Whether the run that just ended left something in the calling
+%% process (a warm runner linked only to `Keeper') that a reset cannot take
+%% back: tables it owns, a registered name, links or monitors, or processes
+%% whose exit signals may still arrive. Such a process is replaced, not
+%% reused: what it holds ends with it.
+-spec left_behind(seccomp_sandbox_ctx:ctx(), pid()) -> boolean().
+left_behind(#ctx{tab = Tab}, Keeper) ->
+    seccomp_sandbox_state:tables_made(Tab) > 0
+        orelse ets:lookup(Tab, '$count') =/= [{'$count', 1}]
+        orelse erlang:process_info(self(), [registered_name, links, monitors])
+                   =/= [{registered_name, []}, {links, [Keeper]}, {monitors, []}].
+
+%% @doc Leave the sandbox before the calling member ends (a replaced runner).
+-spec leave(seccomp_sandbox_ctx:ctx()) -> ok.
+leave(#ctx{tab = Tab}) ->
+    case ets:take(Tab, self()) of
+        [_] -> _ = ets:update_counter(Tab, '$count', -1), ok;
+        [] -> ok
+    end.
 
 clear_dictionary() ->
     case get() of

@@ -286,4 +286,52 @@ defmodule Seccomp.SandboxMembershipTest do
       assert Process.alive?(test)
     end
   end
+
+  describe "a pool run leaves nothing to the next run" do
+    @deny [policy: [deny: [:os, :file, :code, :port, System, File, Port, Code]], pool_size: 1]
+
+    test "tables, names and timers of a run end with it" do
+      rule =
+        prepare!(
+          ~S"""
+          case x do
+            :leave ->
+              t = :ets.new(:seccomp_membership_named, [:public, :named_table])
+              :ets.insert(t, {1, :binary.copy("a", 100_000)})
+              Process.register(self(), :seccomp_membership_name)
+              :erlang.send_after(50, self(), :late)
+              :timer.send_after(50, self(), :late)
+              :ok
+
+            :look ->
+              {:ets.info(:seccomp_membership_named, :size), Process.whereis(:seccomp_membership_name),
+               receive do
+                 m -> m
+               after
+                 200 -> :clean
+               end}
+          end
+          """,
+          [bindings: [:x]] ++ @deny
+        )
+
+      tables = length(:ets.all())
+
+      for _ <- 1..20 do
+        assert {:ok, :ok, _} = Eval.run(rule, [x: :leave], mode: :pool)
+        assert {:ok, {:undefined, nil, :clean}, _} = Eval.run(rule, [x: :look], mode: :pool)
+      end
+
+      assert eventually(fn -> length(:ets.all()) <= tables end)
+      assert Process.whereis(:seccomp_membership_name) == nil
+      :ok = Eval.release(rule)
+    end
+
+    test "a rule that does none of that keeps its warm runner" do
+      rule = prepare!("self()", pool_size: 1)
+      {:ok, runner, _} = Eval.run(rule, [], mode: :pool)
+      assert {:ok, ^runner, _} = Eval.run(rule, [], mode: :pool)
+      :ok = Eval.release(rule)
+    end
+  end
 end
