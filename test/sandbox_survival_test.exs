@@ -557,7 +557,8 @@ defmodule Seccomp.SandboxSurvivalTest do
 
   # The host's state is out of reach under a denylist that does not name
   # it: ETS tables the sandbox does not own, persistent_term, application
-  # environment, the VM's standard output.
+  # environment, the VM's standard output, what system_info tells of other
+  # processes (their mailboxes) and of the loaded code.
   test "a denylist sandbox neither reads nor changes the host's state, in every mode" do
     table = :ets.new(:survival_host_table, [:named_table, :public])
     :ets.insert(table, {:secret, "ETS_SECRET"})
@@ -573,7 +574,11 @@ defmodule Seccomp.SandboxSurvivalTest do
       ~S|:persistent_term.get(:survival_host_secret)|,
       ~S|Application.get_env(:beam_seccomp, :survival_host_secret)|,
       ~S|:application.get_all_env(:beam_seccomp)|,
-      ~S|:erlang.display(:survival_display)|
+      ~S|:erlang.display(:survival_display)|,
+      ~S|:erlang.process_display(self(), :backtrace)|,
+      ~S|:erlang.system_info(:procs)|,
+      ~S|apply(:erlang, :system_info, [:loaded])|,
+      ~S|(&:erlang.system_info/1).(:info)|
     ]
 
     try do
@@ -600,6 +605,13 @@ defmodule Seccomp.SandboxSurvivalTest do
       assert {:ok, [{1, 2}], _} =
                :seccomp_eval.eval(
                  "t = :ets.new(:mine, []); :ets.insert(t, {1, 2}); :ets.lookup(t, 1)",
+                 language: :elixir,
+                 policy: %{mode: :blacklist, rules: [:os]}
+               )
+
+      # ...and so do the items of system_info that describe the VM.
+      assert {:ok, _, _} =
+               :seccomp_eval.eval(":erlang.system_info(:otp_release)",
                  language: :elixir,
                  policy: %{mode: :blacklist, rules: [:os]}
                )
