@@ -564,6 +564,11 @@ defmodule Seccomp.SandboxSurvivalTest do
     :ets.insert(table, {:secret, "ETS_SECRET"})
     :persistent_term.put(:survival_host_secret, "PT_SECRET")
     Application.put_env(:beam_seccomp, :survival_host_secret, "ENV_SECRET")
+    dir = System.tmp_dir!() |> Path.join("survival_dets_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(dir)
+    host_dets = String.to_charlist(Path.join(dir, "host.dets"))
+    {:ok, _} = :dets.open_file(:survival_host_dets, file: host_dets)
+    :ok = :dets.insert(:survival_host_dets, {:secret, "DETS_SECRET"})
 
     probes = [
       ~S|:ets.lookup(:survival_host_table, :secret)|,
@@ -578,7 +583,11 @@ defmodule Seccomp.SandboxSurvivalTest do
       ~S|:erlang.process_display(self(), :backtrace)|,
       ~S|:erlang.system_info(:procs)|,
       ~S|apply(:erlang, :system_info, [:loaded])|,
-      ~S|(&:erlang.system_info/1).(:info)|
+      ~S|(&:erlang.system_info/1).(:info)|,
+      # Tables kept in files by processes of their own.
+      ~S|:dets.lookup(:survival_host_dets, :secret)|,
+      ~S|:dets.insert(:survival_host_dets, {:secret, "pwned"})|,
+      ~s|:dets.open_file(:survival_own_dets, file: ~c"#{dir}/own.dets")|
     ]
 
     try do
@@ -599,6 +608,8 @@ defmodule Seccomp.SandboxSurvivalTest do
 
         assert {:error, {:seccomp_violation, _}} = result, "#{code} (#{mode}): #{inspect(result)}"
         assert :ets.lookup(table, :secret) == [secret: "ETS_SECRET"]
+        assert :dets.lookup(:survival_host_dets, :secret) == [secret: "DETS_SECRET"]
+        refute File.exists?(Path.join(dir, "own.dets"))
       end
 
       # The sandbox's own tables stay usable.
@@ -616,6 +627,8 @@ defmodule Seccomp.SandboxSurvivalTest do
                  policy: %{mode: :blacklist, rules: [:os]}
                )
     after
+      :dets.close(:survival_host_dets)
+      File.rm_rf!(dir)
       :ets.delete(table)
       :persistent_term.erase(:survival_host_secret)
       Application.delete_env(:beam_seccomp, :survival_host_secret)
