@@ -232,7 +232,7 @@ is_pair(_) -> false.
 run_mode(caller, #prepared{receives = true}, _Inputs, _Timeout) ->
     {error, {unsafe_form, 1, <<"receive is not available in caller mode">>}};
 run_mode(caller, #prepared{module = Mod, generation = Gen, ctx = Ctx, language = Lang}, Inputs, _Timeout) ->
-    Caller = seccomp_sandbox_ctx:begin_caller_run(),
+    Caller = seccomp_sandbox_ctx:begin_caller_run(Ctx),
     Result = seccomp_outcome:execute(Mod, Gen, Inputs, Ctx, Lang),
     seccomp_outcome:sticky(seccomp_sandbox_ctx:end_caller_run(Caller), Result);
 run_mode(pool, #prepared{pool_size = 0}, _Inputs, _Timeout) ->

@@ -13,7 +13,7 @@
 
 -export([open/3, new/1, caller/2, id/1, copyable/2, bounded_result/2, limit/2, memory_limit/1]).
 -export([spend_atoms/2, atoms_made/2, violation/1, record_violation/2, reported/1, clear_run/1,
-         begin_caller_run/0, end_caller_run/1, in_run/1]).
+         begin_caller_run/1, end_caller_run/1, in_run/1]).
 
 -export_type([ctx/0]).
 
@@ -52,7 +52,7 @@ max_copy(Heap, Bin) -> 8 * Heap + Bin.
 -spec caller(reference(), map()) -> ctx().
 caller(Policy, #{max_heap_size := Heap, max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
-         max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
+         max_processes = 0, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
          max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
 
 denylist(#{policy := P}) ->
@@ -119,17 +119,24 @@ atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
 %% @doc Start a caller-mode run in the calling process. The caller's own
 %% dictionary leaves the run's sight (library code keeps state there: the
 %% `rand' seed, a logger's metadata) and comes back with
-%% {@link end_caller_run/1}: the run neither reads nor changes it.
--spec begin_caller_run() -> [{term(), term()}].
-begin_caller_run() ->
+%% {@link end_caller_run/1}: the run neither reads nor changes it. While
+%% the run lasts, the caller's heap may grow by `max_heap_size' words at
+%% most: past that the VM kills the caller, which is better than the VM
+%% failing to allocate.
+-spec begin_caller_run(ctx()) -> {[{term(), term()}], map()}.
+begin_caller_run(#ctx{max_heap_size = Heap}) ->
     Caller = erase(),
+    {total_heap_size, Used} = erlang:process_info(self(), total_heap_size),
+    Limit = process_flag(max_heap_size, #{size => Used + Heap, kill => true, error_logger => false}),
     put(?CALLER_RUN, {none, 0}),
-    Caller.
+    {Caller, Limit}.
 
 %% @doc End a caller-mode run: drop what it left in the dictionary, give
-%% the caller its own back, and return the first violation, or `none'.
--spec end_caller_run([{term(), term()}]) -> none | mfa().
-end_caller_run(Caller) ->
+%% the caller its own dictionary and heap limit back, and return the first
+%% violation, or `none'.
+-spec end_caller_run({[{term(), term()}], map()}) -> none | mfa().
+end_caller_run({Caller, Limit}) ->
+    _ = process_flag(max_heap_size, Limit),
     Run = erase(),
     _ = [put(K, V) || {K, V} <- Caller],
     case lists:keyfind(?CALLER_RUN, 1, Run) of
@@ -139,7 +146,7 @@ end_caller_run(Caller) ->
 
 %% @doc Whether the calling process may run code of this context: a member
 %% always (see `seccomp_sandbox_members'); with a caller context, only
-%% between {@link begin_caller_run/0} and {@link end_caller_run/1}.
+%% between {@link begin_caller_run/1} and {@link end_caller_run/1}.
 -spec in_run(ctx()) -> boolean().
 in_run(#ctx{tab = caller}) -> get(?CALLER_RUN) =/= undefined;
 in_run(_Ctx) -> true.

@@ -155,6 +155,41 @@ defmodule Seccomp.SandboxMembershipTest do
       end
     end
 
+    test "a caller-mode run that outgrows max_heap_size ends its caller, not the VM" do
+      test = self()
+
+      for {code, lang} <- [
+            {"Enum.to_list(1..5_000_000)", :elixir},
+            {~S|string:copies("abc", 5000000).|, :erlang},
+            {"Enum.to_list(1..1000) |> length()", :elixir}
+          ] do
+        rule = prepare!(code, language: lang, max_heap_size: 200_000)
+
+        caller =
+          spawn(fn ->
+            before = state(self())
+            result = Eval.run(rule, [], mode: :caller)
+            send(test, {:ran, result, before == state(self())})
+          end)
+
+        ref = Process.monitor(caller)
+
+        receive do
+          {:ran, result, same} ->
+            assert {:ok, 1000, _} = result
+            assert same, "the caller's heap limit or dictionary changed"
+
+          {:DOWN, ^ref, _, _, why} ->
+            assert why == :killed
+            assert code != "Enum.to_list(1..1000) |> length()"
+        after
+          10_000 -> flunk("#{code}: no answer")
+        end
+
+        :ok = Eval.release(rule)
+      end
+    end
+
     test "a fun kept past a release never runs the code of a later rule" do
       # Funs called within a caller-mode run of another rule.
       apply = prepare!("f.()", bindings: [:f])
