@@ -22,6 +22,9 @@
 %% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
 -define(CALLER_RUN, '$seccomp_caller_run').
 -define(CALLER_REPORTS, '$seccomp_caller_reports').
+%% How many copy bounds a caller-mode run's heap may grow by (garbage and
+%% the collector's copies included).
+-define(CALLER_HEAP_FACTOR, 4).
 %% Violations of one run that are logged and sent to subscribers.
 -define(MAX_REPORTS, 100).
 
@@ -52,7 +55,7 @@ max_copy(Heap, Bin) -> 8 * Heap + Bin.
 -spec caller(reference(), map()) -> ctx().
 caller(Policy, #{max_heap_size := Heap, max_binary := Bin, max_atoms := Atoms, send_to := SendTo} = Opts) ->
     #ctx{id = make_ref(), tab = caller, keeper = none, ticket = none, policy = Policy,
-         max_processes = 0, max_heap_size = Heap, max_binary = Bin, max_atoms = Atoms,
+         max_processes = 0, max_heap_size = 0, max_binary = Bin, max_atoms = Atoms,
          max_copy = max_copy(Heap, Bin), send_to = SendTo, denylist = denylist(Opts)}.
 
 denylist(#{policy := P}) ->
@@ -120,14 +123,17 @@ atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
 %% dictionary leaves the run's sight (library code keeps state there: the
 %% `rand' seed, a logger's metadata) and comes back with
 %% {@link end_caller_run/1}: the run neither reads nor changes it. While
-%% the run lasts, the caller's heap may grow by `max_heap_size' words at
-%% most: past that the VM kills the caller, which is better than the VM
-%% failing to allocate.
+%% the run lasts, the caller's heap may grow by ?CALLER_HEAP_FACTOR times
+%% the copy bound at most (a value within the bound ends the run with it or
+%% with `memory_limit'; an allocation no bound sees, `Enum.to_list' of a
+%% huge range, meets this): past that the VM kills the caller, which is
+%% better than the VM failing to allocate.
 -spec begin_caller_run(ctx()) -> {[{term(), term()}], map()}.
-begin_caller_run(#ctx{max_heap_size = Heap}) ->
+begin_caller_run(#ctx{max_copy = Copy}) ->
     Caller = erase(),
     {total_heap_size, Used} = erlang:process_info(self(), total_heap_size),
-    Limit = process_flag(max_heap_size, #{size => Used + Heap, kill => true, error_logger => false}),
+    Growth = ?CALLER_HEAP_FACTOR * Copy div erlang:system_info(wordsize),
+    Limit = process_flag(max_heap_size, #{size => Used + Growth, kill => true, error_logger => false}),
     put(?CALLER_RUN, {none, 0}),
     {Caller, Limit}.
 

@@ -163,7 +163,7 @@ defmodule Seccomp.SandboxMembershipTest do
             {~S|string:copies("abc", 5000000).|, :erlang},
             {"Enum.to_list(1..1000) |> length()", :elixir}
           ] do
-        rule = prepare!(code, language: lang, max_heap_size: 200_000)
+        rule = prepare!(code, language: lang, max_heap_size: 200_000, max_binary: 100_000)
 
         caller =
           spawn(fn ->
