@@ -28,18 +28,24 @@ existing_atom(B) when is_binary(B) -> binary_to_existing_atom(B, utf8);
 existing_atom(L) -> list_to_existing_atom(L).
 
 %% @doc Carry out `M:F(Args...)'. Until the functions that can make atoms
-%% of data are known (they are derived at start, see `seccomp_reach'), the
-%% atoms the VM gains during a call count against `max_atoms', and the
-%% arguments must be too small to take the atom table past three quarters
-%% even if every byte became an atom. Once they are known they are refused
+%% of data are known (they are derived at start, see `seccomp_reach'), and
+%% for a scanner that makes atoms of its text (`seccomp_reach:scans_atoms/1'),
+%% the atoms the VM gains during a call count against `max_atoms', and the
+%% arguments must be too small to take the atom table past its share for
+%% sandboxes (a scanner's: to exceed what is left of `max_atoms') even if
+%% every byte became an atom. Once known, the other atom makers are refused
 %% (`seccomp_profiles:kind/3').
 -spec counting_atoms(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
 counting_atoms(M, F, Args, Ctx) ->
-    case seccomp_reach:status(atoms, M, F, length(Args)) of
-        unknown ->
+    Scanner = seccomp_reach:scans_atoms(M),
+    case Scanner orelse seccomp_reach:status(atoms, M, F, length(Args)) of
+        Counted when Counted =:= true; Counted =:= unknown ->
             Before = erlang:system_info(atom_count),
-            seccomp_size:within(Args, seccomp_atom_table:room(), iodata)
-                orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
+            Room = case Scanner of
+                       true -> min(seccomp_atom_table:room(), seccomp_sandbox_ctx:atoms_left(Ctx));
+                       false -> seccomp_atom_table:room()
+                   end,
+            seccomp_size:within(Args, Room, iodata) orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
             try
                 erlang:apply(M, F, Args)
             after

@@ -12,7 +12,7 @@
 -include("seccomp_sandbox.hrl").
 
 -export([open/3, new/1, caller/2, id/1, copyable/2, bounded_result/2, limit/2, memory_limit/1]).
--export([spend_atoms/2, atoms_made/2, violation/1, record_violation/2, reported/1, clear_run/1,
+-export([spend_atoms/2, atoms_made/2, atoms_left/1, violation/1, record_violation/2, reported/1, clear_run/1,
          begin_caller_run/1, end_caller_run/1, in_run/1]).
 
 -export_type([ctx/0]).
@@ -117,6 +117,19 @@ atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
     case ets:update_counter(Tab, '$atoms', K) of
         N when N > Max -> limit(atom_limit, Ctx);
         _ -> ok
+    end.
+
+%% @doc How many atoms the run may still make.
+-spec atoms_left(ctx()) -> non_neg_integer().
+atoms_left(#ctx{tab = caller, max_atoms = Max}) ->
+    case get(?CALLER_RUN) of
+        {_Violation, N} -> max(0, Max - N);
+        undefined -> 0
+    end;
+atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
+    case ets:lookup(Tab, '$atoms') of
+        [{_, N}] -> max(0, Max - N);
+        [] -> 0
     end.
 
 %% @doc Start a caller-mode run in the calling process. The caller's own

@@ -63,4 +63,41 @@ defmodule Seccomp.AtomTableTest do
 
     assert :peer.call(peer, :erlang, :+, [1, 2]) == 3
   end
+
+  # A scanner makes an atom of every name in its text: a direct call is
+  # counted against max_atoms before it runs (here, in this VM: 300 names).
+  test "a scanner called on data makes no atoms past max_atoms, in every mode and language" do
+    deny = [policy: [deny: [:os]]]
+
+    sources = [
+      elixir: ~S|:erl_scan.string(String.to_charlist(Enum.join(1..300, " scanned_#{tag}_")))|,
+      erlang:
+        ~S'erl_scan:string(lists:append([" scanned_" ++ atom_to_list(Tag) ++ "_" ++ integer_to_list(I) || I <- lists:seq(1, 300)])).'
+    ]
+
+    for {lang, code} <- sources, mode <- [:eval, :pool, :caller] do
+      tag = :"#{lang}_#{mode}"
+      var = if lang == :elixir, do: :tag, else: :Tag
+
+      run = fn ->
+        case mode do
+          :eval ->
+            Seccomp.Eval.eval(code, [language: lang, bindings: [{var, tag}]] ++ deny)
+
+          mode ->
+            {:ok, p} = Seccomp.Eval.prepare(code, [language: lang, bindings: [var]] ++ deny)
+            r = Seccomp.Eval.run(p, [{var, tag}], mode: mode)
+            Seccomp.Eval.release(p)
+            r
+        end
+      end
+
+      # The first run loads code (whose names are atoms too).
+      run.()
+      before = :erlang.system_info(:atom_count)
+      result = run.()
+      assert result == {:error, :atom_limit}, "#{lang} #{mode}: #{inspect(result)}"
+      assert :erlang.system_info(:atom_count) - before < 100
+    end
+  end
 end
