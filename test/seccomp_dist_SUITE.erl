@@ -1433,8 +1433,9 @@ both_directions_at_once(_Config) ->
 %% CA only).
 tls_opt_files(Dir) ->
     {ok, Host} = inet:gethostname(),
-    Ec = {key, {namedCurve, secp256r1}},
-    Root = public_key:pkix_test_root_cert("seccomp CT CA", [Ec]),
+    %% SHA-256 signatures: OTP 26+ refuses the default SHA-1 ones for TLS 1.3.
+    Ec = [{key, {namedCurve, secp256r1}}, {digest, sha256}],
+    Root = public_key:pkix_test_root_cert("seccomp CT CA", Ec),
     Write = fun(Name, Configs) ->
                     File = filename:join(Dir, Name),
                     ok = file:write_file(File, io_lib:format("~p.~n", [Configs])),
@@ -1443,7 +1444,7 @@ tls_opt_files(Dir) ->
     For = fun(CertHost) ->
                   San = #'Extension'{extnID = ?'id-ce-subjectAltName', critical = false,
                                      extnValue = [{dNSName, CertHost}]},
-                  Chain = #{root => Root, intermediates => [], peer => [Ec, {extensions, [San]}]},
+                  Chain = #{root => Root, intermediates => [], peer => [{extensions, [San]} | Ec]},
                   #{server_config := S, client_config := C} =
                       public_key:pkix_test_data(#{server_chain => Chain, client_chain => Chain}),
                   [{server, S}, {client, C}]
