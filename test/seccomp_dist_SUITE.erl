@@ -1433,7 +1433,7 @@ both_directions_at_once(_Config) ->
 %% CA only).
 tls_opt_files(Dir) ->
     {ok, Host} = inet:gethostname(),
-    %% SHA-256 signatures: OTP 26+ refuses the default SHA-1 ones for TLS 1.3.
+    %% SHA-256 signatures: ssl of OTP 27+ refuses the default (SHA-1) ones under TLS 1.3.
     Ec = [{key, {namedCurve, secp256r1}}, {digest, sha256}],
     Root = public_key:pkix_test_root_cert("seccomp CT CA", Ec),
     Write = fun(Name, Configs) ->
