@@ -252,12 +252,19 @@ link_then_exit_kills_nothing(_Config) ->
     ct:log("died: ~p", [Died]),
     ?assertEqual([], Died),
     %% an exit through a link a registered process made itself is the link's
-    Remote = on(Att, fun() -> spawn(fun() -> receive die -> exit(boom) end end) end),
+    %% (the remote process exits only once it holds the link: signals from one
+    %% process to another arrive in order, so `linked' comes after the link,
+    %% and an exit before it would be answered `noproc')
+    Remote = on(Att, fun() -> spawn(fun() -> receive linked -> ok end,
+                                             receive die -> exit(boom) end
+                                    end)
+                     end),
     ok = on(Prot, fun() ->
                           Self = self(),
                           P = spawn(fun() ->
                                             process_flag(trap_exit, true),
                                             link(Remote),
+                                            Remote ! linked,
                                             Self ! linked,
                                             receive {'EXIT', Remote, Why} -> ok end,
                                             receive {report, From} -> From ! {got, Why} end
