@@ -40,33 +40,42 @@ scan(Bin, MaxNewAtoms) ->
     walk_term(Bin, MaxNewAtoms).
 
 %% Small terms: the runtime's decoder (`safe': it fails rather than create an
-%% atom) is much faster than the walk. A term it decodes names no new atom;
-%% if no byte of it could be a fun's tag, it holds no fun, else its funs are
-%% counted in the decoded term. Anything else, and every large term, is walked.
+%% atom) is much faster than the walk. A term it decodes names no new atom.
+%% Anything else, and every large term, is walked.
 quick(Bin, MaxNewAtoms) ->
     try binary_to_term(Bin, [safe, used]) of
         {Term, Used} ->
-            Funs = case no_fun_tag(binary:part(Bin, 0, Used)) of
-                       true -> 0;
-                       false -> funs_in(Term, 0)
-                   end,
-            {ok, #{size => Used, new_atoms => [], funs => Funs, term => Term,
-                   memory => erts_debug:flat_size(Term) * ?WORD + Used}}
+            Words = erts_debug:flat_size(Term),
+            {ok, #{size => Used, new_atoms => [], funs => funs(Bin, Used, Term, Words), term => Term,
+                   memory => Words * ?WORD + Used}}
     catch
         error:badarg -> walk_term(Bin, MaxNewAtoms)
     end.
 
+%% The funs of a decoded term, counted by the cheaper of two passes: a search
+%% of its encoding for the bytes of fun tags (a few ns per byte; no such byte
+%% means no fun) or a walk of the decoded term (a few ns per heap word, and
+%% the bytes of binaries cost nothing). A term that is mostly binary data is
+%% walked; one that is mostly small terms is searched first.
+funs(Bin, Used, Term, Words) when Used < Words ->
+    case binary:match(Bin, fun_tag_pattern(), [{scope, {0, Used}}]) of
+        nomatch -> 0;
+        _ -> funs_in(Term, 0)
+    end;
+funs(_Bin, _Used, Term, _Words) ->
+    funs_in(Term, 0).
+
 funs_in(T, N) when is_function(T) -> funs_in(element(2, erlang:fun_info(T, env)), N + 1);
 funs_in([H | T], N) -> funs_in(T, funs_in(H, N));
-funs_in(T, N) when is_tuple(T) -> funs_in(tuple_to_list(T), N);
-funs_in(T, N) when is_map(T) -> funs_in(maps:to_list(T), N);
+funs_in(T, N) when is_tuple(T) -> elements_funs(T, tuple_size(T), N);
+funs_in(T, N) when is_map(T) -> maps:fold(fun(K, V, Acc) -> funs_in(V, funs_in(K, Acc)) end, N, T);
 funs_in(_, N) -> N.
+
+elements_funs(_T, 0, N) -> N;
+elements_funs(T, I, N) -> elements_funs(T, I - 1, funs_in(element(I, T), N)).
 
 %% The tags of funs (new, export, old): one compiled pattern, which the
 %% runtime searches for all three in one pass.
-no_fun_tag(Bin) ->
-    binary:match(Bin, fun_tag_pattern()) =:= nomatch.
-
 fun_tag_pattern() ->
     case persistent_term:get(?MODULE, undefined) of
         undefined ->
