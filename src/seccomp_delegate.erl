@@ -9,9 +9,9 @@
 %% child or to install a handler, or that is a `sys' request, is refused,
 %% and so is any message or exit signal to this library's own processes, and
 %% installing a handler (`gen_event', `logger', `error_logger', `Logger').
-%% Timers that apply an `{M, F, A}' later are routed: the process the timer
-%% server spawns takes on the caller's layers before the call, which is
-%% checked again.
+%% Timers that apply an `{M, F, A}' or a fun later are routed: the process
+%% the timer server spawns takes on the caller's layers before the call,
+%% which is checked again.
 -module(seccomp_delegate).
 
 -seccomp_routes([{erlang, send, '_'}, {erlang, '!', 2}, {erlang, send_nosuspend, '_'},
@@ -21,7 +21,8 @@
                  {gen, '_', '_'}, {gen_server, '_', '_'}, {gen_statem, '_', '_'},
                  {gen_event, '_', '_'}, {'Elixir.GenServer', '_', '_'}, {logger, '_', '_'},
                  {error_logger, '_', '_'}, {'Elixir.Logger', '_', '_'},
-                 {timer, apply_after, 4}, {timer, apply_interval, 4}, {timer, apply_repeatedly, 4}]).
+                 {timer, apply_after, '_'}, {timer, apply_interval, '_'},
+                 {timer, apply_repeatedly, '_'}]).
 
 -export([route/3, carries_code/1, run_adopted/4]).
 
@@ -37,6 +38,10 @@
 
 %% @private Enforcement point (see `seccomp_route').
 -spec route(module(), atom(), [term()]) -> term().
+route(timer, F, [Time, Fun] = Call) when is_function(Fun, 0) ->
+    fun_timer(F, Call, [Time, erlang, apply, [Fun, []]]);
+route(timer, F, [Time, Fun, Args] = Call) when is_list(Args), is_function(Fun, length(Args)) ->
+    fun_timer(F, Call, [Time, erlang, apply, [Fun, Args]]);
 route(timer, F, [Time, M, Fun, Args]) ->
     case seccomp_nif:is_restricted(self()) of
         false ->
@@ -52,6 +57,15 @@ route(M, F, Args) ->
     case seccomp_nif:is_restricted(self()) andalso offending(F, Args) of
         false -> erlang:apply(M, F, Args);
         _Why -> seccomp_violation:refuse({M, F, length(Args)})
+    end.
+
+%% The fun forms of the timers (OTP 27+) are their `{erlang, apply, [Fun,
+%% Args]}' form, as `timer' itself defines them; where `timer' has no fun
+%% form, the call fails as it would unrouted.
+fun_timer(F, Call, ApplyForm) ->
+    case erlang:function_exported(timer, F, length(Call)) of
+        true -> route(timer, F, ApplyForm);
+        false -> erlang:apply(timer, F, Call)
     end.
 
 %% @private The start of a process a timer spawns for a restricted caller.

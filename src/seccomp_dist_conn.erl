@@ -307,8 +307,15 @@ max_message_bytes(#rx{ctx = #{rules := #{max_message_bytes := Max}}}) -> Max.
 %% and its sender is told (see {@link too_large/3}).
 input(Data, #rx{in = {head, <<>>}} = S) ->
     frames(Data, S);
+%% A header split between reads: only its own bytes are joined (the read
+%% may be a large binary).
+input(Data, #rx{in = {head, Part}} = S) when byte_size(Part) + byte_size(Data) < 4 ->
+    S#rx{in = {head, <<Part/binary, Data/binary>>}};
 input(Data, #rx{in = {head, Part}} = S) ->
-    frames(<<Part/binary, Data/binary>>, S);
+    Missing = 4 - byte_size(Part),
+    <<End:Missing/binary, Rest/binary>> = Data,
+    <<Len:32>> = <<Part/binary, End/binary>>,
+    frame(Len, Rest, S);
 input(Data, #rx{in = {body, Need, Pieces}} = S) when byte_size(Data) < Need ->
     S#rx{in = {body, Need - byte_size(Data), [Data | Pieces]}};
 input(Data, #rx{in = {body, Need, Pieces}} = S) ->
@@ -330,6 +337,12 @@ input(Data, #rx{in = {skip, Len, Need, Head}} = S) ->
     end.
 
 frames(<<Len:32, Rest/binary>>, S) ->
+    frame(Len, Rest, S);
+frames(Part, S) ->
+    S#rx{in = {head, Part}}.
+
+%% A frame of `Len' bytes, of which `Rest' holds the first (and what follows).
+frame(Len, Rest, S) ->
     case Len =< max_message_bytes(S) of
         true ->
             case Rest of
@@ -338,9 +351,7 @@ frames(<<Len:32, Rest/binary>>, S) ->
             end;
         false ->
             input(Rest, S#rx{in = {skip, Len, Len, <<>>}})
-    end;
-frames(Part, S) ->
-    S#rx{in = {head, Part}}.
+    end.
 
 %% A packet larger than `max_message_bytes' was read and discarded. Its
 %% sender (a process of the peer named in the control term, read with the

@@ -40,40 +40,54 @@ scan(Bin, MaxNewAtoms) ->
     walk_term(Bin, MaxNewAtoms).
 
 %% Small terms: the runtime's decoder (`safe': it fails rather than create an
-%% atom) is much faster than the walk. A term it decodes names no new atom;
-%% if no byte of it could be a fun's tag, it holds no fun, else its funs are
-%% counted in the decoded term. Anything else, and every large term, is walked.
+%% atom) is much faster than the walk. A term it decodes names no new atom.
+%% Anything else, and every large term, is walked.
 quick(Bin, MaxNewAtoms) ->
     try binary_to_term(Bin, [safe, used]) of
         {Term, Used} ->
-            Funs = case no_fun_tag(binary:part(Bin, 0, Used)) of
-                       true -> 0;
-                       false -> funs_in(Term, 0)
-                   end,
-            {ok, #{size => Used, new_atoms => [], funs => Funs, term => Term,
-                   memory => erts_debug:flat_size(Term) * ?WORD + Used}}
+            Words = erts_debug:flat_size(Term),
+            {ok, #{size => Used, new_atoms => [], funs => funs(Bin, Used, Term, Words), term => Term,
+                   memory => Words * ?WORD + Used}}
     catch
         error:badarg -> walk_term(Bin, MaxNewAtoms)
     end.
 
+%% The funs of a decoded term. A term whose encoding is larger than its heap
+%% is mostly binary data: walking its few heap words is cheapest. Otherwise
+%% its encoding is searched for the bytes of fun tags first (no such byte
+%% means no fun), and the term walked only if one is found.
+funs(Bin, Used, Term, Words) when Used < Words * ?WORD ->
+    case no_fun_tag(Bin, Used) of
+        true -> 0;
+        false -> funs_in(Term, 0)
+    end;
+funs(_Bin, _Used, Term, _Words) ->
+    funs_in(Term, 0).
+
 funs_in(T, N) when is_function(T) -> funs_in(element(2, erlang:fun_info(T, env)), N + 1);
 funs_in([H | T], N) -> funs_in(T, funs_in(H, N));
-funs_in(T, N) when is_tuple(T) -> funs_in(tuple_to_list(T), N);
-funs_in(T, N) when is_map(T) -> funs_in(maps:to_list(T), N);
+funs_in(T, N) when is_tuple(T) -> elements_funs(T, tuple_size(T), N);
+funs_in(T, N) when is_map(T) -> maps:fold(fun(K, V, Acc) -> funs_in(V, funs_in(K, Acc)) end, N, T);
 funs_in(_, N) -> N.
 
-%% The tags of funs (new, export, old): one compiled pattern, which the
-%% runtime searches for all three in one pass.
-no_fun_tag(Bin) ->
-    binary:match(Bin, fun_tag_pattern()) =:= nomatch.
+elements_funs(_T, 0, N) -> N;
+elements_funs(T, I, N) -> elements_funs(T, I - 1, funs_in(element(I, T), N)).
 
-fun_tag_pattern() ->
+%% Whether none of the first `Used' bytes is a fun's tag (new, export, old).
+%% One compiled single-byte pattern per tag: the runtime searches each at a
+%% fraction of a nanosecond per byte, where one pattern of all three (a
+%% multi-pattern automaton) takes about 2 ns per byte, 8 us per 4 KiB message.
+no_fun_tag(Bin, Used) ->
+    lists:all(fun(Pattern) -> binary:match(Bin, Pattern, [{scope, {0, Used}}]) =:= nomatch end,
+              fun_tag_patterns()).
+
+fun_tag_patterns() ->
     case persistent_term:get(?MODULE, undefined) of
         undefined ->
-            Pattern = binary:compile_pattern([<<T>> || T <- [112, 113, 117]]),
-            persistent_term:put(?MODULE, Pattern),
-            Pattern;
-        Pattern -> Pattern
+            Patterns = [binary:compile_pattern(<<T>>) || T <- [112, 113, 117]],
+            persistent_term:put(?MODULE, Patterns),
+            Patterns;
+        Patterns -> Patterns
     end.
 
 walk_term(<<?VERSION, Rest/binary>> = Bin, MaxNewAtoms) ->

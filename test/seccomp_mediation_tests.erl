@@ -208,7 +208,7 @@ spawners() ->
         {ok, Exports} = xref:q(X, "X"),
         Callers = digraph:new(),
         [begin digraph:add_vertex(Callers, A), digraph:add_vertex(Callers, B),
-               digraph:add_edge(Callers, B, A) end || {A, B} <- Edges],
+               digraph:add_edge(Callers, B, A) end || {A, B} <- Edges ++ callback_edges(Edges, Exports)],
         Reaching = fun(Pred) -> sets:from_list(digraph_utils:reachable(
                                                  [V || V <- digraph:vertices(Callers), Pred(V)], Callers)) end,
         Spawners = Reaching(fun({erlang, F, _}) -> lists:prefix("spawn", atom_to_list(F)); (_) -> false end),
@@ -226,6 +226,23 @@ spawners() ->
     after
         xref:stop(X)
     end.
+
+%% A function that starts a behaviour process of its own module runs that
+%% module's callbacks in the new process, which xref does not see as calls
+%% (the module is data): it reaches every function its module exports. The
+%% behaviour modules themselves start processes for whichever module they
+%% are given, so their own start functions get no such edges.
+%% `erl_compile_server:start_link/0' halts the VM after ten idle seconds.
+callback_edges(Edges, Exports) ->
+    Starters = [gen, gen_server, gen_statem, gen_event, proc_lib, supervisor, supervisor_bridge,
+                'Elixir.GenServer', 'Elixir.Supervisor'],
+    ByModule = maps:groups_from_list(fun({M, _, _}) -> M end, Exports),
+    StartingCallers = lists:usort([Caller || {{M, _, _} = Caller, {SM, SF, _}} <- Edges,
+                                             not lists:member(M, Starters),
+                                             lists:member(SM, Starters),
+                                             lists:prefix("start", atom_to_list(SF))]),
+    [{Caller, Export} || {M, _, _} = Caller <- StartingCallers,
+                         Export <- maps:get(M, ByModule, [])].
 
 %%% Every vector: restricted at the first instruction, or refused ----------------------
 
@@ -294,6 +311,28 @@ vectors() ->
      {rpc, async_call, fun(Me) -> [node() | MFA(Me)] end},
      {erpc, send_request, fun(Me) -> [node() | MFA(Me)] end},
      {supervisor, start_link, fun(Me) -> [?MODULE, {sup, #{}, [#{id => w, start => {?MODULE, report_start, [Me, x]}, restart => temporary}]}] end}].
+
+%% The fun forms of the timers, where the running OTP has them (27+): the
+%% timer server, not the caller, spawns the process that runs the fun, for
+%% as long as the caller lives (interval timers).
+fun_timers_test_() ->
+    {module, timer} = code:ensure_loaded(timer),
+    {setup, fun setup/0,
+     [{atom_to_list(F) ++ "/" ++ integer_to_list(Arity), fun() -> fun_timer(F, Arity) end}
+      || F <- [apply_after, apply_interval, apply_repeatedly], Arity <- [2, 3],
+         erlang:function_exported(timer, F, Arity)]}.
+
+fun_timer(F, Arity) ->
+    Me = self(),
+    Report = fun() -> Me ! {first, self(), seccomp:is_restricted(self())} end,
+    Args = case Arity of
+               2 -> [20, Report];
+               3 -> [20, fun(x) -> Report() end, [x]]
+           end,
+    ok = restricted(fun() -> {ok, _} = seccomp:apply(timer, F, Args), timer:sleep(100) end),
+    Firsts = collect_firsts([]),
+    ?assertNotEqual([], Firsts),
+    ?assert(lists:all(fun(R) -> R end, Firsts)).
 
 %% Neither the seccomp_route module nor any other module of the application is callable.
 guard_is_derived_test_() ->
