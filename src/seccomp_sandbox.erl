@@ -219,7 +219,8 @@ special_kind(compare, M, F, [X, Y] = Args, Ctx) ->
         orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     erlang:apply(M, F, Args);
 special_kind({iodata, Pos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
-    seccomp_size:within(lists:nth(Pos, Args), Max, iodata) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    seccomp_size:within(lists:nth(Pos, Args), Max, iodata) andalso seccomp_caller_binaries:within()
+        orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     erlang:apply(M, F, Args).
 
 copying_kind(routed, M, F, [Sup | _] = Args, Ctx) when M =/= rpc, M =/= erpc, M =/= 'Elixir.Node' ->

@@ -32,7 +32,7 @@ bounded_integer_result(R, Ctx) ->
 -spec concat([{binary | bitstring, term()}], seccomp_sandbox_ctx:ctx()) -> bitstring().
 concat(Parts, #ctx{max_binary = Max} = Ctx) ->
     Bits = lists:sum([part_bits(P) || P <- Parts]),
-    Bits =< Max * 8 orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    Bits =< Max * 8 andalso seccomp_caller_binaries:within() orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     list_to_bitstring([V || {_, V} <- Parts]).
 
 part_bits({binary, V}) when is_binary(V) -> bit_size(V);
@@ -45,7 +45,8 @@ part_bits({_, V}) -> erlang:error(badarg, [V]).
 bounded_work(M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     %% A flattener's arguments are bounded whole: nothing more to compare.
     flattener_args(M, F, Args, Ctx) orelse compared_args(M, F, Args, Ctx),
-    seccomp_cost:within(M, F, Args, Max) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    seccomp_cost:within(M, F, Args, Max) andalso seccomp_caller_binaries:within()
+        orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     genuine_patterns(M, F, Args, Ctx).
 
 %% Compiled patterns a built-in would run unchecked (see `seccomp_opaque').
@@ -91,7 +92,7 @@ bounded_args(Args, Ctx) ->
 %% @doc A binary segment's size (times its unit, in bits) within `max_binary'.
 -spec bounded_size(term(), term(), seccomp_sandbox_ctx:ctx()) -> term().
 bounded_size(Size, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Size), is_integer(Unit) ->
-    case Size * Unit =< Max * 8 of
+    case Size * Unit =< Max * 8 andalso seccomp_caller_binaries:within() of
         true -> Size;
         false -> seccomp_sandbox_ctx:memory_limit(Ctx)
     end;
@@ -127,7 +128,8 @@ bounded_decode(_NotBinary, _Ctx) ->
 -spec bounded_bytes(term(), pos_integer(), seccomp_sandbox_ctx:ctx()) -> ok.
 bounded_bytes(Count, Unit, #ctx{max_binary = Max} = Ctx) when is_integer(Count), Count * Unit > Max ->
     seccomp_sandbox_ctx:memory_limit(Ctx);
-bounded_bytes(_Count, _Unit, _Ctx) ->
+bounded_bytes(_Count, _Unit, Ctx) ->
+    seccomp_caller_binaries:within() orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     ok.
 
 %% @doc The bytes of one copy of what an amplifier repeats.

@@ -140,10 +140,12 @@ atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
 %% the copy bound at most (a value within the bound ends the run with it or
 %% with `memory_limit'; an allocation no bound sees, `Enum.to_list' of a
 %% huge range, meets this): past that the VM kills the caller, which is
-%% better than the VM failing to allocate.
+%% better than the VM failing to allocate. Binaries, which the heap limit
+%% does not count, are bounded by `seccomp_caller_binaries'.
 -spec begin_caller_run(ctx()) -> {[{term(), term()}], map()}.
-begin_caller_run(#ctx{max_copy = Copy}) ->
+begin_caller_run(#ctx{max_copy = Copy, max_binary = Bin}) ->
     Caller = erase(),
+    ok = seccomp_caller_binaries:start(Bin),
     {total_heap_size, Used} = erlang:process_info(self(), total_heap_size),
     Growth = ?CALLER_HEAP_FACTOR * Copy div erlang:system_info(wordsize),
     Limit = process_flag(max_heap_size, #{size => Used + Growth, kill => true, error_logger => false}),
