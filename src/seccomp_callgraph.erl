@@ -17,7 +17,8 @@
 %% is a member for good.
 -module(seccomp_callgraph).
 
--export([start_link/1, ensure/1, ensure_graph/0, status/2, derive/1, graph/0, reach/2, exported/1]).
+-export([start_link/1, ensure/1, ensure_graph/0, status/2, derive/1, graph/0, reach/2, reach/3,
+         exported/1]).
 
 -export_type([spec/0, graph/0]).
 
@@ -193,10 +194,20 @@ is_literal(Expr) ->
 %% (the sinks included), following only calls made by functions for which
 %% `Follow' is true.
 -spec reach([mfa()], fun((mfa()) -> boolean())) -> #{mfa() => true}.
-reach(Sinks, Follow) ->
+reach(Sinks, Follow) -> reach(Sinks, Follow, #{}).
+
+%% @doc As {@link reach/2}, with `Extra' calls (callee to callers) that the
+%% code makes where `xref' does not see them.
+-spec reach([mfa()], fun((mfa()) -> boolean()), #{mfa() => [mfa()]}) -> #{mfa() => true}.
+reach(Sinks, Follow, Extra) ->
     case graph() of
-        error -> maps:from_keys(Sinks, true);
-        #{callers := Callers} -> walk(Sinks, Callers, Follow, #{})
+        error ->
+            maps:from_keys(Sinks, true);
+        #{callers := Callers} ->
+            Merged = maps:fold(fun(To, From, Acc) ->
+                                       maps:update_with(To, fun(L) -> From ++ L end, From, Acc)
+                               end, Callers, Extra),
+            walk(Sinks, Merged, Follow, #{})
     end.
 
 walk([], _Callers, _Follow, Seen) ->

@@ -18,6 +18,9 @@
 
 -define(CACHE, {?MODULE, policies}).
 -define(EFFECTFUL, {?MODULE, effectful}).
+-define(INTROSPECTING, {?MODULE, introspecting}).
+%% The introspection built-ins whose answer depends on their key.
+-define(KEYED, [{erlang, system_info, 1}, {erlang, statistics, 1}]).
 %% Distinct denylists whose rules are kept.
 -define(MAX_CACHED, 16).
 %% What reaches outside the VM's data, whatever the policy says: the OS
@@ -58,7 +61,10 @@
                       {'Elixir.Supervisor', child_spec_error, '_'},
                       %% Runs the handlers configured for a log event (and
                       %% removes one that fails): logging, not configuring.
-                      {logger_backend, '_', '_'}]).
+                      {logger_backend, '_', '_'},
+                      %% Hands a log event of the runtime or another node
+                      %% to the handlers: logging.
+                      {logger_proxy, log, '_'}]).
 -define(SINK_BIFS,
         [{erlang, open_port, 2}, {erlang, halt, 0}, {erlang, halt, 1}, {erlang, halt, 2},
          {erlang, load_module, 2}, {erlang, load_nif, 2}, {erlang, purge_module, 1},
@@ -105,7 +111,8 @@ derived_policy(#{rules := Rules} = Spec) ->
 %% under the denylist `Spec' must not call: those that can reach a sink.
 -spec closure(map()) -> [mfa()].
 closure(Spec) ->
-    Reached = seccomp_callgraph:reach(sinks(Spec), follow()),
+    %% A server's work for its client is the client's (`seccomp_served').
+    Reached = seccomp_callgraph:reach(sinks(Spec), follow(), seccomp_served:edges()),
     [MFA || MFA <- maps:keys(Reached), seccomp_callgraph:exported(MFA)].
 
 %% Calls not followed: those made by protocols, exception modules, the
@@ -116,6 +123,8 @@ follow() ->
     fun({M, _, _} = From) -> not is_map_key(M, Cut) andalso not error_path(From) andalso not read(From) end.
 
 %% @doc The sinks under the denylist `Spec': the capability BIFs, the
+%% introspection and console built-ins (and the functions that pass a key
+%% of their data to `system_info/1' or `statistics/1'), the
 %% functions it names (every arity where it names no arity), and the
 %% functions of the capability modules and of the modules it denies whole
 %% that can have an effect beyond computing a value (see effectful/0).
@@ -130,7 +139,7 @@ sinks(#{rules := Rules}) ->
     Denied = [P || R <- Rules, P <- [pattern(R)], P =/= allowed],
     %% A read of the clock or of configuration is no sink even where the
     %% policy denies it: denied when called, not in what library code reaches.
-    Seeds = ?SINK_BIFS
+    Seeds = ?SINK_BIFS ++ seccomp_introspection:sinks() ++ introspecting()
         ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, []), Effect(MFA)]
         ++ [MFA || {M, F, A} <- Denied, F =/= '_',
                    MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A)],
@@ -140,6 +149,23 @@ sinks(#{rules := Rules}) ->
     lists:usort([MFA || MFA <- Seeds, not read(MFA)]).
 
 read(MFA) -> lists:any(fun(R) -> matches(R, MFA) end, ?READS).
+
+%% The functions that ask `system_info/1' or `statistics/1' for a key their
+%% arguments choose (the handler judges the built-ins' own keys). Once per VM.
+introspecting() ->
+    case persistent_term:get(?INTROSPECTING, undefined) of
+        undefined ->
+            Spec = #{key => ?INTROSPECTING, apps => lists:usort(maps:values(analysed())), cut => [],
+                     sinks => ?KEYED, data_only => true},
+            Set = case seccomp_callgraph:derive(Spec) of
+                      {ok, L} -> L -- ?KEYED;
+                      error -> []
+                  end,
+            persistent_term:put(?INTROSPECTING, Set),
+            Set;
+        Set ->
+            Set
+    end.
 
 %% The functions that can have an effect beyond computing a value: those
 %% from which a call chain reaches a function with no code of its own (a

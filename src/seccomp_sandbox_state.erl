@@ -1,7 +1,8 @@
 %% @doc The host's state that sandboxed code may not read or change, whatever
 %% the policy (a denylist that does not name these leaves them to the
 %% handler): ETS tables the sandbox does not own, `persistent_term', the
-%% applications and their environment, and the VM's own standard output.
+%% applications and their environment, and what the VM's introspection
+%% built-ins tell or its console shows (`seccomp_introspection').
 %% The sandbox's own ETS tables (created by a member, owned by a member)
 %% stay usable; a caller-mode run owns none (a table it made would belong
 %% to the caller and outlive the run).
@@ -24,8 +25,8 @@ module(M) ->
 %% @doc Whether sandboxed code may make this call. `Own' tells whether a
 %% process is one of the sandbox's, or is `none' in caller mode.
 -spec allowed({module(), atom()}, list(), fun((pid()) -> boolean()) | none) -> boolean().
-allowed({erlang, F}, _Args, _Own) ->
-    not lists:member(F, [display, display_string, display_nl]);
+allowed({erlang, F}, Args, _Own) ->
+    seccomp_introspection:allowed(F, Args);
 allowed({ets, new}, _Args, Own) ->
     Own =/= none;
 allowed({ets, F}, [_Continuation], _Own) when F =:= select; F =:= select_reverse; F =:= match;
