@@ -26,7 +26,8 @@
 %% What reaches outside the VM's data, whatever the policy says: the OS
 %% (commands, environment, files, ports), code loading, the VM's life, the
 %% distribution, and the system processes that act for others (init, the
-%% code, file and application servers, logger's configuration).
+%% code, file and application servers, logger's configuration, the
+%% processes that keep `disk_log' and `dets' files).
 -define(SINK_MODULES,
         [os, file, prim_file, file_io_server, file_server, filelib, erl_prim_loader, ram_file,
          code, code_server, erl_ddll, init, heart, net_kernel, auth, erl_epmd, dist_util,

@@ -18,15 +18,15 @@
 %% Keys of `erlang:system_info/1' that describe the build and the VM's
 %% size, nothing it holds.
 -define(SYSTEM_INFO,
-        [otp_release, version, system_version, system_architecture, machine, wordsize,
-         {wordsize, internal}, {wordsize, external}, endian, smp_support, threads,
-         thread_pool_size, schedulers, schedulers_online, dirty_cpu_schedulers,
-         dirty_cpu_schedulers_online, dirty_io_schedulers, logical_processors,
-         logical_processors_available, logical_processors_online, atom_count, atom_limit,
-         process_count, process_limit, port_count, port_limit, ets_count, ets_limit,
-         time_correction, time_warp_mode, start_time, nif_version, driver_version,
-         compat_rel, build_type, debug_compiled, kernel_poll, heap_type, fullsweep_after,
-         min_heap_size, min_bin_vheap_size, max_heap_size, tolerant_timeofday]).
+        [atom_count, atom_limit, build_type, compat_rel, cpu_topology, debug_compiled,
+         dirty_cpu_schedulers, dirty_cpu_schedulers_online, dirty_io_schedulers, driver_version,
+         emu_flavor, emu_type, end_time, endian, ets_count, ets_limit, fullsweep_after, heap_type,
+         kernel_poll, logical_processors, logical_processors_available, logical_processors_online,
+         machine, max_heap_size, min_bin_vheap_size, min_heap_size, nif_version, otp_release,
+         port_count, port_limit, process_count, process_limit, schedulers, schedulers_online,
+         smp_support, start_time, system_architecture, system_version, threads, thread_pool_size,
+         time_correction, time_offset, time_warp_mode, tolerant_timeofday, version, wordsize,
+         {wordsize, internal}, {wordsize, external}]).
 %% Keys of `erlang:statistics/1' that are counts and times of the whole VM.
 -define(STATISTICS,
         [runtime, wall_clock, reductions, exact_reductions, context_switches,

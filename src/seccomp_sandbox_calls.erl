@@ -17,6 +17,7 @@ direct(M, F, A) ->
         andalso not seccomp_flatteners:member(M, F, A)
         andalso not seccomp_profiles:compares_terms(M, F)
         andalso not seccomp_opaque:member(M, F, A)
+        andalso not seccomp_reach:scans_atoms(M)
         andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the

@@ -8,7 +8,7 @@
 %% to the caller and outlive the run).
 -module(seccomp_sandbox_state).
 
--export([allowed/3, within/3, module/1, forget/1]).
+-export([allowed/3, within/3, module/1, forget/1, tables_made/1]).
 
 %% Tables one run may create, each within the copy bound.
 -define(MAX_TABLES, 16).
@@ -60,6 +60,14 @@ within({ets, F}, [Tab | _], {_Counters, Max}) when F =:= insert; F =:= insert_ne
     end;
 within(_Call, _Args, _Max) ->
     true.
+
+%% @doc How many tables the run created.
+-spec tables_made(ets:tid()) -> non_neg_integer().
+tables_made(Counters) ->
+    case ets:lookup(Counters, ?TABLES) of
+        [{_, N}] -> N;
+        [] -> 0
+    end.
 
 %% @doc Forget the tables a run created (a warm process's next run).
 -spec forget(ets:tid()) -> ok.
