@@ -27,7 +27,8 @@
 %% (commands, environment, files, ports), code loading, the VM's life, the
 %% distribution, and the system processes that act for others (init, the
 %% code, file and application servers, logger's configuration, the
-%% processes that keep `disk_log' and `dets' files).
+%% processes that keep `disk_log' files). `dets' needs no naming: its
+%% table processes' file work is reached through `seccomp_served'.
 -define(SINK_MODULES,
         [os, file, prim_file, file_io_server, file_server, filelib, erl_prim_loader, ram_file,
          code, code_server, erl_ddll, init, heart, net_kernel, auth, erl_epmd, dist_util,
