@@ -18,7 +18,7 @@
 -module(seccomp_callgraph).
 
 -export([start_link/1, ensure/1, ensure_graph/0, status/2, derive/1, graph/0, reach/2, reach/3,
-         exported/1]).
+         exported/1, module_forms/1]).
 
 -export_type([spec/0, graph/0]).
 
@@ -162,13 +162,21 @@ literal_calls_only({M, F, A}, {SM, SF, SA}) ->
     end.
 
 function_forms(M, F, A) ->
+    case [Clauses || {function, _, F1, A1, Clauses} <- module_forms(M), F1 =:= F, A1 =:= A] of
+        [Clauses | _] -> Clauses;
+        [] -> none
+    end.
+
+%% @doc The abstract code of `M' from its debug information; `[]' without.
+-spec module_forms(module()) -> [erl_parse:abstract_form()].
+module_forms(M) ->
     try
         {ok, {M, [{debug_info, {debug_info_v1, Backend, Data}}]}} =
             beam_lib:chunks(code:which(M), [debug_info]),
         {ok, Forms} = Backend:debug_info(erlang_v1, M, Data, []),
-        hd([Clauses || {function, _, F1, A1, Clauses} <- Forms, F1 =:= F, A1 =:= A])
+        Forms
     catch
-        _:_ -> none
+        _:_ -> []
     end.
 
 %% The argument lists of the calls of `SM:SF/SA' in abstract code.

@@ -19,6 +19,7 @@
 -define(CACHE, {?MODULE, policies}).
 -define(EFFECTFUL, {?MODULE, effectful}).
 -define(INTROSPECTING, {?MODULE, introspecting}).
+-define(TABLE_USERS, {?MODULE, table_users}).
 %% The introspection built-ins whose answer depends on their key.
 -define(KEYED, [{erlang, system_info, 1}, {erlang, statistics, 1}]).
 %% Distinct denylists whose rules are kept.
@@ -115,7 +116,24 @@ derived_policy(#{rules := Rules} = Spec) ->
 closure(Spec) ->
     %% A server's work for its client is the client's (`seccomp_served').
     Reached = seccomp_callgraph:reach(sinks(Spec), follow(), seccomp_served:edges()),
-    [MFA || MFA <- maps:keys(Reached), seccomp_callgraph:exported(MFA)].
+    [MFA || MFA <- maps:keys(maps:merge(Reached, table_users())), seccomp_callgraph:exported(MFA)].
+
+%% The functions that reach a host table their code names
+%% (`seccomp_host_tables'), not through the behaviour modules: they name
+%% `global''s tables only to address `{global, Name}', which the sandbox
+%% refuses where data names it. Once per VM.
+table_users() ->
+    case persistent_term:get(?TABLE_USERS, undefined) of
+        undefined ->
+            Follow = follow(),
+            NotBehaviour = fun({M, _, _} = From) -> Follow(From) andalso not seccomp_served:behaviour(M) end,
+            Seeds = [MFA || MFA <- seccomp_host_tables:users(), not read(MFA)],
+            Users = seccomp_callgraph:reach(Seeds, NotBehaviour, seccomp_served:edges()),
+            persistent_term:put(?TABLE_USERS, Users),
+            Users;
+        Users ->
+            Users
+    end.
 
 %% Calls not followed: those made by protocols, exception modules, the
 %% error paths, and the reads of the clock or configuration (what a read

@@ -20,14 +20,14 @@
 %% need.
 -module(seccomp_served).
 
--export([edges/0]).
+-export([edges/0, behaviour/1]).
 
 -define(KEY, {?MODULE, edges}).
 %% Modules that run a process's code for a module they are given.
 -define(BEHAVIOURS,
-        [gen, gen_server, gen_statem, gen_event, proc_lib, supervisor, supervisor_bridge,
+        [gen, gen_server, gen_statem, gen_event, gen_fsm, proc_lib, supervisor, supervisor_bridge,
          'Elixir.GenServer', 'Elixir.Supervisor', 'Elixir.Agent', 'Elixir.Task',
-         'Elixir.Task.Supervisor', 'Elixir.DynamicSupervisor']).
+         'Elixir.Task.Supervisor', 'Elixir.DynamicSupervisor', 'Elixir.GenEvent']).
 %% The built-ins that send a request to a process.
 -define(SENDS, [{erlang, send, 2}, {erlang, send, 3}, {erlang, '!', 2},
                 {erlang, send_nosuspend, 2}, {erlang, send_nosuspend, 3}]).
@@ -98,6 +98,11 @@ behaviour_callbacks(B) ->
     catch
         _:_ -> []
     end.
+
+%% @doc Whether `M' is one of the modules that run a process's code for a
+%% module they are given (`gen_server', `proc_lib', `GenServer'...).
+-spec behaviour(module()) -> boolean().
+behaviour(M) -> lists:member(M, ?BEHAVIOURS).
 
 starts(F) ->
     Name = atom_to_list(F),

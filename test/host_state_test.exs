@@ -182,6 +182,24 @@ defmodule Seccomp.HostStateTest do
       %{host: host}
     end
 
+    test "library code that uses a table its own code names is refused" do
+      :yes = :global.register_name(:seccomp_host_state_global, self())
+
+      try do
+        for policy <- @denylists,
+            code <- [
+              ~S|:global.registered_names()|,
+              ~S|:global.whereis_name(:seccomp_host_state_global)|
+            ],
+            mode <- Backends.all() do
+          result = run(mode, code, policy)
+          assert refused?(result), "#{mode}: #{code}: #{inspect(result)}"
+        end
+      after
+        :global.unregister_name(:seccomp_host_state_global)
+      end
+    end
+
     test "dets, disk_log and the table files of ets are refused, with no file written", %{
       host: host
     } do
@@ -225,7 +243,10 @@ defmodule Seccomp.HostStateTest do
             {:ets, :to_dets, 2},
             {:ets, :from_dets, 2},
             {Process, :list, 0},
-            {Process, :registered, 0}
+            {Process, :registered, 0},
+            # Tables their own code names: the host's.
+            {:global, :registered_names, 0},
+            {:global, :whereis_name, 1}
           ] do
         assert mfa in closure, "#{inspect(mfa)} not derived"
       end
