@@ -7,8 +7,9 @@
 %% code, the distribution; the process and port lists, the registered names
 %% and port information address or describe the host's processes. Default
 %% deny: `system_info/1' and `statistics/1' answer only for the named keys
-%% below (counts, sizes and versions); every other introspection built-in is
-%% refused. The console writers are every `erlang' export whose name holds
+%% below (counts, sizes and versions); the built-ins that list or describe
+%% the host's processes, ports, names, memory or code are refused whatever
+%% their arguments. The console writers are every `erlang' export whose name holds
 %% `display' (`display/1', `display_string/1,2', `display_nl/0',
 %% `process_display/2'), read from the module's exports.
 -module(seccomp_introspection).
