@@ -170,16 +170,20 @@ sinks(#{rules := Rules}) ->
 
 read(MFA) -> lists:any(fun(R) -> matches(R, MFA) end, ?READS).
 
-%% The functions that ask `system_info/1' or `statistics/1' for a key their
-%% arguments choose (the handler judges the built-ins' own keys). Once per VM.
+%% The functions that ask `system_info/1' or `statistics/1' for a key that
+%% is not a literal of their code (the handler judges the built-ins' own
+%% keys); the closure's walk goes on from them. Once per VM.
 introspecting() ->
     case persistent_term:get(?INTROSPECTING, undefined) of
         undefined ->
             Spec = #{key => ?INTROSPECTING, apps => lists:usort(maps:values(analysed())), cut => [],
                      sinks => ?KEYED, data_only => true},
-            Set = case seccomp_callgraph:derive(Spec) of
-                      {ok, L} -> L -- ?KEYED;
-                      error -> []
+            Set = case {seccomp_callgraph:derive(Spec), seccomp_callgraph:graph()} of
+                      {{ok, L}, #{callers := Callers}} ->
+                          Derived = maps:from_keys(L, true),
+                          lists:usort([C || K <- ?KEYED, C <- maps:get(K, Callers, []), is_map_key(C, Derived)]);
+                      _ ->
+                          []
                   end,
             persistent_term:put(?INTROSPECTING, Set),
             Set;
