@@ -154,6 +154,7 @@ if [ ! -x "$ex/bin/elixir" ]; then
     $sudo mkdir -p "$ex/bin" "$ex/lib"
     $sudo cp -a deb-elixir/usr/lib/elixir "$ex/lib/"
     for tool in elixir elixirc iex mix; do $sudo ln -sfn "../lib/elixir/bin/$tool" "$ex/bin/$tool"; done
+    if [ -d deb-elixir/usr/share/man ]; then $sudo mkdir -p "$ex/share" && $sudo cp -r deb-elixir/usr/share/man "$ex/share/"; fi
   else
     say "no Elixir $elixir_series.x"; exit 1
   fi
