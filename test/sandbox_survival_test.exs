@@ -204,7 +204,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     :spawn_priority_loop,
     :agent_priority,
     :genserver_priority,
-    :min_heap
+    :min_heap,
+    :off_heap_queue
   ]
 
   # Runs inside the peer: one input in one mode, timed, and whether it left
@@ -328,6 +329,12 @@ defmodule Seccomp.SandboxSurvivalTest do
     genserver_priority:
       "loop = fn f -> f.(f) end; GenServer.start(Agent.Server, fn -> loop.(loop) end, spawn_opt: [priority: :max])",
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
+    # An off-heap queue is outside the heap limit; senders fill it.
+    off_heap_queue:
+      "sink = spawn(fn -> Process.flag(:message_queue_data, :off_heap); receive do :never -> :ok end end); " <>
+        "payload = Enum.to_list(1..50_000); " <>
+        "for _ <- 1..3, do: spawn(fn -> f = fn f -> send(sink, payload); f.(f) end; f.(f) end); " <>
+        "Process.flag(:message_queue_data, :off_heap)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
     # Each table kept just under the bound by the code itself: many tables.
