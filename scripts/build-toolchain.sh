@@ -109,7 +109,7 @@ fetch_orig() {
        echo "$sha  $file" | sha256sum -c --quiet >&2; then
       echo "$vsn $file"; return 0
     fi
-    say "$pkg $vsn: $file not on the mirror"; rm -f "$file"
+    say "$pkg $vsn: $file not on the mirror or not intact"; rm -f "$file"
   done < <(orig_tarballs "$pkg" | prefer "$want" "$series")
   return 1
 }
