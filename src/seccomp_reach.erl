@@ -18,7 +18,7 @@
 %% bounded: slower or stricter, never unsafe).
 -module(seccomp_reach).
 
--export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0]).
+-export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0, scans_atoms/1]).
 
 -export_type([group/0]).
 
@@ -81,6 +81,13 @@ derive() ->
         [{ok, _} | _] = Sets -> {ok, maps:from_list(lists:zip(groups(), [L || {ok, L} <- Sets]))};
         _ -> error
     end.
+
+%% @doc Whether `M' is a cut module of the atoms group that makes atoms of
+%% the text it is given (`erl_scan': every name it scans). The derivation
+%% does not follow its calls, so its functions are not in the set: a direct
+%% call from sandboxed code is counted as it happens instead.
+-spec scans_atoms(module()) -> boolean().
+scans_atoms(M) -> M =:= erl_scan.
 
 %% Modules whose calls are not followed. For atoms, also the error paths
 %% (raising and formatting exceptions, the error handler, code loading),

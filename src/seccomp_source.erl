@@ -18,9 +18,10 @@
 parse(erlang, Code, MaxAtoms) ->
     case text(Code, fun unicode:characters_to_list/1) of
         {ok, Text} ->
-            case new_atoms_erlang(Text) of
-                N when N > MaxAtoms -> {error, atom_limit};
-                N -> erlang_exprs(Text, N)
+            N = new_atoms_erlang(Text),
+            case N > MaxAtoms orelse N > seccomp_atom_table:room() of
+                true -> {error, atom_limit};
+                false -> erlang_exprs(Text, N)
             end;
         error ->
             not_text()
@@ -145,8 +146,9 @@ elixir_quoted(Text, MaxAtoms) ->
     case Probe of
         {ok, Quoted} ->
             Total = New + new_expansion_atoms(Quoted),
+            Room = seccomp_atom_table:room(),
             if
-                Total > MaxAtoms -> {error, atom_limit};
+                Total > MaxAtoms; Total > Room -> {error, atom_limit};
                 New =:= 0 -> {ok, {elixir, Quoted}, Total};
                 true -> reparse(Text, Total)
             end;
