@@ -68,7 +68,8 @@ specs() -> [spec(G) || G <- groups()].
 %% A call with literal arguments only (`binary_to_atom(<<"Dict">>)') makes
 %% no atom of data and does no work that grows with input.
 spec(Group) ->
-    #{key => key(Group), apps => ?APPS, cut => cut(Group), sinks => sinks(Group), data_only => true}.
+    #{key => key(Group), apps => ?APPS, cut => cut(Group), cut_into => cut_into(Group),
+      sinks => sinks(Group), data_only => true}.
 
 %% @doc Wait until the sets are known, deriving them here if no one else is.
 -spec ensure() -> ok.
@@ -82,15 +83,25 @@ derive() ->
         _ -> error
     end.
 
-%% Modules whose calls are not followed. For atoms, also the error paths
-%% (raising and formatting exceptions, the error handler, code loading),
-%% which make atoms of module and function names the code already holds,
-%% and `erl_scan', which printing calls only to see whether an atom it was
-%% given needs quotes. Their own functions stay members, reached from
-%% wherever they are called by name.
+%% Modules and functions whose calls are not followed. For atoms, also
+%% the function that names an anonymous fun's parent (printing a
+%% stacktrace or a fun): it makes at most one atom, a part of the atom it
+%% is given.
 cut(atoms) ->
-    ?CUT ++ ['Elixir.Exception', 'Elixir.Kernel.Utils', 'Elixir.Inspect.Algebra', 'Elixir.Code',
-             'Elixir.Macro', 'Elixir.Module', 'Elixir.Protocol', 'Elixir.IO', erl_error,
-             error_handler, code, code_server, proc_lib, error_logger, logger, io, erl_scan];
+    ?CUT ++ [{'Elixir.Code.Identifier', extract_anonymous_fun_parent, 1}];
 cut(_Group) ->
     ?CUT.
+
+%% Modules whose functions are members when they reach a built-in, but
+%% whose callers elsewhere are not members through them. For atoms: the
+%% error paths (raising and formatting exceptions, the error handler, code
+%% loading), which make atoms of module and function names the code
+%% already holds, and `erl_scan', which printing calls only to see whether
+%% an atom needs quotes. Called directly they are members: `erl_scan:string/1'
+%% makes an atom of every word of its text.
+cut_into(atoms) ->
+    ['Elixir.Exception', 'Elixir.Kernel.Utils', 'Elixir.Inspect.Algebra', 'Elixir.Code',
+     'Elixir.Macro', 'Elixir.Module', 'Elixir.Protocol', 'Elixir.IO', erl_error, error_handler,
+     code, code_server, proc_lib, error_logger, logger, io, erl_scan];
+cut_into(_Group) ->
+    [].
