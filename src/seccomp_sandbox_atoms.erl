@@ -1,5 +1,6 @@
-%% @doc Atoms made by calls from sandboxed code count against `max_atoms':
-%% the atom table is never garbage collected, and a full one ends the VM.
+%% @doc Atoms made by calls from sandboxed code count against `max_atoms'
+%% and what all sandboxes may make (`seccomp_atom_reserve'): the atom table
+%% is never garbage collected, and a full one ends the VM.
 -module(seccomp_sandbox_atoms).
 
 -export([new_atom/4, counting_atoms/4]).
@@ -26,23 +27,31 @@ existing_atom(B) when is_binary(B) -> binary_to_existing_atom(B, utf8);
 existing_atom(L) -> list_to_existing_atom(L).
 
 %% @doc Carry out `M:F(Args...)'. Until the functions that can make atoms
-%% of data are known (they are derived at start, see `seccomp_reach'), the
-%% atoms the VM gains during a call count against `max_atoms', and the
-%% arguments must be too small to take the atom table past three quarters
-%% even if every byte became an atom. Once they are known they are refused
-%% (`seccomp_profiles:kind/3').
+%% of data are known (they are derived at start, see `seccomp_reach'), a
+%% call whose arguments are too small to exceed what the run may still make
+%% even if every byte became an atom is carried out, and the atoms the VM
+%% gains meanwhile count (up to that size: other processes make atoms too,
+%% the derivation itself thousands); any other call waits until the set is
+%% known. A known member is refused (`seccomp_profiles:kind/3').
 -spec counting_atoms(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
 counting_atoms(M, F, Args, Ctx) ->
     case seccomp_reach:status(atoms, M, F, length(Args)) of
         unknown ->
             Before = erlang:system_info(atom_count),
-            Room = erlang:system_info(atom_limit) div 4 * 3 - Before,
-            seccomp_size:within(Args, max(0, Room), iodata) orelse seccomp_sandbox_ctx:limit(atom_limit, Ctx),
-            try
-                erlang:apply(M, F, Args)
-            after
-                seccomp_sandbox_ctx:atoms_made(erlang:system_info(atom_count) - Before, Ctx)
+            Room = seccomp_sandbox_ctx:atoms_left(Ctx),
+            case seccomp_size:within(Args, Room, iodata) of
+                true ->
+                    try
+                        erlang:apply(M, F, Args)
+                    after
+                        seccomp_sandbox_ctx:atoms_made(min(Room, erlang:system_info(atom_count) - Before), Ctx)
+                    end;
+                false ->
+                    seccomp_reach:ensure(),
+                    counting_atoms(M, F, Args, Ctx)
             end;
-        _ ->
+        true ->
+            seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx);
+        false ->
             erlang:apply(M, F, Args)
     end.

@@ -12,7 +12,7 @@
 -include("seccomp_sandbox.hrl").
 
 -export([open/3, new/1, caller/2, id/1, copyable/2, bounded_result/2, limit/2, memory_limit/1]).
--export([spend_atoms/2, atoms_made/2, violation/1, record_violation/2, reported/1, clear_run/1,
+-export([spend_atoms/2, atoms_made/2, atoms_left/1, violation/1, record_violation/2, reported/1, clear_run/1,
          begin_caller_run/0, end_caller_run/0]).
 
 -export_type([ctx/0]).
@@ -100,20 +100,39 @@ spend_atoms(#ctx{tab = Tab}, N) ->
     _ = ets:update_counter(Tab, '$atoms', N),
     ok.
 
-%% @doc Count `K' atoms a call made; past `max_atoms' the run ends with
-%% `atom_limit'.
+%% @doc Count `K' atoms a call makes (or made): past `max_atoms', or past
+%% what all sandboxes together may make (`seccomp_atom_reserve'), the run
+%% ends with `atom_limit'.
 -spec atoms_made(integer(), ctx()) -> ok.
 atoms_made(K, _Ctx) when K =< 0 ->
     ok;
 atoms_made(K, #ctx{tab = caller, max_atoms = Max} = Ctx) ->
     case get(?CALLER_RUN) of
-        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K}), ok;
+        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K}), reserve(K, Ctx);
         _ -> limit(atom_limit, Ctx)
     end;
 atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
     case ets:update_counter(Tab, '$atoms', K) of
         N when N > Max -> limit(atom_limit, Ctx);
-        _ -> ok
+        _ -> reserve(K, Ctx)
+    end.
+
+%% @doc How many atoms the run may still make.
+-spec atoms_left(ctx()) -> non_neg_integer().
+atoms_left(#ctx{tab = caller, max_atoms = Max}) ->
+    N = case get(?CALLER_RUN) of
+            {_Violation, K} -> K;
+            undefined -> 0
+        end,
+    max(0, min(Max - N, seccomp_atom_reserve:left()));
+atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
+    N = try ets:lookup_element(Tab, '$atoms', 2) catch error:badarg -> Max end,
+    max(0, min(Max - N, seccomp_atom_reserve:left())).
+
+reserve(K, Ctx) ->
+    case seccomp_atom_reserve:take(K) of
+        ok -> ok;
+        atom_limit -> limit(atom_limit, Ctx)
     end.
 
 %% @doc Start a caller-mode run in the calling process.
