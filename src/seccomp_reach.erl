@@ -86,9 +86,10 @@ derive() ->
 %% Modules and functions whose calls are not followed. For atoms, also
 %% the function that names an anonymous fun's parent (printing a
 %% stacktrace or a fun): it makes at most one atom, a part of the atom it
-%% is given.
+%% is given; and `proc_lib', whose spawns the handler carries out itself
+%% and whose crash reports name a function's arguments by their position.
 cut(atoms) ->
-    ?CUT ++ [{'Elixir.Code.Identifier', extract_anonymous_fun_parent, 1}];
+    ?CUT ++ [proc_lib, {'Elixir.Code.Identifier', extract_anonymous_fun_parent, 1}];
 cut(_Group) ->
     ?CUT.
 
@@ -102,6 +103,6 @@ cut(_Group) ->
 cut_into(atoms) ->
     ['Elixir.Exception', 'Elixir.Kernel.Utils', 'Elixir.Inspect.Algebra', 'Elixir.Code',
      'Elixir.Macro', 'Elixir.Module', 'Elixir.Protocol', 'Elixir.IO', erl_error, error_handler,
-     code, code_server, proc_lib, error_logger, logger, io, erl_scan];
+     code, code_server, error_logger, logger, io, erl_scan];
 cut_into(_Group) ->
     [].
