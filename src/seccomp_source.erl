@@ -181,7 +181,7 @@ expansion_atoms([], Acc) -> Acc;
 expansion_atoms([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->
     Names = [seg_name(S) || S <- Segs],
     Acc1 = case lists:all(fun is_list/1, Names) of
-               true -> ["Elixir." ++ lists:join(".", Names) | Acc];
+               true -> [lists:flatten(["Elixir." | lists:join(".", Names)]) | Acc];
                false -> Acc
            end,
     expansion_atoms(Rest, Acc1);
