@@ -5,8 +5,8 @@
 %% table. Every atom a sandbox makes (its source's, and those its calls
 %% make) is taken from this reserve before it is made: at most
 %% `max_sandbox_atoms' (application environment; default a quarter of the
-%% table that is free when the reserve is created), and never past three
-%% quarters of the atom table, whoever filled it. The count is one atomic
+%% table that is free when the reserve is created), and never past the
+%% table's share for sandboxes (`seccomp_atom_table'), whoever filled it. The count is one atomic
 %% word, so concurrent runs and members cannot overshoot it.
 -module(seccomp_atom_reserve).
 
@@ -54,7 +54,7 @@ take(N) ->
 
 take(Ref, Cap, N) ->
     Spent = atomics:get(Ref, 1),
-    case Spent + N =< Cap andalso N =< table_room() of
+    case Spent + N =< Cap andalso N =< seccomp_atom_table:room() of
         false ->
             atom_limit;
         true ->
@@ -68,7 +68,7 @@ take(Ref, Cap, N) ->
 -spec left() -> non_neg_integer().
 left() ->
     {Ref, Cap} = reserve(),
-    max(0, min(Cap - atomics:get(Ref, 1), table_room())).
+    max(0, min(Cap - atomics:get(Ref, 1), seccomp_atom_table:room())).
 
 %% @doc How many atoms sandboxes have made (taken from the reserve).
 -spec spent() -> non_neg_integer().
@@ -79,7 +79,3 @@ spent() ->
 %% @doc The reserve's size: how many atoms all sandboxes may make.
 -spec cap() -> non_neg_integer().
 cap() -> element(2, reserve()).
-
-%% Atoms the table takes before three quarters are used.
-table_room() ->
-    max(0, erlang:system_info(atom_limit) div 4 * 3 - erlang:system_info(atom_count)).

@@ -23,13 +23,14 @@
 %% What reaches outside the VM's data, whatever the policy says: the OS
 %% (commands, environment, files, ports), code loading, the VM's life, the
 %% distribution, and the system processes that act for others (init, the
-%% code, file and application servers, logger's configuration).
+%% code, file and application servers, logger's configuration, the
+%% processes that keep `disk_log' and `dets' files).
 -define(SINK_MODULES,
         [os, file, prim_file, file_io_server, file_server, filelib, erl_prim_loader, ram_file,
          code, code_server, erl_ddll, init, heart, net_kernel, auth, erl_epmd, dist_util,
          rpc, erpc, peer, application, application_controller,
          application_master, logger_server, logger_std_h, logger_disk_log_h, disk_log,
-         disk_log_server, user_sup, standard_error, group, user_drv, prim_inet, inet_db,
+         disk_log_server, dets, dets_server, dets_utils, user_sup, standard_error, group, user_drv, prim_inet, inet_db,
          gen_tcp, gen_udp, gen_sctp, socket, prim_socket, prim_net, net, 'Elixir.File',
          'Elixir.System', 'Elixir.Code', 'Elixir.Port', 'Elixir.Node']).
 %% Functions of the sink modules that only read the clock, the system type,

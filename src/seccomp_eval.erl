@@ -128,8 +128,13 @@ watch(#{ctx := Ctx, root := Root, root_ref := RootRef, caller_ref := CallerRef,
         {seccomp_result, Id, Result} ->
             demonitor(RootRef, [flush]),
             seccomp_outcome:sticky(seccomp_sandbox_ctx:violation(Ctx), Result);
-        {seccomp_limit, Id, Limit, _Member} ->
-            {error, Limit};
+        {seccomp_limit, Id, Limit, Member} ->
+            %% A process outside the sandbox that calls one of its funs
+            %% fails alone.
+            case seccomp_sandbox_members:is_member(Ctx, Member) of
+                true -> {error, Limit};
+                false -> watch(S)
+            end;
         {'DOWN', RootRef, process, Root, killed} ->
             {error, memory_limit};
         {'DOWN', RootRef, process, Root, Why} ->
@@ -171,7 +176,7 @@ sample(Keeper, Ref, Ctx) ->
 %%% Inside the sandbox -------------------------------------------------------------
 
 root(Keeper, Ctx, Code, O, Capture) ->
-    seccomp_sandbox_members:join(Ctx),
+    seccomp_sandbox_members:enter(Ctx),
     group_leader(Capture, self()),
     Keeper ! {seccomp_result, seccomp_sandbox_ctx:id(Ctx), evaluate(Code, O, Ctx)}.
 

@@ -86,11 +86,9 @@ produced(re, compile, {ok, {re_pattern, _, _, _, Code}}, Store) when is_binary(C
 produced(_M, _F, _Result, _Store) ->
     ok.
 
-%% @doc Forget what a run has seen (a warm process's next run).
--spec forget(store()) -> ok.
-forget(caller) ->
-    erase(?DICT),
-    ok;
+%% @doc Forget what a run has seen (a warm process's next run; a caller-mode
+%% run's dictionary is dropped whole when it ends).
+-spec forget(ets:tid()) -> ok.
 forget(Tab) ->
     ets:match_delete(Tab, {{?DICT, '_'}, '_'}),
     ets:delete(Tab, ?COUNT),

@@ -10,7 +10,11 @@
 %% runner and every process the run started when one is exceeded, and starts
 %% a fresh runner. After each run the runner kills what the run started and
 %% clears its dictionary, counters and stray messages, so one run cannot see
-%% another's state.
+%% another's state; a run that left what a runner cannot clear (tables it
+%% owns, a registered name, links, monitors, processes whose exit signals may
+%% still arrive) ends its runner, and the keeper starts a fresh one, as does
+%% every run of code that receives (a timer it set would deliver into the
+%% next run's mailbox).
 %%
 %% The keeper polls only while runs come in: an idle keeper sleeps until the
 %% runner wakes it (an atomic flag says whether it must).
@@ -31,7 +35,10 @@
 
 -type spec() :: #{generation := pos_integer(), module := module(), size := pos_integer(),
                   policy := seccomp_policy:t(), ticket := reference() | none,
-                  language := seccomp_source:language(), opts := map()}.
+                  language := seccomp_source:language(), opts := map(),
+                  %% The code receives: a message a run leaves for later
+                  %% (a timer) must not reach the next run.
+                  receives := boolean()}.
 -export_type([spec/0]).
 
 %% @private The table of runners, owned by `seccomp_prepared'.
@@ -135,6 +142,9 @@ handle({?RUN, Alias, Deadline, Bindings}, #{queue := Q} = S) when is_reference(A
     next(S#{queue := queue:in({Alias, Deadline, Bindings}, Q)});
 handle({seccomp_pool_idle, Runner}, #{runner := Runner} = S) ->
     next(S#{current := none});
+handle({seccomp_pool_retired, Runner}, #{runner := Runner} = S) ->
+    %% Its exit (normal) is ignored: a fresh runner takes the next request.
+    next(spawn_runner(S#{current := none}));
 handle({'EXIT', Runner, Why}, #{runner := Runner, atomics := A} = S) ->
     %% A run in flight ends with the reason the runner was killed for.
     _ = case maps:get(current, S) of
@@ -241,7 +251,7 @@ runner(Keeper, Ctx, A, Capture, Spec) ->
     %% A crashing linked child (a Task) must end the run with an exception the
     %% run reports, not end the runner; the keeper's own exit still does.
     process_flag(trap_exit, true),
-    try seccomp_sandbox_members:join(Ctx)
+    try seccomp_sandbox_members:enter(Ctx)
     catch _:sandbox_closed -> exit(normal)  % the pool stopped as this runner started
     end,
     group_leader(Capture, self()),
@@ -257,13 +267,35 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
             Result = seccomp_outcome:execute(Mod, Gen, Bindings, Ctx, Lang),
             atomics:put(A, ?DEADLINE, 0),
             Alias ! {Alias, seccomp_outcome:sticky(seccomp_sandbox_ctx:violation(Ctx), Result)},
-            %% The table is gone when the pool stopped during the run.
-            try seccomp_sandbox_members:reset(Ctx) catch error:badarg -> exit(normal) end,
-            flush(Keeper),
-            Keeper ! {seccomp_pool_idle, self()},
-            runner_loop(Keeper, Ctx, A, Spec);
+            case after_run(Ctx, Keeper, maps:get(receives, Spec)) of
+                retire ->
+                    %% Tables, a name, links, late exit signals: they end
+                    %% with this runner, and the keeper starts a fresh one.
+                    Keeper ! {seccomp_pool_retired, self()},
+                    exit(normal);
+                reuse ->
+                    flush(Keeper),
+                    Keeper ! {seccomp_pool_idle, self()},
+                    runner_loop(Keeper, Ctx, A, Spec)
+            end;
         {'EXIT', Keeper, Why} ->
             exit(Why)
+    end.
+
+%% Kill what the run started and clear its state; `retire' when the run
+%% left what the runner cannot clear, or may have (a timer sends later, and
+%% only code that receives can read it).
+after_run(Ctx, Keeper, Receives) ->
+    try
+        Retire = Receives orelse seccomp_sandbox_members:left_behind(Ctx, Keeper),
+        seccomp_sandbox_members:reset(Ctx),
+        case Retire of
+            true -> seccomp_sandbox_members:leave(Ctx), retire;
+            false -> reuse
+        end
+    catch
+        %% The table is gone when the pool stopped during the run.
+        error:badarg -> exit(normal)
     end.
 
 wake(Keeper, A) ->

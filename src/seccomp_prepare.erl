@@ -108,7 +108,7 @@ install(Code, #{policy := Policy, language := Lang, timeout := Timeout} = O, P, 
                 ok ->
                     #{mode := Mode, pool_size := Size} = P,
                     Pool = #{generation => Gen, module => Mod, size => Size, policy => Policy,
-                             ticket => Ticket, language => Lang, opts => O},
+                             ticket => Ticket, language => Lang, opts => O, receives => Receives},
                     case start_pool(Size, Slot, Pool) of
                         ok ->
                             {ok, #prepared{slot = Slot, generation = Gen, module = Mod,
@@ -232,9 +232,9 @@ is_pair(_) -> false.
 run_mode(caller, #prepared{receives = true}, _Inputs, _Timeout) ->
     {error, {unsafe_form, 1, <<"receive is not available in caller mode">>}};
 run_mode(caller, #prepared{module = Mod, generation = Gen, ctx = Ctx, language = Lang}, Inputs, _Timeout) ->
-    seccomp_sandbox_ctx:begin_caller_run(),
+    Caller = seccomp_sandbox_ctx:begin_caller_run(Ctx),
     Result = seccomp_outcome:execute(Mod, Gen, Inputs, Ctx, Lang),
-    seccomp_outcome:sticky(seccomp_sandbox_ctx:end_caller_run(), Result);
+    seccomp_outcome:sticky(seccomp_sandbox_ctx:end_caller_run(Caller), Result);
 run_mode(pool, #prepared{pool_size = 0}, _Inputs, _Timeout) ->
     {error, no_pool};
 run_mode(pool, #prepared{generation = Gen, pool_size = Size}, Inputs, Timeout) ->

@@ -18,7 +18,7 @@
 %% bounded: slower or stricter, never unsafe).
 -module(seccomp_reach).
 
--export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0]).
+-export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0, scans_atoms/1]).
 
 -export_type([group/0]).
 
@@ -82,6 +82,12 @@ derive() ->
         [{ok, _} | _] = Sets -> {ok, maps:from_list(lists:zip(groups(), [L || {ok, L} <- Sets]))};
         _ -> error
     end.
+
+%% @doc Whether `M' makes atoms of the text it is given, one per name
+%% at most (`erl_scan'): its derived members are counted as they run, their
+%% text bounded by what the run may still make, instead of refused.
+-spec scans_atoms(module()) -> boolean().
+scans_atoms(M) -> M =:= erl_scan.
 
 %% Modules and functions whose calls are not followed. For atoms, also
 %% the function that names an anonymous fun's parent (printing a

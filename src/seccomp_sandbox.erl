@@ -8,7 +8,9 @@
 %% inside funs made by `seccomp_sandbox_funs', or inside prepared code (see
 %% `seccomp_compile'), which calls {@link call/3}, {@link dispatch/4},
 %% {@link field/3} and `seccomp_sandbox_bounds:arith/4'. The first time a
-%% process does so it joins the sandbox (`seccomp_sandbox_members').
+%% process does so it joins the sandbox (`seccomp_sandbox_members'), if the
+%% sandbox started it; any other process that calls a fun of the sandbox
+%% gets `outside_sandbox' and stays as it was.
 %%
 %% The handler decides what kind of call it has and hands the work to the
 %% module of that concern: the verdict (`seccomp_sandbox_verdict'), the
@@ -41,7 +43,9 @@ call({'$seccomp', concat}, [Parts], Ctx) ->
     seccomp_sandbox_bounds:concat(Parts, Ctx);
 call({'$seccomp', returns}, [Fun], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
-    seccomp_sandbox_funs:returning(Fun, fun(R) -> seccomp_sandbox_bounds:bounded_value(R, Ctx) end);
+    %% Each call joins first: a fun of the sandbox runs in its members only.
+    seccomp_sandbox_funs:returning(Fun, fun() -> seccomp_sandbox_members:join(Ctx) end,
+                                   fun(R) -> seccomp_sandbox_bounds:bounded_value(R, Ctx) end);
 call({'$seccomp', make_fun}, [M, F, A], Ctx) ->
     seccomp_sandbox_members:join(Ctx),
     wrap_fun(M, F, A, Ctx);
@@ -259,7 +263,9 @@ wrap_fun(M, F, A, Ctx) ->
 %% `seccomp_sandbox_data').
 -spec dispatch(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
 dispatch(M, F, Args, Ctx) ->
-    %% First: the scan for foreign code walks the arguments flattened.
+    %% Prepared code calls this directly: only a member may go on.
+    seccomp_sandbox_members:join(Ctx),
+    %% The scan for foreign code walks the arguments flattened.
     seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
     seccomp_spawners:status(M, F, length(Args)) =/= false andalso spawn_options(M, F, Args, Ctx),
     seccomp_sandbox_data:no_foreign_code({M, F, length(Args)}, Args, Ctx),

@@ -17,6 +17,7 @@ direct(M, F, A) ->
         andalso not seccomp_flatteners:member(M, F, A)
         andalso not seccomp_profiles:compares_terms(M, F)
         andalso not seccomp_opaque:member(M, F, A)
+        andalso not seccomp_reach:scans_atoms(M)
         andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
@@ -37,6 +38,8 @@ special_call(erlang, make_fun, 3) -> true;
 special_call(erlang, process_flag, _A) -> true;
 special_call(erlang, F, 1) when F =:= display; F =:= display_string -> true;
 special_call(erlang, display_nl, 0) -> true;
+special_call(erlang, process_display, 2) -> true;
+special_call(erlang, system_info, 1) -> true;
 special_call('Elixir.Process', flag, _A) -> true;
 special_call('Elixir.Function', capture, 3) -> true;
 %% The host's state (`seccomp_sandbox_state').

@@ -13,7 +13,7 @@
 
 -export([open/3, new/1, caller/2, id/1, copyable/2, bounded_result/2, limit/2, memory_limit/1]).
 -export([spend_atoms/2, atoms_made/2, atoms_left/1, violation/1, record_violation/2, reported/1, clear_run/1,
-         begin_caller_run/0, end_caller_run/0]).
+         begin_caller_run/1, end_caller_run/1, in_run/1]).
 
 -export_type([ctx/0]).
 
@@ -22,6 +22,9 @@
 %% A caller-mode run's state in the caller's dictionary: {Violation, Atoms}.
 -define(CALLER_RUN, '$seccomp_caller_run').
 -define(CALLER_REPORTS, '$seccomp_caller_reports').
+%% How many copy bounds a caller-mode run's heap may grow by (garbage and
+%% the collector's copies included).
+-define(CALLER_HEAP_FACTOR, 4).
 %% Violations of one run that are logged and sent to subscribers.
 -define(MAX_REPORTS, 100).
 
@@ -117,39 +120,63 @@ atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
         _ -> reserve(K, Ctx)
     end.
 
-%% @doc How many atoms the run may still make.
--spec atoms_left(ctx()) -> non_neg_integer().
-atoms_left(#ctx{tab = caller, max_atoms = Max}) ->
-    N = case get(?CALLER_RUN) of
-            {_Violation, K} -> K;
-            undefined -> 0
-        end,
-    max(0, min(Max - N, seccomp_atom_reserve:left()));
-atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
-    N = try ets:lookup_element(Tab, '$atoms', 2) catch error:badarg -> Max end,
-    max(0, min(Max - N, seccomp_atom_reserve:left())).
-
 reserve(K, Ctx) ->
     case seccomp_atom_reserve:take(K) of
         ok -> ok;
         atom_limit -> limit(atom_limit, Ctx)
     end.
 
-%% @doc Start a caller-mode run in the calling process.
--spec begin_caller_run() -> ok.
-begin_caller_run() ->
-    put(?CALLER_RUN, {none, 0}),
-    ok.
-
-%% @doc End a caller-mode run: the first violation it caused, or `none'.
--spec end_caller_run() -> none | mfa().
-end_caller_run() ->
-    erase(?CALLER_REPORTS),
-    seccomp_opaque:forget(caller),
-    case erase(?CALLER_RUN) of
-        {Violation, _Atoms} -> Violation;
-        undefined -> none
+%% @doc How many atoms the run may still make: within `max_atoms' and what
+%% all sandboxes may still make.
+-spec atoms_left(ctx()) -> non_neg_integer().
+atoms_left(#ctx{tab = caller, max_atoms = Max}) ->
+    case get(?CALLER_RUN) of
+        {_Violation, N} -> max(0, min(Max - N, seccomp_atom_reserve:left()));
+        undefined -> 0
+    end;
+atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
+    case ets:lookup(Tab, '$atoms') of
+        [{_, N}] -> max(0, min(Max - N, seccomp_atom_reserve:left()));
+        [] -> 0
     end.
+
+%% @doc Start a caller-mode run in the calling process. The caller's own
+%% dictionary leaves the run's sight (library code keeps state there: the
+%% `rand' seed, a logger's metadata) and comes back with
+%% {@link end_caller_run/1}: the run neither reads nor changes it. While
+%% the run lasts, the caller's heap may grow by ?CALLER_HEAP_FACTOR times
+%% the copy bound at most (a value within the bound ends the run with it or
+%% with `memory_limit'; an allocation no bound sees, `Enum.to_list' of a
+%% huge range, meets this): past that the VM kills the caller, which is
+%% better than the VM failing to allocate.
+-spec begin_caller_run(ctx()) -> {[{term(), term()}], map()}.
+begin_caller_run(#ctx{max_copy = Copy}) ->
+    Caller = erase(),
+    {total_heap_size, Used} = erlang:process_info(self(), total_heap_size),
+    Growth = ?CALLER_HEAP_FACTOR * Copy div erlang:system_info(wordsize),
+    Limit = process_flag(max_heap_size, #{size => Used + Growth, kill => true, error_logger => false}),
+    put(?CALLER_RUN, {none, 0}),
+    {Caller, Limit}.
+
+%% @doc End a caller-mode run: drop what it left in the dictionary, give
+%% the caller its own dictionary and heap limit back, and return the first
+%% violation, or `none'.
+-spec end_caller_run({[{term(), term()}], map()}) -> none | mfa().
+end_caller_run({Caller, Limit}) ->
+    _ = process_flag(max_heap_size, Limit),
+    Run = erase(),
+    _ = [put(K, V) || {K, V} <- Caller],
+    case lists:keyfind(?CALLER_RUN, 1, Run) of
+        {_, {Violation, _Atoms}} -> Violation;
+        false -> none
+    end.
+
+%% @doc Whether the calling process may run code of this context: a member
+%% always (see `seccomp_sandbox_members'); with a caller context, only
+%% between {@link begin_caller_run/1} and {@link end_caller_run/1}.
+-spec in_run(ctx()) -> boolean().
+in_run(#ctx{tab = caller}) -> get(?CALLER_RUN) =/= undefined;
+in_run(_Ctx) -> true.
 
 %% @doc The first violation any member caused since the last reset, or `none'.
 -spec violation(ctx()) -> none | mfa().

@@ -3,7 +3,8 @@
 %% keeper's deadline and samples) and relies on each member's heap limit:
 %% a member at `high' or `max' priority that loops starves them and every
 %% host process; a minimum heap or an error handler of its choosing is an
-%% allocation or code the sandbox does not see. Default deny: only the
+%% allocation or code the sandbox does not see, and so is a message queue
+%% kept off the heap. Default deny: only the
 %% flags and options named here.
 -module(seccomp_sandbox_flags).
 
@@ -16,7 +17,9 @@
 -spec process_flag(term(), term()) -> boolean().
 process_flag(trap_exit, V) -> is_boolean(V);
 process_flag(priority, P) -> P =:= low orelse P =:= normal;
-process_flag(message_queue_data, D) -> D =:= on_heap orelse D =:= off_heap;
+%% An off-heap message queue is outside the heap limit: senders could fill it
+%% without bound.
+process_flag(message_queue_data, D) -> D =:= on_heap;
 process_flag(_Flag, _Value) -> false.
 
 %% @doc Whether the arguments of a call that starts a process hold no spawn

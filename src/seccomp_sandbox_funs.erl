@@ -6,7 +6,7 @@
 %% the sandbox.
 -module(seccomp_sandbox_funs).
 
--export([wrap/5, returning/2]).
+-export([wrap/5, returning/3]).
 
 -define(MAX_WRAPPED_ARITY, 12).
 
@@ -21,10 +21,12 @@ wrap(M, F, A, Ctx, Check) when is_atom(M), is_atom(F), is_integer(A), A >= 0, A 
 wrap(M, F, A, _Ctx, _Check) ->
     erlang:error(badarg, [M, F, A]).
 
-%% @doc A sandboxed fun as compiled code gets it: what it returns passes
-%% `Bound' (the copy bound, see `seccomp_compare') unless it is a scalar.
--spec returning(function(), fun((term()) -> true)) -> function().
-returning(Fun, Bound) when is_function(Fun) ->
+%% @doc A sandboxed fun as compiled code gets it: every call first runs
+%% `Enter' (which lets only the sandbox's members on), and what it returns
+%% passes `Bound' (the copy bound, see `seccomp_compare') unless it is a
+%% scalar.
+-spec returning(function(), fun(() -> ok), fun((term()) -> true)) -> function().
+returning(Fun, Enter, Bound) when is_function(Fun) ->
     {module, M} = erlang:fun_info(Fun, module),
     {arity, A} = erlang:fun_info(Fun, arity),
     case M =:= erl_eval orelse seccomp_slot_names:is_slot(M) of
@@ -32,7 +34,7 @@ returning(Fun, Bound) when is_function(Fun) ->
         false -> Fun;
         true ->
             A =< ?MAX_WRAPPED_ARITY orelse erlang:error(badarg, [Fun]),
-            checking_fun(A, fun(Args) -> returned(erlang:apply(Fun, Args), Bound) end)
+            checking_fun(A, fun(Args) -> Enter(), returned(erlang:apply(Fun, Args), Bound) end)
     end.
 
 returned(R, _Bound) when is_atom(R); is_float(R); is_bitstring(R); is_pid(R); is_reference(R) -> R;

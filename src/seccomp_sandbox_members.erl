@@ -1,26 +1,49 @@
 %% @doc Membership of a sandbox: the processes that run its code.
 %%
-%% The first time a process runs sandboxed code it joins: it takes on the
-%% sandbox's layers, counts against `max_processes', gets the heap limit and
-%% is killed when the sandbox ends. The member table also answers what the
-%% members use beyond their heaps (reductions, off-heap binaries).
+%% Membership is given at birth. The sandbox's first process (an eval's
+%% root, a pool's runner) enters it ({@link enter/1}); after that only a
+%% process the sandbox itself started may join: one a member registered
+%% when it spawned it, or one whose parent (or theirs, see {@link own/2})
+%% is a member. `parent' is set when a process is spawned and never
+%% changes, so no process becomes a member by what it does later, such as
+%% calling a fun the sandbox returned or sent. Such a process (the caller
+%% of `run', a server holding returned funs) gets `outside_sandbox' at the
+%% fun's first checked call and is left as it was: no layers, no heap
+%% limit, not counted, never killed by a reset or close.
+%%
+%% A process that joins takes on the sandbox's layers, counts against
+%% `max_processes', gets the heap limit and is killed when the sandbox
+%% ends. The member table also answers what the members use beyond their
+%% heaps (reductions, off-heap binaries).
 -module(seccomp_sandbox_members).
 
 -include("seccomp_sandbox.hrl").
 
--export([join/1, joined/0, register_member/2, below_process_limit/1, is_member/2, members/1,
-         close/1, reset/1, usage/1, over_limit/2]).
+-export([enter/1, join/1, joined/0, own/2, register_member/2, below_process_limit/1, is_member/2,
+         members/1, close/1, reset/1, left_behind/2, leave/1, usage/1, over_limit/2]).
 
 -define(JOINED, '$seccomp_sandbox').
+%% Processes nested this deep under a member are the sandbox's own (a
+%% supervisor runs no sandboxed code, so it never joins itself).
+-define(MAX_OWN_DEPTH, 8).
 
-%% @doc Make the calling process a member of the sandbox (once).
+%% @doc Make the calling process, the first of a sandbox, its member.
+-spec enter(seccomp_sandbox_ctx:ctx()) -> ok.
+enter(Ctx) -> enrol(Ctx).
+
+%% @doc Make the calling process a member of the sandbox (once), if the
+%% sandbox started it; fail with `outside_sandbox' otherwise.
 -spec join(seccomp_sandbox_ctx:ctx()) -> ok.
-join(#ctx{tab = caller}) ->
+join(#ctx{tab = caller} = Ctx) ->
+    %% A caller-mode fun runs only within a run of the calling process.
+    seccomp_sandbox_ctx:in_run(Ctx) orelse erlang:error(outside_sandbox),
     ok;
 join(#ctx{id = Id} = Ctx) ->
     case get(?JOINED) of
         Id -> ok;
-        _ -> enrol(Ctx)
+        _ ->
+            own(Ctx, self()) orelse erlang:error(outside_sandbox),
+            enrol(Ctx)
     end.
 
 enrol(#ctx{id = Id, tab = Tab, ticket = Ticket, max_heap_size = Heap} = Ctx) ->
@@ -36,6 +59,20 @@ enrol(#ctx{id = Id, tab = Tab, ticket = Ticket, max_heap_size = Heap} = Ctx) ->
     _ = process_flag(max_heap_size, #{size => Heap, kill => true, error_logger => false}),
     put(?JOINED, Id),
     ok.
+
+%% @doc Whether `Pid' is a member, or a process a member started: its
+%% parent, or theirs (at most ?MAX_OWN_DEPTH up), is a member.
+-spec own(seccomp_sandbox_ctx:ctx(), pid()) -> boolean().
+own(Ctx, Pid) -> own(Ctx, Pid, ?MAX_OWN_DEPTH).
+
+own(Ctx, Pid, Depth) when is_pid(Pid), node(Pid) =:= node(), Depth > 0 ->
+    is_member(Ctx, Pid) orelse
+        case erlang:process_info(Pid, parent) of
+            {parent, Parent} -> own(Ctx, Parent, Depth - 1);
+            undefined -> false
+        end;
+own(_Ctx, _Other, _Depth) ->
+    false.
 
 %% @doc Whether the calling process joined a sandbox.
 -spec joined() -> boolean().
@@ -99,6 +136,26 @@ reset(#ctx{tab = Tab} = Ctx) ->
     seccomp_sandbox_ctx:clear_run(Ctx),
     Member andalso clear_dictionary(),
     ok.
+
+%% @doc Whether the run that just ended left something in the calling
+%% process (a warm runner linked only to `Keeper') that a reset cannot take
+%% back: tables it owns, a registered name, links or monitors, or processes
+%% whose exit signals may still arrive. Such a process is replaced, not
+%% reused: what it holds ends with it.
+-spec left_behind(seccomp_sandbox_ctx:ctx(), pid()) -> boolean().
+left_behind(#ctx{tab = Tab}, Keeper) ->
+    seccomp_sandbox_state:tables_made(Tab) > 0
+        orelse ets:lookup(Tab, '$count') =/= [{'$count', 1}]
+        orelse erlang:process_info(self(), [registered_name, links, monitors])
+                   =/= [{registered_name, []}, {links, [Keeper]}, {monitors, []}].
+
+%% @doc Leave the sandbox before the calling member ends (a replaced runner).
+-spec leave(seccomp_sandbox_ctx:ctx()) -> ok.
+leave(#ctx{tab = Tab}) ->
+    case ets:take(Tab, self()) of
+        [_] -> _ = ets:update_counter(Tab, '$count', -1), ok;
+        [] -> ok
+    end.
 
 clear_dictionary() ->
     case get() of

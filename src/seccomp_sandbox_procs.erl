@@ -9,9 +9,6 @@
 
 -export([spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
 
-%% Supervisors nested this deep under a member are the sandbox's own.
--define(MAX_OWN_DEPTH, 8).
-
 %% @doc Carry out a spawn within `max_processes'. The child is a member
 %% from birth, so the parent may message it at once.
 -spec spawn_checked(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().
@@ -48,20 +45,11 @@ exit_reason(exit, Reason, _Stack) -> seccomp_inert:term(Reason);
 exit_reason(error, Reason, Stack) -> {seccomp_inert:term(Reason), seccomp_inert:stack(Stack)};
 exit_reason(throw, Reason, Stack) -> {{nocatch, seccomp_inert:term(Reason)}, seccomp_inert:stack(Stack)}.
 
-%% @doc A member, or a process a member started (a supervisor runs no
-%% sandboxed code, so it never joins): its parent, or theirs, is a member.
+%% @doc A member, or a process a member started (see
+%% `seccomp_sandbox_members:own/2'), named or by pid.
 -spec own_process(atom() | pid() | term(), seccomp_sandbox_ctx:ctx()) -> boolean().
 own_process(Name, Ctx) when is_atom(Name) -> own_process(erlang:whereis(Name), Ctx);
-own_process(Pid, Ctx) -> own_process(Pid, Ctx, ?MAX_OWN_DEPTH).
-
-own_process(Pid, Ctx, Depth) when is_pid(Pid), node(Pid) =:= node(), Depth > 0 ->
-    seccomp_sandbox_members:is_member(Ctx, Pid) orelse
-        case erlang:process_info(Pid, parent) of
-            {parent, Parent} -> own_process(Parent, Ctx, Depth - 1);
-            undefined -> false
-        end;
-own_process(_Other, _Ctx, _Depth) ->
-    false.
+own_process(Pid, Ctx) -> seccomp_sandbox_members:own(Ctx, Pid).
 
 %% @doc Messages and exit signals may only reach the sandbox's own
 %% processes, and the registered names the caller listed in `send_to'.

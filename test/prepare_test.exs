@@ -82,10 +82,12 @@ defmodule Seccomp.PrepareTest do
       end)
     end
 
-    test "funs made by prepared code keep checking their calls after the run" do
+    test "funs made by prepared code run only within a run, and keep checking their calls there" do
       rule = prepare!("fn m -> m.getpid() end", mode: :caller)
       assert {:ok, fun, _} = Eval.run(rule, [])
-      assert_raise ErlangError, ~r/seccomp_violation/, fn -> fun.(:os) end
+      assert_raise ErlangError, ~r/outside_sandbox/, fn -> fun.(:os) end
+      apply = prepare!("f.(:os)", bindings: [:f], mode: :caller)
+      assert {:error, {:seccomp_violation, {:os, :getpid, 0}}} = Eval.run(apply, f: fun)
     end
   end
 

@@ -204,7 +204,8 @@ defmodule Seccomp.SandboxSurvivalTest do
     :spawn_priority_loop,
     :agent_priority,
     :genserver_priority,
-    :min_heap
+    :min_heap,
+    :off_heap_queue
   ]
 
   # Runs inside the peer: one input in one mode, timed, and whether it left
@@ -328,6 +329,12 @@ defmodule Seccomp.SandboxSurvivalTest do
     genserver_priority:
       "loop = fn f -> f.(f) end; GenServer.start(Agent.Server, fn -> loop.(loop) end, spawn_opt: [priority: :max])",
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
+    # An off-heap queue is outside the heap limit; senders fill it.
+    off_heap_queue:
+      "sink = spawn(fn -> Process.flag(:message_queue_data, :off_heap); receive do :never -> :ok end end); " <>
+        "payload = Enum.to_list(1..50_000); " <>
+        "for _ <- 1..3, do: spawn(fn -> f = fn f -> send(sink, payload); f.(f) end; f.(f) end); " <>
+        "Process.flag(:message_queue_data, :off_heap)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
     # Each table kept just under the bound by the code itself: many tables.
@@ -557,12 +564,18 @@ defmodule Seccomp.SandboxSurvivalTest do
 
   # The host's state is out of reach under a denylist that does not name
   # it: ETS tables the sandbox does not own, persistent_term, application
-  # environment, the VM's standard output.
+  # environment, the VM's standard output, what system_info tells of other
+  # processes (their mailboxes) and of the loaded code.
   test "a denylist sandbox neither reads nor changes the host's state, in every mode" do
     table = :ets.new(:survival_host_table, [:named_table, :public])
     :ets.insert(table, {:secret, "ETS_SECRET"})
     :persistent_term.put(:survival_host_secret, "PT_SECRET")
     Application.put_env(:beam_seccomp, :survival_host_secret, "ENV_SECRET")
+    dir = System.tmp_dir!() |> Path.join("survival_dets_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(dir)
+    host_dets = String.to_charlist(Path.join(dir, "host.dets"))
+    {:ok, _} = :dets.open_file(:survival_host_dets, file: host_dets)
+    :ok = :dets.insert(:survival_host_dets, {:secret, "DETS_SECRET"})
 
     probes = [
       ~S|:ets.lookup(:survival_host_table, :secret)|,
@@ -573,7 +586,15 @@ defmodule Seccomp.SandboxSurvivalTest do
       ~S|:persistent_term.get(:survival_host_secret)|,
       ~S|Application.get_env(:beam_seccomp, :survival_host_secret)|,
       ~S|:application.get_all_env(:beam_seccomp)|,
-      ~S|:erlang.display(:survival_display)|
+      ~S|:erlang.display(:survival_display)|,
+      ~S|:erlang.process_display(self(), :backtrace)|,
+      ~S|:erlang.system_info(:procs)|,
+      ~S|apply(:erlang, :system_info, [:loaded])|,
+      ~S|(&:erlang.system_info/1).(:info)|,
+      # Tables kept in files by processes of their own.
+      ~S|:dets.lookup(:survival_host_dets, :secret)|,
+      ~S|:dets.insert(:survival_host_dets, {:secret, "pwned"})|,
+      ~s|:dets.open_file(:survival_own_dets, file: ~c"#{dir}/own.dets")|
     ]
 
     try do
@@ -594,6 +615,8 @@ defmodule Seccomp.SandboxSurvivalTest do
 
         assert {:error, {:seccomp_violation, _}} = result, "#{code} (#{mode}): #{inspect(result)}"
         assert :ets.lookup(table, :secret) == [secret: "ETS_SECRET"]
+        assert :dets.lookup(:survival_host_dets, :secret) == [secret: "DETS_SECRET"]
+        refute File.exists?(Path.join(dir, "own.dets"))
       end
 
       # The sandbox's own tables stay usable.
@@ -603,7 +626,16 @@ defmodule Seccomp.SandboxSurvivalTest do
                  language: :elixir,
                  policy: %{mode: :blacklist, rules: [:os]}
                )
+
+      # ...and so do the items of system_info that describe the VM.
+      assert {:ok, _, _} =
+               :seccomp_eval.eval(":erlang.system_info(:otp_release)",
+                 language: :elixir,
+                 policy: %{mode: :blacklist, rules: [:os]}
+               )
     after
+      :dets.close(:survival_host_dets)
+      File.rm_rf!(dir)
       :ets.delete(table)
       :persistent_term.erase(:survival_host_secret)
       Application.delete_env(:beam_seccomp, :survival_host_secret)

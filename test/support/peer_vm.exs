@@ -5,9 +5,8 @@ defmodule Seccomp.Test.PeerVM do
   # started in order, stopped when the suite ends.
   import ExUnit.Callbacks, only: [on_exit: 1]
 
-  # `vm_args`: more emulator flags (e.g. `[~c"+t", ~c"80000"]`).
-  def start(apps, paths \\ :code.get_path(), vm_args \\ []) do
-    args = Enum.flat_map(paths, &[~c"-pa", &1]) ++ vm_args
+  def start(apps, paths \\ :code.get_path(), emulator_args \\ []) do
+    args = Enum.flat_map(paths, &[~c"-pa", &1]) ++ emulator_args
     {:ok, peer, _node} = :peer.start_link(%{connection: :standard_io, args: args})
     # (The peer may be gone already, or still up: neither is a failure.)
     on_exit(fn ->
