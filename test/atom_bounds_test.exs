@@ -207,7 +207,7 @@ defmodule Seccomp.AtomBoundsTest do
     refute Enum.any?(1..300, &existing?("erl_scan_erlang_#{&1}"))
   end
 
-  test "the derived atom makers include the scanners and parsers, and each is refused or counted" do
+  test "the derived atom makers include the scanners and parsers, called directly" do
     :ok = :seccomp_reach.ensure()
     {:ok, %{atoms: derived}} = :seccomp_reach.derive()
 
@@ -222,13 +222,6 @@ defmodule Seccomp.AtomBoundsTest do
           {:erlang, :list_to_atom, 1}
         ],
         do: assert(mfa in derived, inspect(mfa))
-
-    for {m, f, a} <- derived do
-      # (A scanner's text is bounded by what the run may still make.)
-      assert :seccomp_profiles.kind(m, f, a) in [:refused, :atom, :decode] or
-               :seccomp_reach.scans_atoms(m),
-             inspect({m, f, a})
-    end
   end
 
   defp existing?(name) do
