@@ -48,7 +48,7 @@ reserve() ->
 -spec take(non_neg_integer()) -> ok | atom_limit.
 take(0) ->
     ok;
-take(N) ->
+take(N) when is_integer(N), N > 0 ->
     {Ref, Cap} = reserve(),
     take(Ref, Cap, N).
 
