@@ -11,7 +11,8 @@
 %%
 %% A set is its sinks and every exported function of its applications from
 %% which a chain of calls reaches one, not following calls made by the
-%% set's cut modules. Until a set is known it is `unknown' to
+%% set's cut modules (or cut functions), nor calls from other modules into
+%% its `cut_into' modules (whose own functions stay members). Until a set is known it is `unknown' to
 %% {@link status/2} (its owner treats every call as a member: slower or
 %% stricter, never unchecked); where the code cannot be analysed every call
 %% is a member for good.
@@ -23,11 +24,12 @@
 -export_type([spec/0, graph/0]).
 
 %% A derived set: stored under `key'; `apps' whose exported functions may
-%% be members; calls made by `cut' modules are not followed.
+%% be members; calls made by `cut' modules or functions are not followed;
+%% calls into a `cut_into' module from another module are not followed.
 %% With `data_only', a call of a sink whose arguments are all literals
 %% (`binary_to_atom(<<"Dict">>)') does not count: it works on no data.
--type spec() :: #{key := term(), apps := [atom()], cut := [module()], sinks := [mfa()],
-                  data_only => boolean()}.
+-type spec() :: #{key := term(), apps := [atom()], cut := [module() | mfa()], sinks := [mfa()],
+                  cut_into => [module()], data_only => boolean()}.
 -type graph() :: #{callers := #{mfa() => [mfa()]}, exports := #{mfa() => true},
                    by_module := #{module() => [mfa()]}, module_app := #{module() => atom()}}.
 
@@ -136,8 +138,11 @@ derive(#{apps := Apps, cut := Cut, sinks := Sinks} = Spec) ->
         #{module_app := ModuleApp, callers := Callers} = G ->
             InApps = maps:from_keys(Apps, true),
             Cuts = maps:from_keys(Cut, true),
-            Follow = fun({M, _, _}) ->
-                             is_map_key(maps:get(M, ModuleApp, none), InApps) andalso not is_map_key(M, Cuts)
+            Into = maps:from_keys(maps:get(cut_into, Spec, []), true),
+            Follow = fun({M, _, _} = Caller, {CM, _, _}) ->
+                             is_map_key(maps:get(M, ModuleApp, none), InApps)
+                                 andalso not is_map_key(M, Cuts) andalso not is_map_key(Caller, Cuts)
+                                 andalso (M =:= CM orelse not is_map_key(CM, Into))
                      end,
             Callers1 = case maps:get(data_only, Spec, false) of
                            true -> maps:merge(Callers, maps:from_list([{S, data_callers(S, Callers, Follow)} || S <- Sinks]));
@@ -150,7 +155,7 @@ derive(#{apps := Apps, cut := Cut, sinks := Sinks} = Spec) ->
 %% The callers of `Sink' that call it with an argument that is not a literal
 %% somewhere (or whose code cannot be read).
 data_callers(Sink, Callers, Follow) ->
-    [C || C <- maps:get(Sink, Callers, []), Follow(C), not literal_calls_only(C, Sink)].
+    [C || C <- maps:get(Sink, Callers, []), Follow(C, Sink), not literal_calls_only(C, Sink)].
 
 literal_calls_only({M, F, A}, {SM, SF, SA}) ->
     case function_forms(M, F, A) of
@@ -215,7 +220,7 @@ reach(Sinks, Follow, Extra) ->
             Merged = maps:fold(fun(To, From, Acc) ->
                                        maps:update_with(To, fun(L) -> From ++ L end, From, Acc)
                                end, Callers, Extra),
-            walk(Sinks, Merged, Follow, #{})
+            walk(Sinks, Merged, fun(Caller, _Callee) -> Follow(Caller) end, #{})
     end.
 
 walk([], _Callers, _Follow, Seen) ->
@@ -223,7 +228,7 @@ walk([], _Callers, _Follow, Seen) ->
 walk([MFA | Rest], Callers, Follow, Seen) when is_map_key(MFA, Seen) ->
     walk(Rest, Callers, Follow, Seen);
 walk([MFA | Rest], Callers, Follow, Seen) ->
-    Next = [C || C <- maps:get(MFA, Callers, []), not is_map_key(C, Seen), Follow(C)],
+    Next = [C || C <- maps:get(MFA, Callers, []), not is_map_key(C, Seen), Follow(C, MFA)],
     walk(Next ++ Rest, Callers, Follow, Seen#{MFA => true}).
 
 %% @doc Whether `MFA' is an exported function of the analysed code.

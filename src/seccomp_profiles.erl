@@ -157,11 +157,15 @@ base_kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
 base_kind(M, F, A) -> data_kind(M, F, A).
 
 %% Functions that can create atoms (derived, see `seccomp_reach') are
-%% refused, but for those the handler counts itself (`atom', `decode').
-%% Until the set is known the handler counts the atoms every call makes.
+%% refused, but for those the handler counts itself (`atom', `decode', and
+%% a scanner's, whose text it bounds). Until the set is known the handler
+%% counts the atoms every call makes.
 atom_maker(Kind, M, F, A) when Kind =:= plain; Kind =:= dispatch ->
     case seccomp_reach:status(atoms, M, F, A) of
-        true -> refused;
+        true -> case seccomp_reach:scans_atoms(M) of
+                    true -> Kind;
+                    false -> refused
+                end;
         _ -> Kind
     end;
 atom_maker(Kind, _M, _F, _A) ->
