@@ -11,22 +11,25 @@
 %%
 %% A set is its sinks and every exported function of its applications from
 %% which a chain of calls reaches one, not following calls made by the
-%% set's cut modules. Until a set is known it is `unknown' to
+%% set's cut modules (or cut functions), nor calls from other modules into
+%% its `cut_into' modules (whose own functions stay members). Until a set is known it is `unknown' to
 %% {@link status/2} (its owner treats every call as a member: slower or
 %% stricter, never unchecked); where the code cannot be analysed every call
 %% is a member for good.
 -module(seccomp_callgraph).
 
--export([start_link/1, ensure/1, ensure_graph/0, status/2, derive/1, graph/0, reach/2, exported/1]).
+-export([start_link/1, ensure/1, ensure_graph/0, status/2, derive/1, graph/0, reach/2, reach/3,
+         exported/1, module_forms/1]).
 
 -export_type([spec/0, graph/0]).
 
 %% A derived set: stored under `key'; `apps' whose exported functions may
-%% be members; calls made by `cut' modules are not followed.
+%% be members; calls made by `cut' modules or functions are not followed;
+%% calls into a `cut_into' module from another module are not followed.
 %% With `data_only', a call of a sink whose arguments are all literals
 %% (`binary_to_atom(<<"Dict">>)') does not count: it works on no data.
--type spec() :: #{key := term(), apps := [atom()], cut := [module()], sinks := [mfa()],
-                  data_only => boolean()}.
+-type spec() :: #{key := term(), apps := [atom()], cut := [module() | mfa()], sinks := [mfa()],
+                  cut_into => [module()], data_only => boolean()}.
 -type graph() :: #{callers := #{mfa() => [mfa()]}, exports := #{mfa() => true},
                    by_module := #{module() => [mfa()]}, module_app := #{module() => atom()}}.
 
@@ -135,8 +138,11 @@ derive(#{apps := Apps, cut := Cut, sinks := Sinks} = Spec) ->
         #{module_app := ModuleApp, callers := Callers} = G ->
             InApps = maps:from_keys(Apps, true),
             Cuts = maps:from_keys(Cut, true),
-            Follow = fun({M, _, _}) ->
-                             is_map_key(maps:get(M, ModuleApp, none), InApps) andalso not is_map_key(M, Cuts)
+            Into = maps:from_keys(maps:get(cut_into, Spec, []), true),
+            Follow = fun({M, _, _} = Caller, {CM, _, _}) ->
+                             is_map_key(maps:get(M, ModuleApp, none), InApps)
+                                 andalso not is_map_key(M, Cuts) andalso not is_map_key(Caller, Cuts)
+                                 andalso (M =:= CM orelse not is_map_key(CM, Into))
                      end,
             Callers1 = case maps:get(data_only, Spec, false) of
                            true -> maps:merge(Callers, maps:from_list([{S, data_callers(S, Callers, Follow)} || S <- Sinks]));
@@ -149,7 +155,7 @@ derive(#{apps := Apps, cut := Cut, sinks := Sinks} = Spec) ->
 %% The callers of `Sink' that call it with an argument that is not a literal
 %% somewhere (or whose code cannot be read).
 data_callers(Sink, Callers, Follow) ->
-    [C || C <- maps:get(Sink, Callers, []), Follow(C), not literal_calls_only(C, Sink)].
+    [C || C <- maps:get(Sink, Callers, []), Follow(C, Sink), not literal_calls_only(C, Sink)].
 
 literal_calls_only({M, F, A}, {SM, SF, SA}) ->
     case function_forms(M, F, A) of
@@ -161,13 +167,21 @@ literal_calls_only({M, F, A}, {SM, SF, SA}) ->
     end.
 
 function_forms(M, F, A) ->
+    case [Clauses || {function, _, F1, A1, Clauses} <- module_forms(M), F1 =:= F, A1 =:= A] of
+        [Clauses | _] -> Clauses;
+        [] -> none
+    end.
+
+%% @doc The abstract code of `M' from its debug information; `[]' without.
+-spec module_forms(module()) -> [erl_parse:abstract_form()].
+module_forms(M) ->
     try
         {ok, {M, [{debug_info, {debug_info_v1, Backend, Data}}]}} =
             beam_lib:chunks(code:which(M), [debug_info]),
         {ok, Forms} = Backend:debug_info(erlang_v1, M, Data, []),
-        hd([Clauses || {function, _, F1, A1, Clauses} <- Forms, F1 =:= F, A1 =:= A])
+        Forms
     catch
-        _:_ -> none
+        _:_ -> []
     end.
 
 %% The argument lists of the calls of `SM:SF/SA' in abstract code.
@@ -193,10 +207,20 @@ is_literal(Expr) ->
 %% (the sinks included), following only calls made by functions for which
 %% `Follow' is true.
 -spec reach([mfa()], fun((mfa()) -> boolean())) -> #{mfa() => true}.
-reach(Sinks, Follow) ->
+reach(Sinks, Follow) -> reach(Sinks, Follow, #{}).
+
+%% @doc As {@link reach/2}, with `Extra' calls (callee to callers) that the
+%% code makes where `xref' does not see them.
+-spec reach([mfa()], fun((mfa()) -> boolean()), #{mfa() => [mfa()]}) -> #{mfa() => true}.
+reach(Sinks, Follow, Extra) ->
     case graph() of
-        error -> maps:from_keys(Sinks, true);
-        #{callers := Callers} -> walk(Sinks, Callers, Follow, #{})
+        error ->
+            maps:from_keys(Sinks, true);
+        #{callers := Callers} ->
+            Merged = maps:fold(fun(To, From, Acc) ->
+                                       maps:update_with(To, fun(L) -> From ++ L end, From, Acc)
+                               end, Callers, Extra),
+            walk(Sinks, Merged, fun(Caller, _Callee) -> Follow(Caller) end, #{})
     end.
 
 walk([], _Callers, _Follow, Seen) ->
@@ -204,7 +228,7 @@ walk([], _Callers, _Follow, Seen) ->
 walk([MFA | Rest], Callers, Follow, Seen) when is_map_key(MFA, Seen) ->
     walk(Rest, Callers, Follow, Seen);
 walk([MFA | Rest], Callers, Follow, Seen) ->
-    Next = [C || C <- maps:get(MFA, Callers, []), not is_map_key(C, Seen), Follow(C)],
+    Next = [C || C <- maps:get(MFA, Callers, []), not is_map_key(C, Seen), Follow(C, MFA)],
     walk(Next ++ Rest, Callers, Follow, Seen#{MFA => true}).
 
 %% @doc Whether `MFA' is an exported function of the analysed code.

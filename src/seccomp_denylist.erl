@@ -18,19 +18,24 @@
 
 -define(CACHE, {?MODULE, policies}).
 -define(EFFECTFUL, {?MODULE, effectful}).
+-define(INTROSPECTING, {?MODULE, introspecting}).
+-define(TABLE_USERS, {?MODULE, table_users}).
+%% The introspection built-ins whose answer depends on their key.
+-define(KEYED, [{erlang, system_info, 1}, {erlang, statistics, 1}]).
 %% Distinct denylists whose rules are kept.
 -define(MAX_CACHED, 16).
 %% What reaches outside the VM's data, whatever the policy says: the OS
 %% (commands, environment, files, ports), code loading, the VM's life, the
 %% distribution, and the system processes that act for others (init, the
 %% code, file and application servers, logger's configuration, the
-%% processes that keep `disk_log' and `dets' files).
+%% processes that keep `disk_log' files). `dets' needs no naming: its
+%% table processes' file work is reached through `seccomp_served'.
 -define(SINK_MODULES,
         [os, file, prim_file, file_io_server, file_server, filelib, erl_prim_loader, ram_file,
          code, code_server, erl_ddll, init, heart, net_kernel, auth, erl_epmd, dist_util,
          rpc, erpc, peer, application, application_controller,
          application_master, logger_server, logger_std_h, logger_disk_log_h, disk_log,
-         disk_log_server, dets, dets_server, dets_utils, user_sup, standard_error, group, user_drv, prim_inet, inet_db,
+         disk_log_server, user_sup, standard_error, group, user_drv, prim_inet, inet_db,
          gen_tcp, gen_udp, gen_sctp, socket, prim_socket, prim_net, net, 'Elixir.File',
          'Elixir.System', 'Elixir.Code', 'Elixir.Port', 'Elixir.Node']).
 %% Functions of the sink modules that only read the clock, the system type,
@@ -59,7 +64,10 @@
                       {'Elixir.Supervisor', child_spec_error, '_'},
                       %% Runs the handlers configured for a log event (and
                       %% removes one that fails): logging, not configuring.
-                      {logger_backend, '_', '_'}]).
+                      {logger_backend, '_', '_'},
+                      %% Hands a log event of the runtime or another node
+                      %% to the handlers: logging.
+                      {logger_proxy, log, '_'}]).
 -define(SINK_BIFS,
         [{erlang, open_port, 2}, {erlang, halt, 0}, {erlang, halt, 1}, {erlang, halt, 2},
          {erlang, load_module, 2}, {erlang, load_nif, 2}, {erlang, purge_module, 1},
@@ -106,8 +114,26 @@ derived_policy(#{rules := Rules} = Spec) ->
 %% under the denylist `Spec' must not call: those that can reach a sink.
 -spec closure(map()) -> [mfa()].
 closure(Spec) ->
-    Reached = seccomp_callgraph:reach(sinks(Spec), follow()),
-    [MFA || MFA <- maps:keys(Reached), seccomp_callgraph:exported(MFA)].
+    %% A server's work for its client is the client's (`seccomp_served').
+    Reached = seccomp_callgraph:reach(sinks(Spec), follow(), seccomp_served:edges()),
+    [MFA || MFA <- maps:keys(maps:merge(Reached, table_users())), seccomp_callgraph:exported(MFA)].
+
+%% The functions that reach a host table their code names
+%% (`seccomp_host_tables'), not through the behaviour modules: they name
+%% `global''s tables only to address `{global, Name}', which the sandbox
+%% refuses where data names it. Once per VM.
+table_users() ->
+    case persistent_term:get(?TABLE_USERS, undefined) of
+        undefined ->
+            Follow = follow(),
+            NotBehaviour = fun({M, _, _} = From) -> Follow(From) andalso not seccomp_served:behaviour(M) end,
+            Seeds = [MFA || MFA <- seccomp_host_tables:users(), not read(MFA)],
+            Users = seccomp_callgraph:reach(Seeds, NotBehaviour, seccomp_served:edges()),
+            persistent_term:put(?TABLE_USERS, Users),
+            Users;
+        Users ->
+            Users
+    end.
 
 %% Calls not followed: those made by protocols, exception modules, the
 %% error paths, and the reads of the clock or configuration (what a read
@@ -117,6 +143,8 @@ follow() ->
     fun({M, _, _} = From) -> not is_map_key(M, Cut) andalso not error_path(From) andalso not read(From) end.
 
 %% @doc The sinks under the denylist `Spec': the capability BIFs, the
+%% introspection and console built-ins (and the functions that pass a key
+%% of their data to `system_info/1' or `statistics/1'), the
 %% functions it names (every arity where it names no arity), and the
 %% functions of the capability modules and of the modules it denies whole
 %% that can have an effect beyond computing a value (see effectful/0).
@@ -131,7 +159,7 @@ sinks(#{rules := Rules}) ->
     Denied = [P || R <- Rules, P <- [pattern(R)], P =/= allowed],
     %% A read of the clock or of configuration is no sink even where the
     %% policy denies it: denied when called, not in what library code reaches.
-    Seeds = ?SINK_BIFS
+    Seeds = ?SINK_BIFS ++ seccomp_introspection:sinks() ++ introspecting()
         ++ [MFA || M <- ?SINK_MODULES, MFA <- maps:get(M, Modules, []), Effect(MFA)]
         ++ [MFA || {M, F, A} <- Denied, F =/= '_',
                    MFA <- maps:get(M, Modules, []) ++ [{M, F, A} || is_integer(A)],
@@ -141,6 +169,27 @@ sinks(#{rules := Rules}) ->
     lists:usort([MFA || MFA <- Seeds, not read(MFA)]).
 
 read(MFA) -> lists:any(fun(R) -> matches(R, MFA) end, ?READS).
+
+%% The functions that ask `system_info/1' or `statistics/1' for a key that
+%% is not a literal of their code (the handler judges the built-ins' own
+%% keys); the closure's walk goes on from them. Once per VM.
+introspecting() ->
+    case persistent_term:get(?INTROSPECTING, undefined) of
+        undefined ->
+            Spec = #{key => ?INTROSPECTING, apps => lists:usort(maps:values(analysed())), cut => [],
+                     sinks => ?KEYED, data_only => true},
+            Set = case {seccomp_callgraph:derive(Spec), seccomp_callgraph:graph()} of
+                      {{ok, L}, #{callers := Callers}} ->
+                          Derived = maps:from_keys(L, true),
+                          lists:usort([C || K <- ?KEYED, C <- maps:get(K, Callers, []), is_map_key(C, Derived)]);
+                      _ ->
+                          []
+                  end,
+            persistent_term:put(?INTROSPECTING, Set),
+            Set;
+        Set ->
+            Set
+    end.
 
 %% The functions that can have an effect beyond computing a value: those
 %% from which a call chain reaches a function with no code of its own (a

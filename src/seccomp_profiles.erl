@@ -157,11 +157,15 @@ base_kind(M, F, A) when M =:= erlang; M =:= unicode; M =:= binary ->
 base_kind(M, F, A) -> data_kind(M, F, A).
 
 %% Functions that can create atoms (derived, see `seccomp_reach') are
-%% refused, but for those the handler counts itself (`atom', `decode').
-%% Until the set is known the handler counts the atoms every call makes.
+%% refused, but for those the handler counts itself (`atom', `decode', and
+%% a scanner's, whose text it bounds). Until the set is known the handler
+%% counts the atoms every call makes.
 atom_maker(Kind, M, F, A) when Kind =:= plain; Kind =:= dispatch ->
     case seccomp_reach:status(atoms, M, F, A) of
-        true -> refused;
+        true -> case seccomp_reach:scans_atoms(M) of
+                    true -> Kind;
+                    false -> refused
+                end;
         _ -> Kind
     end;
 atom_maker(Kind, _M, _F, _A) ->
@@ -217,9 +221,6 @@ call_kind(supervisor, start_child, 2) -> routed;
 call_kind('Elixir.Supervisor', start_child, 2) -> routed;
 call_kind('Elixir.DynamicSupervisor', start_child, 2) -> routed;
 call_kind('Elixir.Task.Supervisor', F, 2) when F =:= start_child; F =:= async; F =:= async_nolink -> routed;
-%% The VM's own console output (`erlang:display/1' and its kin) bypasses
-%% every group leader: refused whatever the policy.
-call_kind(erlang, F, _A) when F =:= display; F =:= display_string; F =:= display_nl -> refused;
 call_kind(M, F, A) when M =:= io; M =:= 'Elixir.IO' ->
     %% Every other function of theirs names a device or reads: refused,
     %% whatever the policy, but for the data conversions of `IO'.
@@ -229,7 +230,14 @@ call_kind(M, F, A) when M =:= io; M =:= 'Elixir.IO' ->
                                        orelse F =:= chardata_to_string), A =:= 1 -> dispatch;
         false -> refused
     end;
-call_kind(M, F, A) when M =:= erlang; M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
+call_kind(erlang, F, A) ->
+    %% The VM's own console output (`erlang:display/1' and its kin) bypasses
+    %% every group leader: refused whatever the policy.
+    case seccomp_introspection:console(F) of
+        true -> refused;
+        false -> process_kind(erlang, F, A)
+    end;
+call_kind(M, F, A) when M =:= 'Elixir.Kernel'; M =:= 'Elixir.Process'; M =:= proc_lib ->
     process_kind(M, F, A);
 call_kind('Elixir.Task', F, A) -> task_kind(F, A);
 call_kind('Elixir.Agent', F, A) -> agent_kind(F, A);

@@ -68,7 +68,8 @@ specs() -> [spec(G) || G <- groups()].
 %% A call with literal arguments only (`binary_to_atom(<<"Dict">>)') makes
 %% no atom of data and does no work that grows with input.
 spec(Group) ->
-    #{key => key(Group), apps => ?APPS, cut => cut(Group), sinks => sinks(Group), data_only => true}.
+    #{key => key(Group), apps => ?APPS, cut => cut(Group), cut_into => cut_into(Group),
+      sinks => sinks(Group), data_only => true}.
 
 %% @doc Wait until the sets are known, deriving them here if no one else is.
 -spec ensure() -> ok.
@@ -82,22 +83,32 @@ derive() ->
         _ -> error
     end.
 
-%% @doc Whether `M' is a cut module of the atoms group that makes atoms of
-%% the text it is given (`erl_scan': every name it scans). The derivation
-%% does not follow its calls, so its functions are not in the set: a direct
-%% call from sandboxed code is counted as it happens instead.
+%% @doc Whether `M' makes atoms of the text it is given, one per name
+%% at most (`erl_scan'): its derived members are counted as they run, their
+%% text bounded by what the run may still make, instead of refused.
 -spec scans_atoms(module()) -> boolean().
 scans_atoms(M) -> M =:= erl_scan.
 
-%% Modules whose calls are not followed. For atoms, also the error paths
-%% (raising and formatting exceptions, the error handler, code loading),
-%% which make atoms of module and function names the code already holds,
-%% and `erl_scan', which printing calls only to see whether an atom it was
-%% given needs quotes. Their own functions stay members, reached from
-%% wherever they are called by name.
+%% Modules and functions whose calls are not followed. For atoms, also
+%% the function that names an anonymous fun's parent (printing a
+%% stacktrace or a fun): it makes at most one atom, a part of the atom it
+%% is given; and `proc_lib', whose spawns the handler carries out itself
+%% and whose crash reports name a function's arguments by their position.
 cut(atoms) ->
-    ?CUT ++ ['Elixir.Exception', 'Elixir.Kernel.Utils', 'Elixir.Inspect.Algebra', 'Elixir.Code',
-             'Elixir.Macro', 'Elixir.Module', 'Elixir.Protocol', 'Elixir.IO', erl_error,
-             error_handler, code, code_server, proc_lib, error_logger, logger, io, erl_scan];
+    ?CUT ++ [proc_lib, {'Elixir.Code.Identifier', extract_anonymous_fun_parent, 1}];
 cut(_Group) ->
     ?CUT.
+
+%% Modules whose functions are members when they reach a built-in, but
+%% whose callers elsewhere are not members through them. For atoms: the
+%% error paths (raising and formatting exceptions, the error handler, code
+%% loading), which make atoms of module and function names the code
+%% already holds, and `erl_scan', which printing calls only to see whether
+%% an atom needs quotes. Called directly they are members: `erl_scan:string/1'
+%% makes an atom of every word of its text.
+cut_into(atoms) ->
+    ['Elixir.Exception', 'Elixir.Kernel.Utils', 'Elixir.Inspect.Algebra', 'Elixir.Code',
+     'Elixir.Macro', 'Elixir.Module', 'Elixir.Protocol', 'Elixir.IO', erl_error, error_handler,
+     code, code_server, error_logger, logger, io, erl_scan];
+cut_into(_Group) ->
+    [].

@@ -103,32 +103,40 @@ spend_atoms(#ctx{tab = Tab}, N) ->
     _ = ets:update_counter(Tab, '$atoms', N),
     ok.
 
-%% @doc Count `K' atoms a call made; past `max_atoms' the run ends with
-%% `atom_limit'.
+%% @doc Count `K' atoms a call makes (or made): past `max_atoms', or past
+%% what all sandboxes together may make (`seccomp_atom_reserve'), the run
+%% ends with `atom_limit'.
 -spec atoms_made(integer(), ctx()) -> ok.
 atoms_made(K, _Ctx) when K =< 0 ->
     ok;
 atoms_made(K, #ctx{tab = caller, max_atoms = Max} = Ctx) ->
     case get(?CALLER_RUN) of
-        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K}), ok;
+        {Violation, N} when N + K =< Max -> put(?CALLER_RUN, {Violation, N + K}), reserve(K, Ctx);
         _ -> limit(atom_limit, Ctx)
     end;
 atoms_made(K, #ctx{tab = Tab, max_atoms = Max} = Ctx) ->
     case ets:update_counter(Tab, '$atoms', K) of
         N when N > Max -> limit(atom_limit, Ctx);
-        _ -> ok
+        _ -> reserve(K, Ctx)
     end.
 
-%% @doc How many atoms the run may still make.
+reserve(K, Ctx) ->
+    case seccomp_atom_reserve:take(K) of
+        ok -> ok;
+        atom_limit -> limit(atom_limit, Ctx)
+    end.
+
+%% @doc How many atoms the run may still make: within `max_atoms' and what
+%% all sandboxes may still make.
 -spec atoms_left(ctx()) -> non_neg_integer().
 atoms_left(#ctx{tab = caller, max_atoms = Max}) ->
     case get(?CALLER_RUN) of
-        {_Violation, N} -> max(0, Max - N);
+        {_Violation, N} -> max(0, min(Max - N, seccomp_atom_reserve:left()));
         undefined -> 0
     end;
 atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
     case ets:lookup(Tab, '$atoms') of
-        [{_, N}] -> max(0, Max - N);
+        [{_, N}] -> max(0, min(Max - N, seccomp_atom_reserve:left()));
         [] -> 0
     end.
 

@@ -11,7 +11,11 @@
 %%     function the policy allows and the handler would merely call;</li>
 %% <li>a registered name as an argument, in a tuple or as a struct's field
 %%     must be one the code may send to, and every pid a member of the
-%%     sandbox (or in `send_to'); no ports.</li>
+%%     sandbox (or in `send_to'); no ports;</li>
+%% <li>an ETS table, named there or by its reference at any depth, must be
+%%     one the sandbox owns: library code reads and writes the tables it is
+%%     given (`dets:from_ets(D, ac_tab)' copies the applications'
+%%     environment) where the handler's own check of `ets' does not see.</li>
 %% </ul>
 -module(seccomp_sandbox_data).
 
@@ -22,7 +26,7 @@
 %% @doc Refuse the call `MFA' unless its arguments name nothing outside the policy.
 -spec no_foreign_code(mfa(), list(), seccomp_sandbox_ctx:ctx()) -> ok.
 no_foreign_code(MFA, Args, Ctx) ->
-    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx);
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx), own_table(A, MFA, Ctx);
                      (_) -> ok
                   end, Args),
     scan([Args], MFA, Ctx).
@@ -52,6 +56,9 @@ scan([T | Rest], MFA, Ctx) when is_map(T) ->
     scan_list(maps:keys(T), [maps:values(T) | Rest], MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_pid(T); is_port(T) ->
     member_process(T, MFA, Ctx),
+    scan(Rest, MFA, Ctx);
+scan([T | Rest], MFA, Ctx) when is_reference(T) ->
+    own_table(T, MFA, Ctx),
     scan(Rest, MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_integer(T) ->
     %% Library code prints, parses and divides integers without yielding.
@@ -84,9 +91,10 @@ catch_existing(Name) ->
     try binary_to_existing_atom(Name, utf8) catch error:badarg -> none end.
 
 %% Walk a (possibly improper) list, pushing onto the work list only the items
-%% that can hold a map or a process, or are bignums: a list of numbers or a string costs one
+%% that can hold a map, a process or a table, or are bignums: a list of numbers or a string costs one
 %% test per item.
 scan_list([H | T], Rest, MFA, Ctx) when is_list(H); is_tuple(H); is_map(H); is_pid(H); is_port(H);
+                                         is_reference(H);
                                          is_integer(H), (H > ?SMALL orelse H < -?SMALL) ->
     scan_list(T, [H | Rest], MFA, Ctx);
 scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
@@ -101,6 +109,24 @@ member_process(Pid, MFA, #ctx{tab = Tab, send_to = SendTo} = Ctx) when is_pid(Pi
 member_process(_Port, MFA, Ctx) ->
     seccomp_sandbox_verdict:deny(MFA, Ctx).
 
+%% An ETS table (a name or a reference) whose owner is not one of the
+%% sandbox's processes; in caller mode every table is the host's.
+own_table(T, MFA, #ctx{tab = Tab} = Ctx) ->
+    case table_owner(T) of
+        none -> ok;
+        Owner ->
+            Tab =/= caller andalso (Owner =:= self() orelse seccomp_sandbox_members:is_member(Ctx, Owner))
+                orelse seccomp_sandbox_verdict:deny(MFA, Ctx)
+    end.
+
+table_owner(T) ->
+    try ets:info(T, owner) of
+        Owner when is_pid(Owner) -> Owner;
+        _ -> none
+    catch
+        error:badarg -> none
+    end.
+
 registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
     erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
 
@@ -108,7 +134,7 @@ registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
 %% registered process (`%IO.Stream{device: :user}' writes to the VM's
 %% console): both are judged as if passed directly.
 named_all(Items, MFA, Ctx) ->
-    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx);
+    lists:foreach(fun(A) when is_atom(A) -> named(A, MFA, Ctx), registered(A, MFA, Ctx), own_table(A, MFA, Ctx);
                      (_) -> ok
                   end, Items).
 

@@ -1,8 +1,8 @@
 %% @doc The host's state that sandboxed code may not read or change, whatever
 %% the policy (a denylist that does not name these leaves them to the
 %% handler): ETS tables the sandbox does not own, `persistent_term', the
-%% applications and their environment, the VM's own standard output, and
-%% what `erlang:system_info/1' tells of other processes and the host's code.
+%% applications and their environment, and what the VM's introspection
+%% built-ins tell or its console shows (`seccomp_introspection').
 %% The sandbox's own ETS tables (created by a member, owned by a member)
 %% stay usable; a caller-mode run owns none (a table it made would belong
 %% to the caller and outlive the run).
@@ -13,19 +13,6 @@
 %% Tables one run may create, each within the copy bound.
 -define(MAX_TABLES, 16).
 -define(TABLES, '$ets_tables').
-
-%% `erlang:system_info/1' items that describe the VM's configuration and
-%% counts, nothing of other processes or of the host's code.
--define(SYSTEM_INFO,
-        [atom_count, atom_limit, build_type, compat_rel, cpu_topology, debug_compiled,
-         dirty_cpu_schedulers, dirty_cpu_schedulers_online, dirty_io_schedulers, driver_version,
-         emu_flavor, emu_type, end_time, ets_count, ets_limit, fullsweep_after, heap_type,
-         kernel_poll, logical_processors, logical_processors_available, logical_processors_online,
-         machine, max_heap_size, min_bin_vheap_size, min_heap_size, nif_version, otp_release,
-         port_count, port_limit, process_count, process_limit, schedulers, schedulers_online,
-         smp_support, start_time, system_architecture, system_version, threads, thread_pool_size,
-         time_correction, time_offset, time_warp_mode, version, wordsize,
-         {wordsize, internal}, {wordsize, external}]).
 
 %% ETS functions that touch no table.
 -define(ETS_PURE, [match_spec_compile, match_spec_run, test_ms, is_compiled_ms]).
@@ -38,13 +25,8 @@ module(M) ->
 %% @doc Whether sandboxed code may make this call. `Own' tells whether a
 %% process is one of the sandbox's, or is `none' in caller mode.
 -spec allowed({module(), atom()}, list(), fun((pid()) -> boolean()) | none) -> boolean().
-allowed({erlang, system_info}, [Item], _Own) ->
-    %% Named items only: others dump every process (mailboxes included),
-    %% the loaded code or the distribution's state.
-    lists:member(Item, ?SYSTEM_INFO);
-allowed({erlang, F}, _Args, _Own) ->
-    %% The VM's own console.
-    not lists:member(F, [display, display_string, display_nl, process_display]);
+allowed({erlang, F}, Args, _Own) ->
+    seccomp_introspection:allowed(F, Args);
 allowed({ets, new}, _Args, Own) ->
     Own =/= none;
 allowed({ets, F}, [_Continuation], _Own) when F =:= select; F =:= select_reverse; F =:= match;

@@ -1,6 +1,7 @@
 %% @doc Turning user source into Erlang abstract expressions, without letting
 %% the source fill the atom table: the atoms a text would create are counted
-%% before any of them is created.
+%% (against `max_atoms' and what all sandboxes may make) before any of them
+%% is created.
 -module(seccomp_source).
 
 -export([parse/3, new_atoms_erlang/1, within_size/2]).
@@ -18,10 +19,9 @@
 parse(erlang, Code, MaxAtoms) ->
     case text(Code, fun unicode:characters_to_list/1) of
         {ok, Text} ->
-            N = new_atoms_erlang(Text),
-            case N > MaxAtoms orelse N > seccomp_atom_table:room() of
-                true -> {error, atom_limit};
-                false -> erlang_exprs(Text, N)
+            case new_atoms_erlang(Text) of
+                N when N > MaxAtoms -> {error, atom_limit};
+                N -> reserved(N, fun() -> erlang_exprs(Text, N) end)
             end;
         error ->
             not_text()
@@ -43,6 +43,14 @@ within_size(Code, Max) ->
     try seccomp_size:within(Code, 2 * Max + 1, iodata) andalso iolist_size(Code) =< Max
     catch error:badarg ->
             seccomp_size:within(Code, 8 * Max, term) andalso erlang:external_size(Code) =< Max
+    end.
+
+%% Parse once the `N' atoms the text would create (here, or when it is
+%% expanded) are taken from what all sandboxes may make.
+reserved(N, Parse) ->
+    case seccomp_atom_reserve:take(N) of
+        ok -> Parse();
+        atom_limit -> {error, atom_limit}
     end.
 
 %% The code converted to the form the parser wants (characters or UTF-8),
@@ -146,11 +154,10 @@ elixir_quoted(Text, MaxAtoms) ->
     case Probe of
         {ok, Quoted} ->
             Total = New + new_expansion_atoms(Quoted),
-            Room = seccomp_atom_table:room(),
             if
-                Total > MaxAtoms; Total > Room -> {error, atom_limit};
-                New =:= 0 -> {ok, {elixir, Quoted}, Total};
-                true -> reparse(Text, Total)
+                Total > MaxAtoms -> {error, atom_limit};
+                New =:= 0 -> reserved(Total, fun() -> {ok, {elixir, Quoted}, Total} end);
+                true -> reserved(Total, fun() -> reparse(Text, Total) end)
             end;
         {error, Error} ->
             {error, elixir_syntax_error(Error)}
@@ -174,7 +181,7 @@ expansion_atoms([], Acc) -> Acc;
 expansion_atoms([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->
     Names = [seg_name(S) || S <- Segs],
     Acc1 = case lists:all(fun is_list/1, Names) of
-               true -> ["Elixir." ++ lists:join(".", Names) | Acc];
+               true -> [lists:flatten(["Elixir." | lists:join(".", Names)]) | Acc];
                false -> Acc
            end,
     expansion_atoms(Rest, Acc1);

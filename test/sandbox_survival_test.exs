@@ -469,7 +469,11 @@ defmodule Seccomp.SandboxSurvivalTest do
     counted = [:atom, :decode]
 
     for {m, f, a} <- derived do
-      assert :seccomp_profiles.kind(m, f, a) in [:refused | counted], "#{inspect({m, f, a})}"
+      # (A scanner's text is bounded by what the run may still make.)
+      assert :seccomp_profiles.kind(m, f, a) in [:refused | counted] or
+               :seccomp_reach.scans_atoms(m),
+             "#{inspect({m, f, a})}"
+
       refute :seccomp_sandbox_calls.direct(m, f, a)
     end
   end

@@ -1,0 +1,275 @@
+defmodule Seccomp.HostStateTest do
+  # The host's state stays out of a sandbox's reach whatever its policy:
+  # what the VM's introspection built-ins tell (mailboxes, stacks, the
+  # command line with the cookie), its console, ETS tables the sandbox did
+  # not create, and, under a denylist, what servers do for their clients
+  # (a `dets` table's process writes the files a sandbox names).
+  use ExUnit.Case, async: false
+  @moduletag :capture_log
+  alias Seccomp.Test.Backends
+
+  @readme_denylist %{mode: :blacklist, rules: [:os]}
+  @broad_denylist %{
+    mode: :blacklist,
+    rules: [:os, :file, :code, :port, System, File, Port, Code]
+  }
+  @denylists [@readme_denylist, @broad_denylist]
+
+  defp run(mode, code, policy, opts \\ %{}) do
+    Backends.run(
+      mode,
+      code,
+      Map.merge(%{language: :elixir, policy: policy, max_atoms: 1000}, opts)
+    )
+  end
+
+  defp refused?({:error, {:seccomp_violation, {m, f, a}}})
+       when is_atom(m) and is_atom(f) and is_integer(a),
+       do: true
+
+  defp refused?(_), do: false
+
+  describe "introspection" do
+    setup do
+      # A host process that holds a secret in its mailbox and on its stack.
+      secret = "HOST_MAILBOX_SECRET_#{System.unique_integer([:positive])}"
+
+      holder =
+        spawn(fn ->
+          s = secret
+
+          receive do
+            :stop -> s
+          end
+        end)
+
+      Process.register(holder, :seccomp_host_state_holder)
+      send(holder, {:msg, secret})
+      on_exit(fn -> send(holder, :stop) end)
+      %{secret: secret, holder: holder}
+    end
+
+    test "built-ins that describe the host's processes, ports, code or command line are refused",
+         %{secret: secret} do
+      probes = [
+        ~S|:erlang.system_info(:procs)|,
+        ~S|:erlang.system_info(:info)|,
+        ~S|:erlang.system_info(:emu_args)|,
+        ~S|:erlang.system_info(:dist)|,
+        ~S|:erlang.system_info(:loaded)|,
+        ~S|:erlang.system_info(:allocated_areas)|,
+        ~S|:erlang.system_info(:dist_ctrl)|,
+        ~S|:erlang.system_info(:not_a_key_of_any_release)|,
+        ~S|k = :procs; :erlang.system_info(k)|,
+        ~S|apply(:erlang, :system_info, [:procs])|,
+        ~S|Enum.map([:procs], &:erlang.system_info/1)|,
+        ~S|:erlang.statistics(:scheduler_wall_time)|,
+        ~S|:erlang.memory()|,
+        ~S|:erlang.memory(:total)|,
+        ~S|:erlang.processes()|,
+        ~S|:erlang.ports()|,
+        ~S|:erlang.registered()|,
+        ~S|:erlang.port_info(hd(:erlang.ports()))|,
+        ~S|Process.list()|,
+        ~S|Process.registered()|,
+        ~S|for p <- Process.list(), do: Process.info(p, :messages)|,
+        ~S|Process.info(Process.whereis(:seccomp_host_state_holder), :messages)|,
+        ~S|:c.memory()|
+      ]
+
+      for policy <- @denylists, code <- probes, mode <- Backends.all() do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{mode}: #{code}: #{inspect(result, limit: 5)}"
+        refute inspect(result, limit: :infinity, printable_limit: :infinity) =~ secret
+      end
+    end
+
+    test "the named harmless keys still answer" do
+      for {code, expected} <- [
+            {~S|:erlang.system_info(:otp_release)|, :erlang.system_info(:otp_release)},
+            {~S|:erlang.system_info(:wordsize)|, :erlang.system_info(:wordsize)},
+            {~S|:erlang.system_info(:schedulers_online)|, :erlang.system_info(:schedulers_online)},
+            {~S|is_tuple(:erlang.statistics(:runtime))|, true}
+          ],
+          policy <- @denylists,
+          mode <- Backends.all() do
+        assert {:ok, ^expected, _} = run(mode, code, policy), "#{mode}: #{code}"
+      end
+    end
+  end
+
+  describe "the VM's console" do
+    # Every export of `erlang` whose name holds "display" writes past every
+    # group leader, to the VM's own standard output or error.
+    test "every console writer of erlang is refused, under a denylist and an allowlist naming erlang" do
+      writers =
+        for {f, a} <- :erlang.module_info(:exports),
+            String.contains?(Atom.to_string(f), "display"),
+            do: {f, a}
+
+      assert {:process_display, 2} in writers
+      assert {:display, 1} in writers
+
+      for {f, a} <- writers,
+          policy <- [
+            @readme_denylist,
+            @broad_denylist,
+            %{mode: :whitelist, rules: [:erlang]}
+          ],
+          mode <- Backends.all() do
+        args = Enum.map_join(List.duplicate("self()", a), ", ", & &1)
+        code = ":erlang.#{f}(#{args})"
+        result = run(mode, code, policy)
+
+        assert {:error, {:seccomp_violation, {:erlang, ^f, ^a}}} = result,
+               "#{mode}: #{code}: #{inspect(result)}"
+      end
+    end
+  end
+
+  describe "tables the sandbox did not create" do
+    test "library code is not handed a host table, by name or by reference" do
+      Application.put_env(:beam_seccomp, :host_state_secret, "ENV_SECRET")
+      path = "/tmp/seccomp_host_state_#{System.unique_integer([:positive])}"
+      # `dets` named by an allowlist: its own files are the sandbox's
+      # business, the host's tables are not.
+      policy = %{mode: :whitelist, rules: [:dets, Enum, :ets, Kernel]}
+
+      try do
+        # Named tables of the running OTP (the application controller's
+        # holds every application's environment).
+        tables =
+          Enum.filter([:ac_tab, :code_names, :global_names], &(:ets.whereis(&1) != :undefined))
+
+        assert :ac_tab in tables
+
+        for table <- Enum.map(tables, &inspect/1), mode <- [:eval, :pool] do
+          code = """
+          {:ok, d} = :dets.open_file(:copy, file: ~c"#{path}", type: :set)
+          r = :dets.from_ets(d, #{table})
+          :dets.close(d)
+          r
+          """
+
+          result = run(mode, code, policy)
+          assert {:error, {:seccomp_violation, {:dets, :from_ets, 2}}} = result, "#{mode}: #{table}"
+          File.rm_rf!(path)
+        end
+
+        # The sandbox's own table may be copied.
+        code = """
+        t = :ets.new(:mine, [])
+        :ets.insert(t, {1, 2})
+        {:ok, d} = :dets.open_file(:copy, file: ~c"#{path}", type: :set)
+        :ok = :dets.from_ets(d, t)
+        r = :dets.lookup(d, 1)
+        :dets.close(d)
+        r
+        """
+
+        assert {:ok, [{1, 2}], _} = run(:eval, code, policy)
+      after
+        File.rm_rf!(path)
+        Application.delete_env(:beam_seccomp, :host_state_secret)
+      end
+    end
+  end
+
+  describe "servers' work for a sandbox under a denylist" do
+    setup do
+      host = "/tmp/seccomp_host_state_host_#{System.unique_integer([:positive])}.dets"
+      {:ok, _} = :dets.open_file(:seccomp_host_state_dets, file: String.to_charlist(host))
+      :ok = :dets.insert(:seccomp_host_state_dets, {:role, :guest})
+
+      on_exit(fn ->
+        :dets.close(:seccomp_host_state_dets)
+        File.rm_rf!(host)
+      end)
+
+      %{host: host}
+    end
+
+    test "library code that uses a table its own code names is refused" do
+      :yes = :global.register_name(:seccomp_host_state_global, self())
+
+      try do
+        for policy <- @denylists,
+            code <- [
+              ~S|:global.registered_names()|,
+              ~S|:global.whereis_name(:seccomp_host_state_global)|
+            ],
+            mode <- Backends.all() do
+          result = run(mode, code, policy)
+          assert refused?(result), "#{mode}: #{code}: #{inspect(result)}"
+        end
+      after
+        :global.unregister_name(:seccomp_host_state_global)
+      end
+    end
+
+    test "dets, disk_log and the table files of ets are refused, with no file written", %{
+      host: host
+    } do
+      path = "/tmp/seccomp_host_state_#{System.unique_integer([:positive])}"
+
+      probes = [
+        ~s|:dets.open_file(:x, file: ~c"#{path}")|,
+        ~s|:dets.open_file(:x, file: ~c"#{host}", access: :read)|,
+        ~S|:dets.all()|,
+        ~S|:dets.lookup(:seccomp_host_state_dets, :role)|,
+        ~S|:dets.insert(:seccomp_host_state_dets, {:role, :admin})|,
+        ~S|:dets.info(:seccomp_host_state_dets)|,
+        ~S|t = :ets.new(:t, []); :ets.to_dets(t, :seccomp_host_state_dets)|,
+        ~S|t = :ets.new(:t, []); :ets.from_dets(t, :seccomp_host_state_dets)|,
+        ~s|t = :ets.new(:t, []); :ets.tab2file(t, ~c"#{path}")|,
+        ~s|:ets.file2tab(~c"#{host}")|,
+        ~s|:disk_log.open(name: :x, file: ~c"#{path}")|
+      ]
+
+      for policy <- @denylists, code <- probes, mode <- Backends.all() do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{mode}: #{code}: #{inspect(result)}"
+        refute File.exists?(path), "#{mode}: #{code} wrote #{path}"
+      end
+
+      assert :dets.lookup(:seccomp_host_state_dets, :role) == [role: :guest]
+    end
+
+    test "a server's callbacks are charged to the functions that request its work" do
+      {:ok, policy} = :seccomp_policy.new(@readme_denylist)
+      closure = MapSet.new(:seccomp_denylist.closure(:seccomp_policy.spec(policy)))
+
+      # Requests to a server process that does file work in its callbacks.
+      for mfa <- [
+            {:dets, :open_file, 2},
+            {:dets, :insert, 2},
+            {:dets, :lookup, 2},
+            {:dets, :all, 0},
+            {:dets, :from_ets, 2},
+            {:dets, :to_ets, 2},
+            {:ets, :to_dets, 2},
+            {:ets, :from_dets, 2},
+            {Process, :list, 0},
+            {Process, :registered, 0},
+            # Tables their own code names: the host's.
+            {:global, :registered_names, 0},
+            {:global, :whereis_name, 1}
+          ] do
+        assert mfa in closure, "#{inspect(mfa)} not derived"
+      end
+
+      # Processes the sandbox starts and talks to stay open.
+      for mfa <- [
+            {Agent, :start_link, 1},
+            {Agent, :get, 2},
+            {Agent, :cast, 2},
+            {GenServer, :call, 2},
+            {GenServer, :cast, 2},
+            {:gen_server, :cast, 2},
+            {Supervisor, :start_link, 2}
+          ] do
+        refute mfa in closure, "#{inspect(mfa)} derived"
+      end
+    end
+  end
+end
