@@ -12,6 +12,9 @@
 %% <li>`integer_text': functions that can turn text into an integer, in
 %%     time quadratic in the number of digits and without yielding; their
 %%     text arguments are bounded by `seccomp_cost'.</li>
+%% <li>`host_state': functions that can change state the whole VM shares
+%%     (`persistent_term', application environment, logger configuration);
+%%     refused in every sandbox, whatever the policy.</li>
 %% </ul>
 %%
 %% Until the sets are known every function counts as a member (refused or
@@ -22,7 +25,7 @@
 
 -export_type([group/0]).
 
--type group() :: atoms | superlinear | integer_text.
+-type group() :: atoms | superlinear | integer_text | host_state.
 
 -define(APPS, [elixir, stdlib, kernel]).
 %% Protocol dispatch reaches every implementation; the implementations stay
@@ -31,7 +34,7 @@
               'Elixir.String.Chars', 'Elixir.List.Chars']).
 
 -spec groups() -> [group()].
-groups() -> [atoms, superlinear, integer_text].
+groups() -> [atoms, superlinear, integer_text, host_state].
 
 %% @doc The built-ins of a group.
 -spec sinks(group()) -> [mfa()].
@@ -41,6 +44,11 @@ sinks(atoms) ->
 sinks(integer_text) ->
     [{erlang, binary_to_integer, 1}, {erlang, binary_to_integer, 2},
      {erlang, list_to_integer, 1}, {erlang, list_to_integer, 2}];
+sinks(host_state) ->
+    [{persistent_term, put, 2}, {persistent_term, erase, 1}]
+        ++ [{application, F, A} || {F, A} <- application:module_info(exports),
+                                   F =:= set_env orelse F =:= unset_env]
+        ++ [{logger, F, A} || {F, A} <- logger:module_info(exports), configures_logger(F)];
 sinks(superlinear) ->
     [{binary, F, A} || {F, A} <- [{compile_pattern, 1}, {match, 2}, {match, 3}, {matches, 2},
                                    {matches, 3}, {split, 2}, {split, 3}, {replace, 3},
@@ -96,8 +104,21 @@ scans_atoms(M) -> M =:= erl_scan.
 %% and whose crash reports name a function's arguments by their position.
 cut(atoms) ->
     ?CUT ++ [proc_lib, {'Elixir.Code.Identifier', extract_anonymous_fun_parent, 1}];
+cut(host_state) ->
+    %% Spawning, logging and the generic servers change the VM's shared
+    %% state only in other processes (the sandbox's spawns and messages are
+    %% judged by themselves).
+    ?CUT ++ [proc_lib, gen, gen_server, gen_statem, gen_event, supervisor, logger_backend,
+             logger_proxy, erl_features, code, code_server, error_handler, error_logger,
+             'Elixir.Code', 'Elixir.Module', 'Elixir.Exception', erl_error];
 cut(_Group) ->
     ?CUT.
+
+configures_logger(F) ->
+    lists:any(fun(P) -> lists:prefix(P, atom_to_list(F)) end,
+              ["set_", "unset_", "update_", "add_", "remove_", "reconfigure"])
+        andalso not lists:member(F, [set_process_metadata, unset_process_metadata,
+                                     update_process_metadata]).
 
 %% Modules whose functions are members when they reach a built-in, but
 %% whose callers elsewhere are not members through them. For atoms: the

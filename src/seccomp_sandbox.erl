@@ -115,6 +115,7 @@ special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elix
     %% Another process's flags.
     seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
+    seccomp_sandbox_state:writes_host(M, F, length(Args)) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_state:within({M, F}, Args, {Ctx#ctx.tab, Ctx#ctx.max_copy}) orelse seccomp_sandbox_ctx:memory_limit(Ctx),

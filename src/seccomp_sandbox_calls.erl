@@ -21,10 +21,12 @@ direct(M, F, A) ->
         andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
-%% forged-struct scan of `seccomp_sandbox:dispatch/4'.
+%% forged-struct scan of `seccomp_sandbox:dispatch/4' (a function that can
+%% write the VM's shared state is refused there).
 -spec direct_but_dispatch(module(), atom(), arity()) -> boolean().
 direct_but_dispatch(M, F, A) ->
-    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= dispatch.
+    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= dispatch
+        andalso not seccomp_reach:member(host_state, M, F, A).
 
 %% @doc Whether `M:F/A' is neither carried out by the handler itself, nor
 %% refused in caller mode, nor a call into prepared code or the compiler.

@@ -127,6 +127,52 @@ defmodule Seccomp.HostStateTest do
     end
   end
 
+  describe "state the whole VM shares" do
+    test "library functions that write it are refused whatever the policy, and every host process still inspects" do
+      # Derived from the call graph: every function that can reach a writer
+      # of `persistent_term`, the application environment or logger's
+      # configuration.
+      :ok = :seccomp_reach.ensure()
+      {:ok, %{host_state: writers}} = :seccomp_reach.derive()
+      assert {Inspect.Opts, :default_inspect_fun, 1} in writers
+      assert {Calendar, :put_time_zone_database, 1} in writers
+      assert {:persistent_term, :put, 2} in writers
+      refute {:persistent_term, :get, 1} in writers
+      refute {Kernel, :inspect, 2} in writers
+
+      probes = [
+        ~S|Inspect.Opts.default_inspect_fun(fn t, o -> Inspect.inspect(t, o) end)|,
+        ~S|Inspect.Opts.default_inspect_fun(&:erlang.max/2)|,
+        ~S|Calendar.put_time_zone_database(Enum)|
+      ]
+
+      before = :persistent_term.get({Inspect.Opts, :inspect_fun}, :unset)
+
+      for policy <- [
+            :pure,
+            %{mode: :whitelist, rules: [Inspect.Opts, Inspect, Calendar]} | @denylists
+          ],
+          mode <- Backends.all(),
+          code <- probes do
+        result = run(mode, code, policy)
+        now = :persistent_term.get({Inspect.Opts, :inspect_fun}, :unset)
+        # Restored before asserting: a foreign inspect fun breaks the report.
+        now == before || restore_inspect_fun(before)
+        assert now == before, "#{mode}: #{code}"
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      task = Task.async(fn -> inspect(%{a: 1}) end)
+      assert Task.await(task) == "%{a: 1}"
+
+      # Reading stays allowed.
+      assert {:ok, "%{a: 1}", _} = run(:eval, ~S|inspect(%{a: 1})|, :pure)
+    end
+  end
+
+  defp restore_inspect_fun(:unset), do: :persistent_term.erase({Inspect.Opts, :inspect_fun})
+  defp restore_inspect_fun(fun), do: :persistent_term.put({Inspect.Opts, :inspect_fun}, fun)
+
   describe "tables the sandbox did not create" do
     test "library code is not handed a host table, by name or by reference" do
       Application.put_env(:beam_seccomp, :host_state_secret, "ENV_SECRET")
