@@ -173,6 +173,29 @@ defmodule Seccomp.HostStateTest do
   defp restore_inspect_fun(:unset), do: :persistent_term.erase({Inspect.Opts, :inspect_fun})
   defp restore_inspect_fun(fun), do: :persistent_term.put({Inspect.Opts, :inspect_fun}, fun)
 
+  describe "the sandbox's own tables" do
+    test "a call that writes what its arguments do not bound is refused; other writes stop at the copy bound" do
+      unbounded = [
+        ~S|t = :ets.new(:t, []); :ets.insert(t, {1, [1]}); | <>
+          ~S|:ets.select_replace(t, [{{:"$1", :"$2"}, [], [{{:"$1", {{:"$2", :"$2"}}}}]}])|,
+        ~S|t = :ets.new(:t, []); :ets.init_table(t, fn _ -> :end_of_input end)|
+      ]
+
+      for policy <- @denylists, mode <- [:eval, :pool], code <- unbounded do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # A write other than insert, on a table that holds the bound.
+      code =
+        "t = :ets.new(:t, []); l = Enum.to_list(1..1000); " <>
+          "for i <- 1..100_000, do: :ets.update_counter(t, i, 1, {i, 0, l})"
+
+      assert {:error, :memory_limit} =
+               run(:eval, code, @readme_denylist, %{max_binary: 1_000_000, timeout: 30_000})
+    end
+  end
+
   describe "tables the sandbox did not create" do
     test "library code is not handed a host table, by name or by reference" do
       Application.put_env(:beam_seccomp, :host_state_secret, "ENV_SECRET")

@@ -197,6 +197,8 @@ defmodule Seccomp.SandboxSurvivalTest do
   # Refused outright rather than bounded: library functions that make atoms
   # of their data.
   @refused [
+    :ets_select_replace,
+    :ets_init_table,
     :fread_atoms,
     :calendar_atom,
     :calendar_module,
@@ -343,7 +345,18 @@ defmodule Seccomp.SandboxSurvivalTest do
         "if :ets.info(t, :memory) * 8 > 3_000_000, do: {:halt, 0}, else: {:cont, :ets.insert(t, {i, l})} end) end; " <>
         "for _ <- 1..1_000, do: fill.(:ets.new(:survival, []))",
     ets_volume:
-      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})"
+      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})",
+    # Each object rebuilt unshared from the match specification's body:
+    # the table doubles per call.
+    ets_select_replace:
+      "t = :ets.new(:survival, []); :ets.insert(t, {1, Enum.to_list(1..10_000)}); " <>
+        ~S|ms = [{{:"$1", :"$2"}, [], [{{:"$1", {{:"$2", :"$2"}}}}]}]; | <>
+        "for _ <- 1..40, do: :ets.select_replace(t, ms)",
+    # As many objects as a fun yields, in one call.
+    ets_init_table:
+      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); " <>
+        "g = fn g, i -> fn :read -> {[{i, l}], g.(g, i + 1)}; :close -> :ok end end; " <>
+        ":ets.init_table(t, g.(g, 0))"
   ]
 
   # Formatting for a capture happens in the host's capture process: its
