@@ -119,6 +119,7 @@ special(M, F, Args, Ctx) ->
     seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_state:within({M, F}, Args, {Ctx#ctx.tab, Ctx#ctx.max_copy}) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    seccomp_offheap:charge(M, F, Args, {Ctx#ctx.tab, Ctx#ctx.max_binary}) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),

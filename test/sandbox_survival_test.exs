@@ -35,6 +35,11 @@ defmodule Seccomp.SandboxSurvivalTest do
   @denylist [policy: %{mode: :blacklist, rules: []}]
 
   @elixir [
+    # Each compiled pattern alone within the bounds, its table off the heap
+    # behind a small handle: many of them kept.
+    compile_pattern_loop:
+      "pats = for i <- 1..100, do: <<i::32>>; " <>
+        "Enum.map(1..100_000, fn _ -> :binary.compile_pattern(pats) end) |> length()",
     literal_bit_size: "<<0::123456789123456789>>",
     variable_bit_size: "n = 123456789123456789; <<0::size(n)>>",
     unit_bit_size: "n = 1_000_000_000; <<0::size(n)-unit(255)>>",
@@ -339,6 +344,10 @@ defmodule Seccomp.SandboxSurvivalTest do
         "Process.flag(:message_queue_data, :off_heap)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
+    # Each array alone within the bounds: many of them kept.
+    atomics_loop: "Enum.map(1..100_000, fn _ -> :atomics.new(200_000, []) end) |> length()",
+    counters_loop:
+      "Enum.map(1..100_000, fn _ -> :counters.new(200_000, [:write_concurrency]) end) |> length()",
     # Each table kept just under the bound by the code itself: many tables.
     ets_tables:
       "l = Enum.to_list(1..1000); fill = fn t -> Enum.reduce_while(1..1_000_000, 0, fn i, _ -> " <>
