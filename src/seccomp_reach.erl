@@ -48,7 +48,8 @@ sinks(host_state) ->
     [{persistent_term, put, 2}, {persistent_term, erase, 1}]
         ++ [{application, F, A} || {F, A} <- application:module_info(exports),
                                    F =:= set_env orelse F =:= unset_env]
-        ++ [{logger, F, A} || {F, A} <- logger:module_info(exports), configures_logger(F)];
+        ++ [{logger_server, F, A} || {F, A} <- logger_server:module_info(exports),
+                                     configures_logger(F)];
 sinks(superlinear) ->
     [{binary, F, A} || {F, A} <- [{compile_pattern, 1}, {match, 2}, {match, 3}, {matches, 2},
                                    {matches, 3}, {split, 2}, {split, 3}, {replace, 3},
@@ -110,15 +111,18 @@ cut(host_state) ->
     %% judged by themselves).
     ?CUT ++ [proc_lib, gen, gen_server, gen_statem, gen_event, supervisor, logger_backend,
              logger_proxy, erl_features, code, code_server, error_handler, error_logger,
-             'Elixir.Code', 'Elixir.Module', 'Elixir.Exception', erl_error];
+             'Elixir.Code', 'Elixir.Module', 'Elixir.Exception', erl_error,
+             %% Caches a level per logging module, once each: the modules
+             %% that log are code the VM holds, not data.
+             {logger_config, allow, 2}];
 cut(_Group) ->
     ?CUT.
 
+%% The requests of the process that owns logger's configuration (its
+%% other exports are its start and its callbacks).
 configures_logger(F) ->
     lists:any(fun(P) -> lists:prefix(P, atom_to_list(F)) end,
-              ["set_", "unset_", "update_", "add_", "remove_", "reconfigure"])
-        andalso not lists:member(F, [set_process_metadata, unset_process_metadata,
-                                     update_process_metadata]).
+              ["set_", "unset_", "update_", "add_", "remove_"]).
 
 %% Modules whose functions are members when they reach a built-in, but
 %% whose callers elsewhere are not members through them. For atoms: the

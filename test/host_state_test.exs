@@ -140,6 +140,30 @@ defmodule Seccomp.HostStateTest do
       refute {:persistent_term, :get, 1} in writers
       refute {Kernel, :inspect, 2} in writers
 
+      # The profiles' own functions stay out (a crash report or a log call
+      # on the way is not a write): the only writer they name is the one
+      # the set exists to catch.
+      for profile <- [:pure, :processes] do
+        {:ok, spec} = :seccomp_profiles.profile(profile)
+        native = :seccomp_policy.native(elem(:seccomp_policy.new(spec), 1))
+
+        named =
+          for {m, f, a} <- writers,
+              :seccomp_nif.check_with(native, m, f, a) == :allow,
+              do: {m, f, a}
+
+        assert named == [{Inspect.Opts, :default_inspect_fun, 1}], "#{profile}: #{inspect(named)}"
+      end
+
+      for mfa <- [
+            {Task, :async, 1},
+            {Task, :start, 1},
+            {Agent, :start_link, 1},
+            {:logger, :error, 2}
+          ] do
+        refute mfa in writers, "#{inspect(mfa)}"
+      end
+
       probes = [
         ~S|Inspect.Opts.default_inspect_fun(fn t, o -> Inspect.inspect(t, o) end)|,
         ~S|Inspect.Opts.default_inspect_fun(&:erlang.max/2)|,
