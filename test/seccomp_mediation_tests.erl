@@ -5,7 +5,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 %% Scenarios run in a VM of their own (peer), and callbacks.
--export([deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
+-export([elixir_path/0, deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
          every_spawner/0, spawners/0, arg_lists/4, probe/2, init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
 
 -include("caught.hrl").
