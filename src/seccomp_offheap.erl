@@ -7,7 +7,7 @@
 %% since, and the run stops at ?FACTOR times `max_binary'.
 -module(seccomp_offheap).
 
--export([charge/4, forget/1]).
+-export([charge/4, charge_term/2, forget/1]).
 
 -define(KEY, '$seccomp_offheap').
 %% How many times `max_binary' a run may allocate off the heap.
@@ -24,6 +24,16 @@
 charge(M, F, Args, {Store, MaxBinary}) ->
     case bytes(M, F, Args) of
         0 -> true;
+        Bytes -> add(Store, Bytes) =< ?FACTOR * MaxBinary
+    end.
+
+%% @doc Charge the run kept in `Store' with what keeping a copy of `Term'
+%% costs (a timer's message); false once the run's total would pass ?FACTOR
+%% times `MaxBinary'.
+-spec charge_term(term(), {ets:tid() | caller, non_neg_integer()}) -> boolean().
+charge_term(Term, {Store, MaxBinary}) ->
+    case seccomp_size:cost(Term, ?FACTOR * MaxBinary, term) of
+        over -> false;
         Bytes -> add(Store, Bytes) =< ?FACTOR * MaxBinary
     end.
 

@@ -12,9 +12,10 @@
 %% <li>`integer_text': functions that can turn text into an integer, in
 %%     time quadratic in the number of digits and without yielding; their
 %%     text arguments are bounded by `seccomp_cost'.</li>
-%% <li>`host_state': functions that can change state the whole VM shares
-%%     (`persistent_term', application environment, logger configuration);
-%%     refused in every sandbox, whatever the policy.</li>
+%% <li>`host_state': functions that can reach state the whole VM shares
+%%     (writes of `persistent_term', the applications and their environment,
+%%     logger's configuration, the VM's console); refused in every sandbox,
+%%     whatever the policy.</li>
 %% </ul>
 %%
 %% Until the sets are known every function counts as a member (refused or
@@ -46,10 +47,13 @@ sinks(integer_text) ->
      {erlang, list_to_integer, 1}, {erlang, list_to_integer, 2}];
 sinks(host_state) ->
     [{persistent_term, put, 2}, {persistent_term, erase, 1}]
-        ++ [{application, F, A} || {F, A} <- application:module_info(exports),
-                                   F =:= set_env orelse F =:= unset_env]
-        ++ [{logger_server, F, A} || {F, A} <- logger_server:module_info(exports),
-                                     configures_logger(F)];
+        ++ [{application_controller, F, A} || {F, A} <- requests(application_controller)]
+        %% Their front ends too, so that library code reading its own
+        %% configuration by literal names does not count.
+        ++ [{M, F, A} || M <- [application, 'Elixir.Application'], {F, A} <- api(M)]
+        ++ [{logger_server, F, A} || {F, A} <- requests(logger_server), configures_logger(F)]
+        ++ [{erlang, F, A} || {F, A} <- erlang:module_info(exports),
+                              string:find(atom_to_list(F), "display") =/= nomatch];
 sinks(superlinear) ->
     [{binary, F, A} || {F, A} <- [{compile_pattern, 1}, {match, 2}, {match, 3}, {matches, 2},
                                    {matches, 3}, {split, 2}, {split, 3}, {replace, 3},
@@ -118,8 +122,27 @@ cut(host_state) ->
 cut(_Group) ->
     ?CUT.
 
-%% The requests of the process that owns logger's configuration (its
-%% other exports are its start and its callbacks).
+%% The exports of a server's module but its behaviour callbacks (and its
+%% report formatter): the requests others make of it.
+requests(M) ->
+    Callbacks = gen_server:behaviour_info(callbacks) ++ gen_server:behaviour_info(optional_callbacks),
+    [FA || {F, _} = FA <- M:module_info(exports), not lists:member(FA, Callbacks),
+           F =/= module_info, F =/= format_log].
+
+%% The functions of a module (none if it is not installed), but for those
+%% that describe it and its macros.
+api(M) ->
+    case code:ensure_loaded(M) of
+        {module, M} ->
+            [FA || {F, _} = FA <- M:module_info(exports),
+                   not lists:member(F, [module_info, '__info__', behaviour_info]),
+                   not lists:prefix("MACRO-", atom_to_list(F))];
+        {error, _} ->
+            []
+    end.
+
+%% Logger's configuration among the requests of its server (the others
+%% start it or log).
 configures_logger(F) ->
     lists:any(fun(P) -> lists:prefix(P, atom_to_list(F)) end,
               ["set_", "unset_", "update_", "add_", "remove_"]).

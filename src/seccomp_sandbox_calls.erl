@@ -38,9 +38,11 @@ ordinary(M, F, A) ->
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
 special_call(erlang, process_flag, _A) -> true;
-special_call(erlang, F, A) -> seccomp_introspection:judged(F, A);
+special_call(erlang, F, A) -> seccomp_introspection:judged(F, A) orelse seccomp_sandbox_timers:timer(erlang, F, A);
 special_call('Elixir.Process', flag, _A) -> true;
 special_call('Elixir.Function', capture, 3) -> true;
+special_call(M, F, A) when M =:= timer; M =:= 'Elixir.Process', F =:= send_after ->
+    seccomp_sandbox_timers:timer(M, F, A);
 %% The host's state (`seccomp_sandbox_state').
 special_call(M, _F, _A) -> seccomp_sandbox_state:module(M).
 

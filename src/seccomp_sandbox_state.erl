@@ -8,7 +8,7 @@
 %% to the caller and outlive the run).
 -module(seccomp_sandbox_state).
 
--export([allowed/3, within/3, module/1, forget/1, tables_made/1, writes_host/3]).
+-export([allowed/3, within/3, module/1, forget/1, tables_made/1, reaches_host/3]).
 
 %% Tables one run may create, each within the copy bound.
 -define(MAX_TABLES, 16).
@@ -29,12 +29,13 @@
 module(M) ->
     lists:member(M, [ets, persistent_term, application, 'Elixir.Application']).
 
-%% @doc Whether `M:F/A' can change state the whole VM shares (a library
-%% function that writes `persistent_term', the application environment or
-%% logger's configuration, `seccomp_reach'): refused whatever the policy.
-%% Waits until the set is known.
--spec writes_host(module(), atom(), arity()) -> boolean().
-writes_host(M, F, A) ->
+%% @doc Whether `M:F/A' can reach state the whole VM shares (a library
+%% function that writes `persistent_term', reads or writes the application
+%% environment, configures logger or writes to the VM's console,
+%% `seccomp_reach'): refused whatever the policy. Waits until the set is
+%% known (sandboxes wait for it before they start).
+-spec reaches_host(module(), atom(), arity()) -> boolean().
+reaches_host(M, F, A) ->
     case seccomp_reach:status(host_state, M, F, A) of
         unknown ->
             seccomp_reach:ensure(),

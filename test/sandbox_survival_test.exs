@@ -212,6 +212,9 @@ defmodule Seccomp.SandboxSurvivalTest do
     :agent_priority,
     :genserver_priority,
     :min_heap,
+    :timer_to_name,
+    :timer_server,
+    :timer_apply,
     :off_heap_queue
   ]
 
@@ -336,6 +339,16 @@ defmodule Seccomp.SandboxSurvivalTest do
     genserver_priority:
       "loop = fn f -> f.(f) end; GenServer.start(Agent.Server, fn -> loop.(loop) end, spawn_opt: [priority: :max])",
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
+    # A timer keeps its message off every heap until it fires: aimed at the
+    # sandbox's own processes only (it ends with them), its message charged.
+    timers_kept:
+      "big = Enum.reduce(1..20, [1], fn _, a -> [a | a] end); " <>
+        "Enum.each(1..100_000, fn _ -> :erlang.send_after(4_000_000_000, self(), big) end)",
+    small_timers_kept:
+      "Enum.each(1..1_000_000, fn i -> Process.send_after(self(), {i, :binary.copy(<<i>>, 100)}, 4_000_000_000) end)",
+    timer_to_name: ":erlang.send_after(4_000_000_000, :seccomp_survival_nobody, :x)",
+    timer_server: ":timer.send_interval(4_000_000_000, :seccomp_survival_nobody, :x)",
+    timer_apply: ":timer.apply_after(4_000_000_000, :lists, :seq, [1, 2])",
     # An off-heap queue is outside the heap limit; senders fill it.
     off_heap_queue:
       "sink = spawn(fn -> Process.flag(:message_queue_data, :off_heap); receive do :never -> :ok end end); " <>
