@@ -23,6 +23,8 @@
 
 -export_type([spec/0, graph/0]).
 
+-include_lib("kernel/include/file.hrl").
+
 %% A derived set: stored under `key'; `apps' whose exported functions may
 %% be members; calls made by `cut' modules or functions are not followed;
 %% calls into a `cut_into' module from another module are not followed.
@@ -49,10 +51,84 @@ start_link(Specs) ->
 idle(Specs) ->
     receive
         {derive, From} ->
-            known(?GRAPH) orelse persistent_term:put(?GRAPH, build()),
-            _ = [store(Spec) || #{key := Key} = Spec <- Specs, not known(Key)],
+            Cache = cache_file(Specs),
+            cached(Cache, Specs) orelse derive_all(Cache, Specs),
             done(From),
             derived()
+    end.
+
+derive_all(Cache, Specs) ->
+    known(?GRAPH) orelse persistent_term:put(?GRAPH, build()),
+    _ = [store(Spec) || #{key := Key} = Spec <- Specs, not known(Key)],
+    save(Cache, Specs).
+
+%%% The cache -------------------------------------------------------------------
+%%
+%% Building the graph and the sets takes seconds of CPU; every VM on the same
+%% installation derives the same result. It is kept in a file named by what
+%% it depends on (this module, the specs, the runtime, and every file of the
+%% analysed applications with its size and time), in the user's cache
+%% directory, or in the directory the application variable
+%% `callgraph_cache' names (`false': no file). Whoever can write that
+%% directory can already change the code the VM runs (`~/.erlang').
+
+cache_file(Specs) ->
+    case application:get_env(beam_seccomp, callgraph_cache, user_cache) of
+        false -> none;
+        user_cache -> cache_file(filename:basedir(user_cache, "beam_seccomp"), Specs);
+        Dir -> cache_file(Dir, Specs)
+    end.
+
+cache_file(Dir, Specs) ->
+    Installed = [{App, listing(code:lib_dir(App))} || App <- ?APPS],
+    %% (Lists of exports come in an order that differs between VMs.)
+    Sorted = [maps:map(fun(_, V) when is_list(V) -> lists:sort(V); (_, V) -> V end, S) || S <- Specs],
+    Key = erlang:md5(term_to_binary({?MODULE:module_info(md5), Sorted, erlang:system_info(system_version),
+                                     Installed})),
+    filename:join(Dir, "callgraph-" ++ binary_to_list(binary:encode_hex(Key)) ++ ".bin").
+
+%% The files of an application's code, each with its size and time.
+listing({error, _} = Missing) ->
+    Missing;
+listing(Lib) ->
+    Ebin = filename:join(Lib, "ebin"),
+    case file:list_dir(Ebin) of
+        {ok, Files} -> [{F, size_and_time(filename:join(Ebin, F))} || F <- lists:sort(Files)];
+        {error, _} = E -> E
+    end.
+
+%% Every key of `Specs' and the graph, from the file; false when there is
+%% none or it does not hold them.
+cached(none, _Specs) ->
+    false;
+cached(File, Specs) ->
+    Keys = [?GRAPH | [Key || #{key := Key} <- Specs]],
+    try binary_to_term(element(2, {ok, _} = file:read_file(File))) of
+        #{} = Stored when map_size(Stored) =:= length(Keys) ->
+            lists:all(fun(K) -> is_map_key(K, Stored) end, Keys)
+                andalso lists:all(fun(K) -> persistent_term:put(K, map_get(K, Stored)) =:= ok end, Keys);
+        _ ->
+            false
+    catch
+        _:_ -> false
+    end.
+
+size_and_time(File) ->
+    case file:read_file_info(File, [{time, posix}]) of
+        {ok, #file_info{size = Size, mtime = Time}} -> {Size, Time};
+        {error, _} = E -> E
+    end.
+
+save(none, _Specs) ->
+    ok;
+save(File, Specs) ->
+    Keys = [?GRAPH | [Key || #{key := Key} <- Specs]],
+    Stored = maps:from_list([{K, persistent_term:get(K)} || K <- Keys]),
+    Tmp = File ++ "." ++ os:getpid(),
+    _ = filelib:ensure_dir(File),
+    case file:write_file(Tmp, term_to_binary(Stored, [compressed])) of
+        ok -> _ = file:rename(Tmp, File), ok;
+        {error, _} -> _ = file:delete(Tmp), ok
     end.
 
 %% Everything is known: answer at once.

@@ -48,7 +48,8 @@
          {application_controller, get_all_env, '_'}, {application_controller, get_key, '_'},
          {application_controller, get_pid_key, '_'},
          {code, ensure_loaded, 1}, {code, is_loaded, 1}, {code, ensure_modules_loaded, 1},
-         {code, get_mode, 0}, {net_kernel, dflag_unicode_io, 1},
+         {code, get_mode, 0}, {'Elixir.Code', 'loaded?', 1}, {'Elixir.Code', 'ensure_loaded?', 1},
+         {'Elixir.Code', ensure_loaded, 1}, {net_kernel, dflag_unicode_io, 1},
          %% A log event a handler failed on: logged, not configuration.
          {logger_server, do_internal_log, '_'}]).
 %% Code that only builds an error or a warning: what it calls is on the way

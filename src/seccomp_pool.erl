@@ -255,9 +255,9 @@ runner(Keeper, Ctx, A, Capture, Spec) ->
     catch _:sandbox_closed -> exit(normal)  % the pool stopped as this runner started
     end,
     group_leader(Capture, self()),
-    runner_loop(Keeper, Ctx, A, Spec).
+    runner_loop(Keeper, Ctx, A, Spec, seccomp_sandbox_members:runner_state()).
 
-runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang} = Spec) ->
+runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang} = Spec, Baseline) ->
     receive
         {?RUN, A, Alias, Deadline, Bindings} ->
             {reductions, R0} = process_info(self(), reductions),
@@ -267,7 +267,7 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
             Result = seccomp_outcome:execute(Mod, Gen, Bindings, Ctx, Lang),
             atomics:put(A, ?DEADLINE, 0),
             Alias ! {Alias, seccomp_outcome:sticky(seccomp_sandbox_ctx:violation(Ctx), Result)},
-            case after_run(Ctx, Keeper, maps:get(receives, Spec)) of
+            case after_run(Ctx, Baseline, maps:get(receives, Spec)) of
                 retire ->
                     %% Tables, a name, links, late exit signals: they end
                     %% with this runner, and the keeper starts a fresh one.
@@ -276,7 +276,7 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
                 reuse ->
                     flush(Keeper),
                     Keeper ! {seccomp_pool_idle, self()},
-                    runner_loop(Keeper, Ctx, A, Spec)
+                    runner_loop(Keeper, Ctx, A, Spec, Baseline)
             end;
         {'EXIT', Keeper, Why} ->
             exit(Why)
@@ -285,9 +285,9 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
 %% Kill what the run started and clear its state; `retire' when the run
 %% left what the runner cannot clear, or may have (a timer sends later, and
 %% only code that receives can read it).
-after_run(Ctx, Keeper, Receives) ->
+after_run(Ctx, Baseline, Receives) ->
     try
-        Retire = Receives orelse seccomp_sandbox_members:left_behind(Ctx, Keeper),
+        Retire = Receives orelse seccomp_sandbox_members:left_behind(Ctx, Baseline),
         seccomp_sandbox_members:reset(Ctx),
         case Retire of
             true -> seccomp_sandbox_members:leave(Ctx), retire;

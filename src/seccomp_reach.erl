@@ -12,6 +12,10 @@
 %% <li>`integer_text': functions that can turn text into an integer, in
 %%     time quadratic in the number of digits and without yielding; their
 %%     text arguments are bounded by `seccomp_cost'.</li>
+%% <li>`host_state': functions that can reach state the whole VM shares
+%%     (writes of `persistent_term', the applications and their environment,
+%%     logger's configuration, the VM's console); refused in every sandbox,
+%%     whatever the policy.</li>
 %% </ul>
 %%
 %% Until the sets are known every function counts as a member (refused or
@@ -22,7 +26,7 @@
 
 -export_type([group/0]).
 
--type group() :: atoms | superlinear | integer_text.
+-type group() :: atoms | superlinear | integer_text | host_state.
 
 -define(APPS, [elixir, stdlib, kernel]).
 %% Protocol dispatch reaches every implementation; the implementations stay
@@ -31,7 +35,7 @@
               'Elixir.String.Chars', 'Elixir.List.Chars']).
 
 -spec groups() -> [group()].
-groups() -> [atoms, superlinear, integer_text].
+groups() -> [atoms, superlinear, integer_text, host_state].
 
 %% @doc The built-ins of a group.
 -spec sinks(group()) -> [mfa()].
@@ -41,6 +45,15 @@ sinks(atoms) ->
 sinks(integer_text) ->
     [{erlang, binary_to_integer, 1}, {erlang, binary_to_integer, 2},
      {erlang, list_to_integer, 1}, {erlang, list_to_integer, 2}];
+sinks(host_state) ->
+    [{persistent_term, put, 2}, {persistent_term, erase, 1}]
+        ++ [{application_controller, F, A} || {F, A} <- requests(application_controller)]
+        %% Their front ends too, so that library code reading its own
+        %% configuration by literal names does not count.
+        ++ [{M, F, A} || M <- [application, 'Elixir.Application'], {F, A} <- api(M)]
+        ++ [{logger_server, F, A} || {F, A} <- requests(logger_server), configures_logger(F)]
+        ++ [{erlang, F, A} || {F, A} <- erlang:module_info(exports),
+                              string:find(atom_to_list(F), "display") =/= nomatch];
 sinks(superlinear) ->
     [{binary, F, A} || {F, A} <- [{compile_pattern, 1}, {match, 2}, {match, 3}, {matches, 2},
                                    {matches, 3}, {split, 2}, {split, 3}, {replace, 3},
@@ -96,8 +109,43 @@ scans_atoms(M) -> M =:= erl_scan.
 %% and whose crash reports name a function's arguments by their position.
 cut(atoms) ->
     ?CUT ++ [proc_lib, {'Elixir.Code.Identifier', extract_anonymous_fun_parent, 1}];
+cut(host_state) ->
+    %% Spawning, logging and the generic servers change the VM's shared
+    %% state only in other processes (the sandbox's spawns and messages are
+    %% judged by themselves).
+    ?CUT ++ [proc_lib, gen, gen_server, gen_statem, gen_event, supervisor, logger_backend,
+             logger_proxy, erl_features, code, code_server, error_handler, error_logger,
+             'Elixir.Code', 'Elixir.Module', 'Elixir.Exception', erl_error,
+             %% Caches a level per logging module, once each: the modules
+             %% that log are code the VM holds, not data.
+             {logger_config, allow, 2}];
 cut(_Group) ->
     ?CUT.
+
+%% The exports of a server's module but its behaviour callbacks (and its
+%% report formatter): the requests others make of it.
+requests(M) ->
+    Callbacks = gen_server:behaviour_info(callbacks) ++ gen_server:behaviour_info(optional_callbacks),
+    [FA || {F, _} = FA <- M:module_info(exports), not lists:member(FA, Callbacks),
+           F =/= module_info, F =/= format_log].
+
+%% The functions of a module (none if it is not installed), but for those
+%% that describe it and its macros.
+api(M) ->
+    case code:ensure_loaded(M) of
+        {module, M} ->
+            [FA || {F, _} = FA <- M:module_info(exports),
+                   not lists:member(F, [module_info, '__info__', behaviour_info]),
+                   not lists:prefix("MACRO-", atom_to_list(F))];
+        {error, _} ->
+            []
+    end.
+
+%% Logger's configuration among the requests of its server (the others
+%% start it or log).
+configures_logger(F) ->
+    lists:any(fun(P) -> lists:prefix(P, atom_to_list(F)) end,
+              ["set_", "unset_", "update_", "add_", "remove_"]).
 
 %% Modules whose functions are members when they reach a built-in, but
 %% whose callers elsewhere are not members through them. For atoms: the

@@ -115,9 +115,12 @@ special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elix
     %% Another process's flags.
     seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
+    seccomp_sandbox_state:reaches_host(M, F, length(Args)) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_timers:timer(M, F, length(Args)) andalso timer(M, F, Args, Ctx),
     seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_state:within({M, F}, Args, {Ctx#ctx.tab, Ctx#ctx.max_copy}) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    seccomp_offheap:charge(M, F, Args, {Ctx#ctx.tab, Ctx#ctx.max_binary}) orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     case seccomp_profiles:kind(M, F, length(Args)) of
         plain ->
             seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
@@ -131,6 +134,15 @@ special(M, F, Args, Ctx) ->
             starts_process(Kind) andalso spawn_options(M, F, Args, Ctx),
             special_kind(Kind, M, F, Args, Ctx)
     end.
+
+%% A timer: aimed at one of the sandbox's processes, its message charged to
+%% the run, and noted (a pool run that set one ends its runner).
+timer(M, F, Args, Ctx) ->
+    seccomp_sandbox_timers:allowed(M, F, Args, own_process(Ctx))
+        orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_offheap:charge_term(seccomp_sandbox_timers:message(M, F, Args), {Ctx#ctx.tab, Ctx#ctx.max_binary})
+        orelse seccomp_sandbox_ctx:memory_limit(Ctx),
+    seccomp_sandbox_timers:set(Ctx#ctx.tab).
 
 own_process(#ctx{tab = caller}) -> none;
 own_process(Ctx) -> fun(P) -> P =:= self() orelse seccomp_sandbox_members:is_member(Ctx, P) end.

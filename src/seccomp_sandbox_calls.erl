@@ -21,10 +21,12 @@ direct(M, F, A) ->
         andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:groups()).
 
 %% @doc Whether the handler's only work for `M:F/A', once allowed, is the
-%% forged-struct scan of `seccomp_sandbox:dispatch/4'.
+%% forged-struct scan of `seccomp_sandbox:dispatch/4' (a function that can
+%% write the VM's shared state is refused there).
 -spec direct_but_dispatch(module(), atom(), arity()) -> boolean().
 direct_but_dispatch(M, F, A) ->
-    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= dispatch.
+    ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= dispatch
+        andalso not seccomp_reach:member(host_state, M, F, A).
 
 %% @doc Whether `M:F/A' is neither carried out by the handler itself, nor
 %% refused in caller mode, nor a call into prepared code or the compiler.
@@ -36,9 +38,11 @@ ordinary(M, F, A) ->
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
 special_call(erlang, process_flag, _A) -> true;
-special_call(erlang, F, A) -> seccomp_introspection:judged(F, A);
+special_call(erlang, F, A) -> seccomp_introspection:judged(F, A) orelse seccomp_sandbox_timers:timer(erlang, F, A);
 special_call('Elixir.Process', flag, _A) -> true;
 special_call('Elixir.Function', capture, 3) -> true;
+special_call(M, F, A) when M =:= timer; M =:= 'Elixir.Process', F =:= send_after ->
+    seccomp_sandbox_timers:timer(M, F, A);
 %% The host's state (`seccomp_sandbox_state').
 special_call(M, _F, _A) -> seccomp_sandbox_state:module(M).
 

@@ -218,6 +218,8 @@ reported(#ctx{tab = Tab}) ->
 -spec clear_run(ctx()) -> ok.
 clear_run(#ctx{tab = Tab}) ->
     seccomp_opaque:forget(Tab),
+    seccomp_offheap:forget(Tab),
+    seccomp_sandbox_timers:forget(Tab),
     seccomp_sandbox_state:forget(Tab),
     ets:insert(Tab, {'$atoms', 0}),
     ets:delete(Tab, '$violation'),

@@ -164,7 +164,8 @@ loadable(A, Ctx) ->
 
 nameable({M, F, A}, Ctx) ->
     seccomp_sandbox_calls:ordinary(M, F, A) andalso seccomp_sandbox_verdict:allowed(M, F, A, Ctx) =:= allow
-        andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch]).
+        andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch])
+        andalso not seccomp_sandbox_state:reaches_host(M, F, A).
 
 %% Module names on the code path, read once per VM: a module that is not
 %% loaded would be loaded by the first call that names it.

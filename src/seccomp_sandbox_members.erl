@@ -20,7 +20,11 @@
 -include("seccomp_sandbox.hrl").
 
 -export([enter/1, join/1, joined/0, own/2, register_member/2, below_process_limit/1, is_member/2,
-         members/1, close/1, reset/1, left_behind/2, leave/1, usage/1, over_limit/2]).
+         members/1, close/1, reset/1, left_behind/2, runner_state/0, leave/1, usage/1, over_limit/2]).
+
+-export_type([runner_state/0]).
+
+-type runner_state() :: [{atom(), term()}].
 
 -define(JOINED, '$seccomp_sandbox').
 %% Processes nested this deep under a member are the sandbox's own (a
@@ -142,12 +146,22 @@ reset(#ctx{tab = Tab} = Ctx) ->
 %% back: tables it owns, a registered name, links or monitors, or processes
 %% whose exit signals may still arrive. Such a process is replaced, not
 %% reused: what it holds ends with it.
--spec left_behind(seccomp_sandbox_ctx:ctx(), pid()) -> boolean().
-left_behind(#ctx{tab = Tab}, Keeper) ->
+-spec left_behind(seccomp_sandbox_ctx:ctx(), runner_state()) -> boolean().
+left_behind(#ctx{tab = Tab}, Baseline) ->
     seccomp_sandbox_state:tables_made(Tab) > 0
+        orelse seccomp_sandbox_timers:any_set(Tab)
         orelse ets:lookup(Tab, '$count') =/= [{'$count', 1}]
-        orelse erlang:process_info(self(), [registered_name, links, monitors])
-                   =/= [{registered_name, []}, {links, [Keeper]}, {monitors, []}].
+        orelse runner_state() =/= Baseline.
+
+%% @doc What a run may change in the process that runs it and the runner
+%% cannot set back itself: its name, links, monitors, flags, group leader,
+%% error handler and heap settings. Taken when a runner starts, and compared
+%% after each run.
+-spec runner_state() -> runner_state().
+runner_state() ->
+    erlang:process_info(self(), [registered_name, links, monitors, trap_exit, priority,
+                                 message_queue_data, group_leader, error_handler, min_heap_size,
+                                 min_bin_vheap_size, max_heap_size]).
 
 %% @doc Leave the sandbox before the calling member ends (a replaced runner).
 -spec leave(seccomp_sandbox_ctx:ctx()) -> ok.

@@ -8,7 +8,7 @@
 %% to the caller and outlive the run).
 -module(seccomp_sandbox_state).
 
--export([allowed/3, within/3, module/1, forget/1, tables_made/1]).
+-export([allowed/3, within/3, module/1, forget/1, tables_made/1, reaches_host/3]).
 
 %% Tables one run may create, each within the copy bound.
 -define(MAX_TABLES, 16).
@@ -16,11 +16,33 @@
 
 %% ETS functions that touch no table.
 -define(ETS_PURE, [match_spec_compile, match_spec_run, test_ms, is_compiled_ms]).
+%% ETS functions that do not grow a table: every other call on one of the
+%% sandbox's tables is a write, refused once the table holds the copy bound.
+-define(ETS_SHRINKING_OR_READING,
+        [lookup, lookup_element, member, info, select, select_count, select_reverse, match,
+         match_object, first, last, next, prev, tab2list, foldl, foldr, whereis, slot,
+         delete, delete_object, delete_all_objects, match_delete, select_delete, take,
+         safe_fixtable, rename]).
 
 %% @doc Whether calls into `M' are judged here (such calls are never direct).
 -spec module(module()) -> boolean().
 module(M) ->
     lists:member(M, [ets, persistent_term, application, 'Elixir.Application']).
+
+%% @doc Whether `M:F/A' can reach state the whole VM shares (a library
+%% function that writes `persistent_term', reads or writes the application
+%% environment, configures logger or writes to the VM's console,
+%% `seccomp_reach'): refused whatever the policy. Waits until the set is
+%% known (sandboxes wait for it before they start).
+-spec reaches_host(module(), atom(), arity()) -> boolean().
+reaches_host(M, F, A) ->
+    case seccomp_reach:status(host_state, M, F, A) of
+        unknown ->
+            seccomp_reach:ensure(),
+            seccomp_reach:status(host_state, M, F, A) =/= false;
+        Known ->
+            Known
+    end.
 
 %% @doc Whether sandboxed code may make this call. `Own' tells whether a
 %% process is one of the sandbox's, or is `none' in caller mode.
@@ -38,6 +60,11 @@ allowed({ets, F}, _Args, _Own) when F =:= all; F =:= i; F =:= give_away; F =:= s
                                     F =:= tabfile_info ->
     %% Every table, another owner or heir, or a file.
     false;
+allowed({ets, F}, _Args, _Own) when F =:= select_replace; F =:= init_table; F =:= from_dets ->
+    %% One call writes what its arguments do not bound: objects rebuilt
+    %% unshared from a match specification's body (the table multiplied by
+    %% its fan-out), or as many as a fun or a file yields.
+    false;
 allowed({ets, F}, [Tab | _], Own) ->
     lists:member(F, ?ETS_PURE) orelse own_table(Tab, Own);
 allowed({ets, F}, [], _Own) ->
@@ -52,12 +79,12 @@ allowed({M, _F}, _Args, _Own) ->
 -spec within({module(), atom()}, list(), {ets:tid() | caller, non_neg_integer()}) -> boolean().
 within({ets, new}, _Args, {Counters, _Max}) when Counters =/= caller ->
     ets:update_counter(Counters, ?TABLES, 1, {?TABLES, 0}) =< ?MAX_TABLES;
-within({ets, F}, [Tab | _], {_Counters, Max}) when F =:= insert; F =:= insert_new; F =:= update_element;
-                                      F =:= update_counter ->
-    case ets:info(Tab, memory) of
-        Words when is_integer(Words) -> Words * erlang:system_info(wordsize) =< Max;
-        undefined -> true
-    end;
+within({ets, F}, [Tab | _], {_Counters, Max}) when is_atom(Tab); is_reference(Tab) ->
+    lists:member(F, ?ETS_SHRINKING_OR_READING) orelse lists:member(F, ?ETS_PURE)
+        orelse case ets:info(Tab, memory) of
+                   Words when is_integer(Words) -> Words * erlang:system_info(wordsize) =< Max;
+                   undefined -> true
+               end;
 within(_Call, _Args, _Max) ->
     true.
 

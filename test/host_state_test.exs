@@ -127,6 +127,106 @@ defmodule Seccomp.HostStateTest do
     end
   end
 
+  describe "state the whole VM shares" do
+    test "library functions that reach it are refused whatever the policy, and every host process still inspects" do
+      # Derived from the call graph: every function that can reach a writer
+      # of `persistent_term`, the applications and their environment,
+      # logger's configuration or the VM's console.
+      :ok = :seccomp_reach.ensure()
+      {:ok, %{host_state: reaching}} = :seccomp_reach.derive()
+      assert {Inspect.Opts, :default_inspect_fun, 1} in reaching
+      assert {Calendar, :put_time_zone_database, 1} in reaching
+      assert {:persistent_term, :put, 2} in reaching
+      assert {:application_controller, :get_all_env, 1} in reaching
+      assert {:c, :bt, 1} in reaching
+      refute {:persistent_term, :get, 1} in reaching
+      refute {Kernel, :inspect, 2} in reaching
+
+      # The profiles' own functions stay out (a crash report or a log call
+      # on the way is not a write): the only writer they name is the one
+      # the set exists to catch.
+      for profile <- [:pure, :processes] do
+        {:ok, spec} = :seccomp_profiles.profile(profile)
+        native = :seccomp_policy.native(elem(:seccomp_policy.new(spec), 1))
+
+        # (Macros aside: they run at expansion, which is checked.)
+        named =
+          for {m, f, a} <- reaching,
+              :seccomp_nif.check_with(native, m, f, a) == :allow,
+              not String.starts_with?(Atom.to_string(f), "MACRO-"),
+              do: {m, f, a}
+
+        assert named == [{Inspect.Opts, :default_inspect_fun, 1}], "#{profile}: #{inspect(named)}"
+      end
+
+      for mfa <- [
+            {Task, :async, 1},
+            {Task, :start, 1},
+            {Agent, :start_link, 1},
+            {:logger, :error, 2}
+          ] do
+        refute mfa in reaching, "#{inspect(mfa)}"
+      end
+
+      probes = [
+        ~S|Inspect.Opts.default_inspect_fun(fn t, o -> Inspect.inspect(t, o) end)|,
+        ~S|Inspect.Opts.default_inspect_fun(&:erlang.max/2)|,
+        ~S|Calendar.put_time_zone_database(Enum)|,
+        ~S|:application_controller.get_env(:beam_seccomp, :host_state_probe)|,
+        ~S|:application_controller.get_all_env(:beam_seccomp)|,
+        ~S|:c.bt(self())|
+      ]
+
+      before = :persistent_term.get({Inspect.Opts, :inspect_fun}, :unset)
+
+      for policy <- [
+            :pure,
+            %{mode: :whitelist, rules: [Inspect.Opts, Inspect, Calendar]} | @denylists
+          ],
+          mode <- Backends.all(),
+          code <- probes do
+        result = run(mode, code, policy)
+        now = :persistent_term.get({Inspect.Opts, :inspect_fun}, :unset)
+        # Restored before asserting: a foreign inspect fun breaks the report.
+        now == before || restore_inspect_fun(before)
+        assert now == before, "#{mode}: #{code}"
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      task = Task.async(fn -> inspect(%{a: 1}) end)
+      assert Task.await(task) == "%{a: 1}"
+
+      # Reading stays allowed.
+      assert {:ok, "%{a: 1}", _} = run(:eval, ~S|inspect(%{a: 1})|, :pure)
+    end
+  end
+
+  defp restore_inspect_fun(:unset), do: :persistent_term.erase({Inspect.Opts, :inspect_fun})
+  defp restore_inspect_fun(fun), do: :persistent_term.put({Inspect.Opts, :inspect_fun}, fun)
+
+  describe "the sandbox's own tables" do
+    test "a call that writes what its arguments do not bound is refused; other writes stop at the copy bound" do
+      unbounded = [
+        ~S|t = :ets.new(:t, []); :ets.insert(t, {1, [1]}); | <>
+          ~S|:ets.select_replace(t, [{{:"$1", :"$2"}, [], [{{:"$1", {{:"$2", :"$2"}}}}]}])|,
+        ~S|t = :ets.new(:t, []); :ets.init_table(t, fn _ -> :end_of_input end)|
+      ]
+
+      for policy <- @denylists, mode <- [:eval, :pool], code <- unbounded do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # A write other than insert, on a table that holds the bound.
+      code =
+        "t = :ets.new(:t, []); l = Enum.to_list(1..1000); " <>
+          "for i <- 1..100_000, do: :ets.update_counter(t, i, 1, {i, 0, l})"
+
+      assert {:error, :memory_limit} =
+               run(:eval, code, @readme_denylist, %{max_binary: 1_000_000, timeout: 30_000})
+    end
+  end
+
   describe "tables the sandbox did not create" do
     test "library code is not handed a host table, by name or by reference" do
       Application.put_env(:beam_seccomp, :host_state_secret, "ENV_SECRET")

@@ -208,22 +208,25 @@ defmodule Seccomp.SandboxInertTest do
       {:ok, policy} = :seccomp_policy.new(@readme_denylist)
       native = :seccomp_policy.native(:seccomp_denylist.extend(policy))
       closure = :seccomp_denylist.closure(:seccomp_policy.spec(policy))
-      {:ok, pure} = :seccomp_profiles.profile(:pure)
-      pure = :seccomp_policy.native(elem(:seccomp_policy.new(pure), 1))
-
       # Protocol dispatch, data functions of a denied module
       # (`System.convert_time_unit/3`), reads of the clock and of
-      # configuration carry none: nothing the `pure` profile runs is in the
-      # closure (macros and compiler hooks such as `Regex.__escape__/1` aside:
-      # they run at expansion, which is checked; the hook reads a field with
-      # `x.field`, which Elixir 1.20 compiles to a call by computed name).
-      pure_in_closure =
-        for {m, f, a} <- closure,
-            :seccomp_nif.check_with(pure, m, f, a) == :allow,
-            not expansion_time?(f),
-            do: {m, f, a}
+      # configuration, crash reports carry none: nothing the profiles run is
+      # in the closure (macros and compiler hooks such as
+      # `Regex.__escape__/1` aside: they run at expansion, which is checked;
+      # the hook reads a field with `x.field`, which Elixir 1.20 compiles to
+      # a call by computed name).
+      for name <- [:pure, :processes] do
+        {:ok, profile} = :seccomp_profiles.profile(name)
+        profile = :seccomp_policy.native(elem(:seccomp_policy.new(profile), 1))
 
-      assert pure_in_closure == []
+        in_closure =
+          for {m, f, a} <- closure,
+              :seccomp_nif.check_with(profile, m, f, a) == :allow,
+              not expansion_time?(f),
+              do: {m, f, a}
+
+        assert in_closure == [], "#{name}: #{inspect(in_closure)}"
+      end
 
       for code <- [
             "Enum.map([1, 2], &(&1 * 2))",
@@ -310,7 +313,10 @@ defmodule Seccomp.SandboxInertTest do
       """
 
       assert {:ok, 42, _} =
-               :seccomp_eval.eval(code, language: :elixir, policy: %{mode: :blacklist, rules: [:os]})
+               :seccomp_eval.eval(code,
+                 language: :elixir,
+                 policy: %{mode: :blacklist, rules: [:os]}
+               )
     end
   end
 end

@@ -362,6 +362,57 @@ defmodule Seccomp.SandboxMembershipTest do
       :ok = Eval.release(rule)
     end
 
+    test "flags, priority and group leader a run sets are not the next run's" do
+      rule =
+        prepare!(
+          ~S"""
+          case x do
+            :set ->
+              Process.flag(:priority, :low)
+              Process.flag(:trap_exit, false)
+              Process.group_leader(self(), self())
+              :ok
+
+            :look ->
+              {Process.flag(:priority, :normal), Process.flag(:trap_exit, true),
+               Process.group_leader() != self()}
+          end
+          """,
+          [bindings: [:x]] ++ @deny
+        )
+
+      assert {:ok, {:normal, true, true} = fresh, _} = Eval.run(rule, [x: :look], mode: :pool)
+
+      for _ <- 1..5 do
+        assert {:ok, :ok, _} = Eval.run(rule, [x: :set], mode: :pool)
+        assert {:ok, ^fresh, _} = Eval.run(rule, [x: :look], mode: :pool)
+      end
+
+      # A crashing linked task ends the run with an error, not the runner,
+      # whatever an earlier run did to the flag.
+      crash =
+        prepare!(
+          ~S"""
+          if flag do
+            Process.flag(:trap_exit, false)
+          else
+            Task.async(fn -> raise "boom" end)
+            Process.sleep(100)
+            :survived
+          end
+          """,
+          bindings: [:flag],
+          policy: [deny: [:os]],
+          pool_size: 1
+        )
+
+      assert {:ok, :survived, _} = Eval.run(crash, [flag: false], mode: :pool)
+      assert {:ok, true, _} = Eval.run(crash, [flag: true], mode: :pool)
+      assert {:ok, :survived, _} = Eval.run(crash, [flag: false], mode: :pool)
+      :ok = Eval.release(rule)
+      :ok = Eval.release(crash)
+    end
+
     test "a rule that does none of that keeps its warm runner" do
       rule = prepare!("self()", pool_size: 1)
       {:ok, runner, _} = Eval.run(rule, [], mode: :pool)

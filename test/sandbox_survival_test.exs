@@ -31,10 +31,15 @@ defmodule Seccomp.SandboxSurvivalTest do
   # Small limits keep each refusal quick (the bounded walks stop at them);
   # the issue's own example keeps the default limits.
   @limits [max_heap_size: 200_000, max_binary: 2_000_000]
-  @default_limits [:large_elements, :binary_doubling]
+  @default_limits [:large_elements, :binary_doubling, :compile_pattern_loop]
   @denylist [policy: %{mode: :blacklist, rules: []}]
 
   @elixir [
+    # Each compiled pattern alone within the bounds, its table off the heap
+    # behind a small handle: many of them kept.
+    compile_pattern_loop:
+      "pats = for i <- 1..1500, do: <<i::32>>; " <>
+        "Enum.map(1..100_000, fn _ -> :binary.compile_pattern(pats) end) |> length()",
     literal_bit_size: "<<0::123456789123456789>>",
     variable_bit_size: "n = 123456789123456789; <<0::size(n)>>",
     unit_bit_size: "n = 1_000_000_000; <<0::size(n)-unit(255)>>",
@@ -197,6 +202,8 @@ defmodule Seccomp.SandboxSurvivalTest do
   # Refused outright rather than bounded: library functions that make atoms
   # of their data.
   @refused [
+    :ets_select_replace,
+    :ets_init_table,
     :fread_atoms,
     :calendar_atom,
     :calendar_module,
@@ -205,6 +212,9 @@ defmodule Seccomp.SandboxSurvivalTest do
     :agent_priority,
     :genserver_priority,
     :min_heap,
+    :timer_to_name,
+    :timer_server,
+    :timer_apply,
     :off_heap_queue
   ]
 
@@ -329,6 +339,16 @@ defmodule Seccomp.SandboxSurvivalTest do
     genserver_priority:
       "loop = fn f -> f.(f) end; GenServer.start(Agent.Server, fn -> loop.(loop) end, spawn_opt: [priority: :max])",
     min_heap: ":erlang.process_flag(:min_heap_size, 1_000_000_000)",
+    # A timer keeps its message off every heap until it fires: aimed at the
+    # sandbox's own processes only (it ends with them), its message charged.
+    timers_kept:
+      "big = Enum.reduce(1..20, [1], fn _, a -> [a | a] end); " <>
+        "Enum.each(1..100_000, fn _ -> :erlang.send_after(4_000_000_000, self(), big) end)",
+    small_timers_kept:
+      "Enum.each(1..1_000_000, fn i -> Process.send_after(self(), {i, :binary.copy(<<i>>, 100)}, 4_000_000_000) end)",
+    timer_to_name: ":erlang.send_after(4_000_000_000, :seccomp_survival_nobody, :x)",
+    timer_server: ":timer.send_interval(4_000_000_000, :seccomp_survival_nobody, :x)",
+    timer_apply: ":timer.apply_after(4_000_000_000, :lists, :seq, [1, 2])",
     # An off-heap queue is outside the heap limit; senders fill it.
     off_heap_queue:
       "sink = spawn(fn -> Process.flag(:message_queue_data, :off_heap); receive do :never -> :ok end end); " <>
@@ -337,13 +357,28 @@ defmodule Seccomp.SandboxSurvivalTest do
         "Process.flag(:message_queue_data, :off_heap)",
     atomics_new: "for _ <- 1..8, do: :atomics.new(100_000_000, [])",
     counters_new: ":counters.new(100_000_000, [])",
+    # Each array alone within the bounds: many of them kept.
+    atomics_loop: "Enum.map(1..100_000, fn _ -> :atomics.new(200_000, []) end) |> length()",
+    counters_loop:
+      "Enum.map(1..100_000, fn _ -> :counters.new(200_000, [:write_concurrency]) end) |> length()",
     # Each table kept just under the bound by the code itself: many tables.
     ets_tables:
       "l = Enum.to_list(1..1000); fill = fn t -> Enum.reduce_while(1..1_000_000, 0, fn i, _ -> " <>
         "if :ets.info(t, :memory) * 8 > 3_000_000, do: {:halt, 0}, else: {:cont, :ets.insert(t, {i, l})} end) end; " <>
         "for _ <- 1..1_000, do: fill.(:ets.new(:survival, []))",
     ets_volume:
-      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})"
+      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); for i <- 1..10_000_000, do: :ets.insert(t, {i, l})",
+    # Each object rebuilt unshared from the match specification's body:
+    # the table doubles per call.
+    ets_select_replace:
+      "t = :ets.new(:survival, []); :ets.insert(t, {1, Enum.to_list(1..10_000)}); " <>
+        ~S|ms = [{{:"$1", :"$2"}, [], [{{:"$1", {{:"$2", :"$2"}}}}]}]; | <>
+        "for _ <- 1..40, do: :ets.select_replace(t, ms)",
+    # As many objects as a fun yields, in one call.
+    ets_init_table:
+      "t = :ets.new(:survival, []); l = Enum.to_list(1..1000); " <>
+        "g = fn g, i -> fn :read -> {[{i, l}], g.(g, i + 1)}; :close -> :ok end end; " <>
+        ":ets.init_table(t, g.(g, 0))"
   ]
 
   # Formatting for a capture happens in the host's capture process: its

@@ -5,7 +5,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 %% Scenarios run in a VM of their own (peer), and callbacks.
--export([deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
+-export([elixir_path/0, deadlock_spawn/0, deadlock_eval/0, deadlock_start_child/0, deadlock_adopt_twice/0,
          every_spawner/0, spawners/0, arg_lists/4, probe/2, init/1, first_instruction/1, first_instruction_ack/1, report_start/2]).
 
 -include("caught.hrl").
@@ -34,7 +34,8 @@ init({sup, Flags, Children}) -> {ok, {Flags, Children}}.
 %%% The deadlock paths, each in a VM of its own -------------------------------------
 
 %% A scenario in a fresh VM; a hang is reported as `timeout' and the VM killed.
-in_own_vm(Scenario) -> in_own_vm(Scenario, 15000).
+%% (A fresh VM's first `eval' may derive the call graph: seconds.)
+in_own_vm(Scenario) -> in_own_vm(Scenario, 60000).
 
 in_own_vm(Scenario, Timeout) ->
     Paths = lists:append([["-pa", P] || P <- code:get_path() ++ elixir_path()]),
@@ -49,7 +50,7 @@ in_own_vm(Scenario, Timeout) ->
     end.
 
 deadlocks_test_() ->
-    {timeout, 120,
+    {timeout, 300,
      [?_assertEqual({true, 1}, in_own_vm(deadlock_spawn)),
       ?_assertMatch({ok, 2, _}, in_own_vm(deadlock_eval)),
       ?_assertEqual({true, 2}, in_own_vm(deadlock_start_child)),
