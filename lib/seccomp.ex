@@ -57,7 +57,7 @@ defmodule Seccomp do
   def apply(module, function, args), do: refusing(fn -> :seccomp.apply(module, function, args) end)
 
   @doc "`Kernel.spawn/1` that honours `no_spawn` and passes the caller's layers on."
-  @spec spawn((-> term())) :: pid()
+  @spec spawn((() -> term())) :: pid()
   def spawn(fun), do: refusing(fn -> :seccomp.spawn(fun) end)
 
   @doc "`Kernel.spawn/3`, checked as a call of `module.function/length(args)` and as a spawn."
@@ -66,7 +66,7 @@ defmodule Seccomp do
     do: refusing(fn -> :seccomp.spawn(module, function, args) end)
 
   @doc "Like `spawn/1`, linked."
-  @spec spawn_link((-> term())) :: pid()
+  @spec spawn_link((() -> term())) :: pid()
   def spawn_link(fun), do: refusing(fn -> :seccomp.spawn_link(fun) end)
 
   @doc "Like `spawn/3`, linked."
@@ -75,7 +75,7 @@ defmodule Seccomp do
     do: refusing(fn -> :seccomp.spawn_link(module, function, args) end)
 
   @doc "Like `spawn/1`, monitored."
-  @spec spawn_monitor((-> term())) :: {pid(), reference()}
+  @spec spawn_monitor((() -> term())) :: {pid(), reference()}
   def spawn_monitor(fun), do: refusing(fn -> :seccomp.spawn_monitor(fun) end)
 
   @doc "Like `spawn/3`, monitored."
@@ -84,7 +84,7 @@ defmodule Seccomp do
     do: refusing(fn -> :seccomp.spawn_monitor(module, function, args) end)
 
   @doc "Like `:erlang.spawn_opt/2`, inheriting."
-  @spec spawn_opt((-> term()), list()) :: pid() | {pid(), reference()}
+  @spec spawn_opt((() -> term()), list()) :: pid() | {pid(), reference()}
   def spawn_opt(fun, opts), do: refusing(fn -> :seccomp.spawn_opt(fun, opts) end)
 
   @doc """
@@ -151,13 +151,13 @@ defmodule Seccomp do
     do: refusing(fn -> :seccomp.start_child(sup, Supervisor.child_spec(spec, [])) end)
 
   @doc "`Task.Supervisor.start_child/2` with the caller's layers on the task."
-  @spec task_start_child(Supervisor.supervisor(), (-> term())) ::
+  @spec task_start_child(Supervisor.supervisor(), (() -> term())) ::
           DynamicSupervisor.on_start_child()
   def task_start_child(sup, fun),
     do: refusing(fn -> :seccomp_supervisor.task(sup, fun, :start_child) end)
 
   @doc "`Task.Supervisor.async/2` with the caller's layers on the task."
-  @spec task_async(Supervisor.supervisor(), (-> term())) :: Task.t()
+  @spec task_async(Supervisor.supervisor(), (() -> term())) :: Task.t()
   def task_async(sup, fun), do: refusing(fn -> :seccomp_supervisor.task(sup, fun, :async) end)
 
   @doc "Every local process with its restriction state."
@@ -194,7 +194,7 @@ defmodule Seccomp do
     do: refusing(fn -> :seccomp.erpc_call(node, module, function, args, timeout) end)
 
   @doc "`Node.spawn/2`, the child restricted by the caller's layers."
-  @spec spawn_on(node(), (-> term())) :: pid()
+  @spec spawn_on(node(), (() -> term())) :: pid()
   def spawn_on(node, fun), do: refusing(fn -> :seccomp.spawn(node, fun) end)
 
   @doc "`Node.spawn/4`, the child restricted by the caller's layers."
