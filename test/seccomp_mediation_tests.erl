@@ -49,12 +49,13 @@ in_own_vm(Scenario, Timeout) ->
         caught(fun() -> peer:stop(Peer) end)
     end.
 
+%% (Each with a timeout of its own: EUnit's default of 5 s applies to each
+%% test of a group.)
 deadlocks_test_() ->
-    {timeout, 300,
-     [?_assertEqual({true, 1}, in_own_vm(deadlock_spawn)),
-      ?_assertMatch({ok, 2, _}, in_own_vm(deadlock_eval)),
-      ?_assertEqual({true, 2}, in_own_vm(deadlock_start_child)),
-      ?_assertEqual({ok, 1}, in_own_vm(deadlock_adopt_twice))]}.
+    [{timeout, 90, ?_assertEqual({true, 1}, in_own_vm(deadlock_spawn))},
+     {timeout, 90, ?_assertMatch({ok, 2, _}, in_own_vm(deadlock_eval))},
+     {timeout, 90, ?_assertEqual({true, 2}, in_own_vm(deadlock_start_child))},
+     {timeout, 90, ?_assertEqual({ok, 1}, in_own_vm(deadlock_adopt_twice))}].
 
 started_vm() -> {ok, _} = application:ensure_all_started(beam_seccomp).
 
