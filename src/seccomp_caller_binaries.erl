@@ -1,25 +1,58 @@
-%% @doc The off-heap binaries of a caller-mode run.
+%% @doc The heap and off-heap binaries of a caller-mode run.
 %%
-%% A caller-mode run's heap limit (`max_heap_size' of the caller for the
-%% run's duration) does not count reference-counted binaries, which live
-%% outside the heap: a loop of allocations each within `max_binary' would
-%% hold binaries until the VM cannot allocate. Every check that lets a run
-%% allocate a binary first asks {@link within/0}: the binary bytes the
-%% caller references (the runtime's own O(1) count of its virtual binary
-%% heap) may grow by a fixed number of `max_binary' during the run.
+%% A caller-mode run has no keeper: the caller's heap limit (`max_heap_size'
+%% for the run's duration) bounds its heap, and its binaries, which live
+%% outside the heap, are bounded twice: every check that lets a run
+%% allocate a binary first asks {@link within/0} (an error the run sees),
+%% and whatever a loop of direct library calls keeps alive meets the heap
+%% limit (OTP 27+, which counts binaries) or `seccomp_caller_watch' (before),
+%% which kill the caller. The binary bytes the caller references (the
+%% runtime's own O(1) count of its virtual binary heap) may grow by a fixed
+%% number of `max_binary' during the run.
 -module(seccomp_caller_binaries).
 
--export([start/1, within/0]).
+-export([begin_run/2, end_run/1, within/0, bytes/1]).
+
+-export_type([run/0]).
+
+%% What ending a run restores: the caller's heap limit, and whether the
+%% watcher watches it.
+-opaque run() :: {map(), limited | watched}.
 
 -define(KEY, '$seccomp_caller_binaries').
 %% How many times `max_binary' a run's binaries may grow by.
 -define(FACTOR, 4).
 
-%% @doc Start counting for a run in the calling process (its dictionary is
-%% the run's own, see `seccomp_sandbox_ctx:begin_caller_run/1').
--spec start(non_neg_integer()) -> ok.
-start(MaxBinary) ->
-    put(?KEY, bytes() + ?FACTOR * MaxBinary),
+%% @doc Bound the calling process for a caller-mode run: its heap may grow
+%% by `HeapGrowth' words and the binaries it references by ?FACTOR times
+%% `MaxBinary' bytes; past either the VM kills it (better than failing to
+%% allocate). Where the heap limit can count binaries (OTP 27+,
+%% `include_shared_binaries') it bounds both; before, the heap limit bounds
+%% the heap, and `seccomp_caller_watch' samples the binaries.
+-spec begin_run(non_neg_integer(), non_neg_integer()) -> run().
+begin_run(HeapGrowth, MaxBinary) ->
+    Allowance = bytes() + ?FACTOR * MaxBinary,
+    put(?KEY, Allowance),
+    {total_heap_size, Used} = process_info(self(), total_heap_size),
+    Limit = #{size => Used + HeapGrowth, kill => true, error_logger => false},
+    WithBinaries = Limit#{size := Used + HeapGrowth + Allowance div erlang:system_info(wordsize),
+                          include_shared_binaries => true},
+    %% (Runtimes before OTP 27 ignore the option.)
+    Old = process_flag(max_heap_size, WithBinaries),
+    case process_info(self(), max_heap_size) of
+        {max_heap_size, #{include_shared_binaries := true}} ->
+            {Old, limited};
+        _ ->
+            _ = process_flag(max_heap_size, Limit),
+            ok = seccomp_caller_watch:watch(Allowance),
+            {Old, watched}
+    end.
+
+%% @doc Give the caller its own heap limit back.
+-spec end_run(run()) -> ok.
+end_run({Old, How}) ->
+    _ = process_flag(max_heap_size, Old),
+    How =:= watched andalso seccomp_caller_watch:unwatch(),
     ok.
 
 %% @doc Whether the calling process may allocate another binary: always
@@ -33,8 +66,17 @@ within() ->
         Max -> bytes() =< Max orelse (garbage_collect() andalso bytes() =< Max)
     end.
 
-bytes() ->
-    {garbage_collection_info, Info} = process_info(self(), garbage_collection_info),
-    {_, Young} = lists:keyfind(bin_vheap_size, 1, Info),
-    {_, Old} = lists:keyfind(bin_old_vheap_size, 1, Info),
-    (Young + Old) * erlang:system_info(wordsize).
+bytes() -> bytes(self()).
+
+%% @doc The bytes of the binaries `Pid' references (the runtime's O(1)
+%% count of its virtual binary heaps); `undefined' once it has ended.
+-spec bytes(pid()) -> non_neg_integer() | undefined.
+bytes(Pid) ->
+    case process_info(Pid, garbage_collection_info) of
+        {garbage_collection_info, Info} ->
+            {_, Young} = lists:keyfind(bin_vheap_size, 1, Info),
+            {_, Old} = lists:keyfind(bin_old_vheap_size, 1, Info),
+            (Young + Old) * erlang:system_info(wordsize);
+        undefined ->
+            undefined
+    end.

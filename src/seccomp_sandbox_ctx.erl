@@ -148,24 +148,21 @@ atoms_left(#ctx{tab = Tab, max_atoms = Max}) ->
 %% the copy bound at most (a value within the bound ends the run with it or
 %% with `memory_limit'; an allocation no bound sees, `Enum.to_list' of a
 %% huge range, meets this): past that the VM kills the caller, which is
-%% better than the VM failing to allocate. Binaries, which the heap limit
-%% does not count, are bounded by `seccomp_caller_binaries'.
--spec begin_caller_run(ctx()) -> {[{term(), term()}], map()}.
+%% better than the VM failing to allocate. So are the binaries it references
+%% (`seccomp_caller_binaries').
+-spec begin_caller_run(ctx()) -> {[{term(), term()}], seccomp_caller_binaries:run()}.
 begin_caller_run(#ctx{max_copy = Copy, max_binary = Bin}) ->
     Caller = erase(),
-    ok = seccomp_caller_binaries:start(Bin),
-    {total_heap_size, Used} = erlang:process_info(self(), total_heap_size),
-    Growth = ?CALLER_HEAP_FACTOR * Copy div erlang:system_info(wordsize),
-    Limit = process_flag(max_heap_size, #{size => Used + Growth, kill => true, error_logger => false}),
+    Run = seccomp_caller_binaries:begin_run(?CALLER_HEAP_FACTOR * Copy div erlang:system_info(wordsize), Bin),
     put(?CALLER_RUN, {none, 0}),
-    {Caller, Limit}.
+    {Caller, Run}.
 
 %% @doc End a caller-mode run: drop what it left in the dictionary, give
 %% the caller its own dictionary and heap limit back, and return the first
 %% violation, or `none'.
--spec end_caller_run({[{term(), term()}], map()}) -> none | mfa().
+-spec end_caller_run({[{term(), term()}], seccomp_caller_binaries:run()}) -> none | mfa().
 end_caller_run({Caller, Limit}) ->
-    _ = process_flag(max_heap_size, Limit),
+    ok = seccomp_caller_binaries:end_run(Limit),
     Run = erase(),
     _ = [put(K, V) || {K, V} <- Caller],
     case lists:keyfind(?CALLER_RUN, 1, Run) of

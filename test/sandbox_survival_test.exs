@@ -32,6 +32,16 @@ defmodule Seccomp.SandboxSurvivalTest do
   # the issue's own example keeps the default limits.
   @limits [max_heap_size: 200_000, max_binary: 2_000_000]
   @default_limits [:large_elements, :binary_doubling, :compile_pattern_loop]
+
+  # Caller mode has no keeper: binaries a loop of direct library calls keeps,
+  # with no checked call between, meet the caller's heap limit (OTP 27+) or
+  # the watcher (before), which end the caller. (Default limits.)
+  @caller_loops [
+    {:direct_binary_loop, :elixir,
+     "b = :binary.copy(<<?a>>, 10_000_000); length(for _ <- 1..1000, do: :base64.encode(b))"},
+    {:direct_binary_loop, :erlang,
+     "B = binary:copy(<<\"a\">>, 10000000), length([base64:encode(B) || _ <- lists:seq(1, 1000)])."}
+  ]
   @denylist [policy: %{mode: :blacklist, rules: []}]
 
   @elixir [
@@ -233,7 +243,21 @@ defmodule Seccomp.SandboxSurvivalTest do
 
     defp attempt(code, lang, :eval, opts), do: :seccomp_eval.eval(code, [language: lang] ++ opts)
 
-    defp attempt(code, lang, mode, opts) do
+    # A caller-mode run whose heap or binaries pass their bound ends its
+    # caller (killed): the run goes in a process of its own here.
+    defp attempt(code, lang, :caller, opts) do
+      {_, ref} = spawn_monitor(fn -> exit({:done, prepared(code, lang, :caller, opts)}) end)
+
+      receive do
+        {:DOWN, ^ref, _, _, {:done, result}} -> result
+        {:DOWN, ^ref, _, _, :killed} -> {:error, :caller_killed}
+        {:DOWN, ^ref, _, _, other} -> {:unexpected, other}
+      end
+    end
+
+    defp attempt(code, lang, mode, opts), do: prepared(code, lang, mode, opts)
+
+    defp prepared(code, lang, mode, opts) do
       case :seccomp_eval.prepare(code, [language: lang, mode: mode] ++ opts) do
         {:ok, p} ->
           result = :seccomp_eval.run(p, [], %{mode: mode})
@@ -345,7 +369,7 @@ defmodule Seccomp.SandboxSurvivalTest do
       "big = Enum.reduce(1..20, [1], fn _, a -> [a | a] end); " <>
         "Enum.each(1..100_000, fn _ -> :erlang.send_after(4_000_000_000, self(), big) end)",
     small_timers_kept:
-      "Enum.each(1..1_000_000, fn i -> Process.send_after(self(), {i, :binary.copy(<<i>>, 100)}, 4_000_000_000) end)",
+      "Enum.each(1..1_000_000, fn i -> Process.send_after(self(), {i, :binary.copy(<<i>>, 10_000)}, 4_000_000_000) end)",
     timer_to_name: ":erlang.send_after(4_000_000_000, :seccomp_survival_nobody, :x)",
     timer_server: ":timer.send_interval(4_000_000_000, :seccomp_survival_nobody, :x)",
     timer_apply: ":timer.apply_after(4_000_000_000, :lists, :seq, [1, 2])",
@@ -419,6 +443,7 @@ defmodule Seccomp.SandboxSurvivalTest do
         mode <- [:eval],
         do: {label, code, :elixir, mode, [output: :capture] ++ @denylist ++ @limits}
       ),
+      for({label, lang, code} <- @caller_loops, do: {label, code, lang, :caller, []}),
       for(
         {label, code} <- @processes,
         mode <- modes,
@@ -455,7 +480,7 @@ defmodule Seccomp.SandboxSurvivalTest do
 
     others =
       Enum.reject(first, fn {label, _, mode, {:error, r}} ->
-        r in bounds or (mode == :caller and r in [:seccomp_violation, :unsafe_form]) or
+        r in bounds or (mode == :caller and r in [:seccomp_violation, :unsafe_form, :caller_killed]) or
           (label in @refused and r == :seccomp_violation) or
           (Keyword.has_key?(@capture, label) and match?({:exception, _}, r))
       end)
