@@ -115,7 +115,7 @@ special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elix
     %% Another process's flags.
     seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
-    seccomp_sandbox_state:reaches_host(M, F, length(Args)) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_state:always_refused(M, F, length(Args)) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_timers:timer(M, F, length(Args)) andalso timer(M, F, Args, Ctx),
     seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
@@ -203,7 +203,8 @@ special_kind(output, M, F, Args, Ctx) ->
         refused -> seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx)
     end;
 special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
-    %% A decoded fun would run its code unchecked wherever it is called;
+    %% A decoded fun would run its code unchecked wherever it is called, and
+    %% a decoded pid, port or reference names what the sandbox did not make;
     %% `safe' refuses atoms the VM does not know (they would escape the
     %% atom budget).
     Safe = case Opts of
@@ -213,7 +214,7 @@ special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
            end,
     seccomp_sandbox_bounds:bounded_decode(Bin, Ctx),
     Term = erlang:apply(M, F, [Bin, Safe]),
-    seccomp_sandbox_data:holds_fun([Term]) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_data:holds_capability([Term]) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     Term;
 special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     Unit = case UnitPos of

@@ -204,6 +204,94 @@ defmodule Seccomp.HostStateTest do
   defp restore_inspect_fun(:unset), do: :persistent_term.erase({Inspect.Opts, :inspect_fun})
   defp restore_inspect_fun(fun), do: :persistent_term.put({Inspect.Opts, :inspect_fun}, fun)
 
+  describe "the VM's names and identifiers" do
+    test "a sandbox claims no name, joins no group and forges no pid, port or reference" do
+      free = :"seccomp_host_state_free_#{System.unique_integer([:positive])}"
+      {:ok, _} = :pg.start_link(:seccomp_host_state_pg)
+      :ok = :pg.join(:seccomp_host_state_pg, :admins, self())
+      timer = Process.send_after(self(), :host_tick, 60_000)
+      ref_text = inspect(:erlang.ref_to_list(timer))
+
+      probes = [
+        # A free name: a host server started on demand would get the
+        # sandbox's process.
+        ~s|Process.register(self(), #{inspect(free)})|,
+        ~s|:erlang.register(#{inspect(free)}, self())|,
+        ~s|GenServer.start(Agent.Server, fn -> 1 end, name: #{inspect(free)})|,
+        ~s|:gen_server.start({:local, #{inspect(free)}}, Agent.Server, fn -> 1 end, [])|,
+        ~s|:ets.new(#{inspect(free)}, [:named_table, :public])|,
+        # The VM's process groups.
+        ~S|:pg.which_groups(:seccomp_host_state_pg)|,
+        ~S|:pg.join(:seccomp_host_state_pg, :admins, self())|,
+        ~S|:pg.get_members(:seccomp_host_state_pg, :admins)|,
+        # Identifiers made of data name what the sandbox did not make.
+        ~s|:erlang.cancel_timer(:erlang.list_to_ref(#{ref_text}))|,
+        ~S|:erlang.list_to_pid(~c"<0.1.0>")|,
+        ~S|:erlang.list_to_port(~c"#Port<0.1>")|,
+        ~S|:erlang.binary_to_term(<<131, 88, 100, 0, 13, "nonode@nohost", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0>>)|
+      ]
+
+      for policy <- @denylists, mode <- Backends.all(), code <- probes do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      assert Process.whereis(free) == nil
+      assert :ets.whereis(free) == :undefined
+      assert :pg.get_members(:seccomp_host_state_pg, :admins) == [self()]
+      assert is_integer(Process.read_timer(timer))
+      Process.cancel_timer(timer)
+
+      # A caller-mode run leaves the caller's aliases alone.
+      alias = :erlang.alias()
+
+      for code <- [~S|:erlang.alias()|, ~S|:erlang.unalias(make_ref())|] do
+        assert refused?(run(:caller, code, hd(@denylists))), code
+      end
+
+      send(alias, :still_active)
+      assert_receive :still_active
+    end
+  end
+
+  describe "decompression" do
+    test "is refused whatever the policy (its output has no bound its input sets)" do
+      :ok = :seccomp_reach.ensure()
+      {:ok, %{inflate: inflating}} = :seccomp_reach.derive()
+      assert {:zlib, :gunzip, 1} in inflating
+      assert {:zlib, :inflate, 2} in inflating
+      assert {:zip, :unzip, 2} in inflating
+      refute {:zlib, :gzip, 1} in inflating
+
+      for profile <- [:pure, :processes] do
+        {:ok, spec} = :seccomp_profiles.profile(profile)
+        native = :seccomp_policy.native(elem(:seccomp_policy.new(spec), 1))
+
+        named =
+          for {m, f, a} <- inflating,
+              :seccomp_nif.check_with(native, m, f, a) == :allow,
+              do: {m, f, a}
+
+        assert named == [], "#{profile}: #{inspect(named)}"
+      end
+
+      probes = [
+        ~S|:zlib.gunzip(:zlib.gzip("abc"))|,
+        ~S|:zlib.uncompress(:zlib.compress("abc"))|,
+        ~S|z = :zlib.open(); :zlib.inflateInit(z); :zlib.inflate(z, :zlib.compress("abc"))|,
+        ~S|{:ok, {_, z}} = :zip.zip(~c"a", [{~c"a", "abc"}], [:memory]); :zip.unzip(z, [:memory])|
+      ]
+
+      for policy <- @denylists, mode <- Backends.all(), code <- probes do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # Compressing stays open where the policy allows it.
+      assert {:ok, 23, _} = run(:eval, ~S|byte_size(:zlib.gzip("abc"))|, hd(@denylists))
+    end
+  end
+
   describe "the sandbox's own tables" do
     test "a call that writes what its arguments do not bound is refused; other writes stop at the copy bound" do
       unbounded = [
