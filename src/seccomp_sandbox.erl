@@ -249,7 +249,8 @@ copying_kind(spawner, M, F, Args, Ctx) ->
     seccomp_sandbox_members:below_process_limit(Ctx),
     dispatch(M, F, Args, Ctx);
 copying_kind({send, DestPos}, M, F, Args, Ctx) ->
-    seccomp_sandbox_procs:may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
+    seccomp_sandbox_procs:may_send(lists:nth(DestPos, Args), lists:nth(DestPos + 1, Args),
+                                   {M, F, length(Args)}, Ctx),
     carry_out(M, F, Args, Ctx);
 copying_kind({signal, DestPos}, M, F, Args, Ctx) ->
     seccomp_sandbox_procs:may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),

@@ -58,8 +58,10 @@ allowed({M, register}, _Args, _Own) when M =:= erlang; M =:= 'Elixir.Process' ->
 allowed({erlang, F}, Args, _Own) ->
     seccomp_introspection:allowed(F, Args);
 allowed({ets, new}, [_Name, Opts], Own) ->
-    %% A named table takes a name of the VM's too.
-    Own =/= none andalso not (is_list(Opts) andalso lists:member(named_table, Opts));
+    %% A named table takes a name of the VM's too, and an heir would keep
+    %% the table (and hand it to a host process) when the sandbox ends.
+    Own =/= none andalso is_list(Opts)
+        andalso not lists:any(fun(O) -> O =:= named_table orelse is_tuple(O) andalso element(1, O) =:= heir end, Opts);
 allowed({ets, new}, _Args, Own) ->
     Own =/= none;
 allowed({ets, F}, [_Continuation], _Own) when F =:= select; F =:= select_reverse; F =:= match;

@@ -173,9 +173,27 @@ reparse(Text, Total) ->
 %% `Foo.Bar' becomes 'Elixir.Foo.Bar', and a word list with the `a'
 %% modifier (`~w(...)a', `~W(...)a') becomes one atom per word. (Word lists
 %% with interpolation are split at run time, where the handler counts each
-%% atom.)
+%% atom.) And the translation to Erlang names each binding of a variable
+%% `_name@N' (N counting the variable's bindings): at most one per
+%% occurrence of the name.
 new_expansion_atoms(Quoted) ->
-    count_new(lists:usort(expansion_atoms([Quoted], []))).
+    count_new(lists:usort(expansion_atoms([Quoted], []) ++ version_atoms(Quoted))).
+
+version_atoms(Quoted) ->
+    Counts = var_counts([Quoted], #{}),
+    [lists:flatten(["_", Name, "@", integer_to_list(N)])
+     || {Name, Count} <- maps:to_list(Counts), N <- lists:seq(1, Count)].
+
+var_counts([], Acc) ->
+    Acc;
+var_counts([{Name, Meta, Context} | Rest], Acc) when is_list(Meta), is_atom(Context) ->
+    case seg_name(Name) of
+        dynamic -> var_counts(Rest, Acc);
+        Text -> var_counts(Rest, maps:update_with(Text, fun(C) -> C + 1 end, 1, Acc))
+    end;
+var_counts([T | Rest], Acc) when is_tuple(T) -> var_counts(tuple_to_list(T) ++ Rest, Acc);
+var_counts([L | Rest], Acc) when is_list(L) -> var_counts(L ++ Rest, Acc);
+var_counts([_ | Rest], Acc) -> var_counts(Rest, Acc).
 
 expansion_atoms([], Acc) -> Acc;
 expansion_atoms([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->

@@ -254,6 +254,36 @@ defmodule Seccomp.HostStateTest do
     end
   end
 
+  describe "a process the caller lists in send_to" do
+    test "gets the code's messages, never a protocol message OTP would act on, nor a table" do
+      {:ok, vault} = Agent.start(fn -> %{password: "hunter2"} end)
+      Process.register(vault, :seccomp_host_state_vault)
+      opts = %{send_to: [:seccomp_host_state_vault, vault], bindings: [to: vault]}
+
+      probes = [
+        ~S|send(:seccomp_host_state_vault, {:system, {self(), make_ref()}, :get_state})|,
+        ~S|send(to, {:system, {self(), make_ref()}, :suspend})|,
+        ~S|send(to, {:EXIT, self(), :shutdown})|,
+        ~S|send(to, {:"$gen_call", {self(), make_ref()}, {:get, fn s -> s end}})|,
+        ~S|send(to, {:io_request, self(), make_ref(), {:put_chars, :unicode, "x"}})|,
+        ~S|send(to, {:tcp, :port, "data"})|,
+        ~S|send(to, {:event, fn -> 1 end})|,
+        ~S|:ets.new(:t, [{:heir, to, :gift}])|
+      ]
+
+      for policy <- @denylists ++ [:processes], mode <- [:eval, :pool], code <- probes do
+        result = run(mode, code, policy, opts)
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # The code's own messages arrive.
+      assert {:ok, {:event, 1}, _} = run(:eval, ~S|send(to, {:event, 1})|, :processes, opts)
+      assert Agent.get(vault, & &1) == %{password: "hunter2"}
+      refute_received {:"ETS-TRANSFER", _, _, _}
+      Agent.stop(vault)
+    end
+  end
+
   describe "decompression" do
     test "is refused whatever the policy (its output has no bound its input sets)" do
       :ok = :seccomp_reach.ensure()
