@@ -310,7 +310,7 @@ after_run(Ctx, Baseline, Receives) ->
 %% heap, and binaries up to `max_binary' each, until its next collection).
 shed() ->
     {total_heap_size, Words} = process_info(self(), total_heap_size),
-    case Words > ?IDLE_HEAP_WORDS orelse seccomp_caller_binaries:bytes(self()) > ?IDLE_BINARY_BYTES of
+    case Words > ?IDLE_HEAP_WORDS orelse seccomp_vheap:bytes(self()) > ?IDLE_BINARY_BYTES of
         true -> garbage_collect(), ok;
         false -> ok
     end.
