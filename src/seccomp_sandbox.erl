@@ -140,7 +140,9 @@ special(M, F, Args, Ctx) ->
 timer(M, F, Args, Ctx) ->
     seccomp_sandbox_timers:allowed(M, F, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
-    seccomp_offheap:charge_term(seccomp_sandbox_timers:message(M, F, Args), {Ctx#ctx.tab, Ctx#ctx.max_binary})
+    %% (The timer itself is a few hundred bytes of the runtime's.)
+    seccomp_offheap:charge_term({seccomp_sandbox_timers:message(M, F, Args), erlang:make_tuple(24, 0)},
+                                {Ctx#ctx.tab, Ctx#ctx.max_binary})
         orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     seccomp_sandbox_timers:set(Ctx#ctx.tab).
 

@@ -73,10 +73,16 @@ may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
 %% (a request whose reply goes elsewhere), `{io_request, ...}', a socket's or
 %% a monitor's message, or a message that carries code would have OTP act
 %% on it before the host's own code sees it.
+%% What such messages hold is charged to the run like off-heap memory: a
+%% host process that does not read its mailbox keeps them.
 -spec may_send(term(), term(), mfa(), seccomp_sandbox_ctx:ctx()) -> true.
 may_send(Dest, Msg, MFA, Ctx) ->
     may_signal(Dest, MFA, send, Ctx),
-    own_process(Dest, Ctx) orelse not protocol_message(Msg) orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+    own_process(Dest, Ctx) orelse host_message(Msg, MFA, Ctx).
+
+host_message(Msg, MFA, #ctx{tab = Tab, max_binary = MaxBinary} = Ctx) ->
+    protocol_message(Msg) andalso seccomp_sandbox_verdict:deny(MFA, Ctx),
+    seccomp_offheap:charge_term(Msg, {Tab, MaxBinary}) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
 
 protocol_message(Msg) when is_tuple(Msg), tuple_size(Msg) > 0, is_atom(element(1, Msg)) ->
     protocol_tag(atom_to_list(element(1, Msg))) orelse seccomp_delegate:carries_code(Msg);

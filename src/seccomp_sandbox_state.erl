@@ -25,9 +25,25 @@
          safe_fixtable, rename]).
 
 %% @doc Whether calls into `M' are judged here (such calls are never direct).
+%% The runtime's own preloaded modules are judged here too: but for
+%% `erlang' and the few a sandbox may use, they are its internals (`prim_eval'
+%% reads the calling process's mailbox, `prim_buffer' keeps data off every
+%% heap, `erts_internal'...), refused whatever the policy.
 -spec module(module()) -> boolean().
 module(M) ->
-    lists:member(M, [ets, persistent_term, application, 'Elixir.Application']).
+    lists:member(M, [ets, persistent_term, application, 'Elixir.Application'])
+        orelse runtime_internal(M).
+
+runtime_internal(M) ->
+    not lists:member(M, [erlang, atomics, counters, zlib, persistent_term])
+        andalso lists:member(M, preloaded()).
+
+preloaded() ->
+    Key = {?MODULE, preloaded},
+    case persistent_term:get(Key, undefined) of
+        undefined -> Mods = erlang:pre_loaded(), persistent_term:put(Key, Mods), Mods;
+        Mods -> Mods
+    end.
 
 %% @doc Whether `M:F/A' is refused whatever the policy: a library function
 %% that can reach state the whole VM shares (writes `persistent_term', reads

@@ -228,7 +228,13 @@ defmodule Seccomp.HostStateTest do
         ~s|:erlang.cancel_timer(:erlang.list_to_ref(#{ref_text}))|,
         ~S|:erlang.list_to_pid(~c"<0.1.0>")|,
         ~S|:erlang.list_to_port(~c"#Port<0.1>")|,
-        ~S|:erlang.binary_to_term(<<131, 88, 100, 0, 13, "nonode@nohost", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0>>)|
+        ~S|:erlang.binary_to_term(<<131, 88, 100, 0, 13, "nonode@nohost", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0>>)|,
+        # The runtime's internals: a caller's mailbox, memory off every heap,
+        # the VM's one timer server.
+        ~S|:prim_eval.receive(fn x -> x end, 0)|,
+        ~S|:prim_buffer.new()|,
+        ~S|:erts_internal.garbage_collect(:major)|,
+        ~S|:timer.send_interval(1, self(), :tick)|
       ]
 
       for policy <- @denylists, mode <- Backends.all(), code <- probes do
@@ -276,8 +282,15 @@ defmodule Seccomp.HostStateTest do
         assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
       end
 
-      # The code's own messages arrive.
+      # The code's own messages arrive, within what a run may hand the host.
       assert {:ok, {:event, 1}, _} = run(:eval, ~S|send(to, {:event, 1})|, :processes, opts)
+
+      flood =
+        ~S|l = Enum.to_list(1..20_000); f = fn f -> send(to, {:progress, l}); f.(f) end; f.(f)|
+
+      assert {:error, :memory_limit} = run(:eval, flood, :processes, opts)
+      {:message_queue_len, queued} = Process.info(vault, :message_queue_len)
+      assert queued < 1_000
       assert Agent.get(vault, & &1) == %{password: "hunter2"}
       refute_received {:"ETS-TRANSFER", _, _, _}
       Agent.stop(vault)
