@@ -47,6 +47,8 @@ defmodule Seccomp.SandboxSurvivalTest do
   @elixir [
     # A tower of literals the compiler folds: its passes do not share.
     literal_tower: "t = 0\n" <> String.duplicate("t = {t, t}\n", 40) <> ":ok",
+    # A deep expression: the compiler's passes grow with its depth.
+    deep_pipe: "1" <> String.duplicate(" |> Kernel.+(1)", 4000),
     # Each compiled pattern alone within the bounds, its table off the heap
     # behind a small handle: many of them kept.
     compile_pattern_loop:
