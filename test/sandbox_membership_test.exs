@@ -206,7 +206,7 @@ defmodule Seccomp.SandboxMembershipTest do
       :ok = Eval.release(apply)
     end
 
-    test "a fun the sandbox sends while it runs is refused in the receiver, and the run goes on" do
+    test "a fun the sandbox sends while it runs is refused, in the message and in the receiver" do
       test = self()
 
       host =
@@ -233,8 +233,22 @@ defmodule Seccomp.SandboxMembershipTest do
       end
       """
 
-      assert {:ok, :done, _} =
+      # A message to a host process carries no code.
+      assert {:error, {:seccomp_violation, {:erlang, :send, 2}}} =
                Eval.eval(code, policy: :processes, send_to: [:seccomp_membership_host])
+
+      refute_received {:host, _, _, _}
+
+      # Handed over another way (a binding the host reads back), the fun
+      # still runs nowhere but in the sandbox.
+      code = """
+      f = fn -> raise "boom" end
+      :done
+      """
+
+      assert {:ok, :done, bindings} = Eval.eval(code, policy: :processes)
+      send(host, {:fun, self(), Keyword.fetch!(bindings, :f)})
+      assert_receive :go
 
       assert_receive {:host, {:caught, :error, :outside_sandbox}, before, after_}
       assert before == after_
