@@ -11,7 +11,7 @@
 %% number of `max_binary' during the run.
 -module(seccomp_caller_binaries).
 
--export([begin_run/2, end_run/1, within/0, bytes/1]).
+-export([begin_run/2, end_run/1, within/0]).
 
 -export_type([run/0]).
 
@@ -66,17 +66,4 @@ within() ->
         Max -> bytes() =< Max orelse (garbage_collect() andalso bytes() =< Max)
     end.
 
-bytes() -> bytes(self()).
-
-%% @doc The bytes of the binaries `Pid' references (the runtime's O(1)
-%% count of its virtual binary heaps); `undefined' once it has ended.
--spec bytes(pid()) -> non_neg_integer() | undefined.
-bytes(Pid) ->
-    case process_info(Pid, garbage_collection_info) of
-        {garbage_collection_info, Info} ->
-            {_, Young} = lists:keyfind(bin_vheap_size, 1, Info),
-            {_, Old} = lists:keyfind(bin_old_vheap_size, 1, Info),
-            (Young + Old) * erlang:system_info(wordsize);
-        undefined ->
-            undefined
-    end.
+bytes() -> seccomp_vheap:bytes(self()).

@@ -54,7 +54,7 @@ check({Pid, Allowance}, ok) ->
     ok.
 
 over(Pid, Allowance) ->
-    case seccomp_caller_binaries:bytes(Pid) of
+    case seccomp_vheap:bytes(Pid) of
         undefined -> gone;
         Bytes -> Bytes > Allowance
     end.

@@ -26,7 +26,7 @@
 %% literal or a size or arithmetic built-in.
 -module(seccomp_compare).
 
--export([exprs/1]).
+-export([exprs/1, annotate_bindings/2]).
 
 -define(ARG(N), list_to_atom("seccomp arg " ++ integer_to_list(N))).
 
@@ -38,14 +38,43 @@ exprs([]) ->
 exprs(Exprs) ->
     try
         Block = erl_syntax:block_expr(Exprs),
-        Free = ann(free, erl_syntax_lib:annotate_bindings(Block, ordsets:new())),
-        Annotated = erl_syntax_lib:annotate_bindings(Block, Free),
+        Free = ann(free, annotate_bindings(Block, ordsets:new())),
+        Annotated = annotate_bindings(Block, Free),
         {block, _, Out} = erl_syntax:revert(walk(Annotated)),
         {ok, Out}
     catch
         throw:{unsafe, Line, What} -> {error, {unsafe_form, Line, What}};
         %% A tree the analysis does not know is syntax the sandbox does not know.
         error:_ -> {error, {unsafe_form, 1, "this syntax is not available in the sandbox"}}
+    end.
+
+%% @doc `erl_syntax_lib:annotate_bindings/2', with named funs scoped.
+%% `erl_syntax_lib' does not scope a named fun (`fun F(X) -> ... end'): its
+%% name and what its clauses bind would count as variables of the
+%% enclosing code. For the analysis it is a plain fun whose clauses take the
+%% name as a last argument (bound in each clause, as it is); the walk puts
+%% it back.
+-spec annotate_bindings(erl_syntax:syntaxTree(), ordsets:ordset(atom())) -> erl_syntax:syntaxTree().
+annotate_bindings(Tree, Env) ->
+    erl_syntax_lib:annotate_bindings(erl_syntax_lib:map(fun scoped_name/1, Tree), Env).
+
+scoped_name(N) ->
+    case erl_syntax:type(N) of
+        named_fun_expr ->
+            Name = erl_syntax:named_fun_expr_name(N),
+            Clauses = [erl_syntax:copy_attrs(C, erl_syntax:clause(erl_syntax:clause_patterns(C) ++ [Name],
+                                                                    erl_syntax:clause_guard(C),
+                                                                    erl_syntax:clause_body(C)))
+                       || C <- erl_syntax:named_fun_expr_clauses(N)],
+            erl_syntax:add_ann({seccomp_named, Name}, erl_syntax:copy_attrs(N, erl_syntax:fun_expr(Clauses)));
+        _ ->
+            N
+    end.
+
+named(N) ->
+    case [Name || {seccomp_named, Name} <- erl_syntax:get_ann(N)] of
+        [Name] -> Name;
+        [] -> none
     end.
 
 %%% The walk -------------------------------------------------------------------
@@ -56,8 +85,7 @@ walk(N) ->
         match_expr -> match_expr(N);
         receive_expr -> receive_expr(N);
         if_expr -> if_expr(N);
-        fun_expr -> fun_expr(N, none);
-        named_fun_expr -> fun_expr(N, erl_syntax:named_fun_expr_name(N));
+        fun_expr -> fun_expr(N, named(N));
         try_expr -> try_expr(N);
         T -> case lists:suffix("generator", atom_to_list(T)) of
                  true -> generator(N);
@@ -121,7 +149,7 @@ try_expr(N) ->
 %% other is the arguments: the fun becomes one clause that bounds them and
 %% selects the original clause with a `case'.
 fun_expr(N, Name) ->
-    Clauses = clauses_of(N),
+    Clauses = clauses_of(N, Name),
     {Outer, Args} = clauses(Clauses, 'fun'),
     Walked = [clause(C) || C <- Clauses],
     Fun = case Args of
@@ -130,11 +158,13 @@ fun_expr(N, Name) ->
           end,
     checked(Outer, returns(erl_syntax:copy_attrs(N, Fun))).
 
-clauses_of(N) ->
-    case erl_syntax:type(N) of
-        fun_expr -> erl_syntax:fun_expr_clauses(N);
-        named_fun_expr -> erl_syntax:named_fun_expr_clauses(N)
-    end.
+%% A named fun's clauses without the name the analysis added.
+clauses_of(N, none) ->
+    erl_syntax:fun_expr_clauses(N);
+clauses_of(N, _Name) ->
+    [erl_syntax:copy_attrs(C, erl_syntax:clause(lists:droplast(erl_syntax:clause_patterns(C)),
+                                                 erl_syntax:clause_guard(C), erl_syntax:clause_body(C)))
+     || C <- erl_syntax:fun_expr_clauses(N)].
 
 make_fun(none, Clauses) -> erl_syntax:fun_expr(Clauses);
 make_fun(Name, Clauses) -> erl_syntax:named_fun_expr(Name, Clauses).

@@ -47,7 +47,7 @@
 module(#{exprs := Exprs, policy := Policy} = Spec) ->
     try
         Body = [tx(E, Policy) || E <- Exprs],
-        Ann = erl_syntax:get_ann(erl_syntax_lib:annotate_bindings(erl_syntax:block_expr(Body), [])),
+        Ann = erl_syntax:get_ann(seccomp_compare:annotate_bindings(erl_syntax:block_expr(Body), [])),
         {bound, Bound} = lists:keyfind(bound, 1, Ann),
         compile_forms(with_inputs(Spec#{exprs := Body, outputs => Bound}), receives(Body))
     catch

@@ -22,6 +22,12 @@
 
 -export([init_table/0, start/1, run/4, stop/1]).
 
+%% How long after its deadline a caller waits for a reply (a run at its
+%% deadline is being stopped and its reply is on its way).
+-define(CALLER_MARGIN, 100).
+%% What an idle runner may keep before it collects its garbage.
+-define(IDLE_HEAP_WORDS, 65536).
+-define(IDLE_BINARY_BYTES, 1048576).
 -define(TAB, seccomp_pool).
 -define(RUN, '$seccomp_run').
 -define(POLL_MS, 5).
@@ -89,8 +95,9 @@ request(Gen, I, Bindings, Deadline, Timeout) ->
                     Result;
                 {'DOWN', Ref, process, Keeper, _} ->
                     {error, released}
-            after Timeout + 2000 ->
-                %% The keeper enforces the deadline; this only guards against a stuck keeper.
+            after Timeout + ?CALLER_MARGIN ->
+                %% The keeper enforces the deadline of the run under way; a
+                %% request still queued behind another caller's run ends here.
                 demonitor(Ref, [flush]),
                 {error, timeout}
             end
@@ -275,6 +282,7 @@ runner_loop(Keeper, Ctx, A, #{module := Mod, generation := Gen, language := Lang
                     exit(normal);
                 reuse ->
                     flush(Keeper),
+                    shed(),
                     Keeper ! {seccomp_pool_idle, self()},
                     runner_loop(Keeper, Ctx, A, Spec, Baseline)
             end;
@@ -296,6 +304,15 @@ after_run(Ctx, Baseline, Receives) ->
     catch
         %% The table is gone when the pool stopped during the run.
         error:badarg -> exit(normal)
+    end.
+
+%% Give back what the run left dead: an idle runner holds no garbage (its
+%% heap, and binaries up to `max_binary' each, until its next collection).
+shed() ->
+    {total_heap_size, Words} = process_info(self(), total_heap_size),
+    case Words > ?IDLE_HEAP_WORDS orelse seccomp_vheap:bytes(self()) > ?IDLE_BINARY_BYTES of
+        true -> garbage_collect(), ok;
+        false -> ok
     end.
 
 wake(Keeper, A) ->

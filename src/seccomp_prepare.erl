@@ -30,6 +30,8 @@
                 | {prepare_limit, count | size | owner, pos_integer()}.
 -export_type([prepared/0, mode/0, reason/0]).
 
+%% The heap the front end and compiler may use, in `max_heap_size's.
+-define(COMPILE_HEAP_FACTOR, 4).
 -define(PREPARE_KEYS, [mode, pool_size, max_source, optimize]).
 -define(DEFAULT_MAX_SOURCE, 65536).
 
@@ -134,18 +136,24 @@ start_pool(_Size, Slot, #{generation := Gen} = Spec) ->
     end.
 
 %% The front end and the compiler run in a process that carries the policy,
-%% as `eval' does: Elixir's expansion checks structs against it.
-build(Code, #{language := Lang, timeout := Timeout} = O, Ticket, Mod, Gen, Native) ->
+%% as `eval' does: Elixir's expansion checks structs against it. Its heap is
+%% bounded: the compiler's passes work on what the code computes from
+%% literals (a tuple doubled forty times is a few hundred words shared, and
+%% 2^40 nodes to a pass that does not share).
+build(Code, #{language := Lang, timeout := Timeout, max_heap_size := Heap} = O, Ticket, Mod, Gen, Native) ->
     Me = self(),
     Tag = make_ref(),
     {Pid, Ref} =
-        spawn_monitor(fun() ->
-                              Ticket =:= none orelse seccomp_nif:adopt(Ticket),
-                              ok = seccomp_nif:restrict_self(Native),
-                              Me ! {Tag, compile(Code, O, Mod, Gen, Native, Lang)}
-                      end),
+        spawn_opt(fun() ->
+                          Ticket =:= none orelse seccomp_nif:adopt(Ticket),
+                          ok = seccomp_nif:restrict_self(Native),
+                          Me ! {Tag, compile(Code, O, Mod, Gen, Native, Lang)}
+                  end,
+                  [monitor, {max_heap_size, #{size => ?COMPILE_HEAP_FACTOR * Heap, kill => true,
+                                              error_logger => false}}]),
     receive
         {Tag, Result} -> demonitor(Ref, [flush]), Result;
+        {'DOWN', Ref, process, Pid, killed} -> {error, memory_limit};
         {'DOWN', Ref, process, Pid, Why} -> {error, {exception, exit, Why, <<"preparing failed">>}}
     after Timeout ->
         exit(Pid, kill),

@@ -14,19 +14,28 @@
 %%     text arguments are bounded by `seccomp_cost'.</li>
 %% <li>`host_state': functions that can reach state the whole VM shares
 %%     (writes of `persistent_term', the applications and their environment,
-%%     logger's configuration, the VM's console); refused in every sandbox,
+%%     logger's configuration, process groups, the VM's console); refused in
+%%     every sandbox, whatever the policy.</li>
+%% <li>`forge': functions that make a pid, port or reference of text
+%%     (`list_to_ref/1'...): such an identifier names what the sandbox did
+%%     not make (a host process, timer, alias); refused in every sandbox,
 %%     whatever the policy.</li>
+%% <li>`inflate': functions that decompress (`zlib''s inflation, and what
+%%     reaches it): their output has no bound their input sets (8 MB of
+%%     deflate stream make 8 GB), so no bound can be checked before the
+%%     call; refused in every sandbox, whatever the policy.</li>
 %% </ul>
 %%
 %% Until the sets are known every function counts as a member (refused or
 %% bounded: slower or stricter, never unsafe).
 -module(seccomp_reach).
 
--export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0, scans_atoms/1]).
+-export([member/4, status/4, specs/0, ensure/0, derive/0, sinks/1, groups/0, refused_groups/0,
+         scans_atoms/1]).
 
 -export_type([group/0]).
 
--type group() :: atoms | superlinear | integer_text | host_state.
+-type group() :: atoms | superlinear | integer_text | host_state | inflate | forge.
 
 -define(APPS, [elixir, stdlib, kernel]).
 %% Protocol dispatch reaches every implementation; the implementations stay
@@ -35,7 +44,11 @@
               'Elixir.String.Chars', 'Elixir.List.Chars']).
 
 -spec groups() -> [group()].
-groups() -> [atoms, superlinear, integer_text, host_state].
+groups() -> [atoms, superlinear, integer_text, host_state, inflate, forge].
+
+%% @doc The groups whose members are refused in every sandbox.
+-spec refused_groups() -> [group()].
+refused_groups() -> [host_state, inflate, forge].
 
 %% @doc The built-ins of a group.
 -spec sinks(group()) -> [mfa()].
@@ -52,8 +65,16 @@ sinks(host_state) ->
         %% configuration by literal names does not count.
         ++ [{M, F, A} || M <- [application, 'Elixir.Application'], {F, A} <- api(M)]
         ++ [{logger_server, F, A} || {F, A} <- requests(logger_server), configures_logger(F)]
+        %% The VM's process groups, whose scope servers the default names.
+        ++ [{M, F, A} || M <- [pg, global_group], {F, A} <- requests(M)]
         ++ [{erlang, F, A} || {F, A} <- erlang:module_info(exports),
                               string:find(atom_to_list(F), "display") =/= nomatch];
+sinks(forge) ->
+    [{erlang, list_to_pid, 1}, {erlang, list_to_port, 1}, {erlang, list_to_ref, 1}];
+sinks(inflate) ->
+    [{zlib, F, A} || {F, A} <- zlib:module_info(exports),
+                     string:find(atom_to_list(F), "nflate") =/= nomatch
+                         orelse lists:member(F, [uncompress, unzip, gunzip])];
 sinks(superlinear) ->
     [{binary, F, A} || {F, A} <- [{compile_pattern, 1}, {match, 2}, {match, 3}, {matches, 2},
                                    {matches, 3}, {split, 2}, {split, 3}, {replace, 3},
@@ -119,6 +140,10 @@ cut(host_state) ->
              %% Caches a level per logging module, once each: the modules
              %% that log are code the VM holds, not data.
              {logger_config, allow, 2}];
+cut(inflate) ->
+    %% Blaming an exception reads the debug information of installed code
+    %% (its size is the code's, not data's).
+    ?CUT ++ ['Elixir.Exception', 'Elixir.FunctionClauseError'];
 cut(_Group) ->
     ?CUT.
 

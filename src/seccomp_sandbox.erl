@@ -115,7 +115,7 @@ special(M, F, [_, _, _], Ctx) when M =:= erlang, F =:= process_flag; M =:= 'Elix
     %% Another process's flags.
     seccomp_sandbox_verdict:deny({M, F, 3}, Ctx);
 special(M, F, Args, Ctx) ->
-    seccomp_sandbox_state:reaches_host(M, F, length(Args)) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_state:always_refused(M, F, length(Args)) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_timers:timer(M, F, length(Args)) andalso timer(M, F, Args, Ctx),
     seccomp_sandbox_state:allowed({M, F}, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
@@ -140,7 +140,9 @@ special(M, F, Args, Ctx) ->
 timer(M, F, Args, Ctx) ->
     seccomp_sandbox_timers:allowed(M, F, Args, own_process(Ctx))
         orelse seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
-    seccomp_offheap:charge_term(seccomp_sandbox_timers:message(M, F, Args), {Ctx#ctx.tab, Ctx#ctx.max_binary})
+    %% (The timer itself is a few hundred bytes of the runtime's.)
+    seccomp_offheap:charge_term({seccomp_sandbox_timers:message(M, F, Args), erlang:make_tuple(24, 0)},
+                                {Ctx#ctx.tab, Ctx#ctx.max_binary})
         orelse seccomp_sandbox_ctx:memory_limit(Ctx),
     seccomp_sandbox_timers:set(Ctx#ctx.tab).
 
@@ -203,7 +205,8 @@ special_kind(output, M, F, Args, Ctx) ->
         refused -> seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx)
     end;
 special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
-    %% A decoded fun would run its code unchecked wherever it is called;
+    %% A decoded fun would run its code unchecked wherever it is called, and
+    %% a decoded pid, port or reference names what the sandbox did not make;
     %% `safe' refuses atoms the VM does not know (they would escape the
     %% atom budget).
     Safe = case Opts of
@@ -213,7 +216,7 @@ special_kind(decode, M, F, [Bin | Opts] = Args, Ctx) ->
            end,
     seccomp_sandbox_bounds:bounded_decode(Bin, Ctx),
     Term = erlang:apply(M, F, [Bin, Safe]),
-    seccomp_sandbox_data:holds_fun([Term]) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
+    seccomp_sandbox_data:holds_capability([Term]) andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     Term;
 special_kind({amplifier, CountPos, UnitPos}, M, F, Args, #ctx{max_binary = Max} = Ctx) ->
     Unit = case UnitPos of
@@ -248,7 +251,8 @@ copying_kind(spawner, M, F, Args, Ctx) ->
     seccomp_sandbox_members:below_process_limit(Ctx),
     dispatch(M, F, Args, Ctx);
 copying_kind({send, DestPos}, M, F, Args, Ctx) ->
-    seccomp_sandbox_procs:may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, send, Ctx),
+    seccomp_sandbox_procs:may_send(lists:nth(DestPos, Args), lists:nth(DestPos + 1, Args),
+                                   {M, F, length(Args)}, Ctx),
     carry_out(M, F, Args, Ctx);
 copying_kind({signal, DestPos}, M, F, Args, Ctx) ->
     seccomp_sandbox_procs:may_signal(lists:nth(DestPos, Args), {M, F, length(Args)}, signal, Ctx),

@@ -26,7 +26,7 @@ direct(M, F, A) ->
 -spec direct_but_dispatch(module(), atom(), arity()) -> boolean().
 direct_but_dispatch(M, F, A) ->
     ordinary(M, F, A) andalso seccomp_profiles:kind(M, F, A) =:= dispatch
-        andalso not seccomp_reach:member(host_state, M, F, A).
+        andalso not lists:any(fun(G) -> seccomp_reach:member(G, M, F, A) end, seccomp_reach:refused_groups()).
 
 %% @doc Whether `M:F/A' is neither carried out by the handler itself, nor
 %% refused in caller mode, nor a call into prepared code or the compiler.
@@ -38,6 +38,7 @@ ordinary(M, F, A) ->
 special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 orelse A =:= 3;
 special_call(erlang, make_fun, 3) -> true;
 special_call(erlang, process_flag, _A) -> true;
+special_call(M, register, 2) when M =:= erlang; M =:= 'Elixir.Process' -> true;
 special_call(erlang, F, A) -> seccomp_introspection:judged(F, A) orelse seccomp_sandbox_timers:timer(erlang, F, A);
 special_call('Elixir.Process', flag, _A) -> true;
 special_call('Elixir.Function', capture, 3) -> true;
@@ -50,6 +51,7 @@ special_call(M, _F, _A) -> seccomp_sandbox_state:module(M).
 caller_forbidden(erlang, F, _A) ->
     lists:member(F, [get, put, erase, get_keys, process_flag, link, unlink, monitor, demonitor,
                      register, unregister, group_leader, spawn_link, spawn_monitor, spawn_opt,
+                     alias, unalias,
                      send_after, start_timer, cancel_timer, process_info, garbage_collect,
                      hibernate, suspend_process, resume_process]);
 caller_forbidden('Elixir.Process', _F, _A) -> true;

@@ -21,7 +21,7 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([no_foreign_code/3, holds_fun/1]).
+-export([no_foreign_code/3, holds_capability/1]).
 
 %% @doc Refuse the call `MFA' unless its arguments name nothing outside the policy.
 -spec no_foreign_code(mfa(), list(), seccomp_sandbox_ctx:ctx()) -> ok.
@@ -165,7 +165,7 @@ loadable(A, Ctx) ->
 nameable({M, F, A}, Ctx) ->
     seccomp_sandbox_calls:ordinary(M, F, A) andalso seccomp_sandbox_verdict:allowed(M, F, A, Ctx) =:= allow
         andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch])
-        andalso not seccomp_sandbox_state:reaches_host(M, F, A).
+        andalso not seccomp_sandbox_state:always_refused(M, F, A).
 
 %% Module names on the code path, read once per VM: a module that is not
 %% loaded would be loaded by the first call that names it.
@@ -181,14 +181,17 @@ on_code_path(A) ->
             end,
     is_map_key(atom_to_binary(A, utf8), Names).
 
-%% @doc Whether a decoded term holds a fun.
--spec holds_fun([term()]) -> boolean().
-holds_fun([]) -> false;
-holds_fun([T | _Rest]) when is_function(T) -> true;
-holds_fun([T | Rest]) when is_list(T) -> holds_fun(improper_items(T, Rest));
-holds_fun([T | Rest]) when is_tuple(T) -> holds_fun(tuple_to_list(T) ++ Rest);
-holds_fun([T | Rest]) when is_map(T) -> holds_fun(maps:keys(T) ++ maps:values(T) ++ Rest);
-holds_fun([_ | Rest]) -> holds_fun(Rest).
+%% @doc Whether a decoded term holds a fun (code that would run unchecked)
+%% or a pid, port or reference: identifiers that name what the sandbox did
+%% not make (a host process, a timer, an alias, a table) are never made of
+%% data.
+-spec holds_capability([term()]) -> boolean().
+holds_capability([]) -> false;
+holds_capability([T | _Rest]) when is_function(T); is_pid(T); is_port(T); is_reference(T) -> true;
+holds_capability([T | Rest]) when is_list(T) -> holds_capability(improper_items(T, Rest));
+holds_capability([T | Rest]) when is_tuple(T) -> holds_capability(tuple_to_list(T) ++ Rest);
+holds_capability([T | Rest]) when is_map(T) -> holds_capability(maps:keys(T) ++ maps:values(T) ++ Rest);
+holds_capability([_ | Rest]) -> holds_capability(Rest).
 
 improper_items([H | T], Rest) -> [H | improper_items(T, Rest)];
 improper_items([], Rest) -> Rest;

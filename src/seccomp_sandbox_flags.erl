@@ -30,6 +30,12 @@ process_flag(_Flag, _Value) -> false.
 spawn_options(Args) -> walk(Args, 0).
 
 walk(_T, Depth) when Depth > ?MAX_DEPTH -> true;
+%% A name the child would be registered under: the VM's names are not the
+%% sandbox's (`{local, Name}', `name: Name', `{global, _}', `{via, _, _}').
+walk({Tag, Name}, _Depth) when (Tag =:= local orelse Tag =:= name), is_atom(Name), Name =/= nil ->
+    false;
+walk({global, _}, _Depth) -> false;
+walk({via, _, _}, _Depth) -> false;
 walk({priority, P}, _Depth) -> P =:= low orelse P =:= normal;
 walk({Option, _}, _Depth) when Option =:= min_heap_size; Option =:= min_bin_vheap_size;
                                Option =:= max_heap_size; Option =:= fullsweep_after;

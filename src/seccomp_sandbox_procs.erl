@@ -7,7 +7,7 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
+-export([may_send/4, spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
 
 %% @doc Carry out a spawn within `max_processes'. The child is a member
 %% from birth, so the parent may message it at once.
@@ -65,6 +65,38 @@ may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
                   _ -> false
               end,
     Allowed orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+
+%% @doc A message to a member, or to a process the caller listed in
+%% `send_to' that is no protocol message of the runtime or of OTP: such a
+%% process runs host code, and a forged `{system, From, suspend}' (`sys'),
+%% `{'EXIT', Parent, shutdown}' (its parent's exit), `{'$gen_call', ...}'
+%% (a request whose reply goes elsewhere), `{io_request, ...}', a socket's or
+%% a monitor's message, or a message that carries code would have OTP act
+%% on it before the host's own code sees it.
+%% What such messages hold is charged to the run like off-heap memory: a
+%% host process that does not read its mailbox keeps them.
+-spec may_send(term(), term(), mfa(), seccomp_sandbox_ctx:ctx()) -> true.
+may_send(Dest, Msg, MFA, Ctx) ->
+    may_signal(Dest, MFA, send, Ctx),
+    own_process(Dest, Ctx) orelse host_message(Msg, MFA, Ctx).
+
+host_message(Msg, MFA, #ctx{tab = Tab, max_binary = MaxBinary} = Ctx) ->
+    protocol_message(Msg) andalso seccomp_sandbox_verdict:deny(MFA, Ctx),
+    seccomp_offheap:charge_term(Msg, {Tab, MaxBinary}) orelse seccomp_sandbox_ctx:memory_limit(Ctx).
+
+protocol_message(Msg) when is_tuple(Msg), tuple_size(Msg) > 0, is_atom(element(1, Msg)) ->
+    protocol_tag(atom_to_list(element(1, Msg))) orelse seccomp_delegate:carries_code(Msg);
+protocol_message(Msg) ->
+    seccomp_delegate:carries_code(Msg).
+
+%% Tags the runtime and OTP send: `'$gen_*'', `'EXIT'', `'DOWN'',
+%% `'ETS-TRANSFER'' (a `$' or a capital first), and these.
+protocol_tag([C | _]) when C =:= $$; C >= $A, C =< $Z -> true;
+protocol_tag(Tag) ->
+    lists:member(Tag, ["system", "io_request", "io_reply", "timeout", "nodeup", "nodedown",
+                       "tcp", "tcp_closed", "tcp_error", "tcp_passive", "udp", "udp_closed",
+                       "udp_error", "udp_passive", "ssl", "ssl_closed", "ssl_error", "ssl_passive",
+                       "sctp", "file_request", "code_call", "inet_reply", "inet_async"]).
 
 %% @doc `process_info'/`Process.info' of a member, and not of what is private.
 -spec info(module(), atom(), list(), seccomp_sandbox_ctx:ctx()) -> term().

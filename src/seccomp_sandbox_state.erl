@@ -8,7 +8,7 @@
 %% to the caller and outlive the run).
 -module(seccomp_sandbox_state).
 
--export([allowed/3, within/3, module/1, forget/1, tables_made/1, reaches_host/3]).
+-export([allowed/3, within/3, module/1, forget/1, tables_made/1, always_refused/3]).
 
 %% Tables one run may create, each within the copy bound.
 -define(MAX_TABLES, 16).
@@ -25,21 +25,41 @@
          safe_fixtable, rename]).
 
 %% @doc Whether calls into `M' are judged here (such calls are never direct).
+%% The runtime's own preloaded modules are judged here too: but for
+%% `erlang' and the few a sandbox may use, they are its internals (`prim_eval'
+%% reads the calling process's mailbox, `prim_buffer' keeps data off every
+%% heap, `erts_internal'...), refused whatever the policy.
 -spec module(module()) -> boolean().
 module(M) ->
-    lists:member(M, [ets, persistent_term, application, 'Elixir.Application']).
+    lists:member(M, [ets, persistent_term, application, 'Elixir.Application', zlib])
+        orelse runtime_internal(M).
 
-%% @doc Whether `M:F/A' can reach state the whole VM shares (a library
-%% function that writes `persistent_term', reads or writes the application
-%% environment, configures logger or writes to the VM's console,
-%% `seccomp_reach'): refused whatever the policy. Waits until the set is
-%% known (sandboxes wait for it before they start).
--spec reaches_host(module(), atom(), arity()) -> boolean().
-reaches_host(M, F, A) ->
-    case seccomp_reach:status(host_state, M, F, A) of
+runtime_internal(M) ->
+    not lists:member(M, [erlang, atomics, counters, zlib, persistent_term])
+        andalso lists:member(M, preloaded()).
+
+preloaded() ->
+    Key = {?MODULE, preloaded},
+    case persistent_term:get(Key, undefined) of
+        undefined -> Mods = erlang:pre_loaded(), persistent_term:put(Key, Mods), Mods;
+        Mods -> Mods
+    end.
+
+%% @doc Whether `M:F/A' is refused whatever the policy: a library function
+%% that can reach state the whole VM shares (writes `persistent_term', reads
+%% or writes the application environment, configures logger or writes to
+%% the VM's console) or that decompresses (its output has no bound its input
+%% sets), see `seccomp_reach'. Waits until the sets are known (sandboxes
+%% wait for them before they start).
+-spec always_refused(module(), atom(), arity()) -> boolean().
+always_refused(M, F, A) ->
+    lists:any(fun(G) -> refused(G, M, F, A) end, seccomp_reach:refused_groups()).
+
+refused(Group, M, F, A) ->
+    case seccomp_reach:status(Group, M, F, A) of
         unknown ->
             seccomp_reach:ensure(),
-            seccomp_reach:status(host_state, M, F, A) =/= false;
+            seccomp_reach:status(Group, M, F, A) =/= false;
         Known ->
             Known
     end.
@@ -47,8 +67,17 @@ reaches_host(M, F, A) ->
 %% @doc Whether sandboxed code may make this call. `Own' tells whether a
 %% process is one of the sandbox's, or is `none' in caller mode.
 -spec allowed({module(), atom()}, list(), fun((pid()) -> boolean()) | none) -> boolean().
+allowed({M, register}, _Args, _Own) when M =:= erlang; M =:= 'Elixir.Process' ->
+    %% Names are the VM's: a name the host has not taken yet (a server it
+    %% starts on demand) would bring the host's requests to the sandbox.
+    false;
 allowed({erlang, F}, Args, _Own) ->
     seccomp_introspection:allowed(F, Args);
+allowed({ets, new}, [_Name, Opts], Own) ->
+    %% A named table takes a name of the VM's too, and an heir would keep
+    %% the table (and hand it to a host process) when the sandbox ends.
+    Own =/= none andalso is_list(Opts)
+        andalso not lists:any(fun(O) -> O =:= named_table orelse is_tuple(O) andalso element(1, O) =:= heir end, Opts);
 allowed({ets, new}, _Args, Own) ->
     Own =/= none;
 allowed({ets, F}, [_Continuation], _Own) when F =:= select; F =:= select_reverse; F =:= match;
@@ -69,6 +98,10 @@ allowed({ets, F}, [Tab | _], Own) ->
     lists:member(F, ?ETS_PURE) orelse own_table(Tab, Own);
 allowed({ets, F}, [], _Own) ->
     lists:member(F, ?ETS_PURE);
+allowed({zlib, F}, _Args, _Own) ->
+    %% One call that compresses, or a checksum: a stream (`open') keeps
+    %% hundreds of kilobytes of the runtime's memory per handle.
+    lists:member(F, [compress, zip, gzip, crc32, crc32_combine, adler32, adler32_combine]);
 allowed({M, _F}, _Args, _Own) ->
     not module(M).
 

@@ -6,8 +6,10 @@
 %% are cancelled when those end), their messages are charged to the run's
 %% off-heap memory, and a pool run that set one ends its runner (the timer
 %% would fire into the next run). The rest of the `timer' module's functions
-%% that set or start something (`apply_*', `start') are refused: default
-%% deny, only the forms named here are timers a sandbox may set.
+%% that set or start something (`apply_*', `send_interval', `exit_after',
+%% `kill_after', `start') are refused: they keep their timers in the VM's one
+%% `timer_server', which every host process shares. Default deny: only the
+%% forms named here are timers a sandbox may set.
 -module(seccomp_sandbox_timers).
 
 -export([timer/3, allowed/4, message/3, set/1, any_set/1, forget/1]).
@@ -55,16 +57,13 @@ forget(Tab) ->
 -spec message(module(), atom(), list()) -> term().
 message(erlang, _F, [_Time, _Dest, Msg | _]) -> Msg;
 message('Elixir.Process', send_after, [_Dest, Msg | _]) -> Msg;
-message(timer, F, [_Time, Msg]) when F =:= send_after; F =:= send_interval; F =:= exit_after -> Msg;
-message(timer, _F, [_Time, _Dest, Msg]) -> Msg;
+message(timer, send_after, [_Time, Msg]) -> Msg;
+message(timer, send_after, [_Time, _Dest, Msg]) -> Msg;
 message(_M, _F, _Args) -> [].
 
 destination(erlang, _F, [_Time, Dest | _]) -> {ok, Dest};
 destination('Elixir.Process', send_after, [Dest | _]) -> {ok, Dest};
-destination(timer, F, [_Time, _Msg]) when F =:= send_after; F =:= send_interval; F =:= exit_after ->
-    {ok, self()};
-destination(timer, F, [_Time, Dest, _Msg]) when F =:= send_after; F =:= send_interval; F =:= exit_after ->
-    {ok, Dest};
-destination(timer, kill_after, [_Time]) -> {ok, self()};
-destination(timer, kill_after, [_Time, Dest]) -> {ok, Dest};
+%% (`timer:send_after/2,3' sets a runtime timer for a local pid.)
+destination(timer, send_after, [_Time, _Msg]) -> {ok, self()};
+destination(timer, send_after, [_Time, Dest, _Msg]) -> {ok, Dest};
 destination(_M, _F, _Args) -> none.

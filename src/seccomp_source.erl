@@ -173,9 +173,44 @@ reparse(Text, Total) ->
 %% `Foo.Bar' becomes 'Elixir.Foo.Bar', and a word list with the `a'
 %% modifier (`~w(...)a', `~W(...)a') becomes one atom per word. (Word lists
 %% with interpolation are split at run time, where the handler counts each
-%% atom.)
+%% atom.) And the translation to Erlang names each binding of a variable
+%% `_name@N' (N counting the variable's bindings): at most one per place a
+%% pattern binds the name (`=', `<-', a clause's head).
 new_expansion_atoms(Quoted) ->
-    count_new(lists:usort(expansion_atoms([Quoted], []))).
+    count_new(lists:usort(expansion_atoms([Quoted], []) ++ version_atoms(Quoted))).
+
+version_atoms(Quoted) ->
+    Counts = bindings([Quoted], #{}),
+    [lists:flatten(["_", Name, "@", integer_to_list(N)])
+     || {Name, Count} <- maps:to_list(Counts), N <- lists:seq(1, Count)].
+
+%% How many places bind each variable name.
+bindings([], Acc) ->
+    Acc;
+bindings([{Op, _, [Pattern, Right]} | Rest], Acc) when Op =:= '='; Op =:= '<-' ->
+    bindings([Right | Rest], pattern_vars([Pattern], Acc));
+bindings([{'->', _, [Heads, Body]} | Rest], Acc) when is_list(Heads) ->
+    bindings([Body | Rest], pattern_vars(Heads, Acc));
+bindings([T | Rest], Acc) when is_tuple(T) -> bindings(tuple_to_list(T) ++ Rest, Acc);
+bindings([L | Rest], Acc) when is_list(L) -> bindings(L ++ Rest, Acc);
+bindings([_ | Rest], Acc) -> bindings(Rest, Acc).
+
+%% The variables a pattern binds (not a pinned one, not `_'); a guard's
+%% are uses. Patterns may nest matches.
+pattern_vars([], Acc) ->
+    Acc;
+pattern_vars([{'^', _, _} | Rest], Acc) ->
+    pattern_vars(Rest, Acc);
+pattern_vars([{'when', _, Args} | Rest], Acc) when is_list(Args), Args =/= [] ->
+    pattern_vars(lists:droplast(Args) ++ Rest, Acc);
+pattern_vars([{Name, Meta, Context} | Rest], Acc) when is_list(Meta), is_atom(Context), Name =/= '_' ->
+    case seg_name(Name) of
+        dynamic -> pattern_vars(Rest, Acc);
+        Text -> pattern_vars(Rest, maps:update_with(Text, fun(C) -> C + 1 end, 1, Acc))
+    end;
+pattern_vars([T | Rest], Acc) when is_tuple(T) -> pattern_vars(tuple_to_list(T) ++ Rest, Acc);
+pattern_vars([L | Rest], Acc) when is_list(L) -> pattern_vars(L ++ Rest, Acc);
+pattern_vars([_ | Rest], Acc) -> pattern_vars(Rest, Acc).
 
 expansion_atoms([], Acc) -> Acc;
 expansion_atoms([{'__aliases__', _, Segs} | Rest], Acc) when is_list(Segs) ->

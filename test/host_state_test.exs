@@ -204,6 +204,140 @@ defmodule Seccomp.HostStateTest do
   defp restore_inspect_fun(:unset), do: :persistent_term.erase({Inspect.Opts, :inspect_fun})
   defp restore_inspect_fun(fun), do: :persistent_term.put({Inspect.Opts, :inspect_fun}, fun)
 
+  describe "the VM's names and identifiers" do
+    test "a sandbox claims no name, joins no group and forges no pid, port or reference" do
+      free = :"seccomp_host_state_free_#{System.unique_integer([:positive])}"
+      {:ok, _} = :pg.start_link(:seccomp_host_state_pg)
+      :ok = :pg.join(:seccomp_host_state_pg, :admins, self())
+      timer = Process.send_after(self(), :host_tick, 60_000)
+      ref_text = inspect(:erlang.ref_to_list(timer))
+
+      probes = [
+        # A free name: a host server started on demand would get the
+        # sandbox's process.
+        ~s|Process.register(self(), #{inspect(free)})|,
+        ~s|:erlang.register(#{inspect(free)}, self())|,
+        ~s|GenServer.start(Agent.Server, fn -> 1 end, name: #{inspect(free)})|,
+        ~s|:gen_server.start({:local, #{inspect(free)}}, Agent.Server, fn -> 1 end, [])|,
+        ~s|:ets.new(#{inspect(free)}, [:named_table, :public])|,
+        # The VM's process groups.
+        ~S|:pg.which_groups(:seccomp_host_state_pg)|,
+        ~S|:pg.join(:seccomp_host_state_pg, :admins, self())|,
+        ~S|:pg.get_members(:seccomp_host_state_pg, :admins)|,
+        # Identifiers made of data name what the sandbox did not make.
+        ~s|:erlang.cancel_timer(:erlang.list_to_ref(#{ref_text}))|,
+        ~S|:erlang.list_to_pid(~c"<0.1.0>")|,
+        ~S|:erlang.list_to_port(~c"#Port<0.1>")|,
+        ~S|:erlang.binary_to_term(<<131, 88, 100, 0, 13, "nonode@nohost", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0>>)|,
+        # The runtime's internals: a caller's mailbox, memory off every heap,
+        # the VM's one timer server.
+        ~S|:prim_eval.receive(fn x -> x end, 0)|,
+        ~S|:prim_buffer.new()|,
+        ~S|:erts_internal.garbage_collect(:major)|,
+        ~S|:timer.send_interval(1, self(), :tick)|
+      ]
+
+      for policy <- @denylists, mode <- Backends.all(), code <- probes do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      assert Process.whereis(free) == nil
+      assert :ets.whereis(free) == :undefined
+      assert :pg.get_members(:seccomp_host_state_pg, :admins) == [self()]
+      assert is_integer(Process.read_timer(timer))
+      Process.cancel_timer(timer)
+
+      # A caller-mode run leaves the caller's aliases alone.
+      alias = :erlang.alias()
+
+      for code <- [~S|:erlang.alias()|, ~S|:erlang.unalias(make_ref())|] do
+        assert refused?(run(:caller, code, hd(@denylists))), code
+      end
+
+      send(alias, :still_active)
+      assert_receive :still_active
+    end
+  end
+
+  describe "a process the caller lists in send_to" do
+    test "gets the code's messages, never a protocol message OTP would act on, nor a table" do
+      {:ok, vault} = Agent.start(fn -> %{password: "hunter2"} end)
+      Process.register(vault, :seccomp_host_state_vault)
+      opts = %{send_to: [:seccomp_host_state_vault, vault], bindings: [to: vault]}
+
+      probes = [
+        ~S|send(:seccomp_host_state_vault, {:system, {self(), make_ref()}, :get_state})|,
+        ~S|send(to, {:system, {self(), make_ref()}, :suspend})|,
+        ~S|send(to, {:EXIT, self(), :shutdown})|,
+        ~S|send(to, {:"$gen_call", {self(), make_ref()}, {:get, fn s -> s end}})|,
+        ~S|send(to, {:io_request, self(), make_ref(), {:put_chars, :unicode, "x"}})|,
+        ~S|send(to, {:tcp, :port, "data"})|,
+        ~S|send(to, {:event, fn -> 1 end})|,
+        ~S|:ets.new(:t, [{:heir, to, :gift}])|
+      ]
+
+      for policy <- @denylists ++ [:processes], mode <- [:eval, :pool], code <- probes do
+        result = run(mode, code, policy, opts)
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # The code's own messages arrive, within what a run may hand the host.
+      assert {:ok, {:event, 1}, _} = run(:eval, ~S|send(to, {:event, 1})|, :processes, opts)
+
+      flood =
+        ~S|l = Enum.to_list(1..20_000); f = fn f -> send(to, {:progress, l}); f.(f) end; f.(f)|
+
+      assert {:error, :memory_limit} = run(:eval, flood, :processes, opts)
+      {:message_queue_len, queued} = Process.info(vault, :message_queue_len)
+      assert queued < 1_000
+      assert Agent.get(vault, & &1) == %{password: "hunter2"}
+      refute_received {:"ETS-TRANSFER", _, _, _}
+      Agent.stop(vault)
+    end
+  end
+
+  describe "decompression" do
+    test "is refused whatever the policy (its output has no bound its input sets)" do
+      :ok = :seccomp_reach.ensure()
+      {:ok, %{inflate: inflating}} = :seccomp_reach.derive()
+      assert {:zlib, :gunzip, 1} in inflating
+      assert {:zlib, :inflate, 2} in inflating
+      assert {:zip, :unzip, 2} in inflating
+      refute {:zlib, :gzip, 1} in inflating
+
+      for profile <- [:pure, :processes] do
+        {:ok, spec} = :seccomp_profiles.profile(profile)
+        native = :seccomp_policy.native(elem(:seccomp_policy.new(spec), 1))
+
+        named =
+          for {m, f, a} <- inflating,
+              :seccomp_nif.check_with(native, m, f, a) == :allow,
+              do: {m, f, a}
+
+        assert named == [], "#{profile}: #{inspect(named)}"
+      end
+
+      probes = [
+        ~S|:zlib.gunzip(:zlib.gzip("abc"))|,
+        ~S|:zlib.uncompress(:zlib.compress("abc"))|,
+        ~S|z = :zlib.open(); :zlib.inflateInit(z); :zlib.inflate(z, :zlib.compress("abc"))|,
+        ~S|{:ok, {_, z}} = :zip.zip(~c"a", [{~c"a", "abc"}], [:memory]); :zip.unzip(z, [:memory])|
+      ]
+
+      for policy <- @denylists, mode <- Backends.all(), code <- probes do
+        result = run(mode, code, policy)
+        assert refused?(result), "#{inspect(policy)} #{mode}: #{code}: #{inspect(result)}"
+      end
+
+      # Compressing in one call stays open where the policy allows it; a
+      # stream keeps the runtime's memory behind a small handle.
+      assert {:ok, 23, _} = run(:eval, ~S|byte_size(:zlib.gzip("abc"))|, hd(@denylists))
+      stream = ~S|z = :zlib.open(); :zlib.deflateInit(z)|
+      assert refused?(run(:eval, stream, hd(@denylists)))
+    end
+  end
+
   describe "the sandbox's own tables" do
     test "a call that writes what its arguments do not bound is refused; other writes stop at the copy bound" do
       unbounded = [

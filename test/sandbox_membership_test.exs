@@ -206,7 +206,7 @@ defmodule Seccomp.SandboxMembershipTest do
       :ok = Eval.release(apply)
     end
 
-    test "a fun the sandbox sends while it runs is refused in the receiver, and the run goes on" do
+    test "a fun the sandbox sends while it runs is refused, in the message and in the receiver" do
       test = self()
 
       host =
@@ -233,8 +233,22 @@ defmodule Seccomp.SandboxMembershipTest do
       end
       """
 
-      assert {:ok, :done, _} =
+      # A message to a host process carries no code.
+      assert {:error, {:seccomp_violation, {:erlang, :send, 2}}} =
                Eval.eval(code, policy: :processes, send_to: [:seccomp_membership_host])
+
+      refute_received {:host, _, _, _}
+
+      # Handed over another way (a binding the host reads back), the fun
+      # still runs nowhere but in the sandbox.
+      code = """
+      f = fn -> raise "boom" end
+      :done
+      """
+
+      assert {:ok, :done, bindings} = Eval.eval(code, policy: :processes)
+      send(host, {:fun, self(), Keyword.fetch!(bindings, :f)})
+      assert_receive :go
 
       assert_receive {:host, {:caught, :error, :outside_sandbox}, before, after_}
       assert before == after_
@@ -325,26 +339,24 @@ defmodule Seccomp.SandboxMembershipTest do
   describe "a pool run leaves nothing to the next run" do
     @deny [policy: [deny: [:os, :file, :code, :port, System, File, Port, Code]], pool_size: 1]
 
-    test "tables, names and timers of a run end with it" do
+    test "tables and timers of a run end with it" do
       rule =
         prepare!(
           ~S"""
           case x do
             :leave ->
-              t = :ets.new(:seccomp_membership_named, [:public, :named_table])
+              t = :ets.new(:seccomp_membership_table, [:public])
               :ets.insert(t, {1, :binary.copy("a", 100_000)})
-              Process.register(self(), :seccomp_membership_name)
               :erlang.send_after(50, self(), :late)
               :timer.send_after(50, self(), :late)
               :ok
 
             :look ->
-              {:ets.info(:seccomp_membership_named, :size), Process.whereis(:seccomp_membership_name),
-               receive do
-                 m -> m
-               after
-                 200 -> :clean
-               end}
+              receive do
+                m -> m
+              after
+                200 -> :clean
+              end
           end
           """,
           [bindings: [:x]] ++ @deny
@@ -354,11 +366,10 @@ defmodule Seccomp.SandboxMembershipTest do
 
       for _ <- 1..20 do
         assert {:ok, :ok, _} = Eval.run(rule, [x: :leave], mode: :pool)
-        assert {:ok, {:undefined, nil, :clean}, _} = Eval.run(rule, [x: :look], mode: :pool)
+        assert {:ok, :clean, _} = Eval.run(rule, [x: :look], mode: :pool)
       end
 
       assert eventually(fn -> length(:ets.all()) <= tables end)
-      assert Process.whereis(:seccomp_membership_name) == nil
       :ok = Eval.release(rule)
     end
 
@@ -411,6 +422,40 @@ defmodule Seccomp.SandboxMembershipTest do
       assert {:ok, :survived, _} = Eval.run(crash, [flag: false], mode: :pool)
       :ok = Eval.release(rule)
       :ok = Eval.release(crash)
+    end
+
+    test "an idle runner keeps no garbage of its last run" do
+      rules =
+        for _ <- 1..10 do
+          prepare!(
+            "length(for i <- 1..3, do: byte_size(:binary.copy(<<i>>, 10_000_000)))",
+            @deny
+          )
+        end
+
+      before = :erlang.memory(:binary)
+      for rule <- rules, do: assert({:ok, 3, _} = Eval.run(rule, [], mode: :pool))
+      # Ten idle runners, each of which made 30 MB of binaries.
+      assert eventually(fn -> :erlang.memory(:binary) < before + 20_000_000 end),
+             "#{div(:erlang.memory(:binary) - before, 1_000_000)} MB kept"
+
+      for rule <- rules, do: :ok = Eval.release(rule)
+    end
+
+    test "a run queued behind another caller's ends at its own deadline" do
+      rule =
+        prepare!("if slow, do: Process.sleep(3_000), else: :fast", [bindings: [:slow]] ++ @deny)
+
+      slow = Task.async(fn -> Eval.run(rule, [slow: true], mode: :pool, timeout: 5_000) end)
+      Process.sleep(100)
+
+      {micros, result} =
+        :timer.tc(fn -> Eval.run(rule, [slow: false], mode: :pool, timeout: 300) end)
+
+      assert result == {:error, :timeout}
+      assert micros < 600_000, "answered after #{div(micros, 1000)} ms"
+      assert {:ok, :ok, _} = Task.await(slow, 10_000)
+      :ok = Eval.release(rule)
     end
 
     test "a rule that does none of that keeps its warm runner" do

@@ -45,6 +45,10 @@ defmodule Seccomp.SandboxSurvivalTest do
   @denylist [policy: %{mode: :blacklist, rules: []}]
 
   @elixir [
+    # A tower of literals the compiler folds: its passes do not share.
+    literal_tower: "t = 0\n" <> String.duplicate("t = {t, t}\n", 40) <> ":ok",
+    # A deep expression: the compiler's passes grow with its depth.
+    deep_pipe: "1" <> String.duplicate(" |> Kernel.+(1)", 4000),
     # Each compiled pattern alone within the bounds, its table off the heap
     # behind a small handle: many of them kept.
     compile_pattern_loop:
@@ -141,6 +145,8 @@ defmodule Seccomp.SandboxSurvivalTest do
   ]
 
   @erlang [
+    literal_tower:
+      "T0 = 0, " <> Enum.map_join(1..40, "", &"T#{&1} = {T#{&1 - 1}, T#{&1 - 1}}, ") <> "ok.",
     literal_bit_size: "<<0:123456789123456789>>.",
     variable_bit_size: "N = 123456789123456789, <<0:N>>.",
     large_elements:

@@ -228,6 +228,9 @@ defmodule Seccomp.Test.UsabilityCorpus do
       ~S"case {ok, 3} of {ok, N} when N > 2 -> N * 10; _ -> 0 end.",
       ~S"if 1 > 2 -> a; true -> b end.",
       ~S"F = fun Fact(0) -> 1; Fact(N) -> N * Fact(N - 1) end, F(10).",
+      # A named fun bound to its own name, binding variables in its clauses.
+      ~S"F = fun F(0, Acc) -> Acc; F(N, Acc) -> Y = try N * 2 catch _:_ -> 0 end, F(N - 1, Acc + Y) end, F(10, 0).",
+      ~S"G = fun Loop(N) when N > 100 -> N; Loop(N) -> X = case N of _ -> N * 3 end, Loop(X) end, G(1).",
       ~S"string:uppercase(\"abc\").",
       ~S"binary:split(<<\"a,b\">>, <<\",\">>).",
       ~S"erlang:element(2, {a, b, c}).",
