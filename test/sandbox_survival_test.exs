@@ -249,10 +249,23 @@ defmodule Seccomp.SandboxSurvivalTest do
 
     defp attempt(code, lang, :eval, opts), do: :seccomp_eval.eval(code, [language: lang] ++ opts)
 
+    defp attempt(code, lang, mode, opts) do
+      case :seccomp_eval.prepare(code, [language: lang, mode: mode] ++ opts) do
+        {:ok, p} ->
+          result = run(p, mode)
+          :seccomp_eval.release(p)
+          result
+
+        error ->
+          error
+      end
+    end
+
     # A caller-mode run whose heap or binaries pass their bound ends its
-    # caller (killed): the run goes in a process of its own here.
-    defp attempt(code, lang, :caller, opts) do
-      {_, ref} = spawn_monitor(fn -> exit({:done, prepared(code, lang, :caller, opts)}) end)
+    # caller (killed): the run goes in a process of its own here (the rule
+    # is the probe's, released whatever happens to the run).
+    defp run(p, :caller) do
+      {_, ref} = spawn_monitor(fn -> exit({:done, :seccomp_eval.run(p, [], %{mode: :caller})}) end)
 
       receive do
         {:DOWN, ^ref, _, _, {:done, result}} -> result
@@ -261,19 +274,7 @@ defmodule Seccomp.SandboxSurvivalTest do
       end
     end
 
-    defp attempt(code, lang, mode, opts), do: prepared(code, lang, mode, opts)
-
-    defp prepared(code, lang, mode, opts) do
-      case :seccomp_eval.prepare(code, [language: lang, mode: mode] ++ opts) do
-        {:ok, p} ->
-          result = :seccomp_eval.run(p, [], %{mode: mode})
-          :seccomp_eval.release(p)
-          result
-
-        error ->
-          error
-      end
-    end
+    defp run(p, mode), do: :seccomp_eval.run(p, [], %{mode: mode})
 
     # The reason only: an `:ok' value would be the bug.
     # A linked process that died of a bound ends the run with its reason.
