@@ -146,16 +146,7 @@ defmodule Seccomp.HostStateTest do
       # on the way is not a write): the only writer they name is the one
       # the set exists to catch.
       for profile <- [:pure, :processes] do
-        {:ok, spec} = :seccomp_profiles.profile(profile)
-        native = :seccomp_policy.native(elem(:seccomp_policy.new(spec), 1))
-
-        # (Macros aside: they run at expansion, which is checked.)
-        named =
-          for {m, f, a} <- reaching,
-              :seccomp_nif.check_with(native, m, f, a) == :allow,
-              not String.starts_with?(Atom.to_string(f), "MACRO-"),
-              do: {m, f, a}
-
+        named = Seccomp.Test.Profiles.named(reaching, profile)
         assert named == [{Inspect.Opts, :default_inspect_fun, 1}], "#{profile}: #{inspect(named)}"
       end
 
@@ -307,15 +298,7 @@ defmodule Seccomp.HostStateTest do
       refute {:zlib, :gzip, 1} in inflating
 
       for profile <- [:pure, :processes] do
-        {:ok, spec} = :seccomp_profiles.profile(profile)
-        native = :seccomp_policy.native(elem(:seccomp_policy.new(spec), 1))
-
-        named =
-          for {m, f, a} <- inflating,
-              :seccomp_nif.check_with(native, m, f, a) == :allow,
-              do: {m, f, a}
-
-        assert named == [], "#{profile}: #{inspect(named)}"
+        assert Seccomp.Test.Profiles.named(inflating, profile) == [], "#{profile}"
       end
 
       probes = [

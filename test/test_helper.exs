@@ -5,6 +5,7 @@ Code.require_file("support/soak.exs", __DIR__)
 Code.require_file("support/escape_attempts.exs", __DIR__)
 Code.require_file("support/usability_corpus.exs", __DIR__)
 Code.require_file("support/backends.exs", __DIR__)
+Code.require_file("support/profiles.exs", __DIR__)
 # The library logs through OTP's logger; the tests use Elixir's Logger too.
 {:ok, _} = Application.ensure_all_started(:logger)
 {:ok, _} = Application.ensure_all_started(:beam_seccomp)
