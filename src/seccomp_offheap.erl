@@ -1,6 +1,7 @@
 %% @doc Memory a run holds outside every heap behind a small handle: the
 %% tables of `binary:compile_pattern/1', the arrays of `atomics:new/2' and
-%% `counters:new/2'. A handle is a few words on the heap, so neither the heap
+%% `counters:new/2', monitors, aliases and links (the runtime's own
+%% records, and a copy of a monitor's `tag' each). A handle is a few words on the heap, so neither the heap
 %% limit nor the binary sampling sees what it holds, and each call alone is
 %% within `max_binary'; a loop keeps any number of them alive. Every such
 %% allocation is charged to the run, whether or not its handle is dropped
@@ -15,6 +16,8 @@
 %% The goto table of one Aho-Corasick node (see `seccomp_cost'), and the
 %% Boyer-Moore table of a single pattern: 256 words each.
 -define(TABLE_BYTES, 2048).
+%% What the runtime keeps for a monitor, alias or link (both ends).
+-define(RECORD_BYTES, 256).
 
 %% @doc Charge the off-heap memory the call `M:F(Args...)' would allocate
 %% to the run kept in `Store' (its member table, or `caller': the caller's
@@ -22,8 +25,9 @@
 %% ?FACTOR times `MaxBinary'.
 -spec charge(module(), atom(), list(), {ets:tid() | caller, non_neg_integer()}) -> boolean().
 charge(M, F, Args, {Store, MaxBinary}) ->
-    case bytes(M, F, Args) of
+    case bytes(M, F, Args, ?FACTOR * MaxBinary) of
         0 -> true;
+        over -> false;
         Bytes -> add(Store, Bytes) =< ?FACTOR * MaxBinary
     end.
 
@@ -42,6 +46,20 @@ charge_term(Term, {Store, MaxBinary}) ->
 forget(Tab) ->
     ets:delete(Tab, ?KEY),
     ok.
+
+%% A monitor, an alias or a link: the runtime's record of it (and of its
+%% other end), and a monitor's options (its `tag') copied.
+bytes(M, monitor, [_Type, _Item, Opts], Limit) when M =:= erlang; M =:= 'Elixir.Process' ->
+    case seccomp_size:cost(Opts, Limit, term) of
+        over -> over;
+        Cost -> ?RECORD_BYTES + Cost
+    end;
+bytes(M, F, _Args, _Limit) when (M =:= erlang orelse M =:= 'Elixir.Process'),
+                                (F =:= monitor orelse F =:= alias orelse F =:= link
+                                 orelse F =:= spawn_monitor orelse F =:= spawn_link) ->
+    ?RECORD_BYTES;
+bytes(M, F, Args, _Limit) ->
+    bytes(M, F, Args).
 
 bytes(binary, compile_pattern, [Pattern]) -> pattern_bytes(Pattern);
 bytes(atomics, new, [N, _Opts]) when is_integer(N), N > 0 -> 8 * N;

@@ -39,6 +39,8 @@ special_call(M, apply, A) when M =:= erlang; M =:= 'Elixir.Kernel' -> A =:= 2 or
 special_call(erlang, make_fun, 3) -> true;
 special_call(erlang, process_flag, _A) -> true;
 special_call(M, register, 2) when M =:= erlang; M =:= 'Elixir.Process' -> true;
+special_call(M, group_leader, 2) when M =:= erlang; M =:= 'Elixir.Process' -> true;
+special_call(erlang, garbage_collect, A) when A =:= 1; A =:= 2 -> true;
 special_call(erlang, F, A) -> seccomp_introspection:judged(F, A) orelse seccomp_sandbox_timers:timer(erlang, F, A);
 special_call('Elixir.Process', flag, _A) -> true;
 special_call('Elixir.Function', capture, 3) -> true;

@@ -71,6 +71,12 @@ allowed({M, register}, _Args, _Own) when M =:= erlang; M =:= 'Elixir.Process' ->
     %% Names are the VM's: a name the host has not taken yet (a server it
     %% starts on demand) would bring the host's requests to the sandbox.
     false;
+allowed({M, group_leader}, [Leader, Pid], Own) when M =:= erlang; M =:= 'Elixir.Process' ->
+    %% Both processes the sandbox's own: another's group leader is where its
+    %% output goes, and a host process as the leader gets the sandbox's.
+    Own =/= none andalso Own(Leader) andalso Own(Pid);
+allowed({erlang, garbage_collect}, [Pid | _], Own) ->
+    Own =/= none andalso Own(Pid);
 allowed({erlang, F}, Args, _Own) ->
     seccomp_introspection:allowed(F, Args);
 allowed({ets, new}, [_Name, Opts], Own) ->

@@ -265,7 +265,13 @@ defmodule Seccomp.HostStateTest do
         ~S|send(to, {:io_request, self(), make_ref(), {:put_chars, :unicode, "x"}})|,
         ~S|send(to, {:tcp, :port, "data"})|,
         ~S|send(to, {:event, fn -> 1 end})|,
-        ~S|:ets.new(:t, [{:heir, to, :gift}])|
+        ~S|:ets.new(:t, [{:heir, to, :gift}])|,
+        # Sending is all send_to grants: not its group leader, not ours
+        # (our output would be its messages), not a collection.
+        ~S|Process.group_leader(to, self())|,
+        ~S|:erlang.group_leader(self(), to)|,
+        ~S|:erlang.group_leader(to, self())|,
+        ~S|:erlang.garbage_collect(to)|
       ]
 
       for policy <- @denylists ++ [:processes], mode <- [:eval, :pool], code <- probes do
@@ -283,6 +289,7 @@ defmodule Seccomp.HostStateTest do
       {:message_queue_len, queued} = Process.info(vault, :message_queue_len)
       assert queued < 1_000
       assert Agent.get(vault, & &1) == %{password: "hunter2"}
+      assert Process.info(vault, :group_leader) == {:group_leader, Process.group_leader()}
       refute_received {:"ETS-TRANSFER", _, _, _}
       Agent.stop(vault)
     end

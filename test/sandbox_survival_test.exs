@@ -378,6 +378,13 @@ defmodule Seccomp.SandboxSurvivalTest do
     small_timers_kept:
       "Enum.each(1..1_000_000, fn i -> Process.send_after(self(), {i, :binary.copy(<<i>>, 10_000)}, 4_000_000_000) end)",
     timer_to_name: ":erlang.send_after(4_000_000_000, :seccomp_survival_nobody, :x)",
+    # Monitors and aliases are the runtime's records, a monitor's tag a copy.
+    monitor_tags:
+      "big = List.duplicate(1, 200_000); p = spawn(fn -> Process.sleep(10_000) end); " <>
+        "Enum.each(1..1_000_000, fn _ -> :erlang.monitor(:process, p, [{:tag, big}]) end)",
+    monitor_loop:
+      "p = spawn(fn -> Process.sleep(10_000) end); Enum.each(1..10_000_000, fn _ -> Process.monitor(p) end)",
+    alias_loop: "Enum.each(1..10_000_000, fn _ -> :erlang.alias() end)",
     timer_server: ":timer.send_interval(4_000_000_000, :seccomp_survival_nobody, :x)",
     timer_apply: ":timer.apply_after(4_000_000_000, :lists, :seq, [1, 2])",
     # An off-heap queue is outside the heap limit; senders fill it.

@@ -20,10 +20,14 @@ cleanup(Level) -> logger:set_primary_config(level, Level).
 
 eval(Code, Opts) -> seccomp_eval:eval(Code, maps:merge(#{language => erlang}, Opts)).
 
+%% Each test has a timeout of its own (EUnit's 5 s default applies to every
+%% test of a group): the first sandbox of a VM may derive the call graph,
+%% the first denylist its closure.
+
 %% Printed text comes back with `output => capture', in both profiles.
 captured_test_() ->
     {timeout, 120, {setup, fun setup/0, fun cleanup/1,
-     [?_assertEqual({ok, ok, [], Text}, eval(Code, #{policy => P, output => capture}))
+     [{timeout, 60, ?_assertEqual({ok, ok, [], Text}, eval(Code, #{policy => P, output => capture}))}
       || P <- [pure, processes],
          {Code, Text} <- [{"io:format(\"a~p~n\", [1]).", <<"a1\n">>},
                           {"io:format(\"plain~n\").", <<"plain\n">>},
@@ -43,8 +47,8 @@ default_shape_test_() ->
 %% policy, and so is every other function of `io'.
 other_devices_test_() ->
     {timeout, 120, {setup, fun setup/0, fun cleanup/1,
-     [?_assertMatch({{error, {seccomp_violation, {io, _, _}}}, <<>>},
-                    on_own_console(fun() -> eval(Code, #{policy => P, output => capture}) end))
+     [{timeout, 60, ?_assertMatch({{error, {seccomp_violation, {io, _, _}}}, <<>>},
+                                  on_own_console(fun() -> eval(Code, #{policy => P, output => capture}) end))}
       || P <- [pure, processes, ?DENYLIST],
          Code <- ["io:format(standard_error, \"x\", []).",
                   "io:format(user, \"x\", []).",
@@ -59,9 +63,9 @@ other_devices_test_() ->
 %% the running OTP) are refused, whatever the policy.
 console_bifs_test_() ->
     {timeout, 120, {setup, fun setup/0, fun cleanup/1,
-     [?_assertMatch({error, {seccomp_violation, {erlang, F, A}}},
-                    eval(lists:flatten(io_lib:format("erlang:~p(~s).", [F, display_args(A)])),
-                         #{policy => P}))
+     [{timeout, 60, ?_assertMatch({error, {seccomp_violation, {erlang, F, A}}},
+                                  eval(lists:flatten(io_lib:format("erlang:~p(~s).", [F, display_args(A)])),
+                                       #{policy => P}))}
       || P <- [pure, processes, ?DENYLIST],
          {F, A} <- erlang:module_info(exports), lists:prefix("display", atom_to_list(F))]}}.
 
