@@ -35,8 +35,9 @@ begin_run(HeapGrowth, MaxBinary) ->
     put(?KEY, Allowance),
     {total_heap_size, Used} = process_info(self(), total_heap_size),
     Limit = #{size => Used + HeapGrowth, kill => true, error_logger => false},
-    WithBinaries = Limit#{size := Used + HeapGrowth + Allowance div erlang:system_info(wordsize),
-                          include_shared_binaries => true},
+    %% (A key OTP 27 added: merged in, for runtimes whose types lack it.)
+    WithBinaries = maps:merge(Limit, #{size => Used + HeapGrowth + Allowance div erlang:system_info(wordsize),
+                                       include_shared_binaries => true}),
     %% (Runtimes before OTP 27 ignore the option.)
     Old = process_flag(max_heap_size, WithBinaries),
     case process_info(self(), max_heap_size) of
