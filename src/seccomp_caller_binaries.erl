@@ -35,11 +35,10 @@ begin_run(HeapGrowth, MaxBinary) ->
     put(?KEY, Allowance),
     {total_heap_size, Used} = process_info(self(), total_heap_size),
     Limit = #{size => Used + HeapGrowth, kill => true, error_logger => false},
-    %% (A key OTP 27 added: merged in, for runtimes whose types lack it.)
-    WithBinaries = maps:merge(Limit, #{size => Used + HeapGrowth + Allowance div erlang:system_info(wordsize),
-                                       include_shared_binaries => true}),
-    %% (Runtimes before OTP 27 ignore the option.)
-    Old = process_flag(max_heap_size, WithBinaries),
+    WithBinaries = Limit#{size := Used + HeapGrowth + Allowance div erlang:system_info(wordsize),
+                          include_shared_binaries => true},
+    %% (Runtimes before OTP 27 ignore the option, and their types lack it.)
+    Old = erlang:apply(erlang, process_flag, [max_heap_size, WithBinaries]),
     case process_info(self(), max_heap_size) of
         {max_heap_size, #{include_shared_binaries := true}} ->
             {Old, limited};
