@@ -23,7 +23,7 @@
 -module(seccomp_args).
 
 -export([check/1, check_call/1, check_fun/1, is_protected/1, is_library_process/1,
-         library_names/0, is_module/1]).
+         library_names/0, is_module/1, is_module_on_path/1, warm/0]).
 
 %% Depth to which nested terms are walked; deeper terms are refused.
 -define(MAX_DEPTH, 64).
@@ -120,7 +120,18 @@ arities(M, F) ->
 -spec is_module(atom()) -> boolean().
 is_module(M) -> erlang:module_loaded(M) orelse is_module_on_path(M).
 
-%% Module names on the code path, read once (as binaries: no atom is made).
+%% @doc Read what the checks read once per VM (module names on the code
+%% path, the library's names) in the calling process: a sandbox's own
+%% process, under its heap limit, never does.
+-spec warm() -> ok.
+warm() ->
+    _ = is_module_on_path(?MODULE),
+    _ = library_names(),
+    ok.
+
+%% @doc Whether `M' is the name of a module on the code path, loaded or
+%% not (the names are read once, as binaries: no atom is made).
+-spec is_module_on_path(atom()) -> boolean().
 is_module_on_path(M) ->
     Names = case persistent_term:get({?MODULE, path_modules}, undefined) of
                 undefined ->

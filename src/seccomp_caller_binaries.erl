@@ -37,8 +37,8 @@ begin_run(HeapGrowth, MaxBinary) ->
     Limit = #{size => Used + HeapGrowth, kill => true, error_logger => false},
     WithBinaries = Limit#{size := Used + HeapGrowth + Allowance div erlang:system_info(wordsize),
                           include_shared_binaries => true},
-    %% (Runtimes before OTP 27 ignore the option.)
-    Old = process_flag(max_heap_size, WithBinaries),
+    %% (Runtimes before OTP 27 ignore the option, and their types lack it.)
+    Old = erlang:apply(erlang, process_flag, [max_heap_size, WithBinaries]),
     case process_info(self(), max_heap_size) of
         {max_heap_size, #{include_shared_binaries := true}} ->
             {Old, limited};

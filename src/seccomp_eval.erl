@@ -45,7 +45,7 @@ eval(Code, Opts) ->
     case seccomp_options:options(Opts) of
         {ok, #{max_source := Max} = O} ->
             case seccomp_source:within_size(Code, Max) of
-                true -> ok = seccomp_reach:ensure(), sandboxed(Code, O);
+                true -> ok = seccomp_reach:ensure(), ok = seccomp_args:warm(), sandboxed(Code, O);
                 false -> {error, {eval_limit, size, Max}}
             end;
         {error, _} = E ->

@@ -230,8 +230,8 @@ poll(#{atomics := A, idle := Idle} = S) ->
     end.
 
 check_usage(#{ctx := Ctx, atomics := A, spec := #{opts := O}} = S) ->
-    {Reds, Bin} = seccomp_sandbox_members:usage(Ctx),
-    case seccomp_sandbox_members:over_limit({Reds - atomics:get(A, ?REDS), Bin}, O) of
+    {Reds, Bin, Mem} = seccomp_sandbox_members:usage(Ctx),
+    case seccomp_sandbox_members:over_limit({Reds - atomics:get(A, ?REDS), Bin, Mem}, O) of
         ok -> S;
         Limit -> abort(Limit, S)
     end.

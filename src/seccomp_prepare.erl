@@ -86,7 +86,7 @@ names_as_bindings(Bs) -> Bs.
 
 within_size(Code, O, #{max_source := Max} = P) ->
     case seccomp_source:within_size(Code, Max) of
-        true -> ok = seccomp_reach:ensure(), reserve(Code, O, P);
+        true -> ok = seccomp_reach:ensure(), ok = seccomp_args:warm(), reserve(Code, O, P);
         false -> {error, {prepare_limit, size, Max}}
     end.
 

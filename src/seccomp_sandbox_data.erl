@@ -35,6 +35,13 @@ scan([], _MFA, _Ctx) -> ok;
 scan([T | Rest], MFA, Ctx) when is_list(T) -> scan_list(T, Rest, MFA, Ctx);
 scan([T | Rest], MFA, Ctx) when is_tuple(T) ->
     Items = case T of
+                %% `{Name, Node}' addresses a registered process: judged as
+                %% the name itself.
+                {Name, Node} when is_atom(Name), is_atom(Node), Name =/= Node ->
+                    case node_name(Node) of
+                        true -> [Name, Node];
+                        false -> [Node]
+                    end;
                 {Key, Value} when is_atom(Key) -> [Value];
                 %% `{M, F, Arity}' describes a function (`%Task{mfa: ...}',
                 %% stack traces); what is applied has a list of arguments.
@@ -101,10 +108,12 @@ scan_list([_ | T], Rest, MFA, Ctx) -> scan_list(T, Rest, MFA, Ctx);
 scan_list([], Rest, MFA, Ctx) -> scan(Rest, MFA, Ctx);
 scan_list(Tail, Rest, MFA, Ctx) -> scan([Tail | Rest], MFA, Ctx).
 
-member_process(Pid, MFA, #ctx{tab = Tab, send_to = SendTo} = Ctx) when is_pid(Pid) ->
+%% (A process the caller listed in `send_to' is sent to, with `send' and
+%% `!' only: a library function given it would make a request of it, a
+%% call, a cast, a stop, that its behaviour acts on.)
+member_process(Pid, MFA, #ctx{tab = Tab} = Ctx) when is_pid(Pid) ->
     Pid =:= self() andalso Tab =/= caller
         orelse (Tab =/= caller andalso seccomp_sandbox_members:is_member(Ctx, Pid))
-        orelse lists:member(Pid, SendTo)
         orelse seccomp_sandbox_verdict:deny(MFA, Ctx);
 member_process(_Port, MFA, Ctx) ->
     seccomp_sandbox_verdict:deny(MFA, Ctx).
@@ -127,8 +136,11 @@ table_owner(T) ->
         error:badarg -> none
     end.
 
-registered(Name, MFA, #ctx{send_to = SendTo} = Ctx) ->
-    erlang:whereis(Name) =:= undefined orelse lists:member(Name, SendTo) orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+registered(Name, MFA, Ctx) ->
+    erlang:whereis(Name) =:= undefined orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+
+%% Whether an atom is this node's name or one in the form of a node name.
+node_name(A) -> A =:= node() orelse string:find(atom_to_list(A), "@") =/= nomatch.
 
 %% An atom a tuple or a struct's field holds may name a module or a
 %% registered process (`%IO.Stream{device: :user}' writes to the VM's
@@ -156,7 +168,7 @@ named(A, _MFA, Ctx) ->
 %% A module on the code path that is not loaded yet: loaded (as a call of
 %% it would) when the policy allows it, so its functions can be judged.
 loadable(A, Ctx) ->
-    on_code_path(A) andalso
+    seccomp_args:is_module_on_path(A) andalso
         case seccomp_sandbox_verdict:allowed(A, module_info, 0, Ctx) =:= allow andalso code:ensure_loaded(A) of
             {module, A} -> true;
             _ -> seccomp_sandbox_verdict:deny({A, module_info, 0}, Ctx)
@@ -166,20 +178,6 @@ nameable({M, F, A}, Ctx) ->
     seccomp_sandbox_calls:ordinary(M, F, A) andalso seccomp_sandbox_verdict:allowed(M, F, A, Ctx) =:= allow
         andalso lists:member(seccomp_profiles:kind(M, F, A), [plain, dispatch])
         andalso not seccomp_sandbox_state:always_refused(M, F, A).
-
-%% Module names on the code path, read once per VM: a module that is not
-%% loaded would be loaded by the first call that names it.
-on_code_path(A) ->
-    Key = {?MODULE, code_path_modules},
-    Names = case persistent_term:get(Key, undefined) of
-                undefined ->
-                    Set = maps:from_list([{unicode:characters_to_binary(N), true} || {N, _, _} <- code:all_available()]),
-                    persistent_term:put(Key, Set),
-                    Set;
-                Set ->
-                    Set
-            end,
-    is_map_key(atom_to_binary(A, utf8), Names).
 
 %% @doc Whether a decoded term holds a fun (code that would run unchecked)
 %% or a pid, port or reference: identifiers that name what the sandbox did

@@ -181,25 +181,32 @@ clear_dictionary() ->
             true
     end.
 
-%% @doc Reductions and off-heap binary bytes of the sandbox's members: what
-%% `max_heap_size' does not cover.
--spec usage(seccomp_sandbox_ctx:ctx()) -> {non_neg_integer(), non_neg_integer()}.
+%% @doc Reductions and off-heap binary bytes of the sandbox's members, and
+%% the largest member's memory: what `max_heap_size' does not cover (the
+%% heap limit is checked when a process collects its garbage, and one that
+%% does not run, a sleeping member whose mailbox others fill, never does).
+-spec usage(seccomp_sandbox_ctx:ctx()) -> {non_neg_integer(), non_neg_integer(), non_neg_integer()}.
 usage(Ctx) ->
-    lists:foldl(fun(P, {R, B}) ->
-                        case erlang:process_info(P, [reductions, binary]) of
-                            [{reductions, R1}, {binary, Bins}] ->
-                                {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins])};
+    lists:foldl(fun(P, {R, B, M}) ->
+                        case erlang:process_info(P, [reductions, binary, memory]) of
+                            [{reductions, R1}, {binary, Bins}, {memory, M1}] ->
+                                {R + R1, B + lists:sum([Sz || {_, Sz, _} <- Bins]), max(M, M1)};
                             undefined ->
-                                {R, B}
+                                {R, B, M}
                         end
-                end, {0, 0}, members(Ctx)).
+                end, {0, 0, 0}, members(Ctx)).
 
 %% @doc Which limit a {@link usage/1} sample exceeds, if any (reductions
 %% counted from the start of the run).
--spec over_limit({integer(), non_neg_integer()}, map()) -> ok | reduction_limit | memory_limit.
-over_limit({Reds, Bin}, #{max_reductions := MaxReds, max_binary := MaxBin}) ->
+%% A member may hold twice its heap limit (heap and mailbox) between two
+%% collections.
+-spec over_limit({integer(), non_neg_integer(), non_neg_integer()}, map()) ->
+          ok | reduction_limit | memory_limit.
+over_limit({Reds, Bin, Mem}, #{max_reductions := MaxReds, max_binary := MaxBin, max_heap_size := Heap}) ->
+    MaxMem = 2 * Heap * erlang:system_info(wordsize),
     if
         Reds > MaxReds -> reduction_limit;
         Bin > MaxBin -> memory_limit;
+        Mem > MaxMem -> memory_limit;
         true -> ok
     end.

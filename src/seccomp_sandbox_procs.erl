@@ -7,7 +7,7 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([may_send/4, spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
+-export([may_send/4, adopt_started/2, spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
 
 %% @doc Carry out a spawn within `max_processes'. The child is a member
 %% from birth, so the parent may message it at once.
@@ -65,6 +65,26 @@ may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
                   _ -> false
               end,
     Allowed orelse seccomp_sandbox_verdict:deny(MFA, Ctx).
+
+%% @doc Make the processes a library start returned (`{ok, Pid}', a pid,
+%% within a few levels of tuples and lists) members, when this process
+%% started them: counted against `max_processes' and ended with the run.
+-spec adopt_started(term(), seccomp_sandbox_ctx:ctx()) -> ok.
+adopt_started(Result, Ctx) ->
+    Me = self(),
+    lists:foreach(fun(Pid) ->
+                          case erlang:process_info(Pid, parent) of
+                              {parent, Me} -> seccomp_sandbox_members:register_member(Pid, Ctx);
+                              _ -> ok
+                          end
+                  end, returned_pids(Result, 3)).
+
+returned_pids(Pid, _Depth) when is_pid(Pid), node(Pid) =:= node() -> [Pid];
+returned_pids(_T, 0) -> [];
+returned_pids(T, Depth) when is_tuple(T), tuple_size(T) =< 8 ->
+    lists:append([returned_pids(E, Depth - 1) || E <- tuple_to_list(T)]);
+returned_pids([H | T], Depth) -> returned_pids(H, Depth - 1) ++ returned_pids(T, Depth - 1);
+returned_pids(_T, _Depth) -> [].
 
 %% @doc A message to a member, or to a process the caller listed in
 %% `send_to' that is no protocol message of the runtime or of OTP: such a

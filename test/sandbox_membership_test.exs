@@ -336,6 +336,32 @@ defmodule Seccomp.SandboxMembershipTest do
     end
   end
 
+  describe "processes a library function starts" do
+    test "are the sandbox's: counted, and ended with the run" do
+      before = length(Process.list())
+
+      for mode <- [:eval, :pool] do
+        assert {:error, :process_limit} =
+                 Seccomp.Test.Backends.run(mode, "for _ <- 1..500, do: :gen_event.start()", %{
+                   language: :elixir,
+                   policy: %{mode: :blacklist, rules: [:os]}
+                 })
+
+        assert {:ok, :ok, _} =
+                 Seccomp.Test.Backends.run(
+                   mode,
+                   "{:ok, p} = :gen_event.start(); :gen_event.notify(p, :x); :ok",
+                   %{
+                     language: :elixir,
+                     policy: %{mode: :blacklist, rules: [:os]}
+                   }
+                 )
+      end
+
+      assert eventually(fn -> length(Process.list()) <= before end)
+    end
+  end
+
   describe "a pool run leaves nothing to the next run" do
     @deny [policy: [deny: [:os, :file, :code, :port, System, File, Port, Code]], pool_size: 1]
 
