@@ -14,6 +14,8 @@
 -type mode() :: term | iodata.
 -export_type([mode/0]).
 
+%% A process's timeslice, in reductions.
+-define(SLICE, 4000).
 %% Words of a fun beyond its environment, and of a bignum beyond its digits.
 -define(HEADER_BYTES, 32).
 
@@ -29,8 +31,13 @@ cost(Term, Limit, Mode) -> cost(Term, Limit, Mode, []).
 
 cost(Term, Limit, Mode, Known) ->
     Walked = case seccomp_nif:flat_size(Term, Limit, Known, Mode) of
-                 dirty -> seccomp_nif:flat_size_dirty(Term, Limit, Known, Mode);
-                 Done -> Done
+                 dirty ->
+                     %% A long walk: the caller's timeslice is spent.
+                     Long = seccomp_nif:flat_size_dirty(Term, Limit, Known, Mode),
+                     erlang:bump_reductions(?SLICE),
+                     Long;
+                 Done ->
+                     Done
              end,
     case Walked of
         {ok, N} -> N;

@@ -58,15 +58,15 @@ fn measure<'a>(
     known: &HashMap<usize, u64>,
     measure: Measure,
     budget: Option<u64>,
+    visits: &mut u64,
 ) -> NifResult<Outcome<'a>> {
     let mut stack = vec![term];
     let mut total: u64 = 0;
-    let mut visits: u64 = 0;
     let mut opaque: Vec<Term<'a>> = Vec::new();
     let mut opaque_seen: HashSet<usize> = HashSet::new();
     while let Some(t) = stack.pop() {
-        visits += 1;
-        if budget.is_some_and(|b| visits > b) {
+        *visits += 1;
+        if budget.is_some_and(|b| *visits > b) {
             return Ok(Outcome::Budget);
         }
         let cost = match t.get_type() {
@@ -161,13 +161,21 @@ fn run<'a>(
     mode: Term<'a>,
     budget: Option<u64>,
 ) -> NifResult<Term<'a>> {
+    let mut visits: u64 = 0;
     let measure_kind = if mode == atoms::iodata().to_term(env) {
         Measure::Iodata
     } else {
         Measure::Term
     };
     let known: HashMap<usize, u64> = known.into_iter().map(|(t, c)| (t.as_c_arg(), c)).collect();
-    Ok(match measure(term, limit, &known, measure_kind, budget)? {
+    let outcome = measure(term, limit, &known, measure_kind, budget, &mut visits)?;
+    if let Some(b) = budget {
+        // On a normal scheduler: charge the walk to the calling process, so
+        // a loop of walks is scheduled out like any other work.
+        let percent = (visits.saturating_mul(100) / b).clamp(1, 100) as i32;
+        rustler::schedule::consume_timeslice(env, percent);
+    }
+    Ok(match outcome {
         Outcome::Size(n) => (atoms::ok(), n).encode(env),
         Outcome::Over => atoms::over().encode(env),
         Outcome::Budget => atoms::dirty().encode(env),
