@@ -286,12 +286,12 @@ dispatch(M, F, Args, Ctx) ->
     seccomp_sandbox_bounds:bounded_work(M, F, Args, Ctx),
     Spawns = seccomp_spawners:status(M, F, length(Args)) =/= false,
     Spawns andalso spawn_options(M, F, Args, Ctx),
-    Spawns andalso Ctx#ctx.tab =:= caller andalso seccomp_sandbox_verdict:deny({M, F, length(Args)}, Ctx),
     seccomp_sandbox_data:no_foreign_code({M, F, length(Args)}, Args, Ctx),
     Result = seccomp_sandbox_bounds:bounded_integer_result(seccomp_sandbox_atoms:counting_atoms(M, F, Args, Ctx), Ctx),
     %% A library start (`gen_event:start/0') whose process runs no sandboxed
-    %% code would never join: the process it returns is the sandbox's.
-    Spawns andalso seccomp_sandbox_procs:adopt_started(Result, Ctx),
+    %% code would never join: the process it returns is the sandbox's (in
+    %% caller mode, which holds no process, it is killed and the call refused).
+    Spawns andalso seccomp_sandbox_procs:adopt_started(Result, {M, F, length(Args)}, Ctx),
     Result.
 
 %% @doc Elixir's `var.field' in prepared code: the field of a map, or a

@@ -7,7 +7,7 @@
 
 -include("seccomp_sandbox.hrl").
 
--export([may_send/4, adopt_started/2, spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
+-export([may_send/4, adopt_started/3, spawn_checked/4, joining/2, own_process/2, may_signal/4, info/4]).
 
 %% @doc Carry out a spawn within `max_processes'. The child is a member
 %% from birth, so the parent may message it at once.
@@ -68,16 +68,20 @@ may_signal(Dest, MFA, Kind, #ctx{tab = Tab, send_to = SendTo} = Ctx) ->
 
 %% @doc Make the processes a library start returned (`{ok, Pid}', a pid,
 %% within a few levels of tuples and lists) members, when this process
-%% started them: counted against `max_processes' and ended with the run.
--spec adopt_started(term(), seccomp_sandbox_ctx:ctx()) -> ok.
-adopt_started(Result, Ctx) ->
+%% started them: counted against `max_processes' and ended with the run. A
+%% caller-mode run holds no process: one it started is killed and `MFA'
+%% refused.
+-spec adopt_started(term(), mfa(), seccomp_sandbox_ctx:ctx()) -> ok.
+adopt_started(Result, MFA, Ctx) ->
     Me = self(),
-    lists:foreach(fun(Pid) ->
-                          case erlang:process_info(Pid, parent) of
-                              {parent, Me} -> seccomp_sandbox_members:register_member(Pid, Ctx);
-                              _ -> ok
-                          end
-                  end, returned_pids(Result, 3)).
+    Started = [Pid || Pid <- returned_pids(Result, 3), erlang:process_info(Pid, parent) =:= {parent, Me}],
+    case Ctx of
+        #ctx{tab = caller} when Started =/= [] ->
+            [exit(Pid, kill) || Pid <- Started],
+            seccomp_sandbox_verdict:deny(MFA, Ctx);
+        _ ->
+            lists:foreach(fun(Pid) -> seccomp_sandbox_members:register_member(Pid, Ctx) end, Started)
+    end.
 
 returned_pids(Pid, _Depth) when is_pid(Pid), node(Pid) =:= node() -> [Pid];
 returned_pids(_T, 0) -> [];
