@@ -31,7 +31,7 @@
 %% With `data_only', a call of a sink whose arguments are all literals
 %% (`binary_to_atom(<<"Dict">>)') does not count: it works on no data.
 -type spec() :: #{key := term(), apps := [atom()], cut := [module() | mfa()], sinks := [mfa()],
-                  cut_into => [module()], data_only => boolean(), fallback => all | sinks}.
+                  cut_into => [module()], data_only => boolean()}.
 -type graph() :: #{callers := #{mfa() => [mfa()]}, exports := #{mfa() => true},
                    by_module := #{module() => [mfa()]}, module_app := #{module() => atom()}}.
 
@@ -196,10 +196,9 @@ ask_deriver() ->
             ok
     end.
 
-store(#{key := Key, sinks := Sinks} = Spec) ->
+store(#{key := Key} = Spec) ->
     Set = case derive(Spec) of
               {ok, L} -> maps:from_keys(L, true);
-              error when map_get(fallback, Spec) =:= sinks -> maps:from_keys(Sinks, true);
               error -> all
           end,
     persistent_term:put(Key, Set),

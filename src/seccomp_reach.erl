@@ -101,13 +101,9 @@ specs() -> [spec(G) || G <- groups()].
 
 %% A call with literal arguments only (`binary_to_atom(<<"Dict">>)') makes
 %% no atom of data and does no work that grows with input.
-%% Where the code cannot be analysed (no debug information), a set refused
-%% whatever the policy holds its sinks only (every function would refuse
-%% every call); the others hold every function (bounded: slower, stricter).
 spec(Group) ->
     #{key => key(Group), apps => ?APPS, cut => cut(Group), cut_into => cut_into(Group),
-      sinks => sinks(Group), data_only => true,
-      fallback => case lists:member(Group, refused_groups()) of true -> sinks; false -> all end}.
+      sinks => sinks(Group), data_only => true}.
 
 %% @doc Wait until the sets are known, deriving them here if no one else is.
 -spec ensure() -> ok.
