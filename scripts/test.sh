@@ -12,8 +12,17 @@ ct_logs=$REBAR_BASE_DIR/ct_logs
 mkdir -p "$ct_logs"
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-declare -a summary
+declare -a summary failing
 failed=0
+
+# The lines that name a suite's failed cases, by the runner's own words.
+declare -A failing_case=(
+  [cargo]='^test .* FAILED$'
+  [eunit]='\*failed\*|\*timed out\*|cancelled'
+  [ct]='%%%.*FAILED|==> .*: FAILED'
+  [consumer]='FAIL|[Ee]rror'
+  [exunit]='^ +[0-9]+\) (test|property|doctest) '
+)
 
 # A hard cap per suite: a wedged VM must fail the run, not hang it.
 cap() { timeout -s KILL 1200 "$@"; }
@@ -24,6 +33,8 @@ record() {  # record NAME COUNT-REGEX STATUS: the suite's summary entry
   if [[ $3 != ok ]]; then
     failures=$(grep -aoE '[0-9]+ failures?|Failed: [0-9]+|[0-9]+ failed|Failed [0-9]+ tests?|failed$|tests were cancelled' "$log/$1.txt" | tail -1)
     failures=" (${failures:-see its output})"
+    while IFS= read -r case_line; do failing+=("FAILING $1: ${case_line}"); done \
+      < <(grep -aE "${failing_case[$1]}" "$log/$1.txt" | head -10 | cut -c1-300)
   fi
   summary+=("$1: $count $3$failures")
 }
@@ -58,6 +69,7 @@ run exunit '[0-9]+ tests?, 0 failures|Result: [0-9]+ passed' mix test
 
 line=$(printf '%s; ' "${summary[@]}")
 if ((failed)); then
+  ((${#failing[@]})) && printf '%s\n' "${failing[@]}"
   echo "SUMMARY: FAILED — ${line%; }"
   exit 1
 fi
