@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 matrix=${SECCOMP_MATRIX:-debian otp27.3-elixir1.18 otp29.1-elixir1.20}
-declare -a lines failing
+declare -a lines=() failing=()
 failed=0
 begin=$(date +%s)
 out=$(mktemp)
@@ -39,7 +39,7 @@ for name in $matrix; do
   status=${PIPESTATUS[0]}
   summary=$(grep -E '^SUMMARY:' "$out" | tail -1)
   ((status == 0)) || failed=1
-  while IFS= read -r case_line; do failing+=("$name $case_line"); done < <(grep -aE '^FAILING ' "$out")
+  while IFS= read -r case_line; do failing+=("$name $case_line"); done < <(grep -aE '^(FAILING|FLAKY) ' "$out")
   lines+=("$name ($(($(date +%s) - start)) s): ${summary:-no summary, exit $status}")
 done
 

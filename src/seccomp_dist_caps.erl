@@ -41,34 +41,29 @@ show(Data, #caps{node_name = Name, pattern = Pattern} = Caps) ->
     end.
 
 %% The runtime hands a small packet over as `[<<112>>, Control | Payload]':
-%% the control term (the sender of a message, most often) is decoded alone,
+%% the control term (the sender of a message, most often) is read alone,
 %% and the payload only when it holds the node's name. Any other shape (or a
-%% first piece that is not one whole term) is scanned whole.
+%% first piece that is not whole terms) is read whole.
 shown([<<112>>, Ctl | Payload] = Data, Name, Pattern) when is_binary(Ctl) ->
-    case control_locals(Ctl) of
-        {ok, Locals} ->
-            case mentions(Payload, Pattern) of
-                false -> Locals;
-                true -> shown_in(Data, Name)
+    case mentions(Payload, Pattern) of
+        false ->
+            case seccomp_dist_etf:local_terms(Ctl, Name) of
+                {ok, Locals} -> Locals;
+                error -> shown_in(Data, Name)
             end;
-        error ->
+        true ->
             shown_in(Data, Name)
     end;
 shown(Data, Name, _Pattern) ->
     shown_in(Data, Name).
 
-%% The local pids and references of a binary that holds exactly one term.
-control_locals(Bin) ->
-    try binary_to_term(Bin, [used]) of
-        {Term, Used} when Used =:= byte_size(Bin) -> {ok, seccomp_dist_etf:locals_in(Term)};
-        _ -> error
-    catch
-        error:badarg -> error
-    end.
-
 shown_in(Data, Name) ->
     case iolist_to_binary(Data) of
-        <<112, Terms/binary>> -> seccomp_dist_etf:local_terms(Terms, Name);
+        <<112, Terms/binary>> ->
+            case seccomp_dist_etf:local_terms(Terms, Name) of
+                {ok, Locals} -> Locals;
+                error -> []
+            end;
         _ -> []
     end.
 

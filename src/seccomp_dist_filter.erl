@@ -103,13 +103,13 @@ known_control(Rest, #{atoms_left := Left, rules := #{max_message_bytes := Max}} 
     case seccomp_dist_etf:scan(Rest, Left) of
         {ok, #{memory := Mem}} when Mem > Max ->
             {{malformed, {control_too_large, Mem}}, 0};
-        {ok, #{funs := 0, size := Size, new_atoms := New} = Info} ->
+        {ok, #{funs := 0, size := Size, new_atoms := New}} ->
             N = length(New),
             case charge(N, C) of
                 ok ->
                     <<CtlBin:Size/binary, Payload/binary>> = Rest,
                     try
-                        Ctl = decoded(Info, CtlBin),
+                        Ctl = decode(CtlBin),
                         seccomp_dist_control:well_formed(Ctl)
                             orelse throw({malformed, {bad_control_fields, element(1, Ctl)}}),
                         control(Ctl, Payload, C#{atoms_left := Left - N})
@@ -130,9 +130,6 @@ known_control(Rest, #{atoms_left := Left, rules := #{max_message_bytes := Max}} 
 %% Take `N' new atoms from the peer's budget.
 charge(N, #{node := Node, rules := #{max_new_atoms := Max}}) ->
     seccomp_dist_budget:charge(Node, N, Max).
-
-decoded(#{term := Term}, _Bin) -> Term;
-decoded(_Info, Bin) -> decode(Bin).
 
 %% The scan found the term's end, but not every error (a bad float, an atom
 %% that is not UTF-8): those disconnect like any malformed packet.
@@ -344,12 +341,12 @@ message(To, Payload, #{rules := R} = C) ->
 %% outer tuple is tagged as a door (see {@link seccomp_dist_shapes:door/2}).
 content(Kind, Name, Payload, #{rules := R} = C) ->
     case scan(Payload, C) of
-        {ok, #{funs := Funs} = Info, Atoms} ->
+        {ok, #{funs := Funs}, Atoms} ->
             case Name =:= none andalso (Funs =:= 0 orelse maps:get(funs, R))
                 andalso not door_tag(Payload) of
                 true -> {accept, Kind, Atoms};
                 false ->
-                    case judge(Name, decoded(Info, Payload), C) of
+                    case judge(Name, decode(Payload), C) of
                         ok -> {accept, Kind, Atoms};
                         {refused, Why} -> {refuse, Kind, Why, none}
                     end
@@ -434,8 +431,8 @@ spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} =
                 false -> Refuse(bad_spawn_options);
                 true ->
                     case scan(Payload, C) of
-                        {ok, #{funs := Funs} = Info, Atoms} ->
-                            Args = decoded(Info, Payload),
+                        {ok, #{funs := Funs}, Atoms} ->
+                            Args = decode(Payload),
                             case spawned(MFA, Args) of
                                 {ok, Call} ->
                                     case rpc_allowed(Call, R) of

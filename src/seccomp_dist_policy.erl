@@ -61,7 +61,7 @@ load({file, Path}, Seen) ->
         true -> {error, {cyclic_dist_policy, lists:reverse([Abs | Seen])}};
         false when length(Seen) >= ?MAX_FILE_HOPS -> {error, {dist_policy_file_chain_too_long, Abs}};
         false ->
-            case consult(Abs) of
+            case seccomp_term_file:read(Abs) of
                 {ok, Term} -> load(Term, [Abs | Seen]);
                 {error, Why} -> {error, {file, Name, Why}}
             end
@@ -74,31 +74,6 @@ absolute(Name) ->
     case filename:pathtype(Name) of
         absolute -> Name;
         _ -> {ok, Cwd} = prim_file:get_cwd(), filename:join(Cwd, Name)
-    end.
-
-consult(Path) ->
-    case prim_file:read_file(Path) of
-        {ok, Bin} ->
-            case unicode:characters_to_list(Bin) of
-                Text when is_list(Text) ->
-                    case erl_scan:string(Text) of
-                        {ok, Tokens, _} -> parse(Tokens);
-                        {error, Info, _} -> {error, {scan, Info}}
-                    end;
-                _ -> {error, not_utf8}
-            end;
-        {error, _} = E -> E
-    end.
-
-%% Exactly one term, ended by a dot.
-parse(Tokens) ->
-    case lists:splitwith(fun(T) -> element(1, T) =/= dot end, Tokens) of
-        {Term, [Dot]} ->
-            case erl_parse:parse_term(Term ++ [Dot]) of
-                {ok, T} -> {ok, T};
-                {error, Info} -> {error, {parse, Info}}
-            end;
-        _ -> {error, not_one_term}
     end.
 
 %% @doc Validate a user policy: `#{default => Rules, nodes => [{Pattern, Rules}]}'

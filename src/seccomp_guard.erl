@@ -30,7 +30,7 @@ app_modules() ->
     case persistent_term:get({?MODULE, all_modules}, undefined) of
         undefined ->
             Ebin = filename:dirname(code:which(?MODULE)),
-            Beams = [list_to_atom(filename:rootname(F)) || F <- filelib:wildcard("*.beam", Ebin)],
+            Beams = [list_to_atom(filename:rootname(F)) || F <- filelib:wildcard("*.beam", Ebin, erl_prim_loader)],
             Modules = lists:usort([?MODULE | listed_modules(Ebin, beam_seccomp) ++ Beams]),
             persistent_term:put({?MODULE, all_modules}, Modules),
             Modules;
@@ -49,9 +49,11 @@ app_keys(App) ->
         Dir -> listed_modules(filename:join(Dir, "ebin"), App)
     end.
 
+%% (`seccomp_nif' loads with the guard: the carrier may load it before the
+%% file server runs.)
 listed_modules(Ebin, App) ->
-    case file:consult(filename:join(Ebin, atom_to_list(App) ++ ".app")) of
-        {ok, [{application, App, Keys}]} -> proplists:get_value(modules, Keys, []);
+    case seccomp_term_file:read(filename:join(Ebin, atom_to_list(App) ++ ".app")) of
+        {ok, {application, App, Keys}} -> proplists:get_value(modules, Keys, []);
         _ -> []
     end.
 

@@ -10,7 +10,7 @@
          spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
          spec_to_json/1, spec_from_json/1, load_error/0,
          enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0,
-         flat_size/4, flat_size_dirty/4]).
+         flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2, etf_locals/2, etf_locals_dirty/2]).
 
 -on_load(load/0).
 
@@ -130,3 +130,20 @@ flat_size(_Term, _Limit, _Known, _Mode) -> ?NOT_LOADED.
 -spec flat_size_dirty(term(), non_neg_integer(), [{term(), non_neg_integer()}], term | iodata) ->
           {ok, non_neg_integer()} | over | {opaque, [term()]}.
 flat_size_dirty(_Term, _Limit, _Known, _Mode) -> ?NOT_LOADED.
+
+%% The scan of one term of the external term format (see `seccomp_dist_etf').
+-type etf_scan() :: {ok, Size :: non_neg_integer(), New :: [binary()], Unchecked :: [binary()],
+                     Funs :: non_neg_integer(), Memory :: non_neg_integer()}
+                  | {error, term()}.
+
+-spec etf_scan(binary(), non_neg_integer()) -> etf_scan() | dirty.
+etf_scan(_Bin, _MaxNewAtoms) -> ?NOT_LOADED.
+
+-spec etf_scan_dirty(binary(), non_neg_integer()) -> etf_scan().
+etf_scan_dirty(_Bin, _MaxNewAtoms) -> ?NOT_LOADED.
+
+-spec etf_locals(binary(), binary()) -> {ok, [pid() | reference()]} | error | dirty.
+etf_locals(_Bin, _NodeName) -> ?NOT_LOADED.
+
+-spec etf_locals_dirty(binary(), binary()) -> {ok, [pid() | reference()]} | error.
+etf_locals_dirty(_Bin, _NodeName) -> ?NOT_LOADED.

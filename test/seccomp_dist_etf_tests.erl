@@ -38,3 +38,50 @@ scan_costs_about_a_decode_test_() ->
                   ?assert(Scan =< 4 * Decode + 50, {byte_size(Bin), Scan, Decode})
               end || Term <- [{msg, binary:copy(<<0>>, 4096)}, {msg, binary:copy(<<0>>, 60000)}]]
      end}.
+
+%% ETF of a list of UTF-8 atoms, written by hand: the runtime would create them.
+atoms_list(Names) ->
+    Atoms = << <<119, (byte_size(N)), N/binary>> || N <- Names >>,
+    <<131, 108, (length(Names)):32, Atoms/binary, 106>>.
+
+%% Atoms this node does not have are named once each, in Latin-1 or beyond
+%% it; atoms it has, in either encoding, never; none is created by looking.
+new_atoms_are_named_once_and_never_created_test() ->
+    _ = binary_to_atom(<<"seccomp_etf_é"/utf8>>, utf8),
+    Fresh = <<"seccomp_etf_test_fresh_1">>,
+    Wide = <<"seccomp_etf_test_€"/utf8>>,
+    Bin = atoms_list([<<"ok">>, Fresh, <<"seccomp_etf_é"/utf8>>, Wide, Fresh]),
+    {ok, #{new_atoms := New, size := Size}} = seccomp_dist_etf:scan(<<Bin/binary, "trailing">>, 10),
+    ?assertEqual(lists:sort([Fresh, Wide]), lists:sort(New)),
+    ?assertEqual(byte_size(Bin), Size),
+    ?assertEqual({error, atom_budget}, seccomp_dist_etf:scan(Bin, 1)),
+    ?assertError(badarg, binary_to_existing_atom(Fresh, utf8)),
+    ?assertError(badarg, binary_to_existing_atom(Wide, utf8)).
+
+%% Malformed input is an error, never a crash: truncation, unknown tags,
+%% a pid whose node is not an atom.
+malformed_terms_are_errors_test() ->
+    Whole = term_to_binary({self(), <<1, 2, 3>>, "abc"}),
+    [?assertMatch({error, _}, seccomp_dist_etf:scan(binary:part(Whole, 0, N), 10))
+     || N <- lists:seq(0, byte_size(Whole) - 1)],
+    ?assertEqual({error, {bad_tag, 82}}, seccomp_dist_etf:scan(<<131, 82, 0>>, 10)),
+    ?assertEqual({error, bad_node_name}, seccomp_dist_etf:scan(<<131, 88, 97, 1, 0:96>>, 10)).
+
+%% A term too large for one short native call is walked on a dirty
+%% scheduler, with the same answer.
+long_terms_are_walked_whole_test() ->
+    Long = lists:seq(1, 200000),
+    {ok, #{size := Size, memory := Memory}} = seccomp_dist_etf:scan(term_to_binary(Long), 10),
+    ?assertEqual(byte_size(term_to_binary(Long)), Size),
+    ?assert(Memory >= erts_debug:flat_size(Long) * 8).
+
+%% The pids and references of this node in outgoing terms; not other
+%% nodes', not ports, and nothing from data that is not whole terms.
+local_terms_are_this_nodes_pids_and_references_test() ->
+    Ref = make_ref(),
+    Other = binary_to_term(<<131, 88, 119, 3, "a@b", 1:32, 2:32, 3:32>>),
+    Bin = <<(term_to_binary({self(), [Ref, Other], hd(erlang:ports())}))/binary,
+            (term_to_binary(#{key => self()}))/binary>>,
+    Name = atom_to_binary(node(), utf8),
+    ?assertEqual({ok, [self(), Ref, self()]}, seccomp_dist_etf:local_terms(Bin, Name)),
+    ?assertEqual(error, seccomp_dist_etf:local_terms(binary:part(Bin, 0, 10), Name)).

@@ -1,0 +1,574 @@
+//! Reads one term of the external term format without decoding it, for the
+//! distribution carrier's filter: where the term ends, which atoms decoding it
+//! would create, how many funs it holds and how much heap it would take.
+//!
+//! The walk keeps a count of terms still to read (prefix order), so nesting
+//! depth costs nothing and a lying length only makes the input end early.
+//! Binaries are skipped, never copied. Tags a connection without the atom
+//! cache never carries (atom cache references, compressed terms, `LOCAL_EXT`)
+//! and unknown tags are errors. The Erlang side (`seccomp_dist_etf`) keeps
+//! the semantics; this is its fast path.
+
+use std::collections::HashSet;
+
+use dashmap::DashSet;
+use once_cell::sync::Lazy;
+use rustc_hash::FxBuildHasher;
+use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
+
+mod atoms {
+    rustler::atoms! { ok, error, dirty, truncated, bad_version, bad_tag, bad_node_name, atom_budget }
+}
+
+const VERSION: u8 = 131;
+const WORD: u64 = 8;
+/// Binaries up to this size are copied onto the receiver's heap.
+const HEAP_BIN: u64 = 64;
+/// Terms a call on a normal scheduler may visit before it hands the walk to
+/// a dirty scheduler (well under a millisecond of work).
+const SCHEDULER_BUDGET: u64 = 20_000;
+
+/// Texts (Latin-1) of atoms known to exist. Atoms are never removed, so a
+/// name found once stays found; asking the runtime costs about 100 ns a name,
+/// this set a fraction of that. Names past the cap are asked every time.
+static KNOWN_ATOMS: Lazy<DashSet<Box<[u8]>, FxBuildHasher>> = Lazy::new(DashSet::default);
+const KNOWN_ATOMS_CAP: usize = 65_536;
+
+/// Whether an atom of this Latin-1 text exists, or `None` when the runtime
+/// cannot be asked (a text over 255 bytes).
+fn atom_exists(env: Env, text: &[u8]) -> Option<bool> {
+    if KNOWN_ATOMS.contains(text) {
+        return Some(true);
+    }
+    let exists = Atom::try_from_bytes(env, text).ok()?.is_some();
+    if exists && KNOWN_ATOMS.len() < KNOWN_ATOMS_CAP {
+        KNOWN_ATOMS.insert(text.into());
+    }
+    Some(exists)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    Truncated,
+    BadVersion,
+    BadTag(u8),
+    BadNodeName,
+    AtomBudget,
+    /// The normal scheduler's budget is spent: walk again on a dirty one.
+    Budget,
+}
+
+/// What the walk found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Scan {
+    size: usize,
+    /// Atom names (as encoded) that do not exist on this node.
+    new: Vec<Vec<u8>>,
+    /// UTF-8 names the runtime could not be asked about here (characters
+    /// outside Latin-1, or not UTF-8): the caller looks them up.
+    unchecked: Vec<Vec<u8>>,
+    funs: u64,
+    memory: u64,
+    /// Where the pids, ports and references of `local_node` start and end.
+    locals: Vec<(usize, usize)>,
+}
+
+/// `lookup(Latin1Text)`: whether an atom of this text exists, or `None` when
+/// the runtime cannot be asked.
+struct Walker<'b, L: FnMut(&[u8]) -> Option<bool>> {
+    bin: &'b [u8],
+    pos: usize,
+    max_new: usize,
+    budget: Option<u64>,
+    visits: u64,
+    seen: HashSet<&'b [u8]>,
+    lookup: L,
+    /// The node whose identifiers are collected (our own outgoing data).
+    local_node: Option<&'b [u8]>,
+    scan: Scan,
+}
+
+impl<'b, L: FnMut(&[u8]) -> Option<bool>> Walker<'b, L> {
+    fn take(&mut self, n: usize) -> Result<&'b [u8], Failure> {
+        let end = self.pos.checked_add(n).ok_or(Failure::Truncated)?;
+        let bytes = self.bin.get(self.pos..end).ok_or(Failure::Truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, Failure> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<usize, Failure> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
+    }
+
+    fn u32(&mut self) -> Result<u64, Failure> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), Failure> {
+        let n = usize::try_from(n).map_err(|_| Failure::Truncated)?;
+        self.take(n).map(|_| ())
+    }
+
+    fn words(&mut self, w: u64) {
+        self.scan.memory = self.scan.memory.saturating_add(w.saturating_mul(WORD));
+    }
+
+    fn binary(&mut self, len: u64) {
+        if len <= HEAP_BIN {
+            self.words(len / WORD + 2);
+        } else {
+            self.words(6 + len / WORD);
+        }
+    }
+
+    fn walk(&mut self) -> Result<(), Failure> {
+        self.walk_one()?;
+        self.scan.size = self.pos;
+        Ok(())
+    }
+
+    /// Every term of `bin`, one after another.
+    fn walk_all(&mut self) -> Result<(), Failure> {
+        while self.pos < self.bin.len() {
+            self.walk_one()?;
+        }
+        Ok(())
+    }
+
+    fn walk_one(&mut self) -> Result<(), Failure> {
+        if self.u8()? != VERSION {
+            return Err(Failure::BadVersion);
+        }
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            self.visits += 1;
+            if let Some(b) = self.budget {
+                if self.visits > b {
+                    return Err(Failure::Budget);
+                }
+            }
+            pending = pending.saturating_add(self.term()?);
+        }
+        Ok(())
+    }
+
+    /// One term's own bytes; returns how many terms follow as its elements.
+    fn term(&mut self) -> Result<u64, Failure> {
+        let start = self.pos;
+        let tag = self.u8()?;
+        match tag {
+            97 => self.skip(1).map(|_| 0),
+            98 => {
+                self.skip(4)?;
+                self.words(2);
+                Ok(0)
+            }
+            70 => {
+                self.skip(8)?;
+                self.words(3);
+                Ok(0)
+            }
+            99 => {
+                self.skip(31)?;
+                self.words(3);
+                Ok(0)
+            }
+            106 => Ok(0),
+            104 => {
+                let ar = self.u8()? as u64;
+                self.words(ar + 1);
+                Ok(ar)
+            }
+            105 => {
+                let ar = self.u32()?;
+                self.words(ar + 1);
+                Ok(ar)
+            }
+            108 => {
+                let len = self.u32()?;
+                self.words(2 * len);
+                Ok(len + 1)
+            }
+            116 => {
+                let ar = self.u32()?;
+                self.words(3 * ar + 3);
+                Ok(2 * ar)
+            }
+            107 => {
+                let len = self.u16()? as u64;
+                self.skip(len)?;
+                self.words(2 * len);
+                Ok(0)
+            }
+            109 => {
+                let len = self.u32()?;
+                self.skip(len)?;
+                self.binary(len);
+                Ok(0)
+            }
+            77 => {
+                let len = self.u32()?;
+                self.skip(1 + len)?;
+                self.binary(len);
+                Ok(0)
+            }
+            110 => {
+                let len = self.u8()? as u64;
+                self.skip(1 + len)?;
+                self.words(len / WORD + 2);
+                Ok(0)
+            }
+            111 => {
+                let len = self.u32()?;
+                self.skip(1 + len)?;
+                self.words(len / WORD + 2);
+                Ok(0)
+            }
+            100 | 118 | 115 | 119 => self.atom(tag).map(|_| 0),
+            // Pids, ports and references: a node name, then fixed fields.
+            88 => self.identifier(start, true, 12),
+            103 => self.identifier(start, true, 9),
+            89 => self.identifier(start, false, 8),
+            120 => self.identifier(start, false, 12),
+            102 => self.identifier(start, false, 5),
+            101 => self.identifier(start, false, 5),
+            90 | 114 => {
+                let len = self.u16()?;
+                if len > 5 {
+                    return Err(Failure::BadTag(tag));
+                }
+                self.identifier(
+                    start,
+                    true,
+                    if tag == 90 { 4 + 4 * len } else { 1 + 4 * len },
+                )
+            }
+            // Module, function, arity.
+            113 => {
+                self.scan.funs += 1;
+                Ok(3)
+            }
+            // Size, arity, uniq, index, free count; then module, old index,
+            // old uniq, creator pid and the free variables.
+            112 => {
+                self.skip(4 + 1 + 16 + 4)?;
+                let free = self.u32()?;
+                self.scan.funs += 1;
+                self.words(free + 8);
+                Ok(4 + free)
+            }
+            _ => Err(Failure::BadTag(tag)),
+        }
+    }
+
+    /// A pid, port or reference that starts at `start` (`addressable`: a pid
+    /// or a reference, what a peer may address), read up to its node name.
+    fn identifier(
+        &mut self,
+        start: usize,
+        addressable: bool,
+        fixed: usize,
+    ) -> Result<u64, Failure> {
+        let tag = self.u8()?;
+        if !matches!(tag, 100 | 118 | 115 | 119) {
+            return Err(Failure::BadNodeName);
+        }
+        let node = self.atom(tag)?;
+        self.take(fixed)?;
+        self.words(6);
+        if addressable && self.local_node == Some(node) {
+            self.scan.locals.push((start, self.pos));
+        }
+        Ok(0)
+    }
+
+    fn atom(&mut self, tag: u8) -> Result<&'b [u8], Failure> {
+        let len = if tag == 100 || tag == 118 {
+            self.u16()?
+        } else {
+            self.u8()? as usize
+        };
+        let name = self.take(len)?;
+        let latin1 = if tag == 100 || tag == 115 {
+            Some(std::borrow::Cow::Borrowed(name))
+        } else {
+            utf8_as_latin1(name)
+        };
+        let exists = latin1.and_then(|text| (self.lookup)(&text));
+        // Only names that are not atoms yet are remembered, to count each once.
+        if exists == Some(true) || !self.seen.insert(name) {
+            return Ok(name);
+        }
+        match exists {
+            Some(_) => {
+                if self.scan.new.len() >= self.max_new {
+                    return Err(Failure::AtomBudget);
+                }
+                self.scan.new.push(name.to_vec());
+            }
+            None => self.scan.unchecked.push(name.to_vec()),
+        }
+        Ok(name)
+    }
+}
+
+/// The Latin-1 text of a UTF-8 name, if every character is Latin-1.
+fn utf8_as_latin1(name: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if name.is_ascii() {
+        return Some(std::borrow::Cow::Borrowed(name));
+    }
+    std::str::from_utf8(name)
+        .ok()?
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .map(std::borrow::Cow::Owned)
+}
+
+/// The scan of the term at the start of `bin`, and how many terms it visited.
+fn scan<L: FnMut(&[u8]) -> Option<bool>>(
+    bin: &[u8],
+    max_new: usize,
+    budget: Option<u64>,
+    lookup: L,
+) -> (Result<Scan, Failure>, u64) {
+    let mut walker = Walker {
+        bin,
+        pos: 0,
+        max_new,
+        budget,
+        visits: 0,
+        seen: HashSet::new(),
+        lookup,
+        local_node: None,
+        scan: Scan::default(),
+    };
+    let result = walker.walk();
+    let visits = walker.visits;
+    (result.map(|()| walker.scan), visits)
+}
+
+fn run<'a>(
+    env: Env<'a>,
+    bin: Binary<'a>,
+    max_new: u64,
+    budget: Option<u64>,
+) -> NifResult<Term<'a>> {
+    let max_new = usize::try_from(max_new).unwrap_or(usize::MAX);
+    let lookup = |text: &[u8]| atom_exists(env, text);
+    let (result, visits) = scan(bin.as_slice(), max_new, budget, lookup);
+    charge(env, visits, budget);
+    let binaries = |names: Vec<Vec<u8>>| -> NifResult<Vec<Term<'a>>> {
+        names.iter().map(|n| crate::terms::binary(env, n)).collect()
+    };
+    Ok(match result {
+        Ok(s) => (
+            atoms::ok(),
+            s.size,
+            binaries(s.new)?,
+            binaries(s.unchecked)?,
+            s.funs,
+            s.memory,
+        )
+            .encode(env),
+        Err(Failure::Budget) => atoms::dirty().encode(env),
+        Err(Failure::AtomBudget) => (atoms::error(), atoms::atom_budget()).encode(env),
+        Err(Failure::Truncated) => (atoms::error(), atoms::truncated()).encode(env),
+        Err(Failure::BadVersion) => (atoms::error(), atoms::bad_version()).encode(env),
+        Err(Failure::BadNodeName) => (atoms::error(), atoms::bad_node_name()).encode(env),
+        Err(Failure::BadTag(t)) => (atoms::error(), (atoms::bad_tag(), t)).encode(env),
+    })
+}
+
+/// Where this node's pids and references sit in `bin` (our own outgoing data:
+/// one or more terms one after another), and how many terms it visited.
+fn locals(
+    bin: &[u8],
+    node: &[u8],
+    budget: Option<u64>,
+) -> (Result<Vec<(usize, usize)>, Failure>, u64) {
+    let mut walker = Walker {
+        bin,
+        pos: 0,
+        max_new: usize::MAX,
+        budget,
+        visits: 0,
+        seen: HashSet::new(),
+        lookup: |_: &[u8]| Some(true),
+        local_node: Some(node),
+        scan: Scan::default(),
+    };
+    let result = walker.walk_all();
+    let visits = walker.visits;
+    (result.map(|()| walker.scan.locals), visits)
+}
+
+fn run_locals<'a>(
+    env: Env<'a>,
+    bin: Binary<'a>,
+    node: Binary<'a>,
+    budget: Option<u64>,
+) -> NifResult<Term<'a>> {
+    let (result, visits) = locals(bin.as_slice(), node.as_slice(), budget);
+    charge(env, visits, budget);
+    Ok(match result {
+        Ok(spans) => {
+            let mut found = Vec::with_capacity(spans.len());
+            let mut encoded = Vec::new();
+            for (start, end) in spans {
+                encoded.clear();
+                encoded.push(VERSION);
+                encoded.extend_from_slice(&bin.as_slice()[start..end]);
+                if let Some((term, _)) = env.binary_to_term(&encoded) {
+                    found.push(term);
+                }
+            }
+            (atoms::ok(), found).encode(env)
+        }
+        Err(Failure::Budget) => atoms::dirty().encode(env),
+        Err(_) => atoms::error().encode(env),
+    })
+}
+
+/// A walk on a normal scheduler is charged to the caller's timeslice, like
+/// any other work it does.
+fn charge(env: Env, visits: u64, budget: Option<u64>) {
+    if let Some(b) = budget {
+        let percent = (visits.saturating_mul(100) / b).clamp(1, 100) as i32;
+        rustler::schedule::consume_timeslice(env, percent);
+    }
+}
+
+/// `etf_locals(Bin, NodeName)`: `{ok, PidsAndRefs}` of the node named
+/// `NodeName` (UTF-8) in the terms of `Bin`, `error` when `Bin` is not whole
+/// terms, or `dirty` (then call `etf_locals_dirty/2`).
+#[rustler::nif]
+fn etf_locals<'a>(env: Env<'a>, bin: Binary<'a>, node: Binary<'a>) -> NifResult<Term<'a>> {
+    run_locals(env, bin, node, Some(SCHEDULER_BUDGET))
+}
+
+/// `etf_locals/2` without a budget, on a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn etf_locals_dirty<'a>(env: Env<'a>, bin: Binary<'a>, node: Binary<'a>) -> NifResult<Term<'a>> {
+    run_locals(env, bin, node, None)
+}
+
+/// `etf_scan(Bin, MaxNewAtoms)`: `{ok, Size, New, Unchecked, Funs, Memory}`,
+/// `{error, Why}`, or `dirty` when the term needs more than a short NIF call
+/// (then call `etf_scan_dirty/2`).
+#[rustler::nif]
+fn etf_scan<'a>(env: Env<'a>, bin: Binary<'a>, max_new: u64) -> NifResult<Term<'a>> {
+    run(env, bin, max_new, Some(SCHEDULER_BUDGET))
+}
+
+/// `etf_scan/2` without a budget, on a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn etf_scan_dirty<'a>(env: Env<'a>, bin: Binary<'a>, max_new: u64) -> NifResult<Term<'a>> {
+    run(env, bin, max_new, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_with(bin: &[u8], known: &[&[u8]], budget: Option<u64>) -> Result<Scan, Failure> {
+        scan(bin, 10, budget, |t: &[u8]| Some(known.contains(&t))).0
+    }
+
+    #[test]
+    fn a_tuple_of_small_integers() {
+        // {1, 2}
+        let s = scan_with(&[131, 104, 2, 97, 1, 97, 2], &[], None).unwrap();
+        assert_eq!((s.size, s.memory, s.funs), (7, 24, 0));
+    }
+
+    #[test]
+    fn trailing_bytes_are_not_the_term() {
+        let s = scan_with(&[131, 106, 1, 2, 3], &[], None).unwrap();
+        assert_eq!(s.size, 2);
+    }
+
+    #[test]
+    fn new_atoms_are_named_once_and_known_ones_not_at_all() {
+        // [new, ok, new]
+        let bin = [
+            131, 108, 0, 0, 0, 3, 119, 3, b'n', b'e', b'w', 119, 2, b'o', b'k', 119, 3, b'n', b'e',
+            b'w', 106,
+        ];
+        let s = scan_with(&bin, &[b"ok"], None).unwrap();
+        assert_eq!(s.new, vec![b"new".to_vec()]);
+    }
+
+    #[test]
+    fn utf8_names_outside_latin1_are_left_to_the_caller() {
+        let bin = [131, 119, 3, 0xE2, 0x82, 0xAC];
+        let s = scan_with(&bin, &[], None).unwrap();
+        assert_eq!(s.unchecked, vec![vec![0xE2, 0x82, 0xAC]]);
+        assert!(s.new.is_empty());
+    }
+
+    #[test]
+    fn the_atom_budget_is_enforced() {
+        let mut bin = vec![131, 108, 0, 0, 0, 11];
+        for i in 0..11u8 {
+            bin.extend_from_slice(&[119, 2, b'a', b'a' + i]);
+        }
+        bin.push(106);
+        assert_eq!(scan_with(&bin, &[], None), Err(Failure::AtomBudget));
+    }
+
+    #[test]
+    fn lying_lengths_truncate() {
+        assert_eq!(
+            scan_with(&[131, 108, 255, 255, 255, 255, 97, 1], &[], None),
+            Err(Failure::Truncated)
+        );
+        assert_eq!(
+            scan_with(&[131, 109, 0, 0, 1, 0, 1], &[], None),
+            Err(Failure::Truncated)
+        );
+    }
+
+    #[test]
+    fn unknown_and_cache_tags_are_refused() {
+        assert_eq!(
+            scan_with(&[131, 82, 0], &[], None),
+            Err(Failure::BadTag(82))
+        );
+        assert_eq!(scan_with(&[130, 106], &[], None), Err(Failure::BadVersion));
+    }
+
+    #[test]
+    fn local_identifiers_are_found_in_every_term() {
+        // {<a@b.1.2>, <c@d.1.2>} then #Ref<a@b.1>: NEWER_REFERENCE with one word
+        let mut bin = vec![131, 104, 2];
+        bin.extend_from_slice(&[
+            88, 119, 3, b'a', b'@', b'b', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
+        ]);
+        bin.extend_from_slice(&[
+            88, 119, 3, b'c', b'@', b'd', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
+        ]);
+        let second = bin.len();
+        bin.extend_from_slice(&[
+            131, 90, 0, 1, 119, 3, b'a', b'@', b'b', 0, 0, 0, 4, 0, 0, 0, 5,
+        ]);
+        let (found, _) = locals(&bin, b"a@b", None);
+        assert_eq!(found.unwrap(), vec![(3, 21), (second + 1, bin.len())]);
+    }
+
+    #[test]
+    fn a_long_walk_asks_for_a_dirty_scheduler() {
+        let mut bin = vec![131, 108, 0, 0, 0, 100];
+        bin.extend(std::iter::repeat_n([97, 1], 100).flatten());
+        bin.push(106);
+        assert_eq!(scan_with(&bin, &[], Some(50)), Err(Failure::Budget));
+        assert!(scan_with(&bin, &[], None).is_ok());
+    }
+}
