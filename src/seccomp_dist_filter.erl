@@ -158,8 +158,8 @@ control({7, From, To}, P, C) -> signal(group_leader, From, To, P, C);
 %% Monitors
 control({19, From, To, Ref}, P, C) -> signal({monitor, Ref}, From, To, P, C);
 control({20, From, To, _Ref}, P, C) -> signal(demonitor, From, To, P, C);
-control({21, _Proc, To, _Ref, _Reason}, P, C) -> signal(monitor_exit, none, To, P, C);
-control({28, _Proc, To, _Ref}, P, C) -> signal(monitor_exit, none, To, {reason, P}, C);
+control({21, Proc, To, _Ref, _Reason}, P, C) -> monitor_exit(Proc, To, P, C);
+control({28, Proc, To, _Ref}, P, C) -> monitor_exit(Proc, To, {reason, P}, C);
 control({5}, <<>>, _C) -> {accept, node_link, 0};
 %% Spawning
 control({31, _ReqId, To, _Flags, _Result}, P, C) -> signal(spawn_reply, none, To, P, C);
@@ -179,6 +179,16 @@ control({34, _From, Alias, _Token}, P, C) -> message(Alias, P, C);
 control({37, Flags, From, To}, P, C) -> altact(Flags, From, To, P, C);
 control({37, Flags, From, To, _Token}, P, C) -> altact(Flags, From, To, P, C);
 control(Ctl, _P, _C) -> {refuse, unknown_control, element(1, Ctl), none}.
+
+%% A monitor of the local `pg' on a peer's scope fired: `pg' forgets the
+%% scope, and so does the connection's view of it.
+monitor_exit(Proc, To, P, C) ->
+    case signal(monitor_exit, none, To, P, C) of
+        {accept, _, _} = Accepted when is_pid(Proc) ->
+            _ = To =:= whereis(pg) andalso seccomp_dist_pg:scope_down(Proc),
+            Accepted;
+        Other -> Other
+    end.
 
 altact(Flags, _From, _To, _P, _C) when not is_integer(Flags); Flags >= 32 ->
     {refuse, unknown_control, {37, Flags}, none};
@@ -271,6 +281,16 @@ refuse(Kind, _From, _To, Why) ->
 
 reply(Ctl) -> <<?PASS_THROUGH, (term_to_binary(Ctl))/binary>>.
 
+reply(Ctl, Msg) -> <<(reply(Ctl))/binary, (term_to_binary(Msg))/binary>>.
+
+%% A refused io request is answered as an io server answers one it does
+%% not support, so the peer's process does not wait for ever.
+io_refusal({io_request, From, ReplyAs, _Request}, #{node := Node})
+  when is_pid(From), node(From) =:= Node, is_reference(ReplyAs) ->
+    reply({2, '', From}, {io_reply, ReplyAs, {error, enotsup}});
+io_refusal(_Msg, _C) ->
+    none.
+
 %% @doc The packet that answers the peer's spawn request `ReqId' of process
 %% `From' with a failure (`Why').
 -spec spawn_refusal(reference(), pid(), atom()) -> binary().
@@ -346,9 +366,10 @@ content(Kind, Name, Payload, #{rules := R} = C) ->
                 andalso not door_tag(Payload) of
                 true -> {accept, Kind, Atoms};
                 false ->
-                    case judge(Name, decode(Payload), C) of
+                    Msg = decode(Payload),
+                    case judge(Name, Msg, C) of
                         ok -> {accept, Kind, Atoms};
-                        {refused, Why} -> {refuse, Kind, Why, none}
+                        {refused, Why} -> {refuse, Kind, Why, io_refusal(Msg, C)}
                     end
             end;
         Refused ->
@@ -376,6 +397,7 @@ door_atom(_) -> false.
 door_name(<<"$gen_call">>) -> true;
 door_name(<<"system">>) -> true;
 door_name(<<"EXIT">>) -> true;
+door_name(<<"io_request">>) -> true;
 door_name(_) -> false.
 
 shape(Name, Msg, #{node := Node, rules := R} = C) ->

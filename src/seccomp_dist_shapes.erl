@@ -46,7 +46,8 @@ check(Name, Msg, Peer) when Name =:= global_name_server; Name =:= global_group -
     end;
 
 check(pg, Msg, Peer) ->
-    case pg(Msg, Peer, pg_protocol()) of
+    Protocol = pg_protocol(),
+    case pg(Msg, Peer, Protocol) andalso (Protocol =:= 29 orelse seccomp_dist_pg:admit(Msg)) of
         true -> ok;
         false -> {refused, {pg, tag(Msg)}}
     end;
@@ -65,7 +66,9 @@ rpc(M, F, A, GL) ->
 
 %% pg scopes: discovery, joins, leaves and syncs of the peer's own scope
 %% process about the peer's own processes, in the forms the local `pg'
-%% handles (anything else makes it raise, and five raises stop the node).
+%% handles (anything else makes it raise, and five raises stop the node);
+%% before OTP 29, only the leaves and syncs that fit what the peer's scope
+%% told it before ({@link seccomp_dist_pg}).
 %% OTP 25's pg: `discover', `join', `leave', `sync'; OTP 29's
 %% (data_publisher) adds versioned discovery, full local data and updates.
 pg({discover, From}, Peer, _) -> own(From, Peer);

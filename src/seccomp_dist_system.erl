@@ -67,7 +67,11 @@ registered_name(Pid) ->
 %% `global''s locker and registrar are unregistered processes linked to
 %% global_name_server that it shows its peers (they answer `get_state' with
 %% global's state, and act on `cancel', `add_to_known', ...): they are judged
-%% as global_name_server is. One is recognised by the loop it waits in, and
+%% as global_name_server is. Every process linked to the server that runs
+%% `global''s code (the locker, the
+%% registrar, a sync in progress: processes spawned with a fun of `global',
+%% so `global' is in their stack whatever they wait in; a locker waiting
+%% in `gen_server' for a peer's answer is still the locker) is one, and is
 %% remembered for as long as it stays linked to the server.
 helpers_of(Name, Named) ->
     Known = case get({?MODULE, helpers}) of undefined -> #{}; H -> H end,
@@ -78,15 +82,15 @@ helpers_of(Name, Named) ->
                           {links, Links} ->
                               maps:from_list([{P, Name} || P <- Links, is_pid(P), node(P) =:= node(),
                                                            not is_map_key(P, Named),
-                                                           is_map_key(P, Known) orelse helper_loop(P)]);
+                                                           is_map_key(P, Known) orelse runs_global(P)]);
                           undefined -> #{}
                       end
               end,
     put({?MODULE, helpers}, Helpers),
     Helpers.
 
-helper_loop(Pid) ->
-    case erlang:process_info(Pid, current_function) of
-        {current_function, {global, Loop, _}} -> lists:member(Loop, [loop_the_locker, loop_the_registrar]);
-        _ -> false
+runs_global(Pid) ->
+    case erlang:process_info(Pid, current_stacktrace) of
+        {current_stacktrace, Stack} -> lists:keymember(global, 1, Stack);
+        undefined -> false
     end.

@@ -20,6 +20,7 @@
          atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
+         io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
          pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -39,6 +40,7 @@ all() ->
      global_names_never_point_at_local_processes, one_message_stops_nothing,
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
+     io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
@@ -1366,6 +1368,74 @@ doors_of_shown_processes_are_refused(Config) ->
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     ?assert(on(Prot, fun() -> is_process_alive(Sup) end)),
     stop([Att, Prot]).
+
+%% A remote call shows the peer the caller's group leader, an io server: no
+%% io request reaches it (one that makes an io server apply a function,
+%% `put_chars' or `get_until' with M, F, A, alone or among `requests', would
+%% run it here); the peer's process is answered `{error, enotsup}'.
+io_servers_shown_to_peers_apply_nothing(Config) ->
+    Dir = ?config(dir, Config),
+    Touched = filename:join(Dir, "io_mfa"),
+    Out = filename:join(Dir, "io_out"),
+    {Prot, _ProtNode} = start(protected, seccomp),
+    {Att, AttNode} = start(attacker, plain),
+    Touch = [Touched, <<"x">>],
+    Requests = [{put_chars, unicode, file, write_file, Touch},
+                {put_chars, file, write_file, Touch},
+                {get_until, unicode, "", file, write_file, Touch},
+                {get_until, "", file, write_file, Touch},
+                {requests, [{put_chars, unicode, <<"a">>}, {put_chars, unicode, file, write_file, Touch}]},
+                {put_chars, unicode, <<"plain">>}],
+    Replies = on(Prot, fun() ->
+                               {ok, Dev} = file:open(Out, [write]),
+                               group_leader(Dev, self()),
+                               erpc:call(AttNode, fun() -> [io_request(R) || R <- Requests] end, 20000)
+                       end),
+    ct:log("~p", [Replies]),
+    ?assertEqual(lists:duplicate(length(Requests), {error, enotsup}), Replies),
+    ?assertNot(filelib:is_file(Touched)),
+    ?assertEqual({ok, <<>>}, file:read_file(Out)),
+    stop([Att, Prot]).
+
+%% The `pg' of OTP 25-28 trusts its peers' leaves and syncs: a leave of a
+%% group the peer's scope never joined, of the same group twice, or of pids
+%% another scope joined (then a sync) makes it raise, and five raises stop
+%% the node. None reaches it; the leaves a scope's own joins allow do.
+pg_leaves_fit_what_the_peer_joined(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp, ["-kernel", "start_pg", "true"]),
+    {Worker, Pg} = on(Prot, fun() ->
+                                    W = spawn(fun() -> receive stop -> ok end end),
+                                    ok = pg:join(workers, W),
+                                    {W, whereis(pg)}
+                            end),
+    {Att, _} = start(attacker, plain),
+    Members = fun(G) -> on(Prot, fun() -> lists:sort(pg:get_members(G)) end) end,
+    Scope = fun() -> spawn(fun() -> receive stop -> ok end end) end,
+    Send = fun(Msgs) -> on(Att, fun() -> [{pg, ProtNode} ! M || M <- Msgs], timer:sleep(300), ok end) end,
+    {A, B, X, Y, Z} = on(Att, fun() ->
+                                      true = net_kernel:connect_node(ProtNode),
+                                      {Scope(), Scope(), Scope(), Scope(), Scope()}
+                              end),
+    ok = Send([{discover, A}, {discover, B}]),
+    ok = Send([{leave, A, [A], [nosuchgroup]} || _ <- lists:seq(1, 6)]),
+    ok = Send([{join, A, g2, [A]}, {leave, A, [A], [g2, g2]}]),
+    ?assertEqual([A], Members(g2)),
+    ok = Send([{join, B, g3, [X]}, {join, A, g3, [Y]}, {leave, B, [X, Y], [g3]}]),
+    ?assertEqual(lists:sort([X, Y]), Members(g3)),
+    ok = Send([{'$gen_cast', {sync, A, [{g3, [Z]}, {g3, [Z]}]}}, {'$gen_cast', {sync, A, [{g3, [Z]}]}}]),
+    ?assertEqual(lists:sort([X, Z]), Members(g3)),
+    %% what a scope joined, it leaves
+    ok = Send([{leave, A, [A], [g2]}, {leave, B, [X], [g3]}]),
+    ?assertEqual([], Members(g2)),
+    ?assertEqual([Z], Members(g3)),
+    ?assertEqual({Pg, [Worker]}, on(Prot, fun() -> {whereis(pg), pg:get_members(workers)} end)),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    stop([Att, Prot]).
+
+io_request(Request) ->
+    Ref = make_ref(),
+    group_leader() ! {io_request, self(), Ref, Request},
+    receive {io_reply, Ref, Reply} -> Reply after 1000 -> timeout end.
 
 %% OTP 29's pg appends and subtracts the pid lists of `update' and
 %% `local_data': a bare pid there would make it raise.
