@@ -21,6 +21,7 @@
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
          io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
+         global_helpers_are_judged_whatever_they_wait_in/1,
          pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -41,6 +42,7 @@ all() ->
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
+     global_helpers_are_judged_whatever_they_wait_in,
      pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
@@ -1431,6 +1433,56 @@ pg_leaves_fit_what_the_peer_joined(_Config) ->
     ?assertEqual({Pg, [Worker]}, on(Prot, fun() -> {whereis(pg), pg:get_members(workers)} end)),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     stop([Att, Prot]).
+
+%% `global''s locker is shown to every peer and judged as
+%% global_name_server, also while it waits in `gen_server' for a peer that
+%% does not answer (a node whose own global is suspended): a message that
+%% would crash it (and with it global and the node) never reaches it.
+global_helpers_are_judged_whatever_they_wait_in(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Server = on(Prot, fun() -> whereis(global_name_server) end),
+    {Blocker, _} = start(blocker, plain),
+    {Killer, _} = start(killer, plain),
+    %% A process of each attacker keeps its own global suspended.
+    Hold = fun() ->
+                   G = whereis(global_name_server),
+                   H = spawn(fun() ->
+                                     erlang:suspend_process(G),
+                                     receive release -> erlang:resume_process(G) end
+                             end),
+                   register(seccomp_ct_hold, H),
+                   true = net_kernel:connect_node(ProtNode),
+                   G
+           end,
+    _ = on(Blocker, fun() ->
+                            _ = Hold(),
+                            gen_server:cast({global_name_server, ProtNode},
+                                            {init_connect, {7, make_ref()}, node(), {locker, x, [], self()}})
+                    end),
+    timer:sleep(1000),
+    Sent = on(Killer, fun() ->
+                              G = Hold(),
+                              Locker = shown_locker(G, 50),
+                              [Locker ! M || M <- [{his_the_locker, self(), bad_known, x, y}, {get_state, 1, 2}]],
+                              Locker
+                      end),
+    ct:log("locker ~p", [Sent]),
+    timer:sleep(500),
+    [on(P, fun() -> seccomp_ct_hold ! release end) || P <- [Blocker, Killer]],
+    timer:sleep(3000),
+    ?assertEqual({ProtNode, Server, true},
+                 on(Prot, fun() -> {node(), whereis(global_name_server), is_process_alive(Sent)} end)),
+    stop([Killer, Blocker, Prot]).
+
+%% The locker of `Node''s global, from the `init_connect' it sent this
+%% node's (suspended) global.
+shown_locker(_G, 0) -> exit(no_locker);
+shown_locker(G, N) ->
+    {messages, Ms} = process_info(G, messages),
+    case [L || {'$gen_cast', {init_connect, _, _, {locker, _, _, L}}} <- Ms] of
+        [L | _] -> L;
+        [] -> timer:sleep(100), shown_locker(G, N - 1)
+    end.
 
 io_request(Request) ->
     Ref = make_ref(),
