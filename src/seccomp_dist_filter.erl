@@ -398,6 +398,7 @@ door_name(<<"$gen_call">>) -> true;
 door_name(<<"system">>) -> true;
 door_name(<<"EXIT">>) -> true;
 door_name(<<"io_request">>) -> true;
+door_name(<<"file_request">>) -> true;
 door_name(_) -> false.
 
 shape(Name, Msg, #{node := Node, rules := R} = C) ->

@@ -133,7 +133,10 @@ door({'$gen_call', From, _Req}, Peer) -> caller(From, Peer, ok);
 door({system, _, _}, _Peer) -> {refused, system_message};
 %% OTP's behaviours stop when a message says their parent exited.
 door({'EXIT', _, _}, _Peer) -> {refused, exit_message};
+%% An io server applies the function an io request names; a file's io
+%% server also moves, truncates and closes the file on a file request.
 door({io_request, _, _, _}, _Peer) -> {refused, io_request};
+door({file_request, _, _, _}, _Peer) -> {refused, file_request};
 door(_Msg, _Peer) -> ok.
 
 %% @doc A short name of a message's kind, for refusals: never the message itself.

@@ -1374,7 +1374,8 @@ doors_of_shown_processes_are_refused(Config) ->
 %% A remote call shows the peer the caller's group leader, an io server: no
 %% io request reaches it (one that makes an io server apply a function,
 %% `put_chars' or `get_until' with M, F, A, alone or among `requests', would
-%% run it here); the peer's process is answered `{error, enotsup}'.
+%% run it here); the peer's process is answered `{error, enotsup}'. Nor
+%% does a file request (a file's io server closes the file on one).
 io_servers_shown_to_peers_apply_nothing(Config) ->
     Dir = ?config(dir, Config),
     Touched = filename:join(Dir, "io_mfa"),
@@ -1391,10 +1392,14 @@ io_servers_shown_to_peers_apply_nothing(Config) ->
     Replies = on(Prot, fun() ->
                                {ok, Dev} = file:open(Out, [write]),
                                group_leader(Dev, self()),
-                               erpc:call(AttNode, fun() -> [io_request(R) || R <- Requests] end, 20000)
+                               erpc:call(AttNode, fun() ->
+                                                          group_leader() ! {file_request, self(), make_ref(), close},
+                                                          [io_request(R) || R <- Requests]
+                                                  end, 20000)
+                               ++ [is_process_alive(Dev)]
                        end),
     ct:log("~p", [Replies]),
-    ?assertEqual(lists:duplicate(length(Requests), {error, enotsup}), Replies),
+    ?assertEqual(lists:duplicate(length(Requests), {error, enotsup}) ++ [true], Replies),
     ?assertNot(filelib:is_file(Touched)),
     ?assertEqual({ok, <<>>}, file:read_file(Out)),
     stop([Att, Prot]).
