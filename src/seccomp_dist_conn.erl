@@ -45,10 +45,6 @@
 %% Both processes handle packet after packet: a heap that fits many of them
 %% makes collections rare (binaries of large packets are off the heap).
 -define(HEAP_OPTS, [{message_queue_data, off_heap}, {min_heap_size, 16384}, {fullsweep_after, 20}]).
-%% Both processes run ahead of ordinary work, as OTP's own distribution
-%% does (its port is served before processes): a busy node still answers
-%% its peers, and a message waits for a scheduler once, not at each hop.
--define(PRIORITY, high).
 %% The most bytes of queued packets the sender joins into one write.
 -define(BATCH_BYTES, 65536).
 %% Of a packet larger than `max_message_bytes', the bytes kept to find its
@@ -98,12 +94,12 @@ controller({Transport, S} = Socket) ->
             Caps = seccomp_dist_caps:new(),
             Receiver = spawn_opt(?MODULE, receiver,
                                  [self(), Socket, Node, DHandle, seccomp_dist_caps:table(Caps)],
-                                 [link, {priority, ?PRIORITY} | ?HEAP_OPTS]),
+                                 [link | ?HEAP_OPTS]),
             ok = call(Socket, controlling_process, [Receiver]),
             ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
             Receiver ! go,
             From ! {Ref, ok},
-            process_flag(priority, ?PRIORITY),
+            process_flag(priority, normal),
             _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
             erlang:dist_ctrl_get_data_notification(DHandle),
             sender(Socket, DHandle, Caps);
