@@ -148,7 +148,7 @@ handshake_request(Socket, {recv, Len, Timeout}) ->
 %% After the handshake the carrier frames packets itself (`{packet, 4}' in
 %% the socket would close the connection on a packet over its limit).
 handshake_request(Socket, nodeup_opts) ->
-    call(Socket, setopts, [[{active, false}, {packet, raw}, {nodelay, true} | buffer_opts()]]);
+    call(Socket, setopts, [[{active, false}, {packet, raw}, {nodelay, true} | buffer_opts() ++ send_timeout()]]);
 handshake_request(Socket, {address, Node, Family, Protocol}) ->
     {ok, Address} = call(Socket, peername, []),
     [_Name, Host] = string:split(atom_to_list(Node), "@"),
@@ -209,6 +209,21 @@ wait_until_not_up(Node, Polls) ->
 %% The driver's default user-space buffer is small: every large packet would
 %% be reassembled in many steps.
 buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_watermark, 512 * 1024}].
+
+%% A peer that stops reading fills the socket, and every local process that
+%% sends to it then waits (the runtime suspends senders to a busy
+%% connection), kernel servers included: a peer can make `global' or `rex'
+%% answer it, then read nothing. A send that cannot go on for a quarter of
+%% `net_ticktime' (when ticks are sent; at least a second) closes the
+%% connection, as a peer that sends nothing for `net_ticktime' is dropped.
+%% (The configured `net_ticktime': asking net_kernel from a handshake could
+%% wait for net_kernel, which may be waiting for the handshake.)
+send_timeout() ->
+    Tick = case application:get_env(kernel, net_ticktime) of
+               {ok, T} when is_integer(T), T > 0 -> T;
+               _ -> 60
+           end,
+    [{send_timeout, max(1000, Tick * 1000 div 4)}, {send_timeout_close, true}].
 
 socket_request(Socket, getstat) ->
     case call(Socket, getstat, [[recv_cnt, send_cnt, send_pend]]) of

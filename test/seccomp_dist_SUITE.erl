@@ -21,7 +21,7 @@
          peer_fields_are_typed_and_owned/1, control_fields_are_typed/1,
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
          io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
-         global_helpers_are_judged_whatever_they_wait_in/1,
+         global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
          pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -42,7 +42,7 @@ all() ->
      atom_budget_outlives_connections, innocent_nodes_stay_connected, peer_fields_are_typed_and_owned,
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
-     global_helpers_are_judged_whatever_they_wait_in,
+     global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
      pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
@@ -1478,6 +1478,37 @@ global_helpers_are_judged_whatever_they_wait_in(_Config) ->
     ?assertEqual({ProtNode, Server, true},
                  on(Prot, fun() -> {node(), whereis(global_name_server), is_process_alive(Sent)} end)),
     stop([Killer, Blocker, Prot]).
+
+%% A peer that makes kernel servers answer it (global's `set_lock' echoes
+%% its tag) and reads nothing fills its socket; the runtime then suspends
+%% every local process that sends to it. A send that cannot go on for a
+%% quarter of `net_ticktime' closes the connection: the servers go on.
+peers_that_stop_reading_are_dropped(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp, ["-kernel", "net_ticktime", "8"]),
+    Raw = seccomp_ct_stall@localhost,
+    Up = fun() -> on(Prot, fun() -> lists:member(Raw, nodes()) end) end,
+    C = seccomp_dist_raw:connect(ProtNode, Raw, ?COOKIE),
+    Me = seccomp_dist_raw:pid(C, 7),
+    ok = seccomp_dist_raw:stall(C),
+    Tag = binary:copy(<<"t">>, 4096),
+    Sent = length([ok = seccomp_dist_raw:send(C, {6, Me, '', global_name_server},
+                                              {'$gen_call', {Me, {Tag, N}}, {set_lock, {seccomp_ct_res, Me}}})
+                   || N <- lists:seq(1, 8000)]),
+    ?assert(Up()),
+    Start = erlang:monotonic_time(millisecond),
+    ?assertEqual(dropped, wait_until(fun() -> not Up() end, 15000)),
+    ct:log("~p calls; dropped after ~p ms", [Sent, erlang:monotonic_time(millisecond) - Start]),
+    ?assertMatch({Time, true} when Time < 2000000,
+                 on(Prot, fun() -> timer:tc(fun() -> global:set_lock({seccomp_ct_other, self()}, [node()], 0) end) end)),
+    seccomp_dist_raw:close(C),
+    stop([Prot]).
+
+wait_until(Cond, Left) when Left =< 0 -> Cond() andalso dropped;
+wait_until(Cond, Left) ->
+    case Cond() of
+        true -> dropped;
+        false -> timer:sleep(200), wait_until(Cond, Left - 200)
+    end.
 
 %% The locker of `Node''s global, from the `init_connect' it sent this
 %% node's (suspended) global.

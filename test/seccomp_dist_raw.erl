@@ -3,7 +3,7 @@
 %% own (only epmd and the cookie).
 -module(seccomp_dist_raw).
 
--export([connect/3, connect/4, send/2, send/3, raw/2, close/1, recv/2, flush/1, pid/2, mkpid/3]).
+-export([connect/3, connect/4, send/2, send/3, raw/2, close/1, recv/2, flush/1, pid/2, mkpid/3, stall/1]).
 
 -include_lib("kernel/include/dist.hrl").
 
@@ -51,15 +51,24 @@ challenge(S, Target, Me, Cookie, Creation) ->
                     Reader = spawn(fun() -> reader(S, Owner) end),
                     ok = gen_tcp:controlling_process(S, Reader),
                     #{sock => S, me => Me, creation => Creation, target => Target,
-                      peer_creation => PeerCreation};
+                      peer_creation => PeerCreation, reader => Reader};
                 Other -> gen_tcp:close(S), {closed, Other}
             end;
         Other -> gen_tcp:close(S), {closed, Other}
     end.
 
-%% Answers ticks; hands every other packet to the owner.
+%% Answers ticks; hands every other packet to the owner. Told to `stall',
+%% it reads nothing more and only sends ticks.
 reader(S, Owner) ->
-    case gen_tcp:recv(S, 0) of
+    receive
+        stall -> stalled(S)
+    after 0 -> read(S, Owner)
+    end.
+
+read(S, Owner) ->
+    case gen_tcp:recv(S, 0, 100) of
+        {error, timeout} ->
+            reader(S, Owner);
         {ok, <<>>} ->
             _ = gen_tcp:send(S, <<>>),
             reader(S, Owner);
@@ -72,6 +81,15 @@ reader(S, Owner) ->
         {error, Why} ->
             Owner ! {dist_closed, Why}
     end.
+
+stalled(S) ->
+    case gen_tcp:send(S, <<>>) of
+        ok -> timer:sleep(500), stalled(S);
+        {error, _} -> ok
+    end.
+
+%% The client stops reading what the node sends it, and goes on ticking.
+stall(#{reader := Reader}) -> Reader ! stall, ok.
 
 send(C, Ctl) -> raw(C, <<112, (term_to_binary(Ctl))/binary>>).
 send(C, Ctl, Msg) -> raw(C, <<112, (term_to_binary(Ctl))/binary, (term_to_binary(Msg))/binary>>).
