@@ -50,11 +50,12 @@ charge(Node, N, Max) ->
 %% names take from the budget of all peers and from their own, smaller cap,
 %% so a stranger cannot fill the atom table by connecting under ever new
 %% names; once it is spent, nodes with new names are refused (known names
-%% still connect).
+%% still connect). The handshake makes the atom of the name's bytes, each
+%% byte a character (`list_to_atom/1').
 -spec charge_name(binary() | dynamic) -> ok | atom_budget.
 charge_name(dynamic) -> charge_unknown_name();
 charge_name(Name) ->
-    try binary_to_existing_atom(Name, utf8) of
+    try binary_to_existing_atom(Name, latin1) of
         _ -> ok
     catch error:badarg -> charge_unknown_name()
     end.

@@ -82,6 +82,7 @@ request(Ctrl, Req) ->
 
 %% @private
 controller(Transport, Role, TcpSocket) ->
+    put(role, case Role of server -> server; {client, _} -> client end),
     case Transport:upgrade(Role, TcpSocket) of
         {ok, Socket} -> controller({Transport, Socket});
         {error, Why} -> exit({seccomp_dist_transport, Why})
@@ -161,15 +162,18 @@ handshake_request(Socket, Req) ->
 %% node proves it holds the cookie: a new name is charged to the atom budget
 %% (see {@link seccomp_dist_budget:charge_name/1}). Its host must be one
 %% the transport proves the node is on (TLS: the host its certificate
-%% names). Only the first packet received is a name (the connecting side's
-%% first is a status).
+%% names). The name is read exactly as `dist_util' reads it (the first
+%% `Len' bytes of the new form, whatever follows them; every byte after the
+%% old form's header), each byte a character; a first packet it would not
+%% take for a name is refused. Only the accepting side's first packet is a
+%% name (the connecting side's first is a status).
 first_packet(Bin, Socket) ->
-    case put(first_packet_seen, true) of
-        undefined -> claim_name(Bin, Socket);
-        true -> ok
+    case {get(role), put(first_packet_seen, true)} of
+        {server, undefined} -> claim_name(Bin, Socket);
+        _ -> ok
     end.
 
-claim_name(<<$N, Flags:64, _Creation:32, Len:16, Name:Len/binary>>, Socket) ->
+claim_name(<<$N, Flags:64, _Creation:32, Len:16, Name:Len/binary, _Residue/binary>>, Socket) ->
     proven_name(Name, Socket, case Flags band ?DFLAG_NAME_ME of
                                   0 -> Name;
                                   _ -> dynamic
@@ -177,20 +181,20 @@ claim_name(<<$N, Flags:64, _Creation:32, Len:16, Name:Len/binary>>, Socket) ->
 claim_name(<<$n, _Version:16, _Flags:32, Name/binary>>, Socket) ->
     proven_name(Name, Socket, Name);
 claim_name(_, _Socket) ->
-    ok.
+    not_a_name.
 
 %% A dynamic name is the host alone.
 proven_name(Name, Socket, Charged) ->
     put(claimed_name, Name),
     Host = lists:last(string:split(Name, "@")),
     {Transport, S} = Socket,
-    case Transport:verify_host(S, unicode:characters_to_list(Host)) of
+    case Transport:verify_host(S, binary_to_list(Host)) of
         ok -> seccomp_dist_budget:charge_name(Charged);
         {error, Why} -> {host_not_proven, Why}
     end.
 
 old_connection_gone(Name) when is_binary(Name) ->
-    try binary_to_existing_atom(Name, utf8) of
+    try binary_to_existing_atom(Name, latin1) of
         Node -> wait_until_not_up(Node, ?ALIVE_WAIT_MS div ?ALIVE_POLL_MS)
     catch error:badarg -> true
     end;

@@ -28,8 +28,10 @@ connect(Target, Me, Cookie, Opts) ->
     {port, Port, _} = erl_epmd:port_please(Name, Ip),
     {ok, S} = gen_tcp:connect(Ip, Port, [binary, {active, false}, {packet, 2}]),
     Creation = maps:get(creation, Opts, 16#12345678),
-    MyName = atom_to_binary(Me),
-    ok = gen_tcp:send(S, <<$N, (flags()):64, Creation:32, (byte_size(MyName)):16, MyName/binary>>),
+    MyName = atom_to_binary(Me, latin1),
+    %% `residue': bytes after the name, which the handshake ignores
+    Residue = maps:get(residue, Opts, <<>>),
+    ok = gen_tcp:send(S, <<$N, (flags()):64, Creation:32, (byte_size(MyName)):16, MyName/binary, Residue/binary>>),
     case gen_tcp:recv(S, 0, 5000) of
         {ok, <<"sok">>} -> challenge(S, Target, Me, Cookie, Creation);
         {ok, <<"salive">>} ->
