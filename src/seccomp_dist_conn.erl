@@ -218,7 +218,7 @@ buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_wate
 %% sends to it then waits (the runtime suspends senders to a busy
 %% connection), kernel servers included: a peer can make `global' or `rex'
 %% answer it, then read nothing. A send that cannot go on for a quarter of
-%% `net_ticktime' (when ticks are sent; at least a second) closes the
+%% `net_ticktime' (when ticks are sent; at least two seconds) closes the
 %% connection, as a peer that sends nothing for `net_ticktime' is dropped.
 %% (The configured `net_ticktime': asking net_kernel from a handshake could
 %% wait for net_kernel, which may be waiting for the handshake.)
@@ -227,7 +227,7 @@ send_timeout() ->
                {ok, T} when is_integer(T), T > 0 -> T;
                _ -> 60
            end,
-    [{send_timeout, max(1000, Tick * 1000 div 4)}, {send_timeout_close, true}].
+    [{send_timeout, max(2000, Tick * 1000 div 4)}, {send_timeout_close, true}].
 
 socket_request(Socket, getstat) ->
     case call(Socket, getstat, [[recv_cnt, send_cnt, send_pend]]) of
