@@ -52,9 +52,9 @@ ok(global_group, {Answer, Vsn, {Pid, _Session}, Peer}, Peer)
 ok(_Name, _Msg, _Peer) ->
     false.
 
-call({register, Name, Pid, Method}, _Peer) -> name_entry(Name, Pid, Method);
-call({register_ext, Name, Pid, Method, RegNode}, _Peer) ->
-    is_atom(RegNode) andalso name_entry(Name, Pid, Method);
+call({register, Name, Pid, Method}, Peer) -> insert(Name, Pid, Method, Peer);
+call({register_ext, Name, Pid, Method, RegNode}, Peer) ->
+    is_atom(RegNode) andalso insert(Name, Pid, Method, Peer);
 call({unregister, Name}, Peer) ->
     case registered(Name) of
         none -> true;
@@ -84,7 +84,7 @@ version(Vsn) ->
     is_tuple(Vsn) andalso tuple_size(Vsn) >= 2 andalso is_integer(element(1, Vsn))
         andalso element(1, Vsn) >= ?MIN_GLOBAL_VSN.
 
-op({insert, Entry}, _Peer) -> name_entry(Entry);
+op({insert, {Name, Pid, Method}}, Peer) -> insert(Name, Pid, Method, Peer);
 %% A peer deletes only its own names (or names this node does not hold):
 %% deleting a third node's name here would let the peer register it next.
 op({delete, Name}, Peer) ->
@@ -96,6 +96,18 @@ op(_, _Peer) -> false.
 
 name_entry({Name, Pid, Method}) -> name_entry(Name, Pid, Method);
 name_entry(_) -> false.
+
+%% `global' inserts a name over whatever this node holds under it, with no
+%% resolver (`register', and the inserts of `resolved' and `new_nodes'): a
+%% peer inserts a name this node holds only for the same process, or for
+%% one of its own holding it (this node's and third nodes' registrations
+%% are never taken over; clashes go through `exchange' and its resolver).
+insert(Name, Pid, Method, Peer) ->
+    name_entry(Name, Pid, Method)
+        andalso case registered(Name) of
+                    none -> true;
+                    Held -> Held =:= Pid orelse node(Held) =:= Peer
+                end.
 
 name_entry(Name, Pid, Method) ->
     is_pid(Pid) andalso is_function(Method, 3) andalso (node(Pid) =/= node() orelse registered(Name) =:= Pid).

@@ -22,7 +22,7 @@
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
          io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
          global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
-         pg_lists_are_lists/1, global_names_of_third_nodes_stay/1,
+         pg_lists_are_lists/1, global_names_of_others_stay/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
@@ -43,7 +43,7 @@ all() ->
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
-     pg_lists_are_lists, global_names_of_third_nodes_stay, both_directions_at_once,
+     pg_lists_are_lists, global_names_of_others_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
 
@@ -1541,9 +1541,11 @@ pg_lists_are_lists(_Config) ->
               {'$gen_cast', {local_data, P, 1, #{g => P}}}]],
     ?assertEqual(ok, Pg({discover, P})).
 
-%% A peer deletes, through global's sync messages, only its own names: a
-%% third node's name stays (else the peer could register it next).
-global_names_of_third_nodes_stay(_Config) ->
+%% A peer deletes, through global's sync messages, only its own names (else
+%% it could register a third node's next), and inserts or registers a name
+%% this node or a third node holds only for the same process: `global'
+%% inserts over what it holds, with no resolver.
+global_names_of_others_stay(_Config) ->
     {Prot, ProtNode} = start(protected, seccomp),
     {B, BNode} = start(third, plain),
     {Att, AttNode} = start(attacker, plain),
@@ -1554,17 +1556,32 @@ global_names_of_third_nodes_stay(_Config) ->
                          ok = global:sync(),
                          P
                  end),
-    ok = on(Prot, fun() -> global:sync() end),
-    ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
-    ok = on(Att, fun() ->
-                         true = net_kernel:connect_node(ProtNode),
-                         ok = global:sync(),
-                         gen_server:cast({global_name_server, ProtNode},
-                                         {new_nodes, AttNode, [{delete, seccomp_ct_bsvc}], [], [], []}),
-                         ok
-                 end),
+    Local = on(Prot, fun() ->
+                             P = spawn(fun() -> receive stop -> ok end end),
+                             yes = global:register_name(seccomp_ct_local, P),
+                             ok = global:sync(),
+                             P
+                     end),
+    ?assertEqual({BPid, Local},
+                 on(Prot, fun() -> {global:whereis_name(seccomp_ct_bsvc), global:whereis_name(seccomp_ct_local)} end)),
+    Resolve = fun global:random_exit_name/3,
+    Taken = on(Att, fun() ->
+                            true = net_kernel:connect_node(ProtNode),
+                            ok = global:sync(),
+                            Me = spawn(fun() -> receive stop -> ok end end),
+                            GNS = {global_name_server, ProtNode},
+                            %% global inserts over what it holds, with no resolver
+                            gen_server:cast(GNS, {new_nodes, AttNode, [{delete, seccomp_ct_bsvc}], [], [], []}),
+                            gen_server:cast(GNS, {new_nodes, AttNode, [{insert, {N, Me, Resolve}}
+                                                                       || N <- [seccomp_ct_bsvc, seccomp_ct_local]],
+                                                  [], [], []}),
+                            [attempt(fun() -> gen_server:call(GNS, {register, N, Me, Resolve}, 1000) end)
+                             || N <- [seccomp_ct_bsvc, seccomp_ct_local]]
+                    end),
+    ct:log("~p", [Taken]),
     timer:sleep(500),
-    ?assertEqual(BPid, on(Prot, fun() -> global:whereis_name(seccomp_ct_bsvc) end)),
+    ?assertEqual({BPid, Local},
+                 on(Prot, fun() -> {global:whereis_name(seccomp_ct_bsvc), global:whereis_name(seccomp_ct_local)} end)),
     _ = BNode,
     stop([Att, B, Prot]).
 
