@@ -395,6 +395,7 @@ door_atom(<<T, L:16, Name:L/binary, _/binary>>) when T =:= 118; T =:= 100 -> doo
 door_atom(_) -> false.
 
 door_name(<<"$gen_call">>) -> true;
+door_name(<<"$gen_cast">>) -> true;
 door_name(<<"system">>) -> true;
 door_name(<<"EXIT">>) -> true;
 door_name(<<"io_request">>) -> true;

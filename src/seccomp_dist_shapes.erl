@@ -9,7 +9,7 @@
 %% the sending node: a peer speaks for itself only.
 -module(seccomp_dist_shapes).
 
--export([check/3, door/2, tag/1]).
+-export([check/3, door/2, children_request/1, tag/1]).
 -export_type([verdict/0]).
 
 -type verdict() :: ok | {rpc, {module(), atom(), integer()}} | {relay, atom(), term()}
@@ -126,10 +126,16 @@ caller(From, Peer, Verdict) ->
 %% messages (a behaviour whose parent it names stops), a supervisor's
 %% children, and calls whose reply would go to a process the peer picked.
 -spec door(term(), node()) -> ok | {refused, term()}.
-door({'$gen_call', _, {Child, _}}, _Peer) when Child =:= start_child; Child =:= restart_child;
-                                               Child =:= terminate_child; Child =:= delete_child ->
-    {refused, Child};
-door({'$gen_call', From, _Req}, Peer) -> caller(From, Peer, ok);
+door({'$gen_call', From, Req}, Peer) ->
+    case children_request(Req) of
+        true -> {refused, element(1, Req)};
+        false -> caller(From, Peer, ok)
+    end;
+door({'$gen_cast', Req}, _Peer) ->
+    case children_request(Req) of
+        true -> {refused, element(1, Req)};
+        false -> ok
+    end;
 door({system, _, _}, _Peer) -> {refused, system_message};
 %% OTP's behaviours stop when a message says their parent exited.
 door({'EXIT', _, _}, _Peer) -> {refused, exit_message};
@@ -138,6 +144,16 @@ door({'EXIT', _, _}, _Peer) -> {refused, exit_message};
 door({io_request, _, _, _}, _Peer) -> {refused, io_request};
 door({file_request, _, _, _}, _Peer) -> {refused, file_request};
 door(_Msg, _Peer) -> ok.
+
+%% @doc Whether a request asks a supervisor to start, restart, stop or
+%% forget a child, in any of its forms (OTP's `supervisor', Elixir's
+%% `DynamicSupervisor', whose `start_task' carries the function a
+%% `Task.Supervisor' runs): a child is code that runs here.
+-spec children_request(term()) -> boolean().
+children_request(Req) when is_tuple(Req), tuple_size(Req) > 0 ->
+    lists:member(element(1, Req), [start_child, restart_child, terminate_child, delete_child, start_task]);
+children_request(_Req) ->
+    false.
 
 %% @doc A short name of a message's kind, for refusals: never the message itself.
 -spec tag(term()) -> term().
