@@ -37,9 +37,12 @@ ok(global_name_server, {cancel_connect, Peer, _Tag}, Peer) -> true;
 %% A peer asks to be disconnected from itself.
 ok(global_name_server, {remove_connection, Peer}, Peer) -> true;
 %% Replies to calls of global's locker and registrar (judged as the server
-%% is): gen_server replies to a reference of this node.
-ok(global_name_server, {{Tag, Peer}, _Reply}, Peer) -> local_ref(Tag);
-ok(global_name_server, {Tag, _Reply}, _Peer) when is_reference(Tag) -> local_ref(Tag);
+%% is): gen_server replies to a reference of this node, with what a peer's
+%% server answers those calls (`register', `register_ext' and `unregister',
+%% `set_lock' and `del_lock'). Anything else would reach the server's
+%% catch-all, which logs the whole message: kernel memory many times its size.
+ok(global_name_server, {{Tag, Peer}, Reply}, Peer) -> local_ref(Tag) andalso reply(Reply);
+ok(global_name_server, {Tag, Reply}, _Peer) when is_reference(Tag) -> local_ref(Tag) andalso reply(Reply);
 %% `lost_connection' names a third node that every receiver then drops:
 %% a peer's word is not enough for that (see the README).
 ok(global_group, {'$gen_cast', Req}, Peer) ->
@@ -139,6 +142,8 @@ conf_check(Vsn, {Pid, _Session}, CCName, PubType, CCNodes, Peer) ->
 conf_check(_Vsn, _From, _CCName, _PubType, _CCNodes, _Peer) -> false.
 
 %%% Helpers ----------------------------------------------------------------------------
+
+reply(Reply) -> lists:member(Reply, [yes, ok, true, false]).
 
 own(Pid, Peer) -> seccomp_dist_owned:own(Pid, Peer).
 

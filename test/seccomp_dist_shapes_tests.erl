@@ -44,3 +44,14 @@ elixir_on_path() ->
         _ ->
             ok
     end.
+
+%% Replies that reach global's helpers are what a peer's global answers
+%% their calls; any other term would reach global's catch-all, which logs
+%% the whole message (kernel memory many times its size).
+global_replies_are_answers_test() ->
+    Ref = make_ref(),
+    Peer = 'peer@host',
+    Check = fun(Msg) -> seccomp_dist_shapes:check(global_name_server, Msg, Peer) end,
+    [?assertEqual(ok, Check(M)) || M <- [{Ref, true}, {Ref, false}, {{Ref, Peer}, yes}, {{Ref, Peer}, ok}]],
+    [?assertMatch({refused, _}, Check(M))
+     || M <- [{Ref, lists:duplicate(1000, 0)}, {Ref, {true}}, {{Ref, Peer}, "yes"}, {make_ref(), self()}]].
