@@ -45,6 +45,9 @@
 %% Both processes handle packet after packet: a heap that fits many of them
 %% makes collections rare (binaries of large packets are off the heap).
 -define(HEAP_OPTS, [{message_queue_data, off_heap}, {min_heap_size, 16384}, {fullsweep_after, 20}]).
+%% A packet at least this large is followed by a collection of the
+%% receiver's heap.
+-define(COLLECT_AFTER_BYTES, 1048576).
 %% The most bytes of queued packets the sender joins into one write.
 -define(BATCH_BYTES, 65536).
 %% Of a packet larger than `max_message_bytes', the bytes kept to find its
@@ -440,6 +443,9 @@ current(#rx{policy = Policy} = S) ->
 
 packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
     {Decision, Atoms} = seccomp_dist_filter:decide(Packet, Ctx),
+    %% Judging a large packet may have decoded it here: that heap is let go
+    %% now, not at some later collection.
+    _ = byte_size(Packet) >= ?COLLECT_AFTER_BYTES andalso garbage_collect(),
     S1 = S#rx{ctx = Ctx#{atoms_left := maps:get(atoms_left, Ctx) - Atoms}},
     case Decision of
         {accept, Kind, _} ->

@@ -22,6 +22,7 @@
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
          io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
          global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
+         judged_messages_leave_nothing_behind/1,
          pg_lists_are_lists/1, global_names_of_others_stay/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -43,6 +44,7 @@ all() ->
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
+     judged_messages_leave_nothing_behind,
      pg_lists_are_lists, global_names_of_others_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
@@ -1508,6 +1510,33 @@ peers_that_stop_reading_are_dropped(_Config) ->
                  on(Prot, fun() -> timer:tc(fun() -> global:set_lock({seccomp_ct_other, self()}, [node()], 0) end) end)),
     seccomp_dist_raw:close(C),
     stop([Prot]).
+
+%% A large message to a named process is decoded to be judged: the
+%% connection keeps none of that heap afterwards, and a reply-shaped
+%% message global does not expect (its catch-all logs the whole term, at
+%% many times its size) never reaches it.
+judged_messages_leave_nothing_behind(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Att, AttNode} = start(attacker, plain),
+    Ref = on(Prot, fun() -> make_ref() end),
+    ok = on(Att, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         {global_name_server, ProtNode} ! {Ref, lists:duplicate(2000000, 0)},
+                         {rex, ProtNode} ! {self(), lists:duplicate(2000000, 0)},
+                         ok
+                 end),
+    timer:sleep(2000),
+    {Connection, Global} =
+        on(Prot, fun() ->
+                         {_, Ctrl} = lists:keyfind(AttNode, 1, erlang:system_info(dist_ctrl)),
+                         {links, Procs} = process_info(Ctrl, links),
+                         {lists:sum([M || P <- [Ctrl | Procs], is_pid(P), {memory, M} <- [process_info(P, memory)]]),
+                          element(2, process_info(whereis(global_name_server), memory))}
+                 end),
+    ct:log("connection ~p bytes, global ~p bytes", [Connection, Global]),
+    ?assert(Connection < 4000000),
+    ?assert(Global < 4000000),
+    stop([Att, Prot]).
 
 wait_until(Cond, Left) when Left =< 0 -> Cond() andalso dropped;
 wait_until(Cond, Left) ->
