@@ -47,10 +47,11 @@ atoms_list(Names) ->
 %% Atoms this node does not have are named once each, in Latin-1 or beyond
 %% it; atoms it has, in either encoding, never; none is created by looking.
 new_atoms_are_named_once_and_never_created_test() ->
-    _ = binary_to_atom(<<"seccomp_etf_é"/utf8>>, utf8),
+    %% made at run time (the compiler folds or drops a constant one)
+    Known = atom_to_binary(list_to_atom("seccomp_etf_" ++ [232 + rand:uniform(1)]), utf8),
     Fresh = <<"seccomp_etf_test_fresh_1">>,
     Wide = <<"seccomp_etf_test_€"/utf8>>,
-    Bin = atoms_list([<<"ok">>, Fresh, <<"seccomp_etf_é"/utf8>>, Wide, Fresh]),
+    Bin = atoms_list([<<"ok">>, Fresh, Known, Wide, Fresh]),
     {ok, #{new_atoms := New, size := Size}} = seccomp_dist_etf:scan(<<Bin/binary, "trailing">>, 10),
     ?assertEqual(lists:sort([Fresh, Wide]), lists:sort(New)),
     ?assertEqual(byte_size(Bin), Size),
