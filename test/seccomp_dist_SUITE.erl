@@ -1433,16 +1433,21 @@ pg_leaves_fit_what_the_peer_joined(_Config) ->
                               end),
     ok = Send([{discover, A}, {discover, B}]),
     ok = Send([{leave, A, [A], [nosuchgroup]} || _ <- lists:seq(1, 6)]),
+    %% OTP 29's pg takes every leave (it looks groups up with a default):
+    %% the view is kept, and these refused, only before it; on every
+    %% release, pg and the local memberships survive.
+    Trusting = on(Prot, fun() -> list_to_integer(erlang:system_info(otp_release)) < 29 end),
+    Check = fun(Expected, Group) -> Trusting andalso ?assertEqual(Expected, Members(Group)) end,
     ok = Send([{join, A, g2, [A]}, {leave, A, [A], [g2, g2]}]),
-    ?assertEqual([A], Members(g2)),
+    Check([A], g2),
     ok = Send([{join, B, g3, [X]}, {join, A, g3, [Y]}, {leave, B, [X, Y], [g3]}]),
-    ?assertEqual(lists:sort([X, Y]), Members(g3)),
+    Check(lists:sort([X, Y]), g3),
     ok = Send([{'$gen_cast', {sync, A, [{g3, [Z]}, {g3, [Z]}]}}, {'$gen_cast', {sync, A, [{g3, [Z]}]}}]),
-    ?assertEqual(lists:sort([X, Z]), Members(g3)),
+    Check(lists:sort([X, Z]), g3),
     %% what a scope joined, it leaves
     ok = Send([{leave, A, [A], [g2]}, {leave, B, [X], [g3]}]),
-    ?assertEqual([], Members(g2)),
-    ?assertEqual([Z], Members(g3)),
+    Check([], g2),
+    Check([Z], g3),
     ?assertEqual({Pg, [Worker]}, on(Prot, fun() -> {whereis(pg), pg:get_members(workers)} end)),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     stop([Att, Prot]).

@@ -4,7 +4,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 %% Requests a supervisor answers without changing its children.
--define(READS, [count_children, which_children, get_childspec]).
+-define(READS, [count_children, which_children, which_child, get_childspec]).
 
 %% Every request OTP's `supervisor' and Elixir's `DynamicSupervisor' (which
 %% `Task.Supervisor' calls with `start_task') handle, read from their code:
