@@ -63,7 +63,7 @@ wait $ct_pid
 echo "=== ct: rebar3 ct"
 cat "$log/ct.txt"
 if [[ $(cat "$log/ct.status" 2>/dev/null) == 0 ]]; then ct_status=ok; else ct_status=FAILED; failed=1; fi
-record ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok' "$ct_status"
+record ct 'All [0-9]+ tests passed|TEST COMPLETE, [0-9]+ ok|Passed [0-9]+ tests' "$ct_status"
 
 # A test that fails once is run once more (`mix test --failed`): one that
 # passes then is named as flaky beside the summary, one that fails again
