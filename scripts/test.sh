@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run every suite (cargo test, EUnit, Common Test, ExUnit, the consumer app) and print one
-# summary line.
+# Run every suite (cargo test, EUnit, Common Test, ExUnit, the consumer app, the demo) and
+# print one summary line.
 # Every suite runs even when an earlier one fails; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ declare -A failing_case=(
   [ct]='%%%.*FAILED|==> .*: FAILED'
   [consumer]='FAIL|[Ee]rror'
   [exunit]='^ +[0-9]+\) (test|property|doctest) '
+  [demo]='\*\*|[Ee]rror'
 )
 
 # A hard cap per suite: a wedged VM must fail the run, not hang it.
@@ -29,7 +30,11 @@ cap() { timeout -s KILL 1200 "$@"; }
 
 record() {  # record NAME COUNT-REGEX STATUS: the suite's summary entry
   local count failures=""
-  count=$(grep -oE "$2" "$log/$1.txt" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  if [[ $2 == *'[0-9]'* ]]; then  # the numbers the runner prints
+    count=$(grep -oE "$2" "$log/$1.txt" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  else  # the lines that match
+    count=$(grep -acE "$2" "$log/$1.txt")
+  fi
   if [[ $3 != ok ]]; then
     failures=$(grep -aoE '[0-9]+ failures?|Failed: [0-9]+|[0-9]+ failed|Failed [0-9]+ tests?|failed$|tests were cancelled' "$log/$1.txt" | tail -1)
     failures=" (${failures:-see its output})"
@@ -84,6 +89,10 @@ else
     record exunit '[0-9]+ tests?, 0 failures|Result: [0-9]+ passed' FAILED
   fi
 fi
+
+# The walk-through `make demo' prints, in the test build (it stops at the
+# first step that does not go as it says); counted: the outcomes it shows.
+run demo '(allowed|refused)' mix run demo/demo.exs
 
 line=$(printf '%s; ' "${summary[@]}")
 ((${#flaky[@]})) && printf '%s\n' "${flaky[@]}"
