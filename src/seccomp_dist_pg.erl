@@ -34,9 +34,13 @@ admit({join, Scope, Group, PidOrPids}) ->
         Groups -> put_view(Scope, maps:update_with(Group, fun(Old) -> pids(PidOrPids) ++ Old end,
                                                    pids(PidOrPids), Groups))
     end;
+%% A scope with no view is one `pg' does not know either (it ignores the
+%% leave); refused, so that a view lost while `pg' still knows the scope (a
+%% monitor exit the runtime drops, with a reference `pg' never made) never
+%% lets a leave through unchecked.
 admit({leave, Scope, PidOrPids, Left}) ->
     case view(Scope) of
-        undefined -> true;
+        undefined -> false;
         Groups ->
             case leave(pids(PidOrPids), Left, Groups) of
                 {ok, Rest} -> put_view(Scope, Rest);

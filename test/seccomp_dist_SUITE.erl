@@ -1448,6 +1448,18 @@ pg_leaves_fit_what_the_peer_joined(_Config) ->
     ok = Send([{leave, A, [A], [g2]}, {leave, B, [X], [g3]}]),
     Check([], g2),
     Check([Z], g3),
+    %% A monitor exit with a reference pg never made is dropped by the
+    %% runtime (pg still knows the scope): a leave that does not fit what
+    %% the scope joined stays refused.
+    C = seccomp_dist_raw:connect(ProtNode, seccomp_ct_pgraw@localhost, ?COOKIE),
+    P = seccomp_dist_raw:pid(C, 9),
+    [begin
+         ok = seccomp_dist_raw:send(C, {6, P, '', pg}, {discover, P}),
+         ok = seccomp_dist_raw:send(C, {21, P, Pg, make_ref(), noproc}),
+         ok = seccomp_dist_raw:send(C, {6, P, '', pg}, {leave, P, P, [no_such_group]})
+     end || _ <- lists:seq(1, 6)],
+    timer:sleep(500),
+    seccomp_dist_raw:close(C),
     ?assertEqual({Pg, [Worker]}, on(Prot, fun() -> {whereis(pg), pg:get_members(workers)} end)),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     stop([Att, Prot]).
