@@ -10,10 +10,13 @@
 %% are dropped, except pids of processes that are still alive.
 -module(seccomp_dist_caps).
 
--export([new/0, show/2, holds/2, table/1]).
+-export([new/0, show/2, holds/2, table/1, monitor_fired/2]).
 -export_type([caps/0]).
 
 -define(GENERATION, 100000).
+%% The bytes of a packet read for a monitor's reference: more than a
+%% monitor's or a spawn request's control term takes.
+-define(CONTROL_BYTES, 4096).
 
 -record(caps, {tab :: ets:tid(), node_name :: binary(), pattern :: binary:cp(), gen = 0 :: non_neg_integer(),
                count = 0 :: non_neg_integer(), last = [] :: [pid() | reference()]}).
@@ -34,11 +37,64 @@ table(#caps{tab = Tab}) -> Tab.
 %% `erlang:dist_ctrl_get_data/1' returns it) shows the peer. A packet that
 %% does not contain this node's name names none of its pids or references.
 -spec show(iodata(), caps()) -> caps().
-show(Data, #caps{node_name = Name, pattern = Pattern} = Caps) ->
+show(Data, #caps{node_name = Name, pattern = Pattern, tab = Tab} = Caps) ->
+    monitors(Data, Tab),
     case mentions(Data, Pattern) of
         false -> Caps;
         true -> add(shown(Data, Name, Pattern), Caps)
     end.
+
+%% The monitors local processes set up on the peer's processes (`MONITOR_P',
+%% 19, and spawn requests, 29 and 30, whose request id is the reference of
+%% the monitor one asks for; the peer's spawn reply says whether it was
+%% set up) are recorded until the peer reports them fired ({@link
+%% monitor_fired/2}) or a local process takes them down (`DEMONITOR_P',
+%% 20): only those may fire. They outlive generations. The control term is
+%% read from the packet's first bytes, whatever pieces the runtime hands
+%% the packet over in (a spawn request's arguments follow it).
+monitors(Data, Tab) ->
+    case prefix(Data, ?CONTROL_BYTES) of
+        <<112, Ctl/binary>> -> monitor_op(Ctl, Tab);
+        _ -> ok
+    end.
+
+%% At most the first `N' bytes of an iolist, without flattening the rest.
+prefix(Data, N) ->
+    {Taken, _Left} = take(Data, N, []),
+    iolist_to_binary(lists:reverse(Taken)).
+
+%% The pieces taken (last first) and the bytes still wanted.
+take(_Data, 0, Acc) -> {Acc, 0};
+take(B, N, Acc) when is_binary(B) ->
+    Size = min(N, byte_size(B)),
+    {[binary:part(B, 0, Size) | Acc], N - Size};
+take(Byte, N, Acc) when is_integer(Byte) -> {[Byte | Acc], N - 1};
+take([], N, Acc) -> {Acc, N};
+take([H | T], N, Acc) ->
+    {Acc1, N1} = take(H, N, Acc),
+    take(T, N1, Acc1).
+
+monitor_op(<<131, 104, _Arity, 97, Op, _/binary>> = Ctl, Tab) when Op =:= 19; Op =:= 20; Op =:= 29; Op =:= 30 ->
+    try binary_to_term(Ctl, [used, safe]) of
+        {{19, _From, _To, Ref}, _} -> monitored(Ref, Tab);
+        {{20, _From, _To, Ref}, _} -> true = ets:delete(Tab, {monitor, Ref}), ok;
+        {{29, ReqId, _From, _GL, _MFA, _Opts}, _} -> monitored(ReqId, Tab);
+        {{30, ReqId, _From, _GL, _MFA, _Opts, _Token}, _} -> monitored(ReqId, Tab);
+        _ -> ok
+    catch
+        error:badarg -> ok
+    end;
+monitor_op(_Ctl, _Tab) ->
+    ok.
+
+monitored(Ref, Tab) ->
+    true = ets:insert(Tab, {{monitor, Ref}, monitor}),
+    ok.
+
+%% @doc Whether `Ref' names a monitor a local process set up on the peer,
+%% which now counts as fired.
+-spec monitor_fired(ets:tid(), term()) -> boolean().
+monitor_fired(Tab, Ref) -> ets:take(Tab, {monitor, Ref}) =/= [].
 
 %% The runtime hands a small packet over as `[<<112>>, Control | Payload]':
 %% the control term (the sender of a message, most often) is read alone,
@@ -84,7 +140,8 @@ add(Items, #caps{tab = Tab, gen = Gen, count = Count} = Caps) ->
 
 next_generation(#caps{tab = Tab, gen = Gen} = Caps) ->
     Old = Gen - 1,
-    Drop = ets:foldl(fun({X, G}, Acc) when G =< Old ->
+    Drop = ets:foldl(fun({{monitor, _}, monitor}, Acc) -> Acc;
+                        ({X, G}, Acc) when G =< Old ->
                              case is_pid(X) andalso is_process_alive(X) of
                                  true -> ets:insert(Tab, {X, Gen}), Acc;
                                  false -> [X | Acc]

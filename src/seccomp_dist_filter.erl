@@ -156,14 +156,22 @@ control({26, From, To}, P, C) -> signal(exit2, From, To, {reason, P}, C);
 control({27, From, To, _Token}, P, C) -> signal(exit2, From, To, {reason, P}, C);
 control({7, From, To}, P, C) -> signal(group_leader, From, To, P, C);
 %% Monitors
-control({19, From, To, Ref}, P, C) -> signal({monitor, Ref}, From, To, P, C);
-control({20, From, To, _Ref}, P, C) -> signal(demonitor, From, To, P, C);
-control({21, Proc, To, _Ref, _Reason}, P, C) -> monitor_exit(Proc, To, P, C);
-control({28, Proc, To, _Ref}, P, C) -> monitor_exit(Proc, To, {reason, P}, C);
+%% A peer's monitor is named by a reference its own node made; the runtime
+%% takes any reference for the monitor it names, this node's own included
+%% (a demonitor with one of a local process's references cancels that
+%% process's monitor, and guessed ones crashed the runtime).
+control({19, From, To, Ref}, P, #{node := Node} = C) when node(Ref) =:= Node ->
+    signal({monitor, Ref}, From, To, P, C);
+control({20, From, To, Ref}, P, #{node := Node} = C) when node(Ref) =:= Node ->
+    signal(demonitor, From, To, P, C);
+control({Op, _From, _To, Ref}, _P, _C) when Op =:= 19; Op =:= 20 ->
+    {refuse, monitor, {not_own_reference, node(Ref)}, none};
+control({21, Proc, To, Ref, _Reason}, P, C) -> monitor_exit(Proc, To, Ref, P, C);
+control({28, Proc, To, Ref}, P, C) -> monitor_exit(Proc, To, Ref, {reason, P}, C);
 control({5}, <<>>, _C) -> {accept, node_link, 0};
 %% Spawning
-control({31, _ReqId, To, _Flags, _Result}, P, C) -> signal(spawn_reply, none, To, P, C);
-control({32, _ReqId, To, _Flags, _Result, _Token}, P, C) -> signal(spawn_reply, none, To, P, C);
+control({31, ReqId, To, Flags, Result}, P, C) -> spawn_reply(ReqId, To, Result, Flags, P, C);
+control({32, ReqId, To, Flags, Result, _Token}, P, C) -> spawn_reply(ReqId, To, Result, Flags, P, C);
 control({29, ReqId, From, GL, MFA, Opts}, P, C) -> spawn_request(ReqId, From, GL, MFA, Opts, P, C);
 control({30, ReqId, From, GL, MFA, Opts, _Token}, P, C) -> spawn_request(ReqId, From, GL, MFA, Opts, P, C);
 %% Messages
@@ -180,14 +188,30 @@ control({37, Flags, From, To}, P, C) -> altact(Flags, From, To, P, C);
 control({37, Flags, From, To, _Token}, P, C) -> altact(Flags, From, To, P, C);
 control(Ctl, _P, _C) -> {refuse, unknown_control, element(1, Ctl), none}.
 
-%% A monitor of the local `pg' on a peer's scope fired: `pg' forgets the
-%% scope, and so does the connection's view of it.
-monitor_exit(Proc, To, P, C) ->
-    case signal(monitor_exit, none, To, P, C) of
-        {accept, _, _} = Accepted when is_pid(Proc) ->
-            _ = To =:= whereis(pg) andalso seccomp_dist_pg:scope_down(Proc),
-            Accepted;
-        Other -> Other
+%% A spawn request's monitor is set up only if the spawn succeeded and the
+%% reply's flags say so (2): otherwise the one recorded for the request
+%% will never fire.
+spawn_reply(ReqId, To, Result, Flags, P, #{caps := Caps} = C) ->
+    _ = is_pid(Result) andalso is_integer(Flags) andalso Flags band 2 =/= 0
+        orelse seccomp_dist_caps:monitor_fired(Caps, ReqId),
+    signal(spawn_reply, none, To, P, C).
+
+%% A monitor of a local process on the peer's process fired. Only a monitor
+%% this node set up on that peer (its reference, sent in the peer's
+%% direction and recorded by the sender, see {@link seccomp_dist_caps}) may
+%% fire, once. When it is the local `pg''s on a peer's scope, `pg' forgets
+%% the scope, and so does the connection's view of it.
+monitor_exit(Proc, To, Ref, P, #{caps := Caps} = C) ->
+    case seccomp_dist_caps:monitor_fired(Caps, Ref) of
+        false ->
+            {refuse, monitor, not_a_monitor_of_this_node, none};
+        true ->
+            case signal(monitor_exit, none, To, P, C) of
+                {accept, _, _} = Accepted when is_pid(Proc) ->
+                    _ = To =:= whereis(pg) andalso seccomp_dist_pg:scope_down(Proc),
+                    Accepted;
+                Other -> Other
+            end
     end.
 
 altact(Flags, _From, _To, _P, _C) when not is_integer(Flags); Flags >= 32 ->

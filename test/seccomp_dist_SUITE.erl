@@ -22,7 +22,7 @@
          handshake_names_are_budgeted/1, doors_of_shown_processes_are_refused/1,
          io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
          global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
-         judged_messages_leave_nothing_behind/1,
+         judged_messages_leave_nothing_behind/1, peers_demonitor_only_their_own_monitors/1,
          pg_lists_are_lists/1, global_names_of_others_stay/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -44,7 +44,7 @@ all() ->
      control_fields_are_typed, handshake_names_are_budgeted, doors_of_shown_processes_are_refused,
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
-     judged_messages_leave_nothing_behind,
+     judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
      pg_lists_are_lists, global_names_of_others_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
@@ -509,7 +509,8 @@ control_messages_of_every_release(_Config) ->
     Given = spawn(fun() -> receive stop -> ok end end),
     GivenAlias = alias(),
     true = ets:insert(maps:get(caps, Ctx), [{Given, 0}, {GivenAlias, 0}]),
-    Ref = make_ref(),
+    %% a monitor's reference is made by the monitoring side's node
+    Ref = binary_to_term(<<131, 90, 3:16, 119, 9, "peer@host", 42:32, 1:32, 2:32, 3:32>>),
     Msg = {hello, 1},
     %% a sequential-trace token as the runtime sends it
     T = {2, label, 7, P, 6},
@@ -528,7 +529,13 @@ control_messages_of_every_release(_Config) ->
     [?assertMatch({refuse, _, _, _}, verdict(packet(C), Ctx), C) ||
         C <- [{1, P, Init}, {3, P, Init, kill}, {13, P, Init, T, kill}, {8, P, Given, kill},
               {8, P, Init, kill}, {7, P, Init}, {19, P, Init, Ref}, {19, P, init, Ref},
-              {1, self(), Given}]],
+              {1, self(), Given}, {19, P, Given, make_ref()}, {20, P, Given, make_ref()},
+              {21, P, Given, make_ref(), noproc}]],
+    %% a monitor exit fires a monitor this node set up on the peer, once
+    Mine = make_ref(),
+    true = ets:insert(maps:get(caps, Ctx), {{monitor, Mine}, monitor}),
+    ?assertMatch({accept, _, _}, verdict(packet({21, P, Given, Mine, noproc}), Ctx)),
+    ?assertMatch({refuse, _, _, _}, verdict(packet({21, P, Given, Mine, noproc}), Ctx)),
     ?assertMatch({refuse, _, _, _}, verdict(packet({24, P, Init}, kill), Ctx)),
     ?assertMatch({refuse, _, _, _}, verdict(packet({26, P, Given}, kill), Ctx)),
     %% unknown control messages: refused, not malformed (the connection stays)
@@ -1554,6 +1561,52 @@ judged_messages_leave_nothing_behind(_Config) ->
     ?assert(Connection < 4000000),
     ?assert(Global < 4000000),
     stop([Att, Prot]).
+
+%% A peer's demonitor names a monitor by a reference of its own node: the
+%% runtime takes any reference for the monitor it names, so one a local
+%% process made (shown in its monitor of the peer's process) would cancel
+%% that monitor (and guessed ones near it crashed the runtime). A monitor
+%% exit must name a monitor this node set up on the peer.
+peers_demonitor_only_their_own_monitors(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp, ["-kernel", "start_pg", "true"]),
+    Pg = on(Prot, fun() -> whereis(pg) end),
+    C = seccomp_dist_raw:connect(ProtNode, seccomp_ct_demon@localhost, ?COOKIE),
+    P = seccomp_dist_raw:pid(C, 11),
+    Q = seccomp_dist_raw:pid(C, 12),
+    ok = seccomp_dist_raw:send(C, {6, P, '', pg}, {discover, P}),
+    Ref = monitor_of(C, P, 50),
+    ok = seccomp_dist_raw:send(C, {6, P, '', pg}, {join, P, seccomp_ct_ghosts, [P]}),
+    ok = seccomp_dist_raw:send(C, {20, P, Pg, Ref}),
+    [ok = seccomp_dist_raw:send(C, {20, P, Pg, R}) || R <- nearby_refs(Ref, 3000)],
+    %% a monitor exit for a scope pg monitors, by a reference it did not make
+    ok = seccomp_dist_raw:send(C, {6, Q, '', pg}, {discover, Q}),
+    _ = monitor_of(C, Q, 50),
+    [ok = seccomp_dist_raw:send(C, {21, Q, Pg, R, noproc}) || R <- nearby_refs(Ref, 300)],
+    timer:sleep(500),
+    ?assertEqual([P], on(Prot, fun() -> pg:get_members(seccomp_ct_ghosts) end)),
+    ?assertEqual(true, on(Prot, fun() -> lists:member({process, Q}, element(2, process_info(Pg, monitors))) end)),
+    seccomp_dist_raw:close(C),
+    %% pg's monitor fires when the peer goes: no member of a node that is gone
+    ?assertEqual(dropped, wait_until(fun() -> on(Prot, fun() -> pg:get_members(seccomp_ct_ghosts) end) =:= [] end, 10000)),
+    ?assertEqual({ProtNode, Pg}, on(Prot, fun() -> {node(), whereis(pg)} end)),
+    stop([Prot]).
+
+%% The reference of the monitor the node set up on `Pid', from what the raw
+%% client received.
+monitor_of(_C, _Pid, 0) -> exit(no_monitor);
+monitor_of(C, Pid, N) ->
+    case seccomp_dist_raw:recv(C, 200) of
+        {{19, _From, Pid, Ref}, _} -> Ref;
+        _ -> monitor_of(C, Pid, N - 1)
+    end.
+
+%% References of the same node made just before `Ref' (its first word counted down).
+nearby_refs(Ref, N) ->
+    <<131, 90, Len:16, Rest/binary>> = term_to_binary(Ref),
+    NodeSize = byte_size(Rest) - 4 - 4 * Len,
+    <<Node:NodeSize/binary, Creation:32, First:32, More/binary>> = Rest,
+    [binary_to_term(<<131, 90, Len:16, Node/binary, Creation:32, (First - I):32, More/binary>>)
+     || I <- lists:seq(1, min(N, First))].
 
 wait_until(Cond, Left) when Left =< 0 -> Cond() andalso dropped;
 wait_until(Cond, Left) ->
