@@ -49,13 +49,17 @@ show(Data, #caps{node_name = Name, pattern = Pattern, tab = Tab} = Caps) ->
 %% the monitor one asks for; the peer's spawn reply says whether it was
 %% set up) are recorded until the peer reports them fired ({@link
 %% monitor_fired/2}) or a local process takes them down (`DEMONITOR_P',
-%% 20): only those may fire. They outlive generations. The control term is
-%% read from the packet's first bytes, whatever pieces the runtime hands
-%% the packet over in (a spawn request's arguments follow it).
+%% 20): only those may fire. They outlive generations. The operation is
+%% read from the packet's first bytes, and only for these the control term
+%% from the first `?CONTROL_BYTES', whatever pieces the runtime hands the
+%% packet over in (a spawn request's arguments follow it).
 monitors(Data, Tab) ->
-    case prefix(Data, ?CONTROL_BYTES) of
-        <<112, Ctl/binary>> -> monitor_op(Ctl, Tab);
-        _ -> ok
+    case prefix(Data, 6) of
+        <<112, 131, 104, _Arity, 97, Op>> when Op =:= 19; Op =:= 20; Op =:= 29; Op =:= 30 ->
+            <<112, Ctl/binary>> = prefix(Data, ?CONTROL_BYTES),
+            monitor_op(Ctl, Tab);
+        _ ->
+            ok
     end.
 
 %% At most the first `N' bytes of an iolist, without flattening the rest.
@@ -74,7 +78,7 @@ take([H | T], N, Acc) ->
     {Acc1, N1} = take(H, N, Acc),
     take(T, N1, Acc1).
 
-monitor_op(<<131, 104, _Arity, 97, Op, _/binary>> = Ctl, Tab) when Op =:= 19; Op =:= 20; Op =:= 29; Op =:= 30 ->
+monitor_op(Ctl, Tab) ->
     try binary_to_term(Ctl, [used, safe]) of
         {{19, _From, _To, Ref}, _} -> monitored(Ref, Tab);
         {{20, _From, _To, Ref}, _} -> true = ets:delete(Tab, {monitor, Ref}), ok;
@@ -83,9 +87,7 @@ monitor_op(<<131, 104, _Arity, 97, Op, _/binary>> = Ctl, Tab) when Op =:= 19; Op
         _ -> ok
     catch
         error:badarg -> ok
-    end;
-monitor_op(_Ctl, _Tab) ->
-    ok.
+    end.
 
 monitored(Ref, Tab) ->
     true = ets:insert(Tab, {{monitor, Ref}, monitor}),
