@@ -9,7 +9,7 @@
 %% the sending node: a peer speaks for itself only.
 -module(seccomp_dist_shapes).
 
--export([check/3, door/2, children_request/1, tag/1]).
+-export([check/3, door/2, tag/1]).
 -export_type([verdict/0]).
 
 -type verdict() :: ok | {rpc, {module(), atom(), integer()}} | {relay, atom(), term()}
@@ -145,11 +145,10 @@ door({io_request, _, _, _}, _Peer) -> {refused, io_request};
 door({file_request, _, _, _}, _Peer) -> {refused, file_request};
 door(_Msg, _Peer) -> ok.
 
-%% @doc Whether a request asks a supervisor to start, restart, stop or
-%% forget a child, in any of its forms (OTP's `supervisor', Elixir's
+%% Whether a request asks a supervisor to start, restart, stop or forget a
+%% child, in any of its forms (OTP's `supervisor', Elixir's
 %% `DynamicSupervisor', whose `start_task' carries the function a
 %% `Task.Supervisor' runs): a child is code that runs here.
--spec children_request(term()) -> boolean().
 children_request(Req) when is_tuple(Req), tuple_size(Req) > 0 ->
     lists:member(element(1, Req), [start_child, restart_child, terminate_child, delete_child, start_task]);
 children_request(_Req) ->
