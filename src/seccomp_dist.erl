@@ -69,6 +69,14 @@ load_policy() ->
         {ok, Source} -> set_policy(Source)
     end.
 
+%% The policy, and the driver TCP connections move to after the handshake
+%% (loaded by net_kernel, which listens: it lives as long as distribution).
+load_ready() ->
+    case load_policy() of
+        ok -> seccomp_nif:load_driver();
+        {error, _} = E -> E
+    end.
+
 %%% The carrier interface ------------------------------------------------------------
 
 select(Node) ->
@@ -104,7 +112,7 @@ listen(Name, _Host) -> listen_over(seccomp_dist_tcp, Name).
 %% TCP's; a transport takes over each connected socket).
 -spec listen_over(module(), atom()) -> {ok, {inet:socket(), #net_address{}, pos_integer()}} | {error, term()}.
 listen_over(Transport, Name) ->
-    case load_policy() of
+    case load_ready() of
         ok ->
             ok = seccomp_dist_stats:init(),
             ok = seccomp_dist_budget:init(),
@@ -229,7 +237,7 @@ hs_data(Transport, Ctrl) ->
              f_recv = fun(C, Len, Timeout) -> request(C, {recv, Len, Timeout}) end,
              f_setopts_pre_nodeup = fun(C) -> request(C, nodeup_opts) end,
              f_setopts_post_nodeup = fun(C) -> request(C, nodeup_opts) end,
-             f_getll = fun(C) -> {ok, C} end,
+             f_getll = fun(C) -> request(C, low_level) end,
              f_address = fun(C, Node) -> request(C, {address, Node, family(), Transport:protocol()}) end,
              f_handshake_complete = fun(C, Node, DHandle) -> request(C, {handshake_complete, Node, DHandle}) end,
              %% dist_util calls these as funs, for the life of the connection.

@@ -5,23 +5,29 @@
 %% names the socket's messages; the carrier's work is the same over each.
 %%
 %% The controller owns the socket during the handshake and serves
-%% `dist_util''s requests; afterwards it is the sender: it hands the VM's
-%% outgoing data to the socket and records in the connection's capability
-%% table what each packet shows the peer. The receiver owns the socket after
-%% the handshake and checks every incoming packet with
-%% {@link seccomp_dist_filter} before the VM sees it.
+%% `dist_util''s requests. Over TCP, the connection then moves to a port of
+%% the carrier's driver ({@link seccomp_dist_port}), which the runtime
+%% writes to and reads from directly; the controller serves `dist_util''s
+%% ticks and statistics through it, and the receiver, the port's owner,
+%% judges the packets the driver does not deliver on its own. Over a
+%% transport the driver cannot read (TLS), the controller becomes the
+%% sender: it hands the VM's outgoing data to the socket and records in the
+%% connection's state what each packet shows the peer; the receiver owns the
+%% socket and checks every incoming packet with {@link seccomp_dist_filter}
+%% before the VM sees it.
 -module(seccomp_dist_conn).
 
 -export([start_controller/3, supervise/2, request/2]).
 %% process entry points
--export([controller/3, receiver/5]).
+-export([controller/3, receiver/4]).
 
 -type sock() :: {module(), term()}.
 
 -include_lib("kernel/include/net_address.hrl").
 -include_lib("kernel/include/dist.hrl").
 
--record(rx, {socket :: sock(), tags :: tuple(), node :: node(), dhandle :: term(), ctrl :: pid(),
+-record(rx, {socket :: sock() | undefined, tags :: tuple() | undefined, node :: node(),
+             out :: {dhandle, term()} | {port, port()}, ctrl :: pid(), caps :: seccomp_dist_caps:conn(),
              policy :: term(), ctx :: seccomp_dist_filter:context(),
              accepted = #{} :: #{atom() => pos_integer()},
              in = {head, <<>>} :: framing()}).
@@ -91,33 +97,88 @@ controller(Transport, Role, TcpSocket) ->
         {error, Why} -> exit({seccomp_dist_transport, Why})
     end.
 
-controller({Transport, S} = Socket) ->
+controller(Socket) ->
+    controller(Socket, none).
+
+%% `Driven': `none', or the driver port the connection moves to, with its
+%% state and the bytes the socket had already read.
+controller({Transport, S} = Socket, Driven) ->
     Closed = element(2, Transport:tags()),
     receive
-        {seccomp_dist_req, From, Ref, {handshake_complete, Node, DHandle}} ->
-            Caps = seccomp_dist_caps:new(),
-            Receiver = spawn_opt(?MODULE, receiver,
-                                 [self(), Socket, Node, DHandle, seccomp_dist_caps:table(Caps)],
-                                 [link | ?HEAP_OPTS]),
-            ok = call(Socket, controlling_process, [Receiver]),
-            ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
-            Receiver ! go,
+        {seccomp_dist_req, From, Ref, nodeup_opts} ->
+            ok = call(Socket, setopts, [nodeup_opts()]),
+            Driven1 = case Driven =:= none andalso Transport:driven() of
+                          true -> drive(Socket);
+                          false -> Driven
+                      end,
             From ! {Ref, ok},
+            controller(Socket, Driven1);
+        {seccomp_dist_req, From, Ref, low_level} ->
+            From ! {Ref, {ok, case Driven of
+                                  none -> self();
+                                  {Port, _Caps, _Buffered} -> Port
+                              end}},
+            controller(Socket, Driven);
+        {seccomp_dist_req, From, Ref, {handshake_complete, Node, DHandle}} ->
             process_flag(priority, normal),
-            _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
-            erlang:dist_ctrl_get_data_notification(DHandle),
-            sender(Socket, DHandle, Caps);
+            handshake_complete(Socket, Driven, Node, DHandle, fun() -> From ! {Ref, ok} end);
         {seccomp_dist_req, From, Ref, Req} ->
             From ! {Ref, handshake_request(Socket, Req)},
-            controller(Socket);
+            controller(Socket, Driven);
         {seccomp_dist_supervisor, Pid} ->
             link(Pid),
-            controller(Socket);
+            controller(Socket, Driven);
         tick ->
-            controller(Socket);
+            controller(Socket, Driven);
         {Closed, S} ->
             exit(connection_closed)
     end.
+
+%% The connection moves to a driver port before `setnode' makes it the
+%% distribution controller. The socket keeps its owner (the controller), so
+%% it closes when the controller goes; the bytes its driver had read past
+%% the handshake go to the port.
+drive({_Transport, S} = Socket) ->
+    Buffered = case call(Socket, recv, [0, 0]) of
+                   {ok, Bytes} -> Bytes;
+                   {error, timeout} -> <<>>
+               end,
+    Caps = seccomp_dist_caps:new(),
+    {seccomp_dist_port:open(S, Caps, send_timeout_ms()), Caps, Buffered}.
+
+handshake_complete(Socket, none, Node, DHandle, Reply) ->
+    Caps = seccomp_dist_caps:new(),
+    ok = seccomp_dist_caps:peer(Caps, Node),
+    Receiver = spawn_opt(?MODULE, receiver, [self(), {socket, Socket, DHandle}, Node, Caps], [link | ?HEAP_OPTS]),
+    ok = call(Socket, controlling_process, [Receiver]),
+    ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
+    Receiver ! go,
+    Reply(),
+    _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
+    erlang:dist_ctrl_get_data_notification(DHandle),
+    sender(Socket, DHandle, Caps);
+handshake_complete(Socket, {Port, Caps, Buffered}, Node, _DHandle, Reply) ->
+    ok = seccomp_dist_caps:peer(Caps, Node),
+    Receiver = spawn_opt(?MODULE, receiver, [self(), {port, Port, Buffered}, Node, Caps], [link | ?HEAP_OPTS]),
+    true = erlang:port_connect(Port, Receiver),
+    Receiver ! go,
+    Reply(),
+    port_controller(Socket, Port).
+
+%% The controller of a driven connection serves `dist_util': ticks and
+%% statistics go to the port, options to the socket (the same socket).
+port_controller(Socket, Port) ->
+    receive
+        tick ->
+            ok = seccomp_dist_port:tick(Port);
+        {seccomp_dist_req, From, Ref, getstat} ->
+            From ! {Ref, seccomp_dist_port:getstat(Port)};
+        {seccomp_dist_req, From, Ref, Req} ->
+            From ! {Ref, socket_request(Socket, Req)};
+        _ ->
+            ok
+    end,
+    port_controller(Socket, Port).
 
 %% `Function' of the socket's transport: `gen_tcp' and `inet', or `ssl'.
 call({Transport, S}, Function, Args) ->
@@ -149,10 +210,6 @@ handshake_request(Socket, {recv, Len, Timeout}) ->
             end;
         Other -> Other
     end;
-%% After the handshake the carrier frames packets itself (`{packet, 4}' in
-%% the socket would close the connection on a packet over its limit).
-handshake_request(Socket, nodeup_opts) ->
-    call(Socket, setopts, [[{active, false}, {packet, raw}, {nodelay, true} | buffer_opts() ++ send_timeout()]]);
 handshake_request(Socket, {address, Node, Family, Protocol}) ->
     {ok, Address} = call(Socket, peername, []),
     [_Name, Host] = string:split(atom_to_list(Node), "@"),
@@ -213,6 +270,12 @@ wait_until_not_up(Node, Polls) ->
         _ -> true
     end.
 
+%% After the handshake the carrier frames packets itself (`{packet, 4}' in
+%% the socket would close the connection on a packet over its limit).
+nodeup_opts() ->
+    [{active, false}, {packet, raw}, {nodelay, true} | buffer_opts()
+     ++ [{send_timeout, send_timeout_ms()}, {send_timeout_close, true}]].
+
 %% The driver's default user-space buffer is small: every large packet would
 %% be reassembled in many steps.
 buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_watermark, 512 * 1024}].
@@ -225,12 +288,12 @@ buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_wate
 %% connection, as a peer that sends nothing for `net_ticktime' is dropped.
 %% (The configured `net_ticktime': asking net_kernel from a handshake could
 %% wait for net_kernel, which may be waiting for the handshake.)
-send_timeout() ->
+send_timeout_ms() ->
     Tick = case application:get_env(kernel, net_ticktime) of
                {ok, T} when is_integer(T), T > 0 -> T;
                _ -> 60
            end,
-    [{send_timeout, max(2000, Tick * 1000 div 4)}, {send_timeout_close, true}].
+    max(2000, Tick * 1000 div 4).
 
 socket_request(Socket, getstat) ->
     case call(Socket, getstat, [[recv_cnt, send_cnt, send_pend]]) of
@@ -254,19 +317,17 @@ tunable(_) -> false.
 sender(Socket, DHandle, Caps) ->
     receive
         dist_data ->
-            sender(Socket, DHandle, send_all(Socket, DHandle, Caps));
+            send_all(Socket, DHandle, Caps);
         tick ->
-            send_or_die(Socket, <<0:32>>),
-            sender(Socket, DHandle, Caps);
+            send_or_die(Socket, <<0:32>>);
         {inject, Packet} ->
-            send_or_die(Socket, [<<(byte_size(Packet)):32>>, Packet]),
-            sender(Socket, DHandle, Caps);
+            send_or_die(Socket, [<<(byte_size(Packet)):32>>, Packet]);
         {seccomp_dist_req, From, Ref, Req} ->
-            From ! {Ref, socket_request(Socket, Req)},
-            sender(Socket, DHandle, Caps);
+            From ! {Ref, socket_request(Socket, Req)};
         _ ->
-            sender(Socket, DHandle, Caps)
-    end.
+            ok
+    end,
+    sender(Socket, DHandle, Caps).
 
 %% What a packet shows the peer is recorded before the peer can answer it.
 %% Sending and receiving are two processes: while a send waits for a busy
@@ -275,22 +336,22 @@ sender(Socket, DHandle, Caps) ->
 %% when the sender wakes go out in one write, up to `?BATCH_BYTES' each.
 send_all(Socket, DHandle, Caps) ->
     case batch(DHandle, Caps, 0, []) of
-        {[], Caps1} ->
-            erlang:dist_ctrl_get_data_notification(DHandle),
-            Caps1;
-        {Batch, Caps1} ->
+        [] ->
+            erlang:dist_ctrl_get_data_notification(DHandle);
+        Batch ->
             send_or_die(Socket, lists:reverse(Batch)),
-            send_all(Socket, DHandle, Caps1)
+            send_all(Socket, DHandle, Caps)
     end.
 
-batch(_DHandle, Caps, Bytes, Batch) when Bytes >= ?BATCH_BYTES ->
-    {Batch, Caps};
+batch(_DHandle, _Caps, Bytes, Batch) when Bytes >= ?BATCH_BYTES ->
+    Batch;
 batch(DHandle, Caps, Bytes, Batch) ->
     case erlang:dist_ctrl_get_data(DHandle) of
         none ->
-            {Batch, Caps};
+            Batch;
         {Size, Data} ->
-            batch(DHandle, seccomp_dist_caps:show(Data, Caps), Bytes + Size + 4, [[<<Size:32>> | Data] | Batch])
+            ok = seccomp_dist_caps:show(Data, Caps),
+            batch(DHandle, Caps, Bytes + Size + 4, [[<<Size:32>> | Data] | Batch])
     end.
 
 send_or_die(Socket, Data) ->
@@ -302,15 +363,22 @@ send_or_die(Socket, Data) ->
 %%% Receiver ------------------------------------------------------------------------
 
 %% @private
-receiver(Ctrl, Socket, Node, DHandle, Caps) ->
+receiver(Ctrl, Carrier, Node, Caps) ->
     link(Ctrl),
     receive go -> ok end,
     Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
-    ok = call(Socket, setopts, [[{active, ?ACTIVE_N}]]),
-    {Transport, _} = Socket,
-    receive_loop(#rx{socket = Socket, tags = Transport:tags(), node = Node, dhandle = DHandle, ctrl = Ctrl, policy = Policy,
-                     ctx = seccomp_dist_filter:context(Node, Rules, Caps)}).
+    S = #rx{node = Node, ctrl = Ctrl, caps = Caps, policy = Policy, out = undefined,
+            ctx = seccomp_dist_filter:context(Node, Rules, Caps)},
+    case Carrier of
+        {socket, {Transport, _} = Socket, DHandle} ->
+            ok = call(Socket, setopts, [[{active, ?ACTIVE_N}]]),
+            receive_loop(S#rx{socket = Socket, tags = Transport:tags(), out = {dhandle, DHandle}});
+        {port, Port, Buffered} ->
+            S1 = current(S#rx{out = {port, Port}}),
+            ok = seccomp_dist_port:enable(Port, Buffered),
+            port_loop(S1)
+    end.
 
 receive_loop(#rx{socket = {_, Sock} = Socket, tags = {DataTag, ClosedTag, ErrorTag, PassiveTag}} = S) ->
     receive
@@ -325,6 +393,20 @@ receive_loop(#rx{socket = {_, Sock} = Socket, tags = {DataTag, ClosedTag, ErrorT
             exit({socket_error, Why});
         _ ->
             receive_loop(S)
+    end.
+
+%% The receiver of a driven connection judges what the driver hands it.
+port_loop(#rx{out = {port, Port}} = S) ->
+    receive
+        {Port, packet, Packet} ->
+            port_loop(flush(packet(Packet, current(S))));
+        {Port, too_large, Len, Head} ->
+            port_loop(flush(too_large(Len, Head, current(S))));
+        {Port, caps_full} ->
+            ok = seccomp_dist_caps:rotate(S#rx.caps),
+            port_loop(S);
+        _ ->
+            port_loop(S)
     end.
 
 flush(#rx{node = Node, accepted = Accepted} = S) ->
@@ -403,8 +485,7 @@ too_large(Len, Head, #rx{node = Node} = S) ->
             _ = spawn(fun() -> erlang:send(From, Note, [noconnect]) end),
             ok;
         {spawn_request, ReqId, From} ->
-            S#rx.ctrl ! {inject, seccomp_dist_filter:spawn_refusal(ReqId, From, system_limit)},
-            ok;
+            inject(seccomp_dist_filter:spawn_refusal(ReqId, From, system_limit), S);
         none ->
             ok
     end,
@@ -431,7 +512,11 @@ own_sender(Ctl, Node) ->
 
 %% The peer's rules are worked out again only when `set_policy/1' put a new
 %% policy (persistent_term hands back the very same term until then). The
-%% atom budget spent so far stays spent.
+%% atom budget spent so far stays spent. A driven connection's driver is
+%% brought up to date at the same time.
+current(#rx{out = {port, _}, caps = Caps, node = Node, policy = Policy, ctx = #{rules := Rules} = Ctx} = S) ->
+    {Policy1, Rules1} = seccomp_dist_port:sync(Caps, Node, {Policy, Rules}),
+    S#rx{policy = Policy1, ctx = Ctx#{rules := Rules1}};
 current(#rx{policy = Policy} = S) ->
     case seccomp_dist_policy:current() of
         Policy -> S;
@@ -441,7 +526,19 @@ current(#rx{policy = Policy} = S) ->
             S#rx{policy = New, ctx = Ctx#{rules := Rules}}
     end.
 
-packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
+%% Hand a judged packet to the runtime, or not.
+deliver(Packet, #rx{out = {dhandle, DHandle}}) -> erlang:dist_ctrl_put_data(DHandle, Packet);
+deliver(_Packet, #rx{out = {port, Port}}) -> seccomp_dist_port:verdict(Port, true).
+
+drop(#rx{out = {dhandle, _}}) -> ok;
+drop(#rx{out = {port, Port}}) -> seccomp_dist_port:verdict(Port, false).
+
+%% Send the peer a packet of our own (an answer to what was refused).
+inject(none, _S) -> ok;
+inject(Packet, #rx{out = {dhandle, _}, ctrl = Ctrl}) -> Ctrl ! {inject, Packet}, ok;
+inject(Packet, #rx{out = {port, Port}}) -> seccomp_dist_port:inject(Port, Packet).
+
+packet(Packet, #rx{node = Node, ctx = Ctx} = S) ->
     {Decision, Atoms} = seccomp_dist_filter:decide(Packet, Ctx),
     %% Judging a large packet may have decoded it here: that heap is let go
     %% now, not at some later collection.
@@ -449,12 +546,13 @@ packet(Packet, #rx{node = Node, dhandle = DHandle, ctx = Ctx} = S) ->
     S1 = S#rx{ctx = Ctx#{atoms_left := maps:get(atoms_left, Ctx) - Atoms}},
     case Decision of
         {accept, Kind, _} ->
-            erlang:dist_ctrl_put_data(DHandle, Packet),
+            deliver(Packet, S1),
             S1#rx{accepted = maps:update_with(Kind, fun(N) -> N + 1 end, 1, S1#rx.accepted)};
         {refuse, Kind, Why, Reply} ->
+            ok = drop(S1),
             S2 = flush(S1),
             seccomp_dist_stats:refused(Node, Kind, Why),
-            Reply =:= none orelse (S#rx.ctrl ! {inject, Reply}),
+            ok = inject(Reply, S1),
             case maps:get(on_violation, maps:get(rules, Ctx)) of
                 disconnect -> exit({seccomp_dist_refused, Kind});
                 drop -> S2

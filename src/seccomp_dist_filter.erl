@@ -26,7 +26,7 @@
 -export_type([context/0, decision/0]).
 
 -type context() :: #{node := node(), rules := seccomp_dist_policy:node_rules(),
-                     caps := ets:tid(), atoms_left := non_neg_integer()}.
+                     caps := seccomp_dist_caps:conn(), atoms_left := non_neg_integer()}.
 -type decision() :: {accept, atom(), NewAtoms :: non_neg_integer()}
                   | {refuse, atom(), Why :: term(), Reply :: none | binary()}
                   | {malformed, term()}.
@@ -51,7 +51,7 @@
 -define(UNUSED_OPS, [9, 10, 11, 14, 15, 17]).
 
 %% @doc The context a connection's receiver decides in.
--spec context(node(), seccomp_dist_policy:node_rules(), ets:tid()) -> context().
+-spec context(node(), seccomp_dist_policy:node_rules(), seccomp_dist_caps:conn()) -> context().
 context(Node, Rules, Caps) ->
     #{node => Node, rules => Rules, caps => Caps,
       atoms_left => seccomp_dist_budget:left(Node, maps:get(max_new_atoms, Rules))}.

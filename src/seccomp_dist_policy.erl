@@ -30,11 +30,15 @@ default_rules() ->
       group_leader => false, funs => false, on_violation => drop,
       max_new_atoms => 10000, max_message_bytes => 256 * 1024 * 1024}.
 
-%% @doc Load `Source' and make it the policy in force.
+%% @doc Load `Source' and make it the policy in force. The rules drivers
+%% hold to deliver messages on their own are out of date from then on.
 -spec install(source()) -> ok | {error, term()}.
 install(Source) ->
     case load(Source) of
-        {ok, P} -> persistent_term:put(?POLICY_KEY, P);
+        {ok, P} ->
+            ok = persistent_term:put(?POLICY_KEY, P),
+            _ = seccomp_nif:dist_policy_changed(),
+            ok;
         {error, _} = E -> E
     end.
 

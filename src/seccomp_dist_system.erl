@@ -4,7 +4,7 @@
 %% helper processes to every peer).
 -module(seccomp_dist_system).
 
--export([is_system/1, registered_name/1]).
+-export([is_system/1, registered_name/1, named/0]).
 
 %% How long the receiver may use its copy of the name registry.
 -define(REGISTRY_TTL_MS, 100).
@@ -56,13 +56,19 @@ registered_name(Pid) ->
     Now = erlang:monotonic_time(millisecond),
     Registry = case get(?MODULE) of
                    {Since, R} when Now - Since < ?REGISTRY_TTL_MS -> R;
-                   _ ->
-                       Named = maps:from_list([{P, N} || N <- registered(), P <- [whereis(N)], is_pid(P)]),
-                       R = maps:merge(helpers_of(global_name_server, Named), Named),
-                       put(?MODULE, {Now, R}),
-                       R
+                   _ -> refresh(Now)
                end,
     maps:get(Pid, Registry, none).
+
+%% @doc The processes {@link registered_name/1} names, as of now.
+-spec named() -> [pid()].
+named() -> maps:keys(refresh(erlang:monotonic_time(millisecond))).
+
+refresh(Now) ->
+    Named = maps:from_list([{P, N} || N <- registered(), P <- [whereis(N)], is_pid(P)]),
+    R = maps:merge(helpers_of(global_name_server, Named), Named),
+    put(?MODULE, {Now, R}),
+    R.
 
 %% `global''s locker and registrar are unregistered processes linked to
 %% global_name_server that it shows its peers (they answer `get_state' with

@@ -8,7 +8,7 @@
 -module(seccomp_dist_tcp).
 
 -export([protocol/0, tags/0, upgrade/2, verify_host/2]).
--export([modules/0]).
+-export([modules/0, driven/0]).
 
 -spec protocol() -> tcp.
 protocol() -> tcp.
@@ -29,3 +29,7 @@ verify_host(_Socket, _Host) -> ok.
 %% `peername/1'.
 -spec modules() -> {module(), module()}.
 modules() -> {gen_tcp, inet}.
+
+%% @doc Whether a connection moves to the carrier's driver after the handshake. The carrier's driver reads and writes TCP sockets itself.
+-spec driven() -> boolean().
+driven() -> true.

@@ -12,7 +12,7 @@
 -module(seccomp_dist_tls).
 
 -export([protocol/0, tags/0, upgrade/2, verify_host/2]).
--export([modules/0]).
+-export([modules/0, driven/0]).
 
 %% Options the carrier sets itself: the verification it guarantees (a
 %% `verify_fun' could accept any certificate), and the socket's framing.
@@ -82,3 +82,7 @@ verify_host(S, Host) ->
 %% `peername/1'.
 -spec modules() -> {module(), module()}.
 modules() -> {ssl, ssl}.
+
+%% @doc Whether a connection moves to the carrier's driver after the handshake. TLS records are read and written by `ssl''s processes, not by the carrier's driver.
+-spec driven() -> boolean().
+driven() -> false.

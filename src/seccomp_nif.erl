@@ -10,7 +10,12 @@
          spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
          spec_to_json/1, spec_from_json/1, load_error/0,
          enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0,
-         flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2, etf_locals/2, etf_locals_dirty/2]).
+         flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2, etf_locals/2, etf_locals_dirty/2,
+         dist_conn_new/1, dist_conn_peer/2, dist_caps_show/2, dist_caps_rotate/1, dist_caps_holds/2,
+         dist_caps_monitor_fired/2, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/4,
+         dist_conn_registry/2]).
+
+-export([load_driver/0]).
 
 -on_load(load/0).
 
@@ -26,6 +31,15 @@ load() ->
             persistent_term:put({?MODULE, load_error}, {Path, Reason}),
             logger:error("beam_seccomp: cannot load ~ts: ~p; ~s", [Path, Reason, ?HINT]),
             ok
+    end.
+
+%% @doc Load the distribution carrier's port driver (the same library) for
+%% the calling process, which should live as long as distribution does.
+-spec load_driver() -> ok | {error, term()}.
+load_driver() ->
+    case erl_ddll:load(filename:join(priv_dir(), "native"), "libseccomp_nif") of
+        ok -> ok;
+        {error, Why} -> {error, {erl_ddll:format_error(Why), Why}}
     end.
 
 priv_dir() ->
@@ -147,3 +161,35 @@ etf_locals(_Bin, _NodeName) -> ?NOT_LOADED.
 
 -spec etf_locals_dirty(binary(), binary()) -> {ok, [pid() | reference()]} | error.
 etf_locals_dirty(_Bin, _NodeName) -> ?NOT_LOADED.
+
+%% A distribution connection's native state (see `seccomp_dist_caps'):
+%% `{Conn, Id}', where `Id' is what its driver port claims it by.
+-spec dist_conn_new(binary()) -> {reference(), pos_integer()}.
+dist_conn_new(_NodeName) -> ?NOT_LOADED.
+
+-spec dist_conn_peer(reference(), binary()) -> boolean().
+dist_conn_peer(_Conn, _PeerName) -> ?NOT_LOADED.
+
+-spec dist_caps_show(reference(), binary()) -> ok.
+dist_caps_show(_Conn, _Packet) -> ?NOT_LOADED.
+
+-spec dist_caps_rotate(reference()) -> ok.
+dist_caps_rotate(_Conn) -> ?NOT_LOADED.
+
+-spec dist_caps_holds(reference(), pid() | reference()) -> boolean().
+dist_caps_holds(_Conn, _Item) -> ?NOT_LOADED.
+
+-spec dist_caps_monitor_fired(reference(), reference()) -> boolean().
+dist_caps_monitor_fired(_Conn, _Ref) -> ?NOT_LOADED.
+
+-spec dist_policy_changed() -> non_neg_integer().
+dist_policy_changed() -> ?NOT_LOADED.
+
+-spec dist_conn_stale(reference()) -> {non_neg_integer(), boolean(), boolean(), non_neg_integer()}.
+dist_conn_stale(_Conn) -> ?NOT_LOADED.
+
+-spec dist_conn_rules(reference(), non_neg_integer(), boolean(), non_neg_integer()) -> ok.
+dist_conn_rules(_Conn, _Epoch, _SendAllowed, _MaxBytes) -> ?NOT_LOADED.
+
+-spec dist_conn_registry(reference(), [pid()]) -> ok.
+dist_conn_registry(_Conn, _NamedPids) -> ?NOT_LOADED.

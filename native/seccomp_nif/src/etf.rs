@@ -145,6 +145,11 @@ impl<'b, L: FnMut(&[u8]) -> Option<bool>> Walker<'b, L> {
         if self.u8()? != VERSION {
             return Err(Failure::BadVersion);
         }
+        self.walk_term()
+    }
+
+    /// One term without its version byte.
+    fn walk_term(&mut self) -> Result<(), Failure> {
         let mut pending: u64 = 1;
         while pending > 0 {
             pending -= 1;
@@ -385,6 +390,40 @@ fn run<'a>(
         Err(Failure::BadNodeName) => (atoms::error(), atoms::bad_node_name()).encode(env),
         Err(Failure::BadTag(t)) => (atoms::error(), (atoms::bad_tag(), t)).encode(env),
     })
+}
+
+/// Where the term (without a version byte) that starts at `pos` ends.
+pub(crate) fn skip_term(bin: &[u8], pos: usize) -> Option<usize> {
+    let mut walker = Walker {
+        bin,
+        pos,
+        max_new: usize::MAX,
+        budget: None,
+        visits: 0,
+        seen: HashSet::new(),
+        lookup: |_: &[u8]| Some(true),
+        local_node: None,
+        scan: Scan::default(),
+    };
+    walker.walk_term().ok().map(|()| walker.pos)
+}
+
+/// What the carrier's driver needs of a payload it may deliver without
+/// asking the filter: its size, funs and memory, when every atom in it is
+/// one this node is known to have (no lookup: the driver has no runtime to
+/// ask) and the walk fits `budget`. `None` sends the packet to the filter.
+pub(crate) fn scan_known(bin: &[u8], budget: u64) -> Option<(usize, u64, u64)> {
+    let known = |text: &[u8]| KNOWN_ATOMS.contains(text).then_some(true);
+    match scan(bin, 0, Some(budget), known).0 {
+        Ok(s) if s.unchecked.is_empty() && s.new.is_empty() => Some((s.size, s.funs, s.memory)),
+        _ => None,
+    }
+}
+
+/// Where the pids and references of the node named `node` sit in `bin`
+/// (whole terms, one after another), or `None` when `bin` is not whole terms.
+pub(crate) fn local_spans(bin: &[u8], node: &[u8]) -> Option<Vec<(usize, usize)>> {
+    locals(bin, node, None).0.ok()
 }
 
 /// Where this node's pids and references sit in `bin` (our own outgoing data:

@@ -4,6 +4,7 @@
 //! module `seccomp_nif` validates every argument first; the functions here still
 //! refuse malformed terms with `badarg` rather than trusting their caller.
 
+mod dist;
 mod etf;
 pub mod policy;
 mod size;

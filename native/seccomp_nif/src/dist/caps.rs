@@ -1,0 +1,251 @@
+//! What a peer node was given: the local pids and references (aliases) this
+//! node has shown it in any packet it sent, and the monitors local processes
+//! set up on the peer's processes. The driver records them as packets go
+//! out and looks them up as packets come in; the filter asks through NIFs.
+//!
+//! Identifiers are kept as canonical keys (kind, creation, numbers), so the
+//! same pid encoded two ways is one key. Shown items are kept in generations
+//! of `GENERATION`; when one is full, items older than the previous one are
+//! dropped, except pids of processes still alive (asked by the NIF that
+//! rotates, which has a runtime to ask).
+
+use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxBuildHasher;
+
+use crate::etf;
+
+const GENERATION: usize = 100_000;
+const PASS_THROUGH: u8 = 112;
+const VERSION: u8 = 131;
+
+/// Kind (`b'p'` or `b'r'`), how many words follow the creation, the
+/// creation, then up to five words (a pid's id and serial, a reference's).
+pub type Key = [u8; 26];
+
+/// The node name and key of the pid or reference whose encoding (from its
+/// tag) starts `bin`, with the bytes it takes.
+pub fn identifier(bin: &[u8]) -> Option<(&[u8], Key, usize)> {
+    let tag = *bin.first()?;
+    let (kind, words_at, words, creation_len) = match tag {
+        88 => (b'p', 1, 2, 4),
+        103 => (b'p', 1, 2, 1),
+        90 | 114 => {
+            let n = u16::from_be_bytes([*bin.get(1)?, *bin.get(2)?]) as usize;
+            if n == 0 || n > 5 {
+                return None;
+            }
+            (b'r', 3, n, if tag == 90 { 4 } else { 1 })
+        }
+        _ => return None,
+    };
+    let (node, after_node) = atom(bin, words_at)?;
+    let mut key = [0u8; 26];
+    key[0] = kind;
+    key[1] = words as u8;
+    let (creation_at, words_from) = if kind == b'p' {
+        (after_node + 8, after_node)
+    } else {
+        (after_node, after_node + creation_len)
+    };
+    let creation = bin.get(creation_at..creation_at + creation_len)?;
+    key[2 + 4 - creation_len..6].copy_from_slice(creation);
+    let numbers = bin.get(words_from..words_from + 4 * words)?;
+    key[6..6 + 4 * words].copy_from_slice(numbers);
+    let end = if kind == b'p' { creation_at + creation_len } else { words_from + 4 * words };
+    Some((node, key, end))
+}
+
+/// An atom's name at `at` and where it ends.
+pub fn atom(bin: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let (len, from) = match *bin.get(at)? {
+        100 | 118 => (u16::from_be_bytes([*bin.get(at + 1)?, *bin.get(at + 2)?]) as usize, at + 3),
+        115 | 119 => (*bin.get(at + 1)? as usize, at + 2),
+        _ => return None,
+    };
+    Some((bin.get(from..from + len)?, from + len))
+}
+
+/// The key of a local identifier encoded as a whole term (`term_to_binary`).
+pub fn local_key(encoded: &[u8], node: &[u8]) -> Option<Key> {
+    match encoded.split_first() {
+        Some((&VERSION, rest)) => match identifier(rest)? {
+            (n, key, _) if n == node => Some(key),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+pub struct Caps {
+    shown: HashMap<Key, u32, FxBuildHasher>,
+    gen: u32,
+    count: usize,
+    last: Vec<Key>,
+    monitors: HashSet<Key, FxBuildHasher>,
+    /// A full generation waits for `rotate`.
+    full: bool,
+}
+
+impl Caps {
+    /// Record what the outgoing packet `packet` shows the peer (`node`: this
+    /// node's name). `payload_mentions`: whether the bytes after the control
+    /// term may name this node (the caller may know they do not, without
+    /// them in one piece). True when a generation just filled up.
+    pub fn show(&mut self, packet: &[u8], node: &[u8], payload_mentions: bool) -> bool {
+        let Some(terms) = packet.strip_prefix(&[PASS_THROUGH]) else {
+            return false;
+        };
+        self.monitors_in(terms, node);
+        let Some(control_end) = control_end(terms) else {
+            return false;
+        };
+        let upto = if payload_mentions { terms.len() } else { control_end };
+        let Some(spans) = etf::local_spans(&terms[..upto], node) else {
+            return false;
+        };
+        let keys: Vec<Key> = spans
+            .into_iter()
+            .filter_map(|(start, _)| identifier(&terms[start..]).map(|(_, k, _)| k))
+            .collect();
+        self.add(keys)
+    }
+
+    fn add(&mut self, keys: Vec<Key>) -> bool {
+        if keys.is_empty() || keys == self.last {
+            return false;
+        }
+        for k in &keys {
+            self.shown.insert(*k, self.gen);
+        }
+        self.count += keys.len();
+        self.last = keys;
+        if self.count >= GENERATION && !self.full {
+            self.full = true;
+            return true;
+        }
+        false
+    }
+
+    /// The monitors a local process sets up on the peer's (`MONITOR_P`, 19,
+    /// and spawn requests, 29 and 30, whose request id names the monitor
+    /// one asks for) until they fire or `DEMONITOR_P` (20) takes them down.
+    fn monitors_in(&mut self, terms: &[u8], node: &[u8]) {
+        let [VERSION, 104, _arity, 97, op, ..] = *terms else {
+            return;
+        };
+        // The first element after the operation.
+        let at = 5;
+        let key_at = match op {
+            19 | 20 => etf::skip_term(terms, at).and_then(|to| etf::skip_term(terms, to)),
+            29 | 30 => Some(at),
+            _ => return,
+        };
+        if let Some((n, key, _)) = key_at.and_then(|k| terms.get(k..)).and_then(identifier) {
+            if n == node {
+                if op == 20 {
+                    self.monitors.remove(&key);
+                } else {
+                    self.monitors.insert(key);
+                }
+            }
+        }
+    }
+
+    pub fn holds(&self, key: &Key) -> bool {
+        self.shown.contains_key(key)
+    }
+
+    /// Whether `key` names a monitor recorded here, which now counts as fired.
+    pub fn monitor_fired(&mut self, key: &Key) -> bool {
+        self.monitors.remove(key)
+    }
+
+    /// Start a new generation: the full one stays, items of earlier ones
+    /// are dropped but pids `alive` says are alive (they join the full one).
+    pub fn rotate(&mut self, mut alive: impl FnMut(&Key) -> bool) {
+        let gen = self.gen;
+        self.shown.retain(|k, g| {
+            if *g == gen {
+                return true;
+            }
+            let keep = k[0] == b'p' && alive(k);
+            if keep {
+                *g = gen;
+            }
+            keep
+        });
+        self.gen = gen.wrapping_add(1);
+        self.count = 0;
+        self.last.clear();
+        self.full = false;
+    }
+}
+
+/// Where the control term (after the version byte) of `terms` ends.
+fn control_end(terms: &[u8]) -> Option<usize> {
+    match terms.first() {
+        Some(&VERSION) => etf::skip_term(terms, 1),
+        _ => None,
+    }
+}
+
+/// The encoding of a local pid whose key is `key`, as a whole term.
+pub fn pid_term_bytes(key: &Key, node: &[u8]) -> Option<Vec<u8>> {
+    if key[0] != b'p' || node.len() > 255 {
+        return None;
+    }
+    let mut out = vec![VERSION, 88, 119, node.len() as u8];
+    out.extend_from_slice(node);
+    out.extend_from_slice(&key[6..14]);
+    out.extend_from_slice(&key[2..6]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(node: &[u8], id: u8) -> Vec<u8> {
+        let mut v = vec![88, 119, node.len() as u8];
+        v.extend_from_slice(node);
+        v.extend_from_slice(&[0, 0, 0, id, 0, 0, 0, 0, 0, 0, 0, 7]);
+        v
+    }
+
+    fn send_packet(from: &[u8], to: &[u8]) -> Vec<u8> {
+        let mut p = vec![112, 131, 104, 3, 97, 22];
+        p.extend_from_slice(from);
+        p.extend_from_slice(to);
+        p.extend_from_slice(&[131, 106]);
+        p
+    }
+
+    #[test]
+    fn pids_shown_are_held_and_others_are_not() {
+        let mut caps = Caps::default();
+        caps.show(&send_packet(&pid(b"a@h", 1), &pid(b"b@h", 2)), b"a@h", true);
+        let key = identifier(&pid(b"a@h", 1)).unwrap().1;
+        assert!(caps.holds(&key));
+        assert!(!caps.holds(&identifier(&pid(b"a@h", 2)).unwrap().1));
+        let mut whole = vec![131];
+        whole.extend_from_slice(&pid(b"a@h", 1));
+        assert_eq!(local_key(&whole, b"a@h"), Some(key));
+        assert_eq!(pid_term_bytes(&key, b"a@h").unwrap(), whole);
+    }
+
+    #[test]
+    fn monitors_fire_once() {
+        let mut caps = Caps::default();
+        let r = [90, 0, 1, 119, 3, b'a', b'@', b'h', 0, 0, 0, 7, 0, 0, 0, 9];
+        let mut p = vec![112, 131, 104, 4, 97, 19];
+        p.extend_from_slice(&pid(b"a@h", 1));
+        p.extend_from_slice(&pid(b"b@h", 2));
+        p.extend_from_slice(&r);
+        caps.show(&p, b"a@h", true);
+        let key = identifier(&r).unwrap().1;
+        assert!(caps.monitor_fired(&key));
+        assert!(!caps.monitor_fired(&key));
+    }
+}

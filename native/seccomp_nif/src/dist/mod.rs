@@ -1,0 +1,226 @@
+//! The distribution carrier's native half: per connection, what the peer
+//! holds (`caps`), the rules the driver needs to deliver a message without
+//! the filter (`fast`), and the TCP connection's port driver (`driver`).
+//!
+//! A connection's state is made by `dist_conn_new/2` (a resource the
+//! connection's processes keep) and claimed once by the driver port that
+//! carries it. Rules and the registry of named processes come from the
+//! Erlang side: the driver delivers on its own only while they are current
+//! (the rules of the policy epoch in force; a registry at most
+//! `REGISTRY_TTL` old), else it asks the filter, which brings them up to date.
+
+mod caps;
+mod driver;
+mod fast;
+mod ffi;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use once_cell::sync::{Lazy, OnceCell};
+use rustc_hash::FxBuildHasher;
+use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+
+use caps::{Caps, Key};
+
+const REGISTRY_TTL: Duration = Duration::from_millis(100);
+/// Rules that never match the policy epoch (the first packet asks the filter).
+const NO_EPOCH: u64 = u64::MAX;
+
+/// Bumped whenever the distribution policy changes.
+static POLICY_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Connection states made but not yet claimed by their driver port.
+static UNCLAIMED: Lazy<Mutex<HashMap<u64, Arc<Shared>>>> = Lazy::new(Default::default);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Default)]
+struct Registry {
+    named: HashSet<Key, FxBuildHasher>,
+    at: Option<Instant>,
+}
+
+pub struct Shared {
+    /// This node's name and the peer's, as atoms' UTF-8 text.
+    node: Vec<u8>,
+    peer: OnceCell<Vec<u8>>,
+    caps: Mutex<Caps>,
+    send_allowed: AtomicBool,
+    max_bytes: AtomicU64,
+    epoch: AtomicU64,
+    registry: Mutex<Registry>,
+    /// Messages the driver delivered on its own, not yet counted in the stats.
+    accepted: AtomicU64,
+}
+
+impl Shared {
+    fn rules_current(&self) -> bool {
+        self.epoch.load(Ordering::Acquire) == POLICY_EPOCH.load(Ordering::Acquire)
+    }
+
+    fn send_allowed(&self) -> bool {
+        self.send_allowed.load(Ordering::Relaxed)
+    }
+
+    fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a fresh registry says the pid `key` is not a named process.
+    fn unregistered(&self, key: &Key) -> bool {
+        let registry = self.registry.lock().expect("registry");
+        matches!(registry.at, Some(at) if at.elapsed() < REGISTRY_TTL) && !registry.named.contains(key)
+    }
+}
+
+/// The state the driver port for connection `id` carries.
+fn claim(id: u64) -> Option<Arc<Shared>> {
+    UNCLAIMED.lock().ok()?.remove(&id)
+}
+
+pub struct ConnResource {
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ConnResource {
+    fn drop(&mut self) {
+        if let Ok(mut unclaimed) = UNCLAIMED.lock() {
+            unclaimed.remove(&self.id);
+        }
+    }
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ConnResource {}
+
+type Conn = ResourceArc<ConnResource>;
+
+mod atoms {
+    rustler::atoms! { ok }
+}
+
+/// `dist_conn_new(NodeName)`: `{Conn, Id}`, a connection's state and the
+/// number its driver port claims it by.
+#[rustler::nif]
+fn dist_conn_new<'a>(env: Env<'a>, node: Binary<'a>) -> Term<'a> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let shared = Arc::new(Shared {
+        node: node.as_slice().to_vec(),
+        peer: OnceCell::new(),
+        caps: Mutex::new(Caps::default()),
+        send_allowed: AtomicBool::new(false),
+        max_bytes: AtomicU64::new(0),
+        epoch: AtomicU64::new(NO_EPOCH),
+        registry: Mutex::new(Registry::default()),
+        accepted: AtomicU64::new(0),
+    });
+    if let Ok(mut unclaimed) = UNCLAIMED.lock() {
+        unclaimed.insert(id, shared.clone());
+    }
+    (ResourceArc::new(ConnResource { id, shared }), id).encode(env)
+}
+
+/// `dist_conn_peer(Conn, PeerName)`: the node the connection leads to, once
+/// the handshake knows it (messages from it are delivered on their own only
+/// from then on).
+#[rustler::nif]
+fn dist_conn_peer(conn: Conn, peer: Binary) -> bool {
+    conn.shared.peer.set(peer.as_slice().to_vec()).is_ok()
+}
+
+/// `dist_caps_show(Conn, Packet)`: record what an outgoing packet shows the
+/// peer (a connection without the driver sends its packets itself).
+#[rustler::nif]
+fn dist_caps_show(env: Env, conn: Conn, packet: Binary) -> rustler::Atom {
+    let shared = &conn.shared;
+    let mut caps = shared.caps.lock().expect("caps");
+    if caps.show(packet.as_slice(), &shared.node, true) {
+        rotate(env, shared, &mut caps);
+    }
+    atoms::ok()
+}
+
+/// `dist_caps_rotate(Conn)`: start a new generation of shown items (the
+/// driver asks with `{Port, caps_full}`).
+#[rustler::nif]
+fn dist_caps_rotate(env: Env, conn: Conn) -> rustler::Atom {
+    let shared = &conn.shared;
+    let mut caps = shared.caps.lock().expect("caps");
+    rotate(env, shared, &mut caps);
+    atoms::ok()
+}
+
+fn rotate(env: Env, shared: &Shared, caps: &mut Caps) {
+    caps.rotate(|key| {
+        caps::pid_term_bytes(key, &shared.node)
+            .and_then(|bytes| env.binary_to_term(&bytes))
+            .and_then(|(term, _)| term.decode::<LocalPid>().ok())
+            .is_some_and(|pid| env.is_process_alive(pid))
+    });
+}
+
+fn local_key(conn: &Conn, term: Term) -> Option<Key> {
+    caps::local_key(term.to_binary().as_slice(), &conn.shared.node)
+}
+
+/// `dist_caps_holds(Conn, PidOrRef)`: whether the peer was shown it.
+#[rustler::nif]
+fn dist_caps_holds(conn: Conn, item: Term) -> bool {
+    local_key(&conn, item).is_some_and(|k| conn.shared.caps.lock().expect("caps").holds(&k))
+}
+
+/// `dist_caps_monitor_fired(Conn, Ref)`: whether `Ref` names a monitor a
+/// local process set up on the peer, which now counts as fired.
+#[rustler::nif]
+fn dist_caps_monitor_fired(conn: Conn, reference: Term) -> bool {
+    local_key(&conn, reference).is_some_and(|k| conn.shared.caps.lock().expect("caps").monitor_fired(&k))
+}
+
+/// `dist_policy_changed()`: the rules every driver holds are out of date.
+#[rustler::nif]
+fn dist_policy_changed() -> u64 {
+    POLICY_EPOCH.fetch_add(1, Ordering::AcqRel) + 1
+}
+
+/// `dist_conn_stale(Conn)`: `{Epoch, RulesStale, RegistryStale, Accepted}`:
+/// the policy epoch now, whether the driver's rules or registry need to be
+/// given again, and the messages it delivered since the last call.
+#[rustler::nif]
+fn dist_conn_stale(env: Env, conn: Conn) -> Term {
+    let shared = &conn.shared;
+    let epoch = POLICY_EPOCH.load(Ordering::Acquire);
+    let registry_stale = !matches!(shared.registry.lock().expect("registry").at,
+                                   Some(at) if at.elapsed() < REGISTRY_TTL / 2);
+    let accepted = shared.accepted.swap(0, Ordering::Relaxed);
+    (epoch, shared.epoch.load(Ordering::Acquire) != epoch, registry_stale, accepted).encode(env)
+}
+
+/// `dist_conn_rules(Conn, Epoch, SendAllowed, MaxMessageBytes)`.
+#[rustler::nif]
+fn dist_conn_rules(conn: Conn, epoch: u64, send: bool, max_bytes: u64) -> rustler::Atom {
+    let shared = &conn.shared;
+    shared.send_allowed.store(send, Ordering::Relaxed);
+    shared.max_bytes.store(max_bytes, Ordering::Relaxed);
+    shared.epoch.store(epoch, Ordering::Release);
+    atoms::ok()
+}
+
+/// `dist_conn_registry(Conn, NamedPids)`: the local processes the filter
+/// judges by name, as of now.
+#[rustler::nif]
+fn dist_conn_registry(conn: Conn, named: Vec<Term>) -> NifResult<rustler::Atom> {
+    let keys = named.into_iter().filter_map(|p| local_key(&conn, p)).collect();
+    let mut registry = conn.shared.registry.lock().expect("registry");
+    registry.named = keys;
+    registry.at = Some(Instant::now());
+    Ok(atoms::ok())
+}
+
+/// The driver's entry, for `erl_ddll` (the library is the NIF's too).
+#[no_mangle]
+pub extern "C" fn driver_init() -> *mut ffi::ErlDrvEntry {
+    driver::entry()
+}
