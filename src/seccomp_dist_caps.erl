@@ -58,8 +58,8 @@ rotate({Resource, _}) -> seccomp_nif:dist_caps_rotate(Resource).
 
 %% @doc The rules of the policy epoch `Epoch' the driver delivers by.
 -spec rules(conn(), non_neg_integer(), seccomp_dist_policy:node_rules()) -> ok.
-rules({Resource, _}, Epoch, #{send := Send, max_message_bytes := Max}) ->
-    seccomp_nif:dist_conn_rules(Resource, Epoch, Send, Max).
+rules({Resource, _}, Epoch, #{send := Send, max_message_bytes := Max, rpc := Rpc}) ->
+    seccomp_nif:dist_conn_rules(Resource, Epoch, {Send, Max, Rpc}).
 
 %% @doc The local processes the filter judges by name, as of now.
 -spec registry(conn(), [pid()]) -> ok.

@@ -72,8 +72,10 @@ control(Port, Command, Data) ->
 -spec sync(seccomp_dist_caps:conn(), node(), {term(), seccomp_dist_policy:node_rules()}) ->
           {term(), seccomp_dist_policy:node_rules()}.
 sync(Conn, Node, {Policy, Rules}) ->
-    {Epoch, RulesStale, RegistryStale, Accepted} = seccomp_nif:dist_conn_stale(seccomp_dist_caps:resource(Conn)),
-    _ = Accepted > 0 andalso seccomp_dist_stats:accepted(Node, send, Accepted),
+    {Epoch, RulesStale, RegistryStale, Messages, Spawns} =
+        seccomp_nif:dist_conn_stale(seccomp_dist_caps:resource(Conn)),
+    _ = Messages > 0 andalso seccomp_dist_stats:accepted(Node, send, Messages),
+    _ = Spawns > 0 andalso seccomp_dist_stats:accepted(Node, spawn_request, Spawns),
     {Policy1, Rules1} = case seccomp_dist_policy:current() of
                             Policy -> {Policy, Rules};
                             New -> {New, seccomp_dist_policy:rules_for(Node, New)}

@@ -12,7 +12,7 @@
          enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0,
          flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2, etf_locals/2, etf_locals_dirty/2,
          dist_conn_new/1, dist_conn_peer/2, dist_caps_show/2, dist_caps_rotate/1, dist_caps_holds/2,
-         dist_caps_monitor_fired/2, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/4,
+         dist_caps_monitor_fired/2, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/3,
          dist_conn_registry/2]).
 
 -export([load_driver/0]).
@@ -185,11 +185,12 @@ dist_caps_monitor_fired(_Conn, _Ref) -> ?NOT_LOADED.
 -spec dist_policy_changed() -> non_neg_integer().
 dist_policy_changed() -> ?NOT_LOADED.
 
--spec dist_conn_stale(reference()) -> {non_neg_integer(), boolean(), boolean(), non_neg_integer()}.
+-spec dist_conn_stale(reference()) ->
+          {non_neg_integer(), boolean(), boolean(), non_neg_integer(), non_neg_integer()}.
 dist_conn_stale(_Conn) -> ?NOT_LOADED.
 
--spec dist_conn_rules(reference(), non_neg_integer(), boolean(), non_neg_integer()) -> ok.
-dist_conn_rules(_Conn, _Epoch, _SendAllowed, _MaxBytes) -> ?NOT_LOADED.
+-spec dist_conn_rules(reference(), non_neg_integer(), {boolean(), non_neg_integer(), [term()]}) -> ok.
+dist_conn_rules(_Conn, _Epoch, _Rules) -> ?NOT_LOADED.
 
 -spec dist_conn_registry(reference(), [pid()]) -> ok.
 dist_conn_registry(_Conn, _NamedPids) -> ?NOT_LOADED.

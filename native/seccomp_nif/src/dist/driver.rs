@@ -64,12 +64,9 @@ struct Conn {
     paused: bool,
     /// Whether the runtime polls the socket (then it closes it).
     selected: bool,
-    /// Input handed over with `CMD_ENABLE`, read in port context.
-    pending_input: bool,
     inbuf: Vec<u8>,
     skip: Option<Skip>,
     waiting: Option<Vec<u8>>,
-    verdict: Option<bool>,
     held: VecDeque<Vec<u8>>,
     held_bytes: usize,
     busy: bool,
@@ -152,11 +149,9 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         reading: false,
         paused: false,
         selected: false,
-        pending_input: false,
         inbuf: Vec::new(),
         skip: None,
         waiting: None,
-        verdict: None,
         held: VecDeque::new(),
         held_bytes: 0,
         busy: false,
@@ -207,7 +202,8 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
         if n > 0 {
             unsafe { c.inbuf.set_len(c.inbuf.len() + n as usize) };
             read += n as usize;
-            if !c.frames() {
+            if !c.frames() || (n as usize) < spare {
+                // A short read drained the socket: the runtime says when there is more.
                 return;
             }
         } else if n == 0 {
@@ -295,8 +291,8 @@ impl Conn {
             let caps = self.shared.caps.lock().expect("caps");
             fast::accepts(packet, &self.shared, &caps)
         };
-        if fast {
-            self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Some(kind) = fast {
+            self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
             unsafe { driver_output(self.port, packet.as_ptr() as *const c_char, packet.len()) };
         } else {
             self.send_term(&[
@@ -492,7 +488,7 @@ impl Conn {
     }
 
     fn arm_send_timer(&mut self) {
-        if self.verdict.is_none() && !self.pending_input && unsafe { driver_sizeq(self.port) } > 0 {
+        if unsafe { driver_sizeq(self.port) } > 0 {
             let left = self.send_timeout_ms.saturating_sub(self.last_progress.elapsed().as_millis() as u64);
             unsafe { driver_set_timer(self.port, left as c_ulong) };
         }
@@ -553,15 +549,9 @@ extern "C" fn ready_output(data: ErlDrvData, _event: ErlDrvEvent) {
     }
 }
 
-/// A verdict to act on, or a send that has waited too long.
+/// A send that may have waited too long.
 extern "C" fn timeout(data: ErlDrvData) {
     let c = conn(data);
-    if std::mem::take(&mut c.pending_input) && !c.frames() {
-        return;
-    }
-    if let Some(accept) = c.verdict.take() {
-        c.resume(accept);
-    }
     if unsafe { driver_sizeq(c.port) } > 0 {
         if c.last_progress.elapsed().as_millis() as u64 >= c.send_timeout_ms {
             unsafe { driver_failure_atom(c.port, c"send_timeout".as_ptr()) };
@@ -584,9 +574,10 @@ extern "C" fn control(
     let c = conn(data);
     let input: &[u8] = if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(buf as *const u8, len) } };
     match command {
-        CMD_ACCEPT | CMD_DROP if c.waiting.is_some() && c.verdict.is_none() => {
-            c.verdict = Some(command == CMD_ACCEPT);
-            unsafe { driver_set_timer(c.port, 0) };
+        // The runtime runs control callbacks with the calling process
+        // unlocked, as it does port tasks: packets may be delivered here.
+        CMD_ACCEPT | CMD_DROP if c.waiting.is_some() => {
+            c.resume(command == CMD_ACCEPT);
             0
         }
         CMD_INJECT => {
@@ -606,14 +597,11 @@ extern "C" fn control(
             unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), *rbuf as *mut u8, 24) };
             24
         }
-        // Packets are delivered in port context only (the runtime takes
-        // them with no process locked): the timer picks them up.
         CMD_ENABLE if !c.reading => {
             c.reading = true;
             c.inbuf.extend_from_slice(input);
             c.select(ERL_DRV_READ, true);
-            c.pending_input = true;
-            unsafe { driver_set_timer(c.port, 0) };
+            c.frames();
             0
         }
         _ => -1,

@@ -10,6 +10,13 @@
 //! name), with `send` allowed. The payload must be one whole term whose
 //! atoms this node is known to have, with no funs, within
 //! `max_message_bytes`, and not tagged as a door (`$gen_call`, ...).
+//!
+//! A spawn request (`SPAWN_REQUEST`, 29, no trace token) from a process of
+//! the peer, with a group leader not of this node, options `link` and
+//! `monitor` only, and an argument list as long as the arity it names, of a
+//! function the rules' `rpc` list allows (for `erpc:execute_call/4` and
+//! `erpc:execute_cast/3`, the function they call). Its atoms, like a
+//! message's, must be known to exist and its names UTF-8.
 
 use super::caps::{self, Caps};
 use super::Shared;
@@ -20,10 +27,25 @@ const VERSION: u8 = 131;
 const WALK_BUDGET: u64 = 20_000;
 const DOORS: [&[u8]; 6] = [b"$gen_call", b"$gen_cast", b"system", b"EXIT", b"io_request", b"file_request"];
 
-pub fn accepts(packet: &[u8], shared: &Shared, caps: &Caps) -> bool {
-    let Some(terms) = packet.strip_prefix(&[112]) else {
-        return false;
-    };
+/// What the driver delivers on its own.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Message,
+    SpawnRequest,
+}
+
+pub fn accepts(packet: &[u8], shared: &Shared, caps: &Caps) -> Option<Kind> {
+    let terms = packet.strip_prefix(&[112])?;
+    if !shared.rules_current() {
+        return None;
+    }
+    if let [VERSION, 104, 6, 97, 29, ..] = *terms {
+        return spawn_request(terms, shared).then_some(Kind::SpawnRequest);
+    }
+    message(terms, shared, caps).then_some(Kind::Message)
+}
+
+fn message(terms: &[u8], shared: &Shared, caps: &Caps) -> bool {
     let (from_at, to_kind) = match *terms {
         [VERSION, 104, 3, 97, 22, ..] => (5, b'p'),
         [VERSION, 104, 3, 97, 33, ..] => (5, b'r'),
@@ -41,19 +63,131 @@ pub fn accepts(packet: &[u8], shared: &Shared, caps: &Caps) -> bool {
     if from[0] != b'p' || shared.peer.get().map(Vec::as_slice) != Some(from_node) || to[0] != to_kind || to_node != shared.node.as_slice() {
         return false;
     }
-    if !shared.rules_current() || !caps.holds(&to) {
+    if !caps.holds(&to) {
         return false;
     }
     if to_kind == b'p' && !(shared.send_allowed() && shared.unregistered(&to)) {
         return false;
     }
     let payload = &terms[to_at + to_len..];
-    if door(payload) {
-        return false;
-    }
+    !door(payload) && plain_payload(payload, shared)
+}
+
+/// One whole term of known atoms, no funs, within `max_message_bytes`.
+fn plain_payload(payload: &[u8], shared: &Shared) -> bool {
     match etf::scan_known(payload, WALK_BUDGET) {
         Some((size, 0, memory)) => size == payload.len() && memory <= shared.max_bytes(),
         _ => false,
+    }
+}
+
+/// `{29, ReqId, From, GroupLeader, {M, F, A}, Opts}` and its argument list.
+fn spawn_request(terms: &[u8], shared: &Shared) -> bool {
+    spawn_call(terms, shared).is_some_and(|(m, f, a)| shared.rpc_allowed(m, f, a))
+}
+
+fn spawn_call<'a>(terms: &'a [u8], shared: &Shared) -> Option<(&'a [u8], &'a [u8], usize)> {
+    let (_, request, len) = caps::identifier(terms.get(5..)?)?;
+    let mut at = 5 + len;
+    let (from_node, from, len) = caps::identifier(terms.get(at..)?)?;
+    at += len;
+    let (leader_node, leader, len) = caps::identifier(terms.get(at..)?)?;
+    at += len;
+    if request[0] != b'r'
+        || from[0] != b'p'
+        || shared.peer.get().map(Vec::as_slice) != Some(from_node)
+        || leader[0] != b'p'
+        || leader_node == shared.node.as_slice()
+    {
+        return None;
+    }
+    if terms.get(at..at + 2)? != [104, 3] {
+        return None;
+    }
+    let (m, after) = utf8_atom(terms, at + 2)?;
+    let (f, after) = utf8_atom(terms, after)?;
+    let [97, arity] = *terms.get(after..after + 2)? else {
+        return None;
+    };
+    let control_end = spawn_options(terms, after + 2)?;
+    // Every atom of the control term known, nothing after it but the arguments.
+    if etf::scan_known(&terms[..control_end], WALK_BUDGET)?.0 != control_end {
+        return None;
+    }
+    let payload = &terms[control_end..];
+    if !plain_payload(payload, shared) {
+        return None;
+    }
+    let args = list(payload, 1)?;
+    if args.len != arity as usize {
+        return None;
+    }
+    match (m, f, args.len) {
+        (b"erpc", b"execute_call", 4) => inner_call(payload, skip(payload, args.first)?),
+        (b"erpc", b"execute_cast", 3) => inner_call(payload, args.first),
+        (b"erpc", _, _) => None,
+        _ => Some((m, f, args.len)),
+    }
+}
+
+/// The module, function and argument count of `M, F, Args` at `at`.
+fn inner_call(payload: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
+    let (m, at) = utf8_atom(payload, at)?;
+    let (f, at) = utf8_atom(payload, at)?;
+    Some((m, f, list(payload, at)?.len))
+}
+
+/// The spawn options `[]`, or a proper list of `link` and `monitor`; where they end.
+fn spawn_options(terms: &[u8], at: usize) -> Option<usize> {
+    let options = list(terms, at)?;
+    let mut at = options.first;
+    for _ in 0..options.len {
+        let (name, next) = utf8_atom(terms, at)?;
+        if name != b"link" && name != b"monitor" {
+            return None;
+        }
+        at = next;
+    }
+    Some(options.end)
+}
+
+struct List {
+    len: usize,
+    /// Where its first element starts, and where the list ends.
+    first: usize,
+    end: usize,
+}
+
+/// A proper list at `at` (`[]`, a list whose tail is `[]`, or a string).
+fn list(bin: &[u8], at: usize) -> Option<List> {
+    match *bin.get(at)? {
+        106 => Some(List { len: 0, first: at + 1, end: at + 1 }),
+        107 => {
+            let len = u16::from_be_bytes([*bin.get(at + 1)?, *bin.get(at + 2)?]) as usize;
+            Some(List { len, first: at + 3, end: at + 3 + len })
+        }
+        108 => {
+            let len = u32::from_be_bytes(bin.get(at + 1..at + 5)?.try_into().ok()?) as usize;
+            let mut end = at + 5;
+            for _ in 0..len {
+                end = skip(bin, end)?;
+            }
+            (*bin.get(end)? == 106).then_some(List { len, first: at + 5, end: end + 1 })
+        }
+        _ => None,
+    }
+}
+
+fn skip(bin: &[u8], at: usize) -> Option<usize> {
+    etf::skip_term(bin, at)
+}
+
+/// An atom encoded as UTF-8 (a Latin-1 encoding of the same bytes would
+/// name another atom).
+fn utf8_atom(bin: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    match *bin.get(at)? {
+        118 | 119 => caps::atom(bin, at),
+        _ => None,
     }
 }
 

@@ -51,8 +51,17 @@ pub struct Shared {
     max_bytes: AtomicU64,
     epoch: AtomicU64,
     registry: Mutex<Registry>,
-    /// Messages the driver delivered on its own, not yet counted in the stats.
-    accepted: AtomicU64,
+    /// The rules' `rpc` list: module, and function and arity unless any.
+    rpc: Mutex<Vec<RpcPattern>>,
+    /// Messages and spawn requests the driver delivered on its own, not yet
+    /// counted in the stats.
+    accepted: [AtomicU64; 2],
+}
+
+struct RpcPattern {
+    module: Vec<u8>,
+    function: Option<Vec<u8>>,
+    arity: Option<usize>,
 }
 
 impl Shared {
@@ -66,6 +75,14 @@ impl Shared {
 
     fn max_bytes(&self) -> u64 {
         self.max_bytes.load(Ordering::Relaxed)
+    }
+
+    fn rpc_allowed(&self, module: &[u8], function: &[u8], arity: usize) -> bool {
+        self.rpc.lock().expect("rpc").iter().any(|p| {
+            p.module == module
+                && p.function.as_deref().is_none_or(|f| f == function)
+                && p.arity.is_none_or(|a| a == arity)
+        })
     }
 
     /// Whether a fresh registry says the pid `key` is not a named process.
@@ -99,7 +116,7 @@ impl rustler::Resource for ConnResource {}
 type Conn = ResourceArc<ConnResource>;
 
 mod atoms {
-    rustler::atoms! { ok }
+    rustler::atoms! { ok, any = "_" }
 }
 
 /// `dist_conn_new(NodeName)`: `{Conn, Id}`, a connection's state and the
@@ -115,7 +132,8 @@ fn dist_conn_new<'a>(env: Env<'a>, node: Binary<'a>) -> Term<'a> {
         max_bytes: AtomicU64::new(0),
         epoch: AtomicU64::new(NO_EPOCH),
         registry: Mutex::new(Registry::default()),
-        accepted: AtomicU64::new(0),
+        rpc: Mutex::new(Vec::new()),
+        accepted: [AtomicU64::new(0), AtomicU64::new(0)],
     });
     if let Ok(mut unclaimed) = UNCLAIMED.lock() {
         unclaimed.insert(id, shared.clone());
@@ -185,27 +203,49 @@ fn dist_policy_changed() -> u64 {
     POLICY_EPOCH.fetch_add(1, Ordering::AcqRel) + 1
 }
 
-/// `dist_conn_stale(Conn)`: `{Epoch, RulesStale, RegistryStale, Accepted}`:
-/// the policy epoch now, whether the driver's rules or registry need to be
-/// given again, and the messages it delivered since the last call.
+/// `dist_conn_stale(Conn)`: `{Epoch, RulesStale, RegistryStale, Messages,
+/// SpawnRequests}`: the policy epoch now, whether the driver's rules or
+/// registry need to be given again, and what it delivered since the last call.
 #[rustler::nif]
 fn dist_conn_stale(env: Env, conn: Conn) -> Term {
     let shared = &conn.shared;
     let epoch = POLICY_EPOCH.load(Ordering::Acquire);
     let registry_stale = !matches!(shared.registry.lock().expect("registry").at,
                                    Some(at) if at.elapsed() < REGISTRY_TTL / 2);
-    let accepted = shared.accepted.swap(0, Ordering::Relaxed);
-    (epoch, shared.epoch.load(Ordering::Acquire) != epoch, registry_stale, accepted).encode(env)
+    let [messages, spawns] = &shared.accepted;
+    let rules_stale = shared.epoch.load(Ordering::Acquire) != epoch;
+    let delivered = (messages.swap(0, Ordering::Relaxed), spawns.swap(0, Ordering::Relaxed));
+    (epoch, rules_stale, registry_stale, delivered.0, delivered.1).encode(env)
 }
 
-/// `dist_conn_rules(Conn, Epoch, SendAllowed, MaxMessageBytes)`.
+/// `dist_conn_rules(Conn, Epoch, {SendAllowed, MaxMessageBytes, Rpc})`:
+/// `Rpc` as the rules have it (modules, and `{M, F, A}` with `'_'` for any).
 #[rustler::nif]
-fn dist_conn_rules(conn: Conn, epoch: u64, send: bool, max_bytes: u64) -> rustler::Atom {
+fn dist_conn_rules(conn: Conn, epoch: u64, rules: (bool, u64, Vec<Term>)) -> rustler::Atom {
+    let (send, max_bytes, rpc) = rules;
+    let patterns = rpc.into_iter().filter_map(rpc_pattern).collect();
     let shared = &conn.shared;
+    *shared.rpc.lock().expect("rpc") = patterns;
     shared.send_allowed.store(send, Ordering::Relaxed);
     shared.max_bytes.store(max_bytes, Ordering::Relaxed);
     shared.epoch.store(epoch, Ordering::Release);
     atoms::ok()
+}
+
+/// A pattern the driver can match, or `None` (an arity no function has):
+/// the filter judges what it would have matched.
+fn rpc_pattern(term: Term) -> Option<RpcPattern> {
+    let name = |t: Term| t.atom_to_string().ok().map(String::into_bytes);
+    let any = |t: Term| t.decode::<rustler::Atom>().ok() == Some(atoms::any());
+    if term.is_atom() {
+        return Some(RpcPattern { module: name(term)?, function: None, arity: None });
+    }
+    let (m, f, a): (Term, Term, Term) = term.decode().ok()?;
+    Some(RpcPattern {
+        module: name(m)?,
+        function: if any(f) { None } else { Some(name(f)?) },
+        arity: if any(a) { None } else { Some(a.decode().ok()?) },
+    })
 }
 
 /// `dist_conn_registry(Conn, NamedPids)`: the local processes the filter
