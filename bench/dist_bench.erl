@@ -74,9 +74,9 @@ print(Label, Rows, Bases) ->
 %% Nanoseconds the filter spends on one message packet to a pid the peer holds.
 filter_cost() ->
     {ok, Policy} = seccomp_dist_policy:normalise(#{}),
-    Caps = ets:new(caps, [public]),
+    Caps = seccomp_dist_caps:new(),
     Sink = spawn(fun() -> receive stop -> ok end end),
-    true = ets:insert(Caps, {Sink, 0}),
+    ok = seccomp_dist_caps:show(<<112, (term_to_binary({2, '', x}))/binary, (term_to_binary(Sink))/binary>>, Caps),
     Ctx = seccomp_dist_filter:context(a@b, seccomp_dist_policy:rules_for(a@b, Policy), Caps),
     [begin
          Packet = <<112, (term_to_binary({22, Sink, Sink}))/binary,

@@ -1,7 +1,6 @@
 %% @doc Reads the external term format of distribution terms without
 %% decoding them: where a term ends, which atoms it would create, whether it
-%% holds funs, how much memory decoding it would take; and which of this
-%% node's pids and references our own outgoing data names.
+%% holds funs, how much memory decoding it would take.
 %%
 %% The walk is native (`seccomp_nif', `etf.rs'): terms are walked in prefix
 %% order with a count of terms still to read, so nesting depth costs
@@ -11,7 +10,7 @@
 %% short NIF call goes on on a dirty scheduler.
 -module(seccomp_dist_etf).
 
--export([scan/2, local_terms/2]).
+-export([scan/2]).
 -export_type([info/0]).
 
 -type info() :: #{size := non_neg_integer(), new_atoms := [binary()], funs := non_neg_integer(),
@@ -42,14 +41,4 @@ existing_atom(Name) ->
         _ -> true
     catch
         error:badarg -> false
-    end.
-
-%% @doc This node's pids and references in the terms of `Bin' (one or more
-%% terms one after another, as in a packet), or `error' when `Bin' is not
-%% whole terms. `NodeName' is `atom_to_binary(node())'.
--spec local_terms(binary(), binary()) -> {ok, [pid() | reference()]} | error.
-local_terms(Bin, NodeName) ->
-    case seccomp_nif:etf_locals(Bin, NodeName) of
-        dirty -> seccomp_nif:etf_locals_dirty(Bin, NodeName);
-        Done -> Done
     end.

@@ -10,7 +10,7 @@
          spawn_ticket/0, adopt/1, adopt_pid/2, policy_ticket/1, status/1, policy_spec/1, table_size/0,
          spec_to_json/1, spec_from_json/1, load_error/0,
          enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0,
-         flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2, etf_locals/2, etf_locals_dirty/2,
+         flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2,
          dist_conn_new/1, dist_conn_peer/2, dist_caps_show/2, dist_caps_rotate/1, dist_caps_holds/2,
          dist_caps_monitor_fired/2, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/3,
          dist_conn_registry/2]).
@@ -155,12 +155,6 @@ etf_scan(_Bin, _MaxNewAtoms) -> ?NOT_LOADED.
 
 -spec etf_scan_dirty(binary(), non_neg_integer()) -> etf_scan().
 etf_scan_dirty(_Bin, _MaxNewAtoms) -> ?NOT_LOADED.
-
--spec etf_locals(binary(), binary()) -> {ok, [pid() | reference()]} | error | dirty.
-etf_locals(_Bin, _NodeName) -> ?NOT_LOADED.
-
--spec etf_locals_dirty(binary(), binary()) -> {ok, [pid() | reference()]} | error.
-etf_locals_dirty(_Bin, _NodeName) -> ?NOT_LOADED.
 
 %% A distribution connection's native state (see `seccomp_dist_caps'):
 %% `{Conn, Id}', where `Id' is what its driver port claims it by.

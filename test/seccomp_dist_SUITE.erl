@@ -28,7 +28,7 @@
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
--export([decide_on/2, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
+-export([decide_on/2, give/2, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -460,8 +460,16 @@ context() -> context(#{}).
 context(Rules) ->
     ok = budget_table(),
     {ok, Policy} = seccomp_dist_policy:normalise(#{default => Rules#{rpc => [{erlang, node, 0}]}}),
-    Caps = ets:new(caps, [public]),
-    seccomp_dist_filter:context(peer@host, seccomp_dist_policy:rules_for(peer@host, Policy), Caps).
+    seccomp_dist_filter:context(peer@host, seccomp_dist_policy:rules_for(peer@host, Policy), seccomp_dist_caps:new()).
+
+%% Show the peer local pids and aliases, as an outgoing message would.
+give(Ctx, Items) ->
+    seccomp_dist_caps:show(<<112, (term_to_binary({2, '', x}))/binary, (term_to_binary(Items))/binary>>,
+                           maps:get(caps, Ctx)).
+
+%% A monitor a local process set up on the peer's process `P'.
+monitored(Ctx, P, Ref) ->
+    seccomp_dist_caps:show(<<112, (term_to_binary({19, self(), P, Ref}))/binary>>, maps:get(caps, Ctx)).
 
 %% The atom budget shared by all connections lives as long as distribution;
 %% here, as long as a process of its own.
@@ -508,7 +516,7 @@ control_messages_of_every_release(_Config) ->
     Init = whereis(init),
     Given = spawn(fun() -> receive stop -> ok end end),
     GivenAlias = alias(),
-    true = ets:insert(maps:get(caps, Ctx), [{Given, 0}, {GivenAlias, 0}]),
+    ok = ?MODULE:give(Ctx, [Given, GivenAlias]),
     %% a monitor's reference is made by the monitoring side's node
     Ref = binary_to_term(<<131, 90, 3:16, 119, 9, "peer@host", 42:32, 1:32, 2:32, 3:32>>),
     Msg = {hello, 1},
@@ -533,7 +541,7 @@ control_messages_of_every_release(_Config) ->
               {21, P, Given, make_ref(), noproc}]],
     %% a monitor exit fires a monitor this node set up on the peer, once
     Mine = make_ref(),
-    true = ets:insert(maps:get(caps, Ctx), {{monitor, Mine}, monitor}),
+    ok = monitored(Ctx, P, Mine),
     ?assertMatch({accept, _, _}, verdict(packet({21, P, Given, Mine, noproc}), Ctx)),
     ?assertMatch({refuse, _, _, _}, verdict(packet({21, P, Given, Mine, noproc}), Ctx)),
     ?assertMatch({refuse, _, _, _}, verdict(packet({24, P, Init}, kill), Ctx)),
@@ -586,14 +594,14 @@ amplification_is_bounded(_Config) ->
                               Given = spawn(fun() -> receive stop -> ok end end),
                               Ctx0 = context(#{max_new_atoms => 100, max_message_bytes => 1 bsl 20}),
                               Ctx = Ctx0#{},
-                              true = ets:insert(maps:get(caps, Ctx), {Given, 0}),
+                              ok = ?MODULE:give(Ctx, [Given]),
                               _ = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"warm">>, 1))/binary>>, Ctx),
                               Before = erlang:system_info(atom_count),
                               Over = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 101))/binary>>, Ctx),
                               %% the budget is the node's, whatever the connection: one atom is spent
                               Under = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"amp">>, 99))/binary>>, Ctx),
                               Reconnected = context(#{max_new_atoms => 100}),
-                              true = ets:insert(maps:get(caps, Reconnected), {Given, 0}),
+                              ok = ?MODULE:give(Reconnected, [Given]),
                               Spent = ?MODULE:decide_on(<<(packet({2, '', Given}))/binary, (new_atoms_term(<<"more">>, 1))/binary>>,
                                                         Reconnected),
                               Created = erlang:system_info(atom_count) - Before,
@@ -1247,7 +1255,7 @@ control_fields_are_typed(_Config) ->
     P = peer_pid(),
     Given = spawn(fun() -> receive stop -> ok end end),
     Alias = alias(),
-    true = ets:insert(maps:get(caps, Ctx), [{Given, 0}, {Alias, 0}]),
+    ok = ?MODULE:give(Ctx, [Given, Alias]),
     R = make_ref(),
     T = {2, label, 7, P, 6},
     Mfa = {erlang, node, 0},

@@ -76,13 +76,24 @@ long_terms_are_walked_whole_test() ->
     ?assertEqual(byte_size(term_to_binary(Long)), Size),
     ?assert(Memory >= erts_debug:flat_size(Long) * 8).
 
-%% The pids and references of this node in outgoing terms; not other
-%% nodes', not ports, and nothing from data that is not whole terms.
-local_terms_are_this_nodes_pids_and_references_test() ->
+%% What an outgoing packet shows the peer: this node's pids and references
+%% in its control term and payload; not other nodes', not ports, nothing
+%% from a packet that is not whole terms; and a monitor it sets up fires once.
+shown_pids_and_references_are_held_test() ->
+    Caps = seccomp_dist_caps:new(),
     Ref = make_ref(),
     Other = binary_to_term(<<131, 88, 119, 3, "a@b", 1:32, 2:32, 3:32>>),
-    Bin = <<(term_to_binary({self(), [Ref, Other], hd(erlang:ports())}))/binary,
-            (term_to_binary(#{key => self()}))/binary>>,
-    Name = atom_to_binary(node(), utf8),
-    ?assertEqual({ok, [self(), Ref, self()]}, seccomp_dist_etf:local_terms(Bin, Name)),
-    ?assertEqual(error, seccomp_dist_etf:local_terms(binary:part(Bin, 0, 10), Name)).
+    Proc = spawn(fun() -> ok end),
+    Cut = <<112, (term_to_binary({2, '', x}))/binary, (term_to_binary({Proc, make_ref()}))/binary>>,
+    ok = seccomp_dist_caps:show(binary:part(Cut, 0, byte_size(Cut) - 3), Caps),
+    ?assertNot(seccomp_dist_caps:holds(Caps, Proc)),
+    ok = seccomp_dist_caps:show([<<112>>, term_to_binary({22, self(), Other}),
+                                 term_to_binary({[Ref, Other], hd(erlang:ports()), #{key => Ref}})], Caps),
+    ?assert(seccomp_dist_caps:holds(Caps, self())),
+    ?assert(seccomp_dist_caps:holds(Caps, Ref)),
+    ?assertNot(seccomp_dist_caps:holds(Caps, Other)),
+    ?assertNot(seccomp_dist_caps:holds(Caps, make_ref())),
+    Monitor = make_ref(),
+    ok = seccomp_dist_caps:show(<<112, (term_to_binary({19, self(), Other, Monitor}))/binary>>, Caps),
+    ?assert(seccomp_dist_caps:monitor_fired(Caps, Monitor)),
+    ?assertNot(seccomp_dist_caps:monitor_fired(Caps, Monitor)).

@@ -47,6 +47,12 @@ fn atom_exists(env: Env, text: &[u8]) -> Option<bool> {
     Some(exists)
 }
 
+/// Make a name count as a known atom (tests of callers of `scan_known`).
+#[cfg(test)]
+pub(crate) fn know(name: &[u8]) {
+    KNOWN_ATOMS.insert(name.into());
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Failure {
     Truncated,
@@ -449,33 +455,6 @@ fn locals(
     (result.map(|()| walker.scan.locals), visits)
 }
 
-fn run_locals<'a>(
-    env: Env<'a>,
-    bin: Binary<'a>,
-    node: Binary<'a>,
-    budget: Option<u64>,
-) -> NifResult<Term<'a>> {
-    let (result, visits) = locals(bin.as_slice(), node.as_slice(), budget);
-    charge(env, visits, budget);
-    Ok(match result {
-        Ok(spans) => {
-            let mut found = Vec::with_capacity(spans.len());
-            let mut encoded = Vec::new();
-            for (start, end) in spans {
-                encoded.clear();
-                encoded.push(VERSION);
-                encoded.extend_from_slice(&bin.as_slice()[start..end]);
-                if let Some((term, _)) = env.binary_to_term(&encoded) {
-                    found.push(term);
-                }
-            }
-            (atoms::ok(), found).encode(env)
-        }
-        Err(Failure::Budget) => atoms::dirty().encode(env),
-        Err(_) => atoms::error().encode(env),
-    })
-}
-
 /// A walk on a normal scheduler is charged to the caller's timeslice, like
 /// any other work it does.
 fn charge(env: Env, visits: u64, budget: Option<u64>) {
@@ -483,20 +462,6 @@ fn charge(env: Env, visits: u64, budget: Option<u64>) {
         let percent = (visits.saturating_mul(100) / b).clamp(1, 100) as i32;
         rustler::schedule::consume_timeslice(env, percent);
     }
-}
-
-/// `etf_locals(Bin, NodeName)`: `{ok, PidsAndRefs}` of the node named
-/// `NodeName` (UTF-8) in the terms of `Bin`, `error` when `Bin` is not whole
-/// terms, or `dirty` (then call `etf_locals_dirty/2`).
-#[rustler::nif]
-fn etf_locals<'a>(env: Env<'a>, bin: Binary<'a>, node: Binary<'a>) -> NifResult<Term<'a>> {
-    run_locals(env, bin, node, Some(SCHEDULER_BUDGET))
-}
-
-/// `etf_locals/2` without a budget, on a dirty CPU scheduler.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn etf_locals_dirty<'a>(env: Env<'a>, bin: Binary<'a>, node: Binary<'a>) -> NifResult<Term<'a>> {
-    run_locals(env, bin, node, None)
 }
 
 /// `etf_scan(Bin, MaxNewAtoms)`: `{ok, Size, New, Unchecked, Funs, Memory}`,

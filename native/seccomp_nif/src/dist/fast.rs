@@ -204,3 +204,139 @@ fn door(payload: &[u8]) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    const NODE: &[u8] = b"here@h";
+    const PEER: &[u8] = b"peer@h";
+
+    fn atom(name: &[u8]) -> Vec<u8> {
+        let mut v = vec![119, name.len() as u8];
+        v.extend_from_slice(name);
+        v
+    }
+
+    fn pid(node: &[u8], id: u8) -> Vec<u8> {
+        let mut v = vec![88];
+        v.extend(atom(node));
+        v.extend_from_slice(&[0, 0, 0, id, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v
+    }
+
+    fn reference(node: &[u8], id: u8) -> Vec<u8> {
+        let mut v = vec![90, 0, 1];
+        v.extend(atom(node));
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, id]);
+        v
+    }
+
+    fn tuple(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = vec![104, items.len() as u8];
+        items.iter().for_each(|i| v.extend(i));
+        v
+    }
+
+    fn list(items: &[Vec<u8>]) -> Vec<u8> {
+        if items.is_empty() {
+            return vec![106];
+        }
+        let mut v = vec![108, 0, 0, 0, items.len() as u8];
+        items.iter().for_each(|i| v.extend(i));
+        v.push(106);
+        v
+    }
+
+    fn small(n: u8) -> Vec<u8> {
+        vec![97, n]
+    }
+
+    fn packet(control: Vec<u8>, payload: Vec<u8>) -> Vec<u8> {
+        let mut p = vec![112, VERSION];
+        p.extend(control);
+        p.push(VERSION);
+        p.extend(payload);
+        p
+    }
+
+    fn shared() -> Shared {
+        for name in [&b"msg"[..], b"erpc", b"execute_call", b"erlang", b"node", b"os", b"cmd", b"monitor", NODE, PEER] {
+            etf::know(name);
+        }
+        let s = Shared::new(NODE);
+        let _ = s.peer.set(PEER.to_vec());
+        s.send_allowed.store(true, Ordering::Relaxed);
+        s.max_bytes.store(1 << 20, Ordering::Relaxed);
+        s.epoch.store(super::super::POLICY_EPOCH.load(Ordering::Acquire), Ordering::Release);
+        s.registry.lock().unwrap().at = Some(Instant::now());
+        s.rpc.lock().unwrap().push(super::super::RpcPattern {
+            module: b"erlang".to_vec(),
+            function: Some(b"node".to_vec()),
+            arity: Some(0),
+        });
+        s
+    }
+
+    fn holding(items: &[Vec<u8>]) -> Caps {
+        let mut caps = Caps::default();
+        caps.show(&packet(tuple(&[small(2), atom(b""), atom(b"x")]), list(items)), NODE, true);
+        caps
+    }
+
+    #[test]
+    fn messages_to_held_processes_only() {
+        let s = shared();
+        let caps = holding(&[pid(NODE, 1), reference(NODE, 9)]);
+        let msg = tuple(&[atom(b"msg"), small(1)]);
+        let send = |from: Vec<u8>, to: Vec<u8>| packet(tuple(&[small(22), from, to]), msg.clone());
+        assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps), Some(Kind::Message));
+        assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 2)), &s, &caps), None);
+        assert_eq!(accepts(&send(pid(NODE, 5), pid(NODE, 1)), &s, &caps), None);
+        let alias = packet(tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]), msg.clone());
+        assert_eq!(accepts(&alias, &s, &caps), Some(Kind::Message));
+        let door = packet(tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]), tuple(&[atom(b"$gen_call"), small(1)]));
+        assert_eq!(accepts(&door, &s, &caps), None);
+        let unknown_atom = packet(tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]), atom(b"never_seen_here"));
+        assert_eq!(accepts(&unknown_atom, &s, &caps), None);
+        s.registry.lock().unwrap().at = None;
+        assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps), None);
+    }
+
+    fn spawn(mfa: Vec<u8>, opts: Vec<u8>, args: Vec<u8>) -> Vec<u8> {
+        packet(tuple(&[small(29), reference(PEER, 3), pid(PEER, 5), pid(PEER, 6), mfa, opts]), args)
+    }
+
+    #[test]
+    fn spawn_requests_of_allowed_functions_only() {
+        let s = shared();
+        let caps = Caps::default();
+        let erpc = tuple(&[atom(b"erpc"), atom(b"execute_call"), small(4)]);
+        let call = |m: &[u8], f: &[u8], args: Vec<Vec<u8>>| {
+            list(&[reference(PEER, 4), atom(m), atom(f), list(&args)])
+        };
+        let monitor = list(&[atom(b"monitor")]);
+        let ok = spawn(erpc.clone(), monitor.clone(), call(b"erlang", b"node", vec![]));
+        assert_eq!(accepts(&ok, &s, &caps), Some(Kind::SpawnRequest));
+        let refused = [
+            spawn(erpc.clone(), monitor.clone(), call(b"os", b"cmd", vec![])),
+            spawn(erpc.clone(), monitor.clone(), call(b"erlang", b"node", vec![small(1)])),
+            spawn(erpc.clone(), list(&[atom(b"erlang")]), call(b"erlang", b"node", vec![])),
+            spawn(tuple(&[atom(b"erpc"), atom(b"execute_call"), small(3)]), monitor.clone(),
+                  call(b"erlang", b"node", vec![])),
+            spawn(tuple(&[atom(b"erlang"), atom(b"node"), small(0)]), monitor.clone(), list(&[small(1)])),
+        ];
+        for p in &refused {
+            assert_eq!(accepts(p, &s, &caps), None);
+        }
+        let direct = spawn(tuple(&[atom(b"erlang"), atom(b"node"), small(0)]), list(&[]), list(&[]));
+        assert_eq!(accepts(&direct, &s, &caps), Some(Kind::SpawnRequest));
+        // A Latin-1 encoding of the same bytes names another atom.
+        let mut latin1 = direct.clone();
+        let at = latin1.windows(6).position(|w| w == [119, 6, b'e', b'r', b'l', b'a']).unwrap();
+        latin1[at] = 115;
+        assert_eq!(accepts(&latin1, &s, &caps), None);
+    }
+}

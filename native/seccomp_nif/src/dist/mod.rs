@@ -65,6 +65,20 @@ struct RpcPattern {
 }
 
 impl Shared {
+    fn new(node: &[u8]) -> Shared {
+        Shared {
+            node: node.to_vec(),
+            peer: OnceCell::new(),
+            caps: Mutex::new(Caps::default()),
+            send_allowed: AtomicBool::new(false),
+            max_bytes: AtomicU64::new(0),
+            epoch: AtomicU64::new(NO_EPOCH),
+            registry: Mutex::new(Registry::default()),
+            rpc: Mutex::new(Vec::new()),
+            accepted: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
     fn rules_current(&self) -> bool {
         self.epoch.load(Ordering::Acquire) == POLICY_EPOCH.load(Ordering::Acquire)
     }
@@ -124,17 +138,7 @@ mod atoms {
 #[rustler::nif]
 fn dist_conn_new<'a>(env: Env<'a>, node: Binary<'a>) -> Term<'a> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let shared = Arc::new(Shared {
-        node: node.as_slice().to_vec(),
-        peer: OnceCell::new(),
-        caps: Mutex::new(Caps::default()),
-        send_allowed: AtomicBool::new(false),
-        max_bytes: AtomicU64::new(0),
-        epoch: AtomicU64::new(NO_EPOCH),
-        registry: Mutex::new(Registry::default()),
-        rpc: Mutex::new(Vec::new()),
-        accepted: [AtomicU64::new(0), AtomicU64::new(0)],
-    });
+    let shared = Arc::new(Shared::new(node.as_slice()));
     if let Ok(mut unclaimed) = UNCLAIMED.lock() {
         unclaimed.insert(id, shared.clone());
     }
