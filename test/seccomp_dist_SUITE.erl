@@ -1561,7 +1561,11 @@ judged_messages_leave_nothing_behind(_Config) ->
     {Connection, Global} =
         on(Prot, fun() ->
                          {_, Ctrl} = lists:keyfind(AttNode, 1, erlang:system_info(dist_ctrl)),
-                         {links, Procs} = process_info(Ctrl, links),
+                         %% a TCP connection's controller is the driver port
+                         {links, Procs} = case is_port(Ctrl) of
+                                              true -> erlang:port_info(Ctrl, links);
+                                              false -> process_info(Ctrl, links)
+                                          end,
                          {lists:sum([M || P <- [Ctrl | Procs], is_pid(P), {memory, M} <- [process_info(P, memory)]]),
                           element(2, process_info(whereis(global_name_server), memory))}
                  end),
