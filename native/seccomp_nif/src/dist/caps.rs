@@ -52,14 +52,21 @@ pub fn identifier(bin: &[u8]) -> Option<(&[u8], Key, usize)> {
     key[2 + 4 - creation_len..6].copy_from_slice(creation);
     let numbers = bin.get(words_from..words_from + 4 * words)?;
     key[6..6 + 4 * words].copy_from_slice(numbers);
-    let end = if kind == b'p' { creation_at + creation_len } else { words_from + 4 * words };
+    let end = if kind == b'p' {
+        creation_at + creation_len
+    } else {
+        words_from + 4 * words
+    };
     Some((node, key, end))
 }
 
 /// An atom's name at `at` and where it ends.
 pub fn atom(bin: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let (len, from) = match *bin.get(at)? {
-        100 | 118 => (u16::from_be_bytes([*bin.get(at + 1)?, *bin.get(at + 2)?]) as usize, at + 3),
+        100 | 118 => (
+            u16::from_be_bytes([*bin.get(at + 1)?, *bin.get(at + 2)?]) as usize,
+            at + 3,
+        ),
         115 | 119 => (*bin.get(at + 1)? as usize, at + 2),
         _ => return None,
     };
@@ -101,7 +108,11 @@ impl Caps {
         let Some(control_end) = control_end(terms) else {
             return false;
         };
-        let upto = if payload_mentions { terms.len() } else { control_end };
+        let upto = if payload_mentions {
+            terms.len()
+        } else {
+            control_end
+        };
         let Some(spans) = etf::local_spans(&terms[..upto], node) else {
             return false;
         };

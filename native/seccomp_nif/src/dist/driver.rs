@@ -116,7 +116,11 @@ fn event(fd: c_int) -> ErlDrvEvent {
 /// socket (duplicated here: its owner keeps its own).
 extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
     let command = unsafe { CStr::from_ptr(command) }.to_string_lossy();
-    let args: Vec<u64> = command.split_whitespace().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = command
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let [id, fd, send_timeout_ms] = args[..] else {
         return ERL_DRV_ERROR_BADARG;
     };
@@ -171,7 +175,14 @@ extern "C" fn stop(data: ErlDrvData) {
     let conn = unsafe { Box::from_raw(data as *mut Conn) };
     if conn.selected {
         // The runtime closes it through `stop_select` once it is safe.
-        unsafe { driver_select(conn.port, event(conn.fd), ERL_DRV_READ | ERL_DRV_WRITE | ERL_DRV_USE, 0) };
+        unsafe {
+            driver_select(
+                conn.port,
+                event(conn.fd),
+                ERL_DRV_READ | ERL_DRV_WRITE | ERL_DRV_USE,
+                0,
+            )
+        };
     } else {
         unsafe { libc::close(conn.fd) };
     }
@@ -182,7 +193,9 @@ extern "C" fn stop_select(event: ErlDrvEvent, _reserved: *mut c_void) {
 }
 
 fn errno() -> c_int {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 // --- Input ------------------------------------------------------------------------------
@@ -197,7 +210,11 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
         c.inbuf.reserve(READ_CHUNK);
         let spare = c.inbuf.capacity() - c.inbuf.len();
         let n = unsafe {
-            libc::read(c.fd, c.inbuf.as_mut_ptr().add(c.inbuf.len()) as *mut c_void, spare)
+            libc::read(
+                c.fd,
+                c.inbuf.as_mut_ptr().add(c.inbuf.len()) as *mut c_void,
+                spare,
+            )
         };
         if n > 0 {
             unsafe { c.inbuf.set_len(c.inbuf.len() + n as usize) };
@@ -248,7 +265,11 @@ impl Conn {
             }
             let len = u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
             if len as u64 > max {
-                self.skip = Some(Skip { len, need: len, head: Vec::new() });
+                self.skip = Some(Skip {
+                    len,
+                    need: len,
+                    head: Vec::new(),
+                });
                 at += 4;
                 continue;
             }
@@ -281,7 +302,8 @@ impl Conn {
         }
         if self.waiting.is_some() {
             self.held_bytes += packet.len();
-            self.held.push_back(owned.unwrap_or_else(|| packet.to_vec()));
+            self.held
+                .push_back(owned.unwrap_or_else(|| packet.to_vec()));
             if self.held_bytes > HOLD_LIMIT {
                 self.pause(true);
             }
@@ -353,7 +375,9 @@ impl Conn {
             }
         }
         while self.waiting.is_none() {
-            let Some(p) = self.held.pop_front() else { break };
+            let Some(p) = self.held.pop_front() else {
+                break;
+            };
             self.held_bytes -= p.len();
             let bytes = p.clone();
             self.packet(&bytes, Some(p));
@@ -389,7 +413,11 @@ extern "C" fn outputv(data: ErlDrvData, ev: *mut ErlIOVec) {
         (ev.size, iovecs(ev))
     };
     c.send_cnt += 1;
-    c.write_packet(size, |c, skip| unsafe { driver_enqv(c.port, ev, skip) }, segments);
+    c.write_packet(
+        size,
+        |c, skip| unsafe { driver_enqv(c.port, ev, skip) },
+        segments,
+    );
 }
 
 impl Conn {
@@ -410,14 +438,28 @@ impl Conn {
             true
         } else if mentions(segments, node) {
             whole.clear();
-            segments.iter().for_each(|s| whole.extend_from_slice(bytes(s)));
+            segments
+                .iter()
+                .for_each(|s| whole.extend_from_slice(bytes(s)));
             true
         } else {
             false
         };
-        let full = self.shared.caps.lock().expect("caps").show(&whole, node, mentions);
+        let full = self
+            .shared
+            .caps
+            .lock()
+            .expect("caps")
+            .show(&whole, node, mentions);
         if full {
-            self.send_term(&[ERL_DRV_PORT, self.port_term, ERL_DRV_ATOM, self.atoms[2], ERL_DRV_TUPLE, 2]);
+            self.send_term(&[
+                ERL_DRV_PORT,
+                self.port_term,
+                ERL_DRV_ATOM,
+                self.atoms[2],
+                ERL_DRV_TUPLE,
+                2,
+            ]);
         }
     }
 
@@ -436,9 +478,15 @@ impl Conn {
             enqueue(self, 0);
         } else {
             let mut iov = Vec::with_capacity(segments.len().min(IOV_MAX - 1) + 1);
-            iov.push(libc::iovec { iov_base: header.as_ptr() as *mut c_void, iov_len: 4 });
+            iov.push(libc::iovec {
+                iov_base: header.as_ptr() as *mut c_void,
+                iov_len: 4,
+            });
             for s in segments.iter().filter(|s| s.iov_len > 0).take(IOV_MAX - 1) {
-                iov.push(libc::iovec { iov_base: s.iov_base as *mut c_void, iov_len: s.iov_len });
+                iov.push(libc::iovec {
+                    iov_base: s.iov_base as *mut c_void,
+                    iov_len: s.iov_len,
+                });
             }
             let n = unsafe { libc::writev(self.fd, iov.as_ptr(), iov.len() as c_int) };
             let written = if n >= 0 {
@@ -456,7 +504,13 @@ impl Conn {
                 return;
             }
             if written < 4 {
-                unsafe { driver_enq(self.port, header[written..].as_ptr() as *const c_char, 4 - written) };
+                unsafe {
+                    driver_enq(
+                        self.port,
+                        header[written..].as_ptr() as *const c_char,
+                        4 - written,
+                    )
+                };
                 enqueue(self, 0);
             } else {
                 enqueue(self, written - 4);
@@ -472,10 +526,19 @@ impl Conn {
     }
 
     fn write_bytes(&mut self, packet: &[u8]) {
-        let segment = SysIOVec { iov_base: packet.as_ptr() as *mut c_char, iov_len: packet.len() };
+        let segment = SysIOVec {
+            iov_base: packet.as_ptr() as *mut c_char,
+            iov_len: packet.len(),
+        };
         self.write_packet(
             packet.len(),
-            |c, skip| unsafe { driver_enq(c.port, packet[skip..].as_ptr() as *const c_char, packet.len() - skip) },
+            |c, skip| unsafe {
+                driver_enq(
+                    c.port,
+                    packet[skip..].as_ptr() as *const c_char,
+                    packet.len() - skip,
+                )
+            },
             &[segment],
         );
     }
@@ -489,7 +552,9 @@ impl Conn {
 
     fn arm_send_timer(&mut self) {
         if unsafe { driver_sizeq(self.port) } > 0 {
-            let left = self.send_timeout_ms.saturating_sub(self.last_progress.elapsed().as_millis() as u64);
+            let left = self
+                .send_timeout_ms
+                .saturating_sub(self.last_progress.elapsed().as_millis() as u64);
             unsafe { driver_set_timer(self.port, left as c_ulong) };
         }
     }
@@ -572,7 +637,11 @@ extern "C" fn control(
     rlen: ErlDrvSizeT,
 ) -> ErlDrvSSizeT {
     let c = conn(data);
-    let input: &[u8] = if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(buf as *const u8, len) } };
+    let input: &[u8] = if len == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(buf as *const u8, len) }
+    };
     match command {
         // The runtime runs control callbacks with the calling process
         // unlocked, as it does port tasks: packets may be delivered here.

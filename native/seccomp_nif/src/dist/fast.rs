@@ -25,7 +25,14 @@ use crate::etf;
 const VERSION: u8 = 131;
 /// Terms a payload walk may visit here (longer walks go to the filter).
 const WALK_BUDGET: u64 = 20_000;
-const DOORS: [&[u8]; 6] = [b"$gen_call", b"$gen_cast", b"system", b"EXIT", b"io_request", b"file_request"];
+const DOORS: [&[u8]; 6] = [
+    b"$gen_call",
+    b"$gen_cast",
+    b"system",
+    b"EXIT",
+    b"io_request",
+    b"file_request",
+];
 
 /// What the driver delivers on its own.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,7 +67,11 @@ fn message(terms: &[u8], shared: &Shared, caps: &Caps) -> bool {
     let Some((to_node, to, to_len)) = caps::identifier(&terms[to_at..]) else {
         return false;
     };
-    if from[0] != b'p' || shared.peer.get().map(Vec::as_slice) != Some(from_node) || to[0] != to_kind || to_node != shared.node.as_slice() {
+    if from[0] != b'p'
+        || shared.peer.get().map(Vec::as_slice) != Some(from_node)
+        || to[0] != to_kind
+        || to_node != shared.node.as_slice()
+    {
         return false;
     }
     if !caps.holds(&to) {
@@ -161,10 +172,18 @@ struct List {
 /// A proper list at `at` (`[]`, a list whose tail is `[]`, or a string).
 fn list(bin: &[u8], at: usize) -> Option<List> {
     match *bin.get(at)? {
-        106 => Some(List { len: 0, first: at + 1, end: at + 1 }),
+        106 => Some(List {
+            len: 0,
+            first: at + 1,
+            end: at + 1,
+        }),
         107 => {
             let len = u16::from_be_bytes([*bin.get(at + 1)?, *bin.get(at + 2)?]) as usize;
-            Some(List { len, first: at + 3, end: at + 3 + len })
+            Some(List {
+                len,
+                first: at + 3,
+                end: at + 3 + len,
+            })
         }
         108 => {
             let len = u32::from_be_bytes(bin.get(at + 1..at + 5)?.try_into().ok()?) as usize;
@@ -172,7 +191,11 @@ fn list(bin: &[u8], at: usize) -> Option<List> {
             for _ in 0..len {
                 end = skip(bin, end)?;
             }
-            (*bin.get(end)? == 106).then_some(List { len, first: at + 5, end: end + 1 })
+            (*bin.get(end)? == 106).then_some(List {
+                len,
+                first: at + 5,
+                end: end + 1,
+            })
         }
         _ => None,
     }
@@ -263,14 +286,28 @@ mod tests {
     }
 
     fn shared() -> Shared {
-        for name in [&b"msg"[..], b"erpc", b"execute_call", b"erlang", b"node", b"os", b"cmd", b"monitor", NODE, PEER] {
+        for name in [
+            &b"msg"[..],
+            b"erpc",
+            b"execute_call",
+            b"erlang",
+            b"node",
+            b"os",
+            b"cmd",
+            b"monitor",
+            NODE,
+            PEER,
+        ] {
             etf::know(name);
         }
         let s = Shared::new(NODE);
         let _ = s.peer.set(PEER.to_vec());
         s.send_allowed.store(true, Ordering::Relaxed);
         s.max_bytes.store(1 << 20, Ordering::Relaxed);
-        s.epoch.store(super::super::POLICY_EPOCH.load(Ordering::Acquire), Ordering::Release);
+        s.epoch.store(
+            super::super::POLICY_EPOCH.load(Ordering::Acquire),
+            Ordering::Release,
+        );
         s.registry.lock().unwrap().at = Some(Instant::now());
         s.rpc.lock().unwrap().push(super::super::RpcPattern {
             module: b"erlang".to_vec(),
@@ -282,7 +319,11 @@ mod tests {
 
     fn holding(items: &[Vec<u8>]) -> Caps {
         let mut caps = Caps::default();
-        caps.show(&packet(tuple(&[small(2), atom(b""), atom(b"x")]), list(items)), NODE, true);
+        caps.show(
+            &packet(tuple(&[small(2), atom(b""), atom(b"x")]), list(items)),
+            NODE,
+            true,
+        );
         caps
     }
 
@@ -292,21 +333,43 @@ mod tests {
         let caps = holding(&[pid(NODE, 1), reference(NODE, 9)]);
         let msg = tuple(&[atom(b"msg"), small(1)]);
         let send = |from: Vec<u8>, to: Vec<u8>| packet(tuple(&[small(22), from, to]), msg.clone());
-        assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps), Some(Kind::Message));
+        assert_eq!(
+            accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps),
+            Some(Kind::Message)
+        );
         assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 2)), &s, &caps), None);
         assert_eq!(accepts(&send(pid(NODE, 5), pid(NODE, 1)), &s, &caps), None);
-        let alias = packet(tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]), msg.clone());
+        let alias = packet(
+            tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]),
+            msg.clone(),
+        );
         assert_eq!(accepts(&alias, &s, &caps), Some(Kind::Message));
-        let door = packet(tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]), tuple(&[atom(b"$gen_call"), small(1)]));
+        let door = packet(
+            tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
+            tuple(&[atom(b"$gen_call"), small(1)]),
+        );
         assert_eq!(accepts(&door, &s, &caps), None);
-        let unknown_atom = packet(tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]), atom(b"never_seen_here"));
+        let unknown_atom = packet(
+            tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
+            atom(b"never_seen_here"),
+        );
         assert_eq!(accepts(&unknown_atom, &s, &caps), None);
         s.registry.lock().unwrap().at = None;
         assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps), None);
     }
 
     fn spawn(mfa: Vec<u8>, opts: Vec<u8>, args: Vec<u8>) -> Vec<u8> {
-        packet(tuple(&[small(29), reference(PEER, 3), pid(PEER, 5), pid(PEER, 6), mfa, opts]), args)
+        packet(
+            tuple(&[
+                small(29),
+                reference(PEER, 3),
+                pid(PEER, 5),
+                pid(PEER, 6),
+                mfa,
+                opts,
+            ]),
+            args,
+        )
     }
 
     #[test]
@@ -318,24 +381,50 @@ mod tests {
             list(&[reference(PEER, 4), atom(m), atom(f), list(&args)])
         };
         let monitor = list(&[atom(b"monitor")]);
-        let ok = spawn(erpc.clone(), monitor.clone(), call(b"erlang", b"node", vec![]));
+        let ok = spawn(
+            erpc.clone(),
+            monitor.clone(),
+            call(b"erlang", b"node", vec![]),
+        );
         assert_eq!(accepts(&ok, &s, &caps), Some(Kind::SpawnRequest));
         let refused = [
             spawn(erpc.clone(), monitor.clone(), call(b"os", b"cmd", vec![])),
-            spawn(erpc.clone(), monitor.clone(), call(b"erlang", b"node", vec![small(1)])),
-            spawn(erpc.clone(), list(&[atom(b"erlang")]), call(b"erlang", b"node", vec![])),
-            spawn(tuple(&[atom(b"erpc"), atom(b"execute_call"), small(3)]), monitor.clone(),
-                  call(b"erlang", b"node", vec![])),
-            spawn(tuple(&[atom(b"erlang"), atom(b"node"), small(0)]), monitor.clone(), list(&[small(1)])),
+            spawn(
+                erpc.clone(),
+                monitor.clone(),
+                call(b"erlang", b"node", vec![small(1)]),
+            ),
+            spawn(
+                erpc.clone(),
+                list(&[atom(b"erlang")]),
+                call(b"erlang", b"node", vec![]),
+            ),
+            spawn(
+                tuple(&[atom(b"erpc"), atom(b"execute_call"), small(3)]),
+                monitor.clone(),
+                call(b"erlang", b"node", vec![]),
+            ),
+            spawn(
+                tuple(&[atom(b"erlang"), atom(b"node"), small(0)]),
+                monitor.clone(),
+                list(&[small(1)]),
+            ),
         ];
         for p in &refused {
             assert_eq!(accepts(p, &s, &caps), None);
         }
-        let direct = spawn(tuple(&[atom(b"erlang"), atom(b"node"), small(0)]), list(&[]), list(&[]));
+        let direct = spawn(
+            tuple(&[atom(b"erlang"), atom(b"node"), small(0)]),
+            list(&[]),
+            list(&[]),
+        );
         assert_eq!(accepts(&direct, &s, &caps), Some(Kind::SpawnRequest));
         // A Latin-1 encoding of the same bytes names another atom.
         let mut latin1 = direct.clone();
-        let at = latin1.windows(6).position(|w| w == [119, 6, b'e', b'r', b'l', b'a']).unwrap();
+        let at = latin1
+            .windows(6)
+            .position(|w| w == [119, 6, b'e', b'r', b'l', b'a'])
+            .unwrap();
         latin1[at] = 115;
         assert_eq!(accepts(&latin1, &s, &caps), None);
     }

@@ -1,8 +1,8 @@
 //! The part of `erl_driver.h` the carrier's driver uses. The runtime that
 //! loads the library provides these symbols.
-#![allow(non_camel_case_types, dead_code)]
+#![allow(non_camel_case_types)]
 
-use std::os::raw::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
+use std::os::raw::{c_char, c_int, c_uint, c_ulong, c_void};
 
 pub type ErlDrvPort = *mut c_void;
 pub type ErlDrvData = *mut c_void;
@@ -37,7 +37,14 @@ pub struct ErlDrvEntry {
     pub finish: Option<extern "C" fn()>,
     pub handle: *mut c_void,
     pub control: Option<
-        extern "C" fn(ErlDrvData, c_uint, *mut c_char, ErlDrvSizeT, *mut *mut c_char, ErlDrvSizeT) -> ErlDrvSSizeT,
+        extern "C" fn(
+            ErlDrvData,
+            c_uint,
+            *mut c_char,
+            ErlDrvSizeT,
+            *mut *mut c_char,
+            ErlDrvSizeT,
+        ) -> ErlDrvSSizeT,
     >,
     pub timeout: Option<extern "C" fn(ErlDrvData)>,
     pub outputv: Option<extern "C" fn(ErlDrvData, *mut ErlIOVec)>,
@@ -82,7 +89,6 @@ extern "C" {
     pub fn driver_select(port: ErlDrvPort, event: ErlDrvEvent, mode: c_int, on: c_int) -> c_int;
     pub fn driver_output(port: ErlDrvPort, buf: *const c_char, len: ErlDrvSizeT) -> c_int;
     pub fn driver_set_timer(port: ErlDrvPort, time: c_ulong) -> c_int;
-    pub fn driver_cancel_timer(port: ErlDrvPort) -> c_int;
     pub fn driver_failure_eof(port: ErlDrvPort) -> c_int;
     pub fn driver_failure_atom(port: ErlDrvPort, string: *const c_char) -> c_int;
     pub fn driver_failure_posix(port: ErlDrvPort, error: c_int) -> c_int;
@@ -95,7 +101,10 @@ extern "C" {
     pub fn driver_peekq(port: ErlDrvPort, vlen: *mut c_int) -> *mut SysIOVec;
     pub fn driver_mk_atom(name: *const c_char) -> ErlDrvTermData;
     pub fn driver_mk_port(port: ErlDrvPort) -> ErlDrvTermData;
-    pub fn erl_drv_output_term(port: ErlDrvTermData, data: *const ErlDrvTermData, len: c_int) -> c_int;
+    pub fn erl_drv_output_term(
+        port: ErlDrvTermData,
+        data: *const ErlDrvTermData,
+        len: c_int,
+    ) -> c_int;
 }
 
-pub type Millis = c_long;

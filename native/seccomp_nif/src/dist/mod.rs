@@ -102,7 +102,8 @@ impl Shared {
     /// Whether a fresh registry says the pid `key` is not a named process.
     fn unregistered(&self, key: &Key) -> bool {
         let registry = self.registry.lock().expect("registry");
-        matches!(registry.at, Some(at) if at.elapsed() < REGISTRY_TTL) && !registry.named.contains(key)
+        matches!(registry.at, Some(at) if at.elapsed() < REGISTRY_TTL)
+            && !registry.named.contains(key)
     }
 }
 
@@ -198,7 +199,8 @@ fn dist_caps_holds(conn: Conn, item: Term) -> bool {
 /// local process set up on the peer, which now counts as fired.
 #[rustler::nif]
 fn dist_caps_monitor_fired(conn: Conn, reference: Term) -> bool {
-    local_key(&conn, reference).is_some_and(|k| conn.shared.caps.lock().expect("caps").monitor_fired(&k))
+    local_key(&conn, reference)
+        .is_some_and(|k| conn.shared.caps.lock().expect("caps").monitor_fired(&k))
 }
 
 /// `dist_policy_changed()`: the rules every driver holds are out of date.
@@ -218,7 +220,10 @@ fn dist_conn_stale(env: Env, conn: Conn) -> Term {
                                    Some(at) if at.elapsed() < REGISTRY_TTL / 2);
     let [messages, spawns] = &shared.accepted;
     let rules_stale = shared.epoch.load(Ordering::Acquire) != epoch;
-    let delivered = (messages.swap(0, Ordering::Relaxed), spawns.swap(0, Ordering::Relaxed));
+    let delivered = (
+        messages.swap(0, Ordering::Relaxed),
+        spawns.swap(0, Ordering::Relaxed),
+    );
     (epoch, rules_stale, registry_stale, delivered.0, delivered.1).encode(env)
 }
 
@@ -242,7 +247,11 @@ fn rpc_pattern(term: Term) -> Option<RpcPattern> {
     let name = |t: Term| t.atom_to_string().ok().map(String::into_bytes);
     let any = |t: Term| t.decode::<rustler::Atom>().ok() == Some(atoms::any());
     if term.is_atom() {
-        return Some(RpcPattern { module: name(term)?, function: None, arity: None });
+        return Some(RpcPattern {
+            module: name(term)?,
+            function: None,
+            arity: None,
+        });
     }
     let (m, f, a): (Term, Term, Term) = term.decode().ok()?;
     Some(RpcPattern {
@@ -256,7 +265,10 @@ fn rpc_pattern(term: Term) -> Option<RpcPattern> {
 /// judges by name, as of now.
 #[rustler::nif]
 fn dist_conn_registry(conn: Conn, named: Vec<Term>) -> NifResult<rustler::Atom> {
-    let keys = named.into_iter().filter_map(|p| local_key(&conn, p)).collect();
+    let keys = named
+        .into_iter()
+        .filter_map(|p| local_key(&conn, p))
+        .collect();
     let mut registry = conn.shared.registry.lock().expect("registry");
     registry.named = keys;
     registry.at = Some(Instant::now());
