@@ -4,8 +4,10 @@
 %% instead of `inet_tcp_dist'. It speaks the same wire protocol (so plain
 %% nodes can connect), but during the handshake it refuses every
 %% distribution flag it does not understand (among them the atom cache and
-%% fragments), and checks every incoming packet with
-%% {@link seccomp_dist_filter} before handing it to the VM. The policy
+%% fragments), and checks every incoming packet before handing it to the
+%% VM: with {@link seccomp_dist_filter}, or, for the messages and spawn
+%% requests the filter is sure to accept, in the driver that carries a TCP
+%% connection after the handshake ({@link seccomp_dist_port}). The policy
 %% comes from the `dist_policy' key of the `beam_seccomp' application (a
 %% map, or `{file, Path}' holding one; see {@link seccomp_dist_policy}), read
 %% before the first connection; {@link set_policy/1} changes it at run time.

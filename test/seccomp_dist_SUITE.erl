@@ -28,7 +28,7 @@
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
--export([decide_on/2, give/2, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
+-export([decide_on/2, give/2, collect/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -47,7 +47,8 @@ all() ->
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
      pg_lists_are_lists, global_names_of_others_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
-     filter_never_crashes_and_never_lets_refused_through, cluster_stays_up].
+     filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
+     cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
 -define(POLICY, "#{default => #{rpc => [{erlang, node, 0}, {seccomp_rpc, run, 4}]}}").
@@ -364,6 +365,66 @@ given_pids_are_reachable(_Config) ->
     ?assertEqual(yes, on(Prot, fun() -> gen_server:call({net_kernel, CliNode}, {is_auth, node()}, 2000) end)),
     ?assert(on(Prot, fun() -> is_process_alive(Hidden) end)),
     stop([Cli, Prot]).
+
+%% Over TCP the driver delivers messages to shown processes itself and hands
+%% every other packet to the filter; the packets behind a judged one wait,
+%% so a process gets a peer's messages in the order they were sent. A
+%% policy change reaches the driver at once; a process that registers a
+%% name the policy does not list is out of reach within the registry
+%% copy's 100 ms, whatever it was shown.
+the_driver_keeps_order_and_follows_the_policy(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Cli, CliNode} = start(client, plain),
+    ok = on(Cli, fun() -> register(seccomp_ct_client, spawn(fun ?MODULE:echo_loop/0)), ok end),
+    Sink = on(Prot, fun() ->
+                            P = spawn(fun() -> ?MODULE:collect([]) end),
+                            {seccomp_ct_client, CliNode} ! {shown, P},
+                            P
+                    end),
+    timer:sleep(200),
+    N = 3000,
+    Send = fun(Is) ->
+                   ok = on(Cli, fun() ->
+                                        %% every 7th carries an atom the protected node has never seen
+                                        [Sink ! case I rem 7 of
+                                                    0 -> {I, binary_to_atom(<<"seccomp_ct_order_", (integer_to_binary(I))/binary>>)};
+                                                    _ -> {I, plain}
+                                                end || I <- Is],
+                                        ok
+                                end),
+                   timer:sleep(300)
+           end,
+    Got = fun() -> on(Prot, fun() -> Sink ! {get, self()}, receive {got, L} -> L after 2000 -> timeout end end) end,
+    Policy = fun(Rules) ->
+                     ok = on(Prot, fun() ->
+                                           seccomp_dist:set_policy(
+                                             #{default => Rules#{rpc => [{erlang, node, 0}]}})
+                                   end)
+             end,
+    Send(lists:seq(1, N)),
+    ?assertEqual(lists:seq(1, N), Got()),
+    RpcNode = fun() -> on(Cli, fun() -> catch erpc:call(ProtNode, erlang, node, [], 2000) end) end,
+    ?assertEqual(ProtNode, RpcNode()),
+    Policy(#{send => false}),
+    Send([N + 1]),
+    ok = Policy(#{}),
+    Send([N + 2]),
+    ?assertEqual(lists:seq(1, N) ++ [N + 2], Got()),
+    ok = on(Prot, fun() -> seccomp_dist:set_policy(#{default => #{rpc => []}}) end),
+    ?assertMatch({'EXIT', {{erpc, notsup}, _}}, RpcNode()),
+    Policy(#{}),
+    ?assertEqual(ProtNode, RpcNode()),
+    true = on(Prot, fun() -> register(seccomp_ct_named, Sink) end),
+    timer:sleep(300),
+    Send([N + 3]),
+    ?assertEqual(lists:seq(1, N) ++ [N + 2], Got()),
+    stop([Cli, Prot]).
+
+collect(Got) ->
+    receive
+        {get, From} -> From ! {got, lists:reverse(Got)}, collect(Got);
+        {I, _} when is_integer(I) -> collect([I | Got])
+    end.
 
 echo_loop() ->
     receive

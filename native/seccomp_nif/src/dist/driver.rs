@@ -47,6 +47,28 @@ const IOV_MAX: usize = 1024;
 
 pub static NAME: &CStr = c"libseccomp_nif";
 
+/// A packet just read (in the read buffer), or one held behind another.
+enum Incoming<'a> {
+    Read(&'a [u8]),
+    Held(Vec<u8>),
+}
+
+impl Incoming<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Incoming::Read(b) => b,
+            Incoming::Held(v) => v,
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Incoming::Read(b) => b.to_vec(),
+            Incoming::Held(v) => v,
+        }
+    }
+}
+
 struct Skip {
     len: usize,
     need: usize,
@@ -219,7 +241,8 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
         if n > 0 {
             unsafe { c.inbuf.set_len(c.inbuf.len() + n as usize) };
             read += n as usize;
-            if !c.frames() || (n as usize) < spare {
+            c.frames();
+            if (n as usize) < spare {
                 // A short read drained the socket: the runtime says when there is more.
                 return;
             }
@@ -240,8 +263,8 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
 }
 
 impl Conn {
-    /// Hands on every whole frame in `inbuf`; false when the port failed.
-    fn frames(&mut self) -> bool {
+    /// Hands on every whole frame in `inbuf`.
+    fn frames(&mut self) {
         let buf = std::mem::take(&mut self.inbuf);
         let mut at = 0;
         let max = self.shared.max_bytes();
@@ -276,7 +299,7 @@ impl Conn {
             if avail < 4 + len {
                 break;
             }
-            self.packet(&buf[at + 4..at + 4 + len], None);
+            self.packet(Incoming::Read(&buf[at + 4..at + 4 + len]));
             at += 4 + len;
         }
         let mut buf = buf;
@@ -289,21 +312,20 @@ impl Conn {
             }
         }
         self.inbuf = buf;
-        true
     }
 
-    /// One incoming packet (`owned`: the same bytes, when the caller has them as a vector).
-    fn packet(&mut self, packet: &[u8], owned: Option<Vec<u8>>) {
-        if owned.is_none() {
+    /// One incoming packet, counted when it was read (`Incoming::Held`: again).
+    fn packet(&mut self, packet: Incoming) {
+        let bytes = packet.bytes();
+        if matches!(packet, Incoming::Read(_)) {
             self.recv_cnt += 1;
         }
-        if packet.is_empty() {
+        if bytes.is_empty() {
             return;
         }
         if self.waiting.is_some() {
-            self.held_bytes += packet.len();
-            self.held
-                .push_back(owned.unwrap_or_else(|| packet.to_vec()));
+            self.held_bytes += bytes.len();
+            self.held.push_back(packet.into_vec());
             if self.held_bytes > HOLD_LIMIT {
                 self.pause(true);
             }
@@ -311,11 +333,11 @@ impl Conn {
         }
         let fast = {
             let caps = self.shared.caps.lock().expect("caps");
-            fast::accepts(packet, &self.shared, &caps)
+            fast::accepts(bytes, &self.shared, &caps)
         };
         if let Some(kind) = fast {
             self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
-            unsafe { driver_output(self.port, packet.as_ptr() as *const c_char, packet.len()) };
+            unsafe { driver_output(self.port, bytes.as_ptr() as *const c_char, bytes.len()) };
         } else {
             self.send_term(&[
                 ERL_DRV_PORT,
@@ -323,12 +345,12 @@ impl Conn {
                 ERL_DRV_ATOM,
                 self.atoms[0],
                 ERL_DRV_BUF2BINARY,
-                packet.as_ptr() as ErlDrvTermData,
-                packet.len(),
+                bytes.as_ptr() as ErlDrvTermData,
+                bytes.len(),
                 ERL_DRV_TUPLE,
                 3,
             ]);
-            self.waiting = Some(owned.unwrap_or_else(|| packet.to_vec()));
+            self.waiting = Some(packet.into_vec());
         }
     }
 
@@ -379,8 +401,7 @@ impl Conn {
                 break;
             };
             self.held_bytes -= p.len();
-            let bytes = p.clone();
-            self.packet(&bytes, Some(p));
+            self.packet(Incoming::Held(p));
         }
         if self.paused && self.held_bytes <= HOLD_LIMIT / 2 {
             self.pause(false);
