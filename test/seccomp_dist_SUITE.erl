@@ -14,7 +14,8 @@
          amplification_is_bounded/1, message_sizes_both_directions/1,
          oversized_messages_are_refused_to_the_sender/1,
          policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
-         filter_never_crashes_and_never_lets_refused_through/1, cluster_stays_up/1,
+         filter_never_crashes_and_never_lets_refused_through/1, the_driver_keeps_order_and_follows_the_policy/1,
+         cluster_stays_up/1,
          relays_are_judged_as_sends/1, spawn_arguments_carry_no_funs/1,
          global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
          atom_budget_outlives_connections/1, innocent_nodes_stay_connected/1,
@@ -48,7 +49,7 @@ all() ->
      pg_lists_are_lists, global_names_of_others_stay, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
-     cluster_stays_up].
+     the_driver_keeps_order_and_follows_the_policy, cluster_stays_up].
 
 -define(COOKIE, "seccomp_ct_cookie").
 -define(POLICY, "#{default => #{rpc => [{erlang, node, 0}, {seccomp_rpc, run, 4}]}}").
