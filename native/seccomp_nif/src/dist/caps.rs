@@ -194,6 +194,11 @@ impl Caps {
     }
 }
 
+/// How many bytes of a pass-through packet its marker and control term take.
+pub fn control_len(packet: &[u8]) -> Option<usize> {
+    control_end(packet.strip_prefix(&[PASS_THROUGH])?).map(|end| end + 1)
+}
+
 /// Where the control term (after the version byte) of `terms` ends.
 fn control_end(terms: &[u8]) -> Option<usize> {
     match terms.first() {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ffi::*;
-use super::{fast, Shared};
+use super::{caps, fast, Shared};
 
 const CMD_ACCEPT: c_uint = 1;
 const CMD_DROP: c_uint = 2;
@@ -86,6 +86,8 @@ struct Conn {
     paused: bool,
     /// Whether the runtime polls the socket (then it closes it).
     selected: bool,
+    /// Room to join an outgoing packet's first bytes in.
+    scratch: Vec<u8>,
     inbuf: Vec<u8>,
     skip: Option<Skip>,
     waiting: Option<Vec<u8>>,
@@ -175,6 +177,7 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         reading: false,
         paused: false,
         selected: false,
+        scratch: Vec::new(),
         inbuf: Vec::new(),
         skip: None,
         waiting: None,
@@ -442,36 +445,30 @@ extern "C" fn outputv(data: ErlDrvData, ev: *mut ErlIOVec) {
 }
 
 impl Conn {
-    /// Record what an outgoing packet shows the peer, before the peer can answer it.
+    /// Record what an outgoing packet shows the peer, before the peer can
+    /// answer it. A packet that does not name this node shows nothing; of
+    /// a large one, the payload is read only if it names this node.
     fn show(&mut self, ev: &ErlIOVec) {
         let segments = iovecs(ev);
-        let node = &self.shared.node;
-        let mut whole = Vec::with_capacity(ev.size.min(JOIN_BYTES));
-        for s in segments {
-            let b = bytes(s);
-            let room = JOIN_BYTES - whole.len();
-            whole.extend_from_slice(&b[..b.len().min(room)]);
-            if whole.len() == JOIN_BYTES {
-                break;
-            }
+        let shared = Arc::clone(&self.shared);
+        let node = shared.node.as_slice();
+        if !mentions(segments, node, 0) {
+            return;
         }
-        let mentions = if ev.size <= JOIN_BYTES {
-            true
-        } else if mentions(segments, node) {
-            whole.clear();
-            segments
-                .iter()
-                .for_each(|s| whole.extend_from_slice(bytes(s)));
-            true
-        } else {
-            false
-        };
-        let full = self
-            .shared
+        let buf = &mut self.scratch;
+        buf.clear();
+        gather(segments, buf, JOIN_BYTES);
+        let payload_mentions = ev.size <= JOIN_BYTES
+            || caps::control_len(buf).is_none_or(|end| mentions(segments, node, end));
+        if payload_mentions && ev.size > JOIN_BYTES {
+            buf.clear();
+            gather(segments, buf, usize::MAX);
+        }
+        let full = shared
             .caps
             .lock()
             .expect("caps")
-            .show(&whole, node, mentions);
+            .show(buf, node, payload_mentions);
         if full {
             self.send_term(&[
                 ERL_DRV_PORT,
@@ -581,22 +578,42 @@ impl Conn {
     }
 }
 
-/// Whether this node's name occurs in the bytes of `segments`, across their borders too.
-fn mentions(segments: &[SysIOVec], node: &[u8]) -> bool {
-    let finder = memchr::memmem::Finder::new(node);
-    let mut tail: Vec<u8> = Vec::new();
+/// The first `limit` bytes of `segments`, into `buf`.
+fn gather(segments: &[SysIOVec], buf: &mut Vec<u8>, limit: usize) {
     for s in segments {
         let b = bytes(s);
-        if finder.find(b).is_some() {
+        let room = limit - buf.len();
+        buf.extend_from_slice(&b[..b.len().min(room)]);
+        if buf.len() == limit {
+            break;
+        }
+    }
+}
+
+/// Whether this node's name occurs in the bytes of `segments` past their
+/// first `from`, across the segments' borders too.
+fn mentions(segments: &[SysIOVec], node: &[u8], from: usize) -> bool {
+    let finder = memchr::memmem::Finder::new(node);
+    let keep = node.len().saturating_sub(1);
+    // The last `keep` bytes before the segment at hand.
+    let mut carry: Vec<u8> = Vec::with_capacity(2 * keep);
+    let mut skip = from;
+    for s in segments {
+        let whole = bytes(s);
+        let b = &whole[skip.min(whole.len())..];
+        skip -= skip.min(whole.len());
+        if b.is_empty() {
+            continue;
+        }
+        let before = carry.len();
+        carry.extend_from_slice(&b[..b.len().min(keep)]);
+        if finder.find(&carry).is_some() || finder.find(b).is_some() {
             return true;
         }
-        let edge = b.len().min(node.len().saturating_sub(1));
-        tail.extend_from_slice(&b[..edge]);
-        if finder.find(&tail).is_some() {
-            return true;
-        }
-        tail.clear();
-        tail.extend_from_slice(&b[b.len() - b.len().min(node.len().saturating_sub(1))..]);
+        carry.truncate(before);
+        carry.extend_from_slice(&b[b.len().saturating_sub(keep)..]);
+        let excess = carry.len().saturating_sub(keep);
+        carry.drain(..excess);
     }
     false
 }
@@ -695,5 +712,35 @@ extern "C" fn control(
             0
         }
         _ => -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(parts: &[&[u8]]) -> Vec<SysIOVec> {
+        parts
+            .iter()
+            .map(|p| SysIOVec {
+                iov_base: p.as_ptr() as *mut c_char,
+                iov_len: p.len(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_name_is_found_across_any_segments() {
+        let node = b"node@host";
+        for split in [
+            &[&b"xx node@host yy"[..]][..],
+            &[b"xx no", b"de@h", b"ost"],
+            &[b"n", b"o", b"d", b"e@host"],
+            &[b"", b"node@", b"", b"host"],
+        ] {
+            assert!(mentions(&segments(split), node, 0), "{split:?}");
+        }
+        assert!(!mentions(&segments(&[b"node@hos", b"t x"]), node, 1));
+        assert!(!mentions(&segments(&[b"node@", b"other"]), node, 0));
     }
 }

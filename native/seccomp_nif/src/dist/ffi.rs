@@ -107,4 +107,3 @@ extern "C" {
         len: c_int,
     ) -> c_int;
 }
-
