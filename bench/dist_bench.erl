@@ -10,7 +10,7 @@
 %% Rounds of both carriers, one after the other: each figure is the median
 %% over the rounds of its ratio within a round, so load that comes and goes
 %% on the machine moves both carriers alike.
--define(ROUNDS, 5).
+-define(ROUNDS, 9).
 
 %% @doc Benchmark both carriers. `Ebin': the library's; `BenchDir': where
 %% this module's beam is.

@@ -8,14 +8,17 @@
 %%
 %% Outgoing packets are recorded before they are written: by the driver
 %% ({@link seccomp_dist_port}) or, for a connection whose process writes
-%% them, with {@link show/2}. Shown items are kept in generations of 100,000;
+%% them, with {@link show/2}. A pid or reference a peer named before it was
+%% shown to it ({@link named_by_peer/2}) is shown only where the process
+%% itself acts (the sender of a message, link, exit or monitor, a spawn's
+%% requester, the process a spawn reply reports), never by an echo. Shown items are kept in generations of 100,000;
 %% when one is full, older items are dropped but pids of processes still
 %% alive ({@link rotate/1}). The same state holds the rules and registry
 %% copy the driver delivers messages by.
 -module(seccomp_dist_caps).
 
--export([new/0, id/1, resource/1, peer/2, show/2, holds/2, monitor_fired/2, rotate/1, rules/3,
-         registry/2]).
+-export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, monitor_fired/2, rotate/1,
+         rules/3, registry/2]).
 -export_type([conn/0]).
 
 -opaque conn() :: {reference(), pos_integer()}.
@@ -41,6 +44,18 @@ peer({Resource, _}, Node) ->
 %% `erlang:dist_ctrl_get_data/1' returns it) shows the peer.
 -spec show(iodata(), conn()) -> ok.
 show(Data, {Resource, _}) -> seccomp_nif:dist_caps_show(Resource, iolist_to_binary(Data)).
+
+%% @doc Note the local pids and references the incoming packet `Packet'
+%% names that the peer was not shown (a guess, or a relay from a third
+%% node): this node sending them back later (an error quoting its
+%% arguments, a name a peer registered) echoes them, it does not show them.
+%% `too_many' when the peer has named more than 100,000 such.
+-spec named_by_peer(binary(), conn()) -> ok | too_many.
+named_by_peer(Packet, {Resource, _}) ->
+    case seccomp_nif:dist_caps_named(Resource, Packet) of
+        true -> ok;
+        false -> too_many
+    end.
 
 %% @doc Whether the peer was shown `X'.
 -spec holds(conn(), pid() | reference()) -> boolean().

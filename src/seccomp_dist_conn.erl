@@ -538,7 +538,17 @@ inject(none, _S) -> ok;
 inject(Packet, #rx{out = {dhandle, _}, ctrl = Ctrl}) -> Ctrl ! {inject, Packet}, ok;
 inject(Packet, #rx{out = {port, Port}}) -> seccomp_dist_port:inject(Port, Packet).
 
-packet(Packet, #rx{node = Node, ctx = Ctx} = S) ->
+%% A packet the receiver reads itself (over TLS): the local identifiers it
+%% names are noted first, as the driver notes those of every packet it reads.
+packet(Packet, #rx{out = {dhandle, _}, caps = Caps} = S) ->
+    case seccomp_dist_caps:named_by_peer(Packet, Caps) of
+        ok -> judge(Packet, S);
+        too_many -> exit({seccomp_dist_refused, too_many_unshown_identifiers})
+    end;
+packet(Packet, S) ->
+    judge(Packet, S).
+
+judge(Packet, #rx{node = Node, ctx = Ctx} = S) ->
     {Decision, Atoms} = seccomp_dist_filter:decide(Packet, Ctx),
     %% Judging a large packet may have decoded it here: that heap is let go
     %% now, not at some later collection.

@@ -15,6 +15,7 @@
          oversized_messages_are_refused_to_the_sender/1,
          policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
          filter_never_crashes_and_never_lets_refused_through/1, the_driver_keeps_order_and_follows_the_policy/1,
+         echoes_of_guessed_pids_show_nothing/1, closed_connections_leave_nothing_behind/1,
          cluster_stays_up/1,
          relays_are_judged_as_sends/1, spawn_arguments_carry_no_funs/1,
          global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
@@ -420,6 +421,68 @@ the_driver_keeps_order_and_follows_the_policy(_Config) ->
     Send([N + 3]),
     ?assertEqual(lists:seq(1, N) ++ [N + 2], Got()),
     stop([Cli, Prot]).
+
+%% A pid a peer names that it was not shown (guessed here) stays out of its
+%% reach when this node sends it back: in the reply of an allowed erpc call
+%% (which carries the call's reference, any term), or in `global''s names
+%% (a name a peer registered, synced to every node that connects later).
+%% It is shown when the process itself talks to the peer.
+echoes_of_guessed_pids_show_nothing(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {A1, _} = start(attacker, plain),
+    {A2, _} = start(attacker2, plain),
+    {A3, _} = start(attacker3, plain),
+    Victim = on(Prot, fun() -> spawn(fun ?MODULE:echo_loop/0) end),
+    Creation = creation(Victim),
+    {0, Id, _} = pid_numbers(Victim),
+    Reaches = fun(Node) ->
+                      on(Node, fun() ->
+                                       ?MODULE:craft_pid(ProtNode, Creation, Id) ! {self(), hi},
+                                       receive {echo, hi} -> reached after 1000 -> refused end
+                               end)
+              end,
+    Echo = on(A1, fun() ->
+                          G = ?MODULE:craft_pid(ProtNode, Creation, Id),
+                          ReqId = erlang:spawn_request(ProtNode, erpc, execute_call, [[G], erlang, node, []],
+                                                       [monitor]),
+                          receive {'DOWN', ReqId, process, _, Why} -> Why after 2000 -> timeout end
+                  end),
+    ?assertMatch({[Victim], return, ProtNode}, Echo),
+    ?assertEqual(refused, Reaches(A1)),
+    Name = {seccomp_ct_trojan, [Victim]},
+    yes = on(A2, fun() ->
+                         pong = net_adm:ping(ProtNode),
+                         global:register_name(Name, spawn(fun() -> receive stop -> ok end end))
+                 end),
+    timer:sleep(500),
+    ?assert(lists:member(Name, on(Prot, fun() -> global:registered_names() end))),
+    pong = on(A3, fun() -> net_adm:ping(ProtNode) end),
+    timer:sleep(1000),
+    ?assert(lists:member(Name, on(A3, fun() -> global:registered_names() end))),
+    ?assertEqual(refused, Reaches(A3)),
+    Client = on(A1, fun() -> spawn(fun ?MODULE:echo_loop/0) end),
+    on(Prot, fun() -> Victim ! {Client, hello} end),
+    timer:sleep(200),
+    ?assertEqual(reached, Reaches(A1)),
+    stop([A1, A2, A3, Prot]).
+
+%% A connection that closes (the peer halts, or closes its socket) leaves
+%% no process, port or socket of its own behind.
+closed_connections_leave_nothing_behind(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Count = fun() -> on(Prot, fun() -> {length(processes()), length(erlang:ports())} end) end,
+    Cycle = fun(I) ->
+                    {Peer, _} = start(list_to_atom("closer" ++ integer_to_list(I)), plain),
+                    pong = on(Peer, fun() -> net_adm:ping(ProtNode) end),
+                    stop([Peer])
+            end,
+    Cycle(0),
+    timer:sleep(500),
+    Before = Count(),
+    lists:foreach(Cycle, lists:seq(1, 8)),
+    timer:sleep(1000),
+    ?assertEqual(Before, Count()),
+    stop([Prot]).
 
 collect(Got) ->
     receive

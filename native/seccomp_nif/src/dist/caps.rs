@@ -10,12 +10,26 @@
 //! rotates, which has a runtime to ask).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
+use once_cell::sync::Lazy;
 use rustc_hash::FxBuildHasher;
 
 use crate::etf;
 
 const GENERATION: usize = 100_000;
+
+/// This node's pids and references that a peer named before they were shown
+/// to it (a guess, or one relayed from a third node). Local code that sends
+/// them back (an error that quotes its arguments, a name a peer registered,
+/// an `erpc` call's reference in its reply) echoes them; it does not show
+/// them: they count as shown only where the process itself is the sender.
+/// Node-wide, since the echo may go to another peer than the one that named
+/// them.
+static PEER_NAMED: Lazy<Mutex<HashSet<Key, FxBuildHasher>>> = Lazy::new(Default::default);
+const PEER_NAMED_CAP: usize = 1_000_000;
+/// Identifiers one connection may add to `PEER_NAMED` (more closes it).
+const NAMED_PER_PEER: usize = 100_000;
 const PASS_THROUGH: u8 = 112;
 const VERSION: u8 = 131;
 
@@ -93,6 +107,8 @@ pub struct Caps {
     monitors: HashSet<Key, FxBuildHasher>,
     /// A full generation waits for `rotate`.
     full: bool,
+    /// Identifiers this connection's peer added to `PEER_NAMED`.
+    named: usize,
 }
 
 impl Caps {
@@ -116,11 +132,49 @@ impl Caps {
         let Some(spans) = etf::local_spans(&terms[..upto], node) else {
             return false;
         };
+        let senders = sender_fields(terms);
+        let echoed = PEER_NAMED.lock().expect("peer named");
         let keys: Vec<Key> = spans
             .into_iter()
-            .filter_map(|(start, _)| identifier(&terms[start..]).map(|(_, k, _)| k))
+            .filter_map(|(start, _)| {
+                let (_, key, _) = identifier(&terms[start..])?;
+                (senders.contains(&start) || !echoed.contains(&key)).then_some(key)
+            })
             .collect();
+        drop(echoed);
         self.add(keys)
+    }
+
+    /// Note the local pids and references an incoming packet names that its
+    /// peer was not shown (see `PEER_NAMED`); the payload is read only if it
+    /// names this node. False when the peer has named more than its share.
+    pub fn named_by_peer(&mut self, packet: &[u8], node: &[u8]) -> bool {
+        let Some(terms) = packet.strip_prefix(&[PASS_THROUGH]) else {
+            return true;
+        };
+        let upto = match control_end(terms) {
+            Some(end) if memchr::memmem::find(&terms[end..], node).is_none() => end,
+            _ => terms.len(),
+        };
+        // A packet that is not whole terms is the filter's to refuse.
+        let Some(spans) = etf::local_spans(&terms[..upto], node) else {
+            return true;
+        };
+        let mut echoed = PEER_NAMED.lock().expect("peer named");
+        for (start, _) in spans {
+            let Some((_, key, _)) = identifier(&terms[start..]) else {
+                continue;
+            };
+            if self.shown.contains_key(&key) || echoed.contains(&key) {
+                continue;
+            }
+            if self.named >= NAMED_PER_PEER || echoed.len() >= PEER_NAMED_CAP {
+                return false;
+            }
+            echoed.insert(key);
+            self.named += 1;
+        }
+        true
     }
 
     fn add(&mut self, keys: Vec<Key>) -> bool {
@@ -187,11 +241,45 @@ impl Caps {
             }
             keep
         });
+        PEER_NAMED
+            .lock()
+            .expect("peer named")
+            .retain(|k| k[0] != b'p' || alive(k));
         self.gen = gen.wrapping_add(1);
         self.count = 0;
         self.last.clear();
         self.full = false;
     }
+}
+
+/// Where the fields of a control term that name the local process acting
+/// (the sender of a message, link, exit or monitor; a spawn's requester and
+/// group leader; the process a spawn reply reports) start in `terms`.
+fn sender_fields(terms: &[u8]) -> Vec<usize> {
+    let (first, op) = match *terms {
+        [VERSION, 104, _, 97, op, ..] => (3, op),
+        [VERSION, 105, _, _, _, _, 97, op, ..] => (6, op),
+        _ => return Vec::new(),
+    };
+    let fields: &[usize] = match op {
+        1 | 3 | 4 | 6 | 7 | 8 | 13 | 16 | 18..=28 | 33 | 34 => &[2],
+        29 | 30 => &[2, 3, 4],
+        31 | 32 => &[5],
+        35..=37 => &[3],
+        _ => &[],
+    };
+    let mut starts = Vec::with_capacity(fields.len());
+    let mut at = first;
+    for index in 1..=fields.last().copied().unwrap_or(0) {
+        if fields.contains(&index) {
+            starts.push(at);
+        }
+        match etf::skip_term(terms, at) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    starts
 }
 
 /// How many bytes of a pass-through packet its marker and control term take.
@@ -249,6 +337,30 @@ mod tests {
         whole.extend_from_slice(&pid(b"a@h", 1));
         assert_eq!(local_key(&whole, b"a@h"), Some(key));
         assert_eq!(pid_term_bytes(&key, b"a@h").unwrap(), whole);
+    }
+
+    #[test]
+    fn echoes_of_named_pids_show_nothing_but_senders_do() {
+        let node = b"echo@h";
+        let guessed = pid(node, 40);
+        let mut incoming = vec![112, 131, 104, 3, 97, 22];
+        incoming.extend(pid(b"peer@h", 1));
+        incoming.extend(pid(node, 41));
+        incoming.push(131);
+        incoming.extend(&guessed);
+        let mut caps = Caps::default();
+        assert!(caps.named_by_peer(&incoming, node));
+        let key = identifier(&guessed).unwrap().1;
+        caps.show(&send_packet(&pid(node, 3), &pid(b"peer@h", 1)), node, true);
+        let mut echo = vec![112, 131, 104, 3, 97, 22];
+        echo.extend(pid(node, 3));
+        echo.extend(pid(b"peer@h", 1));
+        echo.push(131);
+        echo.extend(&guessed);
+        caps.show(&echo, node, true);
+        assert!(!caps.holds(&key));
+        caps.show(&send_packet(&guessed, &pid(b"peer@h", 1)), node, true);
+        assert!(caps.holds(&key));
     }
 
     #[test]

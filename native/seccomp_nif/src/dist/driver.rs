@@ -86,6 +86,8 @@ struct Conn {
     paused: bool,
     /// Whether the runtime polls the socket (then it closes it).
     selected: bool,
+    /// The port is closing: nothing more is read or delivered.
+    failed: bool,
     /// Room to join an outgoing packet's first bytes in.
     scratch: Vec<u8>,
     inbuf: Vec<u8>,
@@ -177,6 +179,7 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         reading: false,
         paused: false,
         selected: false,
+        failed: false,
         scratch: Vec::new(),
         inbuf: Vec::new(),
         skip: None,
@@ -227,7 +230,7 @@ fn errno() -> c_int {
 
 extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
     let c = conn(data);
-    if !c.reading || c.paused {
+    if !c.reading || c.paused || c.failed {
         return;
     }
     let mut read = 0;
@@ -250,14 +253,16 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
                 return;
             }
         } else if n == 0 {
-            unsafe { driver_failure_eof(c.port) };
+            // Not `driver_failure_eof`: its exit is `normal`, which would
+            // leave the connection's processes (and the socket they own) alive.
+            c.fail(c"connection_closed");
             return;
         } else {
             match errno() {
                 libc::EINTR => continue,
                 libc::EAGAIN => return,
                 e => {
-                    unsafe { driver_failure_posix(c.port, e) };
+                    c.fail_posix(e);
                     return;
                 }
             }
@@ -271,7 +276,7 @@ impl Conn {
         let buf = std::mem::take(&mut self.inbuf);
         let mut at = 0;
         let max = self.shared.max_bytes();
-        while !self.paused {
+        while !self.paused && !self.failed {
             let avail = buf.len() - at;
             if let Some(skip) = &mut self.skip {
                 let take = skip.need.min(avail);
@@ -317,14 +322,26 @@ impl Conn {
         self.inbuf = buf;
     }
 
-    /// One incoming packet, counted when it was read (`Incoming::Held`: again).
+    /// One incoming packet: counted, and the local identifiers it names
+    /// noted, when it is read (`Incoming::Held`: again, behind another).
     fn packet(&mut self, packet: Incoming) {
         let bytes = packet.bytes();
+        if bytes.is_empty() {
+            self.recv_cnt += 1;
+            return;
+        }
         if matches!(packet, Incoming::Read(_)) {
             self.recv_cnt += 1;
-        }
-        if bytes.is_empty() {
-            return;
+            let within_share = self
+                .shared
+                .caps
+                .lock()
+                .expect("caps")
+                .named_by_peer(bytes, &self.shared.node);
+            if !within_share {
+                self.fail(c"too_many_unshown_identifiers");
+                return;
+            }
         }
         if self.waiting.is_some() {
             self.held_bytes += bytes.len();
@@ -376,6 +393,21 @@ impl Conn {
 
     fn send_term(&self, spec: &[ErlDrvTermData]) {
         unsafe { erl_drv_output_term(self.port_term, spec.as_ptr(), spec.len() as c_int) };
+    }
+
+    /// Close the port (and with it the connection and the processes linked to it).
+    fn fail(&mut self, why: &CStr) {
+        if !self.failed {
+            self.failed = true;
+            unsafe { driver_failure_atom(self.port, why.as_ptr()) };
+        }
+    }
+
+    fn fail_posix(&mut self, errno: c_int) {
+        if !self.failed {
+            self.failed = true;
+            unsafe { driver_failure_posix(self.port, errno) };
+        }
     }
 
     fn pause(&mut self, on: bool) {
@@ -513,7 +545,7 @@ impl Conn {
                 match errno() {
                     libc::EAGAIN | libc::EINTR => 0,
                     e => {
-                        unsafe { driver_failure_posix(self.port, e) };
+                        self.fail_posix(e);
                         return;
                     }
                 }
@@ -636,7 +668,7 @@ extern "C" fn ready_output(data: ErlDrvData, _event: ErlDrvEvent) {
                 libc::EINTR => continue,
                 libc::EAGAIN => break,
                 e => {
-                    unsafe { driver_failure_posix(c.port, e) };
+                    c.fail_posix(e);
                     return;
                 }
             }
@@ -657,7 +689,7 @@ extern "C" fn timeout(data: ErlDrvData) {
     let c = conn(data);
     if unsafe { driver_sizeq(c.port) } > 0 {
         if c.last_progress.elapsed().as_millis() as u64 >= c.send_timeout_ms {
-            unsafe { driver_failure_atom(c.port, c"send_timeout".as_ptr()) };
+            c.fail(c"send_timeout");
             return;
         }
         c.arm_send_timer();

@@ -89,7 +89,6 @@ extern "C" {
     pub fn driver_select(port: ErlDrvPort, event: ErlDrvEvent, mode: c_int, on: c_int) -> c_int;
     pub fn driver_output(port: ErlDrvPort, buf: *const c_char, len: ErlDrvSizeT) -> c_int;
     pub fn driver_set_timer(port: ErlDrvPort, time: c_ulong) -> c_int;
-    pub fn driver_failure_eof(port: ErlDrvPort) -> c_int;
     pub fn driver_failure_atom(port: ErlDrvPort, string: *const c_char) -> c_int;
     pub fn driver_failure_posix(port: ErlDrvPort, error: c_int) -> c_int;
     pub fn set_busy_port(port: ErlDrvPort, on: c_int);

@@ -166,6 +166,17 @@ fn dist_caps_show(env: Env, conn: Conn, packet: Binary) -> rustler::Atom {
     atoms::ok()
 }
 
+/// `dist_caps_named(Conn, Packet)`: note the local pids and references an
+/// incoming packet names that the peer was not shown (a connection without
+/// the driver reads its packets itself); false when the peer has named more
+/// than its share.
+#[rustler::nif]
+fn dist_caps_named(conn: Conn, packet: Binary) -> bool {
+    let shared = &conn.shared;
+    let mut caps = shared.caps.lock().expect("caps");
+    caps.named_by_peer(packet.as_slice(), &shared.node)
+}
+
 /// `dist_caps_rotate(Conn)`: start a new generation of shown items (the
 /// driver asks with `{Port, caps_full}`).
 #[rustler::nif]
