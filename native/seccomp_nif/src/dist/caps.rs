@@ -28,7 +28,8 @@ const GENERATION: usize = 100_000;
 /// them.
 static PEER_NAMED: Lazy<Mutex<HashSet<Key, FxBuildHasher>>> = Lazy::new(Default::default);
 const PEER_NAMED_CAP: usize = 1_000_000;
-/// Identifiers one connection may add to `PEER_NAMED` (more closes it).
+/// Identifiers one connection may add to `PEER_NAMED` per generation of
+/// what it was shown (more closes it).
 const NAMED_PER_PEER: usize = 100_000;
 const PASS_THROUGH: u8 = 112;
 const VERSION: u8 = 131;
@@ -168,6 +169,11 @@ impl Caps {
             if self.shown.contains_key(&key) || echoed.contains(&key) {
                 continue;
             }
+            if echoed.len() >= PEER_NAMED_CAP {
+                // References cannot be asked whether they are still in use:
+                // when the set is full they go (pids leave it when they die).
+                echoed.retain(|k| k[0] == b'p');
+            }
             if self.named >= NAMED_PER_PEER || echoed.len() >= PEER_NAMED_CAP {
                 return false;
             }
@@ -247,6 +253,7 @@ impl Caps {
             .retain(|k| k[0] != b'p' || alive(k));
         self.gen = gen.wrapping_add(1);
         self.count = 0;
+        self.named = 0;
         self.last.clear();
         self.full = false;
     }
