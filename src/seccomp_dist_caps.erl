@@ -17,8 +17,8 @@
 %% copy the driver delivers messages by.
 -module(seccomp_dist_caps).
 
--export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, monitor_fired/2, rotate/1,
-         rules/3, registry/2]).
+-export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, owner/2, plain_owner/2,
+         monitor_fired/2, rotate/1, rules/3, registry/2]).
 -export_type([conn/0]).
 
 -opaque conn() :: {reference(), pos_integer()}.
@@ -60,6 +60,16 @@ named_by_peer(Packet, {Resource, _}) ->
 %% @doc Whether the peer was shown `X'.
 -spec holds(conn(), pid() | reference()) -> boolean().
 holds({Resource, _}, X) -> seccomp_nif:dist_caps_holds(Resource, X).
+
+%% @doc The local process that sent the shown reference `Ref' (the owner of
+%% an alias: the process that made a call), or `undefined'.
+-spec owner(conn(), reference()) -> pid() | undefined.
+owner({Resource, _}, Ref) -> seccomp_nif:dist_caps_owner(Resource, Ref).
+
+%% @doc `Pid' is neither named nor the runtime's or OTP's own: the driver may
+%% deliver messages to its aliases itself (until the next generation).
+-spec plain_owner(conn(), pid()) -> ok.
+plain_owner({Resource, _}, Pid) -> seccomp_nif:dist_caps_plain_owner(Resource, Pid).
 
 %% @doc Whether `Ref' names a monitor a local process set up on the peer,
 %% which now counts as fired.

@@ -353,9 +353,9 @@ reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
                     end
             end
     end;
-reach(To, #{caps := Caps}) when is_reference(To) ->
+reach(To, #{caps := Caps} = C) when is_reference(To) ->
     case node(To) =:= node() andalso seccomp_dist_caps:holds(Caps, To) of
-        true -> given;
+        true -> alias_owner(seccomp_dist_caps:owner(Caps, To), C);
         false -> not_given
     end;
 reach(To, #{rules := #{names := Names}}) when is_atom(To) ->
@@ -365,6 +365,30 @@ reach(To, #{rules := #{names := Names}}) when is_atom(To) ->
     end;
 reach(_To, _C) ->
     bad_destination.
+
+%% An alias is reached as the process that made it is (the one that sent it
+%% to the peer: a call's caller): a named one by its name, and never one of
+%% the runtime's or OTP's own (`global''s helpers make calls to peers, and
+%% the runtime takes what arrives at their aliases as their replies). The
+%% driver is told of plain owners, so it delivers to their aliases itself.
+alias_owner(undefined, _C) ->
+    unowned_alias;
+alias_owner(Owner, #{caps := Caps, rules := #{names := Names}}) ->
+    case seccomp_dist_system:registered_name(Owner) of
+        none ->
+            case seccomp_dist_system:is_system(Owner) of
+                false ->
+                    ok = seccomp_dist_caps:plain_owner(Caps, Owner),
+                    given;
+                true ->
+                    {system_process, Owner}
+            end;
+        Name ->
+            case lists:member(Name, Names) of
+                true -> {name, Name};
+                false -> {system_process, Name}
+            end
+    end.
 
 %%% Messages ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@
          policy_files_at_boot_and_cycles/1, no_benchmark_switch/1,
          filter_never_crashes_and_never_lets_refused_through/1, the_driver_keeps_order_and_follows_the_policy/1,
          echoes_of_guessed_pids_show_nothing/1, closed_connections_leave_nothing_behind/1,
+         aliases_are_judged_as_their_owners/1,
          cluster_stays_up/1,
          relays_are_judged_as_sends/1, spawn_arguments_carry_no_funs/1,
          global_names_never_point_at_local_processes/1, one_message_stops_nothing/1,
@@ -30,7 +31,7 @@
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on peer nodes
--export([decide_on/2, give/2, collect/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
+-export([decide_on/2, give/2, show_from/3, collect/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -593,10 +594,46 @@ context(Rules) ->
     {ok, Policy} = seccomp_dist_policy:normalise(#{default => Rules#{rpc => [{erlang, node, 0}]}}),
     seccomp_dist_filter:context(peer@host, seccomp_dist_policy:rules_for(peer@host, Policy), seccomp_dist_caps:new()).
 
-%% Show the peer local pids and aliases, as an outgoing message would.
-give(Ctx, Items) ->
-    seccomp_dist_caps:show(<<112, (term_to_binary({2, '', x}))/binary, (term_to_binary(Items))/binary>>,
+%% Show the peer local pids and aliases, as a message the calling process
+%% sends it would (the caller owns the aliases).
+give(Ctx, Items) -> show_from(Ctx, self(), Items).
+
+show_from(Ctx, Sender, Items) ->
+    seccomp_dist_caps:show(<<112, (term_to_binary({22, Sender, x}))/binary, (term_to_binary(Items))/binary>>,
                            maps:get(caps, Ctx)).
+
+%% An alias is judged as the process that made it and sent it to the peer:
+%% a reply or an exit sent to the alias of a process the policy does not
+%% name (as `global''s helpers, which call peers) is refused; an alias no
+%% local process sent has no owner and is refused too.
+aliases_are_judged_as_their_owners(_Config) ->
+    Ctx = context(#{exit2 => true}),
+    P = peer_pid(),
+    Parent = self(),
+    Owner = fun(Name) ->
+                    Pid = spawn(fun() ->
+                                        _ = Name =:= none orelse register(Name, self()),
+                                        Parent ! {alias, self(), alias()},
+                                        receive stop -> ok end
+                                end),
+                    receive {alias, Pid, A} -> {Pid, A} end
+            end,
+    {Sys, SysAlias} = Owner(seccomp_ct_alias_owner),
+    {Plain, PlainAlias} = Owner(none),
+    ok = show_from(Ctx, Sys, [SysAlias]),
+    ok = show_from(Ctx, Plain, [PlainAlias]),
+    Unowned = alias(),
+    ok = seccomp_dist_caps:show(<<112, (term_to_binary({2, '', x}))/binary, (term_to_binary(Unowned))/binary>>,
+                                maps:get(caps, Ctx)),
+    Reply = fun(A, R) -> verdict(packet({33, P, A}, {[alias | A], R}), Ctx) end,
+    Exit = fun(A) -> verdict(packet({37, 16 bor 4, P, A}, kill), Ctx) end,
+    ?assertMatch({refuse, send, _, _}, Reply(SysAlias, garbage)),
+    ?assertMatch({refuse, exit2, _, _}, Exit(SysAlias)),
+    ?assertMatch({refuse, send, _, _}, Reply(Unowned, ok)),
+    ?assertMatch({accept, send, _}, Reply(PlainAlias, ok)),
+    ?assertMatch({accept, exit2, _}, Exit(PlainAlias)),
+    [X ! stop || X <- [Sys, Plain]],
+    ok.
 
 %% A monitor a local process set up on the peer's process `P'.
 monitored(Ctx, P, Ref) ->

@@ -67,6 +67,15 @@ pub fn identifier(bin: &[u8]) -> Option<(&[u8], Key, usize)> {
     key[2 + 4 - creation_len..6].copy_from_slice(creation);
     let numbers = bin.get(words_from..words_from + 4 * words)?;
     key[6..6 + 4 * words].copy_from_slice(numbers);
+    if kind == b'r' {
+        // The runtime takes a reference padded with zero words for the same
+        // reference: so does its key.
+        let mut used = words;
+        while used > 1 && numbers[4 * (used - 1)..4 * used] == [0, 0, 0, 0] {
+            used -= 1;
+        }
+        key[1] = used as u8;
+    }
     let end = if kind == b'p' {
         creation_at + creation_len
     } else {
@@ -110,6 +119,12 @@ pub struct Caps {
     full: bool,
     /// Identifiers this connection's peer added to `PEER_NAMED`.
     named: usize,
+    /// Of each reference shown, the local process that sent it (the owner of
+    /// an alias it created for a call, most often).
+    owners: HashMap<Key, Key, FxBuildHasher>,
+    /// Owners the filter found to be neither named nor the runtime's or OTP's
+    /// own: messages to their aliases need not go to the filter.
+    plain_owners: HashSet<Key, FxBuildHasher>,
 }
 
 impl Caps {
@@ -134,6 +149,12 @@ impl Caps {
             return false;
         };
         let senders = sender_fields(terms);
+        let sender = senders
+            .iter()
+            .find_map(|&at| match identifier(&terms[at..]) {
+                Some((n, key, _)) if n == node && key[0] == b'p' => Some(key),
+                _ => None,
+            });
         let echoed = PEER_NAMED.lock().expect("peer named");
         let keys: Vec<Key> = spans
             .into_iter()
@@ -143,6 +164,11 @@ impl Caps {
             })
             .collect();
         drop(echoed);
+        if let Some(owner) = sender {
+            for key in keys.iter().filter(|k| k[0] == b'r') {
+                self.owners.insert(*key, owner);
+            }
+        }
         self.add(keys)
     }
 
@@ -228,6 +254,22 @@ impl Caps {
         self.shown.contains_key(key)
     }
 
+    /// The local process that sent the shown reference `key`, if one did.
+    pub fn owner(&self, key: &Key) -> Option<Key> {
+        self.owners.get(key).copied()
+    }
+
+    /// Whether the owner of the alias `key` is a process the filter found plain.
+    pub fn plain_owner(&self, key: &Key) -> bool {
+        self.owners
+            .get(key)
+            .is_some_and(|o| self.plain_owners.contains(o))
+    }
+
+    pub fn set_plain(&mut self, owner: Key) {
+        self.plain_owners.insert(owner);
+    }
+
     /// Whether `key` names a monitor recorded here, which now counts as fired.
     pub fn monitor_fired(&mut self, key: &Key) -> bool {
         self.monitors.remove(key)
@@ -247,6 +289,10 @@ impl Caps {
             }
             keep
         });
+        let shown = &self.shown;
+        self.owners
+            .retain(|reference, _| shown.contains_key(reference));
+        self.plain_owners.clear();
         PEER_NAMED
             .lock()
             .expect("peer named")

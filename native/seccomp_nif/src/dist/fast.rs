@@ -7,7 +7,9 @@
 //! flags); to an alias: `ALIAS_SEND` (33) or 37 with the alias flag. The
 //! sender must be a pid of the peer, the destination one the peer was shown
 //! and, for a pid, not a registered process (the filter judges those by
-//! name), with `send` allowed. The payload must be one whole term whose
+//! name), with `send` allowed; for an alias, its owner one the filter has
+//! found plain (not named, not the runtime's or OTP's own). The payload
+//! must be one whole term whose
 //! atoms this node is known to have, with no funs, within
 //! `max_message_bytes`, and not tagged as a door (`$gen_call`, ...).
 //!
@@ -78,6 +80,10 @@ fn message(terms: &[u8], shared: &Shared, caps: &Caps) -> bool {
         return false;
     }
     if to_kind == b'p' && !(shared.send_allowed() && shared.unregistered(&to)) {
+        return false;
+    }
+    // An alias is judged as its owner is: the filter vouches for plain ones.
+    if to_kind == b'r' && !caps.plain_owner(&to) {
         return false;
     }
     let payload = &terms[to_at + to_len..];
@@ -317,10 +323,11 @@ mod tests {
         s
     }
 
+    /// Shown by the local process `<1>` (the owner of the references).
     fn holding(items: &[Vec<u8>]) -> Caps {
         let mut caps = Caps::default();
         caps.show(
-            &packet(tuple(&[small(2), atom(b""), atom(b"x")]), list(items)),
+            &packet(tuple(&[small(22), pid(NODE, 1), pid(PEER, 5)]), list(items)),
             NODE,
             true,
         );
@@ -343,6 +350,9 @@ mod tests {
             tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]),
             msg.clone(),
         );
+        assert_eq!(accepts(&alias, &s, &caps), None);
+        let mut caps = caps;
+        caps.set_plain(caps::identifier(&pid(NODE, 1)).unwrap().1);
         assert_eq!(accepts(&alias, &s, &caps), Some(Kind::Message));
         let door = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),

@@ -131,7 +131,7 @@ impl rustler::Resource for ConnResource {}
 type Conn = ResourceArc<ConnResource>;
 
 mod atoms {
-    rustler::atoms! { ok, any = "_" }
+    rustler::atoms! { ok, undefined, any = "_" }
 }
 
 /// `dist_conn_new(NodeName)`: `{Conn, Id}`, a connection's state and the
@@ -212,6 +212,29 @@ fn dist_caps_holds(conn: Conn, item: Term) -> bool {
 fn dist_caps_monitor_fired(conn: Conn, reference: Term) -> bool {
     local_key(&conn, reference)
         .is_some_and(|k| conn.shared.caps.lock().expect("caps").monitor_fired(&k))
+}
+
+/// `dist_caps_owner(Conn, Ref)`: the local process that sent the shown
+/// reference `Ref` (the owner of an alias), or `undefined`.
+#[rustler::nif]
+fn dist_caps_owner<'a>(env: Env<'a>, conn: Conn, reference: Term<'a>) -> Term<'a> {
+    let shared = &conn.shared;
+    local_key(&conn, reference)
+        .and_then(|k| shared.caps.lock().expect("caps").owner(&k))
+        .and_then(|owner| caps::pid_term_bytes(&owner, &shared.node))
+        .and_then(|bytes| env.binary_to_term(&bytes))
+        .map_or_else(|| atoms::undefined().encode(env), |(pid, _)| pid)
+}
+
+/// `dist_caps_plain_owner(Conn, Pid)`: the filter found `Pid` neither named
+/// nor the runtime's or OTP's own; messages to its aliases may be delivered
+/// by the driver until the next generation.
+#[rustler::nif]
+fn dist_caps_plain_owner(conn: Conn, pid: Term) -> rustler::Atom {
+    if let Some(key) = local_key(&conn, pid) {
+        conn.shared.caps.lock().expect("caps").set_plain(key);
+    }
+    atoms::ok()
 }
 
 /// `dist_policy_changed()`: the rules every driver holds are out of date.
