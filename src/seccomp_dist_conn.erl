@@ -121,7 +121,7 @@ controller({Transport, S} = Socket, Driven) ->
             controller(Socket, Driven);
         {seccomp_dist_req, From, Ref, {handshake_complete, Node, DHandle}} ->
             process_flag(priority, normal),
-            handshake_complete(Socket, Driven, Node, DHandle, fun() -> From ! {Ref, ok} end);
+            handshake_complete(Socket, Driven, Node, DHandle, fun() -> From ! {Ref, ok}, ok end);
         {seccomp_dist_req, From, Ref, Req} ->
             From ! {Ref, handshake_request(Socket, Req)},
             controller(Socket, Driven);
@@ -153,7 +153,7 @@ handshake_complete(Socket, none, Node, DHandle, Reply) ->
     ok = call(Socket, controlling_process, [Receiver]),
     ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
     Receiver ! go,
-    Reply(),
+    ok = Reply(),
     _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
     erlang:dist_ctrl_get_data_notification(DHandle),
     sender(Socket, DHandle, Caps);
@@ -162,7 +162,7 @@ handshake_complete(Socket, {Port, Caps, Buffered}, Node, _DHandle, Reply) ->
     Receiver = spawn_opt(?MODULE, receiver, [self(), {port, Port, Buffered}, Node, Caps], [link | ?HEAP_OPTS]),
     true = erlang:port_connect(Port, Receiver),
     Receiver ! go,
-    Reply(),
+    ok = Reply(),
     port_controller(Socket, Port).
 
 %% The controller of a driven connection serves `dist_util': ticks and
@@ -368,14 +368,15 @@ receiver(Ctrl, Carrier, Node, Caps) ->
     receive go -> ok end,
     Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
-    S = #rx{node = Node, ctrl = Ctrl, caps = Caps, policy = Policy, out = undefined,
-            ctx = seccomp_dist_filter:context(Node, Rules, Caps)},
+    Ctx = seccomp_dist_filter:context(Node, Rules, Caps),
     case Carrier of
         {socket, {Transport, _} = Socket, DHandle} ->
             ok = call(Socket, setopts, [[{active, ?ACTIVE_N}]]),
-            receive_loop(S#rx{socket = Socket, tags = Transport:tags(), out = {dhandle, DHandle}});
+            receive_loop(#rx{node = Node, ctrl = Ctrl, caps = Caps, policy = Policy, ctx = Ctx,
+                             socket = Socket, tags = Transport:tags(), out = {dhandle, DHandle}});
         {port, Port, Buffered} ->
-            S1 = current(S#rx{out = {port, Port}}),
+            S1 = current(#rx{node = Node, ctrl = Ctrl, caps = Caps, policy = Policy, ctx = Ctx,
+                             out = {port, Port}}),
             ok = seccomp_dist_port:enable(Port, Buffered),
             port_loop(S1)
     end.
