@@ -427,32 +427,27 @@ pub(crate) fn scan_known(bin: &[u8], budget: u64) -> Option<(usize, u64, u64)> {
 }
 
 /// Where the pids and references of the node named `node` sit in `bin`
-/// (whole terms, one after another), or `None` when `bin` is not whole terms.
-pub(crate) fn local_spans(bin: &[u8], node: &[u8]) -> Option<Vec<(usize, usize)>> {
-    locals(bin, node, None).0.ok()
-}
-
-/// Where this node's pids and references sit in `bin` (our own outgoing data:
-/// one or more terms one after another), and how many terms it visited.
-fn locals(
-    bin: &[u8],
-    node: &[u8],
-    budget: Option<u64>,
-) -> (Result<Vec<(usize, usize)>, Failure>, u64) {
+/// (whole terms, one after another), into `spans` (the caller's, reused);
+/// false when `bin` is not whole terms.
+pub(crate) fn local_spans(bin: &[u8], node: &[u8], spans: &mut Vec<(usize, usize)>) -> bool {
+    spans.clear();
     let mut walker = Walker {
         bin,
         pos: 0,
         max_new: usize::MAX,
-        budget,
+        budget: None,
         visits: 0,
         seen: HashSet::new(),
         lookup: |_: &[u8]| Some(true),
         local_node: Some(node),
-        scan: Scan::default(),
+        scan: Scan {
+            locals: std::mem::take(spans),
+            ..Scan::default()
+        },
     };
-    let result = walker.walk_all();
-    let visits = walker.visits;
-    (result.map(|()| walker.scan.locals), visits)
+    let whole = walker.walk_all().is_ok();
+    *spans = walker.scan.locals;
+    whole
 }
 
 /// A walk on a normal scheduler is charged to the caller's timeslice, like
@@ -563,8 +558,9 @@ mod tests {
         bin.extend_from_slice(&[
             131, 90, 0, 1, 119, 3, b'a', b'@', b'b', 0, 0, 0, 4, 0, 0, 0, 5,
         ]);
-        let (found, _) = locals(&bin, b"a@b", None);
-        assert_eq!(found.unwrap(), vec![(3, 21), (second + 1, bin.len())]);
+        let mut found = Vec::new();
+        assert!(local_spans(&bin, b"a@b", &mut found));
+        assert_eq!(found, vec![(3, 21), (second + 1, bin.len())]);
     }
 
     #[test]

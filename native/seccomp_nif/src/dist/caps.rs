@@ -125,6 +125,9 @@ pub struct Caps {
     /// Owners the filter found to be neither named nor the runtime's or OTP's
     /// own: messages to their aliases need not go to the filter.
     plain_owners: HashSet<Key, FxBuildHasher>,
+    /// Room reused from packet to packet.
+    spans: Vec<(usize, usize)>,
+    keys: Vec<Key>,
 }
 
 impl Caps {
@@ -145,25 +148,26 @@ impl Caps {
         } else {
             control_end
         };
-        let Some(spans) = etf::local_spans(&terms[..upto], node) else {
-            return false;
-        };
-        let senders = sender_fields(terms);
+        let mut spans = std::mem::take(&mut self.spans);
+        let whole = etf::local_spans(&terms[..upto], node, &mut spans);
+        let (senders, count) = sender_fields(terms);
+        let senders = &senders[..count];
         let sender = senders
             .iter()
             .find_map(|&at| match identifier(&terms[at..]) {
                 Some((n, key, _)) if n == node && key[0] == b'p' => Some(key),
                 _ => None,
             });
-        let echoed = PEER_NAMED.lock().expect("peer named");
-        let keys: Vec<Key> = spans
-            .into_iter()
-            .filter_map(|(start, _)| {
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        if whole {
+            let echoed = PEER_NAMED.lock().expect("peer named");
+            keys.extend(spans.iter().filter_map(|&(start, _)| {
                 let (_, key, _) = identifier(&terms[start..])?;
                 (senders.contains(&start) || !echoed.contains(&key)).then_some(key)
-            })
-            .collect();
-        drop(echoed);
+            }));
+        }
+        self.spans = spans;
         if let Some(owner) = sender {
             for key in keys.iter().filter(|k| k[0] == b'r') {
                 self.owners.insert(*key, owner);
@@ -175,20 +179,30 @@ impl Caps {
     /// Note the local pids and references an incoming packet names that its
     /// peer was not shown (see `PEER_NAMED`); the payload is read only if it
     /// names this node. False when the peer has named more than its share.
-    pub fn named_by_peer(&mut self, packet: &[u8], node: &[u8]) -> bool {
+    pub fn named_by_peer(
+        &mut self,
+        packet: &[u8],
+        node: &[u8],
+        finder: &memchr::memmem::Finder,
+    ) -> bool {
         let Some(terms) = packet.strip_prefix(&[PASS_THROUGH]) else {
             return true;
         };
         let upto = match control_end(terms) {
-            Some(end) if memchr::memmem::find(&terms[end..], node).is_none() => end,
+            Some(end) if finder.find(&terms[end..]).is_none() => end,
             _ => terms.len(),
         };
         // A packet that is not whole terms is the filter's to refuse.
-        let Some(spans) = etf::local_spans(&terms[..upto], node) else {
-            return true;
-        };
+        let mut spans = std::mem::take(&mut self.spans);
+        let whole = etf::local_spans(&terms[..upto], node, &mut spans);
+        let within = !whole || self.note_named(terms, &spans);
+        self.spans = spans;
+        within
+    }
+
+    fn note_named(&mut self, terms: &[u8], spans: &[(usize, usize)]) -> bool {
         let mut echoed = PEER_NAMED.lock().expect("peer named");
-        for (start, _) in spans {
+        for &(start, _) in spans {
             let Some((_, key, _)) = identifier(&terms[start..]) else {
                 continue;
             };
@@ -209,15 +223,17 @@ impl Caps {
         true
     }
 
+    /// Record `keys` (the buffer comes back as the next one's room).
     fn add(&mut self, keys: Vec<Key>) -> bool {
         if keys.is_empty() || keys == self.last {
+            self.keys = keys;
             return false;
         }
         for k in &keys {
             self.shown.insert(*k, self.gen);
         }
         self.count += keys.len();
-        self.last = keys;
+        self.keys = std::mem::replace(&mut self.last, keys);
         if self.count >= GENERATION && !self.full {
             self.full = true;
             return true;
@@ -308,11 +324,12 @@ impl Caps {
 /// Where the fields of a control term that name the local process acting
 /// (the sender of a message, link, exit or monitor; a spawn's requester and
 /// group leader; the process a spawn reply reports) start in `terms`.
-fn sender_fields(terms: &[u8]) -> Vec<usize> {
+fn sender_fields(terms: &[u8]) -> ([usize; 3], usize) {
+    let mut starts = [0; 3];
     let (first, op) = match *terms {
         [VERSION, 104, _, 97, op, ..] => (3, op),
         [VERSION, 105, _, _, _, _, 97, op, ..] => (6, op),
-        _ => return Vec::new(),
+        _ => return (starts, 0),
     };
     let fields: &[usize] = match op {
         1 | 3 | 4 | 6 | 7 | 8 | 13 | 16 | 18..=28 | 33 | 34 => &[2],
@@ -321,18 +338,19 @@ fn sender_fields(terms: &[u8]) -> Vec<usize> {
         35..=37 => &[3],
         _ => &[],
     };
-    let mut starts = Vec::with_capacity(fields.len());
+    let mut count = 0;
     let mut at = first;
     for index in 1..=fields.last().copied().unwrap_or(0) {
         if fields.contains(&index) {
-            starts.push(at);
+            starts[count] = at;
+            count += 1;
         }
         match etf::skip_term(terms, at) {
             Some(next) => at = next,
             None => break,
         }
     }
-    starts
+    (starts, count)
 }
 
 /// How many bytes of a pass-through packet its marker and control term take.
@@ -402,7 +420,7 @@ mod tests {
         incoming.push(131);
         incoming.extend(&guessed);
         let mut caps = Caps::default();
-        assert!(caps.named_by_peer(&incoming, node));
+        assert!(caps.named_by_peer(&incoming, node, &memchr::memmem::Finder::new(node)));
         let key = identifier(&guessed).unwrap().1;
         caps.show(&send_packet(&pid(node, 3), &pid(b"peer@h", 1)), node, true);
         let mut echo = vec![112, 131, 104, 3, 97, 22];

@@ -330,20 +330,19 @@ impl Conn {
             self.recv_cnt += 1;
             return;
         }
-        if matches!(packet, Incoming::Read(_)) {
+        let read = matches!(packet, Incoming::Read(_));
+        let shared = Arc::clone(&self.shared);
+        let mut caps = shared.caps.lock().expect("caps");
+        if read {
             self.recv_cnt += 1;
-            let within_share = self
-                .shared
-                .caps
-                .lock()
-                .expect("caps")
-                .named_by_peer(bytes, &self.shared.node);
-            if !within_share {
+            if !caps.named_by_peer(bytes, &shared.node, &shared.node_finder) {
+                drop(caps);
                 self.fail(c"too_many_unshown_identifiers");
                 return;
             }
         }
         if self.waiting.is_some() {
+            drop(caps);
             self.held_bytes += bytes.len();
             self.held.push_back(packet.into_vec());
             if self.held_bytes > HOLD_LIMIT {
@@ -351,10 +350,8 @@ impl Conn {
             }
             return;
         }
-        let fast = {
-            let caps = self.shared.caps.lock().expect("caps");
-            fast::accepts(bytes, &self.shared, &caps)
-        };
+        let fast = fast::accepts(bytes, &shared, &caps);
+        drop(caps);
         if let Some(kind) = fast {
             self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
             unsafe { driver_output(self.port, bytes.as_ptr() as *const c_char, bytes.len()) };
@@ -484,14 +481,15 @@ impl Conn {
         let segments = iovecs(ev);
         let shared = Arc::clone(&self.shared);
         let node = shared.node.as_slice();
-        if !mentions(segments, node, 0) {
+        let finder = &shared.node_finder;
+        if !mentions(segments, finder, 0) {
             return;
         }
         let buf = &mut self.scratch;
         buf.clear();
         gather(segments, buf, JOIN_BYTES);
         let payload_mentions = ev.size <= JOIN_BYTES
-            || caps::control_len(buf).is_none_or(|end| mentions(segments, node, end));
+            || caps::control_len(buf).is_none_or(|end| mentions(segments, finder, end));
         if payload_mentions && ev.size > JOIN_BYTES {
             buf.clear();
             gather(segments, buf, usize::MAX);
@@ -624,9 +622,8 @@ fn gather(segments: &[SysIOVec], buf: &mut Vec<u8>, limit: usize) {
 
 /// Whether this node's name occurs in the bytes of `segments` past their
 /// first `from`, across the segments' borders too.
-fn mentions(segments: &[SysIOVec], node: &[u8], from: usize) -> bool {
-    let finder = memchr::memmem::Finder::new(node);
-    let keep = node.len().saturating_sub(1);
+fn mentions(segments: &[SysIOVec], finder: &memchr::memmem::Finder, from: usize) -> bool {
+    let keep = finder.needle().len().saturating_sub(1);
     // The last `keep` bytes before the segment at hand.
     let mut carry: Vec<u8> = Vec::with_capacity(2 * keep);
     let mut skip = from;
@@ -763,16 +760,16 @@ mod tests {
 
     #[test]
     fn a_name_is_found_across_any_segments() {
-        let node = b"node@host";
+        let finder = memchr::memmem::Finder::new(b"node@host");
         for split in [
             &[&b"xx node@host yy"[..]][..],
             &[b"xx no", b"de@h", b"ost"],
             &[b"n", b"o", b"d", b"e@host"],
             &[b"", b"node@", b"", b"host"],
         ] {
-            assert!(mentions(&segments(split), node, 0), "{split:?}");
+            assert!(mentions(&segments(split), &finder, 0), "{split:?}");
         }
-        assert!(!mentions(&segments(&[b"node@hos", b"t x"]), node, 1));
-        assert!(!mentions(&segments(&[b"node@", b"other"]), node, 0));
+        assert!(!mentions(&segments(&[b"node@hos", b"t x"]), &finder, 1));
+        assert!(!mentions(&segments(&[b"node@", b"other"]), &finder, 0));
     }
 }

@@ -45,6 +45,8 @@ struct Registry {
 pub struct Shared {
     /// This node's name and the peer's, as atoms' UTF-8 text.
     node: Vec<u8>,
+    /// Finds this node's name in bytes (whether a packet may name its pids).
+    node_finder: memchr::memmem::Finder<'static>,
     peer: OnceCell<Vec<u8>>,
     caps: Mutex<Caps>,
     send_allowed: AtomicBool,
@@ -68,6 +70,7 @@ impl Shared {
     fn new(node: &[u8]) -> Shared {
         Shared {
             node: node.to_vec(),
+            node_finder: memchr::memmem::Finder::new(node).into_owned(),
             peer: OnceCell::new(),
             caps: Mutex::new(Caps::default()),
             send_allowed: AtomicBool::new(false),
@@ -174,7 +177,7 @@ fn dist_caps_show(env: Env, conn: Conn, packet: Binary) -> rustler::Atom {
 fn dist_caps_named(conn: Conn, packet: Binary) -> bool {
     let shared = &conn.shared;
     let mut caps = shared.caps.lock().expect("caps");
-    caps.named_by_peer(packet.as_slice(), &shared.node)
+    caps.named_by_peer(packet.as_slice(), &shared.node, &shared.node_finder)
 }
 
 /// `dist_caps_rotate(Conn)`: start a new generation of shown items (the
