@@ -385,7 +385,7 @@ alias_owner(Owner, #{caps := Caps, rules := #{names := Names}}) ->
             end;
         Name ->
             case lists:member(Name, Names) of
-                true -> {name, Name};
+                true -> {alias_of, Name};
                 false -> {system_process, Name}
             end
     end.
@@ -401,6 +401,7 @@ message(To, Payload, #{rules := R} = C) ->
                 false -> {refuse, send, not_allowed, none}
             end;
         {name, Name} -> content(send, Name, Payload, C);
+        {alias_of, Name} -> content(send, {alias_of, Name, To}, Payload, C);
         Why -> {refuse, send, {destination, Why}, none}
     end.
 
@@ -428,8 +429,31 @@ judge(Name, Msg, #{node := Node, rules := R} = C) ->
     case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
         false -> {refused, carries_fun};
         true when Name =:= none -> seccomp_dist_shapes:door(Msg, Node);
-        true -> shape(Name, Msg, C)
+        true -> judge_named(Name, Msg, C)
     end.
+
+%% A named process's alias (one it sent the peer, calling it) gets the
+%% replies to its calls, judged as messages to its name are (`global''s
+%% helpers take a peer's reply as the answer to their call); what else its
+%% protocol sends there is judged as a message to a process the peer holds.
+judge_named({alias_of, Name, Alias}, Msg, #{node := Node} = C) ->
+    case Msg of
+        {Tag, _Reply} ->
+            case reply_tag(Tag, Alias) of
+                true -> shape(Name, Msg, C);
+                false -> seccomp_dist_shapes:door(Msg, Node)
+            end;
+        _ -> seccomp_dist_shapes:door(Msg, Node)
+    end;
+judge_named(Name, Msg, C) ->
+    shape(Name, Msg, C).
+
+%% The tags a reply to a call (`gen:reply/2') comes back to an alias with: the
+%% alias, `[alias | Alias]', or a request's `[[alias | Alias] | Label]'.
+reply_tag(Alias, Alias) -> true;
+reply_tag([alias | Alias], Alias) -> true;
+reply_tag([[alias | Alias] | _Label], Alias) -> true;
+reply_tag(_Tag, _Alias) -> false.
 
 %% Whether a payload's outer term is a tuple whose first element is one of
 %% the atoms door messages start with, read from its first bytes (any

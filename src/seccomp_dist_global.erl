@@ -44,6 +44,7 @@ ok(global_name_server, {remove_connection, Peer}, Peer) -> true;
 ok(global_name_server, {{Tag, Peer}, Reply}, Peer) -> local_ref(Tag) andalso reply(Reply);
 ok(global_name_server, {Tag, Reply}, _Peer) when is_reference(Tag) -> local_ref(Tag) andalso reply(Reply);
 ok(global_name_server, {[alias | Tag], Reply}, _Peer) -> local_ref(Tag) andalso reply(Reply);
+ok(global_name_server, {[[alias | Tag] | _Label], Reply}, _Peer) -> local_ref(Tag) andalso reply(Reply);
 %% `lost_connection' names a third node that every receiver then drops:
 %% a peer's word is not enough for that (see the README).
 ok(global_group, {'$gen_cast', Req}, Peer) ->

@@ -52,6 +52,11 @@ global_replies_are_answers_test() ->
     Ref = make_ref(),
     Peer = 'peer@host',
     Check = fun(Msg) -> seccomp_dist_shapes:check(global_name_server, Msg, Peer) end,
-    [?assertEqual(ok, Check(M)) || M <- [{Ref, true}, {Ref, false}, {{Ref, Peer}, yes}, {{Ref, Peer}, ok}]],
+    %% the reply tags of a call (the alias, `[alias | Alias]' and a request's
+    %% `[[alias | Alias] | Label]', the replies of OTP 27+ come to the alias)
+    Tags = [Ref, [alias | Ref], [[alias | Ref] | label]],
+    [?assertEqual(ok, Check(M)) || M <- [{{Ref, Peer}, yes}, {{Ref, Peer}, ok}]
+                                       ++ [{T, R} || T <- Tags, R <- [true, false]]],
     [?assertMatch({refused, _}, Check(M))
-     || M <- [{Ref, lists:duplicate(1000, 0)}, {Ref, {true}}, {{Ref, Peer}, "yes"}, {make_ref(), self()}]].
+     || M <- [{{Ref, Peer}, "yes"}, {make_ref(), self()}]
+            ++ [{T, R} || T <- Tags, R <- [lists:duplicate(1000, 0), {true}, {garbage}]]].
