@@ -2,14 +2,15 @@
 %% (in `seccomp_nif''s library) is the connection's distribution controller.
 %% The runtime writes outgoing packets to it and takes incoming ones from
 %% it, with no process in between; the driver records what each outgoing
-%% packet shows the peer, and delivers an incoming message on its own only
+%% packet shows the peer, and delivers an incoming packet on its own only
 %% when it is one the filter is sure to accept (a message to a process or
-%% alias the peer holds, see `fast.rs'). Every other packet goes to the
+%% alias the peer holds, or a spawn request of a function the `rpc' rules
+%% allow; see `fast.rs'). Every other packet goes to the
 %% connection's receiver (the port's owner) as `{Port, packet, Packet}' and
 %% waits, with the packets behind it, for {@link verdict/2}.
 %%
-%% The driver's rules (`send', `max_message_bytes', the policy epoch they
-%% belong to) and its copy of which local processes are registered come
+%% The driver's rules (`send', `max_message_bytes', `rpc', the policy epoch
+%% they belong to) and its copy of which local processes are registered come
 %% from the receiver ({@link sync/3}); while they are out of date the
 %% driver sends every packet to the receiver.
 -module(seccomp_dist_port).
