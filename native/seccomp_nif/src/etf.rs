@@ -79,9 +79,9 @@ struct Scan {
     locals: Vec<(usize, usize)>,
 }
 
-/// `lookup(Latin1Text)`: whether an atom of this text exists, or `None` when
-/// the runtime cannot be asked.
-struct Walker<'b, L: FnMut(&[u8]) -> Option<bool>> {
+/// `lookup(Tag, Name)`: whether an atom of this name (as encoded under this
+/// tag) exists, or `None` when the runtime cannot be asked.
+struct Walker<'b, L: FnMut(u8, &[u8]) -> Option<bool>> {
     bin: &'b [u8],
     pos: usize,
     max_new: usize,
@@ -91,10 +91,21 @@ struct Walker<'b, L: FnMut(&[u8]) -> Option<bool>> {
     lookup: L,
     /// The node whose identifiers are collected (our own outgoing data).
     local_node: Option<&'b [u8]>,
+    /// Where the first term walked and its elements start (see `Control`).
+    roots: Option<Control>,
     scan: Scan,
 }
 
-impl<'b, L: FnMut(&[u8]) -> Option<bool>> Walker<'b, L> {
+/// Where a term and its elements start: `starts[0]` the term, `starts[i]`
+/// its `i`th element (while there is room), and where it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Control {
+    pub starts: [usize; 8],
+    pub count: usize,
+    pub end: usize,
+}
+
+impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
     fn take(&mut self, n: usize) -> Result<&'b [u8], Failure> {
         let end = self.pos.checked_add(n).ok_or(Failure::Truncated)?;
         let bytes = self.bin.get(self.pos..end).ok_or(Failure::Truncated)?;
@@ -157,7 +168,17 @@ impl<'b, L: FnMut(&[u8]) -> Option<bool>> Walker<'b, L> {
     /// One term without its version byte.
     fn walk_term(&mut self) -> Result<(), Failure> {
         let mut pending: u64 = 1;
+        // The term's own elements start where `pending` falls to a new low.
+        let mut low = u64::MAX;
         while pending > 0 {
+            if let Some(roots) = &mut self.roots {
+                if pending < low && roots.count < roots.starts.len() {
+                    roots.starts[roots.count] = self.pos;
+                    roots.count += 1;
+                    // Past the term itself, its first element is the first low.
+                    low = if roots.count == 1 { u64::MAX } else { pending };
+                }
+            }
             pending -= 1;
             self.visits += 1;
             if let Some(b) = self.budget {
@@ -307,12 +328,7 @@ impl<'b, L: FnMut(&[u8]) -> Option<bool>> Walker<'b, L> {
             self.u8()? as usize
         };
         let name = self.take(len)?;
-        let latin1 = if tag == 100 || tag == 115 {
-            Some(std::borrow::Cow::Borrowed(name))
-        } else {
-            utf8_as_latin1(name)
-        };
-        let exists = latin1.and_then(|text| (self.lookup)(&text));
+        let exists = (self.lookup)(tag, name);
         // Only names that are not atoms yet are remembered, to count each once.
         if exists == Some(true) || !self.seen.insert(name) {
             return Ok(name);
@@ -330,6 +346,14 @@ impl<'b, L: FnMut(&[u8]) -> Option<bool>> Walker<'b, L> {
     }
 }
 
+/// The Latin-1 text of an atom's name encoded under `tag`, if it has one.
+fn latin1(tag: u8, name: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if tag == 100 || tag == 115 {
+        return Some(std::borrow::Cow::Borrowed(name));
+    }
+    utf8_as_latin1(name)
+}
+
 /// The Latin-1 text of a UTF-8 name, if every character is Latin-1.
 fn utf8_as_latin1(name: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     if name.is_ascii() {
@@ -344,23 +368,15 @@ fn utf8_as_latin1(name: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
 }
 
 /// The scan of the term at the start of `bin`, and how many terms it visited.
-fn scan<L: FnMut(&[u8]) -> Option<bool>>(
+fn scan<L: FnMut(u8, &[u8]) -> Option<bool>>(
     bin: &[u8],
     max_new: usize,
     budget: Option<u64>,
     lookup: L,
 ) -> (Result<Scan, Failure>, u64) {
-    let mut walker = Walker {
-        bin,
-        pos: 0,
-        max_new,
-        budget,
-        visits: 0,
-        seen: HashSet::new(),
-        lookup,
-        local_node: None,
-        scan: Scan::default(),
-    };
+    let mut walker = Walker::new(bin, 0, lookup);
+    walker.max_new = max_new;
+    walker.budget = budget;
     let result = walker.walk();
     let visits = walker.visits;
     (result.map(|()| walker.scan), visits)
@@ -373,7 +389,7 @@ fn run<'a>(
     budget: Option<u64>,
 ) -> NifResult<Term<'a>> {
     let max_new = usize::try_from(max_new).unwrap_or(usize::MAX);
-    let lookup = |text: &[u8]| atom_exists(env, text);
+    let lookup = |tag, name: &[u8]| latin1(tag, name).and_then(|text| atom_exists(env, &text));
     let (result, visits) = scan(bin.as_slice(), max_new, budget, lookup);
     charge(env, visits, budget);
     let binaries = |names: Vec<Vec<u8>>| -> NifResult<Vec<Term<'a>>> {
@@ -398,19 +414,32 @@ fn run<'a>(
     })
 }
 
+/// A walker over `bin` from `pos` with no limits and nothing collected.
+impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
+    fn new(bin: &'b [u8], pos: usize, lookup: L) -> Self {
+        Walker {
+            bin,
+            pos,
+            max_new: usize::MAX,
+            budget: None,
+            visits: 0,
+            seen: HashSet::new(),
+            lookup,
+            local_node: None,
+            roots: None,
+            scan: Scan::default(),
+        }
+    }
+}
+
+/// A lookup for walks that only find where terms are: every atom "exists".
+fn any_atom(_tag: u8, _name: &[u8]) -> Option<bool> {
+    Some(true)
+}
+
 /// Where the term (without a version byte) that starts at `pos` ends.
 pub(crate) fn skip_term(bin: &[u8], pos: usize) -> Option<usize> {
-    let mut walker = Walker {
-        bin,
-        pos,
-        max_new: usize::MAX,
-        budget: None,
-        visits: 0,
-        seen: HashSet::new(),
-        lookup: |_: &[u8]| Some(true),
-        local_node: None,
-        scan: Scan::default(),
-    };
+    let mut walker = Walker::new(bin, pos, any_atom);
     walker.walk_term().ok().map(|()| walker.pos)
 }
 
@@ -419,34 +448,57 @@ pub(crate) fn skip_term(bin: &[u8], pos: usize) -> Option<usize> {
 /// one this node is known to have (no lookup: the driver has no runtime to
 /// ask) and the walk fits `budget`. `None` sends the packet to the filter.
 pub(crate) fn scan_known(bin: &[u8], budget: u64) -> Option<(usize, u64, u64)> {
-    let known = |text: &[u8]| KNOWN_ATOMS.contains(text).then_some(true);
+    let known = |tag, name: &[u8]| {
+        let text = latin1(tag, name)?;
+        KNOWN_ATOMS.contains(&*text).then_some(true)
+    };
     match scan(bin, 0, Some(budget), known).0 {
         Ok(s) if s.unchecked.is_empty() && s.new.is_empty() => Some((s.size, s.funs, s.memory)),
         _ => None,
     }
 }
 
-/// Where the pids and references of the node named `node` sit in `bin`
-/// (whole terms, one after another), into `spans` (the caller's, reused);
-/// false when `bin` is not whole terms.
-pub(crate) fn local_spans(bin: &[u8], node: &[u8], spans: &mut Vec<(usize, usize)>) -> bool {
+/// The first term of `bin` (a version byte, then the term: a packet's
+/// control term), where its elements start and where it ends; into `spans`
+/// (cleared first), where the pids and references of `node` in it sit.
+/// `None` when it is not a whole term.
+pub(crate) fn control_spans(
+    bin: &[u8],
+    node: &[u8],
+    spans: &mut Vec<(usize, usize)>,
+) -> Option<Control> {
     spans.clear();
-    let mut walker = Walker {
-        bin,
-        pos: 0,
-        max_new: usize::MAX,
-        budget: None,
-        visits: 0,
-        seen: HashSet::new(),
-        lookup: |_: &[u8]| Some(true),
-        local_node: Some(node),
-        scan: Scan {
-            locals: std::mem::take(spans),
-            ..Scan::default()
-        },
-    };
+    let mut walker = Walker::new(bin, 0, any_atom);
+    walker.local_node = Some(node);
+    walker.roots = Some(Control {
+        starts: [0; 8],
+        count: 0,
+        end: 0,
+    });
+    walker.scan.locals = std::mem::take(spans);
+    let whole = walker.walk_one().is_ok();
+    *spans = std::mem::take(&mut walker.scan.locals);
+    let roots = walker.roots.filter(|_| whole)?;
+    Some(Control {
+        end: walker.pos,
+        ..roots
+    })
+}
+
+/// Where the pids and references of the node named `node` sit in `bin`
+/// past `from` (whole terms, one after another), added to `spans`; false
+/// when that part of `bin` is not whole terms.
+pub(crate) fn local_spans_from(
+    bin: &[u8],
+    from: usize,
+    node: &[u8],
+    spans: &mut Vec<(usize, usize)>,
+) -> bool {
+    let mut walker = Walker::new(bin, from, any_atom);
+    walker.local_node = Some(node);
+    walker.scan.locals = std::mem::take(spans);
     let whole = walker.walk_all().is_ok();
-    *spans = walker.scan.locals;
+    *spans = std::mem::take(&mut walker.scan.locals);
     whole
 }
 
@@ -478,7 +530,10 @@ mod tests {
     use super::*;
 
     fn scan_with(bin: &[u8], known: &[&[u8]], budget: Option<u64>) -> Result<Scan, Failure> {
-        scan(bin, 10, budget, |t: &[u8]| Some(known.contains(&t))).0
+        scan(bin, 10, budget, |tag, name: &[u8]| {
+            latin1(tag, name).map(|t| known.contains(&&*t))
+        })
+        .0
     }
 
     #[test]
@@ -559,8 +614,23 @@ mod tests {
             131, 90, 0, 1, 119, 3, b'a', b'@', b'b', 0, 0, 0, 4, 0, 0, 0, 5,
         ]);
         let mut found = Vec::new();
-        assert!(local_spans(&bin, b"a@b", &mut found));
+        let control = control_spans(&bin, b"a@b", &mut found).unwrap();
+        assert_eq!(control.end, second);
+        assert_eq!(&control.starts[..control.count], &[1, 3, 21]);
+        assert!(local_spans_from(&bin, control.end, b"a@b", &mut found));
         assert_eq!(found, vec![(3, 21), (second + 1, bin.len())]);
+    }
+
+    #[test]
+    fn elements_are_found_past_nested_terms() {
+        // {[1, {2}], 3, {}}
+        let bin = [
+            131, 104, 3, 108, 0, 0, 0, 2, 97, 1, 104, 1, 97, 2, 106, 97, 3, 104, 0,
+        ];
+        let control = control_spans(&bin, b"a@b", &mut Vec::new()).unwrap();
+        assert_eq!(&control.starts[..control.count], &[1, 3, 15, 17]);
+        assert_eq!(control.end, bin.len());
+        assert_eq!(control_spans(&bin[..10], b"a@b", &mut Vec::new()), None);
     }
 
     #[test]

@@ -139,18 +139,14 @@ impl Caps {
         let Some(terms) = packet.strip_prefix(&[PASS_THROUGH]) else {
             return false;
         };
-        self.monitors_in(terms, node);
-        let Some(control_end) = control_end(terms) else {
+        let mut spans = std::mem::take(&mut self.spans);
+        let Some(control) = etf::control_spans(terms, node, &mut spans) else {
+            self.spans = spans;
             return false;
         };
-        let upto = if payload_mentions {
-            terms.len()
-        } else {
-            control_end
-        };
-        let mut spans = std::mem::take(&mut self.spans);
-        let whole = etf::local_spans(&terms[..upto], node, &mut spans);
-        let (senders, count) = sender_fields(terms);
+        self.monitors_in(terms, &control, node);
+        let whole = !payload_mentions || etf::local_spans_from(terms, control.end, node, &mut spans);
+        let (senders, count) = sender_fields(terms, &control);
         let senders = &senders[..count];
         let sender = senders
             .iter()
@@ -160,7 +156,7 @@ impl Caps {
             });
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
-        if whole {
+        if whole && !spans.is_empty() {
             let echoed = PEER_NAMED.lock().expect("peer named");
             keys.extend(spans.iter().filter_map(|&(start, _)| {
                 let (_, key, _) = identifier(&terms[start..])?;
@@ -188,14 +184,13 @@ impl Caps {
         let Some(terms) = packet.strip_prefix(&[PASS_THROUGH]) else {
             return true;
         };
-        let upto = match control_end(terms) {
-            Some(end) if finder.find(&terms[end..]).is_none() => end,
-            _ => terms.len(),
-        };
-        // A packet that is not whole terms is the filter's to refuse.
         let mut spans = std::mem::take(&mut self.spans);
-        let whole = etf::local_spans(&terms[..upto], node, &mut spans);
-        let within = !whole || self.note_named(terms, &spans);
+        // A packet that is not whole terms is the filter's to refuse.
+        let whole = etf::control_spans(terms, node, &mut spans).is_some_and(|control| {
+            finder.find(&terms[control.end..]).is_none()
+                || etf::local_spans_from(terms, control.end, node, &mut spans)
+        });
+        let within = !whole || spans.is_empty() || self.note_named(terms, &spans);
         self.spans = spans;
         within
     }
@@ -244,24 +239,20 @@ impl Caps {
     /// The monitors a local process sets up on the peer's (`MONITOR_P`, 19,
     /// and spawn requests, 29 and 30, whose request id names the monitor
     /// one asks for) until they fire or `DEMONITOR_P` (20) takes them down.
-    fn monitors_in(&mut self, terms: &[u8], node: &[u8]) {
-        let [VERSION, 104, _arity, 97, op, ..] = *terms else {
-            return;
-        };
-        // The first element after the operation.
-        let at = 5;
-        let key_at = match op {
-            19 | 20 => etf::skip_term(terms, at).and_then(|to| etf::skip_term(terms, to)),
-            29 | 30 => Some(at),
+    fn monitors_in(&mut self, terms: &[u8], control: &etf::Control, node: &[u8]) {
+        let key_field = match operation(terms, control) {
+            Some(19 | 20) => 4,
+            Some(29 | 30) => 2,
             _ => return,
         };
-        if let Some((n, key, _)) = key_at.and_then(|k| terms.get(k..)).and_then(identifier) {
-            if n == node {
-                if op == 20 {
-                    self.monitors.remove(&key);
-                } else {
-                    self.monitors.insert(key);
-                }
+        let Some((n, key, _)) = element(terms, control, key_field).and_then(identifier) else {
+            return;
+        };
+        if n == node {
+            if operation(terms, control) == Some(20) {
+                self.monitors.remove(&key);
+            } else {
+                self.monitors.insert(key);
             }
         }
     }
@@ -321,34 +312,36 @@ impl Caps {
     }
 }
 
+/// The operation of a control term (`terms`: version byte, then the term)
+/// whose elements `control` found.
+fn operation(terms: &[u8], control: &etf::Control) -> Option<u8> {
+    match *element(terms, control, 1)? {
+        [97, op, ..] if matches!(terms.get(control.starts[0]), Some(104 | 105)) => Some(op),
+        _ => None,
+    }
+}
+
+/// The bytes from the control tuple's `index`th element (1: the operation) on.
+fn element<'a>(terms: &'a [u8], control: &etf::Control, index: usize) -> Option<&'a [u8]> {
+    (index < control.count).then(|| &terms[control.starts[index]..])
+}
+
 /// Where the fields of a control term that name the local process acting
 /// (the sender of a message, link, exit or monitor; a spawn's requester and
 /// group leader; the process a spawn reply reports) start in `terms`.
-fn sender_fields(terms: &[u8]) -> ([usize; 3], usize) {
+fn sender_fields(terms: &[u8], control: &etf::Control) -> ([usize; 3], usize) {
     let mut starts = [0; 3];
-    let (first, op) = match *terms {
-        [VERSION, 104, _, 97, op, ..] => (3, op),
-        [VERSION, 105, _, _, _, _, 97, op, ..] => (6, op),
-        _ => return (starts, 0),
-    };
-    let fields: &[usize] = match op {
-        1 | 3 | 4 | 6 | 7 | 8 | 13 | 16 | 18..=28 | 33 | 34 => &[2],
-        29 | 30 => &[2, 3, 4],
-        31 | 32 => &[5],
-        35..=37 => &[3],
+    let fields: &[usize] = match operation(terms, control) {
+        Some(1 | 3 | 4 | 6 | 7 | 8 | 13 | 16 | 18..=28 | 33 | 34) => &[2],
+        Some(29 | 30) => &[2, 3, 4],
+        Some(31 | 32) => &[5],
+        Some(35..=37) => &[3],
         _ => &[],
     };
     let mut count = 0;
-    let mut at = first;
-    for index in 1..=fields.last().copied().unwrap_or(0) {
-        if fields.contains(&index) {
-            starts[count] = at;
-            count += 1;
-        }
-        match etf::skip_term(terms, at) {
-            Some(next) => at = next,
-            None => break,
-        }
+    for &index in fields.iter().filter(|&&i| i < control.count) {
+        starts[count] = control.starts[index];
+        count += 1;
     }
     (starts, count)
 }
