@@ -87,7 +87,7 @@ struct Walker<'b, L: FnMut(u8, &[u8]) -> Option<bool>> {
     max_new: usize,
     budget: Option<u64>,
     visits: u64,
-    seen: HashSet<&'b [u8]>,
+    seen: HashSet<&'b [u8], FxBuildHasher>,
     lookup: L,
     /// The node whose identifiers are collected (our own outgoing data).
     local_node: Option<&'b [u8]>,
@@ -423,7 +423,7 @@ impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
             max_new: usize::MAX,
             budget: None,
             visits: 0,
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             lookup,
             local_node: None,
             roots: None,
@@ -443,16 +443,42 @@ pub(crate) fn skip_term(bin: &[u8], pos: usize) -> Option<usize> {
     walker.walk_term().ok().map(|()| walker.pos)
 }
 
+/// Atoms known to exist that one connection's packets name, looked up
+/// without the shared set's locks (the first `KnownAtoms::CAP` it meets).
+#[derive(Default)]
+pub(crate) struct KnownAtoms {
+    names: HashSet<Box<[u8]>, FxBuildHasher>,
+}
+
+impl KnownAtoms {
+    const CAP: usize = 256;
+
+    fn contains(&mut self, text: &[u8]) -> bool {
+        if self.names.contains(text) {
+            return true;
+        }
+        let known = KNOWN_ATOMS.contains(text);
+        if known && self.names.len() < Self::CAP {
+            self.names.insert(text.into());
+        }
+        known
+    }
+}
+
 /// What the carrier's driver needs of a payload it may deliver without
 /// asking the filter: its size, funs and memory, when every atom in it is
 /// one this node is known to have (no lookup: the driver has no runtime to
 /// ask) and the walk fits `budget`. `None` sends the packet to the filter.
-pub(crate) fn scan_known(bin: &[u8], budget: u64) -> Option<(usize, u64, u64)> {
-    let known = |tag, name: &[u8]| {
+pub(crate) fn scan_known(
+    bin: &[u8],
+    budget: u64,
+    known: &mut KnownAtoms,
+) -> Option<(usize, u64, u64)> {
+    let lookup = |tag, name: &[u8]| {
         let text = latin1(tag, name)?;
-        KNOWN_ATOMS.contains(&*text).then_some(true)
+        known.contains(&text).then_some(true)
     };
-    match scan(bin, 0, Some(budget), known).0 {
+    match scan(bin, 0, Some(budget), lookup).0 {
         Ok(s) if s.unchecked.is_empty() && s.new.is_empty() => Some((s.size, s.funs, s.memory)),
         _ => None,
     }

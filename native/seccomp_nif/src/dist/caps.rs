@@ -145,7 +145,8 @@ impl Caps {
             return false;
         };
         self.monitors_in(terms, &control, node);
-        let whole = !payload_mentions || etf::local_spans_from(terms, control.end, node, &mut spans);
+        let whole =
+            !payload_mentions || etf::local_spans_from(terms, control.end, node, &mut spans);
         let (senders, count) = sender_fields(terms, &control);
         let senders = &senders[..count];
         let sender = senders

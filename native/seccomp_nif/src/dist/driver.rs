@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use super::ffi::*;
 use super::{caps, fast, Shared};
+use crate::etf;
 
 const CMD_ACCEPT: c_uint = 1;
 const CMD_DROP: c_uint = 2;
@@ -88,8 +89,11 @@ struct Conn {
     selected: bool,
     /// The port is closing: nothing more is read or delivered.
     failed: bool,
-    /// Room to join an outgoing packet's first bytes in.
+    /// Atoms this connection's packets name that are known to exist.
+    known: etf::KnownAtoms,
+    /// Room to join an outgoing packet's first bytes in, and to list its segments.
     scratch: Vec<u8>,
+    iov: Vec<libc::iovec>,
     inbuf: Vec<u8>,
     skip: Option<Skip>,
     waiting: Option<Vec<u8>>,
@@ -180,7 +184,9 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         paused: false,
         selected: false,
         failed: false,
+        known: etf::KnownAtoms::default(),
         scratch: Vec::new(),
+        iov: Vec::new(),
         inbuf: Vec::new(),
         skip: None,
         waiting: None,
@@ -238,10 +244,11 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
         c.inbuf.reserve(READ_CHUNK);
         let spare = c.inbuf.capacity() - c.inbuf.len();
         let n = unsafe {
-            libc::read(
+            libc::recv(
                 c.fd,
                 c.inbuf.as_mut_ptr().add(c.inbuf.len()) as *mut c_void,
                 spare,
+                0,
             )
         };
         if n > 0 {
@@ -350,7 +357,7 @@ impl Conn {
             }
             return;
         }
-        let fast = fast::accepts(bytes, &shared, &caps);
+        let fast = fast::accepts(bytes, &shared, &caps, &mut self.known);
         drop(caps);
         if let Some(kind) = fast {
             self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -525,7 +532,8 @@ impl Conn {
             unsafe { driver_enq(self.port, header.as_ptr() as *const c_char, 4) };
             enqueue(self, 0);
         } else {
-            let mut iov = Vec::with_capacity(segments.len().min(IOV_MAX - 1) + 1);
+            let mut iov = std::mem::take(&mut self.iov);
+            iov.clear();
             iov.push(libc::iovec {
                 iov_base: header.as_ptr() as *mut c_void,
                 iov_len: 4,
@@ -537,6 +545,8 @@ impl Conn {
                 });
             }
             let n = unsafe { libc::writev(self.fd, iov.as_ptr(), iov.len() as c_int) };
+            iov.clear();
+            self.iov = iov;
             let written = if n >= 0 {
                 n as usize
             } else {

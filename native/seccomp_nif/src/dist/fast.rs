@@ -22,7 +22,7 @@
 
 use super::caps::{self, Caps};
 use super::Shared;
-use crate::etf;
+use crate::etf::{self, KnownAtoms};
 
 const VERSION: u8 = 131;
 /// Terms a payload walk may visit here (longer walks go to the filter).
@@ -43,18 +43,23 @@ pub enum Kind {
     SpawnRequest,
 }
 
-pub fn accepts(packet: &[u8], shared: &Shared, caps: &Caps) -> Option<Kind> {
+pub fn accepts(
+    packet: &[u8],
+    shared: &Shared,
+    caps: &Caps,
+    known: &mut KnownAtoms,
+) -> Option<Kind> {
     let terms = packet.strip_prefix(&[112])?;
     if !shared.rules_current() {
         return None;
     }
     if let [VERSION, 104, 6, 97, 29, ..] = *terms {
-        return spawn_request(terms, shared).then_some(Kind::SpawnRequest);
+        return spawn_request(terms, shared, known).then_some(Kind::SpawnRequest);
     }
-    message(terms, shared, caps).then_some(Kind::Message)
+    message(terms, shared, caps, known).then_some(Kind::Message)
 }
 
-fn message(terms: &[u8], shared: &Shared, caps: &Caps) -> bool {
+fn message(terms: &[u8], shared: &Shared, caps: &Caps, known: &mut KnownAtoms) -> bool {
     let (from_at, to_kind) = match *terms {
         [VERSION, 104, 3, 97, 22, ..] => (5, b'p'),
         [VERSION, 104, 3, 97, 33, ..] => (5, b'r'),
@@ -87,23 +92,27 @@ fn message(terms: &[u8], shared: &Shared, caps: &Caps) -> bool {
         return false;
     }
     let payload = &terms[to_at + to_len..];
-    !door(payload) && plain_payload(payload, shared)
+    !door(payload) && plain_payload(payload, shared, known)
 }
 
 /// One whole term of known atoms, no funs, within `max_message_bytes`.
-fn plain_payload(payload: &[u8], shared: &Shared) -> bool {
-    match etf::scan_known(payload, WALK_BUDGET) {
+fn plain_payload(payload: &[u8], shared: &Shared, known: &mut KnownAtoms) -> bool {
+    match etf::scan_known(payload, WALK_BUDGET, known) {
         Some((size, 0, memory)) => size == payload.len() && memory <= shared.max_bytes(),
         _ => false,
     }
 }
 
 /// `{29, ReqId, From, GroupLeader, {M, F, A}, Opts}` and its argument list.
-fn spawn_request(terms: &[u8], shared: &Shared) -> bool {
-    spawn_call(terms, shared).is_some_and(|(m, f, a)| shared.rpc_allowed(m, f, a))
+fn spawn_request(terms: &[u8], shared: &Shared, known: &mut KnownAtoms) -> bool {
+    spawn_call(terms, shared, known).is_some_and(|(m, f, a)| shared.rpc_allowed(m, f, a))
 }
 
-fn spawn_call<'a>(terms: &'a [u8], shared: &Shared) -> Option<(&'a [u8], &'a [u8], usize)> {
+fn spawn_call<'a>(
+    terms: &'a [u8],
+    shared: &Shared,
+    known: &mut KnownAtoms,
+) -> Option<(&'a [u8], &'a [u8], usize)> {
     let (_, request, len) = caps::identifier(terms.get(5..)?)?;
     let mut at = 5 + len;
     let (from_node, from, len) = caps::identifier(terms.get(at..)?)?;
@@ -128,11 +137,11 @@ fn spawn_call<'a>(terms: &'a [u8], shared: &Shared) -> Option<(&'a [u8], &'a [u8
     };
     let control_end = spawn_options(terms, after + 2)?;
     // Every atom of the control term known, nothing after it but the arguments.
-    if etf::scan_known(&terms[..control_end], WALK_BUDGET)?.0 != control_end {
+    if etf::scan_known(&terms[..control_end], WALK_BUDGET, known)?.0 != control_end {
         return None;
     }
     let payload = &terms[control_end..];
-    if !plain_payload(payload, shared) {
+    if !plain_payload(payload, shared, known) {
         return None;
     }
     let args = list(payload, 1)?;
@@ -341,31 +350,66 @@ mod tests {
         let msg = tuple(&[atom(b"msg"), small(1)]);
         let send = |from: Vec<u8>, to: Vec<u8>| packet(tuple(&[small(22), from, to]), msg.clone());
         assert_eq!(
-            accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps),
+            accepts(
+                &send(pid(PEER, 5), pid(NODE, 1)),
+                &s,
+                &caps,
+                &mut KnownAtoms::default()
+            ),
             Some(Kind::Message)
         );
-        assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 2)), &s, &caps), None);
-        assert_eq!(accepts(&send(pid(NODE, 5), pid(NODE, 1)), &s, &caps), None);
+        assert_eq!(
+            accepts(
+                &send(pid(PEER, 5), pid(NODE, 2)),
+                &s,
+                &caps,
+                &mut KnownAtoms::default()
+            ),
+            None
+        );
+        assert_eq!(
+            accepts(
+                &send(pid(NODE, 5), pid(NODE, 1)),
+                &s,
+                &caps,
+                &mut KnownAtoms::default()
+            ),
+            None
+        );
         let alias = packet(
             tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]),
             msg.clone(),
         );
-        assert_eq!(accepts(&alias, &s, &caps), None);
+        assert_eq!(accepts(&alias, &s, &caps, &mut KnownAtoms::default()), None);
         let mut caps = caps;
         caps.set_plain(caps::identifier(&pid(NODE, 1)).unwrap().1);
-        assert_eq!(accepts(&alias, &s, &caps), Some(Kind::Message));
+        assert_eq!(
+            accepts(&alias, &s, &caps, &mut KnownAtoms::default()),
+            Some(Kind::Message)
+        );
         let door = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
             tuple(&[atom(b"$gen_call"), small(1)]),
         );
-        assert_eq!(accepts(&door, &s, &caps), None);
+        assert_eq!(accepts(&door, &s, &caps, &mut KnownAtoms::default()), None);
         let unknown_atom = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
             atom(b"never_seen_here"),
         );
-        assert_eq!(accepts(&unknown_atom, &s, &caps), None);
+        assert_eq!(
+            accepts(&unknown_atom, &s, &caps, &mut KnownAtoms::default()),
+            None
+        );
         s.registry.lock().unwrap().at = None;
-        assert_eq!(accepts(&send(pid(PEER, 5), pid(NODE, 1)), &s, &caps), None);
+        assert_eq!(
+            accepts(
+                &send(pid(PEER, 5), pid(NODE, 1)),
+                &s,
+                &caps,
+                &mut KnownAtoms::default()
+            ),
+            None
+        );
     }
 
     fn spawn(mfa: Vec<u8>, opts: Vec<u8>, args: Vec<u8>) -> Vec<u8> {
@@ -396,7 +440,10 @@ mod tests {
             monitor.clone(),
             call(b"erlang", b"node", vec![]),
         );
-        assert_eq!(accepts(&ok, &s, &caps), Some(Kind::SpawnRequest));
+        assert_eq!(
+            accepts(&ok, &s, &caps, &mut KnownAtoms::default()),
+            Some(Kind::SpawnRequest)
+        );
         let refused = [
             spawn(erpc.clone(), monitor.clone(), call(b"os", b"cmd", vec![])),
             spawn(
@@ -421,14 +468,17 @@ mod tests {
             ),
         ];
         for p in &refused {
-            assert_eq!(accepts(p, &s, &caps), None);
+            assert_eq!(accepts(p, &s, &caps, &mut KnownAtoms::default()), None);
         }
         let direct = spawn(
             tuple(&[atom(b"erlang"), atom(b"node"), small(0)]),
             list(&[]),
             list(&[]),
         );
-        assert_eq!(accepts(&direct, &s, &caps), Some(Kind::SpawnRequest));
+        assert_eq!(
+            accepts(&direct, &s, &caps, &mut KnownAtoms::default()),
+            Some(Kind::SpawnRequest)
+        );
         // A Latin-1 encoding of the same bytes names another atom.
         let mut latin1 = direct.clone();
         let at = latin1
@@ -436,6 +486,9 @@ mod tests {
             .position(|w| w == [119, 6, b'e', b'r', b'l', b'a'])
             .unwrap();
         latin1[at] = 115;
-        assert_eq!(accepts(&latin1, &s, &caps), None);
+        assert_eq!(
+            accepts(&latin1, &s, &caps, &mut KnownAtoms::default()),
+            None
+        );
     }
 }
