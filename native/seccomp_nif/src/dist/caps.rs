@@ -18,6 +18,8 @@ use rustc_hash::FxBuildHasher;
 use crate::etf;
 
 const GENERATION: usize = 100_000;
+/// Shown keys added to the table together.
+const PENDING: usize = 32;
 
 /// This node's pids and references that a peer named before they were shown
 /// to it (a guess, or one relayed from a third node). Local code that sends
@@ -111,6 +113,10 @@ pub fn local_key(encoded: &[u8], node: &[u8]) -> Option<Key> {
 #[derive(Default)]
 pub struct Caps {
     shown: HashMap<Key, u32, FxBuildHasher>,
+    /// Shown keys on their way into `shown`, added a batch at a time: each
+    /// insert into a large table misses the cache, and a batch of them
+    /// overlaps the misses. Every reader of `shown` settles them first.
+    pending: Vec<Key>,
     gen: u32,
     count: usize,
     last: Vec<Key>,
@@ -174,8 +180,9 @@ impl Caps {
     }
 
     /// Note the local pids and references an incoming packet names that its
-    /// peer was not shown (see `PEER_NAMED`); the payload is read only if it
-    /// names this node. False when the peer has named more than its share.
+    /// peer was not shown (see `PEER_NAMED`); a packet, or its payload, is
+    /// read only if it names this node. False when the peer has named more
+    /// than its share.
     pub fn named_by_peer(
         &mut self,
         packet: &[u8],
@@ -185,6 +192,9 @@ impl Caps {
         let Some(terms) = packet.strip_prefix(&[PASS_THROUGH]) else {
             return true;
         };
+        if finder.find(terms).is_none() {
+            return true;
+        }
         let mut spans = std::mem::take(&mut self.spans);
         // A packet that is not whole terms is the filter's to refuse.
         let whole = etf::control_spans(terms, node, &mut spans).is_some_and(|control| {
@@ -197,6 +207,7 @@ impl Caps {
     }
 
     fn note_named(&mut self, terms: &[u8], spans: &[(usize, usize)]) -> bool {
+        self.settle();
         let mut echoed = PEER_NAMED.lock().expect("peer named");
         for &(start, _) in spans {
             let Some((_, key, _)) = identifier(&terms[start..]) else {
@@ -225,8 +236,9 @@ impl Caps {
             self.keys = keys;
             return false;
         }
-        for k in &keys {
-            self.shown.insert(*k, self.gen);
+        self.pending.extend_from_slice(&keys);
+        if self.pending.len() >= PENDING {
+            self.settle();
         }
         self.count += keys.len();
         self.keys = std::mem::replace(&mut self.last, keys);
@@ -258,7 +270,16 @@ impl Caps {
         }
     }
 
-    pub fn holds(&self, key: &Key) -> bool {
+    /// Move the pending shown keys into `shown`.
+    fn settle(&mut self) {
+        let gen = self.gen;
+        for key in self.pending.drain(..) {
+            self.shown.insert(key, gen);
+        }
+    }
+
+    pub fn holds(&mut self, key: &Key) -> bool {
+        self.settle();
         self.shown.contains_key(key)
     }
 
@@ -286,6 +307,7 @@ impl Caps {
     /// Start a new generation: the full one stays, items of earlier ones
     /// are dropped but pids `alive` says are alive (they join the full one).
     pub fn rotate(&mut self, mut alive: impl FnMut(&Key) -> bool) {
+        self.settle();
         let gen = self.gen;
         self.shown.retain(|k, g| {
             if *g == gen {
@@ -425,6 +447,21 @@ mod tests {
         caps.show(&echo, node, true);
         assert!(!caps.holds(&key));
         caps.show(&send_packet(&guessed, &pid(b"peer@h", 1)), node, true);
+        assert!(caps.holds(&key));
+    }
+
+    #[test]
+    fn shown_items_outlive_one_rotation_and_dead_pids_not_two() {
+        let mut caps = Caps::default();
+        caps.show(&send_packet(&pid(b"a@h", 1), &pid(b"b@h", 2)), b"a@h", true);
+        let key = identifier(&pid(b"a@h", 1)).unwrap().1;
+        caps.rotate(|_| false);
+        assert!(caps.holds(&key));
+        caps.rotate(|_| false);
+        assert!(!caps.holds(&key));
+        caps.show(&send_packet(&pid(b"a@h", 1), &pid(b"b@h", 2)), b"a@h", true);
+        caps.rotate(|_| true);
+        caps.rotate(|_| true);
         assert!(caps.holds(&key));
     }
 

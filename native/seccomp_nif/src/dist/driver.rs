@@ -357,7 +357,7 @@ impl Conn {
             }
             return;
         }
-        let fast = fast::accepts(bytes, &shared, &caps, &mut self.known);
+        let fast = fast::accepts(bytes, &shared, &mut caps, &mut self.known);
         drop(caps);
         if let Some(kind) = fast {
             self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);

@@ -46,7 +46,7 @@ pub enum Kind {
 pub fn accepts(
     packet: &[u8],
     shared: &Shared,
-    caps: &Caps,
+    caps: &mut Caps,
     known: &mut KnownAtoms,
 ) -> Option<Kind> {
     let terms = packet.strip_prefix(&[112])?;
@@ -59,7 +59,7 @@ pub fn accepts(
     message(terms, shared, caps, known).then_some(Kind::Message)
 }
 
-fn message(terms: &[u8], shared: &Shared, caps: &Caps, known: &mut KnownAtoms) -> bool {
+fn message(terms: &[u8], shared: &Shared, caps: &mut Caps, known: &mut KnownAtoms) -> bool {
     let (from_at, to_kind) = match *terms {
         [VERSION, 104, 3, 97, 22, ..] => (5, b'p'),
         [VERSION, 104, 3, 97, 33, ..] => (5, b'r'),
@@ -346,14 +346,14 @@ mod tests {
     #[test]
     fn messages_to_held_processes_only() {
         let s = shared();
-        let caps = holding(&[pid(NODE, 1), reference(NODE, 9)]);
+        let mut caps = holding(&[pid(NODE, 1), reference(NODE, 9)]);
         let msg = tuple(&[atom(b"msg"), small(1)]);
         let send = |from: Vec<u8>, to: Vec<u8>| packet(tuple(&[small(22), from, to]), msg.clone());
         assert_eq!(
             accepts(
                 &send(pid(PEER, 5), pid(NODE, 1)),
                 &s,
-                &caps,
+                &mut caps,
                 &mut KnownAtoms::default()
             ),
             Some(Kind::Message)
@@ -362,7 +362,7 @@ mod tests {
             accepts(
                 &send(pid(PEER, 5), pid(NODE, 2)),
                 &s,
-                &caps,
+                &mut caps,
                 &mut KnownAtoms::default()
             ),
             None
@@ -371,7 +371,7 @@ mod tests {
             accepts(
                 &send(pid(NODE, 5), pid(NODE, 1)),
                 &s,
-                &caps,
+                &mut caps,
                 &mut KnownAtoms::default()
             ),
             None
@@ -380,24 +380,29 @@ mod tests {
             tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]),
             msg.clone(),
         );
-        assert_eq!(accepts(&alias, &s, &caps, &mut KnownAtoms::default()), None);
-        let mut caps = caps;
+        assert_eq!(
+            accepts(&alias, &s, &mut caps, &mut KnownAtoms::default()),
+            None
+        );
         caps.set_plain(caps::identifier(&pid(NODE, 1)).unwrap().1);
         assert_eq!(
-            accepts(&alias, &s, &caps, &mut KnownAtoms::default()),
+            accepts(&alias, &s, &mut caps, &mut KnownAtoms::default()),
             Some(Kind::Message)
         );
         let door = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
             tuple(&[atom(b"$gen_call"), small(1)]),
         );
-        assert_eq!(accepts(&door, &s, &caps, &mut KnownAtoms::default()), None);
+        assert_eq!(
+            accepts(&door, &s, &mut caps, &mut KnownAtoms::default()),
+            None
+        );
         let unknown_atom = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
             atom(b"never_seen_here"),
         );
         assert_eq!(
-            accepts(&unknown_atom, &s, &caps, &mut KnownAtoms::default()),
+            accepts(&unknown_atom, &s, &mut caps, &mut KnownAtoms::default()),
             None
         );
         s.registry.lock().unwrap().at = None;
@@ -405,7 +410,7 @@ mod tests {
             accepts(
                 &send(pid(PEER, 5), pid(NODE, 1)),
                 &s,
-                &caps,
+                &mut caps,
                 &mut KnownAtoms::default()
             ),
             None
@@ -429,7 +434,7 @@ mod tests {
     #[test]
     fn spawn_requests_of_allowed_functions_only() {
         let s = shared();
-        let caps = Caps::default();
+        let mut caps = Caps::default();
         let erpc = tuple(&[atom(b"erpc"), atom(b"execute_call"), small(4)]);
         let call = |m: &[u8], f: &[u8], args: Vec<Vec<u8>>| {
             list(&[reference(PEER, 4), atom(m), atom(f), list(&args)])
@@ -441,7 +446,7 @@ mod tests {
             call(b"erlang", b"node", vec![]),
         );
         assert_eq!(
-            accepts(&ok, &s, &caps, &mut KnownAtoms::default()),
+            accepts(&ok, &s, &mut caps, &mut KnownAtoms::default()),
             Some(Kind::SpawnRequest)
         );
         let refused = [
@@ -468,7 +473,7 @@ mod tests {
             ),
         ];
         for p in &refused {
-            assert_eq!(accepts(p, &s, &caps, &mut KnownAtoms::default()), None);
+            assert_eq!(accepts(p, &s, &mut caps, &mut KnownAtoms::default()), None);
         }
         let direct = spawn(
             tuple(&[atom(b"erlang"), atom(b"node"), small(0)]),
@@ -476,7 +481,7 @@ mod tests {
             list(&[]),
         );
         assert_eq!(
-            accepts(&direct, &s, &caps, &mut KnownAtoms::default()),
+            accepts(&direct, &s, &mut caps, &mut KnownAtoms::default()),
             Some(Kind::SpawnRequest)
         );
         // A Latin-1 encoding of the same bytes names another atom.
@@ -487,7 +492,7 @@ mod tests {
             .unwrap();
         latin1[at] = 115;
         assert_eq!(
-            accepts(&latin1, &s, &caps, &mut KnownAtoms::default()),
+            accepts(&latin1, &s, &mut caps, &mut KnownAtoms::default()),
             None
         );
     }
