@@ -347,6 +347,7 @@ impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
 }
 
 /// The Latin-1 text of an atom's name encoded under `tag`, if it has one.
+#[inline]
 fn latin1(tag: u8, name: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     if tag == 100 || tag == 115 {
         return Some(std::borrow::Cow::Borrowed(name));
@@ -452,6 +453,11 @@ pub(crate) struct KnownAtoms {
 
 impl KnownAtoms {
     const CAP: usize = 256;
+
+    /// Whether the atom named `name` under the encoding `tag` is known to exist.
+    pub(crate) fn knows(&mut self, tag: u8, name: &[u8]) -> bool {
+        latin1(tag, name).is_some_and(|text| self.contains(&text))
+    }
 
     fn contains(&mut self, text: &[u8]) -> bool {
         if self.names.contains(text) {

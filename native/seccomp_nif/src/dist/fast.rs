@@ -114,16 +114,19 @@ fn spawn_call<'a>(
     known: &mut KnownAtoms,
 ) -> Option<(&'a [u8], &'a [u8], usize)> {
     let (_, request, len) = caps::identifier(terms.get(5..)?)?;
-    let mut at = 5 + len;
-    let (from_node, from, len) = caps::identifier(terms.get(at..)?)?;
-    at += len;
-    let (leader_node, leader, len) = caps::identifier(terms.get(at..)?)?;
-    at += len;
+    let from_at = 5 + len;
+    let (from_node, from, len) = caps::identifier(terms.get(from_at..)?)?;
+    let leader_at = from_at + len;
+    let (leader_node, leader, len) = caps::identifier(terms.get(leader_at..)?)?;
+    let at = leader_at + len;
     if request[0] != b'r'
         || from[0] != b'p'
         || shared.peer.get().map(Vec::as_slice) != Some(from_node)
         || leader[0] != b'p'
         || leader_node == shared.node.as_slice()
+        || ![5, from_at, leader_at]
+            .iter()
+            .all(|&at| node_known(terms, at, shared, known))
     {
         return None;
     }
@@ -135,11 +138,13 @@ fn spawn_call<'a>(
     let [97, arity] = *terms.get(after..after + 2)? else {
         return None;
     };
-    let control_end = spawn_options(terms, after + 2)?;
-    // Every atom of the control term known, nothing after it but the arguments.
-    if etf::scan_known(&terms[..control_end], WALK_BUDGET, known)?.0 != control_end {
+    // Every atom of the control term known (the sender's node is the peer;
+    // `link` and `monitor` exist in every runtime), nothing after it but the
+    // arguments.
+    if !known.knows(119, m) || !known.knows(119, f) {
         return None;
     }
+    let control_end = spawn_options(terms, after + 2)?;
     let payload = &terms[control_end..];
     if !plain_payload(payload, shared, known) {
         return None;
@@ -153,6 +158,23 @@ fn spawn_call<'a>(
         (b"erpc", b"execute_cast", 3) => inner_call(payload, args.first),
         (b"erpc", _, _) => None,
         _ => Some((m, f, args.len)),
+    }
+}
+
+/// Whether the node of the pid or reference at `at` names an atom known to
+/// exist (the peer's name, in UTF-8, does).
+fn node_known(terms: &[u8], at: usize, shared: &Shared, known: &mut KnownAtoms) -> bool {
+    let tag_at = match terms.get(at) {
+        Some(88 | 103) => at + 1,
+        Some(90 | 114) => at + 3,
+        _ => return false,
+    };
+    match (terms.get(tag_at), caps::atom(terms, tag_at)) {
+        (Some(&tag), Some((node, _))) => {
+            (matches!(tag, 118 | 119) && shared.peer.get().is_some_and(|p| p.as_slice() == node))
+                || known.knows(tag, node)
+        }
+        _ => false,
     }
 }
 
@@ -482,6 +504,40 @@ mod tests {
         );
         assert_eq!(
             accepts(&direct, &s, &mut caps, &mut KnownAtoms::default()),
+            Some(Kind::SpawnRequest)
+        );
+        // An atom this node is not known to have, wherever the control term
+        // names one, sends the request to the filter.
+        let unknown = b"nowhere@never_seen";
+        let with_nodes = |request: &[u8], from: &[u8], leader: &[u8], mfa: Vec<u8>| {
+            packet(
+                tuple(&[
+                    small(29),
+                    reference(request, 3),
+                    pid(from, 5),
+                    pid(leader, 6),
+                    mfa,
+                    list(&[]),
+                ]),
+                list(&[]),
+            )
+        };
+        let erlang_node = || tuple(&[atom(b"erlang"), atom(b"node"), small(0)]);
+        for p in [
+            with_nodes(unknown, PEER, PEER, erlang_node()),
+            with_nodes(PEER, PEER, unknown, erlang_node()),
+            with_nodes(
+                PEER,
+                PEER,
+                PEER,
+                tuple(&[atom(b"erlang"), atom(b"never_seen_fun"), small(0)]),
+            ),
+        ] {
+            assert_eq!(accepts(&p, &s, &mut caps, &mut KnownAtoms::default()), None);
+        }
+        let same = with_nodes(PEER, PEER, PEER, erlang_node());
+        assert_eq!(
+            accepts(&same, &s, &mut caps, &mut KnownAtoms::default()),
             Some(Kind::SpawnRequest)
         );
         // A Latin-1 encoding of the same bytes names another atom.
