@@ -445,14 +445,34 @@ pub(crate) fn skip_term(bin: &[u8], pos: usize) -> Option<usize> {
 }
 
 /// Atoms known to exist that one connection's packets name, looked up
-/// without the shared set's locks (the first `KnownAtoms::CAP` it meets).
-#[derive(Default)]
+/// without the shared set's locks: a direct-mapped cache whose slots hold
+/// the names themselves (up to `NAME_MAX` bytes), so a hit reads one slot.
 pub(crate) struct KnownAtoms {
-    names: HashSet<Box<[u8]>, FxBuildHasher>,
+    slots: Box<[KnownSlot; KnownAtoms::SLOTS]>,
+}
+
+/// A cached name: `len` bytes of `name`; an empty slot has `len` 0.
+#[derive(Clone, Copy)]
+struct KnownSlot {
+    len: u8,
+    name: [u8; KnownAtoms::NAME_MAX],
+}
+
+impl Default for KnownAtoms {
+    fn default() -> Self {
+        let empty = KnownSlot {
+            len: 0,
+            name: [0; Self::NAME_MAX],
+        };
+        KnownAtoms {
+            slots: Box::new([empty; Self::SLOTS]),
+        }
+    }
 }
 
 impl KnownAtoms {
-    const CAP: usize = 256;
+    const SLOTS: usize = 256;
+    const NAME_MAX: usize = 31;
 
     /// Whether the atom named `name` under the encoding `tag` is known to exist.
     pub(crate) fn knows(&mut self, tag: u8, name: &[u8]) -> bool {
@@ -460,12 +480,19 @@ impl KnownAtoms {
     }
 
     fn contains(&mut self, text: &[u8]) -> bool {
-        if self.names.contains(text) {
+        if text.is_empty() || text.len() > Self::NAME_MAX {
+            return KNOWN_ATOMS.contains(text);
+        }
+        let mut hasher = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut hasher, text);
+        let slot = &mut self.slots[std::hash::Hasher::finish(&hasher) as usize % Self::SLOTS];
+        if &slot.name[..slot.len as usize] == text {
             return true;
         }
         let known = KNOWN_ATOMS.contains(text);
-        if known && self.names.len() < Self::CAP {
-            self.names.insert(text.into());
+        if known {
+            slot.len = text.len() as u8;
+            slot.name[..text.len()].copy_from_slice(text);
         }
         known
     }
@@ -663,6 +690,28 @@ mod tests {
         assert_eq!(&control.starts[..control.count], &[1, 3, 15, 17]);
         assert_eq!(control.end, bin.len());
         assert_eq!(control_spans(&bin[..10], b"a@b", &mut Vec::new()), None);
+    }
+
+    #[test]
+    fn a_connection_knows_what_the_node_knows_and_nothing_else() {
+        let long = [b'k'; 40];
+        for name in [&b"cached_known"[..], &long[..]] {
+            know(name);
+        }
+        let mut known = KnownAtoms::default();
+        // Every slot filled with known names, evicting one another.
+        let names: Vec<Vec<u8>> = (0..600)
+            .map(|i| format!("known_{i}").into_bytes())
+            .collect();
+        names.iter().for_each(|n| know(n));
+        for _ in 0..2 {
+            assert!(names.iter().all(|n| known.knows(119, n)));
+            assert!(known.knows(119, b"cached_known"));
+            assert!(known.knows(119, &long));
+            assert!(!known.knows(119, b"cached_unknown"));
+            assert!(!known.knows(119, b""));
+            assert!(!known.knows(119, &[b'k'; 41]));
+        }
     }
 
     #[test]

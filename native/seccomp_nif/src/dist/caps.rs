@@ -10,6 +10,7 @@
 //! rotates, which has a runtime to ask).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
@@ -110,9 +111,43 @@ pub fn local_key(encoded: &[u8], node: &[u8]) -> Option<Key> {
     }
 }
 
+/// Hashes a `Key` so that identifiers made one after another (pid and
+/// reference numbers count up) land in neighbouring buckets: the pids of
+/// successive spawns go into the same cache lines and pages of a table of
+/// up to two generations, not a random one each. The top bits (the table's
+/// tags) come from a full hash of the key. Only this node adds keys to the
+/// table, so a peer cannot choose how they cluster.
+#[derive(Default)]
+pub struct CountingUp {
+    hash: u64,
+}
+
+impl Hasher for CountingUp {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut full = rustc_hash::FxHasher::default();
+        full.write(bytes);
+        let word = |at: usize| {
+            bytes.get(at..at + 4).map_or(0, |w| {
+                u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+            })
+        };
+        let counting = word(6)
+            .wrapping_add(word(10).wrapping_mul(0x9E37_79B9))
+            .wrapping_add(word(2).wrapping_mul(0x85EB_CA6B));
+        const TAG: u64 = 0x7F << 57;
+        self.hash = (full.finish() & TAG) | (counting & !TAG);
+    }
+
+    fn write_usize(&mut self, _length: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
 #[derive(Default)]
 pub struct Caps {
-    shown: HashMap<Key, u32, FxBuildHasher>,
+    shown: HashMap<Key, u32, BuildHasherDefault<CountingUp>>,
     /// Shown keys on their way into `shown`, added a batch at a time: each
     /// insert into a large table misses the cache, and a batch of them
     /// overlaps the misses. Every reader of `shown` settles them first.

@@ -44,6 +44,8 @@ const LOW_WATERMARK: usize = 512 * 1024;
 /// A packet at least this large has its caps read without joining it whole
 /// unless it names this node past its control term.
 const JOIN_BYTES: usize = 64 * 1024;
+/// A packet up to this size is joined before it is searched for this node's name.
+const SMALL_BYTES: usize = 4096;
 const IOV_MAX: usize = 1024;
 
 pub static NAME: &CStr = c"libseccomp_nif";
@@ -489,18 +491,28 @@ impl Conn {
         let shared = Arc::clone(&self.shared);
         let node = shared.node.as_slice();
         let finder = &shared.node_finder;
-        if !mentions(segments, finder, 0) {
-            return;
-        }
         let buf = &mut self.scratch;
         buf.clear();
-        gather(segments, buf, JOIN_BYTES);
-        let payload_mentions = ev.size <= JOIN_BYTES
-            || caps::control_len(buf).is_none_or(|end| mentions(segments, finder, end));
-        if payload_mentions && ev.size > JOIN_BYTES {
-            buf.clear();
-            gather(segments, buf, usize::MAX);
-        }
+        let payload_mentions = if ev.size <= SMALL_BYTES {
+            // Joined first: one search, no bytes carried across segments.
+            gather(segments, buf, SMALL_BYTES);
+            if finder.find(buf).is_none() {
+                return;
+            }
+            true
+        } else {
+            if !mentions(segments, finder, 0) {
+                return;
+            }
+            gather(segments, buf, JOIN_BYTES);
+            let payload_mentions = ev.size <= JOIN_BYTES
+                || caps::control_len(buf).is_none_or(|end| mentions(segments, finder, end));
+            if payload_mentions && ev.size > JOIN_BYTES {
+                buf.clear();
+                gather(segments, buf, usize::MAX);
+            }
+            payload_mentions
+        };
         let full = shared
             .caps
             .lock()
