@@ -354,6 +354,11 @@ mod tests {
         s
     }
 
+    /// What the driver does with `packet` on a connection that has met no atoms yet.
+    fn judge(packet: &[u8], s: &Shared, caps: &mut Caps) -> Option<Kind> {
+        accepts(packet, s, caps, &mut KnownAtoms::default())
+    }
+
     /// Shown by the local process `<1>` (the owner of the references).
     fn holding(items: &[Vec<u8>]) -> Caps {
         let mut caps = Caps::default();
@@ -372,69 +377,37 @@ mod tests {
         let msg = tuple(&[atom(b"msg"), small(1)]);
         let send = |from: Vec<u8>, to: Vec<u8>| packet(tuple(&[small(22), from, to]), msg.clone());
         assert_eq!(
-            accepts(
-                &send(pid(PEER, 5), pid(NODE, 1)),
-                &s,
-                &mut caps,
-                &mut KnownAtoms::default()
-            ),
+            judge(&send(pid(PEER, 5), pid(NODE, 1)), &s, &mut caps),
             Some(Kind::Message)
         );
         assert_eq!(
-            accepts(
-                &send(pid(PEER, 5), pid(NODE, 2)),
-                &s,
-                &mut caps,
-                &mut KnownAtoms::default()
-            ),
+            judge(&send(pid(PEER, 5), pid(NODE, 2)), &s, &mut caps),
             None
         );
         assert_eq!(
-            accepts(
-                &send(pid(NODE, 5), pid(NODE, 1)),
-                &s,
-                &mut caps,
-                &mut KnownAtoms::default()
-            ),
+            judge(&send(pid(NODE, 5), pid(NODE, 1)), &s, &mut caps),
             None
         );
         let alias = packet(
             tuple(&[small(33), pid(PEER, 5), reference(NODE, 9)]),
             msg.clone(),
         );
-        assert_eq!(
-            accepts(&alias, &s, &mut caps, &mut KnownAtoms::default()),
-            None
-        );
+        assert_eq!(judge(&alias, &s, &mut caps), None);
         caps.set_plain(caps::identifier(&pid(NODE, 1)).unwrap().1);
-        assert_eq!(
-            accepts(&alias, &s, &mut caps, &mut KnownAtoms::default()),
-            Some(Kind::Message)
-        );
+        assert_eq!(judge(&alias, &s, &mut caps), Some(Kind::Message));
         let door = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
             tuple(&[atom(b"$gen_call"), small(1)]),
         );
-        assert_eq!(
-            accepts(&door, &s, &mut caps, &mut KnownAtoms::default()),
-            None
-        );
+        assert_eq!(judge(&door, &s, &mut caps), None);
         let unknown_atom = packet(
             tuple(&[small(22), pid(PEER, 5), pid(NODE, 1)]),
             atom(b"never_seen_here"),
         );
-        assert_eq!(
-            accepts(&unknown_atom, &s, &mut caps, &mut KnownAtoms::default()),
-            None
-        );
+        assert_eq!(judge(&unknown_atom, &s, &mut caps), None);
         s.registry.lock().unwrap().at = None;
         assert_eq!(
-            accepts(
-                &send(pid(PEER, 5), pid(NODE, 1)),
-                &s,
-                &mut caps,
-                &mut KnownAtoms::default()
-            ),
+            judge(&send(pid(PEER, 5), pid(NODE, 1)), &s, &mut caps),
             None
         );
     }
@@ -467,10 +440,7 @@ mod tests {
             monitor.clone(),
             call(b"erlang", b"node", vec![]),
         );
-        assert_eq!(
-            accepts(&ok, &s, &mut caps, &mut KnownAtoms::default()),
-            Some(Kind::SpawnRequest)
-        );
+        assert_eq!(judge(&ok, &s, &mut caps), Some(Kind::SpawnRequest));
         let refused = [
             spawn(erpc.clone(), monitor.clone(), call(b"os", b"cmd", vec![])),
             spawn(
@@ -495,17 +465,14 @@ mod tests {
             ),
         ];
         for p in &refused {
-            assert_eq!(accepts(p, &s, &mut caps, &mut KnownAtoms::default()), None);
+            assert_eq!(judge(p, &s, &mut caps), None);
         }
         let direct = spawn(
             tuple(&[atom(b"erlang"), atom(b"node"), small(0)]),
             list(&[]),
             list(&[]),
         );
-        assert_eq!(
-            accepts(&direct, &s, &mut caps, &mut KnownAtoms::default()),
-            Some(Kind::SpawnRequest)
-        );
+        assert_eq!(judge(&direct, &s, &mut caps), Some(Kind::SpawnRequest));
         // An atom this node is not known to have, wherever the control term
         // names one, sends the request to the filter.
         let unknown = b"nowhere@never_seen";
@@ -533,13 +500,10 @@ mod tests {
                 tuple(&[atom(b"erlang"), atom(b"never_seen_fun"), small(0)]),
             ),
         ] {
-            assert_eq!(accepts(&p, &s, &mut caps, &mut KnownAtoms::default()), None);
+            assert_eq!(judge(&p, &s, &mut caps), None);
         }
         let same = with_nodes(PEER, PEER, PEER, erlang_node());
-        assert_eq!(
-            accepts(&same, &s, &mut caps, &mut KnownAtoms::default()),
-            Some(Kind::SpawnRequest)
-        );
+        assert_eq!(judge(&same, &s, &mut caps), Some(Kind::SpawnRequest));
         // A Latin-1 encoding of the same bytes names another atom.
         let mut latin1 = direct.clone();
         let at = latin1
@@ -547,9 +511,6 @@ mod tests {
             .position(|w| w == [119, 6, b'e', b'r', b'l', b'a'])
             .unwrap();
         latin1[at] = 115;
-        assert_eq!(
-            accepts(&latin1, &s, &mut caps, &mut KnownAtoms::default()),
-            None
-        );
+        assert_eq!(judge(&latin1, &s, &mut caps), None);
     }
 }
