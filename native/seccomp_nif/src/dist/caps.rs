@@ -19,6 +19,8 @@ use rustc_hash::FxBuildHasher;
 use crate::etf;
 
 const GENERATION: usize = 100_000;
+/// Successive identifiers hashed to neighbouring buckets (see `CountingUp`).
+const RUN: u64 = 16;
 /// Shown keys added to the table together.
 const PENDING: usize = 32;
 
@@ -115,8 +117,7 @@ pub fn local_key(encoded: &[u8], node: &[u8]) -> Option<Key> {
 /// reference numbers count up) land in neighbouring buckets: the pids of
 /// successive spawns go into the same cache lines and pages of a table of
 /// up to two generations, not a random one each. The top bits (the table's
-/// tags) come from a full hash of the key. Only this node adds keys to the
-/// table, so a peer cannot choose how they cluster.
+/// tags) come from a full hash of the key.
 #[derive(Default)]
 pub struct CountingUp {
     hash: u64,
@@ -131,11 +132,17 @@ impl Hasher for CountingUp {
                 u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
             })
         };
-        let counting = word(6)
+        // Runs of `RUN` numbers share a block of buckets; the blocks are
+        // spread over the table (one long run of full buckets would make
+        // every lookup of an absent key that lands in it probe for long).
+        let first = word(6);
+        let block = (first / RUN)
             .wrapping_add(word(10).wrapping_mul(0x9E37_79B9))
-            .wrapping_add(word(2).wrapping_mul(0x85EB_CA6B));
+            .wrapping_add(word(2).wrapping_mul(0x85EB_CA6B))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(32);
         const TAG: u64 = 0x7F << 57;
-        self.hash = (full.finish() & TAG) | (counting & !TAG);
+        self.hash = (full.finish() & TAG) | ((block * RUN + first % RUN) & !TAG);
     }
 
     fn write_usize(&mut self, _length: usize) {}
