@@ -142,7 +142,8 @@ impl Hasher for CountingUp {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .rotate_left(32);
         const TAG: u64 = 0x7F << 57;
-        self.hash = (full.finish() & TAG) | ((block * RUN + first % RUN) & !TAG);
+        self.hash =
+            (full.finish() & TAG) | (block.wrapping_mul(RUN).wrapping_add(first % RUN) & !TAG);
     }
 
     fn write_usize(&mut self, _length: usize) {}
