@@ -9,7 +9,8 @@
 -export([doors_are_refused/1, doors_by_guessed_pid_are_refused/1, request_shapes_are_enforced/1,
          link_then_exit_kills_nothing/1, allowed_rpc_works/1, given_pids_are_reachable/1,
          ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
-         garbage_disconnects_only_that_node/1, spawn_arity_is_the_payloads/1,
+         garbage_disconnects_only_that_node/1, claimed_lengths_reserve_no_memory/1,
+         spawn_arity_is_the_payloads/1,
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
          amplification_is_bounded/1, message_sizes_both_directions/1,
          oversized_messages_are_refused_to_the_sender/1,
@@ -40,6 +41,7 @@ all() ->
      spawn_arity_is_the_payloads, control_messages_of_every_release,
      nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
      oversized_messages_are_refused_to_the_sender,
+     claimed_lengths_reserve_no_memory,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
@@ -585,6 +587,51 @@ garbage_disconnects_only_that_node(_Config) ->
     gen_tcp:close(S),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     stop([Prot]).
+
+%% A frame's length header only claims bytes: a peer that sends headers of
+%% frames just under `max_message_bytes' and nothing else makes the node
+%% reserve no more than it sent (an allocation of each claimed length, where
+%% address space is limited, would fail and abort the node).
+claimed_lengths_reserve_no_memory(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    VmSize = fun() ->
+                     on(Prot, fun() ->
+                                      {ok, Status} = file:read_file("/proc/self/status"),
+                                      [Kb] = [binary_to_integer(string:trim(string:trim(V), trailing, " kB"))
+                                              || <<"VmSize:", V/binary>> <- binary:split(Status, <<"\n">>, [global])],
+                                      Kb * 1024
+                              end)
+             end,
+    Before = VmSize(),
+    Claimed = 256 * 1024 * 1024 - 1,
+    Sockets = [raw_connect(ProtNode, "claimer" ++ integer_to_list(I)) || I <- lists:seq(1, 8)],
+    %% Once the connections are up (carried by the driver).
+    timer:sleep(1000),
+    [ok = gen_tcp:send(S, <<Claimed:32>>) || S <- Sockets],
+    timer:sleep(1000),
+    Grown = VmSize() - Before,
+    ct:pal("address space grew ~w bytes for 8 claims of ~w bytes", [Grown, Claimed]),
+    ?assert(Grown < Claimed),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    [gen_tcp:close(S) || S <- Sockets],
+    stop([Prot]).
+
+%% A distribution connection to `Node' as `Name' (on its host) after the
+%% handshake, speaking raw bytes (this runtime's default flags, the suite's cookie).
+raw_connect(Node, Name) ->
+    [Alive, Host] = string:split(atom_to_list(Node), "@"),
+    {port, Port, _} = erl_epmd:port_please(Alive, Host),
+    {ok, S} = gen_tcp:connect(Host, Port, [binary, {packet, 2}, {active, false}]),
+    Me = list_to_binary(Name ++ "@" ++ Host),
+    Flags = element(2, erts_internal:get_dflags()),
+    ok = gen_tcp:send(S, <<$N, Flags:64, 1:32, (byte_size(Me)):16, Me/binary>>),
+    {ok, <<"sok">>} = gen_tcp:recv(S, 0, 5000),
+    {ok, <<$N, _Flags:64, Challenge:32, _Creation:32, _/binary>>} = gen_tcp:recv(S, 0, 5000),
+    Digest = erlang:md5([?COOKIE, integer_to_list(Challenge)]),
+    ok = gen_tcp:send(S, <<$r, 42:32, Digest/binary>>),
+    {ok, <<$a, _:16/binary>>} = gen_tcp:recv(S, 0, 5000),
+    ok = inet:setopts(S, [{packet, raw}]),
+    S.
 
 %%% The filter on packets as a peer would send them -----------------------------------
 

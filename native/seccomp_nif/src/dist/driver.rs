@@ -243,7 +243,10 @@ extern "C" fn ready_input(data: ErlDrvData, _event: ErlDrvEvent) {
     }
     let mut read = 0;
     while read < READ_SLICE && !c.paused {
-        c.inbuf.reserve(READ_CHUNK);
+        if c.inbuf.try_reserve(READ_CHUNK).is_err() {
+            c.fail(c"out_of_memory");
+            return;
+        }
         let spare = c.inbuf.capacity() - c.inbuf.len();
         let n = unsafe {
             libc::recv(
@@ -322,10 +325,18 @@ impl Conn {
         let mut buf = buf;
         buf.drain(..at);
         if let Some(frame) = buf.get(..4) {
-            // Room for the whole frame that has begun, read at once.
+            // Room for more of the frame that has begun, growing with what
+            // has come of it: a length the peer only claims reserves no more
+            // than the bytes it sent (and a chunk).
             let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as u64;
             if self.skip.is_none() && len <= max {
-                buf.reserve((4 + len as usize).saturating_sub(buf.len()));
+                let missing = (4 + len as usize).saturating_sub(buf.len());
+                if buf
+                    .try_reserve(missing.min(buf.len().max(READ_CHUNK)))
+                    .is_err()
+                {
+                    self.fail(c"out_of_memory");
+                }
             }
         }
         self.inbuf = buf;
