@@ -507,10 +507,7 @@ pub(crate) fn scan_known(
     budget: u64,
     known: &mut KnownAtoms,
 ) -> Option<(usize, u64, u64)> {
-    let lookup = |tag, name: &[u8]| {
-        let text = latin1(tag, name)?;
-        known.contains(&text).then_some(true)
-    };
+    let lookup = |tag, name: &[u8]| known.knows(tag, name).then_some(true);
     match scan(bin, 0, Some(budget), lookup).0 {
         Ok(s) if s.unchecked.is_empty() && s.new.is_empty() => Some((s.size, s.funs, s.memory)),
         _ => None,

@@ -296,7 +296,8 @@ impl Caps {
     /// and spawn requests, 29 and 30, whose request id names the monitor
     /// one asks for) until they fire or `DEMONITOR_P` (20) takes them down.
     fn monitors_in(&mut self, terms: &[u8], control: &etf::Control, node: &[u8]) {
-        let key_field = match operation(terms, control) {
+        let op = operation(terms, control);
+        let key_field = match op {
             Some(19 | 20) => 4,
             Some(29 | 30) => 2,
             _ => return,
@@ -305,7 +306,7 @@ impl Caps {
             return;
         };
         if n == node {
-            if operation(terms, control) == Some(20) {
+            if op == Some(20) {
                 self.monitors.remove(&key);
             } else {
                 self.monitors.insert(key);
@@ -414,14 +415,9 @@ fn sender_fields(terms: &[u8], control: &etf::Control) -> ([usize; 3], usize) {
 
 /// How many bytes of a pass-through packet its marker and control term take.
 pub fn control_len(packet: &[u8]) -> Option<usize> {
-    control_end(packet.strip_prefix(&[PASS_THROUGH])?).map(|end| end + 1)
-}
-
-/// Where the control term (after the version byte) of `terms` ends.
-fn control_end(terms: &[u8]) -> Option<usize> {
-    match terms.first() {
-        Some(&VERSION) => etf::skip_term(terms, 1),
-        _ => None,
+    match packet.strip_prefix(&[PASS_THROUGH, VERSION]) {
+        Some(_) => etf::skip_term(packet, 2),
+        None => None,
     }
 }
 
