@@ -144,7 +144,7 @@ drive({_Transport, S} = Socket) ->
                    {error, timeout} -> <<>>
                end,
     Caps = seccomp_dist_caps:new(),
-    {seccomp_dist_port:open(S, Caps, send_timeout_ms()), Caps, Buffered}.
+    {seccomp_dist_port:open(S, Caps, send_timeout_ms(), atom_cache_agreed()), Caps, Buffered}.
 
 handshake_complete(Socket, none, Node, DHandle, Reply) ->
     Caps = seccomp_dist_caps:new(),
@@ -204,6 +204,7 @@ handshake_request(Socket, {send, Packet}) -> call(Socket, send, [Packet]);
 handshake_request(Socket, {recv, Len, Timeout}) ->
     case call(Socket, recv, [Len, Timeout]) of
         {ok, Bin} when is_binary(Bin) ->
+            note_peer_flags(Bin),
             case first_packet(Bin, Socket) of
                 ok -> {ok, binary_to_list(Bin)};
                 Refused -> {error, Refused}
@@ -216,6 +217,25 @@ handshake_request(Socket, {address, Node, Family, Protocol}) ->
     #net_address{address = Address, host = Host, protocol = Protocol, family = Family};
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
+
+%% The flags the peer offers: in its name (the accepting side's first
+%% packet) or its challenge (the connecting side's second), new and old
+%% forms alike. No other handshake packet starts with `N' or `n'.
+note_peer_flags(<<$N, Flags:64, _/binary>>) -> note_peer_flags(Flags);
+note_peer_flags(<<$n, _Version:16, Flags:32, _/binary>>) -> note_peer_flags(Flags);
+note_peer_flags(Flags) when is_integer(Flags) ->
+    _ = get(peer_flags) =:= undefined andalso put(peer_flags, Flags),
+    ok;
+note_peer_flags(_) -> ok.
+
+%% Whether the connection uses the atom cache: both sides offer it (this
+%% side offers the runtime's default when the connection is driven).
+atom_cache_agreed() ->
+    Default = element(2, erts_internal:get_dflags()),
+    case get(peer_flags) of
+        Flags when is_integer(Flags) -> Default band Flags band ?DFLAG_DIST_HDR_ATOM_CACHE =/= 0;
+        undefined -> false
+    end.
 
 %% The first packet a connecting node sends (`send_name', new and old
 %% forms) gives its name, which the handshake makes an atom of before the
@@ -399,15 +419,30 @@ receive_loop(#rx{socket = {_, Sock} = Socket, tags = {DataTag, ClosedTag, ErrorT
 %% The receiver of a driven connection judges what the driver hands it.
 port_loop(#rx{out = {port, Port}} = S) ->
     receive
-        {Port, packet, Packet} ->
-            port_loop(flush(packet(Packet, current(S))));
-        {Port, too_large, Len, Head} ->
-            port_loop(flush(too_large(Len, Head, current(S))));
+        {Port, packet, Packet, NewAtoms} ->
+            port_loop(flush(packet(Packet, header_atoms(NewAtoms, current(S)))));
+        {Port, too_large, Len, Head, NewAtoms} ->
+            port_loop(flush(too_large(Len, Head, header_atoms(NewAtoms, current(S)))));
         {Port, caps_full} ->
             ok = seccomp_dist_caps:rotate(S#rx.caps),
             port_loop(S);
         _ ->
             port_loop(S)
+    end.
+
+%% The atoms a packet's header (atom cache) makes the runtime create,
+%% whatever the verdict: charged to the budget and made now, before the
+%% packet is judged; past the budget the connection closes (only that keeps
+%% the runtime from creating them).
+header_atoms([], S) ->
+    S;
+header_atoms(Names, #rx{node = Node, ctx = Ctx} = S) ->
+    case seccomp_dist_filter:make_atoms(Names, Ctx) of
+        {ok, Ctx1} ->
+            S#rx{ctx = Ctx1};
+        atom_budget ->
+            seccomp_dist_stats:refused(Node, control, atom_budget),
+            exit({seccomp_dist_refused, atom_budget})
     end.
 
 flush(#rx{node = Node, accepted = Accepted} = S) ->
@@ -492,7 +527,7 @@ too_large(Len, Head, #rx{node = Node} = S) ->
     end,
     case maps:get(on_violation, maps:get(rules, S#rx.ctx)) of
         disconnect -> exit({seccomp_dist_refused, too_large});
-        drop -> S
+        drop -> ok = drop(S), S
     end.
 
 oversized_sender(<<112, Ctl/binary>>, Node) ->

@@ -10,6 +10,7 @@
          link_then_exit_kills_nothing/1, allowed_rpc_works/1, given_pids_are_reachable/1,
          ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
          garbage_disconnects_only_that_node/1, claimed_lengths_reserve_no_memory/1,
+         atom_cache_slots_follow_every_packet/1, atom_cache_headers_are_checked_and_charged/1,
          spawn_arity_is_the_payloads/1,
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
          amplification_is_bounded/1, message_sizes_both_directions/1,
@@ -41,7 +42,8 @@ all() ->
      spawn_arity_is_the_payloads, control_messages_of_every_release,
      nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
      oversized_messages_are_refused_to_the_sender,
-     claimed_lengths_reserve_no_memory,
+     claimed_lengths_reserve_no_memory, atom_cache_slots_follow_every_packet,
+     atom_cache_headers_are_checked_and_charged,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
@@ -615,6 +617,111 @@ claimed_lengths_reserve_no_memory(_Config) ->
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     [gen_tcp:close(S) || S <- Sockets],
     stop([Prot]).
+
+%% With the atom cache, a packet names atoms by slot, which an earlier
+%% packet filled. A refused packet still fills its slots (the runtime gets
+%% its header and a message to no process), so what the filter reads by
+%% slot is always what the runtime delivers: a name the filter accepts is
+%% never a process it would refuse, and the sender's slots stay right.
+atom_cache_slots_follow_every_packet(_Config) ->
+    Policy = "#{default => #{names => [seccomp_ct_sink], rpc => [{erlang, node, 0}]}}",
+    {Prot, ProtNode} = start(protected, {seccomp, Policy}),
+    Keeper = fun(Name) ->
+                     fun() ->
+                             Parent = self(),
+                             spawn(fun() ->
+                                           register(Name, self()),
+                                           Parent ! registered,
+                                           keep([])
+                                   end),
+                             receive registered -> ok end
+                     end
+             end,
+    ok = on(Prot, Keeper(seccomp_ct_sink)),
+    ok = on(Prot, Keeper(seccomp_ct_decoy)),
+    C = seccomp_dist_raw:connect(ProtNode, seccomp_ct_cache@localhost, ?COOKIE, #{atom_cache => true}),
+    Me = seccomp_dist_raw:pid(C, 3),
+    Guess = seccomp_dist_raw:mkpid(ProtNode, 90, maps:get(peer_creation, C)),
+    %% accepted: slot 7 is seccomp_ct_decoy, the payload names it
+    ok = seccomp_dist_raw:send_cached(C, [{7, <<"seccomp_ct_decoy">>}],
+                                      [{6, Me, '', seccomp_ct_sink}, {first, {ref, 0}}]),
+    %% refused (a guessed pid): slot 7 becomes seccomp_ct_sink
+    ok = seccomp_dist_raw:send_cached(C, [{7, <<"seccomp_ct_sink">>}], [{22, Me, Guess}, {ref, 0}]),
+    %% a send to the name in slot 7, then one more packet that fills no slot
+    ok = seccomp_dist_raw:send_cached(C, [{7}], [{6, Me, '', {ref, 0}}, second]),
+    ok = seccomp_dist_raw:send_cached(C, [], [{6, Me, '', seccomp_ct_decoy}, third]),
+    Kept = fun(Name) -> on(Prot, fun() -> Name ! {get, self()}, receive {kept, K} -> K end end) end,
+    ok = eventually(fun() -> length(Kept(seccomp_ct_sink)) >= 2 end),
+    ?assertEqual([{first, seccomp_ct_decoy}, second], Kept(seccomp_ct_sink)),
+    ?assertEqual([], Kept(seccomp_ct_decoy)),
+    %% the connection is up: a message to an allowed name still arrives
+    ok = seccomp_dist_raw:send_cached(C, [{2047, <<"seccomp_ct_sink">>}], [{6, Me, '', {ref, 0}}, fourth]),
+    ok = eventually(fun() -> length(Kept(seccomp_ct_sink)) >= 3 end),
+    ?assertEqual([{first, seccomp_ct_decoy}, second, fourth], Kept(seccomp_ct_sink)),
+    Stats = on(Prot, fun() -> maps:get(seccomp_ct_cache@localhost, seccomp_dist:stats()) end),
+    ?assertMatch(#{{send, refused} := 2}, Stats),
+    seccomp_dist_raw:close(C),
+    stop([Prot]).
+
+%% A process that keeps what it is sent, and hands it over on `{get, From}'.
+keep(Kept) ->
+    receive
+        {get, From} -> From ! {kept, lists:reverse(Kept)}, keep(Kept);
+        Msg -> keep([Msg | Kept])
+    end.
+
+%% `Cond' holds within 5 seconds.
+eventually(Cond) -> eventually(Cond, 50).
+eventually(Cond, 0) -> Cond() orelse error(timeout), ok;
+eventually(Cond, N) ->
+    case Cond() of
+        true -> ok;
+        false -> timer:sleep(100), eventually(Cond, N - 1)
+    end.
+
+%% A header's atoms are created whatever the verdict on its packet: they
+%% are charged to the budget when the packet arrives, and past it the
+%% connection closes before the runtime sees them. A header the runtime
+%% would not take (a slot never filled, text that is not an atom's, a
+%% reference past the header) closes the connection too, and the node and
+%% its other connections stay up.
+atom_cache_headers_are_checked_and_charged(_Config) ->
+    Policy = "#{default => #{max_new_atoms => 100, rpc => [{erlang, node, 0}]}}",
+    {Prot, ProtNode} = start(protected, {seccomp, Policy}),
+    {Inno, _InnoNode} = start(innocent, plain),
+    true = on(Inno, fun() -> net_kernel:connect_node(ProtNode) end),
+    Connect = fun(Name) ->
+                      C = seccomp_dist_raw:connect(ProtNode, Name, ?COOKIE, #{atom_cache => true}),
+                      {C, seccomp_dist_raw:pid(C, 3),
+                       seccomp_dist_raw:mkpid(ProtNode, 90, maps:get(peer_creation, C))}
+              end,
+    %% 40 new atoms a packet, named by no term, to a guessed pid (refused)
+    {C, Me, Guess} = Connect(seccomp_ct_hdr@localhost),
+    Fill = fun(Round) ->
+                   [{I, iolist_to_binary(io_lib:format("seccomp_ct_new_~w_~w", [Round, I]))}
+                    || I <- lists:seq(1, 40)]
+           end,
+    [ok = seccomp_dist_raw:send_cached(C, Fill(R), [{22, Me, Guess}, x]) || R <- lists:seq(1, 5)],
+    ?assertMatch({closed, _}, closed(C)),
+    Names = [Name || R <- lists:seq(1, 5), {_, Name} <- Fill(R)],
+    Made = on(Prot, fun() -> [N || N <- Names, seccomp_dist_etf:existing_atom(N)] end),
+    ct:pal("of 5 headers of 40 new atoms each, budget 100, made: ~w", [length(Made)]),
+    ?assertEqual([Name || R <- [1, 2], {_, Name} <- Fill(R)], Made),
+    %% headers the runtime would refuse
+    Bad = [{seccomp_ct_unset@localhost, seccomp_dist_raw:header([{300}])},
+           {seccomp_ct_latin@localhost, seccomp_dist_raw:header([{3, <<16#E4>>}])},
+           {seccomp_ct_past@localhost, <<(seccomp_dist_raw:header([{3, <<"ok">>}]))/binary, 104, 1, 82, 1>>},
+           {seccomp_ct_frag@localhost, <<131, 69, 0:64, 1:64, 0>>},
+           {seccomp_ct_plain@localhost, <<112, (term_to_binary({22, x, y}))/binary>>}],
+    lists:foreach(fun({Name, Packet}) ->
+                          {C1, _, _} = Connect(Name),
+                          ok = seccomp_dist_raw:raw(C1, Packet),
+                          ?assertMatch({closed, _}, closed(C1))
+                  end, Bad),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    ?assertEqual(pong, on(Inno, fun() -> net_adm:ping(ProtNode) end)),
+    ?assertEqual([ProtNode], on(Inno, fun() -> nodes() end)),
+    stop([Prot, Inno]).
 
 %% A distribution connection to `Node' as `Name' (on its host) after the
 %% handshake, speaking raw bytes (this runtime's default flags, the suite's cookie).
