@@ -683,10 +683,11 @@ eventually(Cond, N) ->
 %% are charged to the budget when the packet arrives, and past it the
 %% connection closes before the runtime sees them. A header the runtime
 %% would not take (a slot never filled, text that is not an atom's, a
-%% reference past the header) closes the connection too, and the node and
-%% its other connections stay up.
+%% reference past the header), or short references that read as more than
+%% `max_message_bytes' of names, close the connection too, and the node
+%% and its other connections stay up.
 atom_cache_headers_are_checked_and_charged(_Config) ->
-    Policy = "#{default => #{max_new_atoms => 100, rpc => [{erlang, node, 0}]}}",
+    Policy = "#{default => #{max_new_atoms => 100, max_message_bytes => 1048576, rpc => [{erlang, node, 0}]}}",
     {Prot, ProtNode} = start(protected, {seccomp, Policy}),
     {Inno, _InnoNode} = start(innocent, plain),
     true = on(Inno, fun() -> net_kernel:connect_node(ProtNode) end),
@@ -718,6 +719,16 @@ atom_cache_headers_are_checked_and_charged(_Config) ->
                           ok = seccomp_dist_raw:raw(C1, Packet),
                           ?assertMatch({closed, _}, closed(C1))
                   end, Bad),
+    %% a message to a guessed pid (refused: the connection stays), then one
+    %% whose 20 KB of references to a 255-character name read as 2.5 MB
+    {C2, Me2, Guess2} = Connect(seccomp_ct_names@localhost),
+    Long = <<(seccomp_dist_raw:header([{5, binary:copy(<<"x">>, 255)}]))/binary, 104, 3, 97, 22>>,
+    ok = seccomp_dist_raw:send_cached(C2, [], [{22, Me2, Guess2}, small]),
+    ?assertEqual(timeout, closed(C2)),
+    Cached = fun(T) -> <<131, B/binary>> = term_to_binary(T), B end,
+    ok = seccomp_dist_raw:raw(C2, <<Long/binary, (Cached(Me2))/binary, (Cached(Guess2))/binary,
+                                    108, 10000:32, (binary:copy(<<82, 0>>, 10000))/binary, 106>>),
+    ?assertMatch({closed, _}, closed(C2)),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     ?assertEqual(pong, on(Inno, fun() -> net_adm:ping(ProtNode) end)),
     ?assertEqual([ProtNode], on(Inno, fun() -> nodes() end)),

@@ -29,6 +29,10 @@ pub enum Bad {
     Truncated,
     /// Not a header the runtime would take, or terms it could not decode.
     Corrupt,
+    /// With every atom as text, the packet would be larger than allowed
+    /// (a short reference may stand for a long name, many times over), or
+    /// there is no memory for it.
+    TooLarge,
 }
 
 /// One direction's slots: the text of the atom each holds.
@@ -164,12 +168,13 @@ impl AtomCache {
     /// `packet` (read with `read`, before `commit`) in the form without the
     /// atom cache, into `out`: its control term and the payload if it has
     /// one, and nothing after. Only the control term when `control_only`.
-    /// `refs` is room for the walk.
+    /// At most `limit` bytes. `refs` is room for the walk.
     pub fn plain(
         &self,
         packet: &[u8],
         header: &Header,
         control_only: bool,
+        limit: usize,
         out: &mut Vec<u8>,
         refs: &mut Vec<usize>,
     ) -> Result<(), Bad> {
@@ -181,16 +186,18 @@ impl AtomCache {
                 break;
             }
             let end = etf::cache_refs(packet, at, refs).ok_or(Bad::Corrupt)?;
-            if out.try_reserve(end - at + 1).is_err() {
-                return Err(Bad::Corrupt);
+            let name = |r: usize| self.name(packet, header, packet[r + 1]).ok_or(Bad::Corrupt);
+            let mut size = 1 + end - at;
+            for &r in refs.iter() {
+                size += atom_len(name(r)?) - 2;
+            }
+            if out.len() + size > limit || out.try_reserve(size).is_err() {
+                return Err(Bad::TooLarge);
             }
             out.push(VERSION);
             for &r in refs.iter() {
                 out.extend_from_slice(&packet[at..r]);
-                let name = self
-                    .name(packet, header, packet[r + 1])
-                    .ok_or(Bad::Corrupt)?;
-                push_atom(out, name);
+                push_atom(out, name(r)?);
                 at = r + 2;
             }
             out.extend_from_slice(&packet[at..end]);
@@ -201,6 +208,11 @@ impl AtomCache {
         }
         Ok(())
     }
+}
+
+/// The bytes an atom of this name takes as text.
+fn atom_len(name: &[u8]) -> usize {
+    name.len() + if name.len() <= 255 { 2 } else { 3 }
 }
 
 /// An atom's text as the runtime takes it from a header: UTF-8 of at most
@@ -291,7 +303,7 @@ mod tests {
     fn plain_of(cache: &AtomCache, packet: &[u8]) -> Result<Vec<u8>, Bad> {
         let h = cache.read(packet)?;
         let mut out = Vec::new();
-        cache.plain(packet, &h, false, &mut out, &mut Vec::new())?;
+        cache.plain(packet, &h, false, usize::MAX, &mut out, &mut Vec::new())?;
         Ok(out)
     }
 
@@ -309,7 +321,7 @@ mod tests {
         assert!(h.sets_slots());
         let mut out = Vec::new();
         cache
-            .plain(&p, &h, false, &mut out, &mut Vec::new())
+            .plain(&p, &h, false, 4096, &mut out, &mut Vec::new())
             .unwrap();
         let mut want = vec![112, 131, 104, 2, 119, 5];
         want.extend_from_slice(b"hello");
@@ -410,6 +422,26 @@ mod tests {
     }
 
     #[test]
+    fn references_to_long_names_are_bounded() {
+        let cache = AtomCache::default();
+        let long = "x".repeat(255);
+        let mut p = header(&[(1, Some(long.as_bytes()))], false);
+        // A list of 1000 references to the long name: 2 KB that read as 257 KB.
+        p.extend_from_slice(&[108, 0, 0, 3, 232]);
+        for _ in 0..1000 {
+            p.extend_from_slice(&[82, 0]);
+        }
+        p.push(106);
+        let h = cache.read(&p).unwrap();
+        let mut out = Vec::new();
+        let plain =
+            |limit, out: &mut Vec<u8>| cache.plain(&p, &h, false, limit, out, &mut Vec::new());
+        assert_eq!(plain(100_000, &mut out), Err(Bad::TooLarge));
+        assert_eq!(plain(1 + 1 + 5 + 1000 * 257 + 1, &mut out), Ok(()));
+        assert_eq!(out.len(), 1 + 1 + 5 + 1000 * 257 + 1);
+    }
+
+    #[test]
     fn plain_packets_gain_an_empty_header() {
         let plain = [112, 131, 104, 1, 97, 1, 131, 106];
         assert_eq!(
@@ -434,7 +466,7 @@ mod tests {
         let hn = cache.read(&n).unwrap();
         let mut out = Vec::new();
         cache
-            .plain(&n, &hn, false, &mut out, &mut Vec::new())
+            .plain(&n, &hn, false, usize::MAX, &mut out, &mut Vec::new())
             .unwrap();
         assert_eq!(&out[..6], [112, 131, 104, 3, 97, 22]);
     }
@@ -471,7 +503,7 @@ mod tests {
                 read += 1;
                 let mut out = Vec::new();
                 if cache
-                    .plain(&p, &h, false, &mut out, &mut Vec::new())
+                    .plain(&p, &h, false, 4096, &mut out, &mut Vec::new())
                     .is_ok()
                 {
                     plain += 1;

@@ -251,12 +251,17 @@ impl Caps {
 
     fn note_named(&mut self, terms: &[u8], spans: &[(usize, usize)]) -> bool {
         self.settle();
+        // Most packets name only what the peer was shown: no need for the
+        // node-wide set (and its lock) then.
+        let unshown = |&(start, _): &(usize, usize)| {
+            identifier(&terms[start..]).filter(|(_, key, _)| !self.shown.contains_key(key))
+        };
+        if !spans.iter().any(|s| unshown(s).is_some()) {
+            return true;
+        }
         let mut echoed = PEER_NAMED.lock().expect("peer named");
-        for &(start, _) in spans {
-            let Some((_, key, _)) = identifier(&terms[start..]) else {
-                continue;
-            };
-            if self.shown.contains_key(&key) || echoed.contains(&key) {
+        for (_, key, _) in spans.iter().filter_map(unshown) {
+            if echoed.contains(&key) {
                 continue;
             }
             if echoed.len() >= PEER_NAMED_CAP {

@@ -114,8 +114,14 @@ struct Caches {
     incoming: AtomCache,
     outgoing: AtomCache,
     refs: Vec<usize>,
+    /// Room for an outgoing packet's form without the cache, and for an
+    /// incoming one's that was not held (kept up to `SPARE_BYTES`).
     plain: Vec<u8>,
+    spare: Vec<u8>,
 }
+
+/// The most room for translated packets a connection keeps between packets.
+const SPARE_BYTES: usize = 4 << 20;
 
 struct Conn {
     port: ErlDrvPort,
@@ -424,11 +430,15 @@ impl Conn {
             .incoming
             .read(packet)
             .map_err(|_| c"bad_distribution_header")?;
-        let mut plain = Vec::new();
+        let mut plain = std::mem::take(&mut caches.spare);
+        let limit = usize::try_from(self.shared.max_bytes()).unwrap_or(usize::MAX);
         caches
             .incoming
-            .plain(packet, &header, false, &mut plain, &mut caches.refs)
-            .map_err(|_| c"malformed_packet")?;
+            .plain(packet, &header, false, limit, &mut plain, &mut caches.refs)
+            .map_err(|why| match why {
+                Bad::TooLarge => c"too_large_with_atoms_as_text",
+                _ => c"malformed_packet",
+            })?;
         let translated = self.header_effects(packet, &header, Some(plain))?;
         if let Some(caches) = self.caches.as_deref_mut() {
             caches.incoming.commit(packet, &header);
@@ -486,6 +496,7 @@ impl Conn {
         if let Some(kind) = fast {
             self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
             self.deliver(bytes);
+            self.recycle(translated.plain);
             return;
         }
         let mut spec = vec![
@@ -504,6 +515,16 @@ impl Conn {
             accepted: Some(packet.into_vec()),
             refused: translated.refused,
         });
+        self.recycle(translated.plain);
+    }
+
+    /// Keep a translated packet's room for the next one.
+    fn recycle(&mut self, plain: Option<Vec<u8>>) {
+        if let (Some(caches), Some(plain)) = (self.caches.as_deref_mut(), plain) {
+            if plain.capacity() <= SPARE_BYTES {
+                caches.spare = plain;
+            }
+        }
     }
 
     fn deliver(&self, packet: &[u8]) {
@@ -541,12 +562,19 @@ impl Conn {
         let header = match caches.incoming.read(head) {
             Ok(h) => h,
             Err(Bad::Truncated) => return Err(c"distribution_header_too_large"),
-            Err(Bad::Corrupt) => return Err(c"bad_distribution_header"),
+            Err(_) => return Err(c"bad_distribution_header"),
         };
         let mut control = Vec::new();
         if caches
             .incoming
-            .plain(head, &header, true, &mut control, &mut caches.refs)
+            .plain(
+                head,
+                &header,
+                true,
+                HEAD_BYTES,
+                &mut control,
+                &mut caches.refs,
+            )
             .is_err()
         {
             control.clear();
@@ -797,10 +825,14 @@ impl Conn {
                     buf,
                     &header,
                     !payload_mentions,
+                    usize::MAX,
                     &mut plain,
                     &mut caches.refs,
                 )
-                .map_err(|_| UNREAD)?;
+                .map_err(|why| match why {
+                    Bad::TooLarge => c"out_of_memory",
+                    _ => UNREAD,
+                })?;
             let shown = shared
                 .caps
                 .lock()
