@@ -4,12 +4,18 @@
 //!
 //! Every incoming packet is either one `fast::accepts` proves the filter
 //! would accept (delivered at once), or it goes to the connection's receiver
-//! process (the port's connected process) as `{Port, packet, Bin}` and waits
-//! for its verdict; packets behind it wait too, so order is kept. Outgoing
-//! packets are recorded in the connection's capabilities before they are
-//! written. Frames are `<<Length:32, Packet/binary>>`; a frame over the
-//! rules' `max_message_bytes` is read and thrown away, and its first bytes
-//! go to the receiver as `{Port, too_large, Length, Head}`.
+//! process (the port's connected process) as `{Port, packet, Bin, NewAtoms}`
+//! and waits for its verdict; packets behind it wait too, so order is kept.
+//! Outgoing packets are recorded in the connection's capabilities before
+//! they are written. Frames are `<<Length:32, Packet/binary>>`; a frame over
+//! the rules' `max_message_bytes` is read and thrown away, and its first
+//! bytes go to the receiver as `{Port, too_large, Length, Head, NewAtoms}`,
+//! which waits for a verdict (no) like a packet.
+//!
+//! With the atom cache (`cache`), what the receiver and the checks read is
+//! the packet without it, every atom as text; `NewAtoms` are the atoms its
+//! header makes the runtime create that are not known to exist, and a
+//! refused packet's header still reaches the runtime.
 //!
 //! Port control commands (binary results): see the `CMD_` constants.
 
@@ -605,8 +611,9 @@ impl Conn {
         names_spec(&mut spec, &translated.unknown);
         spec.extend_from_slice(&[ERL_DRV_TUPLE, 5]);
         self.send_term(&spec);
+        // Its header reaches the runtime whatever the verdict.
         self.waiting = Some(Waiting {
-            accepted: None,
+            accepted: translated.refused.clone(),
             refused: translated.refused,
         });
     }
@@ -787,6 +794,9 @@ impl Conn {
     fn show_cached(&mut self, ev: &ErlIOVec, caches: &mut Caches) -> Result<bool, &'static CStr> {
         // A header this cannot read would leave the slots unknown from here on.
         const UNREAD: &CStr = c"unreadable_outgoing_packet";
+        if ev.size == 0 {
+            return Ok(false);
+        }
         let segments = iovecs(ev);
         let shared = Arc::clone(&self.shared);
         let (node, finder) = (shared.node.as_slice(), &shared.node_finder);
