@@ -11,6 +11,7 @@
          ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
          garbage_disconnects_only_that_node/1, claimed_lengths_reserve_no_memory/1,
          atom_cache_slots_follow_every_packet/1, atom_cache_headers_are_checked_and_charged/1,
+         atom_cache_packets_fuzzed_through_the_driver/1,
          spawn_arity_is_the_payloads/1,
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
          amplification_is_bounded/1, message_sizes_both_directions/1,
@@ -43,7 +44,7 @@ all() ->
      nothing_decoded_for_refused_headers, amplification_is_bounded, message_sizes_both_directions,
      oversized_messages_are_refused_to_the_sender,
      claimed_lengths_reserve_no_memory, atom_cache_slots_follow_every_packet,
-     atom_cache_headers_are_checked_and_charged,
+     atom_cache_headers_are_checked_and_charged, atom_cache_packets_fuzzed_through_the_driver,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
@@ -733,6 +734,82 @@ atom_cache_headers_are_checked_and_charged(_Config) ->
     ?assertEqual(pong, on(Inno, fun() -> net_adm:ping(ProtNode) end)),
     ?assertEqual([ProtNode], on(Inno, fun() -> nodes() end)),
     stop([Prot, Inno]).
+
+%% Packets with atom cache headers, as a peer would build them to reach
+%% what the policy refuses (`os:cmd' by spawn request and through `rex',
+%% `init', exits), valid, with bytes changed and cut short, through the
+%% driver of a real node: the node stays up, nothing refused runs, and a
+%% plain node stays connected.
+atom_cache_packets_fuzzed_through_the_driver(Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    {Inno, _} = start(innocent, plain),
+    true = on(Inno, fun() -> net_kernel:connect_node(ProtNode) end),
+    Marker = filename:join(?config(dir, Config), "escaped"),
+    N = list_to_integer(os:getenv("SECCOMP_DIST_CACHE_FUZZ_CASES", "1500")),
+    put(fuzz_conn, none),
+    Creation = on(Prot, fun() -> erlang:system_info(creation) end),
+    Prop = proper:forall(cached_attack(craft_pid(ProtNode, Creation, 0), "touch " ++ Marker),
+                         fun(Packet) -> fuzz_send(ProtNode, Packet) end),
+    T0 = erlang:monotonic_time(millisecond),
+    ?assert(proper:quickcheck(Prop, [{numtests, N}, quiet])),
+    ct:log("~p cases, ~p connections in ~p ms",
+           [N, get(fuzz_connections), erlang:monotonic_time(millisecond) - T0]),
+    timer:sleep(500),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    ?assertNot(filelib:is_file(Marker)),
+    ?assertEqual(pong, on(Inno, fun() -> net_adm:ping(ProtNode) end)),
+    ?assertEqual([ProtNode], on(Inno, fun() -> nodes() end)),
+    stop([Prot, Inno]).
+
+%% Send on the fuzzing connection, making a new one when the node closed it.
+fuzz_send(ProtNode, Packet) ->
+    C = case get(fuzz_conn) of
+            none ->
+                put(fuzz_connections, 1 + case get(fuzz_connections) of undefined -> 0; K -> K end),
+                seccomp_dist_raw:connect(ProtNode, seccomp_ct_fuzz@localhost, ?COOKIE, #{atom_cache => true});
+            C0 -> C0
+        end,
+    case is_map(C) andalso seccomp_dist_raw:raw(C, Packet) of
+        ok ->
+            put(fuzz_conn, C),
+            %% a closed connection is seen on the next send, or here
+            case seccomp_dist_raw:recv(C, 0) of
+                {closed, _} -> seccomp_dist_raw:close(C), put(fuzz_conn, none);
+                _ -> ok
+            end;
+        _ ->
+            put(fuzz_conn, none),
+            %% the node may refuse a name still connected: wait for the old one to go
+            timer:sleep(50)
+    end,
+    true.
+
+cached_attack(Init, Cmd) ->
+    proper_types:oneof([cached_valid(Init, Cmd), mutated(cached_valid(Init, Cmd)),
+                        truncated(cached_valid(Init, Cmd))]).
+
+%% An attack whose atoms come by slot: new entries, or slots filled before
+%% on the same connection (a wrong guess is a header the node refuses).
+cached_valid(Init, Cmd) ->
+    Me = craft_pid(seccomp_ct_fuzz@localhost, 16#12345678, 3),
+    Slot = proper_types:integer(0, 2047),
+    proper_types:bind(
+      {proper_types:integer(1, 5), Slot, Slot, proper_types:boolean(), proper_types:boolean()},
+      fun({Kind, S0, S1, New0, New1}) ->
+              {Names, Ctl, Payload} =
+                  case Kind of
+                      1 -> {[<<"os">>, <<"cmd">>], {29, make_ref(), Me, Me, {{ref, 0}, {ref, 1}, 1}, []}, [Cmd]};
+                      2 -> {[<<"os">>, <<"cmd">>], {29, make_ref(), Me, Me, {erpc, execute_call, 4}, [monitor]},
+                            [make_ref(), {ref, 0}, {ref, 1}, [Cmd]]};
+                      3 -> {[<<"rex">>, <<"os">>], {6, Me, '', {ref, 0}},
+                            {'$gen_call', {Me, make_ref()}, {call, {ref, 1}, cmd, [Cmd], Me}}};
+                      4 -> {[<<"stop">>, <<"kill">>], {22, Me, Init}, {{ref, 0}, {ref, 0}}};
+                      5 -> {[<<"kill">>, <<"erlang">>], {8, Me, Init, {ref, 0}}, none}
+                  end,
+              Entries = [case New of true -> {S, Name}; false -> {S} end
+                         || {S, Name, New} <- lists:zip3([S0, S1], Names, [New0, New1])],
+              seccomp_dist_raw:cached_packet(Entries, [Ctl | [Payload || Payload =/= none]])
+      end, false).
 
 %% A distribution connection to `Node' as `Name' (on its host) after the
 %% handshake, speaking raw bytes (this runtime's default flags, the suite's cookie).

@@ -4,7 +4,7 @@
 -module(seccomp_dist_raw).
 
 -export([connect/3, connect/4, send/2, send/3, raw/2, close/1, recv/2, flush/1, pid/2, mkpid/3, stall/1]).
--export([send_cached/3, header/1]).
+-export([send_cached/3, cached_packet/2, header/1]).
 
 -include_lib("kernel/include/dist.hrl").
 
@@ -109,8 +109,10 @@ stall(#{reader := Reader}) -> Reader ! stall, ok.
 %% holds. `Terms' (the control term, then the payload if any) are encoded
 %% without version bytes, `{ref, I}' in them as an atom cache reference to
 %% the header's `I'th entry.
-send_cached(C, Entries, Terms) ->
-    raw(C, <<(header(Entries))/binary, (<< <<(cached(T))/binary>> || T <- Terms >>)/binary>>).
+send_cached(C, Entries, Terms) -> raw(C, cached_packet(Entries, Terms)).
+
+cached_packet(Entries, Terms) ->
+    <<(header(Entries))/binary, (<< <<(cached(T))/binary>> || T <- Terms >>)/binary>>.
 
 header([]) ->
     <<131, 68, 0>>;
@@ -153,6 +155,7 @@ close(#{sock := S}) -> gen_tcp:close(S).
 recv(_C, Timeout) ->
     receive
         {dist, Ctl, Msg} -> {Ctl, Msg};
+        {dist_cached, Packet} -> {cached, Packet};
         {dist_closed, Why} -> {closed, Why}
     after Timeout -> timeout
     end.

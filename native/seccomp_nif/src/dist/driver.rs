@@ -505,7 +505,7 @@ impl Conn {
             self.recycle(translated.plain);
             return;
         }
-        let mut spec = vec![
+        let spec = vec![
             ERL_DRV_PORT,
             self.port_term,
             ERL_DRV_ATOM,
@@ -514,14 +514,27 @@ impl Conn {
             plain.as_ptr() as ErlDrvTermData,
             plain.len(),
         ];
-        names_spec(&mut spec, &translated.unknown);
-        spec.extend_from_slice(&[ERL_DRV_TUPLE, 4]);
-        self.send_term(&spec);
+        self.ask(spec, 4, &translated.unknown);
         self.waiting = Some(Waiting {
             accepted: Some(packet.into_vec()),
             refused: translated.refused,
         });
         self.recycle(translated.plain);
+    }
+
+    /// Send the receiver a tuple of `spec`'s elements (`arity` with the
+    /// list of `unknown` names that ends it).
+    fn ask(&self, mut spec: Vec<ErlDrvTermData>, arity: usize, unknown: &[Vec<u8>]) {
+        for name in unknown {
+            spec.extend_from_slice(&[
+                ERL_DRV_BUF2BINARY,
+                name.as_ptr() as ErlDrvTermData,
+                name.len(),
+            ]);
+        }
+        spec.extend_from_slice(&[ERL_DRV_NIL, ERL_DRV_LIST, unknown.len() + 1]);
+        spec.extend_from_slice(&[ERL_DRV_TUPLE, arity]);
+        self.send_term(&spec);
     }
 
     /// Keep a translated packet's room for the next one.
@@ -597,7 +610,7 @@ impl Conn {
             return;
         };
         let head = translated.plain.as_deref().unwrap_or(&head);
-        let mut spec = vec![
+        let spec = vec![
             ERL_DRV_PORT,
             self.port_term,
             ERL_DRV_ATOM,
@@ -608,9 +621,7 @@ impl Conn {
             head.as_ptr() as ErlDrvTermData,
             head.len(),
         ];
-        names_spec(&mut spec, &translated.unknown);
-        spec.extend_from_slice(&[ERL_DRV_TUPLE, 5]);
-        self.send_term(&spec);
+        self.ask(spec, 5, &translated.unknown);
         // Its header reaches the runtime whatever the verdict.
         self.waiting = Some(Waiting {
             accepted: translated.refused.clone(),
@@ -680,18 +691,6 @@ fn held_len(held: &Held) -> usize {
         Held::Packet(p, t) => p.len() + t.len(),
         Held::TooLarge(_, head, t) => head.len() + t.len(),
     }
-}
-
-/// A list of binaries, onto a term spec.
-fn names_spec(spec: &mut Vec<ErlDrvTermData>, names: &[Vec<u8>]) {
-    for name in names {
-        spec.extend_from_slice(&[
-            ERL_DRV_BUF2BINARY,
-            name.as_ptr() as ErlDrvTermData,
-            name.len(),
-        ]);
-    }
-    spec.extend_from_slice(&[ERL_DRV_NIL, ERL_DRV_LIST, names.len() + 1]);
 }
 
 // --- Output -----------------------------------------------------------------------------
@@ -822,8 +821,8 @@ impl Conn {
         };
         let mut full = Ok(false);
         if !by_slot.is_empty() || named_after(header.body) {
-            let control_end = etf::cache_refs(buf, header.body, &mut caches.refs);
-            let payload_mentions = whole || control_end.is_none_or(named_after);
+            let payload_mentions = whole
+                || etf::cache_refs(buf, header.body, &mut caches.refs).is_none_or(named_after);
             if payload_mentions && !whole {
                 buf.clear();
                 gather(segments, buf, usize::MAX);
