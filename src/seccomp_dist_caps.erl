@@ -18,7 +18,7 @@
 -module(seccomp_dist_caps).
 
 -export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, owner/2, plain_owner/2,
-         monitor_fired/2, rotate/1, rules/3, registry/2]).
+         monitor_fired/2, rotate/1, rules/4, registry/2]).
 -export_type([conn/0]).
 
 -opaque conn() :: {reference(), pos_integer()}.
@@ -81,10 +81,11 @@ monitor_fired(_Conn, _NotRef) -> false.
 -spec rotate(conn()) -> ok.
 rotate({Resource, _}) -> seccomp_nif:dist_caps_rotate(Resource).
 
-%% @doc The rules of the policy epoch `Epoch' the driver delivers by.
--spec rules(conn(), non_neg_integer(), seccomp_dist_policy:node_rules()) -> ok.
-rules({Resource, _}, Epoch, #{send := Send, max_message_bytes := Max, rpc := Rpc}) ->
-    seccomp_nif:dist_conn_rules(Resource, Epoch, {Send, Max, Rpc}).
+%% @doc The rules of the policy epoch `Epoch' the driver delivers by, and
+%% the atoms that make a message a door (it leaves those to the filter).
+-spec rules(conn(), non_neg_integer(), seccomp_dist_policy:node_rules(), [binary()]) -> ok.
+rules({Resource, _}, Epoch, #{send := Send, max_message_bytes := Max, rpc := Rpc}, Doors) ->
+    seccomp_nif:dist_conn_rules(Resource, Epoch, {Send, Max, Rpc, Doors}).
 
 %% @doc The local processes the filter judges by name, as of now.
 -spec registry(conn(), [pid()]) -> ok.

@@ -508,8 +508,10 @@ frame(Len, Rest, S) ->
 %% A packet larger than `max_message_bytes' was read and discarded. Its
 %% sender (a process of the peer named in the control term, read with the
 %% runtime's `safe' decoder from the packet's first bytes) is told: a message
-%% `{seccomp_dist_refused, ThisNode, {too_large, Bytes, Max}}', or for a
-%% spawn request a failed spawn reply (`system_limit'). The connection stays
+%% `{seccomp_dist_refused, ThisNode, {too_large, Bytes, Max}}' (when the
+%% connection takes it at once: a peer that does not read what it is sent
+%% gets no notes, and nothing here waits or piles up for it), or for a spawn
+%% request a failed spawn reply (`system_limit'). The connection stays
 %% unless the rules say `disconnect'.
 too_large(Len, Head, #rx{node = Node} = S) ->
     Max = max_message_bytes(S),
@@ -517,8 +519,7 @@ too_large(Len, Head, #rx{node = Node} = S) ->
     case oversized_sender(Head, Node) of
         {message, From} ->
             Note = {seccomp_dist_refused, node(), {too_large, Len, Max}},
-            %% Not from the receiver: a send may wait for a busy connection.
-            _ = spawn(fun() -> erlang:send(From, Note, [noconnect]) end),
+            _ = erlang:send(From, Note, [noconnect, nosuspend]),
             ok;
         {spawn_request, ReqId, From} ->
             inject(seccomp_dist_filter:spawn_refusal(ReqId, From, system_limit), S);

@@ -22,7 +22,7 @@
 %% before they are created.
 -module(seccomp_dist_filter).
 
--export([decide/2, context/3, sender/1, spawn_refusal/3, make_atoms/2]).
+-export([decide/2, context/3, sender/1, spawn_refusal/3, make_atoms/2, doors/0]).
 -export_type([context/0, decision/0]).
 
 -type context() :: #{node := node(), rules := seccomp_dist_policy:node_rules(),
@@ -481,13 +481,14 @@ door_atom(<<T, L, Name:L/binary, _/binary>>) when T =:= 119; T =:= 115 -> door_n
 door_atom(<<T, L:16, Name:L/binary, _/binary>>) when T =:= 118; T =:= 100 -> door_name(Name);
 door_atom(_) -> false.
 
-door_name(<<"$gen_call">>) -> true;
-door_name(<<"$gen_cast">>) -> true;
-door_name(<<"system">>) -> true;
-door_name(<<"EXIT">>) -> true;
-door_name(<<"io_request">>) -> true;
-door_name(<<"file_request">>) -> true;
-door_name(_) -> false.
+door_name(Name) -> lists:member(Name, doors()).
+
+%% @doc The atoms a door message's outer tuple starts with (a request to an
+%% OTP server's protocol: `gen_server', `sys', an exit, the I/O and file
+%% protocols), as UTF-8 text. The carrier's driver gets them with its rules
+%% and leaves every message that starts with one to the filter.
+-spec doors() -> [binary()].
+doors() -> [<<"$gen_call">>, <<"$gen_cast">>, <<"system">>, <<"EXIT">>, <<"io_request">>, <<"file_request">>].
 
 shape(Name, Msg, #{node := Node, rules := R} = C) ->
     case seccomp_dist_shapes:check(Name, Msg, Node) of

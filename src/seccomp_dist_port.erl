@@ -93,6 +93,6 @@ sync(Conn, Node, {Policy, Rules}) ->
                             Policy -> {Policy, Rules};
                             New -> {New, seccomp_dist_policy:rules_for(Node, New)}
                         end,
-    _ = RulesStale andalso seccomp_dist_caps:rules(Conn, Epoch, Rules1),
+    _ = RulesStale andalso seccomp_dist_caps:rules(Conn, Epoch, Rules1, seccomp_dist_filter:doors()),
     _ = RegistryStale andalso seccomp_dist_caps:registry(Conn, seccomp_dist_system:named()),
     {Policy1, Rules1}.

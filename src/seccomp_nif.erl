@@ -193,7 +193,7 @@ dist_policy_changed() -> ?NOT_LOADED.
           {non_neg_integer(), boolean(), boolean(), non_neg_integer(), non_neg_integer()}.
 dist_conn_stale(_Conn) -> ?NOT_LOADED.
 
--spec dist_conn_rules(reference(), non_neg_integer(), {boolean(), non_neg_integer(), [term()]}) -> ok.
+-spec dist_conn_rules(reference(), non_neg_integer(), {boolean(), non_neg_integer(), [term()], [binary()]}) -> ok.
 dist_conn_rules(_Conn, _Epoch, _Rules) -> ?NOT_LOADED.
 
 -spec dist_conn_registry(reference(), [pid()]) -> ok.

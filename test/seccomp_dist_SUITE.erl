@@ -11,7 +11,8 @@
          ipv6_works/1, cluster_housekeeping_works/1, outgoing_rpc_carries_the_policy/1,
          garbage_disconnects_only_that_node/1, claimed_lengths_reserve_no_memory/1,
          atom_cache_slots_follow_every_packet/1, atom_cache_headers_are_checked_and_charged/1,
-         atom_cache_packets_fuzzed_through_the_driver/1,
+         atom_cache_packets_fuzzed_through_the_driver/1, every_door_goes_to_the_filter/1,
+         oversized_floods_from_peers_that_do_not_read/1,
          spawn_arity_is_the_payloads/1,
          control_messages_of_every_release/1, nothing_decoded_for_refused_headers/1,
          amplification_is_bounded/1, message_sizes_both_directions/1,
@@ -33,6 +34,8 @@
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
+%% run on the protected node by an allowed rpc
+-export([keeper/0]).
 %% run on peer nodes
 -export([decide_on/2, give/2, show_from/3, collect/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
@@ -45,6 +48,7 @@ all() ->
      oversized_messages_are_refused_to_the_sender,
      claimed_lengths_reserve_no_memory, atom_cache_slots_follow_every_packet,
      atom_cache_headers_are_checked_and_charged, atom_cache_packets_fuzzed_through_the_driver,
+     every_door_goes_to_the_filter, oversized_floods_from_peers_that_do_not_read,
      policy_files_at_boot_and_cycles, no_benchmark_switch,
      relays_are_judged_as_sends, spawn_arguments_carry_no_funs,
      global_names_never_point_at_local_processes, one_message_stops_nothing,
@@ -663,6 +667,42 @@ atom_cache_slots_follow_every_packet(_Config) ->
     ?assertMatch(#{{send, refused} := 2}, Stats),
     seccomp_dist_raw:close(C),
     stop([Prot]).
+
+%% A process that keeps what it is sent (its pid is shown to whoever calls).
+keeper() -> spawn(fun() -> keep([]) end).
+
+%% The driver delivers messages to processes a peer holds without the
+%% filter, except those that start with a door's atom (a request of an OTP
+%% protocol): every door the filter knows (`seccomp_dist_filter:doors/0`)
+%% reaches the filter, which refuses the requests it never lets through
+%% (each door needs one here).
+every_door_goes_to_the_filter(_Config) ->
+    Policy = "#{default => #{rpc => [{seccomp_dist_SUITE, keeper, 0}]}}",
+    {Prot, ProtNode} = start(protected, {seccomp, Policy}),
+    {Att, AttNode} = start(attacker, plain),
+    Doors = [binary_to_atom(D) || D <- seccomp_dist_filter:doors()],
+    ?assert(length(Doors) >= 6),
+    Keeper = on(Att, fun() ->
+                             K = erpc:call(ProtNode, seccomp_dist_SUITE, keeper, []),
+                             From = {self(), make_ref()},
+                             Refused = #{'$gen_call' => {'$gen_call', From, {start_child, x}},
+                                         '$gen_cast' => {'$gen_cast', {start_child, x}},
+                                         system => {system, From, get_state},
+                                         'EXIT' => {'EXIT', self(), shutdown},
+                                         io_request => {io_request, self(), make_ref(), {get_line, ''}},
+                                         file_request => {file_request, self(), make_ref(), close}},
+                             %% twice: the first of a kind may go to the filter anyway
+                             [K ! {before, I} || I <- [1, 2]],
+                             [K ! maps:get(Door, Refused) || Door <- Doors, _ <- [1, 2]],
+                             K ! {after_doors, 1},
+                             K
+                     end),
+    Kept = fun() -> on(Prot, fun() -> Keeper ! {get, self()}, receive {kept, K} -> K end end) end,
+    ok = eventually(fun() -> lists:member({after_doors, 1}, Kept()) end),
+    ?assertEqual([{before, 1}, {before, 2}, {after_doors, 1}], Kept()),
+    #{{send, refused} := Refused} = on(Prot, fun() -> maps:get(AttNode, seccomp_dist:stats()) end),
+    ?assert(Refused >= 2 * length(Doors)),
+    stop([Prot, Att]).
 
 %% A process that keeps what it is sent, and hands it over on `{get, From}'.
 keep(Kept) ->
@@ -1952,6 +1992,37 @@ peers_that_stop_reading_are_dropped(_Config) ->
                  on(Prot, fun() -> timer:tc(fun() -> global:set_lock({seccomp_ct_other, self()}, [node()], 0) end) end)),
     seccomp_dist_raw:close(C),
     stop([Prot]).
+
+%% A peer that reads nothing and sends frame after frame over
+%% `max_message_bytes' makes no process or memory pile up for the notes
+%% its senders would be told: the node's process count and memory stay
+%% flat while it floods, and the node answers.
+oversized_floods_from_peers_that_do_not_read(_Config) ->
+    Policy = "#{default => #{rpc => [{erlang, node, 0}], max_message_bytes => 200}}",
+    {Prot, ProtNode} = start(protected, {seccomp, Policy}),
+    C = seccomp_dist_raw:connect(ProtNode, seccomp_ct_flood@localhost, ?COOKIE),
+    Me = seccomp_dist_raw:pid(C, 7),
+    ok = seccomp_dist_raw:stall(C),
+    Counts = fun() -> on(Prot, fun() -> {erlang:system_info(process_count), erlang:memory(total)} end) end,
+    {Procs0, Mem0} = Counts(),
+    Frame = <<112, (term_to_binary({22, Me, Me}))/binary, (term_to_binary(binary:copy(<<1>>, 300)))/binary>>,
+    Flooder = spawn_link(fun() -> flood(C, Frame) end),
+    Samples = [begin timer:sleep(400), Counts() end || _ <- lists:seq(1, 10)],
+    unlink(Flooder),
+    exit(Flooder, kill),
+    {Procs, Mem} = lists:max(Samples),
+    ct:log("processes ~p -> ~p, memory ~p -> ~p; samples ~p", [Procs0, Procs, Mem0, Mem, Samples]),
+    ?assert(lists:max([P || {P, _} <- Samples]) < Procs0 + 100),
+    ?assert(lists:max([M || {_, M} <- Samples]) < Mem0 + 200 * 1024 * 1024),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    seccomp_dist_raw:close(C),
+    stop([Prot]).
+
+flood(C, Frame) ->
+    case seccomp_dist_raw:raw(C, Frame) of
+        ok -> flood(C, Frame);
+        {error, _} -> ok
+    end.
 
 %% A large message to a named process is decoded to be judged: the
 %% connection keeps none of that heap afterwards, and a reply-shaped

@@ -27,14 +27,6 @@ use crate::etf::{self, KnownAtoms};
 const VERSION: u8 = 131;
 /// Terms a payload walk may visit here (longer walks go to the filter).
 const WALK_BUDGET: u64 = 20_000;
-const DOORS: [&[u8]; 6] = [
-    b"$gen_call",
-    b"$gen_cast",
-    b"system",
-    b"EXIT",
-    b"io_request",
-    b"file_request",
-];
 
 /// What the driver delivers on its own.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -92,7 +84,7 @@ fn message(terms: &[u8], shared: &Shared, caps: &mut Caps, known: &mut KnownAtom
         return false;
     }
     let payload = &terms[to_at + to_len..];
-    !door(payload) && plain_payload(payload, shared, known)
+    !door(payload, shared) && plain_payload(payload, shared, known)
 }
 
 /// One whole term of known atoms, no funs, within `max_message_bytes`.
@@ -252,15 +244,15 @@ fn utf8_atom(bin: &[u8], at: usize) -> Option<(&[u8], usize)> {
 }
 
 /// Whether a payload's outer term is a tuple whose first element is one of
-/// the atoms door messages start with.
-fn door(payload: &[u8]) -> bool {
+/// the atoms door messages start with (`seccomp_dist_filter:doors/0`).
+fn door(payload: &[u8], shared: &Shared) -> bool {
     let first = match *payload {
         [VERSION, 104, _, ..] => 3,
         [VERSION, 105, _, _, _, _, ..] => 6,
         _ => return false,
     };
     match caps::atom(payload, first) {
-        Some((name, _)) => DOORS.contains(&name),
+        Some((name, _)) => shared.door(name),
         None => false,
     }
 }
@@ -346,6 +338,7 @@ mod tests {
             Ordering::Release,
         );
         s.registry.lock().unwrap().at = Some(Instant::now());
+        *s.doors.lock().unwrap() = vec![b"$gen_call".to_vec()];
         s.rpc.lock().unwrap().push(super::super::RpcPattern {
             module: b"erlang".to_vec(),
             function: Some(b"node".to_vec()),

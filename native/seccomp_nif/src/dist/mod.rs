@@ -56,6 +56,8 @@ pub struct Shared {
     registry: Mutex<Registry>,
     /// The rules' `rpc` list: module, and function and arity unless any.
     rpc: Mutex<Vec<RpcPattern>>,
+    /// The atoms a door message starts with (the filter's list).
+    doors: Mutex<Vec<Vec<u8>>>,
     /// Messages and spawn requests the driver delivered on its own, not yet
     /// counted in the stats.
     accepted: [AtomicU64; 2],
@@ -79,6 +81,7 @@ impl Shared {
             epoch: AtomicU64::new(NO_EPOCH),
             registry: Mutex::new(Registry::default()),
             rpc: Mutex::new(Vec::new()),
+            doors: Mutex::new(Vec::new()),
             accepted: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
@@ -101,6 +104,11 @@ impl Shared {
                 && p.function.as_deref().is_none_or(|f| f == function)
                 && p.arity.is_none_or(|a| a == arity)
         })
+    }
+
+    /// Whether `name` is one of the atoms a door message starts with.
+    fn door(&self, name: &[u8]) -> bool {
+        self.doors.lock().expect("doors").iter().any(|d| d == name)
     }
 
     /// Whether a fresh registry says the pid `key` is not a named process.
@@ -265,14 +273,20 @@ fn dist_conn_stale(env: Env, conn: Conn) -> Term {
     (epoch, rules_stale, registry_stale, delivered.0, delivered.1).encode(env)
 }
 
-/// `dist_conn_rules(Conn, Epoch, {SendAllowed, MaxMessageBytes, Rpc})`:
-/// `Rpc` as the rules have it (modules, and `{M, F, A}` with `'_'` for any).
+/// `dist_conn_rules(Conn, Epoch, {SendAllowed, MaxMessageBytes, Rpc, Doors})`:
+/// `Rpc` as the rules have it (modules, and `{M, F, A}` with `'_'` for any),
+/// `Doors` the names of the atoms door messages start with.
 #[rustler::nif]
-fn dist_conn_rules(conn: Conn, epoch: u64, rules: (bool, u64, Vec<Term>)) -> rustler::Atom {
-    let (send, max_bytes, rpc) = rules;
+fn dist_conn_rules(
+    conn: Conn,
+    epoch: u64,
+    rules: (bool, u64, Vec<Term>, Vec<Binary>),
+) -> rustler::Atom {
+    let (send, max_bytes, rpc, doors) = rules;
     let patterns = rpc.into_iter().filter_map(rpc_pattern).collect();
     let shared = &conn.shared;
     *shared.rpc.lock().expect("rpc") = patterns;
+    *shared.doors.lock().expect("doors") = doors.iter().map(|d| d.as_slice().to_vec()).collect();
     shared.send_allowed.store(send, Ordering::Relaxed);
     shared.max_bytes.store(max_bytes, Ordering::Relaxed);
     shared.epoch.store(epoch, Ordering::Release);
