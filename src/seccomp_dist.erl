@@ -32,11 +32,9 @@
 %% The distribution flags the filter understands (OTP 25's defaults, and
 %% OTP 28's alternative-action signals, which it filters like their older
 %% forms). Every other flag is refused, so a peer never sends what the
-%% filter cannot read: without fragments every packet is one whole term
-%% sequence, and control messages or term tags that later releases put
-%% behind new flags never arrive. The atom cache is understood where the
-%% carrier's driver reads the connection (TCP): it keeps the cache's slots
-%% and reads each packet with every atom as text.
+%% filter cannot read: without the atom cache and fragments every packet is
+%% one whole term sequence, and control messages or term tags that later
+%% releases put behind new flags never arrive.
 -define(DFLAG_ALTACT_SIG_28, (16#20 bsl 32)).
 -define(UNDERSTOOD_FLAGS,
         (?DFLAG_PUBLISHED bor ?DFLAG_EXTENDED_REFERENCES bor ?DFLAG_DIST_MONITOR bor
@@ -47,12 +45,7 @@
          ?DFLAG_BIG_SEQTRACE_LABELS bor ?DFLAG_EXIT_PAYLOAD bor ?DFLAG_HANDSHAKE_23 bor
          ?DFLAG_UNLINK_ID bor ?DFLAG_MANDATORY_25_DIGEST bor ?DFLAG_SPAWN bor ?DFLAG_NAME_ME bor
          ?DFLAG_V4_NC bor ?DFLAG_ALIAS bor ?DFLAG_ALTACT_SIG_28)).
--define(NOT_UNDERSTOOD_FLAGS(Driven),
-        (16#FFFFFFFFFFFFFFFF band
-         (bnot (?UNDERSTOOD_FLAGS bor case Driven of
-                                          true -> ?DFLAG_DIST_HDR_ATOM_CACHE;
-                                          false -> 0
-                                      end)))).
+-define(NOT_UNDERSTOOD_FLAGS, (16#FFFFFFFFFFFFFFFF band (bnot ?UNDERSTOOD_FLAGS))).
 
 %%% Policy and statistics ----------------------------------------------------------
 
@@ -256,6 +249,6 @@ hs_data(Transport, Ctrl) ->
              mf_getopts = fun(C, Opts) -> request(C, {getopts, Opts}) end,
              %% Flags the runtime does not let a carrier refuse are mandatory
              %% in every release that could connect.
-             reject_flags = ?NOT_UNDERSTOOD_FLAGS(Transport:driven()) band dist_util:rejectable_flags()}.
+             reject_flags = ?NOT_UNDERSTOOD_FLAGS band dist_util:rejectable_flags()}.
 
 request(Ctrl, Req) -> seccomp_dist_conn:request(Ctrl, Req).

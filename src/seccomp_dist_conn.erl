@@ -59,6 +59,9 @@
 %% Of a packet larger than `max_message_bytes', the bytes kept to find its
 %% sender in its control term.
 -define(HEAD_BYTES, 65536).
+%% Answers to refused requests waiting for the sender (over TLS) beyond
+%% which more are dropped.
+-define(INJECT_QUEUE, 1024).
 
 %% @doc A controller for a connected TCP socket, which `Transport' takes
 %% over (as the side that accepted it, `server', or that connected to a
@@ -144,7 +147,7 @@ drive({_Transport, S} = Socket) ->
                    {error, timeout} -> <<>>
                end,
     Caps = seccomp_dist_caps:new(),
-    {seccomp_dist_port:open(S, Caps, send_timeout_ms(), atom_cache_agreed()), Caps, Buffered}.
+    {seccomp_dist_port:open(S, Caps, send_timeout_ms()), Caps, Buffered}.
 
 handshake_complete(Socket, none, Node, DHandle, Reply) ->
     Caps = seccomp_dist_caps:new(),
@@ -204,7 +207,6 @@ handshake_request(Socket, {send, Packet}) -> call(Socket, send, [Packet]);
 handshake_request(Socket, {recv, Len, Timeout}) ->
     case call(Socket, recv, [Len, Timeout]) of
         {ok, Bin} when is_binary(Bin) ->
-            note_peer_flags(Bin),
             case first_packet(Bin, Socket) of
                 ok -> {ok, binary_to_list(Bin)};
                 Refused -> {error, Refused}
@@ -217,25 +219,6 @@ handshake_request(Socket, {address, Node, Family, Protocol}) ->
     #net_address{address = Address, host = Host, protocol = Protocol, family = Family};
 handshake_request(Socket, Req) ->
     socket_request(Socket, Req).
-
-%% The flags the peer offers: in its name (the accepting side's first
-%% packet) or its challenge (the connecting side's second), new and old
-%% forms alike. No other handshake packet starts with `N' or `n'.
-note_peer_flags(<<$N, Flags:64, _/binary>>) -> note_peer_flags(Flags);
-note_peer_flags(<<$n, _Version:16, Flags:32, _/binary>>) -> note_peer_flags(Flags);
-note_peer_flags(Flags) when is_integer(Flags) ->
-    _ = get(peer_flags) =:= undefined andalso put(peer_flags, Flags),
-    ok;
-note_peer_flags(_) -> ok.
-
-%% Whether the connection uses the atom cache: both sides offer it (this
-%% side offers the runtime's default when the connection is driven).
-atom_cache_agreed() ->
-    Default = element(2, erts_internal:get_dflags()),
-    case get(peer_flags) of
-        Flags when is_integer(Flags) -> Default band Flags band ?DFLAG_DIST_HDR_ATOM_CACHE =/= 0;
-        undefined -> false
-    end.
 
 %% The first packet a connecting node sends (`send_name', new and old
 %% forms) gives its name, which the handshake makes an atom of before the
@@ -419,30 +402,15 @@ receive_loop(#rx{socket = {_, Sock} = Socket, tags = {DataTag, ClosedTag, ErrorT
 %% The receiver of a driven connection judges what the driver hands it.
 port_loop(#rx{out = {port, Port}} = S) ->
     receive
-        {Port, packet, Packet, NewAtoms} ->
-            port_loop(flush(packet(Packet, header_atoms(NewAtoms, current(S)))));
-        {Port, too_large, Len, Head, NewAtoms} ->
-            port_loop(flush(too_large(Len, Head, header_atoms(NewAtoms, current(S)))));
+        {Port, packet, Packet} ->
+            port_loop(flush(packet(Packet, current(S))));
+        {Port, too_large, Len, Head} ->
+            port_loop(flush(too_large(Len, Head, current(S))));
         {Port, caps_full} ->
             ok = seccomp_dist_caps:rotate(S#rx.caps),
             port_loop(S);
         _ ->
             port_loop(S)
-    end.
-
-%% The atoms a packet's header (atom cache) makes the runtime create,
-%% whatever the verdict: charged to the budget and made now, before the
-%% packet is judged; past the budget the connection closes (only that keeps
-%% the runtime from creating them).
-header_atoms([], S) ->
-    S;
-header_atoms(Names, #rx{node = Node, ctx = Ctx} = S) ->
-    case seccomp_dist_filter:make_atoms(Names, Ctx) of
-        {ok, Ctx1} ->
-            S#rx{ctx = Ctx1};
-        atom_budget ->
-            seccomp_dist_stats:refused(Node, control, atom_budget),
-            exit({seccomp_dist_refused, atom_budget})
     end.
 
 flush(#rx{node = Node, accepted = Accepted} = S) ->
@@ -570,9 +538,16 @@ deliver(_Packet, #rx{out = {port, Port}}) -> seccomp_dist_port:verdict(Port, tru
 drop(#rx{out = {dhandle, _}}) -> ok;
 drop(#rx{out = {port, Port}}) -> seccomp_dist_port:verdict(Port, false).
 
-%% Send the peer a packet of our own (an answer to what was refused).
+%% Send the peer a packet of our own (an answer to what was refused), when
+%% the connection takes it: for a peer that reads nothing, answers are
+%% dropped rather than piled up (the driver checks its queue; over TLS, the
+%% sender's mailbox).
 inject(none, _S) -> ok;
-inject(Packet, #rx{out = {dhandle, _}, ctrl = Ctrl}) -> Ctrl ! {inject, Packet}, ok;
+inject(Packet, #rx{out = {dhandle, _}, ctrl = Ctrl}) ->
+    case erlang:process_info(Ctrl, message_queue_len) of
+        {message_queue_len, N} when N < ?INJECT_QUEUE -> Ctrl ! {inject, Packet}, ok;
+        _ -> ok
+    end;
 inject(Packet, #rx{out = {port, Port}}) -> seccomp_dist_port:inject(Port, Packet).
 
 %% A packet the receiver reads itself (over TLS): the local identifiers it

@@ -4,14 +4,13 @@
 %%
 %% The walk is native (`seccomp_nif', `etf.rs'): terms are walked in prefix
 %% order with a count of terms still to read, so nesting depth costs
-%% nothing, and binaries are skipped, not copied. Tags the form without
-%% the atom cache never carries (atom cache references, compressed terms,
-%% `LOCAL_EXT'; the carrier's driver puts a connection's packets into that
-%% form) and unknown tags are errors. A walk longer than a
+%% nothing, and binaries are skipped, not copied. Tags that a connection
+%% without the atom cache never carries (atom cache references, compressed
+%% terms, `LOCAL_EXT') and unknown tags are errors. A walk longer than a
 %% short NIF call goes on on a dirty scheduler.
 -module(seccomp_dist_etf).
 
--export([scan/2, existing_atom/1]).
+-export([scan/2]).
 -export_type([info/0]).
 
 -type info() :: #{size := non_neg_integer(), new_atoms := [binary()], funs := non_neg_integer(),
@@ -37,8 +36,6 @@ scan(Bin, MaxNewAtoms) ->
             Error
     end.
 
-%% @doc Whether an atom of this UTF-8 text exists.
--spec existing_atom(binary()) -> boolean().
 existing_atom(Name) ->
     try binary_to_existing_atom(Name, utf8) of
         _ -> true

@@ -22,7 +22,7 @@
 %% before they are created.
 -module(seccomp_dist_filter).
 
--export([decide/2, context/3, sender/1, spawn_refusal/3, make_atoms/2, doors/0]).
+-export([decide/2, context/3, sender/1, spawn_refusal/3, doors/0]).
 -export_type([context/0, decision/0]).
 
 -type context() :: #{node := node(), rules := seccomp_dist_policy:node_rules(),
@@ -125,21 +125,6 @@ known_control(Rest, #{atoms_left := Left, rules := #{max_message_bytes := Max}} 
         {ok, _} -> {{malformed, fun_in_control}, 0};
         {error, atom_budget} -> {{refuse, control, atom_budget, none}, 0};
         {error, Why} -> {{malformed, Why}, 0}
-    end.
-
-%% @doc Make the atoms named `Names' (UTF-8 texts of at most 255
-%% characters), charging those that do not exist yet to the peer's budget
-%% first; `atom_budget' (and none made) when it is spent.
--spec make_atoms([binary()], context()) -> {ok, context()} | atom_budget.
-make_atoms(Names, #{atoms_left := Left} = C) ->
-    New = lists:usort([Name || Name <- Names, not seccomp_dist_etf:existing_atom(Name)]),
-    N = length(New),
-    case N =< Left andalso charge(N, C) of
-        ok ->
-            _ = [binary_to_atom(Name, utf8) || Name <- New],
-            {ok, C#{atoms_left := Left - N}};
-        _ ->
-            atom_budget
     end.
 
 %% Take `N' new atoms from the peer's budget.

@@ -6,18 +6,10 @@
 %% when it is one the filter is sure to accept (a message to a process or
 %% alias the peer holds, or a spawn request of a function the `rpc' rules
 %% allow; see `fast.rs'). Every other packet goes to the
-%% connection's receiver (the port's owner) as `{Port, packet, Packet,
-%% NewAtoms}' and waits, with the packets behind it, for {@link verdict/2};
-%% so does the head of a packet over `max_message_bytes' (`{Port,
-%% too_large, Bytes, Head, NewAtoms}'), whose verdict is always no.
-%%
-%% On a connection with the atom cache the driver keeps the cache's slots
-%% (`cache.rs'): `Packet' and `Head' are in the form without it (`112',
-%% then version-tagged terms, every atom as text), and `NewAtoms' are the
-%% texts of the atoms the packet's header makes the runtime create that
-%% the driver does not know to exist. The runtime gets the header whatever
-%% the verdict (on a no, followed by a message to no process), so the
-%% receiver charges those atoms to the budget before it judges.
+%% connection's receiver (the port's owner) as `{Port, packet, Packet}' and
+%% waits, with the packets behind it, for {@link verdict/2}; so does the
+%% head of a frame over `max_message_bytes', read and thrown away (`{Port,
+%% too_large, Bytes, Head}', whose verdict is always no).
 %%
 %% The driver's rules (`send', `max_message_bytes', `rpc', the policy epoch
 %% they belong to) and its copy of which local processes are registered come
@@ -25,7 +17,7 @@
 %% driver sends every packet to the receiver.
 -module(seccomp_dist_port).
 
--export([open/4, enable/2, verdict/2, inject/2, tick/1, getstat/1, sync/3]).
+-export([open/3, enable/2, verdict/2, inject/2, tick/1, getstat/1, sync/3]).
 
 -define(CMD_ACCEPT, 1).
 -define(CMD_DROP, 2).
@@ -38,16 +30,14 @@
 %% runtime's inet driver has not read: the port reads the socket itself),
 %% with the connection state `Conn' ({@link seccomp_dist_caps:new/0}).
 %% The calling process stays linked to it.
-%% Output waiting longer than `SendTimeoutMs' closes it. `AtomCache':
-%% whether the handshake agreed on the atom cache. It reads nothing until
-%% {@link enable/2}.
--spec open(inet:socket(), seccomp_dist_caps:conn(), pos_integer(), boolean()) -> port().
-open(Socket, Conn, SendTimeoutMs, AtomCache) ->
+%% Output waiting longer than `SendTimeoutMs' closes it. It reads nothing
+%% until {@link enable/4}.
+-spec open(inet:socket(), seccomp_dist_caps:conn(), pos_integer()) -> port().
+open(Socket, Conn, SendTimeoutMs) ->
     {ok, Fd} = inet:getfd(Socket),
     Id = seccomp_dist_caps:id(Conn),
-    Cache = case AtomCache of true -> 1; false -> 0 end,
-    Command = io_lib:format("libseccomp_nif ~w ~w ~w ~w", [Id, Fd, SendTimeoutMs, Cache]),
-    open_port({spawn_driver, lists:flatten(Command)}, [binary]).
+    open_port({spawn_driver, lists:flatten(io_lib:format("libseccomp_nif ~w ~w ~w", [Id, Fd, SendTimeoutMs]))},
+              [binary]).
 
 %% @doc Start reading (the receiver, once it owns the port and has
 %% brought the driver's rules up to date). `Buffered': bytes already read
@@ -61,6 +51,8 @@ verdict(Port, true) -> control(Port, ?CMD_ACCEPT, <<>>);
 verdict(Port, false) -> control(Port, ?CMD_DROP, <<>>).
 
 %% @doc Send `Packet' to the peer, behind what is queued.
+%% (Dropped while more than the port's busy limit is queued: a peer that
+%% reads nothing makes no answers pile up.)
 -spec inject(port(), binary()) -> ok.
 inject(Port, Packet) -> control(Port, ?CMD_INJECT, Packet).
 

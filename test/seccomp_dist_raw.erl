@@ -4,7 +4,6 @@
 -module(seccomp_dist_raw).
 
 -export([connect/3, connect/4, send/2, send/3, raw/2, close/1, recv/2, flush/1, pid/2, mkpid/3, stall/1]).
--export([send_cached/3, cached_packet/2, header/1]).
 
 -include_lib("kernel/include/dist.hrl").
 
@@ -20,9 +19,7 @@ flags() ->
 
 %% Connect to `Target' as `Me'. Returns a map with the socket and the
 %% target's creation, or `{status, Status}' / `{closed, Why}' when the
-%% target ends the handshake. With `atom_cache => true' the client offers
-%% the atom cache: every packet then starts with a distribution header
-%% (see {@link send_cached/4}).
+%% target ends the handshake.
 connect(Target, Me, Cookie) -> connect(Target, Me, Cookie, #{}).
 
 connect(Target, Me, Cookie, Opts) ->
@@ -34,11 +31,7 @@ connect(Target, Me, Cookie, Opts) ->
     MyName = atom_to_binary(Me, latin1),
     %% `residue': bytes after the name, which the handshake ignores
     Residue = maps:get(residue, Opts, <<>>),
-    Flags = case maps:get(atom_cache, Opts, false) of
-                true -> flags() bor ?DFLAG_DIST_HDR_ATOM_CACHE;
-                false -> flags()
-            end,
-    ok = gen_tcp:send(S, <<$N, Flags:64, Creation:32, (byte_size(MyName)):16, MyName/binary, Residue/binary>>),
+    ok = gen_tcp:send(S, <<$N, (flags()):64, Creation:32, (byte_size(MyName)):16, MyName/binary, Residue/binary>>),
     case gen_tcp:recv(S, 0, 5000) of
         {ok, <<"sok">>} -> challenge(S, Target, Me, Cookie, Creation);
         {ok, <<"salive">>} ->
@@ -87,9 +80,6 @@ read(S, Owner) ->
             Msg = case P of <<>> -> none; _ -> binary_to_term(P) end,
             Owner ! {dist, Ctl, Msg},
             reader(S, Owner);
-        {ok, <<131, 68, _/binary>> = Packet} ->
-            Owner ! {dist_cached, Packet},
-            reader(S, Owner);
         {error, Why} ->
             Owner ! {dist_closed, Why}
     end.
@@ -103,50 +93,6 @@ stalled(S) ->
 %% The client stops reading what the node sends it, and goes on ticking.
 stall(#{reader := Reader}) -> Reader ! stall, ok.
 
-%% A packet with a distribution header (a client connected with
-%% `atom_cache'). `Entries' make the header: `{Slot, Name}' puts the atom
-%% `Name' (a binary) into the slot (0 to 2047), `{Slot}' names what the slot
-%% holds. `Terms' (the control term, then the payload if any) are encoded
-%% without version bytes, `{ref, I}' in them as an atom cache reference to
-%% the header's `I'th entry.
-send_cached(C, Entries, Terms) -> raw(C, cached_packet(Entries, Terms)).
-
-cached_packet(Entries, Terms) ->
-    <<(header(Entries))/binary, (<< <<(cached(T))/binary>> || T <- Terms >>)/binary>>.
-
-header([]) ->
-    <<131, 68, 0>>;
-header(Entries) ->
-    Nibbles = [case E of
-                   {Slot, _Name} -> 8 bor (Slot bsr 8);
-                   {Slot} -> Slot bsr 8
-               end || E <- Entries] ++ [0],
-    Refs = << <<(case E of
-                     {Slot, Name} -> <<(Slot band 255), (byte_size(Name)), Name/binary>>;
-                     {Slot} -> <<(Slot band 255)>>
-                 end)/binary>> || E <- Entries >>,
-    <<131, 68, (length(Entries)), (nibbles(Nibbles))/binary, Refs/binary>>.
-
-nibbles([Lo, Hi | More]) -> <<(Lo bor (Hi bsl 4)), (nibbles(More))/binary>>;
-nibbles([Lo]) -> <<Lo>>;
-nibbles([]) -> <<>>.
-
-%% Each `{ref, I}' is encoded as an atom only it uses, whose encoding is
-%% then replaced by the reference.
-cached(Term) ->
-    <<131, Bin/binary>> = term_to_binary(mark(Term), [{minor_version, 2}]),
-    lists:foldl(fun(I, B) ->
-                        Text = atom_to_binary(marker(I)),
-                        binary:replace(B, <<119, (byte_size(Text)), Text/binary>>, <<82, I>>, [global])
-                end, Bin, lists:seq(0, 255)).
-
-marker(I) -> list_to_atom("$seccomp_raw_ref_" ++ integer_to_list(I)).
-
-mark({ref, I}) when is_integer(I) -> marker(I);
-mark(T) when is_tuple(T) -> list_to_tuple([mark(E) || E <- tuple_to_list(T)]);
-mark(L) when is_list(L) -> [mark(E) || E <- L];
-mark(T) -> T.
-
 send(C, Ctl) -> raw(C, <<112, (term_to_binary(Ctl))/binary>>).
 send(C, Ctl, Msg) -> raw(C, <<112, (term_to_binary(Ctl))/binary, (term_to_binary(Msg))/binary>>).
 raw(#{sock := S}, Bin) -> gen_tcp:send(S, Bin).
@@ -155,7 +101,6 @@ close(#{sock := S}) -> gen_tcp:close(S).
 recv(_C, Timeout) ->
     receive
         {dist, Ctl, Msg} -> {Ctl, Msg};
-        {dist_cached, Packet} -> {cached, Packet};
         {dist_closed, Why} -> {closed, Why}
     after Timeout -> timeout
     end.

@@ -4,10 +4,9 @@
 //!
 //! The walk keeps a count of terms still to read (prefix order), so nesting
 //! depth costs nothing and a lying length only makes the input end early.
-//! Binaries are skipped, never copied. Tags the form without the atom cache
-//! never carries (atom cache references, compressed terms, `LOCAL_EXT`; the
-//! carrier's driver puts a connection's packets into that form) and unknown
-//! tags are errors, except atom cache references for `cache_refs`. The Erlang side (`seccomp_dist_etf`) keeps
+//! Binaries are skipped, never copied. Tags a connection without the atom
+//! cache never carries (atom cache references, compressed terms, `LOCAL_EXT`)
+//! and unknown tags are errors. The Erlang side (`seccomp_dist_etf`) keeps
 //! the semantics; this is its fast path.
 
 use std::collections::HashSet;
@@ -94,9 +93,6 @@ struct Walker<'b, L: FnMut(u8, &[u8]) -> Option<bool>> {
     local_node: Option<&'b [u8]>,
     /// Where the first term walked and its elements start (see `Control`).
     roots: Option<Control>,
-    /// Where atom cache references sit, when they are allowed (a connection
-    /// with the atom cache); else they are a bad tag.
-    cache_refs: Option<Vec<usize>>,
     scan: Scan,
 }
 
@@ -268,7 +264,6 @@ impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
                 Ok(0)
             }
             100 | 118 | 115 | 119 => self.atom(tag).map(|_| 0),
-            82 if self.cache_refs.is_some() => self.cache_ref(start).map(|_| 0),
             // Pids, ports and references: a node name, then fixed fields.
             88 => self.identifier(start, true, 12),
             103 => self.identifier(start, true, 9),
@@ -314,26 +309,16 @@ impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
         fixed: usize,
     ) -> Result<u64, Failure> {
         let tag = self.u8()?;
-        let node = match tag {
-            100 | 118 | 115 | 119 => self.atom(tag)?,
-            82 if self.cache_refs.is_some() => self.cache_ref(self.pos - 1)?,
-            _ => return Err(Failure::BadNodeName),
-        };
+        if !matches!(tag, 100 | 118 | 115 | 119) {
+            return Err(Failure::BadNodeName);
+        }
+        let node = self.atom(tag)?;
         self.take(fixed)?;
         self.words(6);
         if addressable && self.local_node == Some(node) {
             self.scan.locals.push((start, self.pos));
         }
         Ok(0)
-    }
-
-    /// An atom cache reference at `start`: its index byte (no name here).
-    fn cache_ref(&mut self, start: usize) -> Result<&'b [u8], Failure> {
-        self.skip(1)?;
-        if let Some(refs) = &mut self.cache_refs {
-            refs.push(start);
-        }
-        Ok(&[])
     }
 
     fn atom(&mut self, tag: u8) -> Result<&'b [u8], Failure> {
@@ -443,7 +428,6 @@ impl<'b, L: FnMut(u8, &[u8]) -> Option<bool>> Walker<'b, L> {
             lookup,
             local_node: None,
             roots: None,
-            cache_refs: None,
             scan: Scan::default(),
         }
     }
@@ -458,18 +442,6 @@ fn any_atom(_tag: u8, _name: &[u8]) -> Option<bool> {
 pub(crate) fn skip_term(bin: &[u8], pos: usize) -> Option<usize> {
     let mut walker = Walker::new(bin, pos, any_atom);
     walker.walk_term().ok().map(|()| walker.pos)
-}
-
-/// Where the term (without a version byte) that starts at `pos` ends, in
-/// a packet of a connection with the atom cache; where its atom cache
-/// references (`ATOM_CACHE_REF` and their index byte) start, into `refs`.
-pub(crate) fn cache_refs(bin: &[u8], pos: usize, refs: &mut Vec<usize>) -> Option<usize> {
-    refs.clear();
-    let mut walker = Walker::new(bin, pos, any_atom);
-    walker.cache_refs = Some(std::mem::take(refs));
-    let whole = walker.walk_term().is_ok();
-    *refs = walker.cache_refs.take().unwrap_or_default();
-    whole.then_some(walker.pos)
 }
 
 /// Atoms known to exist that one connection's packets name, looked up

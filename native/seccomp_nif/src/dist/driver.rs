@@ -4,18 +4,13 @@
 //!
 //! Every incoming packet is either one `fast::accepts` proves the filter
 //! would accept (delivered at once), or it goes to the connection's receiver
-//! process (the port's connected process) as `{Port, packet, Bin, NewAtoms}`
-//! and waits for its verdict; packets behind it wait too, so order is kept.
-//! Outgoing packets are recorded in the connection's capabilities before
-//! they are written. Frames are `<<Length:32, Packet/binary>>`; a frame over
-//! the rules' `max_message_bytes` is read and thrown away, and its first
-//! bytes go to the receiver as `{Port, too_large, Length, Head, NewAtoms}`,
-//! which waits for a verdict (no) like a packet.
-//!
-//! With the atom cache (`cache`), what the receiver and the checks read is
-//! the packet without it, every atom as text; `NewAtoms` are the atoms its
-//! header makes the runtime create that are not known to exist, and a
-//! refused packet's header still reaches the runtime.
+//! process (the port's connected process) as `{Port, packet, Bin}` and waits
+//! for its verdict; packets behind it wait too, so order is kept. Outgoing
+//! packets are recorded in the connection's capabilities before they are
+//! written. Frames are `<<Length:32, Packet/binary>>`; a frame over the
+//! rules' `max_message_bytes` is read and thrown away, and its first bytes
+//! go to the receiver as `{Port, too_large, Length, Head}`, which waits for
+//! a verdict (always no) like a packet.
 //!
 //! Port control commands (binary results): see the `CMD_` constants.
 
@@ -26,7 +21,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cache::{self, AtomCache, Bad};
 use super::ffi::*;
 use super::{caps, fast, Shared};
 use crate::etf;
@@ -85,49 +79,27 @@ struct Skip {
     head: Vec<u8>,
 }
 
-/// What an incoming packet becomes on a connection with the atom cache:
-/// the form the checks read (`None`: the packet is in it already), what
-/// the runtime gets if it is refused, and the atoms its header creates that
-/// are not known to exist (the receiver charges them).
-#[derive(Default)]
-struct Translated {
-    plain: Option<Vec<u8>>,
-    refused: Option<Vec<u8>>,
-    unknown: Vec<Vec<u8>>,
+/// What the receiver judges: a packet (delivered if it says yes), or the
+/// first bytes of a frame read and thrown away (nothing to deliver).
+enum Judged {
+    Packet(Vec<u8>),
+    Discarded,
 }
 
-impl Translated {
+/// Packets and discarded frames behind the one the receiver judges.
+enum Held {
+    Packet(Vec<u8>),
+    Discarded(usize, Vec<u8>),
+}
+
+impl Held {
     fn len(&self) -> usize {
-        self.plain.as_ref().map_or(0, Vec::len) + self.refused.as_ref().map_or(0, Vec::len)
+        match self {
+            Held::Packet(p) => p.len(),
+            Held::Discarded(_, head) => head.len(),
+        }
     }
 }
-
-/// Packets and discarded frames held behind one the receiver judges.
-enum Held {
-    Packet(Vec<u8>, Translated),
-    TooLarge(usize, Vec<u8>, Translated),
-}
-
-/// What the runtime gets once the receiver has judged: if it accepts, if it refuses.
-struct Waiting {
-    accepted: Option<Vec<u8>>,
-    refused: Option<Vec<u8>>,
-}
-
-/// The slots of a connection with the atom cache, and room to translate in.
-#[derive(Default)]
-struct Caches {
-    incoming: AtomCache,
-    outgoing: AtomCache,
-    refs: Vec<usize>,
-    /// Room for an outgoing packet's form without the cache, and for an
-    /// incoming one's that was not held (kept up to `SPARE_BYTES`).
-    plain: Vec<u8>,
-    spare: Vec<u8>,
-}
-
-/// The most room for translated packets a connection keeps between packets.
-const SPARE_BYTES: usize = 4 << 20;
 
 struct Conn {
     port: ErlDrvPort,
@@ -144,14 +116,12 @@ struct Conn {
     failed: bool,
     /// Atoms this connection's packets name that are known to exist.
     known: etf::KnownAtoms,
-    /// The atom cache's slots, when the connection uses it.
-    caches: Option<Box<Caches>>,
     /// Room to join an outgoing packet's first bytes in, and to list its segments.
     scratch: Vec<u8>,
     iov: Vec<libc::iovec>,
     inbuf: Vec<u8>,
     skip: Option<Skip>,
-    waiting: Option<Waiting>,
+    waiting: Option<Judged>,
     held: VecDeque<Held>,
     held_bytes: usize,
     busy: bool,
@@ -196,10 +166,9 @@ fn event(fd: c_int) -> ErlDrvEvent {
     fd as isize as ErlDrvEvent
 }
 
-/// `open_port({spawn_driver, "libseccomp_nif Id Fd SendTimeoutMs AtomCache"}, [binary])`:
+/// `open_port({spawn_driver, "libseccomp_nif Id Fd SendTimeoutMs"}, [binary])`:
 /// `Id` names the connection state `dist_conn_new/2` made, `Fd` a connected
-/// socket (duplicated here: its owner keeps its own), `AtomCache` 1 when
-/// the handshake agreed on the atom cache.
+/// socket (duplicated here: its owner keeps its own).
 extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
     let command = unsafe { CStr::from_ptr(command) }.to_string_lossy();
     let args: Vec<u64> = command
@@ -207,7 +176,7 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let [id, fd, send_timeout_ms, atom_cache] = args[..] else {
+    let [id, fd, send_timeout_ms] = args[..] else {
         return ERL_DRV_ERROR_BADARG;
     };
     let Some(shared) = super::claim(id) else {
@@ -241,7 +210,6 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         selected: false,
         failed: false,
         known: etf::KnownAtoms::default(),
-        caches: (atom_cache == 1).then(Box::default),
         scratch: Vec::new(),
         iov: Vec::new(),
         inbuf: Vec::new(),
@@ -397,220 +365,75 @@ impl Conn {
         self.inbuf = buf;
     }
 
-    /// One incoming packet, just read: counted, translated (with the atom
-    /// cache), the local identifiers it names noted, then judged.
+    /// One incoming packet: counted, and the local identifiers it names
+    /// noted, when it is read (`Incoming::Held`: again, behind another).
     fn packet(&mut self, packet: Incoming) {
         let bytes = packet.bytes();
-        self.recv_cnt += 1;
         if bytes.is_empty() {
+            self.recv_cnt += 1;
             return;
         }
-        let translated = match self.translate(bytes) {
-            Ok(t) => t,
-            Err(why) => return self.fail(why),
-        };
-        let plain = translated.plain.as_deref().unwrap_or(bytes);
+        let read = matches!(packet, Incoming::Read(_));
         let shared = Arc::clone(&self.shared);
-        let named = shared.caps.lock().expect("caps").named_by_peer(
-            plain,
-            &shared.node,
-            &shared.node_finder,
-        );
-        if !named {
-            return self.fail(c"too_many_unshown_identifiers");
+        let mut caps = shared.caps.lock().expect("caps");
+        if read {
+            self.recv_cnt += 1;
+            if !caps.named_by_peer(bytes, &shared.node, &shared.node_finder) {
+                drop(caps);
+                self.fail(c"too_many_unshown_identifiers");
+                return;
+            }
         }
         if self.waiting.is_some() {
-            self.hold(Held::Packet(packet.into_vec(), translated));
+            drop(caps);
+            self.hold(Held::Packet(packet.into_vec()));
+            return;
+        }
+        let fast = fast::accepts(bytes, &shared, &mut caps, &mut self.known);
+        drop(caps);
+        if let Some(kind) = fast {
+            self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
+            unsafe { driver_output(self.port, bytes.as_ptr() as *const c_char, bytes.len()) };
         } else {
-            self.judge(packet, translated);
+            self.send_term(&[
+                ERL_DRV_PORT,
+                self.port_term,
+                ERL_DRV_ATOM,
+                self.atoms[0],
+                ERL_DRV_BUF2BINARY,
+                bytes.as_ptr() as ErlDrvTermData,
+                bytes.len(),
+                ERL_DRV_TUPLE,
+                3,
+            ]);
+            self.waiting = Some(Judged::Packet(packet.into_vec()));
         }
-    }
-
-    /// Bring a packet into the form the checks read, keeping the slots in
-    /// step with the runtime's (every packet's header reaches it, in order).
-    fn translate(&mut self, packet: &[u8]) -> Result<Translated, &'static CStr> {
-        let Some(caches) = self.caches.as_deref_mut() else {
-            return Ok(Translated::default());
-        };
-        let header = caches
-            .incoming
-            .read(packet)
-            .map_err(|_| c"bad_distribution_header")?;
-        let mut plain = std::mem::take(&mut caches.spare);
-        let limit = usize::try_from(self.shared.max_bytes()).unwrap_or(usize::MAX);
-        caches
-            .incoming
-            .plain(packet, &header, false, limit, &mut plain, &mut caches.refs)
-            .map_err(|why| match why {
-                Bad::TooLarge => c"too_large_with_atoms_as_text",
-                _ => c"malformed_packet",
-            })?;
-        let translated = self.header_effects(packet, &header, Some(plain))?;
-        if let Some(caches) = self.caches.as_deref_mut() {
-            caches.incoming.commit(packet, &header);
-        }
-        Ok(translated)
-    }
-
-    /// What a header makes the runtime do whatever the verdict: the packet
-    /// it gets if the verdict is no, and the atoms it creates.
-    fn header_effects(
-        &mut self,
-        packet: &[u8],
-        header: &cache::Header,
-        plain: Option<Vec<u8>>,
-    ) -> Result<Translated, &'static CStr> {
-        if !header.sets_slots() {
-            return Ok(Translated {
-                plain,
-                ..Translated::default()
-            });
-        }
-        let peer = self.shared.peer.get().ok_or(c"no_peer")?;
-        let unknown = header
-            .new_names(packet)
-            .filter(|name| !self.known.knows(118, name))
-            .map(<[u8]>::to_vec)
-            .collect();
-        Ok(Translated {
-            plain,
-            refused: Some(cache::neutral(packet, header, peer)),
-            unknown,
-        })
     }
 
     fn hold(&mut self, held: Held) {
-        self.held_bytes += held_len(&held);
+        self.held_bytes += held.len();
         self.held.push_back(held);
         if self.held_bytes > HOLD_LIMIT {
             self.pause(true);
         }
     }
 
-    /// Deliver a packet the driver proves the filter would accept, or hand
-    /// it to the receiver and wait for its verdict.
-    fn judge(&mut self, packet: Incoming, translated: Translated) {
-        let bytes = packet.bytes();
-        let plain = translated.plain.as_deref().unwrap_or(bytes);
-        let fast = if translated.unknown.is_empty() {
-            let shared = Arc::clone(&self.shared);
-            let mut caps = shared.caps.lock().expect("caps");
-            fast::accepts(plain, &shared, &mut caps, &mut self.known)
-        } else {
-            None
-        };
-        if let Some(kind) = fast {
-            self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
-            self.deliver(bytes);
-            self.recycle(translated.plain);
-            return;
-        }
-        let spec = vec![
-            ERL_DRV_PORT,
-            self.port_term,
-            ERL_DRV_ATOM,
-            self.atoms[0],
-            ERL_DRV_BUF2BINARY,
-            plain.as_ptr() as ErlDrvTermData,
-            plain.len(),
-        ];
-        self.ask(spec, 4, &translated.unknown);
-        self.waiting = Some(Waiting {
-            accepted: Some(packet.into_vec()),
-            refused: translated.refused,
-        });
-        self.recycle(translated.plain);
-    }
-
-    /// Send the receiver a tuple of `spec`'s elements (`arity` with the
-    /// list of `unknown` names that ends it).
-    fn ask(&self, mut spec: Vec<ErlDrvTermData>, arity: usize, unknown: &[Vec<u8>]) {
-        for name in unknown {
-            spec.extend_from_slice(&[
-                ERL_DRV_BUF2BINARY,
-                name.as_ptr() as ErlDrvTermData,
-                name.len(),
-            ]);
-        }
-        spec.extend_from_slice(&[ERL_DRV_NIL, ERL_DRV_LIST, unknown.len() + 1]);
-        spec.extend_from_slice(&[ERL_DRV_TUPLE, arity]);
-        self.send_term(&spec);
-    }
-
-    /// Keep a translated packet's room for the next one.
-    fn recycle(&mut self, plain: Option<Vec<u8>>) {
-        if let (Some(caches), Some(plain)) = (self.caches.as_deref_mut(), plain) {
-            if plain.capacity() <= SPARE_BYTES {
-                caches.spare = plain;
-            }
-        }
-    }
-
-    fn deliver(&self, packet: &[u8]) {
-        unsafe { driver_output(self.port, packet.as_ptr() as *const c_char, packet.len()) };
-    }
-
     /// A frame over `max_message_bytes`, read and thrown away: its first
-    /// bytes go to the receiver (to tell its sender), which gives a verdict
-    /// (no) like any other's, so what its header does happens in order.
+    /// bytes go to the receiver (to tell its sender), in order, and what
+    /// comes behind waits for its verdict (no) as behind a packet's, so a
+    /// peer's discarded frames never pile up in the receiver's mailbox.
     fn too_large(&mut self, len: usize, head: Vec<u8>) {
         self.recv_cnt += 1;
-        let translated = match self.translate_head(&head) {
-            Ok(t) => t,
-            Err(why) => return self.fail(why),
-        };
-        let head = match translated.plain {
-            Some(_) => Vec::new(),
-            None => head,
-        };
-        let held = Held::TooLarge(len, head, translated);
         if self.waiting.is_some() {
-            self.hold(held);
+            self.hold(Held::Discarded(len, head));
         } else {
-            self.tell_too_large(held);
+            self.tell_too_large(len, &head);
         }
     }
 
-    /// A discarded frame's first bytes: with the atom cache, its header is
-    /// taken into the slots, and its control term (if whole) is what the
-    /// receiver gets, as `plain`.
-    fn translate_head(&mut self, head: &[u8]) -> Result<Translated, &'static CStr> {
-        let Some(caches) = self.caches.as_deref_mut() else {
-            return Ok(Translated::default());
-        };
-        let header = match caches.incoming.read(head) {
-            Ok(h) => h,
-            Err(Bad::Truncated) => return Err(c"distribution_header_too_large"),
-            Err(_) => return Err(c"bad_distribution_header"),
-        };
-        let mut control = Vec::new();
-        if caches
-            .incoming
-            .plain(
-                head,
-                &header,
-                true,
-                HEAD_BYTES,
-                &mut control,
-                &mut caches.refs,
-            )
-            .is_err()
-        {
-            control.clear();
-        }
-        let translated = self.header_effects(head, &header, Some(control))?;
-        if let Some(caches) = self.caches.as_deref_mut() {
-            caches.incoming.commit(head, &header);
-        }
-        Ok(translated)
-    }
-
-    fn tell_too_large(&mut self, held: Held) {
-        let Held::TooLarge(len, head, translated) = held else {
-            return;
-        };
-        let head = translated.plain.as_deref().unwrap_or(&head);
-        let spec = vec![
+    fn tell_too_large(&mut self, len: usize, head: &[u8]) {
+        self.waiting = Some(Judged::Discarded);
+        self.send_term(&[
             ERL_DRV_PORT,
             self.port_term,
             ERL_DRV_ATOM,
@@ -620,13 +443,9 @@ impl Conn {
             ERL_DRV_BUF2BINARY,
             head.as_ptr() as ErlDrvTermData,
             head.len(),
-        ];
-        self.ask(spec, 5, &translated.unknown);
-        // Its header reaches the runtime whatever the verdict.
-        self.waiting = Some(Waiting {
-            accepted: translated.refused.clone(),
-            refused: translated.refused,
-        });
+            ERL_DRV_TUPLE,
+            4,
+        ]);
     }
 
     fn send_term(&self, spec: &[ErlDrvTermData]) {
@@ -664,32 +483,25 @@ impl Conn {
     /// The receiver's verdict on the packet it had: deliver it or not, then
     /// go on with the packets held behind it.
     fn resume(&mut self, accept: bool) {
-        if let Some(w) = self.waiting.take() {
-            if let Some(p) = if accept { w.accepted } else { w.refused } {
-                self.deliver(&p);
+        if let Some(Judged::Packet(p)) = self.waiting.take() {
+            if accept {
+                unsafe { driver_output(self.port, p.as_ptr() as *const c_char, p.len()) };
             }
         }
         while self.waiting.is_none() && !self.failed {
             let Some(held) = self.held.pop_front() else {
                 break;
             };
-            self.held_bytes -= held_len(&held);
+            self.held_bytes -= held.len();
             match held {
-                Held::Packet(p, translated) => self.judge(Incoming::Held(p), translated),
-                too_large => self.tell_too_large(too_large),
+                Held::Packet(p) => self.packet(Incoming::Held(p)),
+                Held::Discarded(len, head) => self.tell_too_large(len, &head),
             }
         }
         if self.paused && self.held_bytes <= HOLD_LIMIT / 2 {
             self.pause(false);
             self.frames();
         }
-    }
-}
-
-fn held_len(held: &Held) -> usize {
-    match held {
-        Held::Packet(p, t) => p.len() + t.len(),
-        Held::TooLarge(_, head, t) => head.len() + t.len(),
     }
 }
 
@@ -726,35 +538,12 @@ extern "C" fn outputv(data: ErlDrvData, ev: *mut ErlIOVec) {
 
 impl Conn {
     /// Record what an outgoing packet shows the peer, before the peer can
-    /// answer it.
+    /// answer it. A packet that does not name this node shows nothing; of
+    /// a large one, the payload is read only if it names this node.
     fn show(&mut self, ev: &ErlIOVec) {
-        let full = match self.caches.take() {
-            Some(mut caches) => {
-                let full = self.show_cached(ev, &mut caches);
-                self.caches = Some(caches);
-                full
-            }
-            None => self.show_plain(ev),
-        };
-        match full {
-            Ok(false) => {}
-            Ok(true) => self.send_term(&[
-                ERL_DRV_PORT,
-                self.port_term,
-                ERL_DRV_ATOM,
-                self.atoms[2],
-                ERL_DRV_TUPLE,
-                2,
-            ]),
-            Err(why) => self.fail(why),
-        }
-    }
-
-    /// Without the atom cache: a packet that does not name this node shows
-    /// nothing; of a large one, the payload is read only if it names this node.
-    fn show_plain(&mut self, ev: &ErlIOVec) -> Result<bool, &'static CStr> {
         let segments = iovecs(ev);
         let shared = Arc::clone(&self.shared);
+        let node = shared.node.as_slice();
         let finder = &shared.node_finder;
         let buf = &mut self.scratch;
         buf.clear();
@@ -762,12 +551,12 @@ impl Conn {
             // Joined first: one search, no bytes carried across segments.
             gather(segments, buf, SMALL_BYTES);
             if finder.find(buf).is_none() {
-                return Ok(false);
+                return;
             }
             true
         } else {
             if !mentions(segments, finder, 0) {
-                return Ok(false);
+                return;
             }
             gather(segments, buf, JOIN_BYTES);
             let payload_mentions = ev.size <= JOIN_BYTES
@@ -782,76 +571,17 @@ impl Conn {
             .caps
             .lock()
             .expect("caps")
-            .show(buf, &shared.node, payload_mentions);
-        Ok(full)
-    }
-
-    /// With the atom cache: every header is taken into the outgoing slots
-    /// (the peer reads the packets with them); a packet that names this
-    /// node, as text or by a slot that holds its name, is read in the form
-    /// without the cache, its payload only if that names this node too.
-    fn show_cached(&mut self, ev: &ErlIOVec, caches: &mut Caches) -> Result<bool, &'static CStr> {
-        // A header this cannot read would leave the slots unknown from here on.
-        const UNREAD: &CStr = c"unreadable_outgoing_packet";
-        if ev.size == 0 {
-            return Ok(false);
+            .show(buf, node, payload_mentions);
+        if full {
+            self.send_term(&[
+                ERL_DRV_PORT,
+                self.port_term,
+                ERL_DRV_ATOM,
+                self.atoms[2],
+                ERL_DRV_TUPLE,
+                2,
+            ]);
         }
-        let segments = iovecs(ev);
-        let shared = Arc::clone(&self.shared);
-        let (node, finder) = (shared.node.as_slice(), &shared.node_finder);
-        let buf = &mut self.scratch;
-        buf.clear();
-        gather(segments, buf, ev.size.min(JOIN_BYTES.max(SMALL_BYTES)));
-        let header = match caches.outgoing.read(buf) {
-            Err(Bad::Truncated) if buf.len() < ev.size => {
-                buf.clear();
-                gather(segments, buf, usize::MAX);
-                caches.outgoing.read(buf)
-            }
-            read => read,
-        }
-        .map_err(|_| UNREAD)?;
-        let whole = buf.len() == ev.size;
-        let by_slot = caches.outgoing.indexes_naming(buf, &header, node);
-        let named_after = |from: usize| {
-            mentions(segments, finder, from)
-                || by_slot
-                    .iter()
-                    .any(|&i| mentions(segments, &memchr::memmem::Finder::new(&[82, i]), from))
-        };
-        let mut full = Ok(false);
-        if !by_slot.is_empty() || named_after(header.body) {
-            let payload_mentions = whole
-                || etf::cache_refs(buf, header.body, &mut caches.refs).is_none_or(named_after);
-            if payload_mentions && !whole {
-                buf.clear();
-                gather(segments, buf, usize::MAX);
-            }
-            let mut plain = std::mem::take(&mut caches.plain);
-            caches
-                .outgoing
-                .plain(
-                    buf,
-                    &header,
-                    !payload_mentions,
-                    usize::MAX,
-                    &mut plain,
-                    &mut caches.refs,
-                )
-                .map_err(|why| match why {
-                    Bad::TooLarge => c"out_of_memory",
-                    _ => UNREAD,
-                })?;
-            let shown = shared
-                .caps
-                .lock()
-                .expect("caps")
-                .show(&plain, node, payload_mentions);
-            full = Ok(shown);
-            caches.plain = plain;
-        }
-        caches.outgoing.commit(buf, &header);
-        full
     }
 
     /// Write a frame of `size` bytes in `segments` after its header, queueing
@@ -1062,11 +792,11 @@ extern "C" fn control(
             c.resume(command == CMD_ACCEPT);
             0
         }
+        // An answer to a refused request, sent only when the connection
+        // takes it: a peer that reads nothing makes nothing pile up here.
         CMD_INJECT => {
-            match c.caches.is_some().then(|| cache::with_header(input)) {
-                None => c.write_bytes(input),
-                Some(Some(packet)) => c.write_bytes(&packet),
-                Some(None) => return -1,
+            if unsafe { driver_sizeq(c.port) } <= HIGH_WATERMARK {
+                c.write_bytes(input);
             }
             0
         }

@@ -77,11 +77,9 @@ pub const ERL_DRV_USE: c_int = 4;
 
 pub const PORT_CONTROL_FLAG_BINARY: c_int = 1;
 
-pub const ERL_DRV_NIL: ErlDrvTermData = 1;
 pub const ERL_DRV_ATOM: ErlDrvTermData = 2;
 pub const ERL_DRV_PORT: ErlDrvTermData = 4;
 pub const ERL_DRV_TUPLE: ErlDrvTermData = 7;
-pub const ERL_DRV_LIST: ErlDrvTermData = 8;
 pub const ERL_DRV_UINT: ErlDrvTermData = 13;
 pub const ERL_DRV_BUF2BINARY: ErlDrvTermData = 14;
 

@@ -9,7 +9,6 @@
 //! (the rules of the policy epoch in force; a registry at most
 //! `REGISTRY_TTL` old), else it asks the filter, which brings them up to date.
 
-mod cache;
 mod caps;
 mod driver;
 mod fast;
