@@ -62,6 +62,9 @@
 %% Answers to refused requests waiting for the sender (over TLS) beyond
 %% which more are dropped.
 -define(INJECT_QUEUE, 1024).
+%% Packets waiting for the sender (over TLS) beyond which the peer is taken
+%% not to read: allowed calls that would start a process are refused.
+-define(BACKED_UP_PACKETS, 1024).
 
 %% @doc A controller for a connected TCP socket, which `Transport' takes
 %% over (as the side that accepted it, `server', or that connected to a
@@ -371,18 +374,25 @@ receiver(Ctrl, Carrier, Node, Caps) ->
     receive go -> ok end,
     Policy = seccomp_dist_policy:current(),
     Rules = seccomp_dist_policy:rules_for(Node, Policy),
-    Ctx = seccomp_dist_filter:context(Node, Rules, Caps),
+    Ctx0 = seccomp_dist_filter:context(Node, Rules, Caps),
     case Carrier of
         {socket, {Transport, _} = Socket, DHandle} ->
             ok = call(Socket, setopts, [[{active, ?ACTIVE_N}]]),
+            Ctx = Ctx0#{backed_up => fun() -> backed_up(DHandle) end},
             receive_loop(#rx{node = Node, ctrl = Ctrl, caps = Caps, policy = Policy, ctx = Ctx,
                              socket = Socket, tags = Transport:tags(), out = {dhandle, DHandle}});
         {port, Port, Buffered} ->
+            Ctx = Ctx0#{backed_up => fun() -> seccomp_dist_port:backed_up(Port) end},
             S1 = current(#rx{node = Node, ctrl = Ctrl, caps = Caps, policy = Policy, ctx = Ctx,
                              out = {port, Port}}),
             ok = seccomp_dist_port:enable(Port, Buffered),
             port_loop(S1)
     end.
+
+%% Over TLS: whether packets wait for the sender (the peer is not reading).
+backed_up(DHandle) ->
+    {ok, _In, _Out, Pending} = erlang:dist_get_stat(DHandle),
+    Pending > ?BACKED_UP_PACKETS.
 
 receive_loop(#rx{socket = {_, Sock} = Socket, tags = {DataTag, ClosedTag, ErrorTag, PassiveTag}} = S) ->
     receive

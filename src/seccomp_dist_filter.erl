@@ -26,7 +26,8 @@
 -export_type([context/0, decision/0]).
 
 -type context() :: #{node := node(), rules := seccomp_dist_policy:node_rules(),
-                     caps := seccomp_dist_caps:conn(), atoms_left := non_neg_integer()}.
+                     caps := seccomp_dist_caps:conn(), atoms_left := non_neg_integer(),
+                     backed_up => fun(() -> boolean())}.
 -type decision() :: {accept, atom(), NewAtoms :: non_neg_integer()}
                   | {refuse, atom(), Why :: term(), Reply :: none | binary()}
                   | {malformed, term()}.
@@ -475,14 +476,10 @@ door_name(Name) -> lists:member(Name, doors()).
 -spec doors() -> [binary()].
 doors() -> [<<"$gen_call">>, <<"$gen_cast">>, <<"system">>, <<"EXIT">>, <<"io_request">>, <<"file_request">>].
 
-shape(Name, Msg, #{node := Node, rules := R} = C) ->
+shape(Name, Msg, #{node := Node} = C) ->
     case seccomp_dist_shapes:check(Name, Msg, Node) of
         ok -> ok;
-        {rpc, MFA} ->
-            case rpc_allowed(MFA, R) of
-                true -> ok;
-                false -> {refused, {rpc_not_allowed, MFA}}
-            end;
+        {rpc, MFA} -> allowed_call(MFA, C);
         {relay, To, Inner} ->
             case reach(To, C) of
                 {name, To} -> shape(To, Inner, C);
@@ -532,14 +529,14 @@ spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} =
                             Args = decode(Payload),
                             case spawned(MFA, Args) of
                                 {ok, Call} ->
-                                    case rpc_allowed(Call, R) of
-                                        false -> Refuse({rpc_not_allowed, Call});
-                                        true when Funs > 0 ->
+                                    case allowed_call(Call, C) of
+                                        {refused, Why} -> Refuse(Why);
+                                        ok when Funs > 0 ->
                                             case maps:get(funs, R) orelse not forbidden_fun(Args, R) of
                                                 true -> {accept, spawn_request, Atoms};
                                                 false -> Refuse(carries_fun)
                                             end;
-                                        true -> {accept, spawn_request, Atoms}
+                                        ok -> {accept, spawn_request, Atoms}
                                     end;
                                 {error, Why} -> Refuse(Why)
                             end;
@@ -548,6 +545,24 @@ spawn_request(ReqId, From, GL, MFA, Opts, Payload, #{node := Node, rules := R} =
                     end
             end
     end.
+
+%% A call the rules' `rpc' list allows starts a process here that answers
+%% the peer: not while the peer is not reading what it is sent (the
+%% context's `backed_up'), or each such process would wait on the
+%% connection, holding its memory.
+allowed_call(MFA, #{rules := R} = C) ->
+    case rpc_allowed(MFA, R) of
+        true -> runs_for_peer(C);
+        false -> {refused, {rpc_not_allowed, MFA}}
+    end.
+
+runs_for_peer(#{backed_up := BackedUp}) ->
+    case BackedUp() of
+        true -> {refused, peer_not_reading};
+        false -> ok
+    end;
+runs_for_peer(_C) ->
+    ok.
 
 spawn_opts_ok(Opts) ->
     seccomp_dist_owned:all(fun(O) -> lists:member(O, ?SPAWN_OPTS) orelse monitor_opt(O) end, Opts).

@@ -17,7 +17,7 @@
 %% driver sends every packet to the receiver.
 -module(seccomp_dist_port).
 
--export([open/3, enable/2, verdict/2, inject/2, tick/1, getstat/1, sync/3]).
+-export([open/3, enable/2, verdict/2, inject/2, tick/1, getstat/1, sync/3, backed_up/1]).
 
 -define(CMD_ACCEPT, 1).
 -define(CMD_DROP, 2).
@@ -25,6 +25,7 @@
 -define(CMD_TICK, 4).
 -define(CMD_GETSTAT, 5).
 -define(CMD_ENABLE, 6).
+-define(CMD_BACKED_UP, 7).
 
 %% @doc A driver port for the connected TCP socket `Socket' (whose data the
 %% runtime's inet driver has not read: the port reads the socket itself),
@@ -58,6 +59,11 @@ inject(Port, Packet) -> control(Port, ?CMD_INJECT, Packet).
 
 -spec tick(port()) -> ok.
 tick(Port) -> control(Port, ?CMD_TICK, <<>>).
+
+%% @doc Whether output to the peer has waited a while with no byte of it
+%% written: the peer is not reading what it is sent.
+-spec backed_up(port()) -> boolean().
+backed_up(Port) -> erlang:port_control(Port, ?CMD_BACKED_UP, <<>>) =:= <<1>>.
 
 %% @doc Packets received and sent, and bytes waiting to be sent.
 -spec getstat(port()) -> {ok, non_neg_integer(), non_neg_integer(), non_neg_integer()}.

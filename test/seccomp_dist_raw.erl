@@ -26,7 +26,10 @@ connect(Target, Me, Cookie, Opts) ->
     [Name, Host] = string:split(atom_to_list(Target), "@"),
     {ok, Ip} = inet:getaddr(Host, inet),
     {port, Port, _} = erl_epmd:port_please(Name, Ip),
-    {ok, S} = gen_tcp:connect(Ip, Port, [binary, {active, false}, {packet, 2}]),
+    %% `recbuf': a small receive buffer from the start (the kernel then
+    %% takes little of what the node sends)
+    Buffer = [{recbuf, B} || B <- [maps:get(recbuf, Opts, none)], B =/= none],
+    {ok, S} = gen_tcp:connect(Ip, Port, [binary, {active, false}, {packet, 2} | Buffer]),
     Creation = maps:get(creation, Opts, 16#12345678),
     MyName = atom_to_binary(Me, latin1),
     %% `residue': bytes after the name, which the handshake ignores

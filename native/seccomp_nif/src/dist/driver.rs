@@ -31,6 +31,7 @@ const CMD_INJECT: c_uint = 3;
 const CMD_TICK: c_uint = 4;
 const CMD_GETSTAT: c_uint = 5;
 const CMD_ENABLE: c_uint = 6;
+const CMD_BACKED_UP: c_uint = 7;
 
 /// Bytes read from the socket per wake-up before others get a turn.
 const READ_SLICE: usize = 1 << 20;
@@ -39,6 +40,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const HOLD_LIMIT: usize = 8 << 20;
 /// Of a discarded frame, the bytes kept to find its sender.
 const HEAD_BYTES: usize = 64 * 1024;
+/// Output that waits this long with no byte of it written: the peer is not reading.
+const STALLED: std::time::Duration = std::time::Duration::from_millis(100);
 /// Queued output that makes the port busy (senders wait), and where it stops.
 const HIGH_WATERMARK: usize = 1 << 20;
 const LOW_WATERMARK: usize = 512 * 1024;
@@ -389,7 +392,14 @@ impl Conn {
             self.hold(Held::Packet(packet.into_vec()));
             return;
         }
-        let fast = fast::accepts(bytes, &shared, &mut caps, &mut self.known);
+        // While the peer does not read what this node sends, its spawn
+        // requests go to the filter, which starts nothing for it (see
+        // `backed_up`).
+        let fast = if fast::spawn_request_packet(bytes) && self.backed_up() {
+            None
+        } else {
+            fast::accepts(bytes, &shared, &mut caps, &mut self.known)
+        };
         drop(caps);
         if let Some(kind) = fast {
             self.shared.accepted[kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -408,6 +418,16 @@ impl Conn {
             ]);
             self.waiting = Some(Judged::Packet(packet.into_vec()));
         }
+    }
+
+    /// Whether output to the peer has waited, with no byte of it written,
+    /// for `STALLED_MS`: the peer is not reading what it is sent, and gets
+    /// no new process started for it (each would wait on the connection to
+    /// answer it, holding memory). A peer that reads, however slowly, takes
+    /// some bytes now and then.
+    fn backed_up(&self) -> bool {
+        let queued = unsafe { driver_sizeq(self.port) };
+        queued > 0 && self.last_progress.elapsed() >= STALLED
     }
 
     fn hold(&mut self, held: Held) {
@@ -812,6 +832,10 @@ extern "C" fn control(
             out[16..].copy_from_slice(&queued.to_be_bytes());
             unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), *rbuf as *mut u8, 24) };
             24
+        }
+        CMD_BACKED_UP if rlen >= 1 => {
+            unsafe { **rbuf = c.backed_up() as c_char };
+            1
         }
         CMD_ENABLE if !c.reading => {
             c.reading = true;

@@ -35,6 +35,11 @@ pub enum Kind {
     SpawnRequest,
 }
 
+/// Whether `packet` is a spawn request (`SPAWN_REQUEST`, no trace token).
+pub fn spawn_request_packet(packet: &[u8]) -> bool {
+    matches!(packet, [112, VERSION, 104, 6, 97, 29, ..])
+}
+
 pub fn accepts(
     packet: &[u8],
     shared: &Shared,
@@ -45,7 +50,7 @@ pub fn accepts(
     if !shared.rules_current() {
         return None;
     }
-    if let [VERSION, 104, 6, 97, 29, ..] = *terms {
+    if spawn_request_packet(packet) {
         return spawn_request(terms, shared, known).then_some(Kind::SpawnRequest);
     }
     message(terms, shared, caps, known).then_some(Kind::Message)
