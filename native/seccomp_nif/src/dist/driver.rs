@@ -421,7 +421,7 @@ impl Conn {
     }
 
     /// Whether output to the peer has waited, with no byte of it written,
-    /// for `STALLED_MS`: the peer is not reading what it is sent, and gets
+    /// for `STALLED`: the peer is not reading what it is sent, and gets
     /// no new process started for it (each would wait on the connection to
     /// answer it, holding memory). A peer that reads, however slowly, takes
     /// some bytes now and then.
