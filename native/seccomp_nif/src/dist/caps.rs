@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
@@ -32,6 +33,10 @@ const PENDING: usize = 32;
 /// Node-wide, since the echo may go to another peer than the one that named
 /// them.
 static PEER_NAMED: Lazy<Mutex<HashSet<Key, FxBuildHasher>>> = Lazy::new(Default::default);
+/// Whether `PEER_NAMED` may hold anything (set under its lock): while it is
+/// empty, as it is on a node whose peers name only what they were shown, an
+/// outgoing packet need not take the node-wide lock.
+static PEER_NAMED_ANY: AtomicBool = AtomicBool::new(false);
 const PEER_NAMED_CAP: usize = 1_000_000;
 /// Identifiers one connection may add to `PEER_NAMED` per generation of
 /// what it was shown (more closes it).
@@ -207,10 +212,13 @@ impl Caps {
         let mut keys = std::mem::take(&mut self.keys);
         keys.clear();
         if whole && !spans.is_empty() {
-            let echoed = PEER_NAMED.lock().expect("peer named");
+            let echoed = PEER_NAMED_ANY
+                .load(Ordering::Acquire)
+                .then(|| PEER_NAMED.lock().expect("peer named"));
             keys.extend(spans.iter().filter_map(|&(start, _)| {
                 let (_, key, _) = identifier(&terms[start..])?;
-                (senders.contains(&start) || !echoed.contains(&key)).then_some(key)
+                let echo = echoed.as_ref().is_some_and(|e| e.contains(&key));
+                (senders.contains(&start) || !echo).then_some(key)
             }));
         }
         self.spans = spans;
@@ -273,6 +281,7 @@ impl Caps {
                 return false;
             }
             echoed.insert(key);
+            PEER_NAMED_ANY.store(true, Ordering::Release);
             self.named += 1;
         }
         true
@@ -372,10 +381,10 @@ impl Caps {
         self.owners
             .retain(|reference, _| shown.contains_key(reference));
         self.plain_owners.clear();
-        PEER_NAMED
-            .lock()
-            .expect("peer named")
-            .retain(|k| k[0] != b'p' || alive(k));
+        let mut echoed = PEER_NAMED.lock().expect("peer named");
+        echoed.retain(|k| k[0] != b'p' || alive(k));
+        PEER_NAMED_ANY.store(!echoed.is_empty(), Ordering::Release);
+        drop(echoed);
         self.gen = gen.wrapping_add(1);
         self.count = 0;
         self.named = 0;
