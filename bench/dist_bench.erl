@@ -3,62 +3,81 @@
 %% the filter's own cost per packet. `run/2' prints the table; the other
 %% exports run on the peer nodes.
 -module(dist_bench).
--export([run/2, start_sink/0, throughput/3, latency/3, rpc_rate/2]).
+-export([run/2, start_sink/0, time_messages/3, time_round_trips/3, time_rpcs/2]).
 
 -define(POLICY, "#{default => #{rpc => [{erlang, node, 0}, {dist_bench, start_sink, 0}]}}").
 
-%% Rounds of both carriers, one after the other: each figure is the median
-%% over the rounds of its ratio within a round, so load that comes and goes
-%% on the machine moves both carriers alike.
+%% Rounds: each starts a server node on each carrier and one plain client,
+%% and measures every figure in slices that alternate between the carriers,
+%% so that load that comes and goes on the machine meets both alike. Each
+%% figure is the median over the rounds of its ratio within a round.
 -define(ROUNDS, 9).
+
+%% Figure, what the client times, operations per slice, slices per carrier.
+-define(FIGURES, [{m64, {time_messages, [64]}, 25000, 4},
+                  {m4k, {time_messages, [4096]}, 5000, 4},
+                  {m1m, {time_messages, [1048576]}, 50, 4},
+                  {rtt, {time_round_trips, [64]}, 750, 4},
+                  {rpc, {time_rpcs, []}, 1000, 10}]).
 
 %% @doc Benchmark both carriers. `Ebin': the library's; `BenchDir': where
 %% this module's beam is.
 run(Ebin, BenchDir) ->
     Carriers = [{"inet_tcp_dist", []},
                 {"seccomp_dist", ["-proto_dist", "seccomp", "-beam_seccomp", "dist_policy", ?POLICY]}],
-    %% Every other round runs the carriers the other way round, so that
-    %% going first (or right after the other's nodes stop) favours neither.
-    Rounds = [maps:from_list([{Label, measure(Ebin, BenchDir, Args)}
-                              || {Label, Args} <- case I rem 2 of
-                                                      0 -> lists:reverse(Carriers);
-                                                      1 -> Carriers
-                                                  end])
-              || I <- lists:seq(1, ?ROUNDS)],
+    Rounds = [measure_round(Ebin, BenchDir, Carriers) || _ <- lists:seq(1, ?ROUNDS)],
     io:format("median of ~w rounds, each carrier's ratio to inet_tcp_dist in the same round~n", [?ROUNDS]),
     [print(Label, [maps:get(Label, Round) || Round <- Rounds], [maps:get("inet_tcp_dist", Round) || Round <- Rounds])
      || {Label, _} <- Carriers],
     filter_cost(),
     ok.
 
-measure(Ebin, BenchDir, ServerArgs) ->
+%% One round: per carrier, every figure as a rate (or microseconds per
+%% round trip) and the server's CPU time per operation.
+measure_round(Ebin, BenchDir, Carriers) ->
     Peer = fun(Name, Extra) ->
                    {ok, P, N} = peer:start(#{name => peer:random_name(Name), connection => standard_io,
                                              args => ["-setcookie", "bench", "-pa", Ebin, "-pa", BenchDir | Extra]}),
                    {P, N}
            end,
-    {Server, ServerNode} = Peer(server, ServerArgs),
+    Servers = [{Label, Peer(server, Args)} || {Label, Args} <- Carriers],
     {Client, _} = Peer(client, []),
-    Call = fun(F, A) -> peer:call(Client, ?MODULE, F, [ServerNode | A], 300000) end,
-    %% The server node's CPU time (all threads, user and system) per
-    %% operation: less disturbed by other load on the machine than rates.
-    Cpu = fun(F, A, N) ->
-                  {T0, _} = peer:call(Server, erlang, statistics, [runtime]),
-                  Rate = Call(F, A),
-                  {T1, _} = peer:call(Server, erlang, statistics, [runtime]),
-                  {Rate, (T1 - T0) * 1000 / N}
-          end,
-    {M64, C64} = Cpu(throughput, [64, 100000], 100000),
-    {Rtt, CRtt} = Cpu(latency, [64, 3000], 3000),
-    {Rpc, CRpc} = Cpu(rpc_rate, [10000], 10000),
-    Row = #{m64 => M64, cpu_m64 => C64,
-            m4k => Call(throughput, [4096, 20000]),
-            m1m => Call(throughput, [1048576, 200]),
-            rtt => Rtt, cpu_rtt => CRtt,
-            rpc => Rpc, cpu_rpc => CRpc},
+    %% The server node's CPU time (all threads, user and system) during a
+    %% slice: less disturbed by other load on the machine than rates.
+    Slice = fun({Server, Node}, {F, Args}, N) ->
+                    {T0, _} = peer:call(Server, erlang, statistics, [runtime]),
+                    Us = peer:call(Client, ?MODULE, F, [Node | Args] ++ [N], 300000),
+                    {T1, _} = peer:call(Server, erlang, statistics, [runtime]),
+                    {Us, (T1 - T0) * 1000}
+            end,
+    Totals = lists:foldl(
+               fun({Figure, Work, N, Slices}, Acc) ->
+                       %% Every other slice runs the carriers the other way round.
+                       Order = fun(I) when I rem 2 =:= 0 -> lists:reverse(Servers);
+                                  (_) -> Servers
+                               end,
+                       Sums = lists:foldl(
+                                fun(I, Sum) ->
+                                        lists:foldl(fun({Label, Server}, S) ->
+                                                            {Us, Cpu} = Slice(Server, Work, N),
+                                                            {U0, C0} = maps:get(Label, S, {0, 0}),
+                                                            S#{Label => {U0 + Us, C0 + Cpu}}
+                                                    end, Sum, Order(I))
+                                end, #{}, lists:seq(1, Slices)),
+                       maps:fold(fun(Label, {Us, Cpu}, A) ->
+                                         Ops = N * Slices,
+                                         Value = case Figure of
+                                                     rtt -> Us / Ops;
+                                                     _ -> Ops * 1000000 / max(1, Us)
+                                                 end,
+                                         maps:update_with(Label, fun(R) -> R#{Figure => Value,
+                                                                              {cpu, Figure} => Cpu / Ops} end,
+                                                          #{Figure => Value, {cpu, Figure} => Cpu / Ops}, A)
+                                 end, Acc, Sums)
+               end, #{}, ?FIGURES),
     peer:stop(Client),
-    peer:stop(Server),
-    Row.
+    [peer:stop(Server) || {_, {Server, _}} <- Servers],
+    Totals.
 
 %% The median of each figure over the rounds, and of its ratio to the
 %% baseline's in the same round.
@@ -73,8 +92,8 @@ print(Label, Rows, Bases) ->
                round(Value(rpc)), Ratio(rpc)]),
     io:format("~-16s server CPU per op: 64 B msg ~.1f us (~.2fx)  round trip ~.1f us (~.2fx)  "
               "rpc ~.1f us (~.2fx)~n",
-              ["", Value(cpu_m64), Ratio(cpu_m64), Value(cpu_rtt), Ratio(cpu_rtt),
-               Value(cpu_rpc), Ratio(cpu_rpc)]).
+              ["", Value({cpu, m64}), Ratio({cpu, m64}), Value({cpu, rtt}), Ratio({cpu, rtt}),
+               Value({cpu, rpc}), Ratio({cpu, rpc})]).
 
 %% Nanoseconds the filter spends on one message packet to a pid the peer holds.
 filter_cost() ->
@@ -112,29 +131,30 @@ sink() ->
 drain(0) -> ok;
 drain(N) -> receive {msg, _} -> drain(N - 1) end.
 
-%% Messages per second of Size bytes to a process on Node.
-throughput(Node, Size, N) ->
+%% Microseconds to send N messages of Size bytes to a process on Node
+%% (until it has them all).
+time_messages(Node, Size, N) ->
     Sink = erpc:call(Node, ?MODULE, start_sink, []),
     Msg = {msg, binary:copy(<<0>>, Size)},
     T0 = erlang:monotonic_time(microsecond),
     Sink ! {expect, N, self()},
     send_n(Sink, Msg, N),
     receive done -> ok end,
-    N * 1000000 / max(1, erlang:monotonic_time(microsecond) - T0).
+    erlang:monotonic_time(microsecond) - T0.
 
 send_n(_Sink, _Msg, 0) -> ok;
 send_n(Sink, Msg, N) -> Sink ! Msg, send_n(Sink, Msg, N - 1).
 
-%% Microseconds per round trip.
-latency(Node, Size, N) ->
+%% Microseconds for N round trips of Size bytes.
+time_round_trips(Node, Size, N) ->
     Sink = erpc:call(Node, ?MODULE, start_sink, []),
     Msg = binary:copy(<<0>>, Size),
     T0 = erlang:monotonic_time(microsecond),
     [begin Sink ! {ping, self(), Msg}, receive {pong, _} -> ok end end || _ <- lists:seq(1, N)],
-    (erlang:monotonic_time(microsecond) - T0) / N.
+    erlang:monotonic_time(microsecond) - T0.
 
-%% rpc calls per second.
-rpc_rate(Node, N) ->
+%% Microseconds for N rpc calls, one after another.
+time_rpcs(Node, N) ->
     T0 = erlang:monotonic_time(microsecond),
     [Node = erpc:call(Node, erlang, node, []) || _ <- lists:seq(1, N)],
-    N * 1000000 / max(1, erlang:monotonic_time(microsecond) - T0).
+    erlang:monotonic_time(microsecond) - T0.
