@@ -45,6 +45,8 @@
 %% Spawn options a peer may ask for; anything else (heap sizes, priorities
 %% above normal, ...) is refused.
 -define(SPAWN_OPTS, [link, monitor]).
+%% Calls a server may have waiting before a peer's next one is refused.
+-define(CALL_BACKLOG, 1024).
 
 %% The control messages of OTP 25-29 are 1-37 but these (old node links,
 %% trace tokens of R9, ...); any other is refused before its control term
@@ -479,7 +481,11 @@ doors() -> [<<"$gen_call">>, <<"$gen_cast">>, <<"system">>, <<"EXIT">>, <<"io_re
 shape(Name, Msg, #{node := Node} = C) ->
     case seccomp_dist_shapes:check(Name, Msg, Node) of
         ok -> ok;
-        {rpc, MFA} -> allowed_call(MFA, C);
+        {rpc, MFA} ->
+            case keeps_up(Name) of
+                true -> allowed_call(MFA, C);
+                false -> {refused, {server_busy, Name}}
+            end;
         {relay, To, Inner} ->
             case reach(To, C) of
                 {name, To} -> shape(To, Inner, C);
@@ -554,6 +560,20 @@ allowed_call(MFA, #{rules := R} = C) ->
     case rpc_allowed(MFA, R) of
         true -> runs_for_peer(C);
         false -> {refused, {rpc_not_allowed, MFA}}
+    end.
+
+%% A call waits in its server's queue before the server starts its process,
+%% and nothing of it shows in the peer's output until then (so a peer that
+%% reads nothing is not yet seen to stall): calls sent faster than the
+%% server takes them are refused past `?CALL_BACKLOG' waiting.
+keeps_up(Name) ->
+    case whereis(Name) of
+        Pid when is_pid(Pid) ->
+            case process_info(Pid, message_queue_len) of
+                {message_queue_len, Waiting} -> Waiting < ?CALL_BACKLOG;
+                undefined -> true
+            end;
+        _ -> true
     end.
 
 runs_for_peer(#{backed_up := BackedUp}) ->

@@ -76,11 +76,23 @@ cast({resolved, Peer, Ops, Known, _Unused, NamesExt, _Tag}, Peer) ->
     all(fun(Op) -> op(Op, Peer) end, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
 cast({new_nodes, Peer, Ops, NamesExt, Nodes, ExtraInfo}, Peer) ->
     all(fun(Op) -> op(Op, Peer) end, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
-        andalso proper(ExtraInfo);
+        andalso sync_lock(ExtraInfo);
 cast({in_sync, Peer, IsKnown}, Peer) -> is_boolean(IsKnown);
 cast({lock_set, Pid, Set, _HisKnown, _Tag}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast({lock_set, Pid, Set, _HisKnown}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast(_Req, _Peer) -> false.
+
+%% `new_nodes' carries the lock its sync ran under (`[{vsn, V}, {lock,
+%% {global, Id}}]' in every release that speaks version 5 and up): while
+%% `global''s own lock is held here, which a peer may take, the server
+%% inserts a name only after matching `{global, _}' against it, and
+%% anything else crashes it.
+sync_lock(ExtraInfo) ->
+    proper(ExtraInfo) andalso
+        case lists:keyfind(lock, 1, ExtraInfo) of
+            {lock, {global, _}} -> true;
+            _ -> false
+        end.
 
 %% `{HisVsn, HisTag}', or a longer tuple from a newer release. `global' no
 %% longer speaks versions below 5, and its locker asserts it (a lower one

@@ -6,8 +6,12 @@
 %% raises stop the node. The receiver keeps, per connection and per peer
 %% scope (the pid the messages name as their sender), the groups and pids
 %% that scope joined, updated exactly as `pg' updates its own view, and lets
-%% in only the leaves and syncs `pg' handles. OTP 29's `pg' looks every
-%% group up with a default and needs none of this.
+%% in only the leaves and syncs `pg' handles. A group a scope holds with
+%% no pids (an empty join, or a sync that lists one) is refused too: `pg'
+%% drops a group's table row when its last pid leaves, whichever scope it
+%% came from, and a scope that still lists the group empty then makes its
+%% next sync raise `badmatch'. OTP 29's `pg' looks every group up with a
+%% default and needs none of this.
 %%
 %% The view lives in the receiver's process dictionary: one connection, one
 %% process, packets in order, as the scope receives them.
@@ -28,6 +32,8 @@ admit({discover, Scope}) ->
         undefined -> new_scope(Scope, #{});
         _ -> true
     end;
+admit({join, _Scope, _Group, []}) ->
+    false;
 admit({join, Scope, Group, PidOrPids}) ->
     case view(Scope) of
         undefined -> true;
@@ -49,7 +55,7 @@ admit({leave, Scope, PidOrPids, Left}) ->
     end;
 admit({'$gen_cast', {sync, Scope, Synced}}) ->
     Groups = maps:from_list(Synced),
-    map_size(Groups) =:= length(Synced) andalso
+    map_size(Groups) =:= length(Synced) andalso not lists:member([], maps:values(Groups)) andalso
         case view(Scope) of
             undefined -> new_scope(Scope, Groups);
             _ -> put_view(Scope, Groups)

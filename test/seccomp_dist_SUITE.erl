@@ -29,7 +29,8 @@
          io_servers_shown_to_peers_apply_nothing/1, pg_leaves_fit_what_the_peer_joined/1,
          global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
          judged_messages_leave_nothing_behind/1, peers_demonitor_only_their_own_monitors/1,
-         pg_lists_are_lists/1, global_names_of_others_stay/1,
+         pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
+         peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
@@ -55,7 +56,8 @@ all() ->
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
-     pg_lists_are_lists, global_names_of_others_stay, both_directions_at_once,
+     pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock,
+     peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
      the_driver_keeps_order_and_follows_the_policy, cluster_stays_up].
@@ -939,7 +941,7 @@ oversized_messages_are_refused_to_the_sender(_Config) ->
     %% the protected node's memory, sampled while the large packets arrive
     Sampler = on(Prot, fun() ->
                                Base = erlang:memory(total),
-                               spawn(fun() -> sample(Base, Base) end)
+                               spawn(fun() -> sample(fun() -> erlang:memory(total) - Base end, 0) end)
                        end),
     Big = 64 bsl 20,
     Result = on(Cli, fun() ->
@@ -984,13 +986,18 @@ oversized_messages_are_refused_to_the_sender(_Config) ->
     ?assertNot(maps:is_key({malformed, refused}, Stats)),
     stop([Cli, Prot]).
 
-%% The largest growth of the node's memory over `Base' until asked.
-sample(Base, Top) ->
+%% The largest value `Measure()' takes until asked.
+sample(Measure, Top) ->
     receive
-        {peak, From} -> From ! {peak, Top - Base}
+        {peak, From} -> From ! {peak, Top}
     after 5 ->
-        sample(Base, max(Top, erlang:memory(total)))
+        sample(Measure, max(Top, Measure()))
     end.
+
+%% Start a sampler of `Measure' on `Node', and the fun that asks it.
+peak(Node, Measure) ->
+    Sampler = on(Node, fun() -> spawn(fun() -> sample(Measure, 0) end) end),
+    fun() -> on(Node, fun() -> Sampler ! {peak, self()}, receive {peak, P} -> P after 5000 -> no_sample end end) end.
 
 sink() ->
     receive
@@ -1331,7 +1338,7 @@ one_message_stops_nothing(_Config) ->
                                                                      global_group, pg, rex, net_kernel]] end) end,
     Before = Servers(),
     Mem0 = on(Prot, fun() -> erlang:memory(total) end),
-    Sampler = on(Prot, fun() -> spawn(fun() -> sample_memory(0) end) end),
+    AskPeak = peak(Prot, fun() -> erlang:memory(total) end),
     ok = on(Att, fun() ->
                          true = net_kernel:connect_node(ProtNode),
                          Me = self(),
@@ -1365,18 +1372,13 @@ one_message_stops_nothing(_Config) ->
                          ok
                  end),
     timer:sleep(1500),
-    Peak = on(Prot, fun() -> Sampler ! {peak, self()}, receive {peak, P} -> P after 5000 -> no_sample end end),
+    Peak = AskPeak(),
     ct:log("memory before ~p, peak ~p", [Mem0, Peak]),
     ?assertEqual(Before, Servers()),
     ?assert(is_integer(Peak) andalso Peak >= Mem0 andalso Peak - Mem0 < 64 bsl 20),
     {Fresh, _} = start(fresh, plain),
     ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
     stop([Fresh, Att, Prot]).
-
-sample_memory(Peak) ->
-    receive {peak, From} -> From ! {peak, Peak}
-    after 20 -> sample_memory(max(Peak, erlang:memory(total)))
-    end.
 
 %% Atoms are never freed: the budget is per node name, whatever the
 %% connection, and all peers together fill at most an eighth of the atom
@@ -1735,6 +1737,18 @@ pg_leaves_fit_what_the_peer_joined(_Config) ->
     ok = Send([{leave, A, [A], [g2]}, {leave, B, [X], [g3]}]),
     Check([], g2),
     Check([Z], g3),
+    %% A group a scope holds with no pids (an empty join, or a sync that
+    %% lists one): the last pid's leave from another scope drops pg's row
+    %% of the group, and the empty scope's next sync would raise; six rounds
+    %% would stop the node.
+    [begin
+         {S1, S2, Q} = on(Att, fun() -> {Scope(), Scope(), Scope()} end),
+         G = {emptied, I},
+         ok = Send([{discover, S1}, {discover, S2}, {join, S1, G, [S1]}, {join, S2, G, []},
+                    {'$gen_cast', {sync, S2, [{G, []}]}}, {leave, S1, S1, [G]},
+                    {'$gen_cast', {sync, S2, [{G, [Q]}]}}]),
+         Check([Q], G)
+     end || I <- lists:seq(1, 6)],
     %% A monitor exit with a reference pg never made is dropped by the
     %% runtime (pg still knows the scope): a leave that does not fit what
     %% the scope joined stays refused.
@@ -1750,6 +1764,38 @@ pg_leaves_fit_what_the_peer_joined(_Config) ->
     ?assertEqual({Pg, [Worker]}, on(Prot, fun() -> {whereis(pg), pg:get_members(workers)} end)),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     stop([Att, Prot]).
+
+%% A peer may take `global''s own lock here (`global:trans_all_known/1' on
+%% the peer does); while it is held, the name server inserts the names of a
+%% peer's `new_nodes' only after matching the lock the message names, and
+%% one that names none (or another) would crash it, and kernel_sup would
+%% stop the node. Those are refused; the lock itself works.
+global_syncs_name_their_lock(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Server = on(Prot, fun() -> whereis(global_name_server) end),
+    {Att, _} = start(attacker, plain),
+    ok = on(Att, fun() ->
+                         true = net_kernel:connect_node(ProtNode),
+                         GNS = {global_name_server, ProtNode},
+                         Me = self(),
+                         Resolve = fun global:random_exit_name/3,
+                         true = gen_server:call(GNS, {set_lock, {global, Me}}),
+                         [begin
+                              gen_server:cast(GNS, {new_nodes, node(), [{insert, {Name, Me, Resolve}}], [], [], Extra}),
+                              timer:sleep(100)
+                          end || {Name, Extra} <- [{seccomp_ct_sync1, []}, {seccomp_ct_sync2, [{vsn, 8}, {lock, undefined}]},
+                                                   {seccomp_ct_sync3, [{vsn, 8}, {lock, {other, Me}}]},
+                                                   {seccomp_ct_sync4, [{vsn, 8} | {lock, {global, [Me]}}]}]],
+                         true = gen_server:call(GNS, {del_lock, {global, Me}}),
+                         ok
+                 end),
+    timer:sleep(300),
+    ?assertEqual(Server, on(Prot, fun() -> whereis(global_name_server) end)),
+    ?assertEqual([], on(Prot, fun() -> [N || N <- global:registered_names(), lists:member(N, [seccomp_ct_sync1, seccomp_ct_sync2,
+                                                                                             seccomp_ct_sync3, seccomp_ct_sync4])] end)),
+    {Fresh, _} = start(fresh, plain),
+    ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
+    stop([Fresh, Att, Prot]).
 
 %% `global''s locker is shown to every peer and judged as
 %% global_name_server, also while it waits in `gen_server' for a peer that
@@ -1865,6 +1911,39 @@ oversized_floods_from_peers_that_do_not_read(_Config) ->
           fun(Me) -> <<112, (term_to_binary({6, Me, '', rex}))/binary,
                        (term_to_binary({'$gen_call', {Me, make_ref()}, {call, erlang, node, [], Me}}))/binary>> end,
           128),
+    ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
+    stop([Prot]).
+
+%% A peer that reads nothing gets started for it only what it sends before
+%% its output stalls (until the kernel holds what it can of the answers,
+%% and 20 ms more; calls past what `rex' has waiting are refused): eight
+%% such peers at once, flooding allowed `rex' calls
+%% with 64 KB arguments (each answer as large), leave the node a bounded
+%% number of processes and bytes, all gone when the connections close.
+peers_that_stop_reading_start_little(_Config) ->
+    {Prot, ProtNode} = start(protected, {seccomp, "#{default => #{rpc => [{erlang, iolist_to_binary, 1}]}}"}),
+    {Procs0, Mem0} = on(Prot, fun() -> {erlang:system_info(process_count), erlang:memory(total)} end),
+    Procs = peak(Prot, fun() -> erlang:system_info(process_count) end),
+    Mem = peak(Prot, fun() -> erlang:memory(total) end),
+    Bin = binary:copy(<<"z">>, 65536),
+    Conns = [begin
+                 Name = list_to_atom("seccomp_ct_unread" ++ integer_to_list(I) ++ "@localhost"),
+                 C = seccomp_dist_raw:connect(ProtNode, Name, ?COOKIE, #{recbuf => 4096}),
+                 ok = seccomp_dist_raw:stall(C),
+                 ok = inet:setopts(maps:get(sock, C), [{packet, raw}]),
+                 Me = seccomp_dist_raw:pid(C, 7),
+                 Call = {'$gen_call', {Me, make_ref()}, {call, erlang, iolist_to_binary, [Bin], Me}},
+                 F = <<112, (term_to_binary({6, Me, '', rex}))/binary, (term_to_binary(Call))/binary>>,
+                 {C, spawn_link(fun() -> flood(C, <<(byte_size(F)):32, F/binary>>) end)}
+             end || I <- lists:seq(1, 8)],
+    timer:sleep(4000),
+    {PeakProcs, PeakMem} = {Procs(), Mem()},
+    ct:log("processes ~p, peak ~p; memory ~p, peak ~p; ~p",
+           [Procs0, PeakProcs, Mem0, PeakMem, on(Prot, fun() -> seccomp_dist:stats() end)]),
+    [begin unlink(F), exit(F, kill), seccomp_dist_raw:close(C) end || {C, F} <- Conns],
+    ?assert(PeakProcs < Procs0 + 8 * 100),
+    ?assert(PeakMem < Mem0 + 8 * (16 bsl 20)),
+    eventually(fun() -> on(Prot, fun() -> erlang:system_info(process_count) end) < Procs0 + 20 end),
     ?assertEqual(ProtNode, on(Prot, fun() -> node() end)),
     stop([Prot]).
 

@@ -40,8 +40,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const HOLD_LIMIT: usize = 8 << 20;
 /// Of a discarded frame, the bytes kept to find its sender.
 const HEAD_BYTES: usize = 64 * 1024;
-/// Output that waits this long with no byte of it written: the peer is not reading.
-const STALLED: std::time::Duration = std::time::Duration::from_millis(100);
+/// Output that waits this long with no byte of it written or acknowledged:
+/// the peer is not reading.
+const STALLED: std::time::Duration = std::time::Duration::from_millis(20);
 /// Queued output that makes the port busy (senders wait), and where it stops.
 const HIGH_WATERMARK: usize = 1 << 20;
 const LOW_WATERMARK: usize = 512 * 1024;
@@ -130,6 +131,8 @@ struct Conn {
     busy: bool,
     writing: bool,
     last_progress: Instant,
+    /// The socket's bytes the peer had not acknowledged when last asked.
+    unacked: c_int,
     recv_cnt: u64,
     send_cnt: u64,
 }
@@ -223,6 +226,7 @@ extern "C" fn start(port: ErlDrvPort, command: *mut c_char) -> ErlDrvData {
         busy: false,
         writing: false,
         last_progress: Instant::now(),
+        unacked: 0,
         recv_cnt: 0,
         send_cnt: 0,
     });
@@ -252,6 +256,19 @@ extern "C" fn stop(data: ErlDrvData) {
 
 extern "C" fn stop_select(event: ErlDrvEvent, _reserved: *mut c_void) {
     unsafe { libc::close(event as isize as c_int) };
+}
+
+/// The bytes written to the socket that its peer has not acknowledged.
+#[cfg(target_os = "linux")]
+fn unacknowledged(fd: c_int) -> Option<c_int> {
+    let mut unacked: c_int = 0;
+    // SIOCOUTQ: the same request number as TIOCOUTQ.
+    (unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unacked) } == 0).then_some(unacked)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unacknowledged(_fd: c_int) -> Option<c_int> {
+    None
 }
 
 fn errno() -> c_int {
@@ -420,14 +437,29 @@ impl Conn {
         }
     }
 
-    /// Whether output to the peer has waited, with no byte of it written,
-    /// for `STALLED`: the peer is not reading what it is sent, and gets
-    /// no new process started for it (each would wait on the connection to
-    /// answer it, holding memory). A peer that reads, however slowly, takes
-    /// some bytes now and then.
-    fn backed_up(&self) -> bool {
-        let queued = unsafe { driver_sizeq(self.port) };
-        queued > 0 && self.last_progress.elapsed() >= STALLED
+    /// Whether output to the peer has waited, with no byte of it written
+    /// or acknowledged, for `STALLED`: the peer is not reading what it is
+    /// sent, and gets no new process started for it (each would wait on
+    /// the connection to answer it, holding memory). The peer's kernel
+    /// acknowledges what arrives for as long as its receive buffer has
+    /// room, so a peer that reads, however slowly or in bursts, keeps
+    /// making progress; one that reads nothing stops within its buffer.
+    fn backed_up(&mut self) -> bool {
+        if unsafe { driver_sizeq(self.port) } == 0 {
+            return false;
+        }
+        self.note_acknowledged();
+        self.last_progress.elapsed() >= STALLED
+    }
+
+    /// Progress when the peer acknowledged bytes since the last call.
+    fn note_acknowledged(&mut self) {
+        if let Some(unacked) = unacknowledged(self.fd) {
+            if unacked < self.unacked {
+                self.last_progress = Instant::now();
+            }
+            self.unacked = unacked;
+        }
     }
 
     fn hold(&mut self, held: Held) {
@@ -756,6 +788,7 @@ extern "C" fn ready_output(data: ErlDrvData, _event: ErlDrvEvent) {
         if n > 0 {
             unsafe { driver_deq(c.port, n as usize) };
             c.last_progress = Instant::now();
+            c.note_acknowledged();
         } else if n < 0 {
             match errno() {
                 libc::EINTR => continue,
