@@ -18,7 +18,7 @@
 -module(seccomp_dist_caps).
 
 -export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, owner/2, plain_owner/2,
-         monitor_fired/2, rotate/1, rules/4, registry/2]).
+         monitor_fired/3, forget_monitor/2, rotate/1, rules/4, registry/2]).
 -export_type([conn/0]).
 
 -opaque conn() :: {reference(), pos_integer()}.
@@ -71,11 +71,21 @@ owner({Resource, _}, Ref) -> seccomp_nif:dist_caps_owner(Resource, Ref).
 -spec plain_owner(conn(), pid()) -> ok.
 plain_owner({Resource, _}, Pid) -> seccomp_nif:dist_caps_plain_owner(Resource, Pid).
 
-%% @doc Whether `Ref' names a monitor a local process set up on the peer,
-%% which now counts as fired.
--spec monitor_fired(conn(), term()) -> boolean().
-monitor_fired({Resource, _}, Ref) when is_reference(Ref) -> seccomp_nif:dist_caps_monitor_fired(Resource, Ref);
-monitor_fired(_Conn, _NotRef) -> false.
+%% @doc Whether `Ref' names a monitor a local process set up on the peer
+%% whose exit may name `Proc' as the process that went (the pid or name it
+%% watches; any pid for a spawn request's), which now counts as fired.
+-spec monitor_fired(conn(), term(), term()) -> boolean().
+monitor_fired({Resource, _}, Ref, Proc) when is_reference(Ref), Proc =/= undefined ->
+    seccomp_nif:dist_caps_monitor_fired(Resource, Ref, Proc);
+monitor_fired(_Conn, _NotRef, _Proc) -> false.
+
+%% @doc `Ref' names a monitor that will never fire (a spawn request's whose
+%% spawn failed): it is forgotten.
+-spec forget_monitor(conn(), term()) -> ok.
+forget_monitor({Resource, _}, Ref) when is_reference(Ref) ->
+    _ = seccomp_nif:dist_caps_monitor_fired(Resource, Ref, undefined),
+    ok;
+forget_monitor(_Conn, _NotRef) -> ok.
 
 %% @doc Start a new generation of shown items.
 -spec rotate(conn()) -> ok.

@@ -196,16 +196,17 @@ control(Ctl, _P, _C) -> {refuse, unknown_control, element(1, Ctl), none}.
 %% will never fire.
 spawn_reply(ReqId, To, Result, Flags, P, #{caps := Caps} = C) ->
     _ = is_pid(Result) andalso is_integer(Flags) andalso Flags band 2 =/= 0
-        orelse seccomp_dist_caps:monitor_fired(Caps, ReqId),
+        orelse seccomp_dist_caps:forget_monitor(Caps, ReqId),
     signal(spawn_reply, none, To, P, C).
 
 %% A monitor of a local process on the peer's process fired. Only a monitor
 %% this node set up on that peer (its reference, sent in the peer's
 %% direction and recorded by the sender, see {@link seccomp_dist_caps}) may
-%% fire, once. When it is the local `pg''s on a peer's scope, `pg' forgets
+%% fire, once, naming the process it watches (`pg' takes the process a
+%% monitor exit names for the one its monitor watched). When it is the local `pg''s on a peer's scope, `pg' forgets
 %% the scope, and so does the connection's view of it.
 monitor_exit(Proc, To, Ref, P, #{caps := Caps} = C) ->
-    case seccomp_dist_caps:monitor_fired(Caps, Ref) of
+    case seccomp_dist_caps:monitor_fired(Caps, Ref, Proc) of
         false ->
             {refuse, monitor, not_a_monitor_of_this_node, none};
         true ->

@@ -1759,6 +1759,17 @@ pg_leaves_fit_what_the_peer_joined(_Config) ->
          ok = seccomp_dist_raw:send(C, {21, P, Pg, make_ref(), noproc}),
          ok = seccomp_dist_raw:send(C, {6, P, '', pg}, {leave, P, P, [no_such_group]})
      end || _ <- lists:seq(1, 6)],
+    %% A monitor exit names the process its monitor watches: pg takes the
+    %% process it names for the scope that went (another of the peer's
+    %% scopes raised, a name or a third node's pid kept the scope forever).
+    [begin
+         S1 = seccomp_dist_raw:pid(C, 20 + 2 * I),
+         S2 = seccomp_dist_raw:pid(C, 21 + 2 * I),
+         ok = seccomp_dist_raw:send(C, {6, S1, '', pg}, {discover, S1}),
+         ok = seccomp_dist_raw:send(C, {6, S2, '', pg}, {discover, S2}),
+         [R1] = [R || {{19, _, W, R}, _} <- seccomp_dist_raw:flush(C), W =:= S1],
+         [ok = seccomp_dist_raw:send(C, {21, Named, Pg, R1, noproc}) || Named <- [S2, pg, self()]]
+     end || I <- lists:seq(1, 6)],
     timer:sleep(500),
     seccomp_dist_raw:close(C),
     ?assertEqual({Pg, [Worker]}, on(Prot, fun() -> {whereis(pg), pg:get_members(workers)} end)),

@@ -95,5 +95,11 @@ shown_pids_and_references_are_held_test() ->
     ?assertNot(seccomp_dist_caps:holds(Caps, make_ref())),
     Monitor = make_ref(),
     ok = seccomp_dist_caps:show(<<112, (term_to_binary({19, self(), Other, Monitor}))/binary>>, Caps),
-    ?assert(seccomp_dist_caps:monitor_fired(Caps, Monitor)),
-    ?assertNot(seccomp_dist_caps:monitor_fired(Caps, Monitor)).
+    ?assertNot(seccomp_dist_caps:monitor_fired(Caps, Monitor, self())),
+    ?assertNot(seccomp_dist_caps:monitor_fired(Caps, Monitor, 'a@b')),
+    ?assert(seccomp_dist_caps:monitor_fired(Caps, Monitor, Other)),
+    ?assertNot(seccomp_dist_caps:monitor_fired(Caps, Monitor, Other)),
+    Named = make_ref(),
+    ok = seccomp_dist_caps:show(<<112, (term_to_binary({19, self(), some_name, Named}))/binary>>, Caps),
+    ?assertNot(seccomp_dist_caps:monitor_fired(Caps, Named, Other)),
+    ?assert(seccomp_dist_caps:monitor_fired(Caps, Named, some_name)).

@@ -44,6 +44,26 @@ const NAMED_PER_PEER: usize = 100_000;
 const PASS_THROUGH: u8 = 112;
 const VERSION: u8 = 131;
 
+/// What a monitor a local process set up on the peer watches: a pid (its
+/// node and key) or a registered name, as its exit must name it; or, for a
+/// spawn request's, the process that request starts, not known yet.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Watched {
+    Pid(Vec<u8>, Key),
+    Name(Vec<u8>),
+    Spawned,
+}
+
+impl Watched {
+    /// What the term at the start of `bin` (from its tag) names as watched.
+    pub fn named(bin: &[u8]) -> Option<Watched> {
+        if let Some((node, key, _)) = identifier(bin) {
+            return (key[0] == b'p').then(|| Watched::Pid(node.to_vec(), key));
+        }
+        atom(bin, 0).map(|(name, _)| Watched::Name(name.to_vec()))
+    }
+}
+
 /// Kind (`b'p'` or `b'r'`), how many words follow the creation, the
 /// creation, then up to five words (a pid's id and serial, a reference's).
 pub type Key = [u8; 26];
@@ -168,7 +188,8 @@ pub struct Caps {
     gen: u32,
     count: usize,
     last: Vec<Key>,
-    monitors: HashSet<Key, FxBuildHasher>,
+    /// Each monitor's reference and what it watches.
+    monitors: HashMap<Key, Watched, FxBuildHasher>,
     /// A full generation waits for `rotate`.
     full: bool,
     /// Identifiers this connection's peer added to `PEER_NAMED`.
@@ -311,19 +332,23 @@ impl Caps {
     /// one asks for) until they fire or `DEMONITOR_P` (20) takes them down.
     fn monitors_in(&mut self, terms: &[u8], control: &etf::Control, node: &[u8]) {
         let op = operation(terms, control);
-        let key_field = match op {
-            Some(19 | 20) => 4,
-            Some(29 | 30) => 2,
+        let (key_field, watched) = match op {
+            Some(19 | 20) => (4, element(terms, control, 3).and_then(Watched::named)),
+            Some(29 | 30) => (2, Some(Watched::Spawned)),
             _ => return,
         };
         let Some((n, key, _)) = element(terms, control, key_field).and_then(identifier) else {
             return;
         };
         if n == node {
-            if op == Some(20) {
-                self.monitors.remove(&key);
-            } else {
-                self.monitors.insert(key);
+            match (op, watched) {
+                (Some(20), _) => {
+                    self.monitors.remove(&key);
+                }
+                (_, Some(watched)) => {
+                    self.monitors.insert(key, watched);
+                }
+                _ => {}
             }
         }
     }
@@ -358,8 +383,20 @@ impl Caps {
     }
 
     /// Whether `key` names a monitor recorded here, which now counts as fired.
-    pub fn monitor_fired(&mut self, key: &Key) -> bool {
-        self.monitors.remove(key)
+    /// Whether `key` names a monitor recorded here whose exit may name
+    /// `from` as the process that went (`None`: the monitor will never
+    /// fire, and is forgotten); if so, it counts as fired.
+    pub fn monitor_fired(&mut self, key: &Key, from: Option<&Watched>) -> bool {
+        let fits = match (self.monitors.get(key), from) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(Watched::Spawned), Some(Watched::Pid(..))) => true,
+            (Some(watched), Some(from)) => watched == from,
+        };
+        if fits {
+            self.monitors.remove(key);
+        }
+        fits
     }
 
     /// Start a new generation: the full one stays, items of earlier ones
@@ -519,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn monitors_fire_once() {
+    fn monitors_fire_once_for_what_they_watch() {
         let mut caps = Caps::default();
         let r = [90, 0, 1, 119, 3, b'a', b'@', b'h', 0, 0, 0, 7, 0, 0, 0, 9];
         let mut p = vec![112, 131, 104, 4, 97, 19];
@@ -528,7 +565,11 @@ mod tests {
         p.extend_from_slice(&r);
         caps.show(&p, b"a@h", true);
         let key = identifier(&r).unwrap().1;
-        assert!(caps.monitor_fired(&key));
-        assert!(!caps.monitor_fired(&key));
+        let other = Watched::named(&pid(b"b@h", 3)).unwrap();
+        let watched = Watched::named(&pid(b"b@h", 2)).unwrap();
+        assert!(!caps.monitor_fired(&key, Some(&other)));
+        assert!(!caps.monitor_fired(&key, Some(&Watched::Name(b"b@h".to_vec()))));
+        assert!(caps.monitor_fired(&key, Some(&watched)));
+        assert!(!caps.monitor_fired(&key, Some(&watched)));
     }
 }

@@ -217,12 +217,30 @@ fn dist_caps_holds(conn: Conn, item: Term) -> bool {
     local_key(&conn, item).is_some_and(|k| conn.shared.caps.lock().expect("caps").holds(&k))
 }
 
-/// `dist_caps_monitor_fired(Conn, Ref)`: whether `Ref` names a monitor a
-/// local process set up on the peer, which now counts as fired.
+/// `dist_caps_monitor_fired(Conn, Ref, From)`: whether `Ref` names a monitor
+/// a local process set up on the peer whose exit may name `From` (a pid or
+/// a name) as the process that went, which now counts as fired; `From`
+/// `undefined`: the monitor will never fire, and is forgotten.
 #[rustler::nif]
-fn dist_caps_monitor_fired(conn: Conn, reference: Term) -> bool {
-    local_key(&conn, reference)
-        .is_some_and(|k| conn.shared.caps.lock().expect("caps").monitor_fired(&k))
+fn dist_caps_monitor_fired(conn: Conn, reference: Term, from: Term) -> bool {
+    let from = if from.decode::<rustler::Atom>().ok() == Some(atoms::undefined()) {
+        None
+    } else {
+        match from.to_binary().as_slice().split_first() {
+            Some((131, term)) => match caps::Watched::named(term) {
+                Some(watched) => Some(watched),
+                None => return false,
+            },
+            _ => return false,
+        }
+    };
+    local_key(&conn, reference).is_some_and(|k| {
+        conn.shared
+            .caps
+            .lock()
+            .expect("caps")
+            .monitor_fired(&k, from.as_ref())
+    })
 }
 
 /// `dist_caps_owner(Conn, Ref)`: the local process that sent the shown
