@@ -13,13 +13,17 @@
 %% name (a peer repeats what this node told it, nothing else), so a peer
 %% never makes `global' resolve a clash against a local process it picked.
 %% A peer may unregister only its own names. Which funs a resolve method
-%% may be is the filter's fun rule ({@link seccomp_dist_filter}).
+%% may be is the filter's fun rule ({@link seccomp_dist_filter}). The
+%% checks run in the connection's receiver, one connection a process, in
+%% the order the packets came (the steps of a sync are remembered there).
 -module(seccomp_dist_global).
 
 -export([check/3]).
 
 %% The oldest protocol version of `global' that OTP 25 and later accept.
 -define(MIN_GLOBAL_VSN, 5).
+%% Steps of syncs one connection's peer may send (two a sync).
+-define(SYNCS, 64).
 
 %% @doc Whether `Msg' from node `Peer' may go to the local process `Name'
 %% (`global_name_server' or `global_group').
@@ -70,10 +74,11 @@ call(_Req, _Peer) -> false.
 
 cast({init_connect, Vsn, Peer, {locker, _, _HisKnown, HisLocker}}, Peer) ->
     version(Vsn) andalso own(HisLocker, Peer);
-cast({exchange, Peer, Names, NamesExt, _Tag}, Peer) ->
-    all(fun name_entry/1, Names) andalso names_ext(NamesExt);
-cast({resolved, Peer, Ops, Known, _Unused, NamesExt, _Tag}, Peer) ->
-    all(fun(Op) -> op(Op, Peer) end, Ops) andalso node_list(Known) andalso names_ext(NamesExt);
+cast({exchange, Peer, Names, NamesExt, Tag}, Peer) ->
+    all(fun name_entry/1, Names) andalso names_ext(NamesExt) andalso once({exchange, Tag});
+cast({resolved, Peer, Ops, Known, _Unused, NamesExt, Tag}, Peer) ->
+    all(fun(Op) -> op(Op, Peer) end, Ops) andalso node_list(Known) andalso names_ext(NamesExt)
+        andalso once({resolved, Tag});
 cast({new_nodes, Peer, Ops, NamesExt, Nodes, ExtraInfo}, Peer) ->
     all(fun(Op) -> op(Op, Peer) end, Ops) andalso names_ext(NamesExt) andalso node_list(Nodes)
         andalso sync_lock(ExtraInfo);
@@ -81,6 +86,19 @@ cast({in_sync, Peer, IsKnown}, Peer) -> is_boolean(IsKnown);
 cast({lock_set, Pid, Set, _HisKnown, _Tag}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast({lock_set, Pid, Set, _HisKnown}, Peer) -> own(Pid, Peer) andalso is_boolean(Set);
 cast(_Req, _Peer) -> false.
+
+%% A sync (the tag this node gave the peer for it) has one `exchange' and
+%% one `resolved': `global' keeps the first of each until the other side's
+%% part arrives, and a second with the sync's tag crashes it (`case_clause').
+%% The connection's receiver remembers the ones it let in (a sync per
+%% connection, and a few more if one is cancelled; past `?SYNCS' none).
+once(Step) ->
+    Seen = case get({?MODULE, syncs}) of
+               undefined -> [];
+               L -> L
+           end,
+    not lists:member(Step, Seen) andalso length(Seen) < ?SYNCS
+        andalso begin put({?MODULE, syncs}, [Step | Seen]), true end.
 
 %% `new_nodes' carries the lock its sync ran under (`[{vsn, V}, {lock,
 %% {global, Id}}]' in every release that speaks version 5 and up): while

@@ -30,6 +30,7 @@
          global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
          judged_messages_leave_nothing_behind/1, peers_demonitor_only_their_own_monitors/1,
          pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
+         global_sync_steps_come_once/1,
          peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -56,7 +57,7 @@ all() ->
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
-     pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock,
+     pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once,
      peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
@@ -1807,6 +1808,36 @@ global_syncs_name_their_lock(_Config) ->
     {Fresh, _} = start(fresh, plain),
     ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
     stop([Fresh, Att, Prot]).
+
+%% A sync has one `exchange' and one `resolved', with the tag this node
+%% gave the peer for it: a second of either crashed `global' (and
+%% kernel_sup would stop the node). The node's own sync with the peer
+%% carries on.
+global_sync_steps_come_once(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Server = on(Prot, fun() -> whereis(global_name_server) end),
+    Me = seccomp_ct_syncs@localhost,
+    C = seccomp_dist_raw:connect(ProtNode, Me, ?COOKIE),
+    Tag = sync_tag(C, 10),
+    P = seccomp_dist_raw:pid(C, 5),
+    Steps = [{exchange, Me, [], [], Tag}, {resolved, Me, [], [], unused, [], Tag}],
+    [begin
+         ok = seccomp_dist_raw:send(C, {6, P, '', global_name_server}, {'$gen_cast', Step}),
+         timer:sleep(200)
+     end || Step <- Steps ++ Steps ++ Steps],
+    timer:sleep(500),
+    seccomp_dist_raw:close(C),
+    ?assertEqual(Server, on(Prot, fun() -> whereis(global_name_server) end)),
+    {Fresh, _} = start(fresh, plain),
+    ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
+    stop([Fresh, Prot]).
+
+%% The tag of the sync the node starts with the raw client `C'.
+sync_tag(C, Tries) ->
+    case [T || {_, {'$gen_cast', {init_connect, {_, T}, _, _}}} <- seccomp_dist_raw:flush(C)] of
+        [Tag | _] -> Tag;
+        [] when Tries > 0 -> sync_tag(C, Tries - 1)
+    end.
 
 %% `global''s locker is shown to every peer and judged as
 %% global_name_server, also while it waits in `gen_server' for a peer that
