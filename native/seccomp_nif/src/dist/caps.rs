@@ -382,7 +382,6 @@ impl Caps {
         self.plain_owners.insert(owner);
     }
 
-    /// Whether `key` names a monitor recorded here, which now counts as fired.
     /// Whether `key` names a monitor recorded here whose exit may name
     /// `from` as the process that went (`None`: the monitor will never
     /// fire, and is forgotten); if so, it counts as fired.
