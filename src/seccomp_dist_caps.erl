@@ -17,7 +17,7 @@
 %% copy the driver delivers messages by.
 -module(seccomp_dist_caps).
 
--export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, owner/2, plain_owner/2,
+-export([new/0, id/1, resource/1, peer/2, show/2, named_by_peer/2, holds/2, owner/2, found_plain/2, is_plain/2,
          monitor_fired/3, forget_monitor/2, rotate/1, rules/4, registry/2]).
 -export_type([conn/0]).
 
@@ -67,9 +67,13 @@ holds({Resource, _}, X) -> seccomp_nif:dist_caps_holds(Resource, X).
 owner({Resource, _}, Ref) -> seccomp_nif:dist_caps_owner(Resource, Ref).
 
 %% @doc `Pid' is neither named nor the runtime's or OTP's own: the driver may
-%% deliver messages to its aliases itself (until the next generation).
--spec plain_owner(conn(), pid()) -> ok.
-plain_owner({Resource, _}, Pid) -> seccomp_nif:dist_caps_plain_owner(Resource, Pid).
+%% deliver messages to it and its aliases itself (until the next generation).
+-spec found_plain(conn(), pid()) -> ok.
+found_plain({Resource, _}, Pid) -> seccomp_nif:dist_caps_found_plain(Resource, Pid).
+
+%% @doc Whether {@link found_plain/2} was said of `Pid' in this generation.
+-spec is_plain(conn(), pid()) -> boolean().
+is_plain({Resource, _}, Pid) -> seccomp_nif:dist_caps_is_plain(Resource, Pid).
 
 %% @doc Whether `Ref' names a monitor a local process set up on the peer
 %% whose exit may name `Proc' as the process that went (the pid or name it

@@ -338,23 +338,17 @@ sender(_Ctl) -> none.
 
 %% How the peer may reach the local process or alias `To': `given' (it holds
 %% it), `{name, Name}' (a registered process, judged by its name), else why not.
-reach(To, #{caps := Caps, rules := #{names := Names}}) when is_pid(To) ->
+reach(To, #{caps := Caps} = C) when is_pid(To) ->
     case node(To) =:= node() of
         false -> not_local;
         true ->
             case seccomp_dist_system:registered_name(To) of
                 none ->
                     case seccomp_dist_caps:holds(Caps, To) of
-                        true -> given;
+                        true -> held(To, C);
                         false -> not_given
                     end;
-                Name ->
-                    %% Registered processes the policy does not name are
-                    %% system processes: never reachable, whoever was shown them.
-                    case lists:member(Name, Names) of
-                        true -> {name, Name};
-                        false -> {system_process, Name}
-                    end
+                Name -> by_name(Name, C)
             end
     end;
 reach(To, #{caps := Caps} = C) when is_reference(To) ->
@@ -370,28 +364,62 @@ reach(To, #{rules := #{names := Names}}) when is_atom(To) ->
 reach(_To, _C) ->
     bad_destination.
 
+%% Registered processes the policy does not name are system processes:
+%% never reachable, whoever was shown them.
+by_name(Name, #{rules := #{names := Names}}) ->
+    case lists:member(Name, Names) of
+        true -> {name, Name};
+        false -> {system_process, Name}
+    end.
+
+%% A pid the peer holds that the receiver's copy of the registry does not
+%% name: the runtime's and OTP's own processes are refused the doors (see
+%% `content'), the others are the peer's to message.
+held(Pid, C) ->
+    case process_kind(Pid, C) of
+        {named, Name} -> by_name(Name, C);
+        _PlainOrSystem -> given
+    end.
+
 %% An alias is reached as the process that made it is (the one that sent it
-%% to the peer: a call's caller): a named one by its name, and never one of
+%% to the peer: a call's caller): a named one by its name (it gets the
+%% replies to its calls, and what else the name's protocol takes), never one of
 %% the runtime's or OTP's own (`global''s helpers make calls to peers, and
-%% the runtime takes what arrives at their aliases as their replies). The
-%% driver is told of plain owners, so it delivers to their aliases itself.
+%% the runtime takes what arrives at their aliases as their replies).
 alias_owner(undefined, _C) ->
     unowned_alias;
-alias_owner(Owner, #{caps := Caps, rules := #{names := Names}}) ->
-    case seccomp_dist_system:registered_name(Owner) of
+alias_owner(Owner, C) ->
+    case process_kind(Owner, C) of
+        plain -> given;
+        system -> {system_process, Owner};
+        {named, Name} -> by_name(Name, C)
+    end.
+
+%% What a local process is: `{named, Name}', `system' or `plain' (found so
+%% in this generation, or now: neither named in the registry itself, since
+%% a server may have registered after the receiver's copy was made, nor the
+%% runtime's or OTP's own; the driver is told, and delivers to it and its
+%% aliases on its own).
+process_kind(Pid, #{caps := Caps}) ->
+    case seccomp_dist_system:registered_name(Pid) of
         none ->
-            case seccomp_dist_system:is_system(Owner) of
+            case seccomp_dist_caps:is_plain(Caps, Pid) of
+                true -> plain;
                 false ->
-                    ok = seccomp_dist_caps:plain_owner(Caps, Owner),
-                    given;
-                true ->
-                    {system_process, Owner}
+                    case seccomp_dist_system:current_name(Pid) of
+                        none -> unnamed_kind(Pid, Caps);
+                        Name -> {named, Name}
+                    end
             end;
-        Name ->
-            case lists:member(Name, Names) of
-                true -> {alias_of, Name};
-                false -> {system_process, Name}
-            end
+        Name -> {named, Name}
+    end.
+
+unnamed_kind(Pid, Caps) ->
+    case seccomp_dist_system:is_system(Pid) of
+        true -> system;
+        false ->
+            ok = seccomp_dist_caps:found_plain(Caps, Pid),
+            plain
     end.
 
 %%% Messages ---------------------------------------------------------------------------
@@ -404,8 +432,7 @@ message(To, Payload, #{rules := R} = C) ->
                 true -> content(send, none, Payload, C);
                 false -> {refuse, send, not_allowed, none}
             end;
-        {name, Name} -> content(send, Name, Payload, C);
-        {alias_of, Name} -> content(send, {alias_of, Name, To}, Payload, C);
+        {name, Name} -> content(send, Name, Payload, C#{to => To});
         Why -> {refuse, send, {destination, Why}, none}
     end.
 
@@ -433,31 +460,8 @@ judge(Name, Msg, #{node := Node, rules := R} = C) ->
     case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
         false -> {refused, carries_fun};
         true when Name =:= none -> seccomp_dist_shapes:door(Msg, Node);
-        true -> judge_named(Name, Msg, C)
+        true -> shape(Name, Msg, C)
     end.
-
-%% A named process's alias (one it sent the peer, calling it) gets the
-%% replies to its calls, judged as messages to its name are (`global''s
-%% helpers take a peer's reply as the answer to their call); what else its
-%% protocol sends there is judged as a message to a process the peer holds.
-judge_named({alias_of, Name, Alias}, Msg, #{node := Node} = C) ->
-    case Msg of
-        {Tag, _Reply} ->
-            case reply_tag(Tag, Alias) of
-                true -> shape(Name, Msg, C);
-                false -> seccomp_dist_shapes:door(Msg, Node)
-            end;
-        _ -> seccomp_dist_shapes:door(Msg, Node)
-    end;
-judge_named(Name, Msg, C) ->
-    shape(Name, Msg, C).
-
-%% The tags a reply to a call (`gen:reply/2') comes back to an alias with: the
-%% alias, `[alias | Alias]', or a request's `[[alias | Alias] | Label]'.
-reply_tag(Alias, Alias) -> true;
-reply_tag([alias | Alias], Alias) -> true;
-reply_tag([[alias | Alias] | _Label], Alias) -> true;
-reply_tag(_Tag, _Alias) -> false.
 
 %% Whether a payload's outer term is a tuple whose first element is one of
 %% the atoms door messages start with, read from its first bytes (any
@@ -479,21 +483,54 @@ door_name(Name) -> lists:member(Name, doors()).
 -spec doors() -> [binary()].
 doors() -> [<<"$gen_call">>, <<"$gen_cast">>, <<"system">>, <<"EXIT">>, <<"io_request">>, <<"file_request">>].
 
+%% A message judged by the name `Name' goes to the process registered
+%% under it, but for replies to calls: `global''s helpers, judged as
+%% global_name_server, take only the answers to their own calls (anything
+%% else reaches their catch-all, which logs the whole message).
 shape(Name, Msg, #{node := Node} = C) ->
     case seccomp_dist_shapes:check(Name, Msg, Node) of
-        ok -> ok;
-        {rpc, MFA} ->
-            case keeps_up(Name) of
-                true -> allowed_call(MFA, C);
-                false -> {refused, {server_busy, Name}}
-            end;
-        {relay, To, Inner} ->
-            case reach(To, C) of
-                {name, To} -> shape(To, Inner, C);
-                Why -> {refused, {relay, Why}}
-            end;
-        {refused, _} = Refused -> Refused
+        {reply, Ref, Takes} -> reply(Name, Ref, Takes, C);
+        {refused, _} = Refused -> Refused;
+        Verdict ->
+            case process_of(maps:get(to, C, Name), C) =:= whereis(Name) of
+                true -> server_verdict(Name, Verdict, C);
+                false -> {refused, {Name, replies_only}}
+            end
     end.
+
+server_verdict(_Name, ok, _C) -> ok;
+server_verdict(Name, {rpc, MFA}, C) ->
+    case keeps_up(Name) of
+        true -> allowed_call(MFA, C);
+        false -> {refused, {server_busy, Name}}
+    end;
+server_verdict(_Name, {relay, To, Inner}, C) ->
+    case reach(To, C) of
+        {name, To} -> shape(To, Inner, C#{to => To});
+        Why -> {refused, {relay, Why}}
+    end.
+
+%% A reply goes to the process that made the call: the one that showed the
+%% peer the reference it is tagged with, reached at its pid or an alias.
+reply(Name, Ref, Takes, C) ->
+    Caller = process_of(Ref, C),
+    case is_pid(Caller) andalso process_of(maps:get(to, C, none), C) =:= Caller
+        andalso seccomp_dist_system:registered_name(Caller) =:= Name of
+        false -> {refused, {Name, not_a_reply_to_its_call}};
+        true ->
+            case Takes(Caller) of
+                true -> ok;
+                false -> {refused, {Name, not_an_answer_to_its_call}}
+            end
+    end.
+
+%% The local process a message to `To' goes to: a pid itself, the process
+%% registered under a name, or the one that showed the peer a reference
+%% (the owner of an alias, or the caller whose request it tags).
+process_of(To, _C) when is_pid(To) -> To;
+process_of(To, _C) when is_atom(To) -> whereis(To);
+process_of(To, #{caps := Caps}) when is_reference(To) -> seccomp_dist_caps:owner(Caps, To);
+process_of(_To, _C) -> undefined.
 
 %% A payload must be one whole term, within the atom budget and the memory
 %% bound. Its new atoms are charged here, before anyone decodes it: the

@@ -18,7 +18,7 @@
 %% the order the packets came (the steps of a sync are remembered there).
 -module(seccomp_dist_global).
 
--export([check/3]).
+-export([check/3, answers/2]).
 
 %% The oldest protocol version of `global' that OTP 25 and later accept.
 -define(MIN_GLOBAL_VSN, 5).
@@ -26,9 +26,33 @@
 -define(SYNCS, 64).
 
 %% @doc Whether `Msg' from node `Peer' may go to the local process `Name'
-%% (`global_name_server' or `global_group').
--spec check(global_name_server | global_group, term(), node()) -> boolean().
+%% (`global_name_server' or `global_group'); `{reply, Ref, Reply}': if it
+%% goes to the local process that showed the peer `Ref' making a call, and
+%% that process takes `Reply' ({@link answers/2}).
+-spec check(global_name_server | global_group, term(), node()) ->
+          boolean() | {reply, reference(), term()}.
 check(Name, Msg, Peer) -> ok(Name, Msg, Peer).
+
+%% @doc Whether `global''s helper `Caller' takes `Reply' as the answer to
+%% the call it waits in. A peer's server answers `register',
+%% `register_ext' (`yes'), `unregister' (`ok'), `set_lock' and `del_lock'
+%% (`true' or `false'); the helpers ignore every answer but the one to
+%% `set_lock', which must be a boolean (anything else crashes the helper,
+%% and with it `global' and the node). A helper waits for a `set_lock'
+%% answer with `global:set_lock_on_nodes/2' on its stack; one whose stack
+%% cannot be read is taken to wait for one.
+-spec answers(pid(), term()) -> boolean().
+answers(_Caller, Reply) when is_boolean(Reply) -> true;
+answers(Caller, Reply) when Reply =:= yes; Reply =:= ok -> not waits_for_lock(Caller);
+answers(_Caller, _Reply) -> false.
+
+waits_for_lock(Pid) ->
+    case erlang:process_info(Pid, current_stacktrace) of
+        {current_stacktrace, [_ | _] = Stack} ->
+            lists:any(fun(Frame) -> element(1, Frame) =:= global andalso element(2, Frame) =:= set_lock_on_nodes end,
+                      Stack);
+        _ -> true
+    end.
 
 %%% global_name_server ------------------------------------------------------------
 
@@ -40,15 +64,15 @@ ok(global_name_server, {init_connect_ack, Peer, _HisMyTag, _HisHisTag}, Peer) ->
 ok(global_name_server, {cancel_connect, Peer, _Tag}, Peer) -> true;
 %% A peer asks to be disconnected from itself.
 ok(global_name_server, {remove_connection, Peer}, Peer) -> true;
-%% Replies to calls of global's locker and registrar (judged as the server
-%% is): gen_server replies to a reference of this node, with what a peer's
-%% server answers those calls (`register', `register_ext' and `unregister',
-%% `set_lock' and `del_lock'). Anything else would reach the server's
-%% catch-all, which logs the whole message: kernel memory many times its size.
-ok(global_name_server, {{Tag, Peer}, Reply}, Peer) -> local_ref(Tag) andalso reply(Reply);
-ok(global_name_server, {Tag, Reply}, _Peer) when is_reference(Tag) -> local_ref(Tag) andalso reply(Reply);
-ok(global_name_server, {[alias | Tag], Reply}, _Peer) -> local_ref(Tag) andalso reply(Reply);
-ok(global_name_server, {[[alias | Tag] | _Label], Reply}, _Peer) -> local_ref(Tag) andalso reply(Reply);
+%% Replies to calls of global's locker and registrar: gen_server replies
+%% whose tag holds a reference this node showed the peer, for the filter to
+%% take to the process that made the call ({@link answers/2} says which
+%% answers it takes). Anything else would reach the helper's catch-all,
+%% which logs the whole message: kernel memory many times its size.
+ok(global_name_server, {{Tag, Peer}, Reply}, Peer) -> reply(Tag, Reply);
+ok(global_name_server, {Tag, Reply}, _Peer) when is_reference(Tag) -> reply(Tag, Reply);
+ok(global_name_server, {[alias | Tag], Reply}, _Peer) -> reply(Tag, Reply);
+ok(global_name_server, {[[alias | Tag] | _Label], Reply}, _Peer) -> reply(Tag, Reply);
 %% `lost_connection' names a third node that every receiver then drops:
 %% a peer's word is not enough for that (see the README).
 ok(global_group, {'$gen_cast', Req}, Peer) ->
@@ -175,7 +199,11 @@ conf_check(_Vsn, _From, _CCName, _PubType, _CCNodes, _Peer) -> false.
 
 %%% Helpers ----------------------------------------------------------------------------
 
-reply(Reply) -> lists:member(Reply, [yes, ok, true, false]).
+reply(Tag, Reply) ->
+    case local_ref(Tag) of
+        true -> {reply, Tag, Reply};
+        false -> false
+    end.
 
 own(Pid, Peer) -> seccomp_dist_owned:own(Pid, Peer).
 

@@ -13,11 +13,14 @@
 -export_type([verdict/0]).
 
 -type verdict() :: ok | {rpc, {module(), atom(), integer()}} | {relay, atom(), term()}
-                 | {refused, term()}.
+                 | {reply, reference(), fun((pid()) -> boolean())} | {refused, term()}.
 
 %% @doc Judge `Msg' sent by node `Peer' to the local process registered as `Name'.
 %% `{rpc, MFA}': allowed if the rpc rules allow `MFA'. `{relay, To, Inner}':
 %% the receiver forwards `Inner' to the local name `To', judge that too.
+%% `{reply, Ref, Takes}': a reply to a call of the local process that
+%% showed the peer `Ref'; allowed if it goes to that process (at its pid or
+%% one of its aliases) and `Takes(Caller)'.
 -spec check(atom(), term(), node()) -> verdict().
 check(net_kernel, {'$gen_call', From, {is_auth, Node}}, Peer) when is_atom(Node) ->
     caller(From, Peer, ok);
@@ -42,7 +45,8 @@ check(rex, Msg, _Peer) ->
 check(Name, Msg, Peer) when Name =:= global_name_server; Name =:= global_group ->
     case seccomp_dist_global:check(Name, Msg, Peer) of
         true -> ok;
-        false -> {refused, {Name, tag(Msg)}}
+        false -> {refused, {Name, tag(Msg)}};
+        {reply, Ref, Reply} -> {reply, Ref, fun(Caller) -> seccomp_dist_global:answers(Caller, Reply) end}
     end;
 
 check(pg, Msg, Peer) ->

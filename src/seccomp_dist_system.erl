@@ -4,7 +4,7 @@
 %% helper processes to every peer).
 -module(seccomp_dist_system).
 
--export([is_system/1, registered_name/1, named/0]).
+-export([is_system/1, registered_name/1, current_name/1, named/0]).
 
 %% How long the receiver may use its copy of the name registry.
 -define(REGISTRY_TTL_MS, 100).
@@ -59,6 +59,13 @@ registered_name(Pid) ->
                    _ -> refresh(Now)
                end,
     maps:get(Pid, Registry, none).
+
+%% @doc {@link registered_name/1} from a copy made now: for a process the
+%% copy does not name, before anything is let through to it unjudged (a
+%% server may have registered since the copy was made, as a kernel server
+%% restarting under its name does, then showing peers its new pid).
+-spec current_name(pid()) -> atom() | none.
+current_name(Pid) -> maps:get(Pid, refresh(erlang:monotonic_time(millisecond)), none).
 
 %% @doc The processes {@link registered_name/1} names, as of now.
 -spec named() -> [pid()].

@@ -12,7 +12,7 @@
          enabled/3, trace/5, watch_pending/0, is_restricted/1, check_guard/3, arm/1, disarm/0,
          flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2,
          dist_conn_new/1, dist_conn_peer/2, dist_caps_show/2, dist_caps_named/2, dist_caps_rotate/1, dist_caps_owner/2,
-         dist_caps_plain_owner/2, dist_caps_holds/2,
+         dist_caps_found_plain/2, dist_caps_is_plain/2, dist_caps_holds/2,
          dist_caps_monitor_fired/3, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/3,
          dist_conn_registry/2]).
 
@@ -174,8 +174,11 @@ dist_caps_named(_Conn, _Packet) -> ?NOT_LOADED.
 -spec dist_caps_owner(reference(), reference()) -> pid() | undefined.
 dist_caps_owner(_Conn, _Ref) -> ?NOT_LOADED.
 
--spec dist_caps_plain_owner(reference(), pid()) -> ok.
-dist_caps_plain_owner(_Conn, _Pid) -> ?NOT_LOADED.
+-spec dist_caps_found_plain(reference(), pid()) -> ok.
+dist_caps_found_plain(_Conn, _Pid) -> ?NOT_LOADED.
+
+-spec dist_caps_is_plain(reference(), pid()) -> boolean().
+dist_caps_is_plain(_Conn, _Pid) -> ?NOT_LOADED.
 
 -spec dist_caps_rotate(reference()) -> ok.
 dist_caps_rotate(_Conn) -> ?NOT_LOADED.

@@ -30,13 +30,16 @@
          global_helpers_are_judged_whatever_they_wait_in/1, peers_that_stop_reading_are_dropped/1,
          judged_messages_leave_nothing_behind/1, peers_demonitor_only_their_own_monitors/1,
          pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
-         global_sync_steps_come_once/1,
+         global_sync_steps_come_once/1, global_replies_answer_their_call/1,
+         new_servers_are_judged_by_name_at_once/1,
          peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
 -export([init/1, handle_call/3, handle_cast/2]).
 %% run on the protected node by an allowed rpc
 -export([keeper/0]).
+%% run on the protected node
+-export([starter/2]).
 %% run on peer nodes
 -export([decide_on/2, give/2, show_from/3, collect/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
@@ -57,7 +60,8 @@ all() ->
      io_servers_shown_to_peers_apply_nothing, pg_leaves_fit_what_the_peer_joined,
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
-     pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once,
+     pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once, global_replies_answer_their_call,
+     new_servers_are_judged_by_name_at_once,
      peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
@@ -1831,6 +1835,128 @@ global_sync_steps_come_once(_Config) ->
     {Fresh, _} = start(fresh, plain),
     ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
     stop([Fresh, Prot]).
+
+%% `global''s locker asks a peer's name server for a lock (a `set_lock'
+%% call) and takes a boolean for an answer: `yes' (the answer to
+%% `register') crashed it, and with it `global' and the node. A reply goes
+%% to the process whose call it answers, with an answer that call takes;
+%% nothing else goes to the helpers.
+global_replies_answer_their_call(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Server = on(Prot, fun() -> whereis(global_name_server) end),
+    Me = seccomp_ct_replies@localhost,
+    C = seccomp_dist_raw:connect(ProtNode, Me, ?COOKIE),
+    Tag = sync_tag(C, 10),
+    P = seccomp_dist_raw:pid(C, 7),
+    ToServer = {6, seccomp_dist_raw:pid(C, 50), '', global_name_server},
+    ok = seccomp_dist_raw:send(C, ToServer, {'$gen_cast', {init_connect, {6, 77}, Me, {locker, no_pid, #{}, P}}}),
+    timer:sleep(300),
+    ok = seccomp_dist_raw:send(C, ToServer, {'$gen_cast', {lock_set, P, true, [], Tag}}),
+    {Locker, CallTag} = lock_call(C, 30),
+    Registrar = on(Prot, fun() -> hd([L || L <- element(2, process_info(whereis(global_name_server), links)),
+                                           is_pid(L), L =/= Locker,
+                                           {current_function, {global, loop_the_registrar, 0}} =:=
+                                               process_info(L, current_function)]) end),
+    Unshown = on(Prot, fun() -> make_ref() end),
+    Sends = [{22, P, Locker, {CallTag, Answer}} || Answer <- [yes, ok, maybe, {true}]]
+        %% the right answer, to another helper, and an answer to a call never made
+        ++ [{22, P, Registrar, {CallTag, true}}, {22, P, Locker, {{Unshown, Me}, true}}]
+        %% what the name server takes, to a helper (whose catch-all logs it)
+        ++ [{22, P, Locker, {'$gen_cast', {in_sync, Me, true}}}],
+    [begin ok = seccomp_dist_raw:send(C, {Op, From, To}, Msg), timer:sleep(200) end || {Op, From, To, Msg} <- Sends],
+    timer:sleep(300),
+    ?assertMatch(#{{send, refused} := 7}, maps:get(Me, on(Prot, fun() -> seccomp_dist:stats() end))),
+    ?assertEqual({Server, Locker}, on(Prot, fun() -> {whereis(global_name_server), Locker} end)),
+    %% None of them was taken: the locker still waits for its answer, and
+    %% takes the boolean.
+    Waits = fun() -> on(Prot, fun() -> {current_stacktrace, S} = process_info(Locker, current_stacktrace),
+                                       lists:keymember(set_lock_on_nodes, 2, S) end) end,
+    ?assert(Waits()),
+    ok = seccomp_dist_raw:send(C, {22, P, Locker}, {CallTag, false}),
+    timer:sleep(300),
+    ?assertNot(Waits()),
+    seccomp_dist_raw:close(C),
+    {Fresh, _} = start(fresh, plain),
+    ?assertEqual(ProtNode, on(Fresh, fun() -> rpc:call(ProtNode, erlang, node, [], 2000) end)),
+    %% global's own calls and answers between the nodes still work.
+    Named = on(Fresh, fun() ->
+                              ok = global:sync(),
+                              Pid = spawn(fun() -> receive stop -> ok end end),
+                              yes = global:register_name(seccomp_ct_replied, Pid),
+                              Pid
+                      end),
+    ?assertEqual(Named, on(Prot, fun() -> global:whereis_name(seccomp_ct_replied) end)),
+    stop([Fresh, Prot]).
+
+%% The locker's `set_lock' call to the raw client `C': its pid and the
+%% tag its reply goes back with.
+lock_call(C, Tries) ->
+    Calls = [{Locker, Tag} || {{6, Locker, _, global_name_server},
+                               {'$gen_call', {Locker, Tag}, {set_lock, _}}} <- seccomp_dist_raw:flush(C)],
+    case Calls of
+        [Call | _] -> Call;
+        [] when Tries > 0 -> lock_call(C, Tries - 1)
+    end.
+
+%% A server that registers its name (as a kernel server restarting does)
+%% and then shows the peer its new pid is judged by that name from its
+%% first message on: the receiver's and the driver's copies of the
+%% registry, made just before it registered, do not name it yet. The peer
+%% triggers each start with a message that goes to the filter (it carries
+%% a new atom), which brings both copies up to date, then answers the new
+%% process at once. A process that registers nothing gets the answer.
+new_servers_are_judged_by_name_at_once(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    C = seccomp_dist_raw:connect(ProtNode, seccomp_ct_late@localhost, ?COOKIE),
+    Me = seccomp_dist_raw:pid(C, 7),
+    StarterPid = on(Prot, fun() -> spawn(?MODULE, starter, [Me, []]) end),
+    Starter = receive_from(C, starter),
+    Rounds = [{I, Register} || I <- lists:seq(1, 10), Register <- [true, false]],
+    [begin
+         Go = {go, list_to_atom("seccomp_ct_go" ++ integer_to_list(I) ++ atom_to_list(Register)), Register},
+         ok = seccomp_dist_raw:send(C, {22, Me, Starter}, Go),
+         New = receive_from(C, started),
+         ok = seccomp_dist_raw:send(C, {22, Me, New}, answer),
+         timer:sleep(400)
+     end || {I, Register} <- Rounds],
+    timer:sleep(1000),
+    seccomp_dist_raw:close(C),
+    Got = on(Prot, fun() -> StarterPid ! {report, self()}, receive {report, R} -> R end end),
+    Outcomes = lists:usort([{Register, Outcome} || {_Tag, Register, Outcome} <- Got]),
+    ?assertEqual({20, [{false, answered}, {true, none}]}, {length(Got), Outcomes}),
+    stop([Prot]).
+
+%% On the protected node: shows itself to `Peer', then for each `{go, Tag,
+%% Register}' starts a process that registers a name of its own if
+%% `Register' and shows itself to `Peer', and notes whether it is answered.
+starter(Peer, Got) ->
+    Peer ! {starter, self()},
+    start_on_go(Peer, Got).
+
+start_on_go(Peer, Got) ->
+    receive
+        {go, Tag, Register} ->
+            Self = self(),
+            spawn(fun() ->
+                          _ = Register andalso register(list_to_atom(atom_to_list(Tag) ++ "_server"), self()),
+                          Peer ! {started, self()},
+                          Self ! {Tag, Register, receive answer -> answered after 300 -> none end}
+                  end),
+            receive {Tag, _, _} = Outcome -> start_on_go(Peer, [Outcome | Got]) end;
+        {report, From} ->
+            From ! {report, Got}
+    end.
+
+%% The pid the protected node sent the raw client `C' as `{Label, Pid}'
+%% (within five seconds).
+receive_from(C, Label) -> receive_from(C, Label, erlang:monotonic_time(millisecond) + 5000).
+
+receive_from(C, Label, Until) ->
+    case seccomp_dist_raw:recv(C, max(0, Until - erlang:monotonic_time(millisecond))) of
+        {_Ctl, {Label, Pid}} -> Pid;
+        timeout -> error({nothing_from_the_node, Label});
+        _Other -> receive_from(C, Label, Until)
+    end.
 
 %% The tag of the sync the node starts with the raw client `C'.
 sync_tag(C, Tries) ->

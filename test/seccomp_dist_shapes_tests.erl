@@ -45,18 +45,24 @@ elixir_on_path() ->
             ok
     end.
 
-%% Replies that reach global's helpers are what a peer's global answers
-%% their calls; any other term would reach global's catch-all, which logs
-%% the whole message (kernel memory many times its size).
+%% Replies that reach global's helpers go to the caller the tag's
+%% reference names, with what a peer's global answers their calls; any
+%% other term would reach global's catch-all, which logs the whole message
+%% (kernel memory many times its size).
 global_replies_are_answers_test() ->
     Ref = make_ref(),
     Peer = 'peer@host',
     Check = fun(Msg) -> seccomp_dist_shapes:check(global_name_server, Msg, Peer) end,
+    Takes = fun(Msg) ->
+                    {reply, Ref, T} = Check(Msg),
+                    T(self())
+            end,
     %% the reply tags of a call (the alias, `[alias | Alias]' and a request's
     %% `[[alias | Alias] | Label]', the replies of OTP 27+ come to the alias)
-    Tags = [Ref, [alias | Ref], [[alias | Ref] | label]],
-    [?assertEqual(ok, Check(M)) || M <- [{{Ref, Peer}, yes}, {{Ref, Peer}, ok}]
-                                       ++ [{T, R} || T <- Tags, R <- [true, false]]],
+    Tags = [{Ref, Peer}, Ref, [alias | Ref], [[alias | Ref] | label]],
+    %% (this process waits in no `set_lock' call)
+    [?assert(Takes({T, R})) || T <- Tags, R <- [yes, ok, true, false]],
+    [?assertNot(Takes({T, R})) || T <- Tags, R <- ["yes", lists:duplicate(1000, 0), {true}, {garbage}]],
     [?assertMatch({refused, _}, Check(M))
-     || M <- [{{Ref, Peer}, "yes"}, {make_ref(), self()}]
-            ++ [{T, R} || T <- Tags, R <- [lists:duplicate(1000, 0), {true}, {garbage}]]].
+     || M <- [{{Ref, other@host}, true}, {binary_to_term(term_to_binary(Ref)), 1, 2}]
+            ++ [{T, true} || T <- [[alias], [alias | self()], [[alias | 1] | label], other@host]]].

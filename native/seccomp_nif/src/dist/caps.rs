@@ -197,9 +197,9 @@ pub struct Caps {
     /// Of each reference shown, the local process that sent it (the owner of
     /// an alias it created for a call, most often).
     owners: HashMap<Key, Key, FxBuildHasher>,
-    /// Owners the filter found to be neither named nor the runtime's or OTP's
-    /// own: messages to their aliases need not go to the filter.
-    plain_owners: HashSet<Key, FxBuildHasher>,
+    /// Processes the filter found to be neither named nor the runtime's or
+    /// OTP's own: messages to them and their aliases need not go to it.
+    plain: HashSet<Key, FxBuildHasher>,
     /// Room reused from packet to packet.
     spans: Vec<(usize, usize)>,
     keys: Vec<Key>,
@@ -373,13 +373,16 @@ impl Caps {
 
     /// Whether the owner of the alias `key` is a process the filter found plain.
     pub fn plain_owner(&self, key: &Key) -> bool {
-        self.owners
-            .get(key)
-            .is_some_and(|o| self.plain_owners.contains(o))
+        self.owners.get(key).is_some_and(|o| self.plain.contains(o))
     }
 
-    pub fn set_plain(&mut self, owner: Key) {
-        self.plain_owners.insert(owner);
+    /// Whether the filter found the pid `key` plain.
+    pub fn is_plain(&self, key: &Key) -> bool {
+        self.plain.contains(key)
+    }
+
+    pub fn set_plain(&mut self, pid: Key) {
+        self.plain.insert(pid);
     }
 
     /// Whether `key` names a monitor recorded here whose exit may name
@@ -416,7 +419,7 @@ impl Caps {
         let shown = &self.shown;
         self.owners
             .retain(|reference, _| shown.contains_key(reference));
-        self.plain_owners.clear();
+        self.plain.clear();
         let mut echoed = PEER_NAMED.lock().expect("peer named");
         echoed.retain(|k| k[0] != b'p' || alive(k));
         PEER_NAMED_ANY.store(!echoed.is_empty(), Ordering::Release);

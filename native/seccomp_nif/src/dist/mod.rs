@@ -255,15 +255,22 @@ fn dist_caps_owner<'a>(env: Env<'a>, conn: Conn, reference: Term<'a>) -> Term<'a
         .map_or_else(|| atoms::undefined().encode(env), |(pid, _)| pid)
 }
 
-/// `dist_caps_plain_owner(Conn, Pid)`: the filter found `Pid` neither named
-/// nor the runtime's or OTP's own; messages to its aliases may be delivered
-/// by the driver until the next generation.
+/// `dist_caps_found_plain(Conn, Pid)`: the filter found `Pid` neither named
+/// nor the runtime's or OTP's own; messages to it and its aliases may be
+/// delivered by the driver until the next generation.
 #[rustler::nif]
-fn dist_caps_plain_owner(conn: Conn, pid: Term) -> rustler::Atom {
+fn dist_caps_found_plain(conn: Conn, pid: Term) -> rustler::Atom {
     if let Some(key) = local_key(&conn, pid) {
         conn.shared.caps.lock().expect("caps").set_plain(key);
     }
     atoms::ok()
+}
+
+/// `dist_caps_is_plain(Conn, Pid)`: whether the filter found `Pid` plain
+/// in this generation.
+#[rustler::nif]
+fn dist_caps_is_plain(conn: Conn, pid: Term) -> bool {
+    local_key(&conn, pid).is_some_and(|k| conn.shared.caps.lock().expect("caps").is_plain(&k))
 }
 
 /// `dist_policy_changed()`: the rules every driver holds are out of date.
