@@ -1818,12 +1818,8 @@ global_syncs_name_their_lock(_Config) ->
 %% kernel_sup would stop the node). The node's own sync with the peer
 %% carries on.
 global_sync_steps_come_once(_Config) ->
-    {Prot, ProtNode} = start(protected, seccomp),
-    Server = on(Prot, fun() -> whereis(global_name_server) end),
     Me = seccomp_ct_syncs@localhost,
-    C = seccomp_dist_raw:connect(ProtNode, Me, ?COOKIE),
-    Tag = sync_tag(C, 10),
-    P = seccomp_dist_raw:pid(C, 5),
+    {Prot, ProtNode, Server, C, Tag, P} = raw_sync(Me, 5),
     Steps = [{exchange, Me, [], [], Tag}, {resolved, Me, [], [], unused, [], Tag}],
     [begin
          ok = seccomp_dist_raw:send(C, {6, P, '', global_name_server}, {'$gen_cast', Step}),
@@ -1842,12 +1838,8 @@ global_sync_steps_come_once(_Config) ->
 %% to the process whose call it answers, with an answer that call takes;
 %% nothing else goes to the helpers.
 global_replies_answer_their_call(_Config) ->
-    {Prot, ProtNode} = start(protected, seccomp),
-    Server = on(Prot, fun() -> whereis(global_name_server) end),
     Me = seccomp_ct_replies@localhost,
-    C = seccomp_dist_raw:connect(ProtNode, Me, ?COOKIE),
-    Tag = sync_tag(C, 10),
-    P = seccomp_dist_raw:pid(C, 7),
+    {Prot, ProtNode, Server, C, Tag, P} = raw_sync(Me, 7),
     ToServer = {6, seccomp_dist_raw:pid(C, 50), '', global_name_server},
     ok = seccomp_dist_raw:send(C, ToServer, {'$gen_cast', {init_connect, {6, 77}, Me, {locker, no_pid, #{}, P}}}),
     timer:sleep(300),
@@ -1957,6 +1949,15 @@ receive_from(C, Label, Until) ->
         timeout -> error({nothing_from_the_node, Label});
         _Other -> receive_from(C, Label, Until)
     end.
+
+%% A protected node, its global_name_server, and the raw client `Me' whose
+%% sync with it has begun: the client's connection, the sync's tag and the
+%% client's pid number `Id'.
+raw_sync(Me, Id) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Server = on(Prot, fun() -> whereis(global_name_server) end),
+    C = seccomp_dist_raw:connect(ProtNode, Me, ?COOKIE),
+    {Prot, ProtNode, Server, C, sync_tag(C, 10), seccomp_dist_raw:pid(C, Id)}.
 
 %% The tag of the sync the node starts with the raw client `C'.
 sync_tag(C, Tries) ->
