@@ -48,9 +48,12 @@
 %% Packets the socket delivers before the receiver asks again (and flushes
 %% its counters).
 -define(ACTIVE_N, 64).
-%% Both processes handle packet after packet: a heap that fits many of them
-%% makes collections rare (binaries of large packets are off the heap).
--define(HEAP_OPTS, [{message_queue_data, off_heap}, {min_heap_size, 16384}, {fullsweep_after, 20}]).
+%% Over TLS the receiver and the sender handle packet after packet: a heap
+%% that fits many of them makes collections rare (binaries of large packets
+%% are off the heap). A controller takes it only when it becomes a sender:
+%% before its handshake completes, a connection costs little.
+-define(HEAP_OPTS, [{message_queue_data, off_heap}, {fullsweep_after, 20}]).
+-define(PACKETS_HEAP_WORDS, 16384).
 %% A packet at least this large is followed by a collection of the
 %% receiver's heap.
 -define(COLLECT_AFTER_BYTES, 1048576).
@@ -112,7 +115,7 @@ controller({Transport, S} = Socket, Driven) ->
     Closed = element(2, Transport:tags()),
     receive
         {seccomp_dist_req, From, Ref, nodeup_opts} ->
-            ok = call(Socket, setopts, [nodeup_opts()]),
+            ok = call(Socket, setopts, [nodeup_opts(Transport:driven())]),
             Driven1 = case Driven =:= none andalso Transport:driven() of
                           true -> drive(Socket);
                           false -> Driven
@@ -155,16 +158,20 @@ drive({_Transport, S} = Socket) ->
 handshake_complete(Socket, none, Node, DHandle, Reply) ->
     Caps = seccomp_dist_caps:new(),
     ok = seccomp_dist_caps:peer(Caps, Node),
-    Receiver = spawn_opt(?MODULE, receiver, [self(), {socket, Socket, DHandle}, Node, Caps], [link | ?HEAP_OPTS]),
+    Receiver = spawn_opt(?MODULE, receiver, [self(), {socket, Socket, DHandle}, Node, Caps],
+                         [link, {min_heap_size, ?PACKETS_HEAP_WORDS} | ?HEAP_OPTS]),
     ok = call(Socket, controlling_process, [Receiver]),
     ok = erlang:dist_ctrl_input_handler(DHandle, Receiver),
     Receiver ! go,
     ok = Reply(),
+    _ = process_flag(min_heap_size, ?PACKETS_HEAP_WORDS),
     _ = erlang:dist_ctrl_set_opt(DHandle, get_size, true),
     erlang:dist_ctrl_get_data_notification(DHandle),
     sender(Socket, DHandle, Caps);
 handshake_complete(Socket, {Port, Caps, Buffered}, Node, _DHandle, Reply) ->
     ok = seccomp_dist_caps:peer(Caps, Node),
+    %% (the driver delivers most packets itself: the receiver's heap grows
+    %% only with what it judges)
     Receiver = spawn_opt(?MODULE, receiver, [self(), {port, Port, Buffered}, Node, Caps], [link | ?HEAP_OPTS]),
     true = erlang:port_connect(Port, Receiver),
     Receiver ! go,
@@ -278,12 +285,16 @@ wait_until_not_up(Node, Polls) ->
 
 %% After the handshake the carrier frames packets itself (`{packet, 4}' in
 %% the socket would close the connection on a packet over its limit).
-nodeup_opts() ->
-    [{active, false}, {packet, raw}, {nodelay, true} | buffer_opts()
-     ++ [{send_timeout, send_timeout_ms()}, {send_timeout_close, true}]].
+%% The socket's default user-space buffer is small: every large packet would
+%% be reassembled in many steps. A driven connection's socket is read and
+%% written by the carrier's driver, which keeps buffers of its own.
+nodeup_opts(Driven) ->
+    [{active, false}, {packet, raw}, {nodelay, true}, {send_timeout, send_timeout_ms()}, {send_timeout_close, true}
+     | case Driven of
+           true -> [];
+           false -> buffer_opts()
+       end].
 
-%% The driver's default user-space buffer is small: every large packet would
-%% be reassembled in many steps.
 buffer_opts() -> [{buffer, 256 * 1024}, {high_watermark, 1024 * 1024}, {low_watermark, 512 * 1024}].
 
 %% A peer that stops reading fills the socket, and every local process that

@@ -31,7 +31,7 @@
          judged_messages_leave_nothing_behind/1, peers_demonitor_only_their_own_monitors/1,
          pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
          global_sync_steps_come_once/1, global_replies_answer_their_call/1,
-         new_servers_are_judged_by_name_at_once/1,
+         new_servers_are_judged_by_name_at_once/1, connections_cost_little/1,
          peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -61,7 +61,7 @@ all() ->
      global_helpers_are_judged_whatever_they_wait_in, peers_that_stop_reading_are_dropped,
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
      pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once, global_replies_answer_their_call,
-     new_servers_are_judged_by_name_at_once,
+     new_servers_are_judged_by_name_at_once, connections_cost_little,
      peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
@@ -589,6 +589,36 @@ outgoing_rpc_carries_the_policy(_Config) ->
     {{error, {seccomp_violation, {os, getpid, 0}}}, {badrpc, _}, NodeB} = Result,
     ?assertEqual(NodeB, on(A, fun() -> seccomp:rpc_call(NodeB, erlang, node, [], 5000) end)),
     stop([A, B]).
+
+%% What a connection costs the node while it waits for its handshake, and
+%% once it is an idle authenticated peer (OTP's own carrier: about 9 KB and
+%% 2 processes, 16 KB). Connections are cheap to open: their fixed cost is
+%% what many of them add up to.
+connections_cost_little(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Port = on(Prot, fun() -> {ok, Names} = erl_epmd:names(), hd([P || {N, P} <- Names, lists:prefix("protected", N)]) end),
+    Measure = fun() -> on(Prot, fun() -> {erlang:memory(total), erlang:system_info(process_count)} end) end,
+    PerConnection = fun(N, Open) ->
+                            {M0, P0} = Measure(),
+                            Conns = Open(N),
+                            timer:sleep(1500),
+                            {M1, P1} = Measure(),
+                            {Conns, (M1 - M0) div N, (P1 - P0) / N}
+                    end,
+    {Waiting, WaitingBytes, WaitingProcs} =
+        PerConnection(200, fun(N) -> [S || _ <- lists:seq(1, N),
+                                           {ok, S} <- [gen_tcp:connect("localhost", Port, [binary, {active, false}])]] end),
+    {Idle, IdleBytes, IdleProcs} =
+        PerConnection(50, fun(N) -> [seccomp_dist_raw:connect(ProtNode, list_to_atom("seccomp_ct_idle" ++ integer_to_list(I) ++ "@localhost"), ?COOKIE)
+                                     || I <- lists:seq(1, N)] end),
+    ct:log("waiting for the handshake: ~p bytes, ~p processes; idle peer: ~p bytes, ~p processes",
+           [WaitingBytes, WaitingProcs, IdleBytes, IdleProcs]),
+    ?assertEqual({200, 50}, {length(Waiting), length(Idle)}),
+    ?assert(WaitingBytes < 32 * 1024 andalso WaitingProcs =< 3),
+    ?assert(IdleBytes < 96 * 1024 andalso IdleProcs =< 4),
+    [gen_tcp:close(S) || S <- Waiting],
+    [seccomp_dist_raw:close(C) || C <- Idle],
+    stop([Prot]).
 
 garbage_disconnects_only_that_node(_Config) ->
     {Prot, ProtNode} = start(protected, seccomp),
