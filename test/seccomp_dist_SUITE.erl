@@ -1880,7 +1880,7 @@ global_replies_answer_their_call(_Config) ->
                                            {current_function, {global, loop_the_registrar, 0}} =:=
                                                process_info(L, current_function)]) end),
     Unshown = on(Prot, fun() -> make_ref() end),
-    Sends = [{22, P, Locker, {CallTag, Answer}} || Answer <- [yes, ok, maybe, {true}]]
+    Sends = [{22, P, Locker, {CallTag, Answer}} || Answer <- [yes, ok, perhaps, {true}]]
         %% the right answer, to another helper, and an answer to a call never made
         ++ [{22, P, Registrar, {CallTag, true}}, {22, P, Locker, {{Unshown, Me}, true}}]
         %% what the name server takes, to a helper (whose catch-all logs it)
