@@ -447,7 +447,7 @@ content(Kind, Name, Payload, #{rules := R} = C) ->
                 true -> {accept, Kind, Atoms};
                 false ->
                     Msg = decode(Payload),
-                    case judge(Name, Msg, C) of
+                    case judge(Name, Msg, Funs, C) of
                         ok -> {accept, Kind, Atoms};
                         {refused, Why} -> {refuse, Kind, Why, io_refusal(Msg, C)}
                     end
@@ -456,8 +456,9 @@ content(Kind, Name, Payload, #{rules := R} = C) ->
             refused(Kind, Refused)
     end.
 
-judge(Name, Msg, #{node := Node, rules := R} = C) ->
-    case maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
+%% (`Funs': how many funs the scan found in the message.)
+judge(Name, Msg, Funs, #{node := Node, rules := R} = C) ->
+    case Funs =:= 0 orelse maps:get(funs, R) orelse not forbidden_fun(Msg, R) of
         false -> {refused, carries_fun};
         true when Name =:= none -> seccomp_dist_shapes:door(Msg, Node);
         true -> shape(Name, Msg, C)
@@ -665,7 +666,23 @@ mfa_match(_, _) -> false.
 %% A closure from another node is code to run here. External funs are only
 %% names: they are let through when the rpc rules allow them, or when they
 %% are `global''s name-clash resolvers, which `global:register_name' sends.
-forbidden_fun(T, R) when is_function(T) ->
+%% The term is walked with a stack of its own, a few words for each term it
+%% holds (a call per level of nesting, or a list per tuple, would take many
+%% times the term's own size in a peer's deeply nested message).
+forbidden_fun(T, R) -> any_forbidden([T], R).
+
+any_forbidden([], _R) -> false;
+any_forbidden([T | Rest], R) when is_function(T) -> forbidden(T, R) orelse any_forbidden(Rest, R);
+any_forbidden([[H | T] | Rest], R) -> any_forbidden([H, T | Rest], R);
+any_forbidden([T | Rest], R) when is_tuple(T) -> any_forbidden(elements(T, tuple_size(T), Rest), R);
+any_forbidden([T | Rest], R) when is_map(T) ->
+    any_forbidden(maps:fold(fun(K, V, Acc) -> [K, V | Acc] end, Rest, T), R);
+any_forbidden([_ | Rest], R) -> any_forbidden(Rest, R).
+
+elements(_T, 0, Acc) -> Acc;
+elements(T, I, Acc) -> elements(T, I - 1, [element(I, T) | Acc]).
+
+forbidden(T, R) ->
     case erlang:fun_info(T, type) of
         {type, external} ->
             {module, M} = erlang:fun_info(T, module),
@@ -674,11 +691,7 @@ forbidden_fun(T, R) when is_function(T) ->
             not (lists:member({M, F, A}, ?GLOBAL_RESOLVERS) orelse rpc_allowed({M, F, A}, R));
         {type, local} ->
             not global_resolver(T)
-    end;
-forbidden_fun([H | T], R) -> forbidden_fun(H, R) orelse forbidden_fun(T, R);
-forbidden_fun(T, R) when is_tuple(T) -> forbidden_fun(tuple_to_list(T), R);
-forbidden_fun(T, R) when is_map(T) -> forbidden_fun(maps:to_list(T), R);
-forbidden_fun(_, _R) -> false.
+    end.
 
 %% Inside `global', `fun random_exit_name/3' is a local fun with no
 %% environment. One from another release may not resolve here (it has no

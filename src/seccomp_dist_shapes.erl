@@ -35,10 +35,13 @@ check(rex, {From, {call, M, F, A, GL}}, Peer) ->
     own(From, Peer, rpc(M, F, A, GL));
 check(rex, {From, features_request}, Peer) ->
     own(From, Peer, ok);
-%% rex sends `Msg' to the local name `To' for the peer: judged as the
-%% peer's own send to `To'.
-check(rex, {From, {Relay, To, Msg}}, Peer) when is_atom(To), (Relay =:= sbcast orelse Relay =:= send) ->
+%% rex sends to the local name `To' for the peer, judged as the peer's own
+%% send to `To' of what rex sends: `Msg' itself for `sbcast', `{From, Msg}'
+%% for `send' (as in OTP's rpc.erl).
+check(rex, {From, {sbcast, To, Msg}}, Peer) when is_atom(To) ->
     own(From, Peer, {relay, To, Msg});
+check(rex, {From, {send, To, Msg}}, Peer) when is_atom(To) ->
+    own(From, Peer, {relay, To, {From, Msg}});
 check(rex, Msg, _Peer) ->
     {refused, {rex, tag(Msg)}};
 
