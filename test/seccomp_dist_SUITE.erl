@@ -32,6 +32,7 @@
          pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
          global_sync_steps_come_once/1, global_replies_answer_their_call/1,
          new_servers_are_judged_by_name_at_once/1, connections_cost_little/1, deep_messages_cost_their_size/1,
+         what_was_shown_outlives_generations/1,
          peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -41,7 +42,7 @@
 %% run on the protected node
 -export([starter/2]).
 %% run on peer nodes
--export([decide_on/2, give/2, show_from/3, collect/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
+-export([decide_on/2, give/2, show_from/3, collect/1, keep_aliases/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -62,6 +63,7 @@ all() ->
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
      pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once, global_replies_answer_their_call,
      new_servers_are_judged_by_name_at_once, connections_cost_little, deep_messages_cost_their_size,
+     what_was_shown_outlives_generations,
      peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
@@ -516,6 +518,69 @@ echo_loop() ->
         {From, Msg} when is_pid(From) -> From ! {echo, Msg}, echo_loop();
         stop -> ok;
         _ -> echo_loop()
+    end.
+
+%% What a peer was shown is kept in generations of 100,000 items: a live
+%% process it was shown stays reachable however much is shown after it, a
+%% reference (an alias) shown two generations ago no longer reaches its
+%% process, and what the node keeps does not grow with what it shows.
+what_was_shown_outlives_generations(_Config) ->
+    {Prot, _ProtNode} = start(protected, seccomp),
+    {Cli, CliNode} = start(client, plain),
+    ok = on(Cli, fun() -> register(seccomp_ct_client, spawn(fun() -> ?MODULE:keep_aliases([]) end)), ok end),
+    Client = {seccomp_ct_client, CliNode},
+    %% A process waiting for a message at an alias it showed the client
+    %% (it exits with what it got).
+    Waiter = fun() ->
+                     on(Prot, fun() ->
+                                      Q = spawn(fun() ->
+                                                        A = alias(),
+                                                        Client ! {alias, A},
+                                                        receive {A, Msg} -> exit({got, Msg}) after 60000 -> ok end
+                                                end),
+                                      receive after 200 -> ok end,
+                                      Q
+                              end)
+             end,
+    Old = Waiter(),
+    Echo = on(Prot, fun() -> P = spawn(fun ?MODULE:echo_loop/0), Client ! {shown, P}, P end),
+    %% Shows the client 300,000 fresh references (three generations).
+    ShowMany = fun() ->
+                       on(Prot, fun() ->
+                                        [Client ! {noise, [make_ref() || _ <- lists:seq(1, 50000)]} || _ <- lists:seq(1, 6)],
+                                        receive after 1000 -> ok end,
+                                        {ok, Status} = file:read_file("/proc/self/status"),
+                                        [Kb] = [binary_to_integer(string:trim(string:trim(V), trailing, " kB"))
+                                                || <<"VmRSS:", V/binary>> <- binary:split(Status, <<"\n">>, [global])],
+                                        Kb
+                                end)
+               end,
+    Rss = [ShowMany() || _ <- lists:seq(1, 3)],
+    Fresh = Waiter(),
+    Echoed = on(Cli, fun() ->
+                             [Fresh1, Old1] = ?MODULE:keep_aliases(get),
+                             [A ! {A, hello} || A <- [Old1, Fresh1]],
+                             Echo ! {self(), still_here},
+                             receive {echo, still_here} -> echoed after 2000 -> timeout end
+                     end),
+    timer:sleep(300),
+    ct:log("RSS after each 300,000 shown: ~p KB", [Rss]),
+    ?assertEqual(echoed, Echoed),
+    ?assertEqual({true, false}, on(Prot, fun() -> {is_process_alive(Old), is_process_alive(Fresh)} end)),
+    [_, Rss2, Rss3] = Rss,
+    ?assert(Rss3 - Rss2 < 32 * 1024),
+    stop([Cli, Prot]).
+
+%% On the client: keeps the aliases it is sent, newest first; `get' (in
+%% another process) asks the registered keeper for them.
+keep_aliases(get) ->
+    seccomp_ct_client ! {get, self()},
+    receive {aliases, As} -> As end;
+keep_aliases(As) ->
+    receive
+        {alias, A} -> keep_aliases([A | As]);
+        {get, From} -> From ! {aliases, As}, keep_aliases(As);
+        _ -> keep_aliases(As)
     end.
 
 %% IPv6 loopback: the carrier with -seccomp_dist_inet6, a plain inet6_tcp client.
