@@ -15,6 +15,9 @@
 
 %% Sequential-trace counters are small non-negative integers (64-bit smalls).
 -define(SMALL, (1 bsl 59)).
+%% The largest sequential-trace label a peer may send (in words: a tuple of
+%% a few atoms and numbers, a short string).
+-define(LABEL_WORDS, 256).
 
 %% @doc Whether every field of the control tuple `Ctl' has the type the
 %% runtime assumes.
@@ -64,9 +67,13 @@ spawn_reply(Id, T, Flags, Result) ->
 altact(Flags, F, T) ->
     counter(Flags) andalso pid(F) andalso (is_pid(T) orelse is_reference(T) orelse is_atom(T)).
 
-%% `{Flags, Label, Serial, Sender, LastSerial}'; the label is any term.
-token({Flags, _Label, Serial, Sender, Last}) ->
-    small(Flags) andalso small(Serial) andalso pid(Sender) andalso small(Last);
+%% `{Flags, Label, Serial, Sender, LastSerial}'; the label is any term, but
+%% a small one: the receiver takes the token on, and a server carries it on
+%% everything it sends until it gets a message without one (`global' to
+%% every node that connects).
+token({Flags, Label, Serial, Sender, Last}) ->
+    small(Flags) andalso small(Serial) andalso pid(Sender) andalso small(Last)
+        andalso erts_debug:flat_size(Label) =< ?LABEL_WORDS;
 token(_) ->
     false.
 

@@ -37,7 +37,11 @@ check(rex, {From, features_request}, Peer) ->
     own(From, Peer, ok);
 %% rex sends to the local name `To' for the peer, judged as the peer's own
 %% send to `To' of what rex sends: `Msg' itself for `sbcast', `{From, Msg}'
-%% for `send' (as in OTP's rpc.erl).
+%% for `send' (as in OTP's rpc.erl). Never to rex itself: a relay of a relay
+%% nested N deep makes rex copy what is left of it at every level, work in
+%% the square of the bytes sent.
+check(rex, {_From, {Relay, rex, _Msg}} = Msg, _Peer) when Relay =:= sbcast; Relay =:= send ->
+    {refused, {rex, tag(Msg)}};
 check(rex, {From, {sbcast, To, Msg}}, Peer) when is_atom(To) ->
     own(From, Peer, {relay, To, Msg});
 check(rex, {From, {send, To, Msg}}, Peer) when is_atom(To) ->

@@ -32,7 +32,7 @@
          pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
          global_sync_steps_come_once/1, global_replies_answer_their_call/1,
          new_servers_are_judged_by_name_at_once/1, connections_cost_little/1, deep_messages_cost_their_size/1,
-         what_was_shown_outlives_generations/1,
+         what_was_shown_outlives_generations/1, one_peers_guesses_hide_nothing_from_others/1,
          peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
 %% the callbacks of a gen_server and a supervisor on the protected node
@@ -42,7 +42,7 @@
 %% run on the protected node
 -export([starter/2]).
 %% run on peer nodes
--export([decide_on/2, give/2, show_from/3, collect/1, keep_aliases/1, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
+-export([decide_on/2, give/2, show_from/3, collect/1, keep_aliases/1, members_of/2, craft_pid/3, echo_loop/0, sample/2, log/2, typed_and_owned/0, atom_exists/1]).
 
 all() ->
     [doors_are_refused, doors_by_guessed_pid_are_refused, request_shapes_are_enforced,
@@ -63,7 +63,7 @@ all() ->
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
      pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once, global_replies_answer_their_call,
      new_servers_are_judged_by_name_at_once, connections_cost_little, deep_messages_cost_their_size,
-     what_was_shown_outlives_generations,
+     what_was_shown_outlives_generations, one_peers_guesses_hide_nothing_from_others,
      peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
      filter_never_crashes_and_never_lets_refused_through, the_driver_keeps_order_and_follows_the_policy,
@@ -581,6 +581,46 @@ keep_aliases(As) ->
         {alias, A} -> keep_aliases([A | As]);
         {get, From} -> From ! {aliases, As}, keep_aliases(As);
         _ -> keep_aliases(As)
+    end.
+
+%% A pid a peer names before it was shown is not shown to that peer by being
+%% sent back; but other peers still are shown it: a peer that guessed the
+%% pid of a process joined to a pg group and registered in global made
+%% every later node unable to reach it (pg and global tell every peer of
+%% their members in messages the process itself does not send).
+one_peers_guesses_hide_nothing_from_others(_Config) ->
+    PgArgs = ["-kernel", "start_pg", "true"],
+    {Prot, ProtNode} = start(protected, seccomp, PgArgs),
+    Svc = on(Prot, fun() ->
+                           P = spawn(fun ?MODULE:echo_loop/0),
+                           ok = pg:join(seccomp_ct_group, P),
+                           yes = global:register_name(seccomp_ct_svc, P),
+                           P
+                   end),
+    C = seccomp_dist_raw:connect(ProtNode, seccomp_ct_guesser@localhost, ?COOKIE),
+    Me = seccomp_dist_raw:pid(C, 3),
+    {0, Id, _} = pid_numbers(Svc),
+    Guesses = [?MODULE:craft_pid(ProtNode, creation(Svc), I) || I <- lists:seq(max(1, Id - 50), Id + 50)],
+    [ok = seccomp_dist_raw:send(C, {22, Me, G}, hello) || G <- Guesses],
+    timer:sleep(500),
+    seccomp_dist_raw:close(C),
+    {Fresh, _} = start(fresh, plain, PgArgs),
+    Seen = on(Fresh, fun() ->
+                             true = net_kernel:connect_node(ProtNode),
+                             ok = global:sync(),
+                             Members = ?MODULE:members_of(seccomp_ct_group, 50),
+                             [P ! {self(), hi} || P <- Members],
+                             Echo = receive {echo, hi} -> echoed after 2000 -> timeout end,
+                             {Members, Echo, global:whereis_name(seccomp_ct_svc)}
+                     end),
+    ?assertEqual({[Svc], echoed, Svc}, Seen),
+    stop([Fresh, Prot]).
+
+%% On a peer: the members of a pg group once there are some (tries every 100 ms).
+members_of(Group, Tries) ->
+    case pg:get_members(Group) of
+        [] when Tries > 0 -> timer:sleep(100), members_of(Group, Tries - 1);
+        Members -> Members
     end.
 
 %% IPv6 loopback: the carrier with -seccomp_dist_inet6, a plain inet6_tcp client.
@@ -1386,14 +1426,22 @@ relays_are_judged_as_sends(Config) ->
                          %% times would stop the node
                          [begin {rex, ProtNode} ! {Me, {send, pg, {discover, Me}}}, timer:sleep(100) end
                           || _ <- lists:seq(1, 6)],
+                         %% rex relaying to itself copies what is left at
+                         %% every level: work in the square of the depth
+                         Chain = lists:foldl(fun(_, M) -> {send, rex, M} end, features_request,
+                                             lists:seq(1, 20000)),
+                         {rex, ProtNode} ! {Me, Chain},
+                         {rex, ProtNode} ! {Me, {sbcast, rex, {Me, Chain}}},
                          ok
                  end),
     timer:sleep(500),
     no_harm(Prot, ProtNode, File, Before),
     ?assertEqual(Pg, on(Prot, fun() -> whereis(pg) end)),
+    ?assertEqual([{status, waiting}, {message_queue_len, 0}],
+                 on(Prot, fun() -> process_info(whereis(rex), [status, message_queue_len]) end)),
     Stats = maps:values(on(Prot, fun() -> seccomp_dist:stats() end)),
     ct:log("~p", [Stats]),
-    ?assertMatch([#{{send, refused} := N}] when N >= 15, Stats),
+    ?assertMatch([#{{send, refused} := N}] when N >= 17, Stats),
     stop([Att, Prot]).
 
 %% With funs not allowed, no fun reaches the node in a spawn request's
@@ -1691,8 +1739,11 @@ control_fields_are_typed(_Config) ->
           end || I <- lists:seq(2, tuple_size(C)), not lists:member(I, Any)]
      end || {C, Any} <- Samples],
     %% tokens of every wrong shape, in every operation that carries one
+    %% (a label the receiving server would carry on everything it sends:
+    %% a small one)
     BadTokens = [foo, [], {}, {2, l, 7, P}, {x, l, 7, P, 6}, {2, l, -1, P, 6}, {2, l, 7, self_pid, 6},
-                 {2, l, 7, P, 1 bsl 64}],
+                 {2, l, 7, P, 1 bsl 64}, {2, lists:seq(1, 200), 7, P, 6}],
+    ?assert(seccomp_dist_control:well_formed({16, P, '', rex, {2, {label, lists:seq(1, 100)}, 7, P, 6}})),
     [?assertMatch({malformed, _}, verdict(packet(setelement(tuple_size(C), C, Tok), {x}), Ctx), {C, Tok})
      || {C, _} <- Samples, element(tuple_size(C), C) =:= T, Tok <- BadTokens],
     %% a control term beyond the memory bound is refused before it is decoded

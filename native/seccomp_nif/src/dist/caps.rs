@@ -27,12 +27,13 @@ const PENDING: usize = 32;
 
 /// This node's pids and references that a peer named before they were shown
 /// to it (a guess, or one relayed from a third node). Local code that sends
-/// them back (an error that quotes its arguments, a name a peer registered,
-/// an `erpc` call's reference in its reply) echoes them; it does not show
-/// them: they count as shown only where the process itself is the sender.
-/// Node-wide, since the echo may go to another peer than the one that named
-/// them.
-static PEER_NAMED: Lazy<Mutex<HashSet<Key, FxBuildHasher>>> = Lazy::new(Default::default);
+/// them back to that peer (an error that quotes its arguments, an `erpc`
+/// call's reference in its reply) echoes them; it does not show them: they
+/// count as shown only where the process itself is the sender. Kept per peer
+/// node name: a peer that reconnects finds what it named; and what one peer
+/// names does not stop this node from showing those processes to others
+/// (`pg` and `global` tell every peer the pids joined or registered here).
+static PEER_NAMED: Lazy<Mutex<PeerNamed>> = Lazy::new(Default::default);
 /// Whether `PEER_NAMED` may hold anything (set under its lock): while it is
 /// empty, as it is on a node whose peers name only what they were shown, an
 /// outgoing packet need not take the node-wide lock.
@@ -41,6 +42,41 @@ const PEER_NAMED_CAP: usize = 1_000_000;
 /// Identifiers one connection may add to `PEER_NAMED` per generation of
 /// what it was shown (more closes it).
 const NAMED_PER_PEER: usize = 100_000;
+
+/// The identifiers each peer node named (see `PEER_NAMED`), and how many
+/// there are in all.
+#[derive(Default)]
+struct PeerNamed {
+    by_peer: HashMap<Vec<u8>, HashSet<Key, FxBuildHasher>, FxBuildHasher>,
+    len: usize,
+}
+
+impl PeerNamed {
+    fn contains(&self, peer: &[u8], key: &Key) -> bool {
+        self.by_peer.get(peer).is_some_and(|set| set.contains(key))
+    }
+
+    fn insert(&mut self, peer: &[u8], key: Key) {
+        let added = match self.by_peer.get_mut(peer) {
+            Some(set) => set.insert(key),
+            None => {
+                let mut set = HashSet::default();
+                set.insert(key);
+                self.by_peer.insert(peer.to_vec(), set);
+                true
+            }
+        };
+        self.len += usize::from(added);
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Key) -> bool) {
+        for set in self.by_peer.values_mut() {
+            set.retain(|k| keep(k));
+        }
+        self.by_peer.retain(|_, set| !set.is_empty());
+        self.len = self.by_peer.values().map(HashSet::len).sum();
+    }
+}
 const PASS_THROUGH: u8 = 112;
 const VERSION: u8 = 131;
 
@@ -194,6 +230,8 @@ pub struct Caps {
     full: bool,
     /// Identifiers this connection's peer added to `PEER_NAMED`.
     named: usize,
+    /// The peer's node name (what `PEER_NAMED` keeps its identifiers under).
+    peer: Vec<u8>,
     /// Of each reference shown, the local process that sent it (the owner of
     /// an alias it created for a call, most often).
     owners: HashMap<Key, Key, FxBuildHasher>,
@@ -206,6 +244,11 @@ pub struct Caps {
 }
 
 impl Caps {
+    /// The peer's node name, once the handshake has proven or taken it.
+    pub fn set_peer(&mut self, peer: &[u8]) {
+        self.peer = peer.to_vec();
+    }
+
     /// Record what the outgoing packet `packet` shows the peer (`node`: this
     /// node's name). `payload_mentions`: whether the bytes after the control
     /// term may name this node (the caller may know they do not, without
@@ -238,7 +281,9 @@ impl Caps {
                 .then(|| PEER_NAMED.lock().expect("peer named"));
             keys.extend(spans.iter().filter_map(|&(start, _)| {
                 let (_, key, _) = identifier(&terms[start..])?;
-                let echo = echoed.as_ref().is_some_and(|e| e.contains(&key));
+                let echo = echoed
+                    .as_ref()
+                    .is_some_and(|e| e.contains(&self.peer, &key));
                 (senders.contains(&start) || !echo).then_some(key)
             }));
         }
@@ -290,18 +335,18 @@ impl Caps {
         }
         let mut echoed = PEER_NAMED.lock().expect("peer named");
         for (_, key, _) in spans.iter().filter_map(unshown) {
-            if echoed.contains(&key) {
+            if echoed.contains(&self.peer, &key) {
                 continue;
             }
-            if echoed.len() >= PEER_NAMED_CAP {
+            if echoed.len >= PEER_NAMED_CAP {
                 // References cannot be asked whether they are still in use:
                 // when the set is full they go (pids leave it when they die).
                 echoed.retain(|k| k[0] == b'p');
             }
-            if self.named >= NAMED_PER_PEER || echoed.len() >= PEER_NAMED_CAP {
+            if self.named >= NAMED_PER_PEER || echoed.len >= PEER_NAMED_CAP {
                 return false;
             }
-            echoed.insert(key);
+            echoed.insert(&self.peer, key);
             PEER_NAMED_ANY.store(true, Ordering::Release);
             self.named += 1;
         }
@@ -422,7 +467,7 @@ impl Caps {
         self.plain.clear();
         let mut echoed = PEER_NAMED.lock().expect("peer named");
         echoed.retain(|k| k[0] != b'p' || alive(k));
-        PEER_NAMED_ANY.store(!echoed.is_empty(), Ordering::Release);
+        PEER_NAMED_ANY.store(echoed.len > 0, Ordering::Release);
         drop(echoed);
         self.gen = gen.wrapping_add(1);
         self.count = 0;
@@ -528,6 +573,7 @@ mod tests {
         incoming.push(131);
         incoming.extend(&guessed);
         let mut caps = Caps::default();
+        caps.set_peer(b"peer@h");
         assert!(caps.named_by_peer(&incoming, node, &memchr::memmem::Finder::new(node)));
         let key = identifier(&guessed).unwrap().1;
         caps.show(&send_packet(&pid(node, 3), &pid(b"peer@h", 1)), node, true);
@@ -538,6 +584,17 @@ mod tests {
         echo.extend(&guessed);
         caps.show(&echo, node, true);
         assert!(!caps.holds(&key));
+        // What one peer named is shown to another (pg and global tell every
+        // peer of the processes joined or registered here).
+        let mut other = Caps::default();
+        other.set_peer(b"other@h");
+        other.show(&echo, node, true);
+        assert!(other.holds(&key));
+        // A reconnection of the peer that named it finds it named.
+        let mut again = Caps::default();
+        again.set_peer(b"peer@h");
+        again.show(&echo, node, true);
+        assert!(!again.holds(&key));
         caps.show(&send_packet(&guessed, &pid(b"peer@h", 1)), node, true);
         assert!(caps.holds(&key));
     }

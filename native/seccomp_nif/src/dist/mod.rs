@@ -162,7 +162,15 @@ fn dist_conn_new<'a>(env: Env<'a>, node: Binary<'a>) -> Term<'a> {
 /// from then on).
 #[rustler::nif]
 fn dist_conn_peer(conn: Conn, peer: Binary) -> bool {
-    conn.shared.peer.set(peer.as_slice().to_vec()).is_ok()
+    let set = conn.shared.peer.set(peer.as_slice().to_vec()).is_ok();
+    if set {
+        conn.shared
+            .caps
+            .lock()
+            .expect("caps")
+            .set_peer(peer.as_slice());
+    }
+    set
 }
 
 /// `dist_caps_show(Conn, Packet)`: record what an outgoing packet shows the
