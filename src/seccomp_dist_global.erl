@@ -99,7 +99,8 @@ call(_Req, _Peer) -> false.
 cast({init_connect, Vsn, Peer, {locker, _, _HisKnown, HisLocker}}, Peer) ->
     version(Vsn) andalso own(HisLocker, Peer);
 cast({exchange, Peer, Names, NamesExt, Tag}, Peer) ->
-    all(fun name_entry/1, Names) andalso names_ext(NamesExt) andalso once({exchange, Tag});
+    all(fun(Entry) -> exchanged(Entry, Peer) end, Names) andalso names_ext(NamesExt)
+        andalso once({exchange, Tag});
 cast({resolved, Peer, Ops, Known, _Unused, NamesExt, Tag}, Peer) ->
     all(fun(Op) -> op(Op, Peer) end, Ops) andalso node_list(Known) andalso names_ext(NamesExt)
         andalso once({resolved, Tag});
@@ -153,8 +154,24 @@ op({delete, Name}, Peer) ->
     end;
 op(_, _Peer) -> false.
 
-name_entry({Name, Pid, Method}) -> name_entry(Name, Pid, Method);
-name_entry(_) -> false.
+%% A name of the peer's `exchange' that this node holds for another process
+%% is a clash, which `global' resolves here when this node's name sorts
+%% first: it runs the resolver the name was registered with, on the
+%% holder's node, and `global:random_exit_name/3' kills one of the two
+%% processes. Only between this node's and the peer's processes: a third
+%% node's process in a clash (named by the peer, or held here from an
+%% earlier sync) is refused, or one peer could make this node kill any
+%% process on any node it is connected to.
+exchanged({Name, Pid, Method}, Peer) ->
+    name_entry(Name, Pid, Method)
+        andalso case registered(Name) of
+                    none -> true;
+                    Pid -> true;
+                    Held -> node() > Peer orelse (ours(Pid, Peer) andalso ours(Held, Peer))
+                end;
+exchanged(_Entry, _Peer) -> false.
+
+ours(Pid, Peer) -> node(Pid) =:= node() orelse node(Pid) =:= Peer.
 
 %% `global' inserts a name over whatever this node holds under it, with no
 %% resolver (`register', and the inserts of `resolved' and `new_nodes'): a

@@ -32,6 +32,7 @@
          pg_lists_are_lists/1, global_names_of_others_stay/1, global_syncs_name_their_lock/1,
          global_sync_steps_come_once/1, global_replies_answer_their_call/1,
          new_servers_are_judged_by_name_at_once/1, connections_cost_little/1, deep_messages_cost_their_size/1,
+         global_clashes_kill_nothing_on_third_nodes/1,
          what_was_shown_outlives_generations/1, one_peers_guesses_hide_nothing_from_others/1,
          peers_that_stop_reading_start_little/1,
          both_directions_at_once/1, tls_carrier_filters/1, tls_refuses_unproven_names/1]).
@@ -63,6 +64,7 @@ all() ->
      judged_messages_leave_nothing_behind, peers_demonitor_only_their_own_monitors,
      pg_lists_are_lists, global_names_of_others_stay, global_syncs_name_their_lock, global_sync_steps_come_once, global_replies_answer_their_call,
      new_servers_are_judged_by_name_at_once, connections_cost_little, deep_messages_cost_their_size,
+     global_clashes_kill_nothing_on_third_nodes,
      what_was_shown_outlives_generations, one_peers_guesses_hide_nothing_from_others,
      peers_that_stop_reading_start_little, both_directions_at_once,
      tls_carrier_filters, tls_refuses_unproven_names,
@@ -2128,6 +2130,44 @@ receive_from(C, Label, Until) ->
         timeout -> error({nothing_from_the_node, Label});
         _Other -> receive_from(C, Label, Until)
     end.
+
+%% A name clash in a peer's `exchange' is resolved here (this node's name
+%% sorts first) by the name's resolver, which kills one of the two processes
+%% (the one on the node whose name sorts last): a peer that named a third
+%% node's process for a name this node holds made this node kill it, or
+%% any process there (init). Clashes are between this node's and the
+%% peer's processes only; the node's own sync with the peer goes on.
+global_clashes_kill_nothing_on_third_nodes(_Config) ->
+    {Prot, ProtNode} = start(protected, seccomp),
+    Server = on(Prot, fun() -> whereis(global_name_server) end),
+    {Third, ThirdNode} = start(third, plain),
+    {Att, AttNode} = start(zattacker, plain),
+    true = ThirdNode > ProtNode andalso AttNode > ProtNode,
+    Target = on(Third, fun() -> spawn(fun() -> receive stop -> ok end end) end),
+    Held = on(Prot, fun() ->
+                            true = net_kernel:connect_node(ThirdNode),
+                            ok = global:sync(),
+                            H = spawn(fun() -> receive stop -> ok end end),
+                            yes = global:register_name(seccomp_ct_clash, H),
+                            H
+                    end),
+    %% The attacker's global holds the name for the third node's process
+    %% (written into its own table), and syncs with the protected node.
+    ok = on(Att, fun() ->
+                         _ = sys:replace_state(global_name_server,
+                                               fun(S) ->
+                                                       true = ets:insert(global_names, {seccomp_ct_clash, Target,
+                                                                                        fun global:random_exit_name/3,
+                                                                                        make_ref()}),
+                                                       S
+                                               end),
+                         true = net_kernel:connect_node(ProtNode),
+                         ok
+                 end),
+    timer:sleep(3000),
+    ?assert(on(Third, fun() -> is_process_alive(Target) end)),
+    ?assertEqual({Server, Held}, on(Prot, fun() -> {whereis(global_name_server), global:whereis_name(seccomp_ct_clash)} end)),
+    stop([Att, Third, Prot]).
 
 %% A protected node, its global_name_server, and the raw client `Me' whose
 %% sync with it has begun: the client's connection, the sync's tag and the
