@@ -515,10 +515,8 @@ server_verdict(_Name, {relay, To, Inner}, C) ->
 %% peer the reference it is tagged with, reached at its pid or an alias.
 reply(Name, Ref, Takes, C) ->
     Caller = process_of(Ref, C),
-    %% (a helper started since the registry copy was made is not in it)
     case is_pid(Caller) andalso process_of(maps:get(to, C, none), C) =:= Caller
-        andalso (seccomp_dist_system:registered_name(Caller) =:= Name
-                 orelse seccomp_dist_system:current_name(Caller) =:= Name) of
+        andalso process_kind(Caller, C) =:= {named, Name} of
         false -> {refused, {Name, not_a_reply_to_its_call}};
         true ->
             case Takes(Caller) of
