@@ -77,7 +77,8 @@ is_plain({Resource, _}, Pid) -> seccomp_nif:dist_caps_is_plain(Resource, Pid).
 
 %% @doc Whether `Ref' names a monitor a local process set up on the peer
 %% whose exit may name `Proc' as the process that went (the pid or name it
-%% watches; any pid for a spawn request's), which now counts as fired.
+%% watches; any pid for a spawn request's), which now counts as fired. No
+%% process is registered as `undefined'.
 -spec monitor_fired(conn(), term(), term()) -> boolean().
 monitor_fired({Resource, _}, Ref, Proc) when is_reference(Ref), Proc =/= undefined ->
     seccomp_nif:dist_caps_monitor_fired(Resource, Ref, Proc);
@@ -87,8 +88,7 @@ monitor_fired(_Conn, _NotRef, _Proc) -> false.
 %% spawn failed): it is forgotten.
 -spec forget_monitor(conn(), term()) -> ok.
 forget_monitor({Resource, _}, Ref) when is_reference(Ref) ->
-    _ = seccomp_nif:dist_caps_monitor_fired(Resource, Ref, undefined),
-    ok;
+    seccomp_nif:dist_caps_forget_monitor(Resource, Ref);
 forget_monitor(_Conn, _NotRef) -> ok.
 
 %% @doc Start a new generation of shown items.

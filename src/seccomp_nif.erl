@@ -13,7 +13,7 @@
          flat_size/4, flat_size_dirty/4, etf_scan/2, etf_scan_dirty/2,
          dist_conn_new/1, dist_conn_peer/2, dist_caps_show/2, dist_caps_named/2, dist_caps_rotate/1, dist_caps_owner/2,
          dist_caps_found_plain/2, dist_caps_is_plain/2, dist_caps_holds/2,
-         dist_caps_monitor_fired/3, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/3,
+         dist_caps_monitor_fired/3, dist_caps_forget_monitor/2, dist_policy_changed/0, dist_conn_stale/1, dist_conn_rules/3,
          dist_conn_registry/2]).
 
 -export([load_driver/0]).
@@ -188,6 +188,9 @@ dist_caps_holds(_Conn, _Item) -> ?NOT_LOADED.
 
 -spec dist_caps_monitor_fired(reference(), reference(), term()) -> boolean().
 dist_caps_monitor_fired(_Conn, _Ref, _Proc) -> ?NOT_LOADED.
+
+-spec dist_caps_forget_monitor(reference(), reference()) -> ok.
+dist_caps_forget_monitor(_Conn, _Ref) -> ?NOT_LOADED.
 
 -spec dist_policy_changed() -> non_neg_integer().
 dist_policy_changed() -> ?NOT_LOADED.

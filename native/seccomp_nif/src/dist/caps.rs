@@ -431,19 +431,22 @@ impl Caps {
     }
 
     /// Whether `key` names a monitor recorded here whose exit may name
-    /// `from` as the process that went (`None`: the monitor will never
-    /// fire, and is forgotten); if so, it counts as fired.
-    pub fn monitor_fired(&mut self, key: &Key, from: Option<&Watched>) -> bool {
+    /// `from` as the process that went; if so, it counts as fired.
+    pub fn monitor_fired(&mut self, key: &Key, from: &Watched) -> bool {
         let fits = match (self.monitors.get(key), from) {
             (None, _) => false,
-            (Some(_), None) => true,
-            (Some(Watched::Spawned), Some(Watched::Pid(..))) => true,
-            (Some(watched), Some(from)) => watched == from,
+            (Some(Watched::Spawned), Watched::Pid(..)) => true,
+            (Some(watched), from) => watched == from,
         };
         if fits {
             self.monitors.remove(key);
         }
         fits
+    }
+
+    /// The monitor `key` will never fire (a spawn that failed).
+    pub fn forget_monitor(&mut self, key: &Key) {
+        self.monitors.remove(key);
     }
 
     /// Start a new generation: the full one stays, items of earlier ones
@@ -626,9 +629,9 @@ mod tests {
         let key = identifier(&r).unwrap().1;
         let other = Watched::named(&pid(b"b@h", 3)).unwrap();
         let watched = Watched::named(&pid(b"b@h", 2)).unwrap();
-        assert!(!caps.monitor_fired(&key, Some(&other)));
-        assert!(!caps.monitor_fired(&key, Some(&Watched::Name(b"b@h".to_vec()))));
-        assert!(caps.monitor_fired(&key, Some(&watched)));
-        assert!(!caps.monitor_fired(&key, Some(&watched)));
+        assert!(!caps.monitor_fired(&key, &other));
+        assert!(!caps.monitor_fired(&key, &Watched::Name(b"b@h".to_vec())));
+        assert!(caps.monitor_fired(&key, &watched));
+        assert!(!caps.monitor_fired(&key, &watched));
     }
 }

@@ -227,28 +227,31 @@ fn dist_caps_holds(conn: Conn, item: Term) -> bool {
 
 /// `dist_caps_monitor_fired(Conn, Ref, From)`: whether `Ref` names a monitor
 /// a local process set up on the peer whose exit may name `From` (a pid or
-/// a name) as the process that went, which now counts as fired; `From`
-/// `undefined`: the monitor will never fire, and is forgotten.
+/// a name) as the process that went, which now counts as fired.
 #[rustler::nif]
 fn dist_caps_monitor_fired(conn: Conn, reference: Term, from: Term) -> bool {
-    let from = if from.decode::<rustler::Atom>().ok() == Some(atoms::undefined()) {
-        None
-    } else {
-        match from.to_binary().as_slice().split_first() {
-            Some((131, term)) => match caps::Watched::named(term) {
-                Some(watched) => Some(watched),
-                None => return false,
-            },
-            _ => return false,
-        }
+    let from = match from.to_binary().as_slice().split_first() {
+        Some((131, term)) => caps::Watched::named(term),
+        _ => None,
     };
-    local_key(&conn, reference).is_some_and(|k| {
-        conn.shared
-            .caps
-            .lock()
-            .expect("caps")
-            .monitor_fired(&k, from.as_ref())
+    from.is_some_and(|from| {
+        local_key(&conn, reference).is_some_and(|k| {
+            conn.shared
+                .caps
+                .lock()
+                .expect("caps")
+                .monitor_fired(&k, &from)
+        })
     })
+}
+
+/// `dist_caps_forget_monitor(Conn, Ref)`: the monitor `Ref` will never fire.
+#[rustler::nif]
+fn dist_caps_forget_monitor(conn: Conn, reference: Term) -> rustler::Atom {
+    if let Some(key) = local_key(&conn, reference) {
+        conn.shared.caps.lock().expect("caps").forget_monitor(&key);
+    }
+    atoms::ok()
 }
 
 /// `dist_caps_owner(Conn, Ref)`: the local process that sent the shown
